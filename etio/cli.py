@@ -1,0 +1,57 @@
+"""The ``etio`` command line: one command per pipeline step, paper table and figure.
+
+Each area of the pipeline registers its commands from ``etio.commands.<area>``; heavy
+imports (torch, rpy2, dowhy) happen inside the commands, so ``etio --help`` stays fast.
+Errors in user input arrive as :class:`etio.errors.EtioError` and are printed as one line
+with exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from .errors import EtioError
+
+app = typer.Typer(
+    name="etio",
+    help="Membership inference attacks and generalization: the causal analysis of Baluta et al. (CCS 2022).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print measured speed figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+# Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce.
+_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce")
+for _area in _AREAS:
+    importlib.import_module(f"etio.commands.{_area}").register(app, bench_app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except EtioError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:  # raised by commands that end early on purpose
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Provenance records and atomic output.
+
+Every artifact etio writes carries a provenance record: the stage, the etio version, the
+versions of the packages that computed it, the structure-learning backend, seeds and the
+configuration. Output directories are built in a sibling temporary directory and renamed
+into place only when complete, so a failure never leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from . import __version__
+
+_PACKAGES = ("numpy", "pandas", "scipy", "torch", "torchvision", "scikit-learn", "dowhy", "networkx", "rpy2", "statsmodels")
+
+
+def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
+    out = {"python": platform.python_version(), "etio": __version__}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance(stage: str, *, config: Mapping[str, Any] | None = None, seeds: Mapping[str, Any] | None = None,
+               backend: str | None = None, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "stage": stage,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "versions": package_versions(),
+        "platform": platform.platform(),
+    }
+    if backend is not None:
+        record["backend"] = backend
+    if seeds is not None:
+        record["seeds"] = dict(seeds)
+    if config is not None:
+        record["config"] = dict(config)
+    record.update(extra)
+    return record
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a fresh staging directory; on success it replaces ``out`` whole.
+
+    On any exception the staging directory is removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    backup = None
+    if out.exists():
+        backup = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, backup)
+    os.replace(staging, out)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

@@ -1,0 +1,223 @@
+"""Declared schemas of the tables passed between stages, and the trace vocabulary.
+
+The trace table has one row per training configuration and the 53 columns of the
+authors' ``full-summary.csv`` (same names, same order). Python uses the authors' column
+names (``CentroidDistance(origin)``); R's ``read.csv`` turns ``(``, ``)`` and ``?`` into
+``.`` (``CentroidDistance.origin.``). :func:`to_r_name` / :func:`from_r_name` are the one
+place where the two spellings meet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from .errors import EtioInputError
+
+# --------------------------------------------------------------------------------------
+# Trace vocabulary
+# --------------------------------------------------------------------------------------
+
+IDENTITY_COLUMNS = [
+    "WeightDecay", "EpochNum", "Dataset", "Arch", "Width", "TrainSize", "Loss", "Scheduler?", "lr",
+]
+GENERALIZATION_COLUMNS = [
+    "TrainAcc", "TestAcc", "TrainLoss", "TestLoss", "TrainVar", "TestVar",
+    "TrainBias2", "TestBias2", "AccDiff", "LossDiff",
+]
+CENTROID_COLUMNS = ["CentroidDistance(sorted_3)", "CentroidDistance(sorted_10)", "CentroidDistance(origin)"]
+MLLEAK_COLUMNS = [
+    f"{prefix}{variant}{part}"
+    for prefix in ("", "Top3")
+    for variant in ("MLLeak", "MLLeakL")
+    for part in ("MemAcc", "NonmemAcc", "Acc")
+]
+OAK17_COLUMNS = ["Oak17MemAcc", "Oak17NonmemAcc", "Oak17Acc"]
+THRESHOLD_COLUMNS = ["ThresholdMemAcc", "ThresholdNonMemAcc", "ThresholdAcc", "Threshold"]
+MEMGUARD_STAT_COLUMNS = [
+    "MemguardTrainAcc", "MemguardTestAcc", "MemguardTrainLoss", "MemguardTestLoss",
+    "MemguardTestVar", "MemguardTestBias2", "MemguardAccDiff", "MemguardLossDiff",
+]
+MEMGUARD_ATTACK_COLUMNS = ["MemguardMemberAcc", "MemguardNonmemberAcc", "MemguardAcc"]
+
+#: The 53 trace columns, in the authors' order (spec: upstream trace schema).
+TRACE_COLUMNS: list[str] = (
+    IDENTITY_COLUMNS + ["NumParams"] + GENERALIZATION_COLUMNS + CENTROID_COLUMNS + MLLEAK_COLUMNS
+    + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_STAT_COLUMNS + MEMGUARD_ATTACK_COLUMNS
+)
+
+#: Outcome nodes of the paper's graphs, in the order the authors analysed them.
+ATTACKS: list[str] = [
+    "MLLeakAcc", "MLLeakLAcc", "Top3MLLeakLAcc", "Top3MLLeakAcc", "Oak17Acc", "ThresholdAcc", "MemguardAcc",
+]
+#: Paper symbols for the attack columns (Table 1 of the paper).
+ATTACK_PAPER_NAMES = {
+    "Oak17Acc": "ShadowAcc",
+    "MLLeakAcc": "MLLeakAcc",
+    "MLLeakLAcc": "MLLeakAcc-l",
+    "Top3MLLeakAcc": "MLLeakTop3Acc",
+    "Top3MLLeakLAcc": "MLLeakTop3Acc-l",
+    "ThresholdAcc": "ThreshAcc",
+    "MemguardAcc": "MemGuardAcc",
+}
+LOSSES = ["ce", "mse"]
+#: Weight decays of the paper: "normal" and "high" (the L2 defence).
+WEIGHT_DECAYS = [0.0005, 0.005]
+
+#: Attacks whose graph uses the top-3 sorted centroid; the others use the unsorted one.
+TOP3_ATTACKS = {"Top3MLLeakAcc", "Top3MLLeakLAcc", "MemguardAcc"}
+
+#: The generalization features shared by every attack's graph (the centroid is added per attack).
+BASE_FEATURES = [
+    "TrainAcc", "TestAcc", "AccDiff", "TrainLoss", "TestLoss", "LossDiff",
+    "TrainVar", "TestVar", "TrainBias2", "TestBias2", "NumParams",
+]
+#: Nodes that can only be causes (no arcs into them from non-roots).
+ROOT_CANDIDATES = ["NumParams", "WeightDecay", "TrainSize", "Scheduler?", "EpochNum"]
+
+
+def check_attack(attack: str) -> str:
+    if attack not in ATTACKS:
+        raise EtioInputError(f"unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+    return attack
+
+
+def centroid_for(attack: str) -> str:
+    """The centroid-distance variant the authors used for ``attack``."""
+    check_attack(attack)
+    return "CentroidDistance(sorted_3)" if attack in TOP3_ATTACKS else "CentroidDistance(origin)"
+
+
+def features_for(attack: str, weight_decay_fixed: bool = True) -> list[str]:
+    """Nodes of ``attack``'s graph besides the attack itself (13, or 14 with WeightDecay)."""
+    feats = BASE_FEATURES + [centroid_for(attack), "TrainSize"]
+    if not weight_decay_fixed:
+        feats.append("WeightDecay")
+    return feats
+
+
+def treatments_for(attack: str) -> list[str]:
+    """The 13 treatments queried for ``attack`` (dowhy stage), in the authors' order."""
+    order = [
+        "TrainBias2", "TestBias2", "TrainAcc", "TestAcc", "TrainLoss", "TestLoss", "TrainVar", "TestVar",
+        "LossDiff", "AccDiff", "NumParams", "TrainSize",
+    ]
+    return order + [centroid_for(attack)]
+
+
+# --------------------------------------------------------------------------------------
+# Python <-> R column names
+# --------------------------------------------------------------------------------------
+
+_R_TRANSLATION = str.maketrans({"(": ".", ")": ".", "?": "."})
+_KNOWN_BY_R_NAME = {c.translate(_R_TRANSLATION): c for c in TRACE_COLUMNS}
+
+
+def to_r_name(column: str) -> str:
+    """R's ``make.names`` spelling of a trace column (``CentroidDistance(origin)`` -> ``CentroidDistance.origin.``)."""
+    return column.translate(_R_TRANSLATION)
+
+
+def from_r_name(column: str) -> str:
+    """Inverse of :func:`to_r_name` for trace columns; other names pass through."""
+    return _KNOWN_BY_R_NAME.get(column, column)
+
+
+# --------------------------------------------------------------------------------------
+# Typed tables
+# --------------------------------------------------------------------------------------
+
+_KINDS = {"float", "int", "str", "bool"}
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A declared table: column name -> kind ("float", "int", "str", "bool").
+
+    ``required`` columns must be present; ``optional`` ones may be absent or empty.
+    :meth:`validate` is the single check at a stage's edge: it names the first offending
+    column and returns the table with columns coerced to their kinds.
+    """
+
+    name: str
+    required: Mapping[str, str]
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = {k for k in list(self.required.values()) + list(self.optional.values()) if k not in _KINDS}
+        assert not bad, f"unknown column kinds {bad}"
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.required) + list(self.optional)
+
+    def empty(self) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(k)) for c, k in {**self.required, **self.optional}.items()})
+
+    def validate(self, df: pd.DataFrame, source: str = "") -> pd.DataFrame:
+        where = f" in {source}" if source else ""
+        missing = [c for c in self.required if c not in df.columns]
+        if missing:
+            raise EtioInputError(f"{self.name}{where}: missing column(s) {', '.join(map(repr, missing))}")
+        out = df.copy()
+        for col, kind in {**self.required, **self.optional}.items():
+            if col not in out.columns:
+                continue
+            out[col] = _coerce(out[col], kind, f"{self.name}{where}", col, required=col in self.required)
+        return out
+
+
+def _dtype(kind: str) -> str:
+    return {"float": "float64", "int": "int64", "str": "object", "bool": "bool"}[kind]
+
+
+def _coerce(series: pd.Series, kind: str, table: str, col: str, required: bool) -> pd.Series:
+    if kind == "str":
+        return series.astype("object")
+    if kind == "bool":
+        return series.astype(bool)
+    numeric = pd.to_numeric(series, errors="coerce")
+    bad = series[numeric.isna() & series.notna() & (series.astype(str).str.strip() != "")]
+    if len(bad):
+        raise EtioInputError(f"{table}: column {col!r} has non-numeric value {bad.iloc[0]!r} (row {bad.index[0]})")
+    if kind == "int" and required:
+        if numeric.isna().any():
+            raise EtioInputError(f"{table}: column {col!r} has a missing value (row {numeric.index[numeric.isna()][0]})")
+        return numeric.astype("int64")
+    return numeric.astype("float64")
+
+
+def parse_train_size(value) -> float:
+    """TrainSize as a number: the authors' traces write ``1k`` / ``5k``."""
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    text = str(value).strip().lower()
+    try:
+        if text.endswith("k"):
+            return float(text[:-1]) * 1000.0
+        return float(text)
+    except ValueError:
+        raise EtioInputError(f"TrainSize value {value!r} is neither a number nor of the form '1k'/'5k'") from None
+
+
+#: The trace table as read from disk. Identity columns are required; measured columns may be
+#: empty (attack columns stay empty until the attack stage fills them).
+TRACE_SCHEMA = TableSchema(
+    name="trace table",
+    required={
+        "WeightDecay": "float", "Loss": "str",
+    },
+    optional={
+        **{c: "str" for c in ("EpochNum", "Dataset", "Arch", "Width", "TrainSize", "Scheduler?")},
+        "lr": "float",
+        **{c: "float" for c in TRACE_COLUMNS if c not in IDENTITY_COLUMNS},
+    },
+)
+
+
+def normalize_trace_columns(columns: Iterable[str]) -> list[str]:
+    """Accept trace files written by R (``CentroidDistance.origin.``) as well as Python's spelling."""
+    return [from_r_name(c) for c in columns]

@@ -1,0 +1,77 @@
+# Replay the bnlearn 4.7 golden calls (tests/data/bnlearn-4.7/README.md) on one case and
+# write every output as CSV into OUTDIR, in the golden files' layout.
+#
+#   Rscript tests/r/replay_fixtures.R CASE_DIR OUTDIR [compat|auto]
+#
+# "compat" forces r/compat/bnlearn.R; "auto" uses bnlearn when installed (as r/etio.R does).
+args <- commandArgs(trailingOnly = TRUE)
+case_dir <- args[1]
+out_dir <- args[2]
+mode <- if (length(args) >= 3) args[3] else "compat"
+
+script_dir <- local({
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  if (length(f)) dirname(normalizePath(f)) else getwd()
+})
+repo <- normalizePath(file.path(script_dir, "..", ".."))
+if (mode == "compat" || !requireNamespace("bnlearn", quietly = TRUE)) {
+  source(file.path(repo, "r", "compat", "bnlearn.R"), chdir = TRUE)
+} else {
+  suppressPackageStartupMessages(library(bnlearn))
+}
+dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
+
+read_protocol <- function(path) {
+  lines <- readLines(path)
+  kv <- strsplit(lines, " ")
+  setNames(lapply(kv, function(x) paste(x[-1], collapse = " ")), sapply(kv, `[`, 1))
+}
+proto <- read_protocol(file.path(case_dir, "PROTOCOL.txt"))
+seed <- as.integer(proto$seed); R_boot <- as.integer(proto$R_boot)
+runs <- as.integer(proto$runs); target <- proto$target
+
+data <- read.csv(file.path(case_dir, "data.csv"))
+read_list <- function(name) {
+  p <- file.path(case_dir, name)
+  if (file.exists(p)) as.matrix(read.csv(p, stringsAsFactors = FALSE)) else NULL
+}
+wl <- read_list("whitelist.csv"); bl <- read_list("blacklist.csv")
+m <- floor(0.2 * nrow(data))
+w <- function(df, name) write.csv(df, file.path(out_dir, name), row.names = FALSE)
+
+net <- hc(data, whitelist = wl, blacklist = bl)
+w(as.data.frame(arcs(net)), "hc_arcs.csv")
+w(data.frame(score = "bic-g", value = score(net, data, type = "bic-g")), "hc_score.csv")
+fit <- bn.fit(net, data)
+rows <- do.call(rbind, lapply(nodes(net), function(v) {
+  cf <- coef(fit[[v]])
+  data.frame(node = v, term = c(names(cf), "(sd)"), value = c(unname(cf), fit[[v]]$sd))
+}))
+w(rows, "bnfit.csv")
+
+set.seed(seed)
+bs <- boot.strength(data, R = R_boot, algorithm = "hc", algorithm.args = list(whitelist = wl, blacklist = bl))
+w(data.frame(from = bs$from, to = bs$to, strength = bs$strength, direction = bs$direction), "boot_strength.csv")
+w(data.frame(threshold = attr(bs, "threshold")), "boot_threshold.csv")
+w(as.data.frame(arcs(averaged.network(bs))), "boot_averaged_arcs.csv")
+
+set.seed(seed)
+xval <- bn.cv(data, bn = "hc", algorithm.args = list(blacklist = bl, whitelist = wl), loss = "cor",
+              loss.args = list(target = target), fit = "mle", method = "hold-out", k = 3, m = m, runs = runs)
+cs <- custom.strength(xval, names(data))
+w(data.frame(from = cs$from, to = cs$to, strength = cs$strength, direction = cs$direction), "cv_strength.csv")
+avg <- averaged.network(cs)
+w(as.data.frame(arcs(avg)), "cv_averaged_arcs.csv")
+predcor <- mean(sapply(xval, function(run) attr(run, "mean")))
+set.seed(seed)
+xmse <- bn.cv(data, bn = avg, loss = "mse", loss.args = list(target = target), method = "hold-out",
+              k = 3, m = m, runs = runs)
+mse <- mean(sapply(xmse, function(run) attr(run, "mean")))
+w(data.frame(predcor = predcor, mse = mse, threshold = attr(cs, "threshold")), "cv_summary.csv")
+
+ci <- do.call(rbind, lapply(setdiff(names(data), target), function(v) {
+  t <- ci.test(x = target, y = v, data = data[, c(target, v)])
+  data.frame(x = target, y = v, statistic = unname(t$statistic), p.value = t$p.value)
+}))
+w(ci, "ci_test.csv")
+cat("backend:", if (exists(".etio_compat_backend")) .etio_compat_backend else paste("bnlearn", packageVersion("bnlearn")), "\n")
