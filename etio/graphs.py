@@ -1,0 +1,97 @@
+"""Causal graphs as networkx DiGraphs, read from and written to bnlearn's ``write.dot`` format.
+
+bnlearn writes one line per node (``  "NAME" ;``) and one per arc
+(``  edge [dir=forward] "U" -> "V" ;``; an undirected arc is ``edge [dir=none]``). The
+authors' published graphs are in that format. An undirected arc is represented in the
+DiGraph by both directions with the edge attribute ``undirected=True``; node names are kept
+as written (R spelling, e.g. ``CentroidDistance.origin.``) unless ``python_names`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+import networkx as nx
+
+from .errors import EtioInputError
+from .provenance import atomic_write_text
+from .schema import from_r_name, to_r_name
+
+_NODE = re.compile(r'^\s*"([^"]+)"\s*;\s*$')
+_EDGE = re.compile(r'^\s*edge\s*\[dir=(forward|none)\]\s*"([^"]+)"\s*(->|--)\s*"([^"]+)"\s*;\s*$')
+_HEADER = re.compile(r"^\s*(digraph|graph)\s*\{\s*$")
+
+
+def parse_bnlearn_dot(text: str, source: str = "<string>", python_names: bool = False) -> nx.DiGraph:
+    """Parse bnlearn ``write.dot`` output into a DiGraph (node order preserved)."""
+    rename = from_r_name if python_names else (lambda s: s)
+    graph = nx.DiGraph()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or not _HEADER.match(lines[0]) or lines[-1].strip() != "}":
+        raise EtioInputError(f"{source}: not a bnlearn write.dot graph (expected 'digraph {{' ... '}}')")
+    for number, line in enumerate(lines[1:-1], start=2):
+        if m := _NODE.match(line):
+            graph.add_node(rename(m.group(1)))
+        elif m := _EDGE.match(line):
+            kind, u, _, v = m.groups()
+            u, v = rename(u), rename(v)
+            if kind == "none":
+                graph.add_edge(u, v, undirected=True)
+                graph.add_edge(v, u, undirected=True)
+            else:
+                graph.add_edge(u, v, undirected=False)
+        else:
+            raise EtioInputError(f"{source}: line {number} is neither a node nor an edge: {line.strip()!r}")
+    return graph
+
+
+def read_bnlearn_dot(path: Path, python_names: bool = False) -> nx.DiGraph:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EtioInputError(f"cannot read graph file {path}: {exc.strerror}") from None
+    return parse_bnlearn_dot(text, source=str(path), python_names=python_names)
+
+
+def format_bnlearn_dot(graph: nx.DiGraph, arc_order: Iterable[tuple[str, str]] | None = None) -> str:
+    """bnlearn's ``write.dot`` text for ``graph`` (node names converted to R spelling).
+
+    Arcs come in ``arc_order`` when given (bnlearn's stored order), else in row-major node order,
+    which is the order of an averaged network.
+    """
+    nodes = list(graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    arcs = list(arc_order) if arc_order is not None else sorted(graph.edges, key=lambda e: (index[e[0]], index[e[1]]))
+    undirected = [(u, v) for u, v in arcs if graph.has_edge(v, u)]
+    directed = [(u, v) for u, v in arcs if not graph.has_edge(v, u)]
+    # bnlearn writes an empty "digraph {}" for a graph without arcs; we keep the node lines so
+    # the file still says which nodes were learned over.
+    all_undirected = bool(arcs) and not directed
+    out = ["graph {" if all_undirected else "digraph {"]
+    out += [f'  "{to_r_name(n)}" ;' for n in nodes]
+    connector = "--" if all_undirected else "->"
+    out += [f'  edge [dir=none] "{to_r_name(u)}" {connector} "{to_r_name(v)}" ;'
+            for u, v in undirected if index[u] < index[v]]
+    out += [f'  edge [dir=forward] "{to_r_name(u)}" -> "{to_r_name(v)}" ;' for u, v in directed]
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def write_bnlearn_dot(graph: nx.DiGraph, path: Path, arc_order: Iterable[tuple[str, str]] | None = None) -> None:
+    atomic_write_text(Path(path), format_bnlearn_dot(graph, arc_order))
+
+
+def check_acyclic(graph: nx.DiGraph, source: str = "graph") -> None:
+    """Reject graphs with a directed cycle or undirected arcs (queries need a DAG)."""
+    und = [(u, v) for u, v, d in graph.edges(data=True) if d.get("undirected")]
+    if und:
+        raise EtioInputError(f"{source}: arc {und[0][0]} - {und[0][1]} is undirected; a DAG is required")
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+    raise EtioInputError(f"{source}: the graph has a directed cycle {path}")
