@@ -1,0 +1,186 @@
+"""Attack models: many small binary MLPs trained at once.
+
+Every shadow-model attack ends in the same step: fit a small member/non-member
+classifier on feature vectors. A configuration needs dozens of them (30 ML-Leaks tuples
+x 4 variants, one Oak17 model per class x 2 seeds), each tiny, so they are trained as one
+stacked network: layer weights have a leading model axis and every product is a
+``torch.bmm``. Models may have different input sizes (features are zero-padded, and the
+padded inputs never receive gradient) and different sample counts (a validity mask; a
+model whose data is exhausted in an epoch skips the remaining optimiser steps), so the
+stack trains each model exactly as it would train alone: own initialisation, own shuffle,
+own Adam state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class AttackModelSpec:
+    """Architecture and optimiser of one attack model.
+
+    Defaults are the ML-Leaks attack model of the paper's code: 64-32 tanh MLP with two
+    outputs, Adam lr 0.01, cross-entropy, batch 100, 500 epochs. ``l2`` adds
+    ``l2 * sum(W**2)`` over the weight matrices to the loss (Shokri et al.'s setting).
+    """
+
+    hidden: tuple[int, ...] = (64, 32)
+    lr: float = 0.01
+    epochs: int = 500
+    batch_size: int = 100
+    l2: float = 0.0
+
+
+@dataclass
+class StackedMLP:
+    """``B`` tanh MLPs with 2 outputs, weights ``[B, in, out]``, biases ``[B, 1, out]``."""
+
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+
+    @property
+    def n_models(self) -> int:
+        return self.weights[0].shape[0]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, n, d]`` (zero-padded to the widest input) -> ``[B, n, 2]``."""
+        h = x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = torch.tanh(h)
+        return h
+
+    def member_probability(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=-1)[..., 1]
+
+    def predict_member(self, x: torch.Tensor) -> torch.Tensor:
+        """Argmax decision (class 1 = member), ``[B, n]`` bool."""
+        out = self.logits(x)
+        return out[..., 1] > out[..., 0]
+
+    def select(self, index) -> "StackedMLP":
+        return StackedMLP([w[index] for w in self.weights], [b[index] for b in self.biases])
+
+
+def init_stacked_mlp(in_dims: list[int], spec: AttackModelSpec, generator: torch.Generator,
+                     device: torch.device | str = "cpu") -> StackedMLP:
+    """PyTorch's ``nn.Linear`` initialisation (uniform in +-1/sqrt(fan_in)), per model.
+
+    Rows of the first layer that only see zero padding are set to zero: they would get no
+    gradient anyway, and zero makes the padding visibly inert.
+    """
+    n_models, width = len(in_dims), max(in_dims)
+    sizes = [width, *spec.hidden, 2]
+    fan_in = torch.tensor(in_dims, dtype=torch.float32)
+    weights, biases = [], []
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if layer == 0:
+            bound = (1.0 / fan_in.sqrt()).view(-1, 1, 1)
+        else:
+            bound = torch.full((n_models, 1, 1), 1.0 / math.sqrt(n_in))
+        w = (torch.rand(n_models, n_in, n_out, generator=generator) * 2 - 1) * bound
+        b = (torch.rand(n_models, 1, n_out, generator=generator) * 2 - 1) * bound
+        if layer == 0:
+            rows = torch.arange(width).view(1, -1, 1)
+            w = torch.where(rows < torch.tensor(in_dims).view(-1, 1, 1), w, torch.zeros(()))
+        weights.append(w.to(device))
+        biases.append(b.to(device))
+    return StackedMLP(weights, biases)
+
+
+def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: AttackModelSpec,
+                        generator: torch.Generator, in_dims: list[int] | None = None,
+                        valid: torch.Tensor | None = None) -> StackedMLP:
+    """Train ``B`` attack models, model ``i`` on ``features[i][valid[i]]``.
+
+    ``features``: ``[B, n, d]`` float, ``labels``: ``[B, n]`` (1 = member), ``valid``:
+    ``[B, n]`` bool (all true when omitted), ``in_dims``: true input size of each model
+    (``d`` when omitted). Each epoch visits every model's valid samples once in its own
+    random order, in mini-batches of ``spec.batch_size``; the loss of a mini-batch is the
+    mean cross-entropy, as in ``nn.CrossEntropyLoss``. ``generator`` (CPU) drives
+    initialisation and shuffling, so equal seeds give equal models.
+    """
+    n_models, n, _ = features.shape
+    device = features.device
+    in_dims = in_dims or [features.shape[2]] * n_models
+    valid = torch.ones(n_models, n, dtype=torch.bool, device=device) if valid is None else valid
+    model = init_stacked_mlp(in_dims, spec, generator, device)
+    params = model.weights + model.biases
+    for p in params:
+        p.requires_grad_(True)
+    adam = _StackedAdam(params, spec.lr, n_models, device)
+    labels = labels.long()
+    n_valid = valid.sum(dim=1)
+    n_steps = int(math.ceil(int(n_valid.max()) / spec.batch_size)) if n_models else 0
+    rows = torch.arange(n_models, device=device).view(-1, 1)
+    for _ in range(spec.epochs):
+        # Invalid samples sort last, so model i's first n_valid[i] positions are its own shuffle.
+        keys = torch.rand(n_models, n, generator=generator).to(device)
+        keys = keys.masked_fill(~valid, 2.0)
+        order = keys.argsort(dim=1)
+        for step in range(n_steps):
+            idx = order[:, step * spec.batch_size:(step + 1) * spec.batch_size]
+            mask = valid[rows, idx]
+            count = mask.sum(dim=1)
+            active = count > 0
+            xb, yb = features[rows, idx], labels[rows, idx]
+            out = model.logits(xb)
+            ce = torch.nn.functional.cross_entropy(out.reshape(-1, 2), yb.reshape(-1), reduction="none")
+            per_model = (ce.view(n_models, -1) * mask).sum(dim=1) / count.clamp(min=1)
+            loss = per_model.sum()
+            if spec.l2:
+                loss = loss + spec.l2 * sum(((w ** 2).sum(dim=(1, 2)) * active).sum() for w in model.weights)
+            grads = torch.autograd.grad(loss, params)
+            adam.step(grads, active)
+    for p in params:
+        p.requires_grad_(False)
+    return model
+
+
+class _StackedAdam:
+    """``torch.optim.Adam`` (betas 0.9/0.999, eps 1e-8) with a per-model step counter.
+
+    A model whose mini-batch is empty takes no step at all (its moments and bias
+    correction stay put), exactly as if it were trained on its own.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, n_models: int, device) -> None:
+        self.params, self.lr = params, lr
+        self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = torch.zeros(n_models, device=device)
+
+    @torch.no_grad()
+    def step(self, grads, active: torch.Tensor) -> None:
+        self.t += active.to(self.t.dtype)
+        t = self.t.clamp(min=1).view(-1, 1, 1)
+        correction1 = 1 - self.beta1 ** t
+        correction2 = 1 - self.beta2 ** t
+        on = active.view(-1, 1, 1)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m.copy_(torch.where(on, self.beta1 * m + (1 - self.beta1) * g, m))
+            v.copy_(torch.where(on, self.beta2 * v + (1 - self.beta2) * g * g, v))
+            update = self.lr * (m / correction1) / ((v / correction2).sqrt() + self.eps)
+            p.sub_(torch.where(on, update, torch.zeros((), device=p.device)))
+
+
+def balanced_accuracies(predicted_member: torch.Tensor, is_member: torch.Tensor,
+                        valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per model: (member accuracy = TPR, non-member accuracy = TNR), each ``[B]``.
+
+    A model with no member (or no non-member) evaluation sample gets NaN for that part.
+    """
+    valid = torch.ones_like(is_member, dtype=torch.bool) if valid is None else valid
+    mem = is_member.bool() & valid
+    non = ~is_member.bool() & valid
+    correct = predicted_member == is_member.bool()
+    mem_acc = (correct & mem).sum(1).double() / mem.sum(1).double()
+    non_acc = (correct & non).sum(1).double() / non.sum(1).double()
+    return mem_acc, non_acc
