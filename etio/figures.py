@@ -56,13 +56,18 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "etio", "font.size": 9}
 def _stem(out_stem: Path | str) -> Path:
     stem = Path(out_stem)
     if stem.suffix.lower() in {".svg", ".png"}:
-        stem = stem.with_suffix("")
+        stem = stem.parent / stem.stem
     stem.parent.mkdir(parents=True, exist_ok=True)
     return stem
 
 
+def _outputs(stem: Path) -> tuple[Path, Path]:
+    # Not with_suffix: stems such as "graph-wd_0.0005-ce-Oak17Acc" contain dots.
+    return stem.parent / f"{stem.name}.svg", stem.parent / f"{stem.name}.png"
+
+
 def _save(fig: Figure, stem: Path) -> list[Path]:
-    svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
+    svg, png = _outputs(stem)
     with matplotlib.rc_context(_RC):
         fig.savefig(svg, format="svg", metadata={"Date": None})
         fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
@@ -72,6 +77,11 @@ def _save(fig: Figure, stem: Path) -> list[Path]:
 def svg_id(node: str) -> str:
     """The element id a node gets in the SVG (``node-`` + the name with XML-unsafe characters as ``_``)."""
     return "node-" + re.sub(r"[^A-Za-z0-9_.-]", "_", node)
+
+
+def svg_arc_id(u: str, v: str) -> str:
+    """The element id an arc ``u -> v`` gets in the SVG."""
+    return "arc-" + re.sub(r"[^A-Za-z0-9_.-]", "_", u) + "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", v)
 
 
 def paper_label(node: str) -> str:
@@ -167,7 +177,7 @@ def graphviz_source(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, title:
             attrs.update(shape="box", style="rounded,filled", fillcolor=ROOT_FILL)
         lines.append(f"  {_dot_quote(node)} [" + ", ".join(f"{k}={_dot_quote(v)}" for k, v in attrs.items()) + "];")
     for arc in arcs:
-        attrs = {"penwidth": f"{_arc_width(arc['strength']):.2f}"}
+        attrs = {"id": svg_arc_id(arc["u"], arc["v"]), "penwidth": f"{_arc_width(arc['strength']):.2f}"}
         if not arc["directed"]:
             attrs["dir"] = "none"
         if arc["v"] == attack or arc["u"] == attack:
@@ -183,7 +193,7 @@ def graphviz_source(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, title:
 def _draw_with_graphviz(dot: str, graph: nx.DiGraph, arcs: Sequence[dict], attack: str, stem: Path,
                         title: str | None) -> list[Path]:
     source = graphviz_source(graph, arcs, attack, title)
-    svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
+    svg, png = _outputs(stem)
     for fmt, path, extra in (("svg", svg, []), ("png", png, [f"-Gdpi={PNG_DPI}"])):
         subprocess.run([dot, f"-T{fmt}", *extra, "-o", str(path)], input=source.encode(), check=True,
                        capture_output=True, timeout=60)
@@ -338,10 +348,12 @@ def _draw_with_matplotlib(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, 
         if layers_apart < 0.01:
             rad = -0.3
         color = ATTACK_FILL if attack in (u, v) else ARC_COLOR
-        ax.add_patch(FancyArrowPatch(start, end, shrinkA=0, shrinkB=0.5,
-                                     arrowstyle="-|>" if arc["directed"] else "-", mutation_scale=11,
-                                     connectionstyle=f"arc3,rad={rad}", linewidth=_arc_width(arc["strength"]),
-                                     color=color, zorder=2))
+        patch = FancyArrowPatch(start, end, shrinkA=0, shrinkB=0.5,
+                                arrowstyle="-|>" if arc["directed"] else "-", mutation_scale=11,
+                                connectionstyle=f"arc3,rad={rad}", linewidth=_arc_width(arc["strength"]),
+                                color=color, zorder=2)
+        patch.set_gid(svg_arc_id(u, v))
+        ax.add_patch(patch)
         if arc["strength"] is not None:
             # In the gap just above the lower end, where no box can cover the label; alternate
             # heights so that labels of neighbouring arcs do not overwrite each other.
@@ -438,7 +450,7 @@ def bias_variance_by_width(traces: pd.DataFrame) -> pd.DataFrame:
     bad = data["Width"][width.isna() & data["Width"].notna()]
     if len(bad):
         raise EtioInputError(f"bias/variance figure: column 'Width' has non-numeric value {bad.iloc[0]!r}")
-    data["Width"] = width
+    data["Width"] = width.astype(float)
     for col in BIAS_VARIANCE_COLUMNS:
         data[col] = pd.to_numeric(data[col], errors="coerce")
     data = data.dropna(subset=["Width"])
@@ -450,6 +462,7 @@ def bias_variance_vs_width(traces: pd.DataFrame, out_stem: Path | str) -> list[P
     """Bias² and variance (train dashed, test solid) against width: one row of panels per loss,
     one colour per architecture (paper §5.4)."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import ScalarFormatter
 
     means = bias_variance_by_width(traces)
     if means.empty:
@@ -470,6 +483,7 @@ def bias_variance_vs_width(traces: pd.DataFrame, out_stem: Path | str) -> list[P
                     ax.plot(sub["Width"][ok], sub[col][ok], style, marker="o", markersize=3.5,
                             color=colors[arch], linewidth=1.4)
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())  # widths as 2, 4, 8, not 2^1, 2^2
             ax.set_title(f"{loss.upper()} loss: {quantity}")
             ax.set_xlabel("width")
             ax.set_ylabel(quantity)
@@ -500,8 +514,9 @@ def figure_caption(path: Path | str) -> str:
     stem = Path(path).stem
     if m := re.fullmatch(r"graph-wd_([^-]+)-([a-z]+)-(.+)", stem):
         wd, loss, attack = m.groups()
-        return f"Causal graph for {ATTACK_PAPER_NAMES.get(attack, attack)} ({attack}), {loss.upper()} loss, " \
-               f"weight decay {wd} (paper App. D)."
+        paper = ATTACK_PAPER_NAMES.get(attack, attack)
+        name = paper if paper == attack else f"{paper} ({attack})"
+        return f"Causal graph for {name}, {loss.upper()} loss, weight decay {wd} (paper App. D)."
     if m := re.fullmatch(r"fig1-gap-vs-(.+)", stem):
         attack = m.group(1)
         return f"Train-test accuracy gap vs. {ATTACK_PAPER_NAMES.get(attack, attack)} accuracy, " \

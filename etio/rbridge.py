@@ -99,7 +99,7 @@ class _RSession:
             raise RBackendError(f"sourcing {script} failed: {_r_message(exc)}") from None
         self.wrapper = ro.r(_CALL_WRAPPER)
 
-    def call(self, fname: str, args: tuple, kwargs: dict) -> Any:
+    def call(self, fname, args: tuple, kwargs: dict) -> Any:
         ro = self.ro
         with self.localconverter(self.converter):
             r_args = [_to_r(a) for a in args]
@@ -113,7 +113,7 @@ class _RSession:
             message = str(value[0][0])
             if message.startswith(INPUT_ERROR_PREFIX):
                 raise EtioInputError(message[len(INPUT_ERROR_PREFIX):].strip())
-            raise RBackendError(f"R error in {fname}(): {message}")
+            raise RBackendError(f"R error in {fname if isinstance(fname, str) else 'an R function'}(): {message}")
         return value
 
 
@@ -152,18 +152,24 @@ def available() -> bool:
     return True
 
 
-def call_raw(fname: str, *args, **kwargs):
-    """Call the R function ``fname`` and return its value as an rpy2 object (unconverted)."""
+def call_raw(fname, *args, **kwargs):
+    """Call the R function ``fname`` (a name, or an R function object) and return its value
+    as an rpy2 object (unconverted)."""
     return session().call(fname, args, kwargs)
 
 
-def call(fname: str, *args, **kwargs) -> Any:
+def call(fname, *args, **kwargs) -> Any:
     """Call the R function ``fname`` (defined by ``etio.R``) and convert its value to Python.
 
     Arguments may be pandas DataFrames, numpy arrays, scalars, lists, dicts (named R lists),
     None (NULL), or R objects returned by an earlier call. See :func:`to_python` for results.
     """
     return to_python(call_raw(fname, *args, **kwargs))
+
+
+def function(code: str):
+    """An R function object from its source text (for :func:`call`)."""
+    return session().ro.r(code)
 
 
 def backend() -> str:
@@ -229,6 +235,8 @@ def to_python(obj) -> Any:
         with s.localconverter(s.converter):
             df = ro.conversion.get_conversion().rpy2py(obj)
         if isinstance(df, pd.DataFrame):
+            for column in df.columns[df.dtypes == object]:  # R's NA_character_ -> None
+                df[column] = [None if v is ri.NA_Character else v for v in df[column]]
             return df.reset_index(drop=True)
         return df
     if isinstance(obj, ri.ListSexpVector):

@@ -23,7 +23,10 @@
   dir <- NULL
   for (frame in rev(sys.frames())) {
     if (!is.null(frame$ofile) && is.character(frame$ofile)) {
-      dir <- dirname(normalizePath(frame$ofile))
+      file <- frame$ofile
+      # source(chdir = TRUE) has already moved to the file's directory; `owd` is where it came from.
+      if (!grepl("^(/|~|[A-Za-z]:)", file) && is.character(frame$owd)) file <- file.path(frame$owd, file)
+      dir <- dirname(normalizePath(file))
       break
     }
   }
@@ -63,6 +66,11 @@ ETIO_HYPOTHESES <- list(
     .etio_input_error("unknown attack '", paste(attack, collapse = ","), "'; known attacks: ",
                       paste(ETIO_ATTACKS, collapse = ", "))
   attack
+}
+
+.etio_check_target <- function(data, attack) {
+  if (!is.data.frame(data) || !(attack %in% names(data)))
+    .etio_input_error("data has no column '", attack, "' (prepare it with etio_prepare())")
 }
 
 #' Load the bnlearn backend once and say which one it is.
@@ -180,9 +188,10 @@ etio_prepare <- function(traces, loss, weight_decay, attack) {
                       paste(sort(unique(stats::na.omit(traces$Loss))), collapse = ", "))
   if (fixed_wd) {
     if (!any(.etio_rows(traces, loss, weight_decay)))
-      .etio_input_error("no rows with Loss '", loss, "' and WeightDecay ", format(weight_decay),
+      .etio_input_error("no rows with Loss '", loss, "' and WeightDecay ", format(weight_decay, scientific = FALSE),
                         "; weight decays present: ",
-                        paste(format(sort(unique(stats::na.omit(traces$WeightDecay[keep])))), collapse = ", "))
+                        paste(format(sort(unique(stats::na.omit(traces$WeightDecay[keep]))), scientific = FALSE,
+                                   drop0trailing = TRUE), collapse = ", "))
     keep <- .etio_rows(traces, loss, weight_decay)
   }
   data <- traces[keep, columns, drop = FALSE]
@@ -336,6 +345,7 @@ etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 2
                        features = NULL) {
   method <- match.arg(method)
   backend <- etio_backend()
+  .etio_check_target(data, attack)
   if (is.null(features)) features <- setdiff(names(data), attack)
   data <- data[, c(features, attack), drop = FALSE]
   constraints <- etio_constraints(features, attack)
@@ -377,6 +387,7 @@ etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 2
 #' @return list(predcor, mse).
 etio_predictive <- function(data, attack, network, runs = 20, k = 3, seed = 1, predcor = NULL) {
   etio_backend()
+  .etio_check_target(data, attack)
   if (is.null(predcor) || is.na(predcor)) {
     features <- setdiff(names(data), attack)
     set.seed(seed)
@@ -395,6 +406,11 @@ etio_predictive <- function(data, attack, network, runs = 20, k = 3, seed = 1, p
 }
 
 #' The correlation baseline: Pearson correlation test of the attack with each hypothesis variable.
+#'
+#' bnlearn's default test for two continuous variables (`ci.test`, "cor"): the statistic is
+#' Pearson's r, the p-value Student's t with n - 2 degrees of freedom. Computed on the rows
+#' given (one attack's prepared rows); the authors' run instead lost rows to a table-wide
+#' na.omit made while testing MemguardAcc (docs/differences.md).
 #'
 #' @param data data.frame with the attack and its hypothesis variables (ETIO_HYPOTHESES).
 #' @param attack one of ETIO_ATTACKS.

@@ -42,7 +42,7 @@ parse_args <- function(args) {
         cat(usage, "\n")
         quit(status = 0)
       }
-      if (!(name %in% names(options))) .etio_input_error("unknown option --", name, "\n", usage)
+      if (!(name %in% names(options))) .etio_input_error("unknown option --", name, "; ", usage)
       if (is.null(value)) {
         if (i == length(args)) .etio_input_error("option --", name, " needs a value")
         i <- i + 1
@@ -159,6 +159,7 @@ learn_all <- function(opts, staging) {
     stem <- file.path(staging, paste0(loss, "-", attack))
     etio_write_dot(learned$network, paste0(stem, ".dot"))
     write_table(learned$strength, paste0(stem, "-strength.csv"), row.names = FALSE)
+    # The largest correlation as a number (the authors compared the values as strings).
     best <- which.max(correlation$Correlation)
     results[[i]] <- data.frame(`DK?` = TRUE, Loss = loss, Attack = attack, Predcor = predictive$predcor,
                                MSE = predictive$mse, `Max Corr Var` = correlation$Variable[best],

@@ -1,5 +1,98 @@
-"""CLI commands of the attack area (placeholder until the area lands)."""
+"""``etio attack``: the membership-inference attacks and MemGuard over a trace store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _attack_settings(config: Path | None, store):
+    """The ``[attacks]`` table of ``--config``, else of the config the store was made from."""
+    import tomllib
+
+    from ..attacks.settings import parse_attack_settings
+    from ..errors import EtioInputError
+
+    if config is None:
+        return parse_attack_settings(store.meta.get("config", {}).get("attacks"), source=f"{store.root}/store.json")
+    try:
+        raw = tomllib.loads(Path(config).read_text())
+    except FileNotFoundError:
+        raise EtioInputError(f"config file {config} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EtioInputError(f"config file {config} is not valid TOML: {exc}") from None
+    return parse_attack_settings(raw.get("attacks"), source=str(config))
 
 
 def register(app, bench_app) -> None:
-    pass
+    @app.command("attack")
+    def attack(
+        out: Path = typer.Option(..., "--out", help="Trace store written by `etio traces`."),
+        config: Optional[Path] = typer.Option(None, "--config", help="Config file; its [attacks] table sets tuples, "
+                                              "epochs, seeds (default: the config the store was made from)."),
+        attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
+                                              "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
+    ) -> None:
+        """Run the attacks (and MemGuard) on every configuration of a trace store; fill traces.csv.
+
+        Results are stored per configuration and attack as they are computed, so a rerun
+        resumes where an interrupted one stopped.
+        """
+        import sys
+
+        import torch
+
+        from ..attacks.settings import parse_attack_list
+        from ..attacks.stage import run_attack_stage
+        from ..errors import EtioInputError
+        from ..store import open_store
+
+        names = parse_attack_list(attacks)
+        if device not in ("cpu", "cuda"):
+            raise EtioInputError(f"--device must be cpu or cuda, got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise EtioInputError("--device cuda requested but CUDA is not available")
+        if threads:
+            torch.set_num_threads(threads)
+        store = open_store(out)
+        settings = _attack_settings(config, store)
+        n = len(store.keys())
+        with typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr) as bar:
+            summary = run_attack_stage(store, names, settings, device, progress=lambda key: bar.update(1))
+        by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
+        typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
+                   f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "
+                   f"wrote {Path(out) / 'traces.csv'}", err=True)
+
+    @bench_app.command("attacks")
+    def bench_attacks(
+        out: Path = typer.Option(..., "--out", help="Trace store to time the attacks on (results are not stored)."),
+        config: Optional[Path] = typer.Option(None, "--config"),
+        limit: int = typer.Option(5, "--limit", help="Configurations to time."),
+        device: str = typer.Option("cpu", "--device"),
+    ) -> None:
+        """Seconds per attack per configuration on the first ``--limit`` configurations."""
+        import time
+
+        from ..attacks.outputs import ModelOutputs
+        from ..attacks.settings import ATTACK_NAMES
+        from ..attacks.stage import attack_configuration, view_of
+        from ..store import open_store
+
+        store = open_store(out)
+        settings = _attack_settings(config, store)
+        totals: dict[str, float] = {}
+        keys = store.keys()[:limit]
+        start = time.perf_counter()
+        for key in keys:
+            outputs = ModelOutputs(store.splits(key), store.ensemble(key, device), device)
+            attack_configuration(view_of(store, key), outputs, ATTACK_NAMES, settings,
+                                 lambda name, r: totals.__setitem__(name, totals.get(name, 0.0) + r["seconds"]))
+        wall = time.perf_counter() - start
+        for name, seconds in totals.items():
+            typer.echo(f"{name:10s} {seconds / max(len(keys), 1):8.3f} s/configuration")
+        typer.echo(f"{'all':10s} {wall / max(len(keys), 1):8.3f} s/configuration (wall, incl. model queries)")

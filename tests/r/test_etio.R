@@ -13,6 +13,13 @@ repo <- normalizePath(file.path(test_dir, "..", ".."))
 source(file.path(repo, "r", "etio.R"))
 backend <- etio_backend()
 cat("backend:", backend, "\n")
+if (!startsWith(backend, "bnlearn ")) {
+  if (!identical(etio_backend(), backend) || sum(search() == "etio:bnlearn-compat") != 1)
+    stop("FAILED: the compatible backend is attached once", call. = FALSE)
+  if (!exists("hc", mode = "function") || !exists("bn.cv", mode = "function"))
+    stop("FAILED: hc() and bn.cv() are callable after etio_backend()", call. = FALSE)
+}
+if (!identical(.etio_r_dir, file.path(repo, "r"))) stop("FAILED: etio.R finds its directory: ", .etio_r_dir, call. = FALSE)
 fixture <- file.path(repo, "tests", "data", "bnlearn-4.7", "etio14")
 started <- Sys.time()
 

@@ -1,0 +1,215 @@
+"""MemGuard (Jia et al. 2019): adversarial noise on the output vector, and the attack on it.
+
+The defender trains its own top-3 ML-Leaks attack model (the *defence model*) with the
+target as its own shadow, then perturbs each output so that the defence model is pushed
+across 0.5 while the predicted label stays and the change stays small:
+
+    L(z) = C1 |p(z) - 0.5| + C2 relu(max_{j != y^} s_j - s_y^) + c3 ||s - s0||_1,
+    s = softmax(z), p(z) = defence model's member probability on the top-3 of s,
+
+minimised by normalised gradient steps ``z <- z - 0.1 grad/||grad||`` from the original
+logits until the label is unchanged and p has crossed 0.5, for c3 = 0.1, 1, ..., 1e5; the
+result is the vector of the last c3 that succeeded (the original if the first fails).
+
+Every sample's optimisation is independent, and every c3 round restarts from the original
+logits, so all samples x all rounds run as one tensor computation; a row stops moving once
+it has succeeded, and the loop ends when no row is moving.
+
+The attacker's top-3 attack model is then evaluated on original and defended vectors with
+a noise budget epsilon: the defended vector is used with probability min(epsilon / d, 1),
+d = ||s0 - s_defended||_1, when it is closer to the decision boundary than the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .attack_model import StackedMLP
+
+
+@dataclass(frozen=True)
+class MemGuardSettings:
+    c1: float = 1.0
+    c2: float = 10.0
+    c3_initial: float = 0.1
+    c3_factor: float = 10.0
+    c3_max: float = 1e5
+    max_iteration: int = 300
+    step: float = 0.1
+    epsilon: float = 0.5
+    top_k: int = 3
+
+    @property
+    def c3_values(self) -> list[float]:
+        values, c3 = [], self.c3_initial
+        while c3 <= self.c3_max * (1 + 1e-9):
+            values.append(c3)
+            c3 *= self.c3_factor
+        return values
+
+
+def top_k_features(probs: torch.Tensor, labels: torch.Tensor | None, top_k: int) -> torch.Tensor:
+    """Sorted top-k probabilities (largest first), plus the label as a feature when given."""
+    feats = probs.topk(top_k, dim=-1).values
+    if labels is not None:
+        feats = torch.cat([feats, labels.to(feats.dtype).unsqueeze(-1)], dim=-1)
+    return feats
+
+
+def _member_probability(model: StackedMLP, probs: torch.Tensor, labels: torch.Tensor, with_label: torch.Tensor,
+                        top_k: int) -> torch.Tensor:
+    """``probs`` ``[P, n, C]`` -> member probability ``[P, n]``; the label feature is zeroed for label-free models
+    (their first-layer weights for it are zero, so the zero pad and the missing feature agree)."""
+    feats = top_k_features(probs, labels * with_label.view(-1, 1), top_k)
+    return model.member_probability(feats)
+
+
+@dataclass
+class Defended:
+    probs: torch.Tensor             # [P, N, C] defended softmax vectors
+    defence_before: torch.Tensor    # [P, N] defence model's member probability on the original
+    defence_after: torch.Tensor     # [P, N] ... on the defended vector
+    rounds_succeeded: torch.Tensor  # [P, N] number of leading c3 rounds that succeeded
+    steps: int                      # iterations of the batched loop
+
+
+def defend(logits: torch.Tensor, labels: torch.Tensor, defence: StackedMLP, with_label: torch.Tensor,
+           settings: MemGuardSettings = MemGuardSettings()) -> Defended:
+    """MemGuard on ``P`` output sets at once.
+
+    ``logits``: ``[P, N, C]`` pre-softmax outputs of the target(s); ``labels``: ``[P, N]`` true
+    labels (the label feature of label-aware defence models); ``defence``: ``P`` stacked
+    defence models; ``with_label``: ``[P]`` bool, whether defence model ``p`` takes the label.
+
+    Each sample runs its c3 rounds one after the other, as in MemGuard, but all samples
+    advance together: a sample whose round succeeds records the vector and restarts from
+    the original logits with the next c3; one whose round fails (label changed or p not
+    across 0.5 after ``max_iteration - 1`` steps) is finished. Only unfinished samples are
+    computed at each iteration, so the cost follows the work actually left.
+    """
+    n_sets, n, n_classes = logits.shape
+    c3_values = torch.tensor(settings.c3_values, dtype=logits.dtype, device=logits.device)
+    max_steps = settings.max_iteration - 1
+    with torch.no_grad():
+        s0 = torch.softmax(logits, -1)
+        predicted = s0.argmax(-1)
+        p0 = _member_probability(defence, s0, labels, with_label, settings.top_k)
+    # Flat rows (set, sample); the defence model of a row is its set's.
+    z0, s0f, y, lab = (t.reshape(n_sets * n, *t.shape[2:]) for t in (logits, s0, predicted, labels))
+    p0f = p0.reshape(-1)
+    set_of = torch.arange(n_sets, device=logits.device).repeat_interleave(n)
+    uses_label = with_label[set_of]
+    z = z0.clone()
+    result = s0f.clone()
+    round_ = torch.zeros(n_sets * n, dtype=torch.long, device=logits.device)
+    steps_in_round = torch.zeros_like(round_)
+    active = (p0f - 0.5).abs() > 1e-5
+    iterations = 0
+    while bool(active.any()):
+        iterations += 1
+        rows = active.nonzero().squeeze(-1)
+        zr = z[rows].requires_grad_(True)
+        s = torch.softmax(zr, -1)
+        p = _rows_member_probability(defence, s, lab[rows], uses_label[rows], set_of[rows], settings.top_k)
+        with torch.no_grad():
+            success = ((p - 0.5) * (p0f[rows] - 0.5) < 0) & (s.argmax(-1) == y[rows])
+            failed = ~success & (steps_in_round[rows] >= max_steps)
+            moving = ~success & ~failed
+        # Rows that moved this iteration: one normalised gradient step.
+        s_pred = s.gather(-1, y[rows].unsqueeze(-1)).squeeze(-1)
+        s_other = s.scatter(-1, y[rows].unsqueeze(-1), float("-inf")).max(-1).values
+        c3 = c3_values[round_[rows].clamp(max=len(c3_values) - 1)]
+        loss = (settings.c1 * (p - 0.5).abs() + settings.c2 * torch.relu(s_other - s_pred)
+                + c3 * (s - s0f[rows]).abs().sum(-1))
+        grad, = torch.autograd.grad(loss.sum(), zr)
+        with torch.no_grad():
+            step = settings.step * grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-30)
+            z[rows] = torch.where(moving.unsqueeze(-1), zr - step, zr)
+            steps_in_round[rows] += moving.long()
+            # A successful round: keep its vector, restart from the original with the next c3.
+            won = rows[success]
+            result[won] = s[success].detach()
+            round_[won] += 1
+            z[won] = z0[won]
+            steps_in_round[won] = 0
+            active[won[round_[won] >= len(c3_values)]] = False
+            active[rows[failed]] = False
+    with torch.no_grad():
+        probs = result.view(n_sets, n, n_classes)
+        p_after = _member_probability(defence, probs, labels, with_label, settings.top_k)
+    return Defended(probs, p0, p_after, round_.view(n_sets, n), iterations)
+
+
+def _rows_member_probability(model: StackedMLP, probs: torch.Tensor, labels: torch.Tensor, uses_label: torch.Tensor,
+                             set_of: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Member probability of flat rows (sorted by set), each under the defence model of its own set."""
+    feats = top_k_features(probs, labels * uses_label, top_k)
+    counts = torch.bincount(set_of, minlength=model.n_models)
+    offsets = torch.cumsum(counts, 0) - counts
+    position = torch.arange(len(set_of), device=set_of.device) - offsets[set_of]
+    padded = feats.new_zeros(model.n_models, int(counts.max()), feats.shape[-1])
+    padded = padded.index_put((set_of, position), feats)
+    return model.member_probability(padded)[set_of, position]
+
+
+def attack_with_noise_budget(attack: StackedMLP, original: torch.Tensor, defended: Defended, labels: torch.Tensor,
+                             with_label: torch.Tensor, is_member: torch.Tensor, epsilon: float,
+                             top_k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member / non-member accuracy ``[P]`` of the attack models against defended outputs.
+
+    ``original``: ``[P, N, C]`` undefended softmax; ``is_member``: ``[P, N]`` bool.
+    """
+    with torch.no_grad():
+        says_member_before = _member_probability(attack, original, labels, with_label, top_k) > 0.5
+        says_member_after = _member_probability(attack, defended.probs, labels, with_label, top_k) > 0.5
+        distance = (original - defended.probs).abs().sum(-1)
+        closer = (defended.defence_after - 0.5).abs() < (defended.defence_before - 0.5).abs()
+        p_noise = torch.where(closer & (distance > 0), (epsilon / distance.clamp(min=1e-30)).clamp(max=1.0),
+                              torch.zeros_like(distance))
+        right_before = (says_member_before == is_member).double()
+        right_after = (says_member_after == is_member).double()
+        credit = (1 - p_noise) * right_before + p_noise * right_after
+        mem = (credit * is_member).sum(1) / is_member.sum(1)
+        non = (credit * ~is_member).sum(1) / (~is_member).sum(1)
+    return mem, non
+
+
+def defended_statistics(probs: torch.Tensor, labels: torch.Tensor, is_member: torch.Tensor, loss: str) -> dict:
+    """The ``Memguard*`` generalization columns from the defended output sets (one set = one "model").
+
+    ``probs``: ``[P, N, C]`` defended softmax vectors; ``labels``: ``[P, N]``;
+    ``is_member``: ``[N]`` (every set lists its target's members first, then the same test points). Accuracies and losses per set, then
+    averaged; test variance and bias² from the sets' test outputs: for CE the normalised
+    geometric mean as centre and the mean KL divergence to it, for MSE the pooled variance
+    of the probability vectors, bias² = loss - variance.
+    """
+    probs = probs.double()
+    onehot = torch.nn.functional.one_hot(labels, probs.shape[-1]).double()
+    correct = (probs.argmax(-1) == labels).double()
+    if loss == "ce":
+        per_sample = -torch.log(probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).clamp(min=1e-300))
+    else:
+        per_sample = ((probs - onehot) ** 2).sum(-1)
+    mem, non = is_member, ~is_member
+    train_acc = float(correct[:, mem].mean())
+    test_acc = float(correct[:, non].mean())
+    train_loss = float(per_sample[:, mem].mean())
+    test_loss = float(per_sample[:, non].mean())
+    test = probs[:, non]
+    if loss == "ce":
+        log_centre = torch.log(test.clamp(min=1e-300)).mean(0)
+        centre = torch.softmax(log_centre, -1)
+        kl = (centre * (torch.log(centre.clamp(min=1e-300)) - torch.log(test.clamp(min=1e-300)))).sum(-1)
+        test_var = float(kl.mean())
+        test_bias2 = float((-torch.log(centre.gather(-1, labels[0, non].unsqueeze(-1)).clamp(min=1e-300))).mean())
+    else:
+        test_var = float(((test ** 2).sum(-1).mean(0) - (test.mean(0) ** 2).sum(-1)).mean())
+        test_bias2 = test_loss - test_var
+    return {
+        "MemguardTrainAcc": train_acc, "MemguardTestAcc": test_acc,
+        "MemguardTrainLoss": train_loss, "MemguardTestLoss": test_loss,
+        "MemguardTestVar": test_var, "MemguardTestBias2": test_bias2,
+        "MemguardAccDiff": train_acc - test_acc, "MemguardLossDiff": test_loss - train_loss,
+    }

@@ -1,0 +1,165 @@
+"""ML-Leaks single-shadow-model attack (Salem et al.), four variants.
+
+For a tuple (target, shadow, nm) of models of one configuration, the attacker trains an
+attack model on the shadow's outputs: the shadow's own training subset is labelled
+"member", the training subset of the third model ``nm`` (points the shadow has never
+seen) "non-member". The attack model is then evaluated on the target: its training subset
+(members) against the first test points (non-members), equally many of each.
+
+Variants (trace columns ``MLLeak*``, ``MLLeakL*``, ``Top3MLLeak*``, ``Top3MLLeakL*``):
+the softmax vector as it is (sorted top-10 when there are more than 10 classes), or its
+3 largest values sorted; each with or without the true class index as one more feature.
+The attack accuracy of a configuration is the mean over all tuples (the paper's 30 runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .attack_model import AttackModelSpec, StackedMLP, balanced_accuracies, train_attack_models
+from .outputs import ModelOutputs
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    top_k: int          # keep this many probabilities
+    always_sort: bool   # sort (descending) even when top_k covers every class
+    with_label: bool
+    column_prefix: str  # trace columns <prefix>MemAcc, <prefix>NonmemAcc, <prefix>Acc
+
+
+VARIANTS: dict[str, Variant] = {
+    "mlleak": Variant("mlleak", 10, False, False, "MLLeak"),
+    "mlleak_l": Variant("mlleak_l", 10, False, True, "MLLeakL"),
+    "top3": Variant("top3", 3, True, False, "Top3MLLeak"),
+    "top3_l": Variant("top3_l", 3, True, True, "Top3MLLeakL"),
+}
+
+Tuple3 = tuple[int, int, int]
+
+
+def prediction_features(probs: torch.Tensor, labels: torch.Tensor, variant: Variant) -> torch.Tensor:
+    """Attack input from softmax vectors ``[..., n, C]`` and true labels ``[n]`` -> ``[..., n, d]``."""
+    n_classes = probs.shape[-1]
+    if variant.always_sort or n_classes > variant.top_k:
+        probs = probs.topk(min(variant.top_k, n_classes), dim=-1).values  # sorted, largest first
+    if variant.with_label:
+        label = labels.to(probs.dtype).expand(*probs.shape[:-1]).unsqueeze(-1)
+        probs = torch.cat([probs, label], dim=-1)
+    return probs
+
+
+def feature_dim(n_classes: int, variant: Variant) -> int:
+    return min(variant.top_k, n_classes) + int(variant.with_label)
+
+
+def draw_tuples(model_ids_by_repeat: Sequence[Sequence[int]], count: int, seed: int) -> list[Tuple3]:
+    """``count`` (target, shadow, nm) tuples, spread evenly over the repeats.
+
+    Within a repeat the targets are distinct, and shadow and nm are two further distinct
+    models of the same repeat (so their training subsets are disjoint from the target's).
+    The caller checks that every repeat has enough models (see :func:`tuples_per_repeat`).
+    """
+    rng = np.random.default_rng(seed)
+    tuples: list[Tuple3] = []
+    for ids, k in zip(model_ids_by_repeat, tuples_per_repeat(len(model_ids_by_repeat), count)):
+        ids = np.asarray(ids)
+        for target in rng.choice(ids, size=k, replace=False):
+            others = ids[ids != target]
+            shadow, nm = rng.choice(others, size=2, replace=False)
+            tuples.append((int(target), int(shadow), int(nm)))
+    return tuples
+
+
+def tuples_per_repeat(n_repeats: int, count: int) -> list[int]:
+    return [count // n_repeats + (r < count % n_repeats) for r in range(n_repeats)]
+
+
+@dataclass
+class AttackData:
+    """Stacked attack-model training and evaluation sets, one row per (tuple, variant)."""
+
+    train_x: torch.Tensor   # [B, n_train, d]
+    train_y: torch.Tensor   # [B, n_train]
+    eval_x: torch.Tensor    # [B, n_eval, d]
+    eval_y: torch.Tensor    # [B, n_eval]
+    in_dims: list[int]
+
+
+def _pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
+
+
+def build_attack_data(outputs: ModelOutputs, tuples: Sequence[Tuple3], variants: Sequence[Variant],
+                      eval_size: int) -> AttackData:
+    """Shadow members vs nm's subset for training; target members vs ``eval_size`` test points for evaluation."""
+    n_classes = outputs.on_subset(tuples[0][0]).shape[-1]
+    width = max(feature_dim(n_classes, v) for v in variants)
+    test_probs = torch.softmax(outputs.on_test(sorted({t for t, _, _ in tuples}))[:, :eval_size], dim=-1)
+    test_row = {t: i for i, t in enumerate(sorted({t for t, _, _ in tuples}))}
+    test_labels = outputs.test_y[:eval_size]
+    train_x, train_y, eval_x, eval_y, in_dims = [], [], [], [], []
+    for target, shadow, nm in tuples:
+        shadow_in = torch.softmax(outputs.on_subset(shadow), -1)
+        shadow_out = torch.softmax(outputs.on_subset(shadow, subset_of=nm), -1)
+        target_in = torch.softmax(outputs.on_subset(target), -1)[:eval_size]
+        target_out = test_probs[test_row[target]]
+        shadow_lab = torch.cat([outputs.labels_of(shadow), outputs.labels_of(nm)])
+        target_lab = torch.cat([outputs.labels_of(target)[:eval_size], test_labels])
+        membership_train = torch.cat([torch.ones(len(shadow_in)), torch.zeros(len(shadow_out))]).long()
+        membership_eval = torch.cat([torch.ones(len(target_in)), torch.zeros(len(target_out))]).long()
+        for variant in variants:
+            train_x.append(_pad(prediction_features(torch.cat([shadow_in, shadow_out]), shadow_lab, variant), width))
+            eval_x.append(_pad(prediction_features(torch.cat([target_in, target_out]), target_lab, variant), width))
+            train_y.append(membership_train)
+            eval_y.append(membership_eval)
+            in_dims.append(feature_dim(n_classes, variant))
+    device = outputs.device
+    return AttackData(torch.stack(train_x), torch.stack(train_y).to(device), torch.stack(eval_x),
+                      torch.stack(eval_y).to(device), in_dims)
+
+
+def run_mlleaks(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
+                spec: AttackModelSpec, generator: torch.Generator) -> dict[str, dict]:
+    """Train all (tuple, variant) attack models at once; per variant the trace columns.
+
+    Returns ``{variant: {"<prefix>MemAcc": ..., "<prefix>NonmemAcc": ..., "<prefix>Acc": ...,
+    "tuples": [...], "per_tuple": {...}}}``: means over all tuples (the authors' parser
+    dropped one of the 30 logs; every tuple counts here).
+    """
+    variants = [VARIANTS[v] for v in variant_names]
+    eval_size = min(outputs.subset_size, outputs.n_test)
+    data = build_attack_data(outputs, tuples, variants, eval_size)
+    models = train_attack_models(data.train_x, data.train_y, spec, generator, data.in_dims)
+    with torch.no_grad():
+        mem, non = balanced_accuracies(models.predict_member(data.eval_x), data.eval_y)
+    mem = mem.view(len(tuples), len(variants)).cpu()
+    non = non.view(len(tuples), len(variants)).cpu()
+    results = {}
+    for j, variant in enumerate(variants):
+        p = variant.column_prefix
+        acc = (mem[:, j] + non[:, j]) / 2  # balanced evaluation set: overall accuracy = mean of the two
+        results[variant.name] = {
+            f"{p}MemAcc": float(mem[:, j].mean()),
+            f"{p}NonmemAcc": float(non[:, j].mean()),
+            f"{p}Acc": float(acc.mean()),
+            "tuples": [list(t) for t in tuples],
+            "per_tuple": {"MemAcc": mem[:, j].tolist(), "NonmemAcc": non[:, j].tolist(), "Acc": acc.tolist()},
+            "eval_size": eval_size,
+            "epochs": spec.epochs,
+        }
+    return results
+
+
+def train_top3_models(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
+                      spec: AttackModelSpec, generator: torch.Generator) -> StackedMLP:
+    """Top-3 attack models only (MemGuard's defence and attack models), ``[len(tuples) * len(variants)]``."""
+    variants = [VARIANTS[v] for v in variant_names]
+    eval_size = min(outputs.subset_size, outputs.n_test)
+    data = build_attack_data(outputs, tuples, variants, eval_size)
+    return train_attack_models(data.train_x, data.train_y, spec, generator, data.in_dims)

@@ -1,0 +1,109 @@
+"""Shokri et al.'s multiple-shadow-model attack (trace columns ``Oak17*``, paper: ShadowAcc).
+
+The target is the first model of the first repeat; every other model of that repeat is a
+shadow. ``2 * set_size`` test points are split at random into the target's non-members
+and the shadows' non-members. Each shadow contributes its outputs on its own training
+subset (members) and on the shadows' non-members; one attack model per true class learns
+member vs non-member from the shadows' softmax vectors, and is evaluated on the target's
+members and non-members of that class. The whole attack runs once per seed.
+
+Oak17Acc is the unweighted mean over classes and seeds of the per-class balanced accuracy
+(mean of member and non-member accuracy). Oak17MemAcc is the accuracy on members and
+Oak17NonmemAcc on non-members (the authors' parser stored these two the other way round).
+
+The authors' attack-model configuration file is not published; the attack model follows
+the reference implementation of Shokri et al.'s attack (:data:`SHOKRI_ATTACK_MODEL`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
+from .outputs import ModelOutputs, generator_for
+
+#: One hidden layer of 64 tanh units, 2-way softmax, Adam lr 0.01, batch 100, 100 epochs,
+#: L2 penalty 1e-6 on the weights.
+SHOKRI_ATTACK_MODEL = AttackModelSpec(hidden=(64,), lr=0.01, epochs=100, batch_size=100, l2=1e-6)
+
+
+def oak17_set_size(subset_size: int, n_test: int) -> int:
+    return min(subset_size, n_test // 2)
+
+
+def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_classes: int,
+              spec: AttackModelSpec, seeds: Sequence[int], seed_base: int, key: str) -> dict:
+    """Per-class attack models for every seed, trained together; the ``Oak17*`` trace columns."""
+    set_size = oak17_set_size(outputs.subset_size, outputs.n_test)
+    shadow_test_all = torch.softmax(outputs.on_test(list(shadows))[:, :2 * set_size], -1)   # [S, 2m, C]
+    target_test_all = torch.softmax(outputs.on_test([target])[0, :2 * set_size], -1)        # [2m, C]
+    test_y = outputs.test_y[:2 * set_size]
+    shadow_in = torch.cat([torch.softmax(outputs.on_subset(s)[:set_size], -1) for s in shadows])
+    shadow_in_y = torch.cat([outputs.labels_of(s)[:set_size] for s in shadows])
+    target_in = torch.softmax(outputs.on_subset(target)[:set_size], -1)
+    target_in_y = outputs.labels_of(target)[:set_size]
+
+    train_sets, eval_sets, baselines = [], [], []
+    for seed in seeds:
+        # The random split of the 2m test points into target and shadow non-members.
+        perm = torch.randperm(2 * set_size, generator=generator_for(seed_base, key, "oak17-split", seed))
+        target_idx, shadow_idx = perm[:set_size].to(outputs.device), perm[set_size:].to(outputs.device)
+        shadow_out = shadow_test_all[:, shadow_idx].reshape(-1, n_classes)
+        shadow_out_y = test_y[shadow_idx].repeat(len(shadows))
+        target_out, target_out_y = target_test_all[target_idx], test_y[target_idx]
+        for c in range(n_classes):
+            tin, tout = shadow_in[shadow_in_y == c], shadow_out[shadow_out_y == c]
+            ein, eout = target_in[target_in_y == c], target_out[target_out_y == c]
+            train_sets.append((torch.cat([tin, tout]), _membership(len(tin), len(tout))))
+            eval_sets.append((torch.cat([ein, eout]), _membership(len(ein), len(eout))))
+            # "Member iff correctly classified", the baseline the authors log next to the attack.
+            baselines.append(((ein.argmax(-1) == c).double().mean().item() if len(ein) else float("nan"),
+                              (eout.argmax(-1) != c).double().mean().item() if len(eout) else float("nan")))
+    train_x, train_y, train_valid = _stack(train_sets, outputs.device)
+    eval_x, eval_y, eval_valid = _stack(eval_sets, outputs.device)
+    generator = generator_for(seed_base, key, "oak17-models", *seeds)
+    models = train_attack_models(train_x, train_y, spec, generator, valid=train_valid)
+    with torch.no_grad():
+        mem, non = balanced_accuracies(models.predict_member(eval_x), eval_y, eval_valid)
+    mem, non = mem.cpu().numpy(), non.cpu().numpy()
+    per_class = (mem + non) / 2
+    base = np.asarray(baselines, dtype=float)
+    return {
+        "Oak17MemAcc": float(np.nanmean(mem)),
+        "Oak17NonmemAcc": float(np.nanmean(non)),
+        "Oak17Acc": float(np.nanmean(per_class)),
+        "target": int(target),
+        "shadows": [int(s) for s in shadows],
+        "seeds": [int(s) for s in seeds],
+        "set_size": set_size,
+        "attack_model": {"hidden": list(spec.hidden), "lr": spec.lr, "epochs": spec.epochs,
+                         "batch_size": spec.batch_size, "l2": spec.l2},
+        "per_class": {"MemAcc": _listed(mem), "NonmemAcc": _listed(non), "Acc": _listed(per_class)},
+        "baseline": {"MemAcc": float(np.nanmean(base[:, 0])), "NonmemAcc": float(np.nanmean(base[:, 1])),
+                     "Acc": float(np.nanmean(base.mean(axis=1)))},
+    }
+
+
+def _membership(n_in: int, n_out: int) -> torch.Tensor:
+    return torch.cat([torch.ones(n_in, dtype=torch.long), torch.zeros(n_out, dtype=torch.long)])
+
+
+def _stack(sets, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad per-class sets of different sizes to one ``[B, n_max, C]`` stack with a validity mask."""
+    n_max = max(1, max(len(y) for _, y in sets))
+    width = sets[0][0].shape[-1]
+    x = torch.zeros(len(sets), n_max, width, device=device)
+    y = torch.zeros(len(sets), n_max, dtype=torch.long, device=device)
+    valid = torch.zeros(len(sets), n_max, dtype=torch.bool, device=device)
+    for i, (xi, yi) in enumerate(sets):
+        x[i, :len(yi)] = xi
+        y[i, :len(yi)] = yi.to(device)
+        valid[i, :len(yi)] = True
+    return x, y, valid
+
+
+def _listed(a: np.ndarray) -> list:
+    return [None if np.isnan(v) else float(v) for v in a]

@@ -1,0 +1,53 @@
+"""Yeom et al.'s loss-threshold attack.
+
+A point is called a member when the model's loss on it is at most the threshold tau, the
+configuration's average training loss (``TrainLoss``); nothing is fitted. Every model of
+every repeat is attacked: members are its training subset, non-members the whole test
+set. Accuracies are averaged over the models of a repeat, then over repeats (all of them:
+the authors' parser looked for repeat keys shifted by one).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .outputs import ModelOutputs
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """CE on logits, or the squared error of the softmax against the one-hot label (summed over classes)."""
+    if loss == "ce":
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.expand(*logits.shape[:-1]).reshape(-1), reduction="none",
+        ).view(logits.shape[:-1])
+    probs = torch.softmax(logits, dim=-1)
+    onehot = torch.nn.functional.one_hot(labels, logits.shape[-1]).to(probs.dtype)
+    return ((probs - onehot) ** 2).sum(dim=-1)
+
+
+def run_threshold(outputs: ModelOutputs, model_ids_by_repeat: Sequence[Sequence[int]], loss: str,
+                  tau: float) -> dict:
+    """``ThresholdMemAcc``, ``ThresholdNonMemAcc``, ``ThresholdAcc`` (their mean) and ``Threshold`` = tau."""
+    mem_by_repeat, non_by_repeat = [], []
+    for ids in model_ids_by_repeat:
+        test_loss = per_sample_loss(outputs.on_test(ids), outputs.test_y, loss)          # [M, n_test]
+        non = (test_loss > tau).double().mean(dim=1)
+        mem = torch.stack([
+            (per_sample_loss(outputs.on_subset(m), outputs.labels_of(m), loss) <= tau).double().mean()
+            for m in ids
+        ])
+        mem_by_repeat.append(mem.cpu().numpy())
+        non_by_repeat.append(non.cpu().numpy())
+    mem_acc = float(np.mean([m.mean() for m in mem_by_repeat]))
+    non_acc = float(np.mean([n.mean() for n in non_by_repeat]))
+    return {
+        "ThresholdMemAcc": mem_acc,
+        "ThresholdNonMemAcc": non_acc,
+        "ThresholdAcc": (mem_acc + non_acc) / 2,
+        "Threshold": float(tau),
+        "per_repeat": {"MemAcc": [float(m.mean()) for m in mem_by_repeat],
+                       "NonMemAcc": [float(n.mean()) for n in non_by_repeat]},
+    }

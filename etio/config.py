@@ -1,0 +1,224 @@
+"""Experiment configurations (TOML) of the trace-generation stage.
+
+A config names one dataset and a grid; every point of the grid is one training
+configuration = one row of the trace table. Example (``experiments/digits.toml``)::
+
+    name = "digits"
+    dataset = "digits"
+    seed = 0            # split seed; per-model init/order seeds are derived from it
+    repeats = 3         # N disjoint splits of the training pool
+
+    [training]
+    batch_size = 32
+    lr = 0.1
+    lr_overrides = [{ arch = "alexnetwol", loss = "ce", lr = 0.01 }]
+    momentum = 0.9
+    lr_step_size = 20   # StepLR step (epochs) when the scheduler is on
+    lr_decay = 0.1
+
+    [grid]
+    arch = ["mlp_1hidden"]
+    width = [2, 4, 8]               # or a table per architecture: { resnet34 = [2, 4], ... }
+    train_size = [100, 200]         # s = |D_i|; n = pool_size // s models per repeat
+    loss = ["ce", "mse"]
+    weight_decay = [0.0005, 0.005]
+    epochs = [15, 30]
+    scheduler = [true, false]
+
+Validation happens once, here: an unknown key, dataset, architecture or width raises
+:class:`EtioInputError` naming it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .datasets import dataset_info
+from .errors import EtioInputError
+from .models import ARCHS, check_model
+from .schema import LOSSES
+
+_TOP_KEYS = {"name", "dataset", "seed", "repeats", "training", "grid", "description"}
+_TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay"}
+_GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
+_OVERRIDE_KEYS = {"arch", "loss", "lr"}
+
+
+@dataclass(frozen=True)
+class Training:
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    lr: float = 0.1
+    lr_overrides: tuple[tuple[str, str, float], ...] = (("alexnetwol", "ce", 0.01),)
+    momentum: float = 0.9
+    lr_step_size: int = 200
+    lr_decay: float = 0.1
+
+    def lr_for(self, arch: str, loss: str) -> float:
+        for o_arch, o_loss, o_lr in self.lr_overrides:
+            if o_arch == arch and o_loss == loss:
+                return o_lr
+        return self.lr
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One point of the grid: one row of the trace table."""
+
+    dataset: str
+    arch: str
+    width: int
+    train_size: int
+    loss: str
+    weight_decay: float
+    epochs: int
+    scheduler: bool
+    lr: float
+
+    @property
+    def key(self) -> str:
+        """Stable id; zero-padded so that string order is numeric order."""
+        sched = "sched" if self.scheduler else "nosched"
+        return (f"{self.dataset}-{self.arch}-w{self.width:04d}-s{self.train_size:05d}-{self.loss}"
+                f"-wd{self.weight_decay:g}-e{self.epochs:04d}-{sched}")
+
+    def identity(self) -> dict[str, Any]:
+        """The identity columns of the trace table, spelled as the authors' parser wrote them."""
+        return {
+            "WeightDecay": self.weight_decay, "EpochNum": self.epochs, "Dataset": self.dataset,
+            "Arch": self.arch, "Width": self.width, "TrainSize": self.train_size, "Loss": self.loss,
+            "Scheduler?": "with_scheduler" if self.scheduler else "without_scheduler", "lr": self.lr,
+        }
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    dataset: str
+    seed: int
+    repeats: int
+    training: Training
+    grid: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def configurations(self) -> list[TrainConfig]:
+        g = self.grid
+        out = []
+        for arch in g["arch"]:
+            widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
+            for width, s, loss, wd, epochs, sched in itertools.product(
+                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"]):
+                out.append(TrainConfig(self.dataset, arch, width, s, loss, wd, epochs, sched,
+                                       self.training.lr_for(arch, loss)))
+        return sorted(out, key=lambda c: c.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["training"]["lr_overrides"] = [dict(zip(("arch", "loss", "lr"), o)) for o in self.training.lr_overrides]
+        return d
+
+
+def load_config(path: Path | str) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise EtioInputError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EtioInputError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config mapping (as read from TOML or from a store's ``store.json``)."""
+    def fail(msg: str):
+        raise EtioInputError(f"{source}: {msg}")
+
+    def check_keys(table: dict, allowed: set[str], where: str):
+        for k in table:
+            if k not in allowed:
+                fail(f"unknown key {k!r} in {where}; allowed keys: {', '.join(sorted(allowed))}")
+
+    def as_int(v, what, minimum=1):
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            fail(f"{what} must be an integer ≥ {minimum}, got {v!r}")
+        return v
+
+    def as_float(v, what, minimum=0.0):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
+            fail(f"{what} must be a number ≥ {minimum}, got {v!r}")
+        return float(v)
+
+    def as_list(v, what):
+        v = v if isinstance(v, list) else [v]
+        if not v:
+            fail(f"{what} is empty")
+        return v
+
+    check_keys(raw, _TOP_KEYS, "the top level")
+    for k in ("dataset", "grid"):
+        if k not in raw:
+            fail(f"missing key {k!r}")
+    info = dataset_info(raw["dataset"])
+    seed = as_int(raw.get("seed", 0), "seed", 0)
+    repeats = as_int(raw.get("repeats", 3), "repeats", 2)   # the train estimators need ≥ 2 models per point
+
+    t = raw.get("training", {})
+    check_keys(t, _TRAINING_KEYS, "[training]")
+    overrides = []
+    for o in t.get("lr_overrides", [{"arch": "alexnetwol", "loss": "ce", "lr": 0.01}]):
+        check_keys(o, _OVERRIDE_KEYS, "[training].lr_overrides")
+        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr")))
+    training = Training(
+        batch_size=as_int(t.get("batch_size", 128), "training.batch_size"),
+        eval_batch_size=as_int(t.get("eval_batch_size", 1000), "training.eval_batch_size"),
+        lr=as_float(t.get("lr", 0.1), "training.lr"),
+        lr_overrides=tuple(overrides),
+        momentum=as_float(t.get("momentum", 0.9), "training.momentum"),
+        lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
+        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
+    )
+
+    g = raw["grid"]
+    check_keys(g, _GRID_KEYS, "[grid]")
+    for k in _GRID_KEYS:
+        if k not in g:
+            fail(f"missing key {k!r} in [grid]")
+    archs = [str(a) for a in as_list(g["arch"], "grid.arch")]
+    for a in archs:
+        if a not in ARCHS:
+            fail(f"unknown architecture {a!r}; known architectures: {', '.join(ARCHS)}")
+    if isinstance(g["width"], dict):
+        check_keys(g["width"], set(archs), "[grid.width] (one list per architecture of grid.arch)")
+        widths = {}
+        for a in archs:
+            if a not in g["width"]:
+                fail(f"no widths for architecture {a!r} in [grid.width]")
+            widths[a] = [as_int(w, f"width of {a}") for w in as_list(g["width"][a], f"grid.width.{a}")]
+    else:
+        widths = [as_int(w, "width") for w in as_list(g["width"], "grid.width")]
+    for a in archs:
+        for w in (widths[a] if isinstance(widths, dict) else widths):
+            check_model(a, w, info.num_classes, info.input_shape, info.name)
+    sizes = [as_int(s, "train_size") for s in as_list(g["train_size"], "grid.train_size")]
+    for s in sizes:
+        if s > info.pool_size:
+            fail(f"train_size {s} exceeds the {info.name} training pool ({info.pool_size})")
+    losses = [str(x) for x in as_list(g["loss"], "grid.loss")]
+    for x in losses:
+        if x not in LOSSES:
+            fail(f"unknown loss {x!r}; known losses: {', '.join(LOSSES)}")
+    wds = [as_float(x, "weight_decay") for x in as_list(g["weight_decay"], "grid.weight_decay")]
+    epochs = [as_int(e, "epochs") for e in as_list(g["epochs"], "grid.epochs")]
+    scheds = as_list(g["scheduler"], "grid.scheduler")
+    for s in scheds:
+        if not isinstance(s, bool):
+            fail(f"scheduler values must be true or false, got {s!r}")
+    grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
+            "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
+    return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
+                            training=training, grid=grid, description=str(raw.get("description", "")))

@@ -1,0 +1,421 @@
+"""Learning stage (paper Fig. 4, "learn graph"): trace table -> one causal graph per loss x attack.
+
+The algorithms are bnlearn's, run by ``r/etio.R`` in the embedded R session
+(:mod:`etio.rbridge`): the trace rows of one loss and weight decay are prepared (and checked)
+by ``etio_prepare``, hill climbing with the authors' whitelist/blacklist is resampled
+(bootstrap, as the paper describes, or the authors' cross-validation) into arc strengths,
+and the averaged network above the L1 threshold is the graph. Its predictive power
+(hold-out correlation and MSE of the attack predicted from its parents, Table 2) and the
+correlation baseline come from the same R code.
+
+Python names follow the authors' trace (``CentroidDistance(origin)``); files written for R
+users (``.dot``, strength CSVs, result tables) use R's spelling (``CentroidDistance.origin.``),
+as the authors' published files do.
+
+Differences from the authors' ``infer_graph.R`` (see ``docs/differences.md``): the random
+seed is set before each graph rather than once per run, so any single graph can be
+reproduced on its own; the correlation table is written per weight decay instead of being
+overwritten; "Max Corr" is the numerically largest correlation (the authors compared the
+values as character strings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import networkx as nx
+import pandas as pd
+
+from . import rbridge
+from .errors import EtioInputError
+from .provenance import atomic_dir, provenance, write_json
+from .schema import (
+    ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, features_for, from_r_name,
+    normalize_trace_columns, to_r_name,
+)
+
+METHODS = ("boot", "cv")
+
+#: Arc strengths of one learned graph: frequency of the arc (either direction) over the
+#: resampled networks, and the fraction of those in which it points from -> to.
+STRENGTH_SCHEMA = TableSchema(
+    name="arc strength table",
+    required={"from": "str", "to": "str", "strength": "float", "direction": "float"},
+)
+#: Table 2's "Etio" columns, one row per loss x attack (the authors' results-w_dk-*.csv).
+PREDICTIVE_SCHEMA = TableSchema(
+    name="predictive power table",
+    required={"DK?": "bool", "Loss": "str", "Attack": "str", "Predcor": "float", "MSE": "float"},
+)
+#: The correlation baseline, one row per loss x attack x hypothesis variable (corr_results-cont.csv).
+CORRELATION_SCHEMA = TableSchema(
+    name="correlation table",
+    required={"Loss": "str", "Attack": "str", "Variable": "str", "Correlation": "float", "p-value": "float"},
+)
+#: Best single correlation vs Etio's prediction (the authors' results-cont-*.csv).
+COMPARISON_SCHEMA = TableSchema(
+    name="correlation vs prediction table",
+    required={"Loss": "str", "Attack": "str", "Max Corr Var": "str", "Max Corr": "float",
+              "PredCor-w_dk": "float", "MSE-w_dk": "float"},
+)
+
+
+@dataclass
+class LearnedGraph:
+    """The averaged causal graph of one attack for one loss and weight decay."""
+
+    loss: str
+    weight_decay: float
+    attack: str
+    method: str
+    #: Nodes: the attack's features and the attack (Python names); edge attributes
+    #: ``strength``, ``direction`` and ``undirected`` (an undirected arc is stored both ways).
+    graph: nx.DiGraph
+    strengths: pd.DataFrame  # STRENGTH_SCHEMA, Python names
+    threshold: float
+    backend: str
+    seed: int
+    predcor: float
+    mse: float
+    correlations: pd.DataFrame = field(default_factory=CORRELATION_SCHEMA.empty)
+    rows: int = 0
+    #: The averaged network as an R object (for write.dot); None once detached from R.
+    network: object = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.loss}-{self.attack}"
+
+    @property
+    def directed(self) -> bool:
+        return not any(d.get("undirected") for _, _, d in self.graph.edges(data=True))
+
+
+# --------------------------------------------------------------------------------------
+# Input: the trace table
+# --------------------------------------------------------------------------------------
+
+def read_traces(path: Path) -> pd.DataFrame:
+    """Read a trace CSV (authors' or R's column spelling; ``-`` marks a missing value)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, na_values=["-"])
+    except FileNotFoundError:
+        raise EtioInputError(f"trace file not found: {path}") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
+    table.columns = normalize_trace_columns(table.columns)
+    return TRACE_SCHEMA.validate(table, source=str(path))
+
+
+def _rows_of(traces: pd.DataFrame, loss: str, weight_decay: float) -> pd.Series:
+    wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
+    return (traces["Loss"] == loss) & ((wd - weight_decay).abs() <= 1e-9 * weight_decay)
+
+
+def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[str] | None = None,
+                  attacks: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(loss, attack) pairs to learn, in the authors' order (loss-major).
+
+    Named losses/attacks are taken as asked (a missing one is then reported by the R check);
+    by default every loss with rows at ``weight_decay`` and every attack column with a value
+    in those rows (MemguardAcc exists only at weight decay 5e-4).
+    """
+    for attack in attacks or ():
+        check_attack(attack)
+    for loss in losses or ():
+        if loss not in LOSSES:
+            raise EtioInputError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+    if not (weight_decay > 0 and math.isfinite(weight_decay)):
+        raise EtioInputError(f"weight decay must be a positive number, got {weight_decay!r}")
+    pairs = []
+    for loss in losses or LOSSES:
+        rows = _rows_of(traces, loss, weight_decay)
+        if losses is None and not rows.any():
+            continue
+        for attack in attacks or ATTACKS:
+            if attacks is None and (attack not in traces.columns or traces.loc[rows, attack].isna().all()):
+                continue
+            pairs.append((loss, attack))
+    if not pairs:
+        present = sorted(pd.to_numeric(traces["WeightDecay"], errors="coerce").dropna().unique())
+        raise EtioInputError(f"trace table has no rows with weight decay {weight_decay:g} and an attack column; "
+                             f"weight decays present: {', '.join(f'{w:g}' for w in present)}")
+    return pairs
+
+
+# --------------------------------------------------------------------------------------
+# Learning
+# --------------------------------------------------------------------------------------
+
+def _check_method(method: str, R: int, runs: int) -> None:
+    if method not in METHODS:
+        raise EtioInputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if R < 1 or runs < 1:
+        raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
+
+
+def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str = "boot", seed: int = 1,
+                R: int = 200, runs: int = 20, k: int = 3) -> LearnedGraph:
+    """Learn ``attack``'s graph on the trace rows of ``loss`` and ``weight_decay``.
+
+    ``traces`` is the trace table (a DataFrame, or an R data.frame from :func:`rbridge.to_r`
+    when several graphs are learned from one table). ``R`` bootstrap replicates ("boot"),
+    ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
+    """
+    check_attack(attack)
+    _check_method(method, R, runs)
+    data = rbridge.call_raw("etio_prepare", traces, loss, float(weight_decay), attack)
+    learned = rbridge.call("etio_learn", data, attack, method=method, R=int(R), runs=int(runs), k=int(k),
+                           seed=int(seed))
+    predictive = rbridge.call("etio_predictive", data, attack, learned["network"], runs=int(runs), k=int(k),
+                              seed=int(seed), predcor=learned["predcor"])
+    correlations = rbridge.call("etio_correlations", data, attack, loss=loss)
+    rows = int(rbridge.call("nrow", data))
+    strengths = STRENGTH_SCHEMA.validate(_python_names(learned["strength"], ("from", "to")))
+    nodes = [from_r_name(n) for n in rbridge.call("names", data)]
+    graph = _graph(nodes, _python_names(learned["arcs"], ("from", "to")), strengths)
+    return LearnedGraph(
+        loss=loss, weight_decay=float(weight_decay), attack=attack, method=method, graph=graph,
+        strengths=strengths, threshold=float(learned["threshold"]), backend=str(learned["backend"]),
+        seed=int(seed), predcor=_number(predictive["predcor"]), mse=_number(predictive["mse"]),
+        correlations=CORRELATION_SCHEMA.validate(correlations), rows=rows, network=learned["network"],
+    )
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _python_names(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    table = table.copy()
+    for column in columns:
+        table[column] = [from_r_name(str(v)) for v in table[column]]
+    return table
+
+
+def _graph(nodes: list[str], arcs: pd.DataFrame, strengths: pd.DataFrame) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    by_arc = {(r["from"], r["to"]): (r["strength"], r["direction"]) for _, r in strengths.iterrows()}
+    pairs = set(zip(arcs["from"], arcs["to"]))
+    for u, v in zip(arcs["from"], arcs["to"]):
+        strength, direction = by_arc.get((u, v), (float("nan"), float("nan")))
+        graph.add_edge(u, v, strength=strength, direction=direction, undirected=(v, u) in pairs)
+    return graph
+
+
+# --------------------------------------------------------------------------------------
+# Every graph of a trace table, written as one output directory
+# --------------------------------------------------------------------------------------
+
+Progress = Callable[[int, int, str], None]
+
+
+def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: str = "boot",
+              attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
+              R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
+              input_path: Path | None = None) -> list[LearnedGraph]:
+    """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
+
+    Files (the authors' names and columns; ``%f`` is the weight decay as C's ``%f``):
+    ``<loss>-<attack>.dot`` (bnlearn write.dot), ``<loss>-<attack>.svg``,
+    ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
+    ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv`` and ``provenance.json``.
+    The directory appears only when everything was computed; on an error nothing is written.
+    ``progress(done, total, name)`` is called after each graph.
+    """
+    _check_method(method, R, runs)
+    pairs = present_pairs(traces, weight_decay, losses, attacks)
+    r_traces = rbridge.to_r(traces)  # converted once, shared by every graph
+    graphs = []
+    with atomic_dir(Path(out_dir)) as staging:
+        for done, (loss, attack) in enumerate(pairs, start=1):
+            graph = learn_graph(r_traces, loss, weight_decay, attack, method=method, seed=seed, R=R, runs=runs, k=k)
+            write_graph(graph, staging)
+            graphs.append(graph)
+            if progress is not None:
+                progress(done, len(pairs), graph.name)
+        write_tables(graphs, staging, weight_decay)
+        backend = graphs[0].backend
+        record = provenance(
+            "learn",
+            config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
+                    "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
+                    "attacks": sorted({g.attack for g in graphs}, key=ATTACKS.index),
+                    "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
+            seeds={"R set.seed before each graph": seed},
+            backend=backend,
+            input=_input_record(input_path),
+            graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
+                     "predcor": g.predcor, "mse": g.mse} for g in graphs],
+        )
+        write_json(staging / "provenance.json", record)
+    return graphs
+
+
+def _input_record(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"path": str(Path(path).resolve()), "sha256": digest}
+
+
+def wd_suffix(weight_decay: float) -> str:
+    """The authors' file-name suffix: R's ``sprintf("%f", wd)`` (0.0005 -> ``0.000500``)."""
+    return f"{weight_decay:f}"
+
+
+def write_graph(graph: LearnedGraph, directory: Path) -> None:
+    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users), ``.svg`` and ``-strength.csv``."""
+    directory = Path(directory)
+    rbridge.call("etio_write_dot", graph.network, str(directory / f"{graph.name}.dot"))
+    strengths = graph.strengths.copy()
+    strengths["from"] = strengths["from"].map(to_r_name)
+    strengths["to"] = strengths["to"].map(to_r_name)
+    _write_r_table(strengths, directory / f"{graph.name}-strength.csv", row_names=False)
+    draw_graph(graph, directory / f"{graph.name}.svg")
+
+
+def write_tables(graphs: Sequence[LearnedGraph], directory: Path, weight_decay: float) -> None:
+    """The authors' three result tables for one weight decay."""
+    suffix = wd_suffix(weight_decay)
+    predictive = PREDICTIVE_SCHEMA.validate(pd.DataFrame(
+        [{"DK?": True, "Loss": g.loss, "Attack": g.attack, "Predcor": g.predcor, "MSE": g.mse} for g in graphs],
+        columns=list(PREDICTIVE_SCHEMA.columns)))
+    correlations = CORRELATION_SCHEMA.validate(pd.concat(
+        [g.correlations for g in graphs if len(g.correlations)] or [CORRELATION_SCHEMA.empty()], ignore_index=True))
+    comparison = COMPARISON_SCHEMA.validate(_comparison(graphs), source="results-cont")
+    _write_r_table(predictive, Path(directory) / f"results-w_dk-cont-wd_{suffix}.csv")
+    _write_r_table(comparison, Path(directory) / f"results-cont-wd_{suffix}.csv")
+    _write_r_table(correlations, Path(directory) / f"corr_results-cont-wd_{suffix}.csv")
+
+
+def _comparison(graphs: Sequence[LearnedGraph]) -> pd.DataFrame:
+    """Best single correlation next to Etio's prediction, attack-major as the authors wrote it."""
+    order = sorted(graphs, key=lambda g: (ATTACKS.index(g.attack), LOSSES.index(g.loss)))
+    rows = []
+    for g in order:
+        corr = g.correlations
+        best = corr.loc[corr["Correlation"].idxmax()] if len(corr) else None
+        rows.append({"Loss": g.loss, "Attack": g.attack,
+                     "Max Corr Var": best["Variable"] if best is not None else "",
+                     "Max Corr": best["Correlation"] if best is not None else float("nan"),
+                     "PredCor-w_dk": g.predcor, "MSE-w_dk": g.mse})
+    return pd.DataFrame(rows, columns=list(COMPARISON_SCHEMA.columns))
+
+
+def _write_r_table(table: pd.DataFrame, path: Path, row_names: bool = True) -> None:
+    """Written by R's write.csv, so the file is byte-identical to the one ``r/learn_graphs.R`` writes
+    (row names 1..n as the authors' first, unnamed column; 15 significant digits)."""
+    table = table.copy()
+    table.index = range(1, len(table) + 1)
+    rbridge.call("write.csv", table, str(path), **{"row.names": row_names})
+
+
+# --------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------
+
+def styled_dot(graph: LearnedGraph) -> str:
+    """Graphviz source of the figure: the attack highlighted, arcs labelled and weighted by strength."""
+    lines = ["digraph {", '  graph [rankdir=TB, fontname="Helvetica", label="' + f"{graph.name} "
+             f'(wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})", labelloc=t];',
+             '  node [shape=ellipse, fontname="Helvetica", fontsize=11];',
+             '  edge [fontname="Helvetica", fontsize=9];']
+    for node in graph.graph.nodes:
+        style = ', style=filled, fillcolor="#f4a582", penwidth=2' if node == graph.attack else ""
+        lines.append(f'  "{node}" [label="{node}"{style}];')
+    seen = set()
+    for u, v, d in graph.graph.edges(data=True):
+        if d.get("undirected"):
+            if (v, u) in seen:
+                continue
+            seen.add((u, v))
+        strength = d.get("strength", float("nan"))
+        width = 1.0 + 2.5 * (strength if strength == strength else 0.0)
+        arrow = ", dir=none" if d.get("undirected") else ""
+        lines.append(f'  "{u}" -> "{v}" [label="{strength:.2f}", penwidth={width:.2f}{arrow}];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def draw_graph(graph: LearnedGraph, path: Path) -> None:
+    """SVG figure of the graph: graphviz ``dot`` when installed, else a matplotlib drawing."""
+    path = Path(path)
+    dot = shutil.which("dot")
+    if dot is not None:
+        result = subprocess.run([dot, "-Tsvg", "-o", str(path)], input=styled_dot(graph), text=True,
+                                capture_output=True)
+        if result.returncode == 0:
+            return
+    _draw_with_matplotlib(graph, path)
+
+
+def _draw_with_matplotlib(graph: LearnedGraph, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = graph.graph
+    try:
+        layers = {n: i for i, layer in enumerate(nx.topological_generations(g)) for n in layer}
+        for n, layer in layers.items():
+            g.nodes[n]["layer"] = layer
+        pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=-1)
+    except nx.NetworkXUnfeasible:  # undirected arcs make cycles in the DiGraph view
+        pos = nx.spring_layout(g, seed=0)
+    fig, ax = plt.subplots(figsize=(12, 9))
+    colours = ["#f4a582" if n == graph.attack else "#d1e5f0" for n in g.nodes]
+    nx.draw_networkx_nodes(g, pos, node_color=colours, node_size=1600, ax=ax)
+    nx.draw_networkx_labels(g, pos, font_size=7, ax=ax)
+    widths = [1.0 + 2.5 * d.get("strength", 0.0) for _, _, d in g.edges(data=True)]
+    nx.draw_networkx_edges(g, pos, width=widths, arrows=True, arrowsize=12, node_size=1600, ax=ax)
+    nx.draw_networkx_edge_labels(g, pos, edge_labels={(u, v): f"{d.get('strength', 0.0):.2f}"
+                                                      for u, v, d in g.edges(data=True)}, font_size=6, ax=ax)
+    ax.set_title(f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})")
+    ax.axis("off")
+    fig.savefig(path, format="svg", bbox_inches="tight")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark
+# --------------------------------------------------------------------------------------
+
+BENCH_DATA = Path(__file__).resolve().parent / "data" / "bench"
+
+
+def benchmark(repetitions: int = 30, R: int = 200) -> dict:
+    """Time the backend's ``hc`` and ``boot.strength`` on the 14-node benchmark case.
+
+    The case is the ``etio14`` fixture (280 rows of an attack graph's 14 nodes with the
+    authors' kind of whitelist/blacklist), shipped in ``etio/data/bench``.
+    """
+    session = rbridge.session()
+    backend = rbridge.backend()
+    timer = session.ro.r(r"""
+function(dir, repetitions, R) {
+  data <- read.csv(file.path(dir, "etio14-data.csv"))
+  wl <- as.matrix(read.csv(file.path(dir, "etio14-whitelist.csv"), stringsAsFactors = FALSE))
+  bl <- as.matrix(read.csv(file.path(dir, "etio14-blacklist.csv"), stringsAsFactors = FALSE))
+  hc(data, whitelist = wl, blacklist = bl)  # warm-up (byte compilation)
+  hc_ms <- vapply(seq_len(repetitions), function(i)
+    1000 * system.time(hc(data, whitelist = wl, blacklist = bl))[["elapsed"]], 0)
+  set.seed(7)
+  boot_s <- system.time(boot.strength(data, R = R, algorithm = "hc",
+                                      algorithm.args = list(whitelist = wl, blacklist = bl)))[["elapsed"]]
+  c(hc_median_ms = median(hc_ms), boot_s = boot_s)
+}
+""")
+    values = timer(str(BENCH_DATA), int(repetitions), int(R))
+    return {"hc_median_ms": float(values[0]), "boot_strength_s": float(values[1]), "backend": backend,
+            "repetitions": repetitions, "R": R}

@@ -1,0 +1,272 @@
+"""Training (paper §5.1): the models of a configuration trained together, in one batch.
+
+Each model is trained exactly as if alone: SGD with momentum, weight decay, optional
+``StepLR(step, ×decay)`` stepped once per epoch, mini-batches of its own subset in a seeded
+order; CE on logits, or MSE between the softmax and the one-hot label (mean over
+batch × classes, as ``nn.MSELoss``). Doing it for many models at once changes nothing in
+the mathematics, only the speed:
+
+- parameters of all models are stacked on a leading dimension; the loss is the *sum* of the
+  models' own mean losses, so the gradient of each slice is that model's own gradient;
+- the SGD update is written out with a learning rate and a weight decay per model, so models
+  with different optimisation settings (loss, weight decay, scheduler) share one batch;
+- for ``mlp_1hidden`` the forward pass is a batched matmul; several widths share a batch by
+  zero-padding the hidden layer to the widest: the layers have no bias, so a padded unit has
+  zero pre-activation, zero ReLU gradient and zero weight gradient, and stays exactly zero
+  under weight decay and momentum — the model is exactly the narrower one;
+- other architectures go through ``torch.func.functional_call`` under ``vmap``.
+
+Seeds (the authors did not seed training): model id ``k`` of a configuration is initialised
+from ``derive_seed(seed, "init", arch, width, classes, k)`` and visits its subset in the
+order drawn from ``derive_seed(seed, "order", dataset, s, k)``. Configurations that differ
+only in loss, weight decay, scheduler or epochs therefore start from the same models and see
+the same batches; the epoch-E model of a longer run *is* the E-epoch configuration (StepLR
+does not depend on the total number of epochs), so each run is snapshotted at every epoch
+count of the grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .config import Training
+from .datasets import DatasetInfo, augment_batch
+from .models import build_model
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from a tuple of values (stable across runs and platforms)."""
+    digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Optimisation settings of one trained member (everything but width and epochs)."""
+
+    loss: str
+    weight_decay: float
+    scheduler: bool
+    lr: float
+
+
+@dataclass
+class TrainJob:
+    """Models trained together: ``members`` (width, variant) × ``len(model_ids)`` models each."""
+
+    info: DatasetInfo
+    arch: str
+    members: list[tuple[int, Variant]]
+    subsets: torch.Tensor                 # int64 [K, s], row i = subset of model_ids[i]
+    model_ids: list[int]                  # 1-based ids
+    snapshot_epochs: list[int]
+    training: Training
+    seed: int
+    devices: str = "cpu"
+
+    @property
+    def max_epochs(self) -> int:
+        return max(self.snapshot_epochs)
+
+
+@dataclass
+class Snapshot:
+    """The models of a job after ``epoch`` epochs."""
+
+    epoch: int
+    job: TrainJob
+    params: dict[str, torch.Tensor]       # stacked [V·K, ...] (MLP: padded)
+    buffers: dict[str, torch.Tensor]
+    forward: Callable
+    widths: list[int] = field(default_factory=list)
+
+    def state(self, member: int) -> dict[str, torch.Tensor]:
+        """Stacked state dict ``{name: [K, ...]}`` of member ``member`` (true width)."""
+        k = len(self.job.model_ids)
+        sl = slice(member * k, (member + 1) * k)
+        out = {n: t[sl].detach().clone() for n, t in {**self.params, **self.buffers}.items()}
+        if self.job.arch == "mlp_1hidden":
+            w = self.job.members[member][0]
+            out["hidden.weight"] = out["hidden.weight"][:, :w].contiguous()
+            out["output.weight"] = out["output.weight"][:, :, :w].contiguous()
+        return out
+
+    @torch.no_grad()
+    def outputs(self, pool_x, test_x, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of every model on its own subset ``[V, K, s, C]`` and on the test set ``[V, K, T, C]``."""
+        v, k = len(self.job.members), len(self.job.model_ids)
+        train = torch.cat([self.forward(self.params, self.buffers, pool_x[self.job.subsets[:, i:i + chunk]],
+                                        train=False) for i in range(0, self.job.subsets.shape[1], chunk)], dim=2)
+        test = torch.cat([self.forward(self.params, self.buffers,
+                                       test_x[i:i + chunk].unsqueeze(0).expand(k, *test_x[i:i + chunk].shape),
+                                       train=False) for i in range(0, len(test_x), chunk)], dim=2)
+        return train.view(v, k, *train.shape[-2:]), test.view(v, k, *test.shape[-2:])
+
+
+def mlp_forward(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Bias-free one-hidden-layer MLP for stacked weights ``w1 [..., w, in]``, ``w2 [..., C, w]``."""
+    return torch.matmul(torch.relu(torch.matmul(x, w1.transpose(-1, -2))), w2.transpose(-1, -2))
+
+
+def init_state(arch: str, width: int, info: DatasetInfo, seed: int, model_id: int) -> dict[str, torch.Tensor]:
+    """The initial state dict of model ``model_id`` at ``width`` (seeded, independent of batching)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init", arch, width, info.num_classes, model_id))
+        model = build_model(arch, width, info.num_classes, info.input_shape)
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+def batch_orders(info: DatasetInfo, s: int, seed: int, model_id: int, epochs: int):
+    """Per epoch: (permutation of the subset, crop corners, flips) of model ``model_id``."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, "order", info.name, s, model_id))
+    for _ in range(epochs):
+        perm = torch.randperm(s, generator=gen)
+        if info.augment:
+            crops = torch.randint(0, 9, (s, 2), generator=gen)
+            flips = torch.rand(s, generator=gen) < 0.5
+        else:
+            crops = flips = None
+        yield perm, crops, flips
+
+
+def lr_factor(epoch: int, scheduler: bool, training: Training) -> float:
+    """StepLR(step_size, gamma) after ``epoch`` completed epochs (1 without scheduler)."""
+    return training.lr_decay ** (epoch // training.lr_step_size) if scheduler else 1.0
+
+
+def _build_forward(job: TrainJob, device):
+    """(params, buffers, forward) for the stacked members of ``job``."""
+    v, k = len(job.members), len(job.model_ids)
+    inits = {w: [init_state(job.arch, w, job.info, job.seed, mid) for mid in job.model_ids]
+             for w in sorted({w for w, _ in job.members})}
+    if job.arch == "mlp_1hidden":
+        wmax = max(w for w, _ in job.members)
+        in_dim = inits[wmax][0]["hidden.weight"].shape[1]
+        c = job.info.num_classes
+        w1 = torch.zeros(v, k, wmax, in_dim)
+        w2 = torch.zeros(v, k, c, wmax)
+        for i, (w, _) in enumerate(job.members):
+            for j in range(k):
+                w1[i, j, :w] = inits[w][j]["hidden.weight"]
+                w2[i, j, :, :w] = inits[w][j]["output.weight"]
+        params = {"hidden.weight": w1.view(v * k, wmax, in_dim).to(device),
+                  "output.weight": w2.view(v * k, c, wmax).to(device)}
+
+        def forward(p, b, x, train=True):
+            # x [K, b, ...] is shared by the V members: broadcast instead of copying.
+            out = mlp_forward(p["hidden.weight"].view(v, k, *p["hidden.weight"].shape[1:]),
+                              p["output.weight"].view(v, k, *p["output.weight"].shape[1:]), x.flatten(2))
+            return out.reshape(v * k, *out.shape[2:])
+
+        return params, {}, forward
+
+    from torch.func import functional_call, vmap
+
+    skeleton = build_model(job.arch, job.members[0][0], job.info.num_classes, job.info.input_shape, device="meta")
+    param_names = [n for n, _ in skeleton.named_parameters()]
+    stacked = {n: torch.stack([inits[w][j][n] for (w, _) in job.members for j in range(k)]).to(device)
+               for n in inits[job.members[0][0]][0]}
+    params = {n: stacked[n] for n in param_names}
+    buffers = {n: t for n, t in stacked.items() if n not in params}
+
+    def forward(p, b, x, train=True):
+        skeleton.train(train)
+        xs = x.unsqueeze(0).expand(v, *x.shape).reshape(v * k, *x.shape[1:])
+        return vmap(lambda pi, bi, xi: functional_call(skeleton, (pi, bi), (xi,)))(p, b, xs)
+
+    return params, buffers, forward
+
+
+def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device="cpu") -> Iterator[Snapshot]:
+    """Train the job's models; yield a :class:`Snapshot` after each epoch of ``snapshot_epochs``."""
+    device = torch.device(device)
+    if len({w for w, _ in job.members}) > 1 and job.arch != "mlp_1hidden":
+        raise ValueError("only mlp_1hidden members of different widths can share a job")
+    pool_x, pool_y = pool_x.to(device), pool_y.to(device)
+    subsets = job.subsets.to(device)
+    v, k = len(job.members), len(job.model_ids)
+    s = subsets.shape[1]
+    c = job.info.num_classes
+    t = job.training
+    params, buffers, forward = _build_forward(job, device)
+    names = list(params)
+    tensors = [params[n].requires_grad_(True) for n in names]
+    momenta = [torch.zeros_like(p) for p in tensors]
+
+    variants = [var for _, var in job.members]
+    is_ce = torch.tensor([var.loss == "ce" for var in variants], device=device)
+    any_ce, any_mse = bool(is_ce.any()), not bool(is_ce.all())
+    per_model = lambda vals: torch.tensor(vals, dtype=torch.float32, device=device).repeat_interleave(k)  # noqa: E731
+    wd = per_model([var.weight_decay for var in variants])
+    shape = lambda p: (-1,) + (1,) * (p.dim() - 1)  # noqa: E731
+
+    orders = [batch_orders(job.info, s, job.seed, mid, job.max_epochs) for mid in job.model_ids]
+    snapshots = set(job.snapshot_epochs)
+    for epoch in range(job.max_epochs):
+        lr = per_model([var.lr * lr_factor(epoch, var.scheduler, t) for var in variants])
+        drawn = [next(o) for o in orders]
+        perm = torch.stack([d[0] for d in drawn]).to(device)
+        order = subsets.gather(1, perm)                                   # pool rows, in visiting order
+        if job.info.augment:
+            crops = torch.stack([d[1] for d in drawn]).to(device)
+            flips = torch.stack([d[2] for d in drawn]).to(device)
+        for start in range(0, s, t.batch_size):
+            idx = order[:, start:start + t.batch_size]                    # [K, b]
+            xb, yb = pool_x[idx], pool_y[idx]
+            if job.info.augment:
+                xb = augment_batch(xb, crops[:, start:start + t.batch_size], flips[:, start:start + t.batch_size],
+                                   job.info)
+            logits = forward(dict(zip(names, tensors)), buffers, xb).view(v, k, -1, c)
+            y = yb.unsqueeze(0).expand(v, *yb.shape)
+            losses = []
+            if any_ce:
+                losses.append(F.cross_entropy(logits.reshape(-1, c), y.reshape(-1), reduction="none")
+                              .view(v, k, -1).mean(-1))
+            if any_mse:
+                onehot = F.one_hot(y, c).to(logits.dtype)
+                losses.append((logits.softmax(-1) - onehot).pow(2).mean((-1, -2)))
+            loss = losses[0] if len(losses) == 1 else torch.where(is_ce[:, None], losses[0], losses[1])
+            grads = torch.autograd.grad(loss.sum(), tensors)
+            with torch.no_grad():
+                for p, g, m in zip(tensors, grads, momenta):
+                    # torch.optim.SGD: d = g + wd·p; m = μ·m + d; p -= lr·m (first m = d since m starts at 0)
+                    m.mul_(t.momentum).add_(g + wd.view(shape(p)) * p)
+                    p.sub_(lr.view(shape(p)) * m)
+        if epoch + 1 in snapshots:
+            yield Snapshot(epoch + 1, job, {n: x.detach() for n, x in zip(names, tensors)}, buffers, forward)
+
+
+def train_one(arch: str, width: int, info: DatasetInfo, variant: Variant, subset: torch.Tensor, model_id: int,
+              epochs: int, training: Training, seed: int, pool_x, pool_y) -> torch.nn.Module:
+    """Reference: one model, plain ``nn.Module`` + ``torch.optim.SGD`` + ``StepLR`` (same seeds)."""
+    model = build_model(arch, width, info.num_classes, info.input_shape)
+    model.load_state_dict(init_state(arch, width, info, seed, model_id))
+    opt = torch.optim.SGD(model.parameters(), lr=variant.lr, momentum=training.momentum,
+                          weight_decay=variant.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, training.lr_step_size, training.lr_decay) if variant.scheduler else None
+    s = len(subset)
+    for perm, crops, flips in batch_orders(info, s, seed, model_id, epochs):
+        model.train()
+        order = subset[perm]
+        for start in range(0, s, training.batch_size):
+            idx = order[start:start + training.batch_size]
+            xb, yb = pool_x[idx], pool_y[idx]
+            if info.augment:
+                xb = augment_batch(xb, crops[start:start + training.batch_size],
+                                   flips[start:start + training.batch_size], info)
+            out = model(xb)
+            if variant.loss == "ce":
+                loss = F.cross_entropy(out, yb)
+            else:
+                loss = F.mse_loss(out.softmax(-1), F.one_hot(yb, info.num_classes).float())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+    return model.eval()

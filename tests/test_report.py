@@ -1,0 +1,278 @@
+"""The comparison report: joins, highlighted differences, self-contained HTML, provenance."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from etio import figures, report
+from etio.errors import EtioInputError
+from etio.report import ReportTable
+
+KEYS = ["Loss", "Attack", "Feature"]
+
+
+def ate_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    paper = pd.DataFrame([
+        ("ce", "Oak17Acc", "AccDiff", 0.2949, 1.54e-136),     # sign change in ours
+        ("ce", "Oak17Acc", "LossDiff", 0.0, 0.0),             # zero (no path) in the paper only
+        ("ce", "Oak17Acc", "TestVar", 0.9483, 1.40e-04),      # large difference
+        ("ce", "Oak17Acc", "TrainSize", -0.1137, 2.03e-13),   # agrees
+        ("ce", "Oak17Acc", "TrainVar", 0.0243, 3.20e-02),     # p crosses 0.05
+        ("ce", "Oak17Acc", "TrainBias2", 0.0, 0.0),           # both zero
+        ("ce", "Oak17Acc", "NumParams", 0.1536, 1.03e-05),    # only in the paper
+    ], columns=[*KEYS, "ATE", "p-value"])
+    ours = pd.DataFrame([
+        ("ce", "Oak17Acc", "AccDiff", -0.2100, 1e-20),
+        ("ce", "Oak17Acc", "LossDiff", 0.0812, 0.003),
+        ("ce", "Oak17Acc", "TestVar", 0.3100, 2e-3),
+        ("ce", "Oak17Acc", "TrainSize", -0.1010, 1e-9),
+        ("ce", "Oak17Acc", "TrainVar", 0.0250, 0.40),
+        ("ce", "Oak17Acc", "TrainBias2", 0.0, 0.0),
+        ("ce", "Oak17Acc", "TestBias2", 2.5, 1e-4),            # only in ours
+    ], columns=[*KEYS, "ATE", "p-value"])
+    return ours, paper
+
+
+def verdict_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    paper = pd.DataFrame({"Attack": ["ShadowAcc", "ShadowAcc", "ThreshAcc"],
+                          "Feature": ["AccDiff", "NumParams", "LossDiff"],
+                          "CE ATE": ["0.30", "0.15", "1.47 (∗)"],
+                          "CE Result": ["Q1: ✓", "Q3: ✓", "Q9: ◦"]})
+    ours = pd.DataFrame({"Attack": ["ShadowAcc", "ShadowAcc", "ThreshAcc"],
+                         "Feature": ["AccDiff", "NumParams", "LossDiff"],
+                         "CE ATE": ["0.28", "0", "1.2 (∗)"],
+                         "CE Result": ["Q1: ✓", "Q3: ×", "Q9: ◦"]})
+    return ours, paper
+
+
+def predictive_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    paper = pd.DataFrame({"Loss": ["ce", "mse"], "Attack": ["Oak17Acc", "Oak17Acc"],
+                          "PredCor": [0.9817, 0.9733], "MSE": [6.45e-4, 5.36e-4]})
+    ours = pd.DataFrame({"Loss": ["ce", "mse"], "Attack": ["Oak17Acc", "Oak17Acc"],
+                         "PredCor": [0.9700, 0.8000], "MSE": [6.60e-4, 5.30e-4]})
+    return ours, paper
+
+
+def all_tables() -> list[ReportTable]:
+    ate_ours, ate_paper = ate_tables()
+    v_ours, v_paper = verdict_tables()
+    p_ours, p_paper = predictive_tables()
+    return [
+        ReportTable("Table 2", "Predictive power of the learned graphs", p_ours, p_paper,
+                    ["Loss", "Attack"], ["PredCor", "MSE"], "predictive"),
+        ReportTable("Table 3", "Prior hypotheses as ATE queries", v_ours, v_paper,
+                    ["Attack", "Feature"], ["CE ATE", "CE Result"], "verdict"),
+        ReportTable("Table 5", "ATEs, CE-trained models", ate_ours, ate_paper, KEYS, ["ATE", "p-value"], "ate"),
+        ReportTable("Table 8", "ATEs, MSE + L2", None, ate_paper, KEYS, ["ATE", "p-value"], "ate"),
+    ]
+
+
+RUN_INFO = {"method": "cv", "backend": "r-compat", "seeds": {"learn": 1, "train": 0},
+            "config": {"runs": 20, "k": 3}, "versions": {"pandas": pd.__version__},
+            "timings": {"learn_s": 12.5}}
+
+
+@pytest.fixture
+def figure_paths(tmp_path):
+    rng = np.random.default_rng(0)
+    traces = pd.DataFrame({"Arch": np.repeat(["a", "b"], 6), "AccDiff": rng.uniform(0, 0.5, 12),
+                           "Oak17Acc": rng.uniform(0.5, 1, 12)})
+    return figures.figure1_gap_vs_attack(traces, tmp_path / "figures" / "fig1-gap-vs-Oak17Acc")
+
+
+class _Cells(HTMLParser):
+    """Collects the report's table cells with their row key and data attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str, str], dict[str, str]] = {}
+        self.key = self.table = None
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("src", "href"):
+            if name in attrs:
+                self.links.append(attrs[name])
+        if tag == "tr":
+            self.key, self.table = attrs.get("data-key"), attrs.get("data-table")
+        if tag == "td" and "data-column" in attrs:
+            self.cells[(self.table, self.key, attrs["data-column"], attrs["data-side"])] = attrs
+
+
+def test_compare_table_flags_planted_differences():
+    comparison = report.compare_table(all_tables()[2])
+    flags = {row.key: {c.column: c.flags for c in row.cells} for row in comparison.rows}
+    assert flags[("ce", "Oak17Acc", "AccDiff")]["ATE"] == (report.SIGN,)
+    assert flags[("ce", "Oak17Acc", "LossDiff")]["ATE"] == (report.ZERO,)
+    assert flags[("ce", "Oak17Acc", "LossDiff")]["p-value"] == ()  # p = 0 is the "no path" code
+    assert flags[("ce", "Oak17Acc", "TestVar")]["ATE"] == (report.LARGE,)
+    assert flags[("ce", "Oak17Acc", "TrainSize")] == {"ATE": (), "p-value": ()}
+    assert flags[("ce", "Oak17Acc", "TrainVar")] == {"ATE": (), "p-value": (report.SIGNIFICANCE,)}
+    assert flags[("ce", "Oak17Acc", "TrainBias2")] == {"ATE": (), "p-value": ()}
+    sides = {row.key[2]: row.side for row in comparison.rows}
+    assert sides["NumParams"] == "paper" and sides["TestBias2"] == "ours"
+    # Paper order first, then the rows only we have.
+    assert [row.key[2] for row in comparison.rows][-2:] == ["NumParams", "TestBias2"]
+    counts = comparison.counts
+    assert (counts[report.SIGN], counts[report.ZERO], counts[report.LARGE], counts[report.SIGNIFICANCE],
+            counts[report.MISSING]) == (1, 1, 1, 1, 2)
+
+
+def test_compare_verdicts_and_text_ates():
+    comparison = report.compare_table(all_tables()[1])
+    assert comparison.cell(["ShadowAcc", "NumParams"], "CE Result").flags == (report.VERDICT,)
+    assert comparison.cell(["ShadowAcc", "NumParams"], "CE ATE").flags == (report.ZERO,)
+    assert comparison.cell(["ShadowAcc", "AccDiff"], "CE Result").flags == ()
+    assert comparison.cell(["ShadowAcc", "AccDiff"], "CE ATE").flags == ()
+    assert comparison.cell(["ThreshAcc", "LossDiff"], "CE ATE").flags == ()  # "1.2 (∗)" vs "1.47 (∗)"
+
+
+def test_predictive_tolerance_is_tighter():
+    comparison = report.compare_table(all_tables()[0])
+    assert comparison.cell(["ce", "Oak17Acc"], "PredCor").flags == ()
+    assert comparison.cell(["mse", "Oak17Acc"], "PredCor").flags == (report.LARGE,)
+    assert comparison.cell(["ce", "Oak17Acc"], "MSE").flags == ()
+
+
+@pytest.mark.parametrize("ours, paper, expected", [
+    (0.3, -0.3, (report.SIGN,)), (0.0, 0.2, (report.ZERO,)), (-0.2, 0.0, (report.ZERO,)),
+    (0.0, 0.0, ()), (0.30, 0.29, ()), (1.0, 0.4, (report.LARGE,)), (np.nan, 0.2, (report.MISSING,)),
+    ("✓", "×", (report.VERDICT,)), ("Q2: ◦", "Q2: ◦", ()), ("-0.05 (∗)", "0.06", (report.SIGN,)),
+])
+def test_compare_cells(ours, paper, expected):
+    assert report.compare_cells("ATE", ours, paper, 0.5) == expected
+
+
+def test_write_report_markdown_marks_cells(tmp_path, figure_paths):
+    md_path, _ = report.write_report(tmp_path, tables=all_tables(), run_info=RUN_INFO,
+                                     differences_md=report.default_differences_md("cv"), figures=figure_paths)
+    md = md_path.read_text()
+    for name in ("Table 2", "Table 3", "Table 5", "Table 8"):
+        assert f"## {name}: " in md
+    table5 = md[md.index("## Table 5"):md.index("## Table 8")]
+    lines = {line.split("|")[3].strip(): line for line in table5.splitlines()
+             if line.startswith("| ce ") and "Oak17Acc" in line and len(line.split("|")) > 6}
+    assert "**-0.2100** ⚠ sign change" in lines["AccDiff"]
+    assert "**0.0812** ⚠ zero vs non-zero" in lines["LossDiff"]
+    assert "**0.3100** ⚠ large difference" in lines["TestVar"]
+    assert "⚠" not in lines["TrainSize"]
+    assert "only in the paper" in lines["NumParams"] and "only in ours" in lines["TestBias2"]
+    verdict = next(line for line in md.splitlines() if line.startswith("| ShadowAcc") and "NumParams" in line)
+    assert "**Q3: ×** ⚠ verdict change" in verdict
+    # Summary table at the top, with the per-table counts.
+    summary = md[md.index("## Summary"):md.index("## Table 2")]
+    row5 = next(line for line in summary.splitlines() if line.startswith("| Table 5"))
+    assert [c.strip() for c in row5.split("|")[3:10]] == ["6", "1", "1", "0", "1", "1", "2"]
+    row3 = next(line for line in summary.splitlines() if line.startswith("| Table 3"))
+    assert [c.strip() for c in row3.split("|")[3:6]] == ["3", "0", "1"] and row3.split("|")[6].strip() == "1"
+    assert "6 rows compared (1 only in ours, 1 only in the paper): 1 sign change, 1 zero vs non-zero" in md
+    table8 = md[md.index("## Table 8"):md.index("## Figures")]
+    assert "7 rows in the paper; this run did not produce the table." in table8 and "only in" not in table8
+    # Figures, differences and provenance.
+    assert "![" in md and "(figures/fig1-gap-vs-Oak17Acc.png)" in md
+    assert "## Differences between the paper and the authors' code" in md
+    assert "| seeds.learn" in md and "| timings.learn_s" in md and "| method" in md
+
+
+def test_write_report_html_is_self_contained_and_marks_cells(tmp_path, figure_paths):
+    _, html_path = report.write_report(tmp_path, tables=all_tables(), run_info=RUN_INFO,
+                                       differences_md=report.default_differences_md("boot"),
+                                       figures=figure_paths)
+    page = html_path.read_text()
+    parser = _Cells()
+    parser.feed(page)
+    assert not [u for u in parser.links if re.match(r"https?:", u)]
+    assert "<link" not in page and "<script" not in page
+    images = [u for u in parser.links if u.startswith("data:image/svg+xml;base64,")]
+    assert len(images) == 1 and len(parser.links) == 1
+    assert base64.b64decode(images[0].split(",", 1)[1]) == figure_paths[0].read_bytes()
+    cells = parser.cells
+    assert "flag-sign" in cells[("Table 5", "ce|Oak17Acc|AccDiff", "ATE", "ours")]["class"]
+    assert "flag" not in cells[("Table 5", "ce|Oak17Acc|AccDiff", "ATE", "paper")]["class"]
+    assert "flag-zero" in cells[("Table 5", "ce|Oak17Acc|LossDiff", "ATE", "ours")]["class"]
+    assert "flag-large" in cells[("Table 5", "ce|Oak17Acc|TestVar", "ATE", "ours")]["class"]
+    assert "flag-signif" in cells[("Table 5", "ce|Oak17Acc|TrainVar", "p-value", "ours")]["class"]
+    assert "flag" not in cells[("Table 5", "ce|Oak17Acc|TrainSize", "ATE", "ours")]["class"]
+    assert "flag-verdict" in cells[("Table 3", "ShadowAcc|NumParams", "CE Result", "ours")]["class"]
+    assert cells[("Table 3", "ShadowAcc|NumParams", "CE Result", "ours")]["data-flags"] == report.VERDICT
+    for name in ("Table 2", "Table 3", "Table 5", "Table 8"):
+        assert f'<h2 id="{name}">' in page
+    assert "<h2>Differences between the paper and the authors&#x27; code</h2>" in page \
+        or "<h2>Differences between the paper and the authors' code</h2>" in page
+    assert "<h2>Provenance</h2>" in page and "r-compat" in page
+
+
+def test_report_embeds_png_when_no_svg(tmp_path, figure_paths):
+    md_path, html_path = report.write_report(tmp_path, tables=all_tables()[:1], run_info={}, differences_md="",
+                                             figures=[(figure_paths[1], "my caption")])
+    parser = _Cells()
+    parser.feed(html_path.read_text())
+    assert len(parser.links) == 1 and parser.links[0].startswith("data:image/png;base64,")
+    assert base64.b64decode(parser.links[0].split(",", 1)[1]) == figure_paths[1].read_bytes()
+    assert "my caption" in html_path.read_text() and "![my caption](figures/" in md_path.read_text()
+
+
+def test_bad_input_writes_nothing(tmp_path, figure_paths):
+    ours, paper = ate_tables()
+    bad = ReportTable("Table 5", "ATEs", ours.drop(columns="p-value"), paper, KEYS, ["ATE", "p-value"], "ate")
+    with pytest.raises(EtioInputError, match="Table 5: our table has no column.*'p-value'"):
+        report.write_report(tmp_path / "r", tables=[bad], run_info={}, differences_md="")
+    duplicated = ReportTable("Table 5", "ATEs", pd.concat([ours, ours.iloc[:1]]), paper, KEYS, ["ATE"], "ate")
+    with pytest.raises(EtioInputError, match="two rows with key"):
+        report.write_report(tmp_path / "r", tables=[duplicated], run_info={}, differences_md="")
+    with pytest.raises(EtioInputError, match="unknown table kind"):
+        report.write_report(tmp_path / "r", tables=[ReportTable("T", "t", ours, paper, KEYS, ["ATE"], "x")],
+                            run_info={}, differences_md="")
+    with pytest.raises(EtioInputError, match="does not exist"):
+        report.write_report(tmp_path / "r", tables=all_tables(), run_info={}, differences_md="",
+                            figures=[tmp_path / "nope.png"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_default_differences_cover_every_known_difference():
+    text = report.default_differences_md("cv")
+    for topic in ("bootstrap", "Predictive power", "MemGuard", "Variance estimator", "fraction of finite",
+                  "constraints", "Oak17", "29 of the 30", "repeat_0", "dowhy"):
+        assert topic.lower() in text.lower(), topic
+    assert text.count("- **etio:**") == 11
+    assert "**cv**" in text and "**boot**" in report.default_differences_md("boot")
+    with pytest.raises(EtioInputError, match="'bootstrap'"):
+        report.default_differences_md("bootstrap")
+
+
+def test_markdown_table_formatter():
+    text = report.markdown_table(["a", "value"], [["x|y", "1.0"], ["long text", "22"]], ["l", "r"])
+    lines = text.splitlines()
+    assert lines[0] == "| a         | value |"
+    assert lines[1] == "| --------- | ----: |"
+    assert lines[2] == "| x\\|y      |   1.0 |"
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_markdown_to_html_subset():
+    page = report.markdown_to_html(
+        "## Head\n\nSome *it* and **bold** `x<y` [site](https://example.org).\n\n"
+        "- one\n  continued\n- two\n\n1. first\n2. second\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert "<h2>Head</h2>" in page
+    assert "<em>it</em>" in page and "<strong>bold</strong>" in page and "<code>x&lt;y</code>" in page
+    assert "href" not in page and "site (https://example.org)" in page
+    assert "<ul>\n<li>one continued</li>\n<li>two</li>\n</ul>" in page
+    assert "<ol>\n<li>first</li>\n<li>second</li>\n</ol>" in page
+    assert "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>" in page
+
+
+def test_format_value():
+    assert report.format_value(0.29494, "ATE") == "0.2949"
+    assert report.format_value(1.54e-136, "p-value") == "1.54E-136"
+    assert report.format_value(6.45e-4, "MSE") == "6.45E-04"
+    assert report.format_value(0.0, "ATE") == "0.0000"
+    assert report.format_value(-0.0, "ATE") == "0.0000"
+    assert report.format_value(np.nan, "ATE") == "–"
+    assert report.format_value("Q1: ✓", "CE Result") == "Q1: ✓"
