@@ -97,9 +97,10 @@ def _mse_stats(train_logits, test_logits, subsets, train_y, test_y, n_repeats, p
 def _ce_parts(log_p, log_centre, y):
     """Per-model mean Loss, Bias2, Var on one evaluation set: log_p [K, S, C], log_centre [K or 1, S, C]."""
     loss = -log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+    log_centre = log_centre.expand_as(log_p)
     bias2 = -log_centre.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
     var = (log_centre.exp() * (log_centre - log_p)).sum(-1).mean(-1)
-    return loss, bias2.expand_as(loss), var
+    return loss, bias2, var
 
 
 def _ce_stats(train_logits, test_logits, subsets, train_y, test_y, n_repeats, pool_size):

@@ -25,7 +25,6 @@ import hashlib
 import math
 import shutil
 import subprocess
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -400,9 +399,8 @@ def benchmark(repetitions: int = 30, R: int = 200) -> dict:
     The case is the ``etio14`` fixture (280 rows of an attack graph's 14 nodes with the
     authors' kind of whitelist/blacklist), shipped in ``etio/data/bench``.
     """
-    session = rbridge.session()
     backend = rbridge.backend()
-    timer = session.ro.r(r"""
+    timer = rbridge.function(r"""
 function(dir, repetitions, R) {
   data <- read.csv(file.path(dir, "etio14-data.csv"))
   wl <- as.matrix(read.csv(file.path(dir, "etio14-whitelist.csv"), stringsAsFactors = FALSE))
@@ -416,6 +414,7 @@ function(dir, repetitions, R) {
   c(hc_median_ms = median(hc_ms), boot_s = boot_s)
 }
 """)
-    values = timer(str(BENCH_DATA), int(repetitions), int(R))
-    return {"hc_median_ms": float(values[0]), "boot_strength_s": float(values[1]), "backend": backend,
+    values = rbridge.call(timer, str(BENCH_DATA), int(repetitions), int(R))
+    return {"hc_median_ms": float(values["hc_median_ms"]), "boot_strength_s": float(values["boot_s"]),
+            "backend": backend,
             "repetitions": repetitions, "R": R}

@@ -98,6 +98,10 @@ class _RSession:
         except Exception as exc:
             raise RBackendError(f"sourcing {script} failed: {_r_message(exc)}") from None
         self.wrapper = ro.r(_CALL_WRAPPER)
+        # Load the backend (bnlearn, or the compatible implementation) once, up front, so every
+        # etio.R function and the bnlearn verbs are callable whatever is called first.
+        if "etio_backend" in ro.globalenv:
+            self.call("etio_backend", (), {})
 
     def call(self, fname, args: tuple, kwargs: dict) -> Any:
         ro = self.ro

@@ -101,10 +101,10 @@ class Snapshot:
         """Logits of every model on its own subset ``[V, K, s, C]`` and on the test set ``[V, K, T, C]``."""
         v, k = len(self.job.members), len(self.job.model_ids)
         train = torch.cat([self.forward(self.params, self.buffers, pool_x[self.job.subsets[:, i:i + chunk]],
-                                        train=False) for i in range(0, self.job.subsets.shape[1], chunk)], dim=2)
+                                        train=False) for i in range(0, self.job.subsets.shape[1], chunk)], dim=1)
         test = torch.cat([self.forward(self.params, self.buffers,
                                        test_x[i:i + chunk].unsqueeze(0).expand(k, *test_x[i:i + chunk].shape),
-                                       train=False) for i in range(0, len(test_x), chunk)], dim=2)
+                                       train=False) for i in range(0, len(test_x), chunk)], dim=1)
         return train.view(v, k, *train.shape[-2:]), test.view(v, k, *test.shape[-2:])
 
 
@@ -235,8 +235,8 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
             with torch.no_grad():
                 for p, g, m in zip(tensors, grads, momenta):
                     # torch.optim.SGD: d = g + wd·p; m = μ·m + d; p -= lr·m (first m = d since m starts at 0)
-                    m.mul_(t.momentum).add_(g + wd.view(shape(p)) * p)
-                    p.sub_(lr.view(shape(p)) * m)
+                    m.mul_(t.momentum).add_(g).addcmul_(wd.view(shape(p)), p)
+                    p.addcmul_(lr.view(shape(p)), m, value=-1.0)
         if epoch + 1 in snapshots:
             yield Snapshot(epoch + 1, job, {n: x.detach() for n, x in zip(names, tensors)}, buffers, forward)
 

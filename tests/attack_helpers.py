@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from etio.attacks.outputs import ModelOutputs
+from etio.attacks.outputs import ModelOutputs, torch_threads
 from etio.attacks.stage import ConfigView
 
 
@@ -95,6 +95,11 @@ class SyntheticConfig:
 
 def synthetic_config(loss: str = "ce", repeats: int = 3, per_repeat: int = 5, subset: int = 100,
                      n_test: int = 500, seed: int = 0) -> SyntheticConfig:
+    with torch_threads(1):
+        return _synthetic_config(loss, repeats, per_repeat, subset, n_test, seed)
+
+
+def _synthetic_config(loss, repeats, per_repeat, subset, n_test, seed) -> SyntheticConfig:
     g = torch.Generator().manual_seed(seed)
     pool_size = per_repeat * subset
     pool_x, pool_y = gaussian_task(pool_size, g)
@@ -122,6 +127,11 @@ def synthetic_config(loss: str = "ce", repeats: int = 3, per_repeat: int = 5, su
 def make_digits_store(root, loss: str = "ce", widths=(32,), per_repeat: int = 4, subset: int = 60, repeats: int = 3,
                       steps: int = 150, seed: int = 0):
     """A real trace store (``etio.store`` layout) of digits MLPs, one configuration per width."""
+    with torch_threads(1):
+        return _make_digits_store(root, loss, widths, per_repeat, subset, repeats, steps, seed)
+
+
+def _make_digits_store(root, loss, widths, per_repeat, subset, repeats, steps, seed):
     from etio.config import parse_config
     from etio.datasets import load
     from etio.store import ConfigRecord, create_store

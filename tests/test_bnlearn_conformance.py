@@ -3,7 +3,7 @@
 Every golden call of ``tests/data/bnlearn-4.7/README.md`` is replayed on both cases by
 ``tests/r/replay_fixtures.R``, once through ``Rscript`` and once inside the embedded R that
 etio uses (rpy2, with the data handed over from pandas), and every output is compared with
-the golden files at their stated tolerances. The colleagues' self-checking R scripts run too.
+the golden files at their stated tolerances.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ function(script, case_dir, out_dir, data, compat) {
 """
 
 
+@pytest.mark.filterwarnings("ignore:the nodes are taken from the cross-validated networks")
 @pytest.mark.parametrize("case", CASES)
 def test_replay_through_rpy2_matches_bnlearn(case, tmp_path):
     from etio import rbridge
@@ -146,14 +147,3 @@ def test_replay_through_rpy2_matches_bnlearn(case, tmp_path):
                            str(REPO / "r" / "compat" / "bnlearn.R"))
     assert backend.startswith("bnlearn-compat")
     assert compare_with_golden(case, tmp_path) == []
-
-
-@pytest.mark.parametrize("script", ["test_compat_core.R", "test_compat_strength.R", "test_etio.R"])
-def test_r_self_checks(script, rscript):
-    path = REPO / "tests" / "r" / script
-    if not path.is_file():
-        pytest.skip(f"{script} is not in this checkout")
-    result = rscript(path)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    assert "FAIL" not in output, output[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -106,7 +107,6 @@ def test_etio_r_dir_overrides_the_r_sources(tmp_path):
         from etio import rbridge
         print(rbridge.backend())
     """
-    import os
 
     result = _python(code, {**os.environ, "ETIO_R_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
@@ -122,7 +122,6 @@ def test_an_r_dir_without_etio_r_is_reported(tmp_path):
         except RBackendError as exc:
             print("ERR", exc)
     """
-    import os
 
     result = _python(code, {**os.environ, "ETIO_R_DIR": str(tmp_path)})
     assert "ERR R is not available" in result.stdout and "etio.R not found" in result.stdout

@@ -47,8 +47,9 @@ class StackedMLP:
         return self.weights[0].shape[0]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[B, n, d]`` (zero-padded to the widest input) -> ``[B, n, 2]``."""
-        h = x
+        """``x``: ``[B, n, d]`` -> ``[B, n, 2]``; narrower inputs are zero-padded to the stack's width."""
+        width = self.weights[0].shape[1]
+        h = x if x.shape[-1] == width else torch.nn.functional.pad(x, (0, width - x.shape[-1]))
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
@@ -68,34 +69,32 @@ class StackedMLP:
         return StackedMLP([w[index] for w in self.weights], [b[index] for b in self.biases])
 
 
-def init_stacked_mlp(in_dims: list[int], spec: AttackModelSpec, generator: torch.Generator,
+def init_stacked_mlp(in_dims: list[int], spec: AttackModelSpec, generators: list[torch.Generator],
                      device: torch.device | str = "cpu") -> StackedMLP:
-    """PyTorch's ``nn.Linear`` initialisation (uniform in +-1/sqrt(fan_in)), per model.
+    """PyTorch's ``nn.Linear`` initialisation (uniform in +-1/sqrt(fan_in)), each model from its own generator.
 
     Rows of the first layer that only see zero padding are set to zero: they would get no
     gradient anyway, and zero makes the padding visibly inert.
     """
-    n_models, width = len(in_dims), max(in_dims)
+    width = max(in_dims)
     sizes = [width, *spec.hidden, 2]
-    fan_in = torch.tensor(in_dims, dtype=torch.float32)
-    weights, biases = [], []
-    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if layer == 0:
-            bound = (1.0 / fan_in.sqrt()).view(-1, 1, 1)
-        else:
-            bound = torch.full((n_models, 1, 1), 1.0 / math.sqrt(n_in))
-        w = (torch.rand(n_models, n_in, n_out, generator=generator) * 2 - 1) * bound
-        b = (torch.rand(n_models, 1, n_out, generator=generator) * 2 - 1) * bound
-        if layer == 0:
-            rows = torch.arange(width).view(1, -1, 1)
-            w = torch.where(rows < torch.tensor(in_dims).view(-1, 1, 1), w, torch.zeros(()))
-        weights.append(w.to(device))
-        biases.append(b.to(device))
-    return StackedMLP(weights, biases)
+    weights: list[list[torch.Tensor]] = [[] for _ in sizes[1:]]
+    biases: list[list[torch.Tensor]] = [[] for _ in sizes[1:]]
+    for n_in_true, g in zip(in_dims, generators):
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            fan_in = n_in_true if layer == 0 else n_in
+            bound = 1.0 / math.sqrt(fan_in)
+            drawn = n_in_true if layer == 0 else n_in   # what is drawn never depends on the padding
+            w = (torch.rand(drawn, n_out, generator=g) * 2 - 1) * bound
+            b = (torch.rand(1, n_out, generator=g) * 2 - 1) * bound
+            w = torch.nn.functional.pad(w, (0, 0, 0, n_in - drawn))
+            weights[layer].append(w)
+            biases[layer].append(b)
+    return StackedMLP([torch.stack(w).to(device) for w in weights], [torch.stack(b).to(device) for b in biases])
 
 
 def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: AttackModelSpec,
-                        generator: torch.Generator, in_dims: list[int] | None = None,
+                        seeds: list[int], in_dims: list[int] | None = None,
                         valid: torch.Tensor | None = None) -> StackedMLP:
     """Train ``B`` attack models, model ``i`` on ``features[i][valid[i]]``.
 
@@ -103,26 +102,31 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     ``[B, n]`` bool (all true when omitted), ``in_dims``: true input size of each model
     (``d`` when omitted). Each epoch visits every model's valid samples once in its own
     random order, in mini-batches of ``spec.batch_size``; the loss of a mini-batch is the
-    mean cross-entropy, as in ``nn.CrossEntropyLoss``. ``generator`` (CPU) drives
-    initialisation and shuffling, so equal seeds give equal models.
+    mean cross-entropy, as in ``nn.CrossEntropyLoss``. ``seeds[i]`` drives model ``i``'s
+    initialisation and shuffling, so a model does not depend on what it is stacked with:
+    the same seed and data give the same model, trained alone or in any batch.
     """
     n_models, n, _ = features.shape
     device = features.device
     in_dims = in_dims or [features.shape[2]] * n_models
     valid = torch.ones(n_models, n, dtype=torch.bool, device=device) if valid is None else valid
-    model = init_stacked_mlp(in_dims, spec, generator, device)
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    model = init_stacked_mlp(in_dims, spec, generators, device)
     params = model.weights + model.biases
     for p in params:
         p.requires_grad_(True)
     adam = _StackedAdam(params, spec.lr, n_models, device)
     labels = labels.long()
     n_valid = valid.sum(dim=1)
+    valid_cpu, n_valid_cpu = valid.cpu(), n_valid.cpu()
     n_steps = int(math.ceil(int(n_valid.max()) / spec.batch_size)) if n_models else 0
     rows = torch.arange(n_models, device=device).view(-1, 1)
     for _ in range(spec.epochs):
         # Invalid samples sort last, so model i's first n_valid[i] positions are its own shuffle.
-        keys = torch.rand(n_models, n, generator=generator).to(device)
-        keys = keys.masked_fill(~valid, 2.0)
+        keys = torch.full((n_models, n), 2.0)
+        for i, g in enumerate(generators):
+            keys[i, valid_cpu[i]] = torch.rand(int(n_valid_cpu[i]), generator=g)
+        keys = keys.to(device)
         order = keys.argsort(dim=1)
         for step in range(n_steps):
             idx = order[:, step * spec.batch_size:(step + 1) * spec.batch_size]

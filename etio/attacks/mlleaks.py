@@ -15,7 +15,7 @@ The attack accuracy of a configuration is the mean over all tuples (the paper's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -80,9 +80,12 @@ def tuples_per_repeat(n_repeats: int, count: int) -> list[int]:
     return [count // n_repeats + (r < count % n_repeats) for r in range(n_repeats)]
 
 
+Request = tuple[Tuple3, str]   # (tuple, variant name): one attack model
+
+
 @dataclass
 class AttackData:
-    """Stacked attack-model training and evaluation sets, one row per (tuple, variant)."""
+    """Stacked attack-model training and evaluation sets, one row per request."""
 
     train_x: torch.Tensor   # [B, n_train, d]
     train_y: torch.Tensor   # [B, n_train]
@@ -95,71 +98,73 @@ def _pad(x: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
-def build_attack_data(outputs: ModelOutputs, tuples: Sequence[Tuple3], variants: Sequence[Variant],
-                      eval_size: int) -> AttackData:
+def build_attack_data(outputs: ModelOutputs, requests: Sequence[Request], eval_size: int) -> AttackData:
     """Shadow members vs nm's subset for training; target members vs ``eval_size`` test points for evaluation."""
-    n_classes = outputs.on_subset(tuples[0][0]).shape[-1]
-    width = max(feature_dim(n_classes, v) for v in variants)
-    test_probs = torch.softmax(outputs.on_test(sorted({t for t, _, _ in tuples}))[:, :eval_size], dim=-1)
-    test_row = {t: i for i, t in enumerate(sorted({t for t, _, _ in tuples}))}
+    n_classes = outputs.on_subset(requests[0][0][0]).shape[-1]
+    width = max(feature_dim(n_classes, VARIANTS[v]) for _, v in requests)
+    targets = sorted({t for (t, _, _), _ in requests})
+    test_probs = torch.softmax(outputs.on_test(targets)[:, :eval_size], dim=-1)
+    test_row = {t: i for i, t in enumerate(targets)}
     test_labels = outputs.test_y[:eval_size]
     train_x, train_y, eval_x, eval_y, in_dims = [], [], [], [], []
-    for target, shadow, nm in tuples:
+    for (target, shadow, nm), name in requests:
+        variant = VARIANTS[name]
         shadow_in = torch.softmax(outputs.on_subset(shadow), -1)
         shadow_out = torch.softmax(outputs.on_subset(shadow, subset_of=nm), -1)
         target_in = torch.softmax(outputs.on_subset(target), -1)[:eval_size]
         target_out = test_probs[test_row[target]]
         shadow_lab = torch.cat([outputs.labels_of(shadow), outputs.labels_of(nm)])
         target_lab = torch.cat([outputs.labels_of(target)[:eval_size], test_labels])
-        membership_train = torch.cat([torch.ones(len(shadow_in)), torch.zeros(len(shadow_out))]).long()
-        membership_eval = torch.cat([torch.ones(len(target_in)), torch.zeros(len(target_out))]).long()
-        for variant in variants:
-            train_x.append(_pad(prediction_features(torch.cat([shadow_in, shadow_out]), shadow_lab, variant), width))
-            eval_x.append(_pad(prediction_features(torch.cat([target_in, target_out]), target_lab, variant), width))
-            train_y.append(membership_train)
-            eval_y.append(membership_eval)
-            in_dims.append(feature_dim(n_classes, variant))
+        train_x.append(_pad(prediction_features(torch.cat([shadow_in, shadow_out]), shadow_lab, variant), width))
+        eval_x.append(_pad(prediction_features(torch.cat([target_in, target_out]), target_lab, variant), width))
+        train_y.append(torch.cat([torch.ones(len(shadow_in)), torch.zeros(len(shadow_out))]).long())
+        eval_y.append(torch.cat([torch.ones(len(target_in)), torch.zeros(len(target_out))]).long())
+        in_dims.append(feature_dim(n_classes, variant))
     device = outputs.device
     return AttackData(torch.stack(train_x), torch.stack(train_y).to(device), torch.stack(eval_x),
                       torch.stack(eval_y).to(device), in_dims)
 
 
-def run_mlleaks(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
-                spec: AttackModelSpec, generator: torch.Generator) -> dict[str, dict]:
-    """Train all (tuple, variant) attack models at once; per variant the trace columns.
+def train_requested_models(outputs: ModelOutputs, requests: Sequence[Request], spec: AttackModelSpec,
+                           seed_of: Callable[[Request], int]) -> tuple[StackedMLP, AttackData]:
+    """One attack model per request, all trained at once; model ``i`` is seeded by ``seed_of(requests[i])``."""
+    data = build_attack_data(outputs, requests, min(outputs.subset_size, outputs.n_test))
+    models = train_attack_models(data.train_x, data.train_y, spec, [seed_of(r) for r in requests], data.in_dims)
+    return models, data
+
+
+def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: AttackData,
+                      variant_names: Sequence[str]) -> dict[str, dict]:
+    """Per variant the trace columns: means over every tuple of that variant's requests.
 
     Returns ``{variant: {"<prefix>MemAcc": ..., "<prefix>NonmemAcc": ..., "<prefix>Acc": ...,
-    "tuples": [...], "per_tuple": {...}}}``: means over all tuples (the authors' parser
-    dropped one of the 30 logs; every tuple counts here).
+    "tuples": [...], "per_tuple": {...}}}`` (the authors' parser dropped one of the 30 logs;
+    every tuple counts here). The evaluation set is balanced, so the overall accuracy is
+    the mean of the member and non-member accuracies.
     """
-    variants = [VARIANTS[v] for v in variant_names]
-    eval_size = min(outputs.subset_size, outputs.n_test)
-    data = build_attack_data(outputs, tuples, variants, eval_size)
-    models = train_attack_models(data.train_x, data.train_y, spec, generator, data.in_dims)
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(data.eval_x), data.eval_y)
-    mem = mem.view(len(tuples), len(variants)).cpu()
-    non = non.view(len(tuples), len(variants)).cpu()
+    mem, non = mem.cpu(), non.cpu()
     results = {}
-    for j, variant in enumerate(variants):
-        p = variant.column_prefix
-        acc = (mem[:, j] + non[:, j]) / 2  # balanced evaluation set: overall accuracy = mean of the two
-        results[variant.name] = {
-            f"{p}MemAcc": float(mem[:, j].mean()),
-            f"{p}NonmemAcc": float(non[:, j].mean()),
+    for name in variant_names:
+        rows = [i for i, (_, v) in enumerate(requests) if v == name]
+        p = VARIANTS[name].column_prefix
+        m, n = mem[rows], non[rows]
+        acc = (m + n) / 2
+        results[name] = {
+            f"{p}MemAcc": float(m.mean()),
+            f"{p}NonmemAcc": float(n.mean()),
             f"{p}Acc": float(acc.mean()),
-            "tuples": [list(t) for t in tuples],
-            "per_tuple": {"MemAcc": mem[:, j].tolist(), "NonmemAcc": non[:, j].tolist(), "Acc": acc.tolist()},
-            "eval_size": eval_size,
-            "epochs": spec.epochs,
+            "tuples": [list(requests[i][0]) for i in rows],
+            "per_tuple": {"MemAcc": m.tolist(), "NonmemAcc": n.tolist(), "Acc": acc.tolist()},
+            "eval_size": int(data.eval_y.shape[1] // 2),
         }
     return results
 
 
-def train_top3_models(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
-                      spec: AttackModelSpec, generator: torch.Generator) -> StackedMLP:
-    """Top-3 attack models only (MemGuard's defence and attack models), ``[len(tuples) * len(variants)]``."""
-    variants = [VARIANTS[v] for v in variant_names]
-    eval_size = min(outputs.subset_size, outputs.n_test)
-    data = build_attack_data(outputs, tuples, variants, eval_size)
-    return train_attack_models(data.train_x, data.train_y, spec, generator, data.in_dims)
+def run_mlleaks(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
+                spec: AttackModelSpec, seed_of: Callable[[Request], int]) -> dict[str, dict]:
+    """ML-Leaks for every tuple and variant (see :func:`summarize_mlleaks`)."""
+    requests = [(t, v) for t in tuples for v in variant_names]
+    models, data = train_requested_models(outputs, requests, spec, seed_of)
+    return summarize_mlleaks(requests, models, data, variant_names)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
-from .outputs import ModelOutputs, generator_for
+from .outputs import ModelOutputs, derived_seed, generator_for
 
 #: One hidden layer of 64 tanh units, 2-way softmax, Adam lr 0.01, batch 100, 100 epochs,
 #: L2 penalty 1e-6 on the weights.
@@ -64,8 +64,8 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
                               (eout.argmax(-1) != c).double().mean().item() if len(eout) else float("nan")))
     train_x, train_y, train_valid = _stack(train_sets, outputs.device)
     eval_x, eval_y, eval_valid = _stack(eval_sets, outputs.device)
-    generator = generator_for(seed_base, key, "oak17-models", *seeds)
-    models = train_attack_models(train_x, train_y, spec, generator, valid=train_valid)
+    model_seeds = [derived_seed(seed_base, key, "oak17-model", seed, c) for seed in seeds for c in range(n_classes)]
+    models = train_attack_models(train_x, train_y, spec, model_seeds, valid=train_valid)
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(eval_x), eval_y, eval_valid)
     mem, non = mem.cpu().numpy(), non.cpu().numpy()

@@ -8,8 +8,9 @@ ML-Leaks, Oak17, the threshold attack and MemGuard all query the same models.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import torch
 
@@ -92,3 +93,20 @@ def derived_seed(base: int, *parts: object) -> int:
 
 def generator_for(base: int, *parts: object) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(base, *parts))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` intra-op threads, then restore the previous setting.
+
+    Attack models and MemGuard work on many tiny tensors: one thread is the fastest, and
+    several threads on a busy machine are many times slower (measured: 13x on 2 shared cores).
+    """
+    previous = torch.get_num_threads()
+    if n and n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

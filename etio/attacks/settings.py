@@ -14,6 +14,8 @@ target per repeat. Small configs (digits, tests) lower the tuple count and epoch
     memguard_targets = 1       # defended targets per repeat (each with 2 attack types)
     memguard_max_iteration = 300
     memguard_epsilon = 0.5
+    memguard_samples = 0       # defended members and non-members: 0 = the whole subset and test set, else the first n of each
+    memguard_weight_decays = [0.0005]   # configurations defended (the authors': normal WD only); [] = all
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ class AttackSettings:
     memguard_targets: int = 1
     memguard_max_iteration: int = 300
     memguard_epsilon: float = 0.5
+    memguard_samples: int = 0
+    memguard_weight_decays: tuple[float, ...] = (0.0005,)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["oak17_seeds"] = list(self.oak17_seeds)
+        d["memguard_weight_decays"] = list(self.memguard_weight_decays)
         return d
 
 
@@ -67,6 +72,9 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
     eps = raw.get("memguard_epsilon", defaults.memguard_epsilon)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
         raise EtioInputError(f"{source}: [attacks].memguard_epsilon must be a number ≥ 0, got {eps!r}")
+    wds = raw.get("memguard_weight_decays", list(defaults.memguard_weight_decays))
+    if not isinstance(wds, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in wds):
+        raise EtioInputError(f"{source}: [attacks].memguard_weight_decays must be a list of numbers, got {wds!r}")
     return AttackSettings(
         seed=integer("seed", 0),
         mlleak_tuples=integer("mlleak_tuples", 1),
@@ -77,6 +85,8 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
         memguard_targets=integer("memguard_targets", 1),
         memguard_max_iteration=integer("memguard_max_iteration", 1),
         memguard_epsilon=float(eps),
+        memguard_samples=integer("memguard_samples", 0),
+        memguard_weight_decays=tuple(float(w) for w in wds),
     )
 
 

@@ -26,9 +26,9 @@ import torch
 from ..errors import EtioInputError
 from .attack_model import AttackModelSpec
 from .memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
-from .mlleaks import VARIANTS, draw_tuples, run_mlleaks, train_top3_models, tuples_per_repeat
+from .mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
 from .oak17 import SHOKRI_ATTACK_MODEL, run_oak17
-from .outputs import ModelOutputs, derived_seed, generator_for
+from .outputs import ModelOutputs, derived_seed, torch_threads
 from .settings import ATTACK_NAMES, MLLEAK_NAMES, AttackSettings
 from .threshold import run_threshold
 
@@ -42,6 +42,7 @@ class ConfigView:
     num_classes: int
     loss: str
     train_loss: float | None = None   # the threshold attack's tau (trace column TrainLoss)
+    weight_decay: float | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -64,11 +65,8 @@ def requirement_problems(view: ConfigView, attacks: Sequence[str], settings: Att
                     f"mlleak_tuples = {settings.mlleak_tuples} needs {wanted} distinct targets per repeat, but "
                     f"{view.key} has {per_repeat} models per repeat ({len(view.model_ids_by_repeat)} repeats); "
                     f"use mlleak_tuples ≤ {per_repeat * len(view.model_ids_by_repeat)}")
-    if "memguard" in attacks:
-        if per_repeat < 4:
-            problems.append(f"MemGuard needs at least 4 models per repeat (target, shadow, two non-member models); "
-                            f"{view.key} has {per_repeat}")
-        elif settings.memguard_targets > min(tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples)):
+    if "memguard" in attacks and per_repeat >= 3:
+        if settings.memguard_targets > min(tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples)):
             problems.append(f"memguard_targets = {settings.memguard_targets} exceeds the ML-Leaks tuples per repeat "
                             f"of {view.key}")
     if "oak17" in attacks:
@@ -93,24 +91,78 @@ def mlleak_tuples(view: ConfigView, settings: AttackSettings) -> list[tuple[int,
     return draw_tuples(view.model_ids_by_repeat, settings.mlleak_tuples, derived_seed(settings.seed, view.key, "tuples"))
 
 
+def memguard_plan(view: ConfigView, settings: AttackSettings) -> list[tuple[tuple, tuple]]:
+    """(attacker's tuple, defender's tuple) per defended target: the first ``memguard_targets`` tuples of each repeat.
+
+    The defender's tuple is (t, t, nm'): the target is its own shadow, and nm' is a model of
+    the same repeat other than the attacker's shadow and nm, so the two sides never share
+    non-members. With only three models in a repeat there is no such model, and the
+    attacker's shadow provides the defender's non-members (still disjoint from the
+    attacker's non-members, as MemGuard requires).
+    """
+    tuples = mlleak_tuples(view, settings)
+    rng = np.random.default_rng(derived_seed(settings.seed, view.key, "memguard-defence"))
+    plan, first = [], 0
+    for ids, count in zip(view.model_ids_by_repeat, tuples_per_repeat(len(view.model_ids_by_repeat),
+                                                                       settings.mlleak_tuples)):
+        for t, s, nm in tuples[first:first + settings.memguard_targets]:
+            candidates = [m for m in ids if m not in (t, s, nm)] or [s]
+            plan.append(((t, s, nm), (t, t, int(rng.choice(candidates)))))
+        first += count
+    return plan
+
+
+def memguard_applies(view: ConfigView, settings: AttackSettings) -> bool:
+    wds = settings.memguard_weight_decays
+    return not wds or view.weight_decay is None or any(abs(view.weight_decay - w) <= 1e-12 for w in wds)
+
+
+TOP3_VARIANTS = ("top3", "top3_l")
+
+
 def attack_configuration(view: ConfigView, outputs: ModelOutputs, attacks: Sequence[str], settings: AttackSettings,
-                         on_result: Callable[[str, dict], None]) -> None:
-    """Run ``attacks`` on one configuration; ``on_result(attack, result)`` after each."""
+                         on_result: Callable[[str, dict], None], threads: int = 1) -> None:
+    """Run ``attacks`` on one configuration with ``threads`` torch threads; ``on_result(attack, result)`` after each.
+
+    Every attack model the requested attacks need (ML-Leaks tuples x variants, MemGuard's
+    attacker and defender models) is trained in one batch. Each is seeded by its own
+    (configuration, tuple, variant), so MemGuard's attacker is the very top-3 ML-Leaks model
+    of its tuple whether or not ML-Leaks runs in the same call.
+    """
+    with torch_threads(threads):
+        _attack_configuration(view, outputs, attacks, settings, on_result)
+
+
+def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
     mlleak = [a for a in attacks if a in MLLEAK_NAMES]
-    if mlleak:
+    with_memguard = "memguard" in attacks and memguard_applies(view, settings)
+    requests: list = [(t, v) for t in mlleak_tuples(view, settings) for v in mlleak] if mlleak else []
+    plan = memguard_plan(view, settings) if with_memguard else []
+    for attacker, defender in plan:
+        requests += [(attacker, v) for v in TOP3_VARIANTS] + [(defender, v) for v in TOP3_VARIANTS]
+    requests = list(dict.fromkeys(requests))
+    if requests:
         start = time.perf_counter()
         spec = AttackModelSpec(epochs=settings.mlleak_epochs)
-        results = run_mlleaks(outputs, mlleak_tuples(view, settings), mlleak, spec,
-                              generator_for(settings.seed, view.key, "mlleak", *mlleak))
-        seconds = time.perf_counter() - start
-        for name in mlleak:
-            on_result(name, {**results[name], "seconds": seconds / len(mlleak)})
+        models, data = train_requested_models(
+            outputs, requests, spec,
+            lambda r: derived_seed(settings.seed, view.key, "attack-model", *r[0], r[1]))
+        per_model = (time.perf_counter() - start) / len(requests)
+        if mlleak:
+            start = time.perf_counter()
+            mine = [r for r in requests if r[1] in mlleak and r[0] in set(mlleak_tuples(view, settings))]
+            index = {r: i for i, r in enumerate(requests)}
+            results = summarize_mlleaks(mine, models.select([index[r] for r in mine]),
+                                        _select_data(data, [index[r] for r in mine]), mlleak)
+            share = (time.perf_counter() - start) / len(mlleak)
+            for name in mlleak:
+                n_models = sum(1 for r in mine if r[1] == name)
+                on_result(name, {**results[name], "epochs": spec.epochs, "seconds": share + per_model * n_models})
     if "oak17" in attacks:
         start = time.perf_counter()
         first = view.model_ids_by_repeat[0]
         shadows = first[1:1 + settings.oak17_shadows] if settings.oak17_shadows else first[1:]
-        spec = SHOKRI_ATTACK_MODEL if settings.oak17_epochs == SHOKRI_ATTACK_MODEL.epochs else \
-            AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": settings.oak17_epochs})
+        spec = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": settings.oak17_epochs})
         result = run_oak17(outputs, first[0], shadows, view.num_classes, spec, settings.oak17_seeds,
                            settings.seed, view.key)
         on_result("oak17", {**result, "seconds": time.perf_counter() - start})
@@ -119,70 +171,69 @@ def attack_configuration(view: ConfigView, outputs: ModelOutputs, attacks: Seque
         result = run_threshold(outputs, view.model_ids_by_repeat, view.loss, float(view.train_loss))
         on_result("threshold", {**result, "seconds": time.perf_counter() - start})
     if "memguard" in attacks:
-        start = time.perf_counter()
-        result = run_memguard(view, outputs, settings)
-        on_result("memguard", {**result, "seconds": time.perf_counter() - start})
+        if not with_memguard:
+            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
+                                              f"{list(settings.memguard_weight_decays)}"})
+        else:
+            start = time.perf_counter()
+            index = {r: i for i, r in enumerate(requests)}
+            result = run_memguard(view, outputs, settings, plan, models, index)
+            on_result("memguard", {**result, "seconds": time.perf_counter() - start + per_model * 4 * len(plan)})
 
 
-def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettings) -> dict:
-    """MemGuard on ``memguard_targets`` targets per repeat, each against both top-3 attack types.
+def _select_data(data, rows):
+    from .mlleaks import AttackData
 
-    The attacker's model is the top-3 ML-Leaks model of the target's tuple (t, s, nm); the
-    defender's model is a top-3 ML-Leaks model with the target as its own shadow and a
-    fourth model nm' of the same repeat as non-members (nm' differs from s and nm, so the
-    two sides never share non-members). Members are the target's training subset, non-
-    members the whole test set. Attack types: without and with the label feature.
+    return AttackData(data.train_x[rows], data.train_y[rows], data.eval_x[rows], data.eval_y[rows],
+                      [data.in_dims[i] for i in rows])
+
+
+def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettings, plan, models, index) -> dict:
+    """MemGuard on every planned target (:func:`memguard_plan`), each against both top-3 attack types.
+
+    The attacker's model is the top-3 ML-Leaks model of the target's tuple; the defender's
+    a top-3 ML-Leaks model of (t, t, nm'). Members are the target's training subset, non-
+    members the whole test set (or the first ``memguard_samples`` of each).
     """
-    tuples = mlleak_tuples(view, settings)
-    rng = np.random.default_rng(derived_seed(settings.seed, view.key, "memguard-defence"))
-    counts = tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples)
-    model_tuples, targets = [], []
-    first = 0
-    for ids, count in zip(view.model_ids_by_repeat, counts):
-        for t, s, nm in tuples[first:first + settings.memguard_targets]:
-            candidates = [m for m in ids if m not in (t, s, nm)]
-            nm_defence = int(rng.choice(candidates))
-            model_tuples += [(t, s, nm), (t, t, nm_defence)]
-            targets.append(t)
-        first += count
-    variants = ["top3", "top3_l"]
-    spec = AttackModelSpec(epochs=settings.mlleak_epochs)
-    models = train_top3_models(outputs, model_tuples, variants, spec,
-                               generator_for(settings.seed, view.key, "memguard-models"))
-    n_var = len(variants)
-    attack_idx = [(2 * k) * n_var + j for k in range(len(targets)) for j in range(n_var)]
-    defence_idx = [(2 * k + 1) * n_var + j for k in range(len(targets)) for j in range(n_var)]
-    logits = torch.stack([torch.cat([outputs.on_subset(t), outputs.on_test([t])[0]])
+    variants = TOP3_VARIANTS
+    targets = [attacker[0] for attacker, _ in plan]
+    attack_idx = [index[(attacker, v)] for attacker, _ in plan for v in variants]
+    defence_idx = [index[(defender, v)] for _, defender in plan for v in variants]
+    n_members = min(settings.memguard_samples or outputs.subset_size, outputs.subset_size)
+    n_test = min(settings.memguard_samples or outputs.n_test, outputs.n_test)
+    logits = torch.stack([torch.cat([outputs.on_subset(t)[:n_members], outputs.on_test([t])[0, :n_test]])
                           for t in targets for _ in variants])
-    labels = torch.stack([torch.cat([outputs.labels_of(t), outputs.test_y]) for t in targets for _ in variants])
+    labels = torch.stack([torch.cat([outputs.labels_of(t)[:n_members], outputs.test_y[:n_test]])
+                          for t in targets for _ in variants])
     with_label = torch.tensor([VARIANTS[v].with_label for _ in targets for v in variants], device=outputs.device)
-    n_members = outputs.subset_size
     is_member = torch.zeros(logits.shape[1], dtype=torch.bool, device=outputs.device)
     is_member[:n_members] = True
     mg = MemGuardSettings(max_iteration=settings.memguard_max_iteration, epsilon=settings.memguard_epsilon)
     defended = defend(logits, labels, models.select(defence_idx), with_label, mg)
     original = torch.softmax(logits, -1)
-    mem, non = attack_with_noise_budget(models.select(attack_idx), original, defended, labels, with_label,
-                                        is_member.expand_as(labels), mg.epsilon)
-    undefended_mem, undefended_non = attack_with_noise_budget(
-        models.select(attack_idx), original, _undefended(defended, original), labels, with_label,
-        is_member.expand_as(labels), mg.epsilon)
+    attackers = models.select(attack_idx)
+    members = is_member.expand_as(labels)
+    mem, non = attack_with_noise_budget(attackers, original, defended, labels, with_label, members, mg.epsilon)
+    before_mem, before_non = attack_with_noise_budget(attackers, original, _undefended(defended, original), labels,
+                                                      with_label, members, mg.epsilon)
     mem_acc, non_acc = float(mem.mean()), float(non.mean())
-    label_kept = bool((defended.probs.argmax(-1) == original.argmax(-1)).all())
     return {
         "MemguardMemberAcc": mem_acc,
         "MemguardNonmemberAcc": non_acc,
         "MemguardAcc": (mem_acc + non_acc) / 2,
         **defended_statistics(defended.probs, labels, is_member, view.loss),
-        "undefended": {"MemberAcc": float(undefended_mem.mean()), "NonmemberAcc": float(undefended_non.mean()),
-                       "Acc": float((undefended_mem.mean() + undefended_non.mean()) / 2)},
+        "undefended": {"MemberAcc": float(before_mem.mean()), "NonmemberAcc": float(before_non.mean()),
+                       "Acc": float((before_mem.mean() + before_non.mean()) / 2)},
         "targets": targets,
-        "tuples": [list(t) for t in model_tuples],
-        "attack_types": variants,
+        "tuples": [[list(a), list(d)] for a, d in plan],
+        "attack_types": list(variants),
+        "members": n_members,
+        "nonmembers": n_test,
         "epsilon": mg.epsilon,
-        "steps": defended.steps,
+        "max_iteration": mg.max_iteration,
+        "iterations": defended.steps,
         "defended_fraction": float((defended.rounds_succeeded > 0).double().mean()),
-        "labels_unchanged": label_kept,
+        "labels_unchanged": bool((defended.probs.argmax(-1) == original.argmax(-1)).all()),
     }
 
 
@@ -203,12 +254,14 @@ def view_of(store, key: str) -> ConfigView:
     train_loss = stats.get("TrainLoss")
     train_loss = None if train_loss is None or (isinstance(train_loss, float) and math.isnan(train_loss)) \
         else float(train_loss)
+    wd = rec.identity.get("WeightDecay")
     return ConfigView(key=key, model_ids_by_repeat=[list(rec.model_ids(r)) for r in range(rec.n_repeats)],
-                      num_classes=int(rec.num_classes), loss=str(rec.loss), train_loss=train_loss)
+                      num_classes=int(rec.num_classes), loss=str(rec.loss), train_loss=train_loss,
+                      weight_decay=None if wd is None else float(wd))
 
 
 def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
-                     progress: Callable[[str], None] | None = None) -> dict:
+                     progress: Callable[[str], None] | None = None, threads: int = 1) -> dict:
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
     Returns a summary: configurations, attacks computed / already stored, seconds.
@@ -242,7 +295,7 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
                 timing[name] = timing.get(name, 0.0) + float(result.get("seconds", 0.0))
                 computed += 1
 
-            attack_configuration(views[key], outputs, todo, settings, write)
+            attack_configuration(views[key], outputs, todo, settings, write, threads)
         if progress:
             progress(key)
     store.write_traces_csv()

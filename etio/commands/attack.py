@@ -35,7 +35,8 @@ def register(app, bench_app) -> None:
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
                                               "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-        threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
+        threads: int = typer.Option(1, "--threads", help="torch threads (attack models are tiny: 1 is fastest; "
+                                    "0 keeps torch's default, which helps only large models' queries on CPU)."),
     ) -> None:
         """Run the attacks (and MemGuard) on every configuration of a trace store; fill traces.csv.
 
@@ -56,13 +57,12 @@ def register(app, bench_app) -> None:
             raise EtioInputError(f"--device must be cpu or cuda, got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
             raise EtioInputError("--device cuda requested but CUDA is not available")
-        if threads:
-            torch.set_num_threads(threads)
         store = open_store(out)
         settings = _attack_settings(config, store)
         n = len(store.keys())
         with typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr) as bar:
-            summary = run_attack_stage(store, names, settings, device, progress=lambda key: bar.update(1))
+            summary = run_attack_stage(store, names, settings, device, progress=lambda key: bar.update(1),
+                                       threads=threads)
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "
@@ -74,6 +74,7 @@ def register(app, bench_app) -> None:
         config: Optional[Path] = typer.Option(None, "--config"),
         limit: int = typer.Option(5, "--limit", help="Configurations to time."),
         device: str = typer.Option("cpu", "--device"),
+        threads: int = typer.Option(1, "--threads"),
     ) -> None:
         """Seconds per attack per configuration on the first ``--limit`` configurations."""
         import time
@@ -91,7 +92,8 @@ def register(app, bench_app) -> None:
         for key in keys:
             outputs = ModelOutputs(store.splits(key), store.ensemble(key, device), device)
             attack_configuration(view_of(store, key), outputs, ATTACK_NAMES, settings,
-                                 lambda name, r: totals.__setitem__(name, totals.get(name, 0.0) + r["seconds"]))
+                                 lambda name, r: totals.__setitem__(name, totals.get(name, 0.0) + r.get("seconds", 0.0)),
+                                 threads)
         wall = time.perf_counter() - start
         for name, seconds in totals.items():
             typer.echo(f"{name:10s} {seconds / max(len(keys), 1):8.3f} s/configuration")

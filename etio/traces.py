@@ -1,0 +1,247 @@
+"""Stage 1 of the pipeline (paper Fig. 4): config → trained models → trace store → traces.csv.
+
+The grid of a config is cut into *jobs*: sets of configurations whose models are trained in
+one batch (:mod:`etio.train`). A job holds one architecture and one train size; its members
+are every (width, loss, weight decay, scheduler) combination — widths grouped for the MLP,
+one width and one optimisation variant per job otherwise — and it is snapshotted at every
+epoch count of the grid. The plan depends on the config only, so a rerun, a shard on another
+machine and an uninterrupted run all train every job with the same batch composition and get
+the same numbers. Each configuration is written to the store as soon as its snapshot is
+evaluated; jobs whose configurations are all stored are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ExperimentConfig, TrainConfig
+from .errors import EtioInputError
+from .store import ConfigRecord, TraceStore, create_store, open_store
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    arch: str
+    train_size: int
+    widths: tuple[int, ...]
+    variants: tuple            # tuple[train.Variant, ...]
+    epochs: tuple[int, ...]
+    configs: dict              # (member index, epoch) -> TrainConfig
+
+    @property
+    def members(self):
+        return [(w, v) for w in self.widths for v in self.variants]
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.arch}-s{self.train_size}-w{'_'.join(map(str, self.widths))}-{len(self.variants)}v"
+
+
+def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list[tuple[int, ...]]:
+    """Group MLP widths that are cheap to pad to a common width.
+
+    The cost of a width is taken as max(w, floor) (below ``floor`` a batch is dominated by fixed
+    costs); a width joins the current group while the padded cost stays within ``slack`` × the
+    true cost.
+    """
+    groups: list[list[int]] = []
+    for w in sorted(set(widths), reverse=True):
+        if groups:
+            g = groups[-1]
+            padded = (len(g) + 1) * max(g[0], floor)
+            true = sum(max(x, floor) for x in g) + max(w, floor)
+            if padded <= slack * true:
+                g.append(w)
+                continue
+        groups.append([w])
+    return [tuple(sorted(g)) for g in groups]
+
+
+def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
+    from .train import Variant
+
+    g = cfg.grid
+    epochs = tuple(g["epochs"])
+    plans = []
+    for arch in g["arch"]:
+        widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
+        variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss))
+                    for loss, wd, sched in itertools.product(g["loss"], g["weight_decay"], g["scheduler"])]
+        if arch == "mlp_1hidden":
+            width_groups, variant_groups = group_widths(widths), [tuple(variants)]
+        else:
+            width_groups, variant_groups = [(w,) for w in widths], [(v,) for v in variants]
+        for s in g["train_size"]:
+            for wg in width_groups:
+                for vg in variant_groups:
+                    members = [(w, v) for w in wg for v in vg]
+                    configs = {(i, e): TrainConfig(cfg.dataset, arch, w, s, v.loss, v.weight_decay, e, v.scheduler, v.lr)
+                               for i, (w, v) in enumerate(members) for e in epochs}
+                    plans.append(JobPlan(arch, s, wg, vg, epochs, configs))
+    return plans
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise EtioInputError(f"--shard {text!r} is not of the form i/N (e.g. 0/4)") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise EtioInputError(f"--shard {text!r}: need 0 ≤ i < N")
+    return i, n
+
+
+def split_name(cfg: ExperimentConfig, s: int) -> str:
+    return f"{cfg.dataset}-s{s}-N{cfg.repeats}-seed{cfg.seed}.npy"
+
+
+def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tuple[int, int] = (0, 1),
+               data_dir: Path | None = None, progress: bool = True) -> TraceStore:
+    """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``."""
+    import torch
+
+    from .centroid import centroid_distances
+    from .datasets import disjoint_split, load
+    from .estimators import generalization_stats
+    from .models import count_params
+    from .train import TrainJob, train_job
+
+    data = load(cfg.dataset, data_dir)           # a missing dataset fails before anything is written
+    store = create_store(out, cfg.to_dict(), data_dir)
+    info = data.info
+    jobs = [j for i, j in enumerate(plan_jobs(cfg)) if i % shard[1] == shard[0]]
+    pending = [j for j in jobs if not all(store.is_done(c.key) for c in j.configs.values())]
+    total = sum(len(j.configs) for j in jobs)
+    done_before = total - sum(sum(not store.is_done(c.key) for c in j.configs.values()) for j in pending)
+    started = time.time()
+    pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+
+    with _progress(progress, total, done_before) as advance:
+        for job in pending:
+            s = job.train_size
+            subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
+            store.write_split(split_name(cfg, s), subsets)
+            n = info.pool_size // s
+            model_ids = list(range(1, len(subsets) + 1))
+            tjob = TrainJob(info, job.arch, job.members, torch.as_tensor(subsets), model_ids, list(job.epochs),
+                            cfg.training, cfg.seed)
+            subsets_dev = torch.as_tensor(subsets, device=device)
+            t0 = time.time()
+            for snap in train_job(tjob, pool_x, pool_y, device):
+                t_train = time.time() - t0
+                train_logits, test_logits = snap.outputs(pool_x, test_x, cfg.training.eval_batch_size)
+                for mi, (width, variant) in enumerate(job.members):
+                    conf: TrainConfig = job.configs[(mi, snap.epoch)]
+                    if store.is_done(conf.key):
+                        continue
+                    t1 = time.time()
+                    stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
+                                                 pool_y, test_y, cfg.repeats, info.pool_size)
+                    stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
+                    record = ConfigRecord(
+                        key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
+                        width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
+                        num_classes=info.num_classes, input_shape=tuple(info.input_shape),
+                        num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
+                        split_file=split_name(cfg, s),
+                        seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
+                        timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
+                                 "stats_s": round(time.time() - t1, 4), "device": str(device)})
+                    store.write_config(record, snap.state(mi), stats)
+                    advance()
+    store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
+                            "torch_threads": torch.get_num_threads(),
+                            "wall_s_this_run": round(time.time() - started, 2)})
+    return store
+
+
+class _progress:
+    """A rich progress bar with ETA over configurations (silent when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled, self.total, self.done = enabled, total, done
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        from rich.console import Console
+
+        self._p = Progress(TextColumn("traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+        self._p.__enter__()
+        task = self._p.add_task("configs", total=self.total, completed=self.done)
+        return lambda: self._p.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.__exit__(*exc)
+        return False
+
+
+def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
+    """Merge shards of one config into a new store at ``out`` (built aside, renamed into place)."""
+    from .provenance import atomic_dir
+
+    if not dirs:
+        raise EtioInputError("traces merge: give at least one store directory")
+    stores = [open_store(d) for d in dirs]
+    config = stores[0].meta["config"]
+    for st in stores[1:]:
+        if st.meta["config"] != config:
+            raise EtioInputError(f"{st.root} was made from a different config than {stores[0].root}; cannot merge")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise EtioInputError(f"--out {out} exists and is not empty")
+    with atomic_dir(out) as staging:
+        shutil.copy2(stores[0].root / "store.json", staging / "store.json")
+        for st in stores:
+            if (st.root / "splits").exists():
+                shutil.copytree(st.root / "splits", staging / "splits", dirs_exist_ok=True)
+            for key in st.keys():
+                dest = staging / "configs" / key
+                if not dest.exists():
+                    shutil.copytree(st.config_dir(key), dest)
+        open_store(staging).write_traces_csv({"merged_from": [str(d) for d in dirs]})
+    return open_store(out)
+
+
+def bench_train(epochs: int = 30, device: str = "cpu") -> dict:
+    """Models per second: the digits MLP grid (n = 12, widths 16–256) one at a time vs batched."""
+    import torch
+
+    from .config import Training
+    from .datasets import disjoint_split, load
+    from .train import TrainJob, Variant, train_job, train_one
+
+    data = load("digits")
+    info = data.info
+    training = Training(batch_size=32, lr_step_size=20)
+    subsets = torch.as_tensor(disjoint_split(info.pool_size, 50, 1, 0))           # n = 12 models
+    widths = [16, 32, 64, 128, 256]
+    variant = Variant("ce", 5e-4, True, 0.1)
+    ids = list(range(1, len(subsets) + 1))
+    px, py = data.pool_x.to(device), data.pool_y.to(device)
+    t0 = time.time()
+    for w in widths:
+        for j, mid in enumerate(ids):
+            train_one("mlp_1hidden", w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x, data.pool_y)
+    t_single = time.time() - t0
+    n_models = len(widths) * len(ids)
+    t0 = time.time()
+    for group in group_widths(widths):
+        job = TrainJob(info, "mlp_1hidden", [(w, variant) for w in group], subsets, ids, [epochs], training, 0)
+        for snap in train_job(job, px, py, device):
+            snap.params["hidden.weight"].sum().item()
+    t_batched = time.time() - t0
+    return {"models": n_models, "epochs": epochs, "single_models_per_s": n_models / t_single,
+            "batched_models_per_s": n_models / t_batched, "speedup": t_single / t_batched}

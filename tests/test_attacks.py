@@ -1,0 +1,256 @@
+"""The membership-inference attacks: signal on overfit models, chance on unseen data, the
+batched attack-model trainer, tuples, determinism, and the ``etio attack`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from attack_helpers import make_digits_store, synthetic_config
+from etio.attacks.attack_model import AttackModelSpec, StackedMLP, init_stacked_mlp, train_attack_models
+from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
+from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
+from etio.attacks.stage import attack_configuration, requirement_problems
+from etio.errors import EtioInputError
+from etio.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
+
+#: Small but real: 6 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
+TEST_SETTINGS = AttackSettings(mlleak_tuples=6, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
+                               memguard_samples=100, memguard_weight_decays=())
+ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
+               "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",
+               "memguard": "MemguardAcc"}
+
+
+def _attack_all(view, outputs, settings=TEST_SETTINGS, attacks=ATTACK_NAMES) -> dict:
+    results: dict = {}
+    attack_configuration(view, outputs, attacks, settings, results.__setitem__)
+    return results
+
+
+@pytest.fixture(scope="module", params=["ce", "mse"])
+def synthetic(request):
+    cfg = synthetic_config(request.param)
+    assert cfg.train_acc >= 0.99 and cfg.test_acc < 0.6, "the synthetic models must overfit"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def overfit_results(synthetic):
+    return _attack_all(synthetic.view, synthetic.outputs())
+
+
+def test_every_attack_beats_chance_on_an_overfit_model(synthetic, overfit_results):
+    scores = {a: overfit_results[a][c] for a, c in ACC_COLUMNS.items() if a != "memguard"}
+    scores["top3 (MemGuard's attacker, undefended)"] = overfit_results["memguard"]["undefended"]["Acc"]
+    print(f"{synthetic.view.loss}: train acc {synthetic.train_acc:.3f}, test acc {synthetic.test_acc:.3f}, "
+          + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    assert all(v >= 0.6 for v in scores.values()), scores
+
+
+def test_every_attack_is_at_chance_when_members_are_unseen(synthetic):
+    results = _attack_all(synthetic.unseen_view(), synthetic.unseen_outputs())
+    scores = {a: results[a][c] for a, c in ACC_COLUMNS.items()}
+    print(f"{synthetic.view.loss} unseen: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    assert all(abs(v - 0.5) <= 0.05 for v in scores.values()), scores
+
+
+def test_result_columns_are_the_trace_columns(overfit_results):
+    produced = {k for r in overfit_results.values() for k in r}
+    expected = set(MLLEAK_COLUMNS + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_ATTACK_COLUMNS)
+    assert expected <= produced
+    for r in overfit_results.values():
+        for k, v in r.items():
+            if k in expected:
+                assert 0.0 <= v <= 1.0 or k == "Threshold", (k, v)
+
+
+def test_mlleak_averages_every_tuple(overfit_results):
+    for name in ("mlleak", "mlleak_l", "top3", "top3_l"):
+        r = overfit_results[name]
+        prefix = VARIANTS[name].column_prefix
+        assert len(r["per_tuple"]["Acc"]) == TEST_SETTINGS.mlleak_tuples == len(r["tuples"])
+        assert r[f"{prefix}Acc"] == pytest.approx(np.mean(r["per_tuple"]["Acc"]))
+        assert r[f"{prefix}Acc"] == pytest.approx((r[f"{prefix}MemAcc"] + r[f"{prefix}NonmemAcc"]) / 2)
+
+
+def test_oak17_member_and_nonmember_columns_are_not_swapped(overfit_results):
+    # An overfit target is confidently right on every member: members are the easy side.
+    r = overfit_results["oak17"]
+    assert r["Oak17MemAcc"] > 0.9 and r["Oak17MemAcc"] > r["Oak17NonmemAcc"]
+    assert len(r["per_class"]["Acc"]) == 10 * len(TEST_SETTINGS.oak17_seeds)
+
+
+def test_threshold_uses_every_repeat_and_train_loss(synthetic, overfit_results):
+    r = overfit_results["threshold"]
+    assert r["Threshold"] == pytest.approx(synthetic.view.train_loss)
+    assert len(r["per_repeat"]["MemAcc"]) == 3
+    assert r["ThresholdMemAcc"] == pytest.approx(np.mean(r["per_repeat"]["MemAcc"]))
+    assert r["ThresholdAcc"] == pytest.approx((r["ThresholdMemAcc"] + r["ThresholdNonMemAcc"]) / 2)
+
+
+# ---------------------------------------------------------------------------------------
+# The batched attack-model trainer
+# ---------------------------------------------------------------------------------------
+
+def test_stacked_training_equals_torch_adam_on_one_model():
+    """The stack's manual Adam and bmm forward reproduce nn.Sequential + torch.optim.Adam."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(250, 11, generator=g)
+    y = (x[:, 0] + 0.3 * torch.randn(250, generator=g) > 0).long()
+    spec = AttackModelSpec(epochs=4)
+    net = torch.nn.Sequential(torch.nn.Linear(11, 64), torch.nn.Tanh(), torch.nn.Linear(64, 32), torch.nn.Tanh(),
+                              torch.nn.Linear(32, 2))
+    init = init_stacked_mlp([11], spec, [torch.Generator().manual_seed(7)])
+    with torch.no_grad():
+        for lin, w, b in zip(net[::2], init.weights, init.biases):
+            lin.weight.copy_(w[0].T)
+            lin.bias.copy_(b[0, 0])
+    stacked = train_attack_models(x[None], y[None], spec, [7])
+    # Replay the stack's own shuffles (same generator stream after initialisation) with torch's Adam.
+    gen = torch.Generator().manual_seed(7)
+    init_stacked_mlp([11], spec, [gen])
+    opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
+    for _ in range(spec.epochs):
+        order = torch.rand(250, generator=gen).argsort()
+        for start in range(0, 250, spec.batch_size):
+            i = order[start:start + spec.batch_size]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[i]), y[i]).backward()
+            opt.step()
+    with torch.no_grad():
+        assert torch.allclose(net(x), stacked.logits(x[None])[0], atol=1e-4)
+
+
+def test_a_model_does_not_depend_on_its_batch_neighbours():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 300, 11, generator=g)
+    x[2, :, 4:] = 0.0
+    y = (x[..., 0] > 0).long()
+    valid = torch.ones(3, 300, dtype=torch.bool)
+    valid[1, 180:] = False
+    spec = AttackModelSpec(epochs=3)
+    together = train_attack_models(x, y, spec, [1, 2, 3], [11, 11, 4], valid)
+    alone_1 = train_attack_models(x[1:2, :180], y[1:2, :180], spec, [2])
+    alone_2 = train_attack_models(x[2:3, :, :4], y[2:3], spec, [3], [4])
+    assert torch.allclose(together.select([1]).logits(x[1:2]), alone_1.logits(x[1:2]), atol=1e-5)
+    assert torch.allclose(together.select([2]).logits(x[2:3]), alone_2.logits(x[2:3, :, :4]), atol=1e-5)
+
+
+def test_features_of_each_variant():
+    probs = torch.softmax(torch.randn(5, 10), -1)
+    labels = torch.arange(5)
+    full = prediction_features(probs, labels, VARIANTS["mlleak"])
+    assert torch.equal(full, probs)                              # 10 classes: the vector as it is
+    top3 = prediction_features(probs, labels, VARIANTS["top3_l"])
+    assert top3.shape == (5, 4) and torch.equal(top3[:, 3], labels.float())
+    assert torch.all(top3[:, 0] >= top3[:, 1]) and torch.equal(top3[:, 0], probs.max(-1).values)
+    many = torch.softmax(torch.randn(5, 100), -1)
+    assert prediction_features(many, labels, VARIANTS["mlleak"]).shape == (5, 10)   # CIFAR100: sorted top-10
+
+
+def test_tuples_are_drawn_within_repeats_with_distinct_targets():
+    ids = [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]]
+    tuples = draw_tuples(ids, 12, seed=4)
+    assert len(tuples) == 12 and tuples == draw_tuples(ids, 12, seed=4)
+    for r, repeat in enumerate(ids):
+        mine = [t for t in tuples if t[0] in repeat]
+        assert len(mine) == 4 and len({t[0] for t in mine}) == 4
+        assert all(len(set(t)) == 3 and set(t) <= set(repeat) for t in mine)
+    from etio.attacks.stage import ConfigView
+
+    view = ConfigView("cfg", ids, 10, "ce", 0.1)
+    assert requirement_problems(view, ["mlleak"], AttackSettings(mlleak_tuples=15)) == []
+    problems = requirement_problems(view, ["mlleak"], AttackSettings(mlleak_tuples=16))
+    assert problems and "mlleak_tuples = 16" in problems[0]
+    assert requirement_problems(ConfigView("cfg", [[1, 2]] * 3, 10, "ce", 0.1), ["top3"], AttackSettings(mlleak_tuples=3))
+    assert requirement_problems(ConfigView("cfg", ids, 10, "ce", None), ["threshold"], AttackSettings())
+
+
+def test_attack_list_parsing():
+    assert parse_attack_list(None) == list(ATTACK_NAMES)
+    assert parse_attack_list("threshold,mlleak") == ["mlleak", "threshold"]
+    with pytest.raises(EtioInputError, match="unknown attack 'shokri'"):
+        parse_attack_list("mlleak,shokri")
+
+
+# ---------------------------------------------------------------------------------------
+# The command over a real trace store
+# ---------------------------------------------------------------------------------------
+
+ATTACK_TOML = """
+[attacks]
+seed = {seed}
+mlleak_tuples = {tuples}
+mlleak_epochs = 20
+oak17_epochs = 10
+memguard_max_iteration = 20
+memguard_samples = 40
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack-store") / "store"
+    make_digits_store(root, widths=(8, 32), per_repeat=4, subset=60, steps=80)
+    return root
+
+
+def _config(tmp_path, seed=0, tuples=6):
+    path = tmp_path / f"attacks-{seed}-{tuples}.toml"
+    path.write_text(ATTACK_TOML.format(seed=seed, tuples=tuples))
+    return path
+
+
+def _copy(store, tmp_path, name):
+    dest = tmp_path / name
+    shutil.copytree(store, dest)
+    return dest
+
+
+def test_attack_command_fills_the_trace_columns_deterministically(digits_store, tmp_path, etio_cli):
+    a, b, c = (_copy(digits_store, tmp_path, n) for n in ("a", "b", "c"))
+    for store, seed in ((a, 0), (b, 0), (c, 1)):
+        done = etio_cli("attack", "--out", store, "--config", _config(tmp_path, seed), "--threads", "1")
+        assert done.returncode == 0, done.stderr
+    ta, tb, tc = (pd.read_csv(s / "traces.csv") for s in (a, b, c))
+    columns = MLLEAK_COLUMNS + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_ATTACK_COLUMNS
+    assert len(ta) == 2 and ta[columns].notna().all().all()
+    pd.testing.assert_frame_equal(ta[columns], tb[columns])          # same seed: identical columns
+    assert not ta[MLLEAK_COLUMNS].equals(tc[MLLEAK_COLUMNS])          # the seed matters
+    assert ta["ThresholdAcc"].equals(tc["ThresholdAcc"])              # nothing random in the threshold attack
+
+
+def test_attack_command_resumes_and_keeps_what_it_computed(digits_store, tmp_path, etio_cli):
+    store = _copy(digits_store, tmp_path, "resume")
+    first = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "threshold,top3")
+    assert first.returncode == 0, first.stderr
+    stored = sorted(store.glob("configs/*/attacks/top3.json"))
+    assert len(stored) == 2
+    before = [p.read_text() for p in stored]
+    # An unknown attack and an impossible tuple count fail before touching anything.
+    bad = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "top3,shokri")
+    assert bad.returncode == 2 and "unknown attack 'shokri'" in bad.stderr
+    too_many = etio_cli("attack", "--out", store, "--config", _config(tmp_path, tuples=13))
+    assert too_many.returncode == 2 and "mlleak_tuples = 13" in too_many.stderr
+    assert [p.read_text() for p in stored] == before
+    # Models of the second configuration disappear: the first is attacked and kept, then a clear error.
+    second = sorted(store.glob("configs/*"))[1]
+    (second / "models.pt").unlink()
+    broken = etio_cli("attack", "--out", store, "--config", _config(tmp_path))
+    assert broken.returncode == 2 and second.name in broken.stderr and "models" in broken.stderr
+    assert [p.read_text() for p in stored] == before                  # resumed, not recomputed
+    first_cfg = sorted(store.glob("configs/*"))[0]
+    assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == set(ATTACK_NAMES)
+    result = json.loads((first_cfg / "attacks" / "mlleak.json").read_text())
+    assert 0.0 <= result["MLLeakAcc"] <= 1.0
+
+
+def test_attack_command_rejects_a_directory_that_is_not_a_store(tmp_path, etio_cli):
+    done = etio_cli("attack", "--out", tmp_path, "--attacks", "threshold")
+    assert done.returncode == 2 and "not a trace store" in done.stderr

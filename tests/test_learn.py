@@ -1,0 +1,366 @@
+"""The learning stage: traces -> learned graphs, through the Python API, ``etio learn`` and
+``Rscript r/learn_graphs.R``, on the bundled example traces whose true graph is known."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, requires_r
+from etio import example_traces
+from etio.errors import EtioInputError
+from etio.example_traces import EXAMPLE_TRACES_PATH, TRUE_ARCS, true_arcs_for
+from etio.schema import ATTACKS, TRACE_COLUMNS, features_for, to_r_name
+
+PAPER = REPO / "etio" / "data" / "paper"
+FAST = {"R": 20, "runs": 2}  # small resampling: about a second per graph; recovery holds (see example_traces.md)
+
+
+# --------------------------------------------------------------------------------------
+# The bundled example traces
+# --------------------------------------------------------------------------------------
+
+def test_bundled_traces_are_what_the_generator_draws():
+    bundled = pd.read_csv(EXAMPLE_TRACES_PATH)
+    drawn = example_traces.generate(seed=0)
+    assert list(bundled.columns) == TRACE_COLUMNS == list(drawn.columns)
+    numeric = drawn.select_dtypes("number").columns
+    np.testing.assert_allclose(bundled[numeric].to_numpy(float), drawn[numeric].to_numpy(float), rtol=1e-7)
+    for column in drawn.columns.difference(numeric):
+        assert bundled[column].astype(str).tolist() == drawn[column].astype(str).tolist(), column
+    assert not example_traces.generate(seed=1)[numeric].equals(drawn[numeric])
+
+
+def test_bundled_traces_have_the_authors_layout():
+    traces = pd.read_csv(EXAMPLE_TRACES_PATH)
+    sizes = traces.groupby(["WeightDecay", "Loss"]).size()
+    assert set(sizes.index) == {(0.0005, "ce"), (0.0005, "mse"), (0.005, "ce"), (0.005, "mse")}
+    assert sizes.min() >= 120
+    assert set(traces["TrainSize"]) == {"1k", "5k"}
+    for attack in ATTACKS[:-1]:
+        assert traces[attack].notna().all(), attack
+    normal = traces["WeightDecay"] == 0.0005
+    assert traces.loc[~normal, "MemguardAcc"].isna().all()  # MemGuard was run at weight decay 5e-4 only
+    missing = traces.loc[normal, "MemguardAcc"].isna()
+    assert 0 < missing.sum() < 0.25 * normal.sum()
+
+
+def test_documented_model_is_the_generating_model():
+    text = (EXAMPLE_TRACES_PATH.with_suffix(".md")).read_text()
+    documented = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[2][:1] in "+−":
+            documented[(cells[0].strip("`"), cells[1].strip("`"))] = float(cells[2].replace("−", "-"))
+    model = {(p, child): c for child, (parents, _) in example_traces.STRUCTURAL_MODEL.items() for p, c in parents}
+    assert documented == model
+    assert set(model) == set(TRUE_ARCS)
+
+
+@requires_r
+def test_true_model_respects_the_authors_constraints():
+    from etio import rbridge
+
+    for attack in ATTACKS:
+        features = [to_r_name(f) for f in features_for(attack)]
+        constraints = rbridge.call("etio_constraints", features, to_r_name(attack))
+        true = {(to_r_name(u), to_r_name(v)) for u, v in true_arcs_for(attack)}
+        blacklist = set(zip(constraints["blacklist"]["from"], constraints["blacklist"]["to"]))
+        whitelist = set(zip(constraints["whitelist"]["from"], constraints["whitelist"]["to"]))
+        assert not true & blacklist, (attack, true & blacklist)
+        assert whitelist <= true, (attack, whitelist - true)
+    assert all(u != v for u, v in TRUE_ARCS)
+
+
+# --------------------------------------------------------------------------------------
+# Learning through the Python API
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def traces():
+    from etio.learn import read_traces
+
+    return read_traces(EXAMPLE_TRACES_PATH)
+
+
+def _blacklist(attack: str) -> set[tuple[str, str]]:
+    from etio import rbridge
+    from etio.schema import from_r_name
+
+    features = [to_r_name(f) for f in features_for(attack)]
+    bl = rbridge.call("etio_constraints", features, to_r_name(attack))["blacklist"]
+    return {(from_r_name(u), from_r_name(v)) for u, v in zip(bl["from"], bl["to"])}
+
+
+def assert_recovers_true_graph(graph) -> None:
+    learned = {(u, v) for u, v, d in graph.graph.edges(data=True) if not d["undirected"]}
+    true = set(true_arcs_for(graph.attack))
+    into_attack = {arc for arc in true if arc[1] == graph.attack}
+    assert len(into_attack & learned) / len(into_attack) >= 0.8, sorted(into_attack - learned)
+    assert len(true & learned) / len(true) >= 0.7, sorted(true - learned)
+    assert not set(graph.graph.edges) & _blacklist(graph.attack)
+
+
+@requires_r
+@pytest.mark.parametrize("loss, weight_decay, attack, method", [
+    ("ce", 0.0005, "Oak17Acc", "boot"),
+    ("mse", 0.0005, "Top3MLLeakLAcc", "boot"),
+    ("ce", 0.005, "ThresholdAcc", "boot"),
+    ("mse", 0.005, "MLLeakAcc", "cv"),
+])
+def test_learning_recovers_the_true_arcs(traces, loss, weight_decay, attack, method):
+    from etio.learn import STRENGTH_SCHEMA, learn_graph
+
+    graph = learn_graph(traces, loss, weight_decay, attack, method=method, seed=1, **FAST)
+    assert_recovers_true_graph(graph)
+    assert set(graph.graph.nodes) == set(features_for(attack)) | {attack}  # Python names
+    assert graph.backend.startswith("bnlearn") and graph.method == method and graph.seed == 1
+    assert list(graph.strengths.columns) == STRENGTH_SCHEMA.columns
+    assert 0 < graph.threshold < 1
+    # Every arc of the averaged network is above the threshold in strength, forward in direction.
+    for u, v, d in graph.graph.edges(data=True):
+        assert d["strength"] >= graph.threshold and d["direction"] >= 0.5, (u, v, d)
+    # The true parents predict the attack well in the example model.
+    assert graph.predcor > 0.8 and 0 < graph.mse < 0.01
+    assert (graph.correlations["Attack"] == attack).all() and len(graph.correlations) >= 1
+
+
+@requires_r
+def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces):
+    from etio import rbridge
+    from etio.learn import learn_graph
+
+    with pytest.warns(rbridge.RWarning, match=r"MemguardAcc: dropped 40 of 280 rows"):
+        memguard = learn_graph(traces, "ce", 0.0005, "MemguardAcc", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no row is dropped for the other attacks
+        oak = learn_graph(traces, "ce", 0.0005, "Oak17Acc", **FAST)
+    assert (memguard.rows, oak.rows) == (240, 280)
+    assert_recovers_true_graph(memguard)
+
+
+@requires_r
+def test_learning_is_reproducible_from_the_seed(traces):
+    from etio.learn import learn_graph
+
+    first = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
+    again = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
+    other = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=6, R=10, runs=2)
+    pd.testing.assert_frame_equal(first.strengths, again.strengths)
+    assert first.predcor == again.predcor and first.mse == again.mse
+    assert not first.strengths["strength"].equals(other.strengths["strength"])
+
+
+def test_unknown_names_are_rejected_before_r_starts(traces):
+    from etio.learn import present_pairs
+
+    with pytest.raises(EtioInputError, match="unknown attack 'ShadowAcc'"):
+        present_pairs(traces, 0.0005, attacks=["ShadowAcc"])
+    with pytest.raises(EtioInputError, match="unknown loss 'hinge'"):
+        present_pairs(traces, 0.0005, losses=["hinge"])
+    with pytest.raises(EtioInputError, match="weight decays present: 0.0005, 0.005"):
+        present_pairs(traces, 0.01)
+    assert ("ce", "MemguardAcc") in present_pairs(traces, 0.0005)
+    assert len(present_pairs(traces, 0.005)) == 12  # no MemGuard at the high weight decay
+
+
+# --------------------------------------------------------------------------------------
+# The two command lines
+# --------------------------------------------------------------------------------------
+
+CLI_ATTACKS = ["Oak17Acc", "MemguardAcc"]
+GRAPHS = [f"{loss}-{attack}" for loss in ("ce", "mse") for attack in CLI_ATTACKS]
+TABLES = ["results-w_dk-cont-wd_0.000500.csv", "results-cont-wd_0.000500.csv", "corr_results-cont-wd_0.000500.csv"]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, etio_cli):
+    out = tmp_path_factory.mktemp("cli") / "graphs"
+    result = etio_cli("learn", EXAMPLE_TRACES_PATH, "--out", out, "--weight-decay", "0.0005",
+                      "--attacks", ",".join(CLI_ATTACKS), "--replicates", FAST["R"], "--runs", FAST["runs"],
+                      "--seed", "1")
+    return out, result
+
+
+@requires_r
+def test_etio_learn_writes_every_expected_file(cli_run):
+    out, result = cli_run
+    assert result.returncode == 0, result.stderr
+    expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", "-strength.csv")}
+    expected |= set(TABLES) | {"provenance.json"}
+    assert {p.name for p in out.iterdir()} == expected
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert [line.split()[1] for line in progress] == ["ce-Oak17Acc", "ce-MemguardAcc", "mse-Oak17Acc", "mse-MemguardAcc"]
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 2 and all("MemguardAcc: dropped 40" in line for line in warned)
+
+
+@requires_r
+def test_etio_learn_outputs_have_the_authors_format(cli_run):
+    from etio.graphs import format_bnlearn_dot, read_bnlearn_dot
+
+    out, _ = cli_run
+    for name in TABLES:
+        paper_name = "corr_results-cont.csv" if name.startswith("corr") else name
+        assert (out / name).read_text().splitlines()[0] == (PAPER / paper_name).read_text().splitlines()[0]
+    predictive = pd.read_csv(out / TABLES[0], index_col=0)
+    assert predictive[["Loss", "Attack"]].values.tolist() == [g.split("-") for g in GRAPHS]
+    assert (predictive["Predcor"] > 0.8).all() and (predictive["MSE"] > 0).all()
+    comparison = pd.read_csv(out / TABLES[1], index_col=0)
+    assert comparison["Attack"].tolist() == ["Oak17Acc", "Oak17Acc", "MemguardAcc", "MemguardAcc"]
+    corr = pd.read_csv(out / TABLES[2], index_col=0)
+    for _, row in comparison.iterrows():
+        rows = corr[(corr["Loss"] == row["Loss"]) & (corr["Attack"] == row["Attack"])]
+        assert row["Max Corr"] == rows["Correlation"].max()
+        assert row["Max Corr Var"] == rows.loc[rows["Correlation"].idxmax(), "Variable"]
+    for graph in GRAPHS:
+        text = (out / f"{graph}.dot").read_text()
+        parsed = read_bnlearn_dot(out / f"{graph}.dot")
+        assert format_bnlearn_dot(parsed) == text  # the etio.graphs writer gives the same text
+        attack = graph.split("-")[1]
+        assert set(parsed.predecessors(attack)) >= {"AccDiff"}
+        strength = pd.read_csv(out / f"{graph}-strength.csv")
+        assert list(strength.columns) == ["from", "to", "strength", "direction"]
+        kept = strength[strength.apply(lambda r: parsed.has_edge(r["from"], r["to"]), axis=1)]
+        assert len(kept) == parsed.number_of_edges()
+        svg = (out / f"{graph}.svg").read_text()
+        assert "<svg" in svg and attack in svg
+
+
+@requires_r
+def test_etio_learn_records_provenance(cli_run):
+    from etio import rbridge
+
+    out, _ = cli_run
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["stage"] == "learn"
+    assert record["backend"] == rbridge.backend()
+    assert record["seeds"] == {"R set.seed before each graph": 1}
+    config = record["config"]
+    assert (config["weight_decay"], config["method"], config["R"], config["runs"]) == (0.0005, "boot", FAST["R"], FAST["runs"])
+    assert record["input"]["sha256"] == hashlib.sha256(EXAMPLE_TRACES_PATH.read_bytes()).hexdigest()
+    assert [g["rows"] for g in record["graphs"]] == [280, 240, 160, 120]
+    assert record["versions"]["rpy2"].startswith("3.5")
+
+
+@pytest.fixture(scope="module")
+def rscript_run(tmp_path_factory, rscript):
+    out = tmp_path_factory.mktemp("rscript") / "graphs"
+    result = rscript(REPO / "r" / "learn_graphs.R", EXAMPLE_TRACES_PATH, out, "--weight-decay", "0.0005",
+                     "--method", "boot", "--R", FAST["R"], "--runs", FAST["runs"], "--seed", "1")
+    return out, result
+
+
+@requires_r
+def test_rscript_learns_every_attack_of_the_bundled_traces(rscript_run):
+    out, result = rscript_run
+    assert result.returncode == 0, result.stderr
+    for loss in ("ce", "mse"):
+        for attack in ATTACKS:
+            from etio.graphs import read_bnlearn_dot
+
+            graph = read_bnlearn_dot(out / f"{loss}-{attack}.dot", python_names=True)
+            true = set(true_arcs_for(attack))
+            into = {arc for arc in true if arc[1] == attack}
+            assert len(into & set(graph.edges)) / len(into) >= 0.8, (loss, attack)
+            assert len(true & set(graph.edges)) / len(true) >= 0.7, (loss, attack)
+    assert len(pd.read_csv(out / TABLES[0], index_col=0)) == 14
+
+
+@requires_r
+def test_python_and_r_command_lines_agree(cli_run, rscript_run):
+    """The same R functions behind both front ends: identical graphs and strengths, equal tables."""
+    py, _ = cli_run
+    r, _ = rscript_run
+    for graph in GRAPHS:
+        assert (py / f"{graph}.dot").read_bytes() == (r / f"{graph}.dot").read_bytes(), graph
+        assert (py / f"{graph}-strength.csv").read_bytes() == (r / f"{graph}-strength.csv").read_bytes(), graph
+    ours = pd.read_csv(py / TABLES[0], index_col=0)
+    theirs = pd.read_csv(r / TABLES[0], index_col=0).set_index(["Loss", "Attack"]).loc[
+        list(map(tuple, ours[["Loss", "Attack"]].values))].reset_index()
+    # R's read.csv may round a decimal one unit in the last place differently from Python's.
+    np.testing.assert_allclose(ours[["Predcor", "MSE"]].to_numpy(float), theirs[["Predcor", "MSE"]].to_numpy(float),
+                               rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# Bad input: one clear line, exit status 2, nothing written
+# --------------------------------------------------------------------------------------
+
+def _corrupt(table: pd.DataFrame, case: str) -> pd.DataFrame:
+    table = table.copy()
+    first_ce = table.index[(table["Loss"] == "ce") & (table["WeightDecay"] == 0.0005)][0]
+    if case == "missing column":
+        return table.drop(columns=["TestVar"])
+    if case == "NaN in a used column":
+        table.loc[first_ce, "TrainVar"] = np.nan
+    elif case == "constant column":
+        table["TrainBias2"] = 0.25
+    elif case == "non-numeric TrainSize":
+        table.loc[first_ce, "TrainSize"] = "abc"
+    elif case == "non-numeric value":
+        table["AccDiff"] = table["AccDiff"].astype(object)
+        table.loc[first_ce, "AccDiff"] = "n/a?"
+    return table
+
+
+@requires_r
+@pytest.mark.parametrize("case, attack, message", [
+    ("missing column", "Oak17Acc", "no column 'TestVar'"),
+    ("NaN in a used column", "Oak17Acc", "column 'TrainVar' has 1 row(s) with a missing"),
+    ("constant column", "Oak17Acc", "column 'TrainBias2' is constant"),
+    ("unknown attack", "ShadowAcc", "unknown attack 'ShadowAcc'"),
+    ("non-numeric TrainSize", "Oak17Acc", "'TrainSize' has a value that is not a size: 'abc'"),
+    ("non-numeric value", "Oak17Acc", "column 'AccDiff' has non-numeric value 'n/a?'"),
+])
+def test_bad_input_fails_with_one_clear_line_and_writes_nothing(tmp_path, etio_cli, case, attack, message):
+    bad = tmp_path / "traces.csv"
+    _corrupt(pd.read_csv(EXAMPLE_TRACES_PATH), case).to_csv(bad, index=False)
+    out = tmp_path / "graphs"
+    result = etio_cli("learn", bad, "--out", out, "--attacks", attack, "--losses", "ce", "--replicates", 5,
+                      "--runs", 2)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["traces.csv"]  # no output, no staging left
+
+
+@requires_r
+def test_a_failed_run_keeps_the_previous_output(tmp_path, etio_cli):
+    out = tmp_path / "graphs"
+    out.mkdir()
+    (out / "earlier.txt").write_text("kept")
+    bad = tmp_path / "traces.csv"
+    _corrupt(pd.read_csv(EXAMPLE_TRACES_PATH), "constant column").to_csv(bad, index=False)
+    result = etio_cli("learn", bad, "--out", out, "--attacks", "Oak17Acc", "--losses", "ce", "--replicates", 5)
+    assert result.returncode == 2
+    assert [p.name for p in out.iterdir()] == ["earlier.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs", "traces.csv"]
+
+
+@requires_r
+def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monkeypatch):
+    from etio import learn
+
+    graph = learn.learn_graph(traces, "ce", 0.005, "Oak17Acc", R=10, runs=2)
+    monkeypatch.setattr(learn.shutil, "which", lambda name: None)
+    learn.draw_graph(graph, tmp_path / "g.svg")
+    svg = (tmp_path / "g.svg").read_text()
+    assert "<svg" in svg and "Oak17Acc" in svg
+    assert "threshold" in learn.styled_dot(graph) and '"Oak17Acc" [label="Oak17Acc", style=filled' in learn.styled_dot(graph)
+
+
+@requires_r
+def test_1k_and_5k_train_sizes_are_read_as_sizes(traces):
+    from etio import rbridge
+
+    assert set(traces["TrainSize"]) == {"1k", "5k"}  # the table keeps the authors' spelling
+    prepared = rbridge.call("etio_prepare", traces, "ce", 0.0005, "Oak17Acc")
+    assert sorted(prepared["TrainSize"].unique()) == [1000.0, 5000.0]
+    assert prepared["NumParams"].max() == 1.0 and prepared["NumParams"].min() > 0  # divided by the file's maximum

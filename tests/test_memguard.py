@@ -1,0 +1,103 @@
+"""MemGuard: labels never change, the defence model is pushed across 0.5, and the top-3
+ML-Leaks attack loses accuracy on defended outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attack_helpers import synthetic_config
+from etio.attacks.attack_model import StackedMLP
+from etio.attacks.memguard import (MemGuardSettings, attack_with_noise_budget, defend, defended_statistics,
+                                   top_k_features)
+from etio.attacks.settings import AttackSettings
+from etio.attacks.stage import attack_configuration
+
+
+def _confidence_detector(n_sets: int) -> StackedMLP:
+    """A hand-made defence model: 'member' iff the top probability exceeds 0.7 (logit gap 20 * (top1 - 0.7))."""
+    w1 = torch.zeros(n_sets, 4, 1)
+    w1[:, 0, 0] = 1.0
+    b1 = torch.zeros(n_sets, 1, 1)
+    w2 = torch.zeros(n_sets, 1, 2)
+    w2[:, 0, 1] = 20.0
+    b2 = torch.zeros(n_sets, 1, 2)
+    b2[:, 0, 1] = -14.0
+    # Layers are tanh-activated except the last: tanh(top1) is monotone, so the detector thresholds at
+    # tanh(top1) = 0.7, i.e. top1 ≈ 0.867.
+    return StackedMLP([w1, w2], [b1, b2])
+
+
+def test_defend_keeps_labels_and_crosses_the_boundary():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 300, 10, generator=g) * 3
+    labels = torch.randint(10, (2, 300), generator=g)
+    defence = _confidence_detector(2)
+    out = defend(logits, labels, defence, torch.tensor([False, True]), MemGuardSettings(max_iteration=300))
+    original = torch.softmax(logits, -1)
+    assert torch.equal(out.probs.argmax(-1), original.argmax(-1))                 # never a label change
+    assert torch.allclose(out.probs.sum(-1), torch.ones(2, 300), atol=1e-5)
+    moved = out.rounds_succeeded > 0
+    assert moved.float().mean() > 0.5, "most samples should be defended"
+    # Every defended sample is on the other side of 0.5 for the defence model; the others are untouched.
+    assert torch.all((out.defence_after[moved] - 0.5) * (out.defence_before[moved] - 0.5) < 0)
+    assert torch.equal(out.probs[~moved], original[~moved])
+    # Later c3 rounds weigh the distortion more: the kept vector stays close to the original.
+    assert (out.probs - original).abs().sum(-1)[moved].mean() < 1.0
+
+
+def test_noise_budget_interpolates_between_undefended_and_defended():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 200, 10, generator=g) * 3
+    labels = torch.randint(10, (1, 200), generator=g)
+    detector = _confidence_detector(1)
+    out = defend(logits, labels, detector, torch.tensor([False]), MemGuardSettings(max_iteration=200))
+    original = torch.softmax(logits, -1)
+    is_member = (torch.arange(200) < 100).unsqueeze(0)
+    attacker = detector                 # the attacker uses the same detector: the worst case for the defence
+    none = attack_with_noise_budget(attacker, original, out, labels, torch.tensor([False]), is_member, 0.0)
+    full = attack_with_noise_budget(attacker, original, out, labels, torch.tensor([False]), is_member, 1e9)
+    said_member = attacker.member_probability(top_k_features(original, None, 3)) > 0.5
+    said_member_after = attacker.member_probability(top_k_features(out.probs, None, 3)) > 0.5
+    right = (said_member == is_member).double()
+    right_after = (said_member_after == is_member).double()
+    assert none[0].item() == pytest.approx(right[is_member].mean().item())          # epsilon 0: never the noise
+    assert full[0].item() == pytest.approx(right_after[is_member].mean().item())    # huge epsilon: always it
+
+
+@pytest.fixture(scope="module")
+def defended_results():
+    cfg = synthetic_config("ce", seed=2)
+    settings = AttackSettings(mlleak_tuples=6, mlleak_epochs=100, memguard_max_iteration=300, memguard_samples=150,
+                              memguard_weight_decays=())
+    results: dict = {}
+    attack_configuration(cfg.view, cfg.outputs(), ["top3", "memguard"], settings, results.__setitem__)
+    return results
+
+
+def test_memguard_lowers_the_top3_attack_and_keeps_labels(defended_results):
+    mg = defended_results["memguard"]
+    print(f"top-3 ML-Leaks on the defended targets: undefended {mg['undefended']['Acc']:.3f}, "
+          f"MemGuard (eps 0.5) {mg['MemguardAcc']:.3f}; defended fraction {mg['defended_fraction']:.2f}")
+    assert mg["labels_unchanged"]
+    assert mg["MemguardTrainAcc"] == 1.0                         # labels unchanged on the overfit members
+    assert mg["undefended"]["Acc"] >= 0.6
+    assert mg["MemguardAcc"] < mg["undefended"]["Acc"] - 0.05
+    assert mg["MemguardAcc"] == pytest.approx((mg["MemguardMemberAcc"] + mg["MemguardNonmemberAcc"]) / 2)
+    # MemGuard's attacker is the top-3 ML-Leaks model of the same tuple (same seed, same model).
+    assert set(map(tuple, mg["tuples"][0][0:1])) <= set(map(tuple, defended_results["top3"]["tuples"]))
+
+
+def test_defended_statistics_of_untouched_outputs():
+    g = torch.Generator().manual_seed(5)
+    probs = torch.softmax(torch.randn(3, 50, 10, generator=g), -1)
+    labels = torch.randint(10, (1, 50), generator=g).expand(3, -1)
+    is_member = torch.arange(50) < 20
+    ce = defended_statistics(probs, labels, is_member, "ce")
+    nll = -torch.log(probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)).double()
+    assert ce["MemguardTrainLoss"] == pytest.approx(nll[:, :20].mean().item(), rel=1e-6)
+    assert ce["MemguardTestLoss"] == pytest.approx(ce["MemguardTestVar"] + ce["MemguardTestBias2"], rel=1e-6)
+    mse = defended_statistics(probs, labels, is_member, "mse")
+    assert mse["MemguardTestBias2"] == pytest.approx(mse["MemguardTestLoss"] - mse["MemguardTestVar"])
+    same = defended_statistics(probs[:1].expand(3, -1, -1), labels, is_member, "mse")
+    assert same["MemguardTestVar"] == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,183 @@
+"""The trace stage end to end on experiments/smoke.toml: table, store API, resume, shards, bad input."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from etio.config import load_config, parse_config
+from etio.errors import EtioInputError
+from etio.estimators import generalization_stats
+from etio.schema import TRACE_COLUMNS
+from etio.store import open_store
+from etio.traces import merge_stores, plan_jobs, run_traces
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.toml"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "store"
+    run_traces(load_config(SMOKE), out, progress=False)
+    return out
+
+
+def _etio(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "etio", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_trace_table(smoke):
+    table = pd.read_csv(smoke / "traces.csv")
+    cfg = load_config(SMOKE)
+    assert list(table.columns) == TRACE_COLUMNS
+    assert len(table) == len(cfg.configurations()) == 8
+    assert set(table["Loss"]) == {"ce", "mse"} and set(table["TrainSize"]) == {100, 200}
+    assert (table["NumParams"] == table["Width"] * 74).all()              # 64 → w → 10, no bias
+    for part in ("Train", "Test"):
+        np.testing.assert_allclose(table[f"{part}Bias2"] + table[f"{part}Var"], table[f"{part}Loss"], atol=1e-9)
+    assert table["TrainAcc"].between(0, 1).all() and table["TestAcc"].between(0, 1).all()
+    np.testing.assert_allclose(table["AccDiff"], table["TrainAcc"] - table["TestAcc"])
+    assert (table[["TrainVar", "TestVar", "CentroidDistance(origin)", "CentroidDistance(sorted_3)"]] > 0).all().all()
+    # wider CE models fit their subsets better than narrow ones
+    ce = table[table["Loss"] == "ce"].set_index(["Width", "TrainSize"])
+    assert ce.loc[(64, 100), "TrainAcc"] > ce.loc[(8, 100), "TrainAcc"]
+    assert table[["MLLeakAcc", "Oak17Acc", "ThresholdAcc"]].isna().all().all()   # attacks not run yet
+    prov = json.loads((smoke / "provenance.json").read_text())
+    assert prov["stage"] == "traces" and prov["config"]["name"] == "smoke" and "torch" in prov["versions"]
+
+
+def test_store_api(smoke, tmp_path):
+    store = open_store(smoke)
+    keys = store.keys()
+    assert keys == sorted(keys) and len(keys) == 8
+    key = next(k for k in keys if "-ce-" in k and "s00100" in k and "w0064" in k)
+    rec = store.record(key)
+    assert rec.identity["Loss"] == "ce" and rec.identity["TrainSize"] == 100 and rec.identity["Width"] == 64
+    assert (rec.n_repeats, rec.models_per_repeat, rec.num_classes) == (3, 6, 10)
+    assert rec.model_ids(1) == [7, 8, 9, 10, 11, 12]
+    split = store.splits(key)
+    assert split.subsets.shape == (18, 100) and split.repeat_of(7) == 1
+    assert sorted(split.subsets[6:12].ravel().tolist()) == list(range(600))
+    # the stored models reproduce the stored statistics
+    ens = store.ensemble(key)
+    ids = list(range(1, 19))
+    train_logits = torch.stack([ens.logits([k], split.pool_x[split.subsets[k - 1]])[0] for k in ids])
+    test_logits = ens.logits(ids, split.test_x)
+    assert test_logits.shape == (18, len(split.test_y), 10)
+    torch.testing.assert_close(ens.probs([1], split.test_x[:3]), test_logits[:1, :3].softmax(-1))
+    stats = generalization_stats("ce", train_logits, test_logits, split.subsets, split.pool_y, split.test_y, 3, 600)
+    for col, value in stats.items():
+        assert store.stats(key)[col] == pytest.approx(value, abs=1e-6), col
+    # attack results round-trip and fill their trace columns
+    assert store.read_attack(key, "threshold") is None
+    store.write_attack(key, "threshold", {"ThresholdAcc": 0.61, "Threshold": 0.2, "per_model": [1, 2]})
+    assert store.read_attack(key, "threshold")["ThresholdAcc"] == 0.61
+    row = store.traces_table().set_index("Width").loc[64]
+    row = row[(row["Loss"] == "ce") & (row["TrainSize"] == 100)]
+    assert float(row["ThresholdAcc"].iloc[0]) == 0.61
+    (smoke / "configs" / key / "attacks" / "threshold.json").unlink()
+    with pytest.raises(EtioInputError, match="not a trace store"):
+        open_store(tmp_path)
+
+
+def test_killed_run_resumes_to_the_identical_table(smoke, tmp_path):
+    out = tmp_path / "resumed"
+    proc = subprocess.Popen([sys.executable, "-m", "etio", "traces", "--config", str(SMOKE), "--out", str(out),
+                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline and not list((out / "configs").glob("*/stats.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / "configs").glob("*/stats.json")))
+    assert 1 <= done < 8, done                       # killed midway: some configurations stored, not all
+    res = _etio("traces", "--config", SMOKE, "--out", out, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert len(open_store(out).keys()) == 8
+    pd.testing.assert_frame_equal(pd.read_csv(out / "traces.csv"), pd.read_csv(smoke / "traces.csv"))
+    # a second rerun has nothing left to do and changes nothing
+    before = (out / "configs").stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in (out / "configs").glob("*/stats.json"))
+    res = _etio("traces", "--config", SMOKE, "--out", out, "--quiet")
+    assert res.returncode == 0
+    assert sorted(p.stat().st_mtime_ns for p in (out / "configs").glob("*/stats.json")) == before[1]
+
+
+def test_shards_merge_to_the_full_table(smoke, tmp_path):
+    cfg = load_config(SMOKE)
+    assert len(plan_jobs(cfg)) == 2
+    for i in range(2):
+        run_traces(cfg, tmp_path / f"shard{i}", shard=(i, 2), progress=False)
+    assert 0 < len(open_store(tmp_path / "shard0").keys()) < 8
+    res = _etio("traces", "merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
+    assert res.returncode == 0, res.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "traces.csv"), pd.read_csv(smoke / "traces.csv"))
+    with pytest.raises(EtioInputError, match="not empty"):
+        merge_stores([tmp_path / "shard0"], tmp_path / "merged")
+
+
+def _raw_smoke():
+    import tomllib
+    return tomllib.loads(SMOKE.read_text())
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda r: r.update(learning_rate=0.1), "unknown key 'learning_rate'"),
+    (lambda r: r["grid"].update(optimiser="adam"), r"unknown key 'optimiser' in \[grid\]"),
+    (lambda r: r.update(dataset="svhn"), "unknown dataset 'svhn'"),
+    (lambda r: r["grid"].update(arch=["vgg16"]), "unknown architecture 'vgg16'"),
+    (lambda r: r["grid"].update(arch=["alexnetwol"], width=[16]), "alexnetwol.*width 16.*invalid model"),
+    (lambda r: r["grid"].update(width=[0]), "width must be an integer"),
+    (lambda r: r["grid"].update(loss=["hinge"]), "unknown loss 'hinge'"),
+    (lambda r: r["grid"].update(train_size=[5000]), "exceeds the digits training pool"),
+])
+def test_bad_config_is_named(mutate, match):
+    raw = _raw_smoke()
+    mutate(raw)
+    with pytest.raises(EtioInputError, match=match):
+        parse_config(raw, "smoke.toml")
+
+
+def test_bad_input_from_the_command_line_loses_nothing(smoke, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMOKE.read_text().replace("repeats = 3", "repeats = 3\nrepeat = 2"))
+    before = sorted(p.name for p in (smoke / "configs").iterdir())
+    res = _etio("traces", "--config", bad, "--out", smoke)
+    assert res.returncode == 2 and "unknown key 'repeat'" in res.stderr
+    other = tmp_path / "other.toml"
+    other.write_text(SMOKE.read_text().replace("epochs = [6]", "epochs = [7]"))
+    res = _etio("traces", "--config", other, "--out", smoke)
+    assert res.returncode == 2 and "different config" in res.stderr
+    assert sorted(p.name for p in (smoke / "configs").iterdir()) == before
+    assert len(pd.read_csv(smoke / "traces.csv")) == 8
+    res = _etio("traces", "--config", SMOKE, "--out", tmp_path / "x", "--shard", "3/2")
+    assert res.returncode == 2 and "--shard" in res.stderr
+
+
+def test_missing_dataset_offline_is_named(tmp_path, monkeypatch):
+    import torchvision
+
+    from etio import datasets
+
+    def offline(self, *a, **k):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    raw = _raw_smoke()
+    raw["dataset"] = "mnist"
+    cfg = parse_config(raw)
+    out = tmp_path / "store"
+    with pytest.raises(EtioInputError, match=r"dataset 'mnist' is not in .*nodata.* could not be downloaded"):
+        run_traces(cfg, out, data_dir=tmp_path / "nodata", progress=False)
+    assert not out.exists()                          # nothing half-made
+    datasets._CACHE.clear()

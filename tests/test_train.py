@@ -1,0 +1,110 @@
+"""Batched training is the same mathematics as training each model alone."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from etio.config import Training
+from etio.datasets import DATASETS, augment_batch, disjoint_split, load
+from etio.train import TrainJob, Variant, derive_seed, init_state, train_job, train_one
+
+DIGITS = DATASETS["digits"]
+TRAINING = Training(batch_size=16, lr_step_size=2, lr_decay=0.1)
+VARIANTS = [Variant("ce", 5e-3, True, 0.1), Variant("mse", 5e-4, False, 0.1)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def _max_diff(model, state, j):
+    return max((p.float() - state[n][j].float()).abs().max().item() for n, p in model.state_dict().items())
+
+
+def test_batched_mlp_equals_one_at_a_time(digits):
+    # Two widths padded into one batch, two losses/weight decays/schedulers, models of two repeats.
+    subsets = torch.as_tensor(disjoint_split(DIGITS.pool_size, 40, 2, 0))
+    rows, ids = [0, 1, 15, 16], [1, 2, 16, 17]
+    members = [(w, v) for w in (3, 8) for v in VARIANTS]
+    job = TrainJob(DIGITS, "mlp_1hidden", members, subsets[rows], ids, [2, 4], TRAINING, seed=0)
+    snaps = list(train_job(job, digits.pool_x, digits.pool_y))
+    assert [s.epoch for s in snaps] == [2, 4]
+    for mi, (width, variant) in enumerate(members):
+        state = snaps[-1].state(mi)
+        assert state["hidden.weight"].shape == (4, width, 64)
+        for j, mid in enumerate(ids):
+            ref = train_one("mlp_1hidden", width, DIGITS, variant, subsets[rows[j]], mid, 4, TRAINING, 0,
+                            digits.pool_x, digits.pool_y)
+            assert _max_diff(ref, state, j) < 1e-5, (width, variant, mid)
+            # and training moved the model away from its initialisation
+            init = init_state("mlp_1hidden", width, DIGITS, 0, mid)
+            assert (init["hidden.weight"] - state["hidden.weight"][j]).abs().max() > 1e-3
+
+
+def test_zero_padded_width_is_exactly_the_narrow_model(digits):
+    subsets = torch.as_tensor(disjoint_split(DIGITS.pool_size, 50, 1, 1))[:3]
+    v = VARIANTS[0]
+    padded = TrainJob(DIGITS, "mlp_1hidden", [(5, v), (32, v)], subsets, [1, 2, 3], [3], TRAINING, seed=1)
+    alone = TrainJob(DIGITS, "mlp_1hidden", [(5, v)], subsets, [1, 2, 3], [3], TRAINING, seed=1)
+    snap_p = list(train_job(padded, digits.pool_x, digits.pool_y))[-1]
+    snap_a = list(train_job(alone, digits.pool_x, digits.pool_y))[-1]
+    # the padded hidden units of the width-5 member are still exactly zero after training
+    w1 = snap_p.params["hidden.weight"][:3]
+    w2 = snap_p.params["output.weight"][:3]
+    assert torch.count_nonzero(w1[:, 5:]) == 0 and torch.count_nonzero(w2[:, :, 5:]) == 0
+    for name, t in snap_p.state(0).items():
+        torch.testing.assert_close(t, snap_a.state(0)[name], rtol=0, atol=1e-6)
+
+
+def test_batched_cnn_equals_one_at_a_time():
+    # vmap(functional_call) path, on random 32×32 images with the CIFAR augmentation.
+    info = dataclasses.replace(DATASETS["cifar10"], pool_size=48)
+    gen = torch.Generator().manual_seed(0)
+    px, py = torch.randn(48, 3, 32, 32, generator=gen), torch.randint(0, 10, (48,), generator=gen)
+    subsets = torch.as_tensor(disjoint_split(48, 16, 1, 0))[:2]
+    members = [(4, Variant("ce", 5e-4, True, 0.01)), (4, Variant("mse", 5e-3, False, 0.05))]
+    job = TrainJob(info, "alexnetwol", members, subsets, [1, 2], [2], TRAINING, seed=0)
+    snap = list(train_job(job, px, py))[-1]
+    for mi, (width, variant) in enumerate(members):
+        for j in range(2):
+            ref = train_one("alexnetwol", width, info, variant, subsets[j], j + 1, 2, TRAINING, 0, px, py)
+            assert _max_diff(ref, snap.state(mi), j) < 1e-5
+    train_out, test_out = snap.outputs(px, px[:5], chunk=7)
+    assert train_out.shape == (2, 2, 16, 10) and test_out.shape == (2, 2, 5, 10)
+    ref_out = ref.eval()(px[subsets[1]])
+    torch.testing.assert_close(train_out[1, 1], ref_out, rtol=1e-4, atol=1e-4)
+
+
+def test_augmentation_is_crop_of_padded_image_and_flip():
+    info = DATASETS["cifar10"]
+    x = torch.randn(2, 3, 32, 32)
+    crops = torch.tensor([[4, 4], [0, 8]])
+    flips = torch.tensor([False, True])
+    out = augment_batch(x, crops, flips, info)
+    torch.testing.assert_close(out[0], x[0])                      # centre crop, no flip: unchanged
+    fill = torch.tensor([-m / s for m, s in zip(info.mean, info.std)])
+    # corner (0, 8): rows −4..27, cols 4..35 of the original, then mirrored
+    expected = torch.empty(3, 32, 32)
+    expected[:] = fill.view(3, 1, 1)
+    expected[:, 4:, :28] = x[1, :, :28, 4:]
+    torch.testing.assert_close(out[1], expected.flip(-1))
+
+
+def test_disjoint_split_matches_authors_scheme():
+    subsets = disjoint_split(100, 20, 3, 0)
+    assert subsets.shape == (15, 20)
+    for r in range(3):
+        block = subsets[r * 5:(r + 1) * 5]
+        assert sorted(block.ravel().tolist()) == list(range(100))     # disjoint, covering the pool
+    import numpy as np
+    np.random.seed(0)
+    first = np.arange(100)
+    np.random.shuffle(first)
+    assert subsets[:5].ravel().tolist() == first.tolist()
+
+
+def test_seeds_are_stable():
+    assert derive_seed(0, "init", "mlp_1hidden", 8, 10, 1) == derive_seed(0, "init", "mlp_1hidden", 8, 10, 1)
+    assert derive_seed(0, "init", "mlp_1hidden", 8, 10, 1) != derive_seed(0, "init", "mlp_1hidden", 8, 10, 2)
