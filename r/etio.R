@@ -260,6 +260,7 @@ etio_prepare <- function(traces, loss, weight_decay, attack) {
 #' @return list(whitelist = data.frame(from, to), blacklist = data.frame(from, to),
 #'   roots = character).
 etio_constraints <- function(features, attack) {
+  etio_backend()  # tiers2blacklist comes from the backend
   features <- setdiff(features, attack)
   roots <- ETIO_ROOT_CANDIDATES[ETIO_ROOT_CANDIDATES %in% features]
   non_roots <- setdiff(features, roots)

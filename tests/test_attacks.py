@@ -15,7 +15,8 @@ from attack_helpers import make_digits_store, synthetic_config
 from etio.attacks.attack_model import AttackModelSpec, StackedMLP, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
 from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
-from etio.attacks.stage import attack_configuration, requirement_problems
+from etio.attacks.outputs import torch_threads
+from etio.attacks.stage import attack_configuration, requirement_problems, run_attack_stage
 from etio.errors import EtioInputError
 from etio.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
 
@@ -25,6 +26,12 @@ TEST_SETTINGS = AttackSettings(mlleak_tuples=6, mlleak_epochs=100, oak17_epochs=
 ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
                "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",
                "memguard": "MemguardAcc"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with torch_threads(1):   # tiny tensors: one thread is fastest, and immune to a busy machine
+        yield
 
 
 def _attack_all(view, outputs, settings=TEST_SETTINGS, attacks=ATTACK_NAMES) -> dict:
@@ -213,44 +220,74 @@ def _copy(store, tmp_path, name):
     return dest
 
 
-def test_attack_command_fills_the_trace_columns_deterministically(digits_store, tmp_path, etio_cli):
+def _settings(seed=0, tuples=6):
+    from etio.attacks.settings import parse_attack_settings
+    import tomllib
+
+    return parse_attack_settings(tomllib.loads(ATTACK_TOML.format(seed=seed, tuples=tuples))["attacks"])
+
+
+def _main(monkeypatch, *args) -> int:
+    """``etio ARGS`` in this process; the exit code."""
+    from etio import cli
+
+    monkeypatch.setattr("sys.argv", ["etio", *map(str, args)])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_same_seed_gives_identical_attack_columns(digits_store, tmp_path):
+    from etio.store import open_store
+
     a, b, c = (_copy(digits_store, tmp_path, n) for n in ("a", "b", "c"))
-    for store, seed in ((a, 0), (b, 0), (c, 1)):
-        done = etio_cli("attack", "--out", store, "--config", _config(tmp_path, seed), "--threads", "1")
-        assert done.returncode == 0, done.stderr
+    run_attack_stage(open_store(a), ATTACK_NAMES, _settings(0))
+    run_attack_stage(open_store(b), ATTACK_NAMES, _settings(0))
+    run_attack_stage(open_store(c), ["mlleak", "threshold"], _settings(1))
     ta, tb, tc = (pd.read_csv(s / "traces.csv") for s in (a, b, c))
     columns = MLLEAK_COLUMNS + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_ATTACK_COLUMNS
     assert len(ta) == 2 and ta[columns].notna().all().all()
     pd.testing.assert_frame_equal(ta[columns], tb[columns])          # same seed: identical columns
-    assert not ta[MLLEAK_COLUMNS].equals(tc[MLLEAK_COLUMNS])          # the seed matters
+    assert not ta[["MLLeakAcc", "MLLeakMemAcc"]].equals(tc[["MLLeakAcc", "MLLeakMemAcc"]])   # the seed matters
     assert ta["ThresholdAcc"].equals(tc["ThresholdAcc"])              # nothing random in the threshold attack
 
 
-def test_attack_command_resumes_and_keeps_what_it_computed(digits_store, tmp_path, etio_cli):
+def test_bad_input_fails_clearly_and_loses_nothing(digits_store, tmp_path, monkeypatch, capsys):
+    from etio.store import open_store
+
     store = _copy(digits_store, tmp_path, "resume")
-    first = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "threshold,top3")
-    assert first.returncode == 0, first.stderr
-    stored = sorted(store.glob("configs/*/attacks/top3.json"))
-    assert len(stored) == 2
+    run_attack_stage(open_store(store), ["threshold", "top3"], _settings())
+    stored = sorted(store.glob("configs/*/attacks/*.json"))
+    assert len(stored) == 4
     before = [p.read_text() for p in stored]
     # An unknown attack and an impossible tuple count fail before touching anything.
-    bad = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "top3,shokri")
-    assert bad.returncode == 2 and "unknown attack 'shokri'" in bad.stderr
-    too_many = etio_cli("attack", "--out", store, "--config", _config(tmp_path, tuples=13))
-    assert too_many.returncode == 2 and "mlleak_tuples = 13" in too_many.stderr
+    assert _main(monkeypatch, "attack", "--out", store, "--attacks", "top3,shokri") == 2
+    assert "unknown attack 'shokri'" in capsys.readouterr().err
+    assert _main(monkeypatch, "attack", "--out", store, "--config", _config(tmp_path, tuples=13)) == 2
+    assert "mlleak_tuples = 13" in capsys.readouterr().err
+    assert _main(monkeypatch, "attack", "--out", tmp_path, "--attacks", "threshold") == 2
+    assert "not a trace store" in capsys.readouterr().err
     assert [p.read_text() for p in stored] == before
     # Models of the second configuration disappear: the first is attacked and kept, then a clear error.
     second = sorted(store.glob("configs/*"))[1]
     (second / "models.pt").unlink()
-    broken = etio_cli("attack", "--out", store, "--config", _config(tmp_path))
-    assert broken.returncode == 2 and second.name in broken.stderr and "models" in broken.stderr
+    assert _main(monkeypatch, "attack", "--out", store, "--config", _config(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert second.name in err and "models" in err
     assert [p.read_text() for p in stored] == before                  # resumed, not recomputed
     first_cfg = sorted(store.glob("configs/*"))[0]
     assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == set(ATTACK_NAMES)
-    result = json.loads((first_cfg / "attacks" / "mlleak.json").read_text())
-    assert 0.0 <= result["MLLeakAcc"] <= 1.0
 
 
-def test_attack_command_rejects_a_directory_that_is_not_a_store(tmp_path, etio_cli):
-    done = etio_cli("attack", "--out", tmp_path, "--attacks", "threshold")
-    assert done.returncode == 2 and "not a trace store" in done.stderr
+def test_attack_command_end_to_end(digits_store, tmp_path, etio_cli):
+    store = _copy(digits_store, tmp_path, "cli")
+    done = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "top3,threshold,memguard")
+    assert done.returncode == 0, done.stderr
+    assert "2 configurations: 6 attack results computed" in done.stderr
+    table = pd.read_csv(store / "traces.csv")
+    assert table[["Top3MLLeakAcc", "ThresholdAcc", "MemguardAcc"]].notna().all().all()
+    assert table[["MLLeakAcc", "Oak17Acc"]].isna().all().all()        # not requested, not filled
+    again = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "top3,threshold")
+    assert again.returncode == 0 and "0 attack results computed, 4 already stored" in again.stderr

@@ -51,7 +51,7 @@
     test <- tests[[i]]
     training <- data[-test, , drop = FALSE]
     net <- if (is.character(model)) {
-      do.call(match.fun(model), c(list(x = training), algorithm.args))
+      do.call(get(model, mode = "function", envir = environment()), c(list(x = training), algorithm.args))
     } else {
       model
     }

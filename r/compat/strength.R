@@ -327,7 +327,9 @@ boot.strength <- function(data, cluster = NULL, R = 200, m = nrow(data), algorit
     warning("the compatible implementation runs sequentially, ignoring 'cluster'.")
   # shuffle is accepted for the signature only: with it, bnlearn 4.7 draws exactly the same
   # random numbers as below (one sample() per replicate), as the golden outputs confirm.
-  learn <- match.fun(algorithm)
+  # Look the algorithm up from here, not from the caller: bnlearn finds hc in its namespace,
+  # and this file may be sourced into a private environment.
+  learn <- get(algorithm, mode = "function", envir = environment())
   nodes <- names(data)
   counts <- matrix(0, length(nodes), length(nodes))
   for (r in seq_len(R)) {
