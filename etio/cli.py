@@ -32,25 +32,16 @@ for _area in _AREAS:
 
 
 def main() -> None:
+    # Standalone mode lets click report usage errors itself; our own errors propagate out of
+    # it and are printed here as one line.
     try:
-        app(standalone_mode=False)
+        app()
     except EtioError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except typer.Exit as exc:  # raised by commands that end early on purpose
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     momentum = 0.9
     lr_step_size = 20   # StepLR step (epochs) when the scheduler is on
     lr_decay = 0.1
+    models_per_batch = 10   # optional: models trained at once (GPU memory); default all
 
     [grid]
     arch = ["mlp_1hidden"]
@@ -43,7 +44,8 @@ from .models import ARCHS, check_model
 from .schema import LOSSES
 
 _TOP_KEYS = {"name", "dataset", "seed", "repeats", "training", "grid", "description"}
-_TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay"}
+_TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
+                  "models_per_batch"}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
 _OVERRIDE_KEYS = {"arch", "loss", "lr"}
 
@@ -57,6 +59,7 @@ class Training:
     momentum: float = 0.9
     lr_step_size: int = 200
     lr_decay: float = 0.1
+    models_per_batch: int | None = None     # train a job's models this many at a time (memory); None: all
 
     def lr_for(self, arch: str, loss: str) -> float:
         for o_arch, o_loss, o_lr in self.lr_overrides:
@@ -181,6 +184,8 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         momentum=as_float(t.get("momentum", 0.9), "training.momentum"),
         lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
         lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
+        models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
+                          if "models_per_batch" in t else None),
     )
 
     g = raw["grid"]

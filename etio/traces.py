@@ -110,7 +110,6 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tup
     from .datasets import disjoint_split, load
     from .estimators import generalization_stats
     from .models import count_params
-    from .train import TrainJob, train_job
 
     data = load(cfg.dataset, data_dir)           # a missing dataset fails before anything is written
     store = create_store(out, cfg.to_dict(), data_dir)
@@ -120,6 +119,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tup
     total = sum(len(j.configs) for j in jobs)
     done_before = total - sum(sum(not store.is_done(c.key) for c in j.configs.values()) for j in pending)
     started = time.time()
+    default_threads = torch.get_num_threads()
     pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
@@ -129,16 +129,15 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tup
             subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
             store.write_split(split_name(cfg, s), subsets)
             n = info.pool_size // s
-            model_ids = list(range(1, len(subsets) + 1))
-            tjob = TrainJob(info, job.arch, job.members, torch.as_tensor(subsets), model_ids, list(job.epochs),
-                            cfg.training, cfg.seed)
             subsets_dev = torch.as_tensor(subsets, device=device)
+            if str(device) == "cpu":
+                torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
             t0 = time.time()
-            for snap in train_job(tjob, pool_x, pool_y, device):
+            for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
+                                                                       test_x, device):
                 t_train = time.time() - t0
-                train_logits, test_logits = snap.outputs(pool_x, test_x, cfg.training.eval_batch_size)
                 for mi, (width, variant) in enumerate(job.members):
-                    conf: TrainConfig = job.configs[(mi, snap.epoch)]
+                    conf: TrainConfig = job.configs[(mi, epoch)]
                     if store.is_done(conf.key):
                         continue
                     t1 = time.time()
@@ -154,12 +153,53 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tup
                         seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
                         timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
                                  "stats_s": round(time.time() - t1, 4), "device": str(device)})
-                    store.write_config(record, snap.state(mi), stats)
+                    store.write_config(record, states(mi), stats)
                     advance()
+    torch.set_num_threads(default_threads)
     store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
-                            "torch_threads": torch.get_num_threads(),
+                            "torch_threads": default_threads,
                             "wall_s_this_run": round(time.time() - started, 2)})
     return store
+
+
+def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
+    """One CPU thread for small jobs: their many tiny kernels lose more to thread synchronisation
+    (badly so on a loaded machine) than they gain. Results do not depend on the thread count."""
+    from .models import count_params
+
+    size = len(job.members) * n_models * count_params(job.arch, max(job.widths), info.num_classes, info.input_shape)
+    return 1 if size < 2_000_000 else default
+
+
+def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_y, test_x, device):
+    """Per snapshot epoch: (epoch, state(member) -> stacked state dict, train logits, test logits).
+
+    The job's models are trained ``training.models_per_batch`` at a time (all at once by default);
+    with several chunks the snapshots are gathered on the CPU and joined once every chunk is done.
+    """
+    import torch
+
+    from .train import TrainJob, train_job
+
+    k = len(subsets)
+    per_batch = cfg.training.models_per_batch or k
+    chunks = [list(range(i, min(i + per_batch, k))) for i in range(0, k, per_batch)]
+    gathered: dict[int, list] = {}
+    for rows in chunks:
+        tjob = TrainJob(info, job.arch, job.members, torch.as_tensor(subsets[rows]), [r + 1 for r in rows],
+                        list(job.epochs), cfg.training, cfg.seed)
+        for snap in train_job(tjob, pool_x, pool_y, device):
+            train_logits, test_logits = snap.outputs(pool_x, test_x, cfg.training.eval_batch_size)
+            if len(chunks) == 1:
+                yield snap.epoch, snap.state, train_logits, test_logits
+                continue
+            states = [{n: t.cpu() for n, t in snap.state(mi).items()} for mi in range(len(job.members))]
+            gathered.setdefault(snap.epoch, []).append((states, train_logits.cpu(), test_logits.cpu()))
+    for epoch, parts in sorted(gathered.items()):
+        states = [{n: torch.cat([p[0][mi][n] for p in parts]) for n in parts[0][0][mi]} for mi in range(len(job.members))]
+        train_logits = torch.cat([p[1] for p in parts], dim=1).to(device)
+        test_logits = torch.cat([p[2] for p in parts], dim=1).to(device)
+        yield epoch, states.__getitem__, train_logits, test_logits
 
 
 class _progress:

@@ -3,7 +3,6 @@ batched attack-model trainer, tuples, determinism, and the ``etio attack`` comma
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from attack_helpers import make_digits_store, synthetic_config
-from etio.attacks.attack_model import AttackModelSpec, StackedMLP, init_stacked_mlp, train_attack_models
+from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
 from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
 from etio.attacks.outputs import torch_threads
@@ -20,8 +19,8 @@ from etio.attacks.stage import attack_configuration, requirement_problems, run_a
 from etio.errors import EtioInputError
 from etio.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
 
-#: Small but real: 6 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
-TEST_SETTINGS = AttackSettings(mlleak_tuples=6, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
+#: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
+TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
                                memguard_samples=100, memguard_weight_decays=())
 ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
                "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",

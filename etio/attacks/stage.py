@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .. import __version__
 from ..errors import EtioInputError
 from .attack_model import AttackModelSpec
 from .memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
@@ -291,14 +292,18 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
 
             def write(name: str, result: dict, key=key) -> None:
                 nonlocal computed
-                store.write_attack(key, name, result)
+                store.write_attack(key, name, {**result, "settings": settings.to_dict(), "device": str(device),
+                                               "etio": __version__})
                 timing[name] = timing.get(name, 0.0) + float(result.get("seconds", 0.0))
                 computed += 1
 
             attack_configuration(views[key], outputs, todo, settings, write, threads)
         if progress:
             progress(key)
-    store.write_traces_csv()
+    store.write_traces_csv(extra_provenance={"attack_stage": {
+        "attacks": list(attacks), "settings": settings.to_dict(), "device": str(device),
+        "seeds": "derived per (configuration, attack, tuple, variant) from settings.seed (etio.attacks.outputs.derived_seed)",
+    }})
     return {"configurations": len(keys), "computed": computed, "reused": reused,
             "seconds": time.perf_counter() - start, "seconds_by_attack": timing}
 

@@ -30,8 +30,8 @@ def register(app, bench_app) -> None:
     @app.command("attack")
     def attack(
         out: Path = typer.Option(..., "--out", help="Trace store written by `etio traces`."),
-        config: Optional[Path] = typer.Option(None, "--config", help="Config file; its [attacks] table sets tuples, "
-                                              "epochs, seeds (default: the config the store was made from)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="Config file whose attacks table sets tuples, "
+                                              "epochs and seeds (default: the config the store was made from)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
                                               "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),

@@ -1,5 +1,132 @@
-"""CLI commands of the tables area (placeholder until the area lands)."""
+"""CLI of the paper's tables: ``etio table2``, ``table3``, ``table5`` ... ``table8`` and ``etio table NAME``.
+
+Every table is built either from a run of ours (``--traces``/``--graphs``, or ``--results`` for
+Table 2) or from the authors' published artifacts (``--paper``); ``--compare-paper`` puts the
+paper's value beside ours. Output: ``<out>/<name>.{csv,md,tex}`` + ``provenance.json``, written
+atomically, and the table printed on the terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import EtioInputError
+
+_TITLES = {
+    "table2": "Table 2: predictive power of the graphs vs the best single correlation",
+    "table3": "Table 3: prior-work hypotheses Q1-Q9 as ATE queries (weight decay 5e-4)",
+    "table5": "Table 5: ATEs, CE-trained models, weight decay 5e-4",
+    "table6": "Table 6: ATEs, MSE-trained models, weight decay 5e-4",
+    "table7": "Table 7: ATEs, CE-trained models, weight decay 5e-3 (L2 regularization)",
+    "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
+}
 
 
-def register(app, bench_app) -> None:
-    pass
+def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: float, losses):
+    from ..query import estimate_ates, read_graphs, read_trace_table
+
+    if traces is None or graphs is None:
+        raise EtioInputError("give --paper, or both --traces and --graphs")
+    return estimate_ates(read_trace_table(traces), read_graphs(graphs, losses=losses), weight_decay)
+
+
+def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, graphs: Optional[Path] = None,
+                results: Optional[Path] = None, compare_paper: bool = False):
+    """The named table as a data frame (the logic behind the CLI, also used by ``etio reproduce``)."""
+    from .. import paper, tables
+
+    if name not in tables.TABLE_NAMES:
+        raise EtioInputError(f"unknown table {name!r}; known tables: {', '.join(tables.TABLE_NAMES)}")
+    if name == "table2":
+        if paper_data:
+            normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)
+        else:
+            if results is None:
+                raise EtioInputError("table2 needs --paper or --results DIR (the results-cont-wd_*.csv of etio learn)")
+            normal, high = (_read_results(results, wd) for wd in (tables.NORMAL_WD, tables.HIGH_WD))
+        table = tables.table2(normal, high)
+        if compare_paper:
+            ref = tables.table2(paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD))
+            for col in [c for c in ref.columns if c.endswith(("Value", "Pred.", "MSE"))]:
+                table.insert(table.columns.get_loc(col) + 1, f"paper {col}", ref[col])
+        return table
+    if name == "table3":
+        ates = paper.ates(tables.NORMAL_WD) if paper_data else _our_ates(traces, graphs, tables.NORMAL_WD, ("ce", "mse"))
+        table = tables.table3(ates)
+        if compare_paper:
+            ref = tables.table3(paper.ates(tables.NORMAL_WD))
+            for label in ("CE", "MSE"):
+                table[f"paper {label} Result"] = ref[f"{label} Result"]
+        return table
+    number = int(name[-1])
+    loss, wd = tables.ATE_TABLES[number]
+    ates = paper.ates(wd) if paper_data else _our_ates(traces, graphs, wd, (loss,))
+    table = tables.ate_table(ates, loss, wd)
+    if compare_paper:
+        table = tables.compare_ate_table(table, tables.ate_table(paper.ates(wd), loss, wd))
+    return table
+
+
+def _read_results(results_dir: Path, weight_decay: float):
+    import pandas as pd
+
+    from ..tables import check_results
+
+    path = Path(results_dir) / f"results-cont-wd_{weight_decay:f}.csv"
+    if not path.is_file():
+        raise EtioInputError(f"{path} does not exist (etio learn writes results-cont-wd_<wd>.csv)")
+    table = pd.read_csv(path)
+    return check_results(table, str(path))
+
+
+def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], graphs: Optional[Path],
+              results: Optional[Path], compare_paper: bool) -> None:
+    from ..provenance import provenance
+    from ..tables import to_terminal, write_table
+
+    if paper_data and (traces or graphs or results):
+        raise EtioInputError("--paper uses the authors' artifacts; do not combine it with --traces/--graphs/--results")
+    table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
+                        compare_paper=compare_paper)
+    source = "authors' published artifacts" if paper_data else "this run"
+    write_table(table, out, name, _TITLES[name], provenance(
+        name, config={"source": source, "traces": str(traces) if traces else None,
+                      "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
+                      "compare_paper": compare_paper}))
+    typer.echo(_TITLES[name])
+    typer.echo(to_terminal(table))
+    typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
+
+
+_OUT = typer.Option(..., help="Output directory (csv, md, tex, provenance.json).")
+_PAPER = typer.Option(False, "--paper", help="Use the authors' published artifacts (no data needed).")
+_TRACES = typer.Option(None, help="Trace table of our run.")
+_GRAPHS = typer.Option(None, help="Graphs of our run (<loss>-<attack>.dot).")
+_RESULTS = typer.Option(None, help="Directory with the results-cont-wd_*.csv files of etio learn (table2).")
+_COMPARE = typer.Option(False, "--compare-paper", help="Add the paper's value beside ours.")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+
+    @app.command("table")
+    def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7 or table8"),
+                  out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
+                  graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
+                  compare_paper: bool = _COMPARE) -> None:
+        """Any of the paper's tables by name."""
+        run_table(name, out, paper, traces, graphs, results, compare_paper)
+
+    def make(name: str):
+        def command(out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
+                    graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
+                    compare_paper: bool = _COMPARE) -> None:
+            run_table(name, out, paper, traces, graphs, results, compare_paper)
+
+        command.__doc__ = _TITLES[name] + "."
+        return command
+
+    for table_name in _TITLES:
+        app.command(table_name)(make(table_name))

@@ -1,0 +1,236 @@
+"""The paper's tables as data frames, and their CSV / Markdown / LaTeX renderings.
+
+* Table 2 - predictive power of the learned graph vs the best single correlation, both weight decays;
+* Table 3 - prior-work hypotheses Q1-Q9 and their verdicts (weight decay 5e-4);
+* Tables 5-8 - ATEs of the queries of interest: CE / MSE at weight decay 5e-4, CE / MSE at 5e-3.
+
+Each ``tableN`` function takes the stage outputs (ATE tables, predictive-power results) and
+returns the table in the paper's row order with the paper's names; :func:`write_table` renders it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import EtioInputError
+from .hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
+from .provenance import atomic_dir, write_json
+from .query import ATE_SCHEMA, STATUS_NO_PATH
+from .schema import ATTACK_PAPER_NAMES, centroid_for, from_r_name, to_r_name
+
+#: The paper's names of the features (Tables 3, 5-8).
+FEATURE_PAPER_NAMES = {
+    "AccDiff": "AccDiff", "LossDiff": "LossDiff", "TrainVar": "TrainVar", "TestVar": "TestVar",
+    "TrainBias2": "TrainBias", "TestBias2": "TestBias", "TrainSize": "TrainSize", "NumParams": "NumParams",
+    "TrainAcc": "TrainAcc", "TestAcc": "TestAcc", "TrainLoss": "TrainLoss", "TestLoss": "TestLoss",
+    "CentroidDistance(origin)": "CentroidDist", "CentroidDistance(sorted_3)": "CentroidDist",
+}
+#: Features reported per attack in Tables 5-8 (the authors' QUERIES_OF_INTEREST); the centroid
+#: distance is added for every attack except the two whose hypotheses do not mention it.
+QUERY_FEATURES = ["AccDiff", "LossDiff", "TrainVar", "TestVar", "TrainBias2", "TestBias2", "TrainSize", "NumParams"]
+_NO_CENTROID = {"Oak17Acc", "ThresholdAcc"}
+
+#: Table number -> (loss, weight decay) of Tables 5-8.
+ATE_TABLES = {5: ("ce", 0.0005), 6: ("mse", 0.0005), 7: ("ce", 0.005), 8: ("mse", 0.005)}
+TABLE_NAMES = ["table2", "table3", "table5", "table6", "table7", "table8"]
+
+#: Table 2 rows: the paper lists the six undefended attacks, CE then MSE for each.
+TABLE2_ATTACKS = ["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakAcc", "Top3MLLeakLAcc", "Oak17Acc", "ThresholdAcc"]
+#: The paper's "normal" and "high" weight decay.
+NORMAL_WD, HIGH_WD = 0.0005, 0.005
+#: Table 2: predictive correlation counts as an improvement over the best correlation from this gap on.
+IMPROVEMENT_GAP = 0.03
+
+
+def _check_ates(ates: pd.DataFrame) -> pd.DataFrame:
+    return ATE_SCHEMA.validate(ates, source="tables")
+
+
+# --------------------------------------------------------------------------------------
+# Tables 5-8
+# --------------------------------------------------------------------------------------
+
+def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFrame:
+    """The queries of interest of one (loss, weight decay), sorted as the authors sorted them:
+    by attack column name, then feature name in R spelling (ASCII order)."""
+    ates = _check_ates(ates)
+    sel = ates[(ates["loss"] == loss) & np.isclose(ates["weight_decay"], weight_decay)]
+    if sel.empty:
+        raise EtioInputError(f"the ATE table has no {loss} rows at weight decay {weight_decay:g}")
+    wanted = sel.apply(lambda r: r["feature"] in QUERY_FEATURES
+                       or (r["attack"] not in _NO_CENTROID and r["feature"] == centroid_for(r["attack"])), axis=1)
+    sel = sel[wanted].copy()
+    sel["_feature_r"] = sel["feature"].map(to_r_name)
+    sel = sel.sort_values(["attack", "_feature_r"]).reset_index(drop=True)
+    return pd.DataFrame({
+        "Attack": sel["attack"].map(ATTACK_PAPER_NAMES),
+        "Feature": sel["feature"].map(FEATURE_PAPER_NAMES),
+        "ATE": sel["ate"],
+        "p-value": sel["p_value"],
+        "status": sel["status"],
+    })
+
+
+def table5(ates: pd.DataFrame) -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[5])
+
+
+def table6(ates: pd.DataFrame) -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[6])
+
+
+def table7(ates: pd.DataFrame) -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[7])
+
+
+def table8(ates: pd.DataFrame) -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[8])
+
+
+def compare_ate_table(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """``ours`` with the paper's ATE and p-value beside each row (matched on attack and feature)."""
+    ref = paper[["Attack", "Feature", "ATE", "p-value"]].rename(columns={"ATE": "paper ATE", "p-value": "paper p-value"})
+    out = ours.merge(ref, on=["Attack", "Feature"], how="left")
+    return out[["Attack", "Feature", "ATE", "paper ATE", "p-value", "paper p-value", "status"]]
+
+
+# --------------------------------------------------------------------------------------
+# Table 3
+# --------------------------------------------------------------------------------------
+
+def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
+    """Hypothesis rows (attack, feature, query) with the CE and MSE ATE and the query's verdict.
+
+    ``ates`` holds both losses at one weight decay (the paper uses 5e-4). An ATE whose p-value
+    exceeds ``alpha`` is marked ``(*)``.
+    """
+    ates = _check_ates(ates)
+    marks = verdicts(ates, alpha).set_index(["query", "loss"])["mark"]
+    from .hypotheses import lookup
+
+    rows = []
+    for hyp in HYPOTHESES:
+        for attack, feature in hyp.ate_queries:
+            row = {"Attack": ATTACK_PAPER_NAMES[attack], "Feature": FEATURE_PAPER_NAMES[feature], "Query": hyp.query}
+            for loss, label in (("ce", "CE"), ("mse", "MSE")):
+                r = lookup(ates, loss, attack, feature)
+                row[f"{label} ATE"] = r["ate"]
+                row[f"{label} p-value"] = r["p_value"]
+                row[f"{label} no path"] = r["status"] == STATUS_NO_PATH
+                row[f"{label} Result"] = f"{hyp.query}: {marks[hyp.query, loss]}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table3_marks(table: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """``(query, "ce"|"mse") -> mark`` from a :func:`table3` frame."""
+    out = {}
+    for _, r in table.iterrows():
+        for loss, label in (("ce", "CE"), ("mse", "MSE")):
+            out[r["Query"], loss] = r[f"{label} Result"].split(": ", 1)[1]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Table 2
+# --------------------------------------------------------------------------------------
+
+RESULTS_COLUMNS = ["Loss", "Attack", "Max Corr Var", "Max Corr", "PredCor-w_dk", "MSE-w_dk"]
+
+
+def check_results(results: pd.DataFrame, source: str) -> pd.DataFrame:
+    missing = [c for c in RESULTS_COLUMNS if c not in results.columns]
+    if missing:
+        raise EtioInputError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
+    return results
+
+
+def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
+    """Best single correlation vs the graph's predictive correlation and MSE, per weight decay.
+
+    ``normal``/``high`` are the ``results-cont-wd_*.csv`` tables of weight decay 5e-4 / 5e-3.
+    The column ``improved`` says whether the predictive correlation beats the best correlation
+    by at least 0.03 (the paper counts 17 of 24 setups).
+    """
+    rows = []
+    for attack in TABLE2_ATTACKS:
+        for loss in ("ce", "mse"):
+            row = {"Loss": loss, "Attack": ATTACK_PAPER_NAMES[attack]}
+            for label, res in (("Normal WD", normal), ("High WD", high)):
+                hit = res[(res["Loss"] == loss) & (res["Attack"] == attack)]
+                if len(hit) != 1:
+                    raise EtioInputError(f"the {label} results have {len(hit)} row(s) for {loss} {attack}; expected 1")
+                h = hit.iloc[0]
+                variable = from_r_name(str(h["Max Corr Var"]))
+                row[f"{label} Best Corr. Variable"] = FEATURE_PAPER_NAMES.get(variable, variable)
+                row[f"{label} Best Corr. Value"] = float(h["Max Corr"])
+                row[f"{label} Etio Pred."] = float(h["PredCor-w_dk"])
+                row[f"{label} Etio MSE"] = float(h["MSE-w_dk"])
+                row[f"{label} improved"] = float(h["PredCor-w_dk"]) - float(h["Max Corr"]) >= IMPROVEMENT_GAP
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------
+
+def _format_cell(column: str, value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "—"
+        if "p-value" in column or column.endswith("Etio MSE"):
+            return f"{value:.2E}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """Strings as the paper prints them: ATEs and correlations with 4 decimals, p-values and
+    MSEs as ``1.23E-04``; a missing value (a p-value without a causal path) as ``—``."""
+    return pd.DataFrame({c: [_format_cell(c, v) for v in table[c]] for c in table.columns})
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    text = formatted(table)
+    lines = [f"# {title}", "", "| " + " | ".join(text.columns) + " |", "|" + "---|" * len(text.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "✓": r"\checkmark", "×": r"$\times$", "◦": r"$\circ$",
+                  "—": "--"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    text = formatted(table)
+    spec = "l" * len(text.columns)
+    lines = [r"\begin{table}", r"\centering", f"\\caption{{{_latex(caption)}}}", f"\\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(_latex(c) for c in text.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex(v) for v in row) + r" \\" for row in text.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_terminal(table: pd.DataFrame) -> str:
+    return formatted(table).to_string(index=False)
+
+
+def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenance: dict) -> None:
+    """``<out>/<name>.csv`` (full precision), ``.md``, ``.tex`` and ``provenance.json``, atomically:
+    ``out`` is replaced only once all files exist."""
+    with atomic_dir(Path(out)) as staging:
+        table.to_csv(staging / f"{name}.csv", index=False)
+        (staging / f"{name}.md").write_text(to_markdown(table, title))
+        (staging / f"{name}.tex").write_text(to_latex(table, title))
+        write_json(staging / "provenance.json", provenance)

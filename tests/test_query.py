@@ -1,0 +1,195 @@
+"""Query stage: identification on the authors' graphs, the direct estimator vs dowhy, bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from etio import paper, query
+from etio.cli import app
+from etio.errors import EtioInputError
+from etio.schema import TRACE_COLUMNS, from_r_name
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"
+ETIO = ROOT / ".venv" / "bin" / "etio"
+
+
+@pytest.fixture(scope="module")
+def identifications():
+    return {wd: query.identify_graphs(query.read_graphs(paper.graphs_dir(wd))) for wd in (0.0005, 0.005)}
+
+
+def test_directed_path_equals_nonzero_authors_ate(identifications):
+    total = 0
+    for wd, ident in identifications.items():
+        ref = pd.read_csv(paper.ate_csv(wd))
+        ref["Feature"] = ref["Feature"].map(from_r_name)
+        merged = ident.merge(ref, left_on=["loss", "attack", "feature"], right_on=["Loss", "Attack", "Feature"],
+                             how="outer", indicator=True)
+        assert (merged["_merge"] == "both").all()
+        assert (merged["has_directed_path"] == (merged["ATE Mean value"] != 0)).all()
+        total += len(merged)
+    assert total == 338
+
+
+def test_every_backdoor_set_is_valid(identifications):
+    checked = 0
+    for wd, ident in identifications.items():
+        graphs = query.read_graphs(paper.graphs_dir(wd))
+        for r in ident.itertuples():
+            if not r.has_directed_path:
+                assert r.backdoor_set == ""
+                continue
+            graph = graphs[r.loss, r.attack]
+            adjust = [v for v in r.backdoor_set.split(";") if v]
+            assert not set(adjust) & nx.descendants(graph, r.feature)
+            cut = nx.DiGraph(graph)
+            cut.remove_edges_from(list(graph.out_edges(r.feature)))
+            assert nx.is_d_separator(cut, {r.feature}, {r.attack}, set(adjust))
+            checked += 1
+    assert checked == 138 + 117
+
+
+def test_validity_check_rejects_bad_sets():
+    g = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y")])
+    assert query.is_valid_backdoor_set(g, "X", "Y", ["Z"])
+    assert not query.is_valid_backdoor_set(g, "X", "Y", [])          # open backdoor path via Z
+    assert not query.is_valid_backdoor_set(g, "X", "Y", ["Z", "M"])  # M descends from X
+
+
+def _linear_data(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    w = rng.normal(size=n)
+    x = 0.8 * z + 0.5 * w + rng.normal(size=n)
+    m = 0.7 * x + rng.normal(size=n)
+    y = 0.5 * x + 0.9 * z + 0.4 * m + 0.6 * w + 0.3 * rng.normal(size=n)
+    return pd.DataFrame({"Z": z, "W": w, "X": x, "M": m, "Y": y})
+
+
+@pytest.mark.parametrize("arcs,treatment", [
+    ([("Z", "X"), ("Z", "Y"), ("X", "Y")], "X"),                                   # plain confounder
+    ([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y"), ("X", "Y")], "X"),           # mediator
+    ([("Z", "X"), ("Z", "Y"), ("X", "Y"), ("W", "Y")], "X"),                       # effect modifier W
+    ([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y"), ("W", "Y"), ("W", "M")], "M"),
+])
+def test_direct_estimator_equals_dowhy(arcs, treatment):
+    data = _linear_data()
+    graph = nx.DiGraph(arcs)
+    data = data[list(graph.nodes)]
+    ident = query.identify(graph, treatment, "Y")
+    ours = query.backdoor_linear_regression(data, ident)
+    ref = query.dowhy_estimate(data, graph, treatment, "Y")
+    assert ours.ate == pytest.approx(ref.value, rel=1e-9, abs=1e-12)
+    assert ours.p_value == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-9)
+    if not ident.effect_modifiers:
+        lo, hi = ref.estimator._estimate_confidence_intervals(0.95).ravel()
+        assert (ours.ci_low, ours.ci_high) == pytest.approx((lo, hi), rel=1e-9)
+    assert ours.ci_low < ours.ate < ours.ci_high
+
+
+def test_direct_estimator_equals_dowhy_on_example_traces():
+    traces = query.read_trace_table(EXAMPLE)
+    graph = query.read_attack_graph(paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot", "Oak17Acc")
+    data = query.query_slice(traces, 0.0005, "ce", "Oak17Acc", graph.nodes)
+    assert len(data) == 280
+    for treatment in ("TestAcc", "AccDiff", "NumParams"):
+        ident = query.identify(graph, treatment, "Oak17Acc")
+        ours = query.backdoor_linear_regression(data, ident)
+        ref = query.dowhy_estimate(data, graph, treatment, "Oak17Acc")
+        assert ours.ate == pytest.approx(ref.value, rel=1e-6)  # raw NumParams (~1e7) limits the conditioning
+        assert ours.p_value == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-6)
+
+
+def test_estimate_ates_table_and_speed():
+    traces = query.read_trace_table(EXAMPLE)
+    graphs = query.read_graphs(paper.graphs_dir(0.0005))
+    n, seconds = query.time_ates(traces, graphs, 0.0005)
+    assert n == 182 and seconds < 60
+    table = query.estimate_ates(traces, graphs, 0.0005)
+    query.ATE_SCHEMA.validate(table)
+    no_path = table["status"] == query.STATUS_NO_PATH
+    assert no_path.sum() == 182 - 138
+    assert (table.loc[no_path, "ate"] == 0).all() and table.loc[no_path, "p_value"].isna().all()
+    est = table[~no_path]
+    assert est["p_value"].between(0, 1).all() and (est["ci_low"] <= est["ate"]).all()
+    memguard = table[table.attack == "MemguardAcc"].groupby("loss")["n_rows"].unique()
+    assert list(memguard["ce"]) == [240] and list(memguard["mse"]) == [120]   # MNIST rows lack MemGuard
+    assert set(table.loc[(table.attack == "Oak17Acc") & (table.loss == "ce"), "n_rows"]) == {280}
+    assert set(table.loc[(table.attack == "Oak17Acc") & (table.loss == "mse"), "n_rows"]) == {160}
+
+
+def test_refuters_on_a_known_model():
+    data = _linear_data(n=400)[["Z", "X", "Y"]]
+    graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
+    ident = query.identify(graph, "X", "Y")
+    est = query.backdoor_linear_regression(data, ident)
+    out = query.refute(data, ident, est, np.random.default_rng(0))
+    assert out["random_common_cause_new_effect"] == pytest.approx(est.ate, rel=0.05)
+    assert out["data_subset_new_effect"] == pytest.approx(est.ate, rel=0.15)
+    assert abs(out["placebo_treatment_new_effect"]) < 0.2 * abs(est.ate)
+
+
+def _write_graph(path: Path, arcs, nodes):
+    lines = ["digraph {"] + [f'  "{n}" ;' for n in nodes] + [f'  edge [dir=forward] "{u}" -> "{v}" ;' for u, v in arcs] + ["}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _authors_graph_copy(tmp_path: Path, mutate) -> Path:
+    src = paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot"
+    gdir = tmp_path / "graphs"
+    gdir.mkdir()
+    (gdir / "ce-Oak17Acc.dot").write_text(mutate(src.read_text()))
+    return gdir
+
+
+def test_cli_query_and_identify(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "ates.csv"
+    res = runner.invoke(app, ["query", "--traces", str(EXAMPLE), "--graphs", str(paper.graphs_dir(0.005)),
+                              "--wd", "0.005", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out)
+    assert len(table) == 156 and (out.parent / "ates.csv.provenance.json").exists()
+    ident = tmp_path / "ident.csv"
+    res = runner.invoke(app, ["identify", "--graphs", str(paper.graphs_dir(0.005)), "--out", str(ident)])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(ident)["has_directed_path"].sum() == 117
+
+
+@pytest.mark.parametrize("case", ["missing_node", "cycle", "unknown_attack"])
+def test_bad_input_clear_error_no_output(tmp_path, case):
+    if case == "missing_node":
+        gdir = _authors_graph_copy(tmp_path, lambda t: t.replace('"TrainSize" ;', '"TrainSize" ;\n  "Epochs" ;')
+                                   .replace('edge [dir=forward] "TrainSize" -> "Oak17Acc" ;',
+                                            'edge [dir=forward] "TrainSize" -> "Oak17Acc" ;\n  edge [dir=forward] "Epochs" -> "Oak17Acc" ;'))
+        expected = "Epochs"
+    elif case == "cycle":
+        gdir = _authors_graph_copy(tmp_path, lambda t: t.replace("}", '  edge [dir=forward] "Oak17Acc" -> "TrainAcc" ;\n}'))
+        expected = "cycle"
+    else:
+        gdir = tmp_path / "graphs"
+        gdir.mkdir()
+        _write_graph(gdir / "ce-FooAcc.dot", [("AccDiff", "FooAcc")], ["AccDiff", "FooAcc"])
+        expected = "unknown attack 'FooAcc'"
+    out = tmp_path / "ates.csv"
+    proc = subprocess.run([str(ETIO), "query", "--traces", str(EXAMPLE), "--graphs", str(gdir), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert expected in proc.stderr and proc.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_unknown_weight_decay_is_an_input_error():
+    traces = query.read_trace_table(EXAMPLE)
+    with pytest.raises(EtioInputError, match="weight decay 0.1"):
+        query.estimate_ates(traces, query.read_graphs(paper.graphs_dir(0.0005)), 0.1)
