@@ -1,5 +1,50 @@
-"""CLI commands of the reproduce area (placeholder until the area lands)."""
+"""``etio reproduce``: the whole pipeline, or every table and figure from the paper's artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEFAULT_CONFIG = Path("experiments/digits.toml")
 
 
-def register(app, bench_app) -> None:
-    pass
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+
+    @app.command("reproduce")
+    def reproduce_cmd(
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Experiment config (TOML)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: artifacts/<config name>, "
+                                           "or artifacts/paper with --paper)."),
+        paper: bool = typer.Option(False, "--paper", help="Tables and graph figures from the authors' published "
+                                   "artifacts; no training."),
+        method: Optional[str] = typer.Option(None, "--method", help="boot (paper text) or cv (authors' code); "
+                                             "default from the config's [analysis] section, else boot."),
+        replicates: Optional[int] = typer.Option(None, "--replicates", help="Bootstrap replicates R."),
+        runs: Optional[int] = typer.Option(None, "--runs", help="Hold-out runs for predictive power."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="R seed for structure learning."),
+        refuters: bool = typer.Option(False, "--refuters", help="Run dowhy's refuters beside each ATE."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="torchvision dataset directory."),
+    ) -> None:
+        """traces -> attacks -> graphs (both losses, every weight decay) -> ATEs -> Tables 2, 3, 5-8 -> figures -> report."""
+        from ..reproduce import reproduce, reproduce_paper
+
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress goes to stderr
+        if paper:
+            reproduce_paper(out or Path("artifacts/paper"), echo=echo)
+            return
+        from dataclasses import replace
+
+        from ..config import load_config
+
+        cfg = load_config(config)
+        analysis = cfg.analysis
+        overrides = {k: v for k, v in dict(method=method, replicates=replicates, runs=runs, seed=seed).items()
+                     if v is not None}
+        if refuters:
+            overrides["refuters"] = True
+        analysis = replace(analysis, **overrides)
+        reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
+                  data_dir=data_dir, echo=echo)

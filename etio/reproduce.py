@@ -1,0 +1,343 @@
+"""One command from training to the paper's tables (paper Fig. 4, end to end).
+
+``reproduce`` chains the stages, each of which is also a command of its own:
+
+    traces (etio.traces) -> attacks (etio.attacks) -> learn graphs (etio.learn, R)
+    -> ATEs (etio.query, dowhy) -> Tables 2, 3, 5-8 (etio.tables) -> figures -> report
+
+Trace generation and the attacks are resumable (the trace store keeps every finished
+configuration); everything after them is recomputed from ``traces.csv`` on each run and written
+into the run folder (layout: ``artifacts/README.md``). ``reproduce_paper`` builds every table
+and graph figure from the authors' published artifacts, without training.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+
+from .errors import EtioInputError
+from .provenance import atomic_dir, provenance, write_json
+from .schema import WEIGHT_DECAYS
+
+Echo = Callable[[str], None]
+
+#: The paper's tables, in the order the report lists them.
+TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
+NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Settings of the analysis stages (config section ``[analysis]``; CLI options override)."""
+
+    method: str = "boot"        # "boot": boot.strength (the paper's text); "cv": the authors' bn.cv path
+    replicates: int = 200       # bootstrap replicates R of boot.strength
+    runs: int = 20              # hold-out runs for predictive power (and the cv networks)
+    seed: int = 1               # R's set.seed before each graph, as the authors' set.seed(1)
+    refuters: bool = False      # dowhy refuters beside each ATE
+
+
+@dataclass
+class RunLayout:
+    """Where each stage of one run writes (see artifacts/README.md)."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces.csv"
+
+    def graphs(self, weight_decay: float) -> Path:
+        return self.root / "graphs" / f"wd_{weight_decay:g}"
+
+    def ates(self, weight_decay: float) -> Path:
+        return self.root / "ates" / f"ates-wd_{weight_decay:g}.csv"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, echo: Echo) -> Iterator[None]:
+        echo(f"== {name}")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        echo(f"   {name} done in {self.seconds[name]:.1f} s")
+
+
+# --------------------------------------------------------------------------------------
+# Our own run
+# --------------------------------------------------------------------------------------
+
+def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
+              data_dir: Path | None = None, echo: Echo = print) -> Path:
+    """The whole pipeline on ``config_path``; returns the report path."""
+    from . import attacks as _attacks  # noqa: F401  (fail early if the attack stage is unavailable)
+    from .attacks.settings import ATTACK_NAMES
+    from .attacks.stage import run_attack_stage
+    from .config import load_config
+    from .traces import run_traces
+
+    config = load_config(config_path)
+    layout = RunLayout(Path(out))
+    timings = Timings()
+
+    with timings.stage("traces: training and generalization statistics", echo):
+        store = run_traces(config, layout.store, device=device, data_dir=data_dir, echo=echo)
+    with timings.stage("attacks: ML-Leaks, Shokri shadow models, threshold, MemGuard", echo):
+        run_attack_stage(store, ATTACK_NAMES, config.attacks, device=_device(device),
+                         progress=_counter(len(store.keys()), "configurations attacked", echo))
+        traces_csv = store.write_traces_csv()
+        _copy(traces_csv, layout.traces)
+    traces = _read_traces(layout.traces)
+    weight_decays = _weight_decays(traces)
+
+    graphs, ates = {}, {}
+    with timings.stage(f"learn: causal graphs ({analysis.method}), predictive power", echo):
+        for wd in weight_decays:
+            graphs[wd] = _learn(traces, layout, wd, analysis, echo)
+    with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
+        for wd in weight_decays:
+            ates[wd] = _ates(traces, layout, wd, analysis, echo)
+    with timings.stage("tables 2, 3, 5-8", echo):
+        report_tables = _tables(layout, ates, echo)
+    with timings.stage("figures", echo):
+        figure_paths = _figures(traces, layout, echo)
+    with timings.stage("report", echo):
+        run_info = provenance(
+            "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
+            backend=_backend(layout, weight_decays), method=analysis.method,
+            analysis=analysis.__dict__, device=_device(device), timings=timings.seconds,
+            rows_per_slice=_rows_per_slice(traces),
+        )
+        report = _report(layout.root, report_tables, run_info, analysis.method, figure_paths)
+    write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
+    echo(f"report: {report}")
+    return report
+
+
+def _device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _counter(total: int, what: str, echo: Echo) -> Callable[[str], None]:
+    done = 0
+    step = max(1, total // 10)
+
+    def tick(_key: str) -> None:
+        nonlocal done
+        done += 1
+        if done % step == 0 or done == total:
+            echo(f"   {done}/{total} {what}")
+
+    return tick
+
+
+def _copy(src: Path, dst: Path) -> None:
+    from .provenance import atomic_write_text
+
+    atomic_write_text(dst, Path(src).read_text())
+
+
+def _read_traces(path: Path) -> pd.DataFrame:
+    from .learn import read_traces
+
+    return read_traces(path)
+
+
+def _weight_decays(traces: pd.DataFrame) -> list[float]:
+    present = sorted(float(v) for v in traces["WeightDecay"].dropna().unique())
+    if not present:
+        raise EtioInputError("the trace table has no WeightDecay values")
+    return present
+
+
+def _rows_per_slice(traces: pd.DataFrame) -> dict[str, int]:
+    counts = traces.groupby(["Loss", "WeightDecay"]).size()
+    return {f"{loss} wd={wd:g}": int(n) for (loss, wd), n in counts.items()}
+
+
+def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo):
+    from .learn import learn_all
+
+    def progress(done: int, total: int, name: str) -> None:
+        echo(f"   wd {wd:g}: [{done}/{total}] {name}")
+
+    return learn_all(traces, layout.graphs(wd), wd, method=analysis.method, seed=analysis.seed,
+                     R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces)
+
+
+def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:
+    from .provenance import atomic_write_text
+    from .query import estimate_ates, read_graphs
+
+    table = estimate_ates(traces, read_graphs(layout.graphs(wd)), wd, refuters=analysis.refuters)
+    atomic_write_text(layout.ates(wd), table.to_csv(index=False))
+    estimated = int((table["status"] == "estimated").sum())
+    echo(f"   wd {wd:g}: {len(table)} queries, {estimated} with a causal path")
+    return table
+
+
+def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
+    """Our tables beside the paper's; returns the report's table list."""
+    from . import paper, tables
+    from .report import ReportTable
+
+    def results(wd: float) -> pd.DataFrame | None:
+        path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
+    ours: dict[str, pd.DataFrame | None] = {}
+    normal, high = results(NORMAL_WD), results(HIGH_WD)
+    ours["table2"] = tables.table2(normal, high) if normal is not None and high is not None else None
+    ours["table3"] = tables.table3(ates[NORMAL_WD]) if NORMAL_WD in ates else None
+    for number, (loss, wd) in tables.ATE_TABLES.items():
+        ours[f"table{number}"] = tables.ate_table(ates[wd], loss, wd) if wd in ates else None
+    reference = {
+        "table2": tables.table2(paper.results(NORMAL_WD), paper.results(HIGH_WD)),
+        "table3": tables.table3(paper.ates(NORMAL_WD)),
+        **{f"table{n}": tables.ate_table(paper.ates(wd), loss, wd) for n, (loss, wd) in tables.ATE_TABLES.items()},
+    }
+    report_tables = []
+    for name in TABLES:
+        title = _title(name)
+        table = ours[name]
+        if table is None:
+            echo(f"   {name}: not computed (this run lacks the weight decay it needs); paper values only")
+        else:
+            tables.write_table(table, layout.tables / name, name, title,
+                               provenance(name, config={"source": "this run", "run": str(layout.root)}))
+        report_tables.append(_report_table(name, title, table, reference[name]))
+    return report_tables
+
+
+def _title(name: str) -> str:
+    from .commands.tables import _TITLES
+
+    return _TITLES[name]
+
+
+def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table: pd.DataFrame | None):
+    from .report import ReportTable
+
+    columns = (ours if ours is not None else paper_table).columns
+    if name == "table2":
+        keys = ["Loss", "Attack"]
+        values = [c for c in columns if c.endswith(("Value", "Pred.", "MSE"))]
+        kind = "predictive"
+    elif name == "table3":
+        keys = ["Query", "Attack", "Feature"]
+        values = ["CE ATE", "CE Result", "MSE ATE", "MSE Result"]
+        kind = "verdict"
+    else:
+        keys = ["Attack", "Feature"]
+        values = ["ATE", "p-value"]
+        kind = "ate"
+    return ReportTable(name=name, title=title, ours=ours, paper=paper_table, key_columns=keys,
+                       value_columns=values, kind=kind)
+
+
+def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
+    from .figures import all_figures
+    from .graphs import read_bnlearn_dot
+    from .query import graph_files
+
+    graphs = {}
+    for wd in _weight_decays(traces):
+        directory = layout.graphs(wd)
+        for (loss, attack), path in graph_files(directory).items():
+            strength = path.with_name(f"{loss}-{attack}-strength.csv")
+            graphs[wd, loss, attack] = (read_bnlearn_dot(path),
+                                        pd.read_csv(strength) if strength.is_file() else None)
+    paths = all_figures(traces, graphs, layout.figures)
+    echo(f"   {len(paths)} figure files")
+    return paths
+
+
+def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
+    import json
+
+    for wd in weight_decays:
+        record = layout.graphs(wd) / "provenance.json"
+        if record.is_file():
+            return json.loads(record.read_text()).get("backend")
+    return None
+
+
+def _report(root: Path, report_tables, run_info: dict, method: str, figures: list[Path]) -> Path:
+    from .report import default_differences_md, write_report
+
+    md, _html = write_report(root, tables=report_tables, run_info=run_info,
+                             differences_md=default_differences_md(method), figures=figures)
+    return Path(md)
+
+
+# --------------------------------------------------------------------------------------
+# From the authors' published artifacts
+# --------------------------------------------------------------------------------------
+
+def reproduce_paper(out: Path, echo: Echo = print) -> Path:
+    """Every table and graph figure from the authors' published artifacts (no training)."""
+    from . import paper, tables
+    from .figures import draw_causal_graph, graph_figure_stem, graph_title
+    from .graphs import read_bnlearn_dot
+    from .query import graph_files
+
+    timings = Timings()
+    with atomic_dir(Path(out)) as staging:
+        layout = RunLayout(staging)
+        with timings.stage("tables from the authors' published results", echo):
+            built = {
+                "table2": tables.table2(paper.results(NORMAL_WD), paper.results(HIGH_WD)),
+                "table3": tables.table3(paper.ates(NORMAL_WD)),
+                **{f"table{n}": tables.ate_table(paper.ates(wd), loss, wd)
+                   for n, (loss, wd) in tables.ATE_TABLES.items()},
+            }
+            record = provenance("reproduce --paper", config={"source": "authors' published artifacts",
+                                                             "data": str(paper.PAPER_DIR)})
+            for name in TABLES:
+                tables.write_table(built[name], layout.tables / name, name, _title(name), record)
+                echo(f"   {name}: {len(built[name])} rows")
+        figures: list[Path] = []
+        with timings.stage("causal graph figures (paper Figs. 7-13)", echo):
+            for wd in WEIGHT_DECAYS:
+                for (loss, attack), path in sorted(graph_files(paper.graphs_dir(wd)).items()):
+                    stem = graph_figure_stem(layout.figures, wd, loss, attack)
+                    figures += draw_causal_graph(read_bnlearn_dot(path), attack, stem,
+                                                 title=graph_title(wd, loss, attack))
+            echo(f"   {len(figures)} figure files")
+        with timings.stage("report", echo):
+            run_info = {**record, "timings": timings.seconds}
+            # Rebuilt from the published artifacts: there is no second column to compare against.
+            report_tables = [_report_table(name, _title(name), built[name], None) for name in TABLES]
+            from .report import default_differences_md, write_report
+
+            write_report(staging, tables=report_tables, run_info=run_info,
+                         differences_md=default_differences_md("cv"), figures=figures)
+        write_json(staging / "provenance.json", run_info)
+    echo(f"report: {Path(out) / 'report.md'}")
+    return Path(out) / "report.md"
