@@ -26,7 +26,8 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     epochs = [15, 30]
     scheduler = [true, false]
 
-Validation happens once, here: an unknown key, dataset, architecture or width raises
+The optional ``[attacks]`` table belongs to the attack stage (:mod:`etio.attacks.settings`
+documents and validates it). Validation happens once, here: an unknown key, dataset, architecture or width raises
 :class:`EtioInputError` naming it.
 """
 
@@ -38,12 +39,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .attacks.settings import AttackSettings, parse_attack_settings
 from .datasets import dataset_info
 from .errors import EtioInputError
 from .models import ARCHS, check_model
 from .schema import LOSSES
 
-_TOP_KEYS = {"name", "dataset", "seed", "repeats", "training", "grid", "description"}
+_TOP_KEYS = {"name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
+#: Config parts that do not change what the trace stage trains (a store accepts new values of them).
+NON_TRAINING_KEYS = ("name", "description", "attacks")
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
                   "models_per_batch"}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
@@ -107,6 +111,7 @@ class ExperimentConfig:
     training: Training
     grid: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    attacks: AttackSettings = field(default_factory=AttackSettings)   # the [attacks] table (etio.attacks)
 
     def configurations(self) -> list[TrainConfig]:
         g = self.grid
@@ -122,6 +127,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["training"]["lr_overrides"] = [dict(zip(("arch", "loss", "lr"), o)) for o in self.training.lr_overrides]
+        d["attacks"] = self.attacks.to_dict()
         return d
 
 
@@ -226,4 +232,5 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
     return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
-                            training=training, grid=grid, description=str(raw.get("description", "")))
+                            training=training, grid=grid, description=str(raw.get("description", "")),
+                            attacks=parse_attack_settings(raw.get("attacks"), source))

@@ -208,6 +208,8 @@ class TraceStore:
 
         cdir = self.config_dir(record.key)
         cdir.mkdir(parents=True, exist_ok=True)
+        for stale in cdir.glob(".*"):           # temporary files of a run killed while writing
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".pt", dir=cdir)
         os.close(fd)
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
@@ -274,10 +276,17 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
     root = Path(root)
     meta_path = root / "store.json"
     if meta_path.exists():
+        from .config import NON_TRAINING_KEYS
+
         store = open_store(root, data_dir)
-        if store.meta.get("config") != json.loads(json.dumps(config)):
+        config = json.loads(json.dumps(config))
+        trained = lambda c: {k: v for k, v in c.items() if k not in NON_TRAINING_KEYS}  # noqa: E731
+        if trained(store.meta.get("config", {})) != trained(config):
             raise EtioInputError(f"{root} is a trace store of a different config ({store.meta.get('config', {}).get('name')!r}); "
                                  f"use another --out directory")
+        if store.meta["config"] != config:        # e.g. a new [attacks] table: the store follows the config
+            store.meta["config"] = config
+            write_json(meta_path, store.meta)
         return store
     if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise EtioInputError(f"{root} exists, is not empty and is not a trace store")

@@ -101,10 +101,17 @@ def split_name(cfg: ExperimentConfig, s: int) -> str:
     return f"{cfg.dataset}-s{s}-N{cfg.repeats}-seed{cfg.seed}.npy"
 
 
-def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tuple[int, int] = (0, 1),
-               data_dir: Path | None = None, progress: bool = True) -> TraceStore:
-    """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``."""
+def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shard: tuple[int, int] = (0, 1),
+               data_dir: Path | None = None, progress: bool = True, echo=None) -> TraceStore:
+    """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``.
+
+    ``device`` None: CUDA when available. Progress: a progress bar on stderr, or with ``echo``
+    (a print-like callable) one line per trained job.
+    """
     import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
 
     from .centroid import centroid_distances
     from .datasets import disjoint_split, load
@@ -123,7 +130,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str = "cpu", shard: tup
     pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
-    with _progress(progress, total, done_before) as advance:
+    with _progress(progress and echo is None, total, done_before, echo) as advance:
         for job in pending:
             s = job.train_size
             subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
@@ -203,12 +210,14 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
 
 
 class _progress:
-    """A rich progress bar with ETA over configurations (silent when disabled)."""
+    """A rich progress bar with ETA over configurations; or lines through ``echo``; or silence."""
 
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled, self.total, self.done = enabled, total, done
+    def __init__(self, enabled: bool, total: int, done: int, echo=None):
+        self.enabled, self.total, self.done, self.echo = enabled, total, done, echo
 
     def __enter__(self):
+        if self.echo is not None:
+            return self._echo_line
         if not self.enabled:
             return lambda: None
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -221,6 +230,17 @@ class _progress:
         self._p.__enter__()
         task = self._p.add_task("configs", total=self.total, completed=self.done)
         return lambda: self._p.advance(task)
+
+    def _echo_line(self):
+        if not hasattr(self, "_start"):
+            self._start, self._first = time.time(), self.done
+        self.done += 1
+        new = self.done - self._first
+        # one line per tenth of the work (and at the end), with a linear ETA
+        if self.done == self.total or new % max(1, (self.total - self._first) // 10) == 0:
+            elapsed = time.time() - self._start
+            eta = elapsed / new * (self.total - self.done)
+            self.echo(f"   traces: {self.done}/{self.total} configurations, {elapsed:.0f} s, ETA {eta:.0f} s")
 
     def __exit__(self, *exc):
         if self.enabled:

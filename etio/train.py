@@ -100,8 +100,9 @@ class Snapshot:
     def outputs(self, pool_x, test_x, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of every model on its own subset ``[V, K, s, C]`` and on the test set ``[V, K, T, C]``."""
         v, k = len(self.job.members), len(self.job.model_ids)
-        train = torch.cat([self.forward(self.params, self.buffers, pool_x[self.job.subsets[:, i:i + chunk]],
-                                        train=False) for i in range(0, self.job.subsets.shape[1], chunk)], dim=1)
+        subsets = self.job.subsets.to(pool_x.device)
+        train = torch.cat([self.forward(self.params, self.buffers, pool_x[subsets[:, i:i + chunk]],
+                                        train=False) for i in range(0, subsets.shape[1], chunk)], dim=1)
         test = torch.cat([self.forward(self.params, self.buffers,
                                        test_x[i:i + chunk].unsqueeze(0).expand(k, *test_x[i:i + chunk].shape),
                                        train=False) for i in range(0, len(test_x), chunk)], dim=1)

@@ -189,3 +189,21 @@ def test_training_in_chunks_of_models_gives_the_same_table(smoke, tmp_path):
     run_traces(parse_config(raw), tmp_path / "chunked", progress=False)
     a, b = pd.read_csv(tmp_path / "chunked" / "traces.csv"), pd.read_csv(smoke / "traces.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-4, atol=1e-5)
+
+
+def test_paper_configs_span_the_authors_880_rows():
+    counts = {}
+    for name in ("paper-cifar10", "paper-cifar100", "paper-mnist"):
+        cfg = load_config(ROOT / "experiments" / f"{name}.toml")
+        confs = cfg.configurations()
+        counts[name] = len(confs)
+        assert {c.epochs for c in confs} == {400, 500} and {c.train_size for c in confs} == {1000, 5000}
+        assert {c.weight_decay for c in confs} == {0.0005, 0.005}
+        assert all(c.lr == (0.01 if (c.arch, c.loss) == ("alexnetwol", "ce") else 0.1) for c in confs)
+    assert counts == {"paper-cifar10": 480, "paper-cifar100": 240, "paper-mnist": 160}
+
+
+def test_digits_default_has_100_rows_per_slice():
+    cfg = load_config(ROOT / "experiments" / "digits.toml")
+    slices = pd.Series([(c.loss, c.weight_decay) for c in cfg.configurations()]).value_counts()
+    assert len(slices) == 4 and slices.min() >= 100

@@ -1,0 +1,94 @@
+"""`etio reproduce` end to end on the smoke config, and `etio reproduce --paper`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etio import paper, tables
+from etio.reproduce import TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+ETIO = ROOT / ".venv" / "bin" / "etio"
+
+
+def run_etio(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ETIO), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reproduce") / "smoke"
+    proc = run_etio("reproduce", "--config", "experiments/smoke.toml", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_reproduce_writes_every_table_figure_and_the_report(smoke_run: Path):
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            path = smoke_run / "tables" / name / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 0, path
+        assert len(pd.read_csv(smoke_run / "tables" / name / f"{name}.csv")) > 0
+    figures = sorted((smoke_run / "figures").rglob("*.png"))
+    names = {p.name for p in figures}
+    assert any(n.startswith("fig1-") for n in names)
+    assert "bias-variance-vs-width.png" in names
+    graph_pngs = [p for p in figures if p.parent.name == "graphs"]
+    assert len(graph_pngs) == 26, sorted(p.name for p in graph_pngs)  # 14 graphs at 5e-4 + 12 at 5e-3
+    for png in figures:
+        assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.with_suffix(".svg").stat().st_size > 0
+    report = (smoke_run / "report.md").read_text()
+    for name in TABLES:
+        assert f"## {name}" in report
+    html = (smoke_run / "report.html").read_text()
+    assert "<html" in html and "data:image" in html
+
+
+@pytest.mark.slow
+def test_smoke_reproduce_records_provenance(smoke_run: Path):
+    record = json.loads((smoke_run / "provenance.json").read_text())
+    assert record["backend"].startswith(("bnlearn", "bnlearn-compat"))
+    assert record["config"]["name"] == "smoke"
+    assert set(record["timings"]) >= {"report"} and len(record["timings"]) == 7
+    assert all(n > 0 for n in record["rows_per_slice"].values()) and len(record["rows_per_slice"]) == 4
+    traces = pd.read_csv(smoke_run / "traces.csv")
+    assert traces["Oak17Acc"].notna().all() and traces["ThresholdAcc"].notna().all()
+    ates = pd.read_csv(smoke_run / "ates" / "ates-wd_0.0005.csv")
+    assert len(ates) == 14 * 13  # 7 attacks x 2 losses x 13 treatments
+
+
+def test_reproduce_paper_equals_the_papers_tables(tmp_path):
+    out = tmp_path / "paper"
+    proc = run_etio("reproduce", "--paper", "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    t5 = pd.read_csv(out / "tables" / "table5" / "table5.csv")
+    text = tables.formatted(t5).set_index(["Attack", "Feature"])
+    # cells as printed in the paper's Table 5
+    assert text.loc[("ShadowAcc", "AccDiff"), "ATE"] == "0.2949"
+    assert text.loc[("ShadowAcc", "AccDiff"), "p-value"] == "1.54E-136"
+    assert text.loc[("ThreshAcc", "LossDiff"), "ATE"] == "1.4711"
+    t8 = tables.formatted(pd.read_csv(out / "tables" / "table8" / "table8.csv")).set_index(["Attack", "Feature"])
+    assert t8.loc[("ShadowAcc", "TrainVar"), "ATE"] == "0.4038"
+    t3 = pd.read_csv(out / "tables" / "table3" / "table3.csv")
+    assert list(t3.columns[:3]) == ["Attack", "Feature", "Query"]
+    marks = tables.table3_marks(t3)
+    assert (marks["Q1", "ce"], marks["Q1", "mse"]) == ("✓", "×")
+    assert (marks["Q9", "ce"], marks["Q9", "mse"]) == ("◦", "✓")
+    t2 = pd.read_csv(out / "tables" / "table2" / "table2.csv").set_index(["Loss", "Attack"])
+    assert t2.loc[("ce", "ShadowAcc"), "Normal WD Best Corr. Value"] == pytest.approx(0.9752, abs=5e-5)
+    for number, (loss, wd) in tables.ATE_TABLES.items():
+        ours = pd.read_csv(out / "tables" / f"table{number}" / f"table{number}.csv")
+        ref = tables.ate_table(paper.ates(wd), loss, wd)
+        assert len(ours) == len(ref)
+        assert ours["ATE"].round(12).tolist() == ref["ATE"].round(12).tolist()
+    pngs = list((out / "figures").rglob("*.png"))
+    assert len(pngs) == 26
+    report = (out / "report.md").read_text()
+    assert all(f"## {name}" in report for name in TABLES)
