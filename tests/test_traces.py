@@ -207,3 +207,14 @@ def test_digits_default_has_100_rows_per_slice():
     cfg = load_config(ROOT / "experiments" / "digits.toml")
     slices = pd.Series([(c.loss, c.weight_decay) for c in cfg.configurations()]).value_counts()
     assert len(slices) == 4 and slices.min() >= 100
+
+
+def test_new_attack_settings_reuse_the_trained_store(smoke):
+    raw = _raw_smoke()
+    raw["attacks"]["mlleak_tuples"] = 6
+    raw["name"] = "smoke-renamed"
+    marks = sorted(p.stat().st_mtime_ns for p in (smoke / "configs").glob("*/stats.json"))
+    store = run_traces(parse_config(raw), smoke, progress=False)
+    assert sorted(p.stat().st_mtime_ns for p in (smoke / "configs").glob("*/stats.json")) == marks
+    assert store.meta["config"]["attacks"]["mlleak_tuples"] == 6
+    assert json.loads((smoke / "store.json").read_text())["config"]["attacks"]["mlleak_tuples"] == 6
