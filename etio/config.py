@@ -45,9 +45,10 @@ from .errors import EtioInputError
 from .models import ARCHS, check_model
 from .schema import LOSSES
 
-_TOP_KEYS = {"name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
+_ANALYSIS_KEYS = {"method", "replicates", "runs", "seed", "refuters"}
+_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
-NON_TRAINING_KEYS = ("name", "description", "attacks")
+NON_TRAINING_KEYS = ("name", "description", "attacks", "analysis")
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
                   "models_per_batch"}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
@@ -103,6 +104,17 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """The ``[analysis]`` table: settings of graph learning and queries (``etio reproduce``)."""
+
+    method: str = "boot"        # "boot": boot.strength as the paper's text; "cv": the authors' bn.cv path
+    replicates: int = 200       # bootstrap replicates R of boot.strength
+    runs: int = 20              # hold-out runs for predictive power (and the cv networks)
+    seed: int = 1               # R's set.seed before each graph (the authors used set.seed(1))
+    refuters: bool = False      # dowhy refuters beside each ATE
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str
     dataset: str
@@ -112,6 +124,7 @@ class ExperimentConfig:
     grid: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     attacks: AttackSettings = field(default_factory=AttackSettings)   # the [attacks] table (etio.attacks)
+    analysis: Analysis = field(default_factory=Analysis)              # the [analysis] table (etio.reproduce)
 
     def configurations(self) -> list[TrainConfig]:
         g = self.grid
@@ -229,8 +242,20 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for s in scheds:
         if not isinstance(s, bool):
             fail(f"scheduler values must be true or false, got {s!r}")
+    a = raw.get("analysis", {})
+    check_keys(a, _ANALYSIS_KEYS, "[analysis]")
+    method = str(a.get("method", "boot"))
+    if method not in ("boot", "cv"):
+        fail(f"analysis.method must be 'boot' or 'cv', got {method!r}")
+    refuters = a.get("refuters", False)
+    if not isinstance(refuters, bool):
+        fail(f"analysis.refuters must be true or false, got {refuters!r}")
+    analysis = Analysis(method=method, replicates=as_int(a.get("replicates", 200), "analysis.replicates"),
+                        runs=as_int(a.get("runs", 20), "analysis.runs"), seed=as_int(a.get("seed", 1), "analysis.seed", 0),
+                        refuters=refuters)
+
     grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
     return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
                             training=training, grid=grid, description=str(raw.get("description", "")),
-                            attacks=parse_attack_settings(raw.get("attacks"), source))
+                            attacks=parse_attack_settings(raw.get("attacks"), source), analysis=analysis)
