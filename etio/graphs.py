@@ -84,6 +84,55 @@ def write_bnlearn_dot(graph: nx.DiGraph, path: Path, arc_order: Iterable[tuple[s
     atomic_write_text(Path(path), format_bnlearn_dot(graph, arc_order))
 
 
+def undirected_arcs(graph: nx.DiGraph) -> list[tuple[str, str]]:
+    """Each undirected arc once, as (u, v) with u before v in node order."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    return [(u, v) for u, v, d in graph.edges(data=True) if d.get("undirected") and order[u] < order[v]]
+
+
+def consistent_extension(graph: nx.DiGraph, source: str = "graph") -> tuple[nx.DiGraph, list[tuple[str, str]]]:
+    """Orient the undirected arcs of an averaged network into a DAG without new v-structures.
+
+    An averaged network keeps an arc undirected when the bootstrap found both directions
+    equally often. Queries need a DAG, so we take the consistent extension bnlearn itself
+    uses when it must fit such a network (Dor and Tarsi's algorithm, as in bnlearn's
+    ``cextend``): repeatedly remove a node that has no outgoing directed arc and whose
+    undirected neighbours are adjacent to all its other neighbours, orienting its undirected
+    arcs towards it. Returns the DAG and the arcs it oriented, as (from, to).
+    """
+    dag = nx.DiGraph()
+    dag.add_nodes_from(graph.nodes)
+    undirected = {frozenset(e) for e in undirected_arcs(graph)}
+    dag.add_edges_from((u, v) for u, v in graph.edges if frozenset((u, v)) not in undirected)
+    remaining = list(graph.nodes)
+    oriented: list[tuple[str, str]] = []
+
+    def neighbours(v: str) -> set[str]:
+        return {u for u in remaining if u != v and (graph.has_edge(u, v) or graph.has_edge(v, u))}
+
+    changed = True
+    while changed and remaining:
+        changed = False
+        for v in list(remaining):
+            if any(dag.has_edge(v, u) for u in remaining):
+                continue
+            around = neighbours(v)
+            loose = [u for u in around if frozenset((u, v)) in undirected]
+            if not all(around - {u} <= (neighbours(u) | {u}) for u in loose):
+                continue
+            for u in loose:
+                dag.add_edge(u, v, undirected=False)
+                oriented.append((u, v))
+                undirected.discard(frozenset((u, v)))
+            remaining.remove(v)
+            changed = True
+    if undirected:
+        u, v = sorted(next(iter(undirected)))
+        raise EtioInputError(f"{source}: the undirected arc {u} - {v} cannot be oriented without creating a cycle "
+                             "or a new v-structure")
+    return dag, oriented
+
+
 def check_acyclic(graph: nx.DiGraph, source: str = "graph") -> None:
     """Reject graphs with a directed cycle or undirected arcs (queries need a DAG)."""
     und = [(u, v) for u, v, d in graph.edges(data=True) if d.get("undirected")]

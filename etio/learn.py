@@ -36,7 +36,7 @@ from . import rbridge
 from .errors import EtioInputError
 from .provenance import atomic_dir, provenance, write_json
 from .schema import (
-    ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, features_for, from_r_name,
+    ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, from_r_name,
     normalize_trace_columns, to_r_name,
 )
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EtioInputError
-from .graphs import check_acyclic, read_bnlearn_dot
+from .graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from .schema import (
     ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, normalize_trace_columns, parse_train_size,
     treatments_for,
@@ -127,6 +127,12 @@ def read_attack_graph(path: Path, attack: str) -> nx.DiGraph:
     """An attack's graph with trace (Python) node names, checked to be a DAG holding the
     attack and its 13 treatments."""
     graph = read_bnlearn_dot(path, python_names=True)
+    if undirected_arcs(graph):
+        # An averaged network may keep an arc undirected (both directions found equally often);
+        # the queries use its consistent extension, and say which arcs that oriented.
+        graph, oriented = consistent_extension(graph, source=str(path))
+        arcs = ", ".join(f"{u} -> {v}" for u, v in oriented)
+        warnings.warn(f"{path.name}: undirected arc(s) oriented by the consistent extension: {arcs}", stacklevel=2)
     check_acyclic(graph, source=str(path))
     missing = [n for n in [attack] + treatments_for(attack) if n not in graph]
     if missing:

@@ -79,6 +79,7 @@ class ReportTable:
     value_columns: list[str]
     kind: str
     rel_tol: float | None = None
+    note: str = ""              # replaces the one-line summary above the table when given
 
 
 @dataclass
@@ -279,6 +280,8 @@ def _both_sides(table: ReportTable) -> bool:
 
 def _summary_text(comparison: TableComparison) -> str:
     rows = comparison.rows
+    if comparison.table.note:
+        return comparison.table.note
     if comparison.table.ours is None:
         return f"{len(rows)} rows in the paper; this run did not produce the table."
     if comparison.table.paper is None:
@@ -295,8 +298,18 @@ def _summary_text(comparison: TableComparison) -> str:
     return text + (": " + ", ".join(parts) + "." if parts else ": no difference flagged.")
 
 
+def _sides(table: ReportTable) -> tuple[str, ...]:
+    """The value columns shown: ours beside the paper's, or the one side that exists."""
+    if _both_sides(table):
+        return ("ours", "paper")
+    return ("ours",) if table.ours is not None else ("paper",)
+
+
 def _column_headers(table: ReportTable) -> list[str]:
-    return [*table.key_columns] + [f"{c} {side}" for c in table.value_columns for side in ("ours", "paper")]
+    sides = _sides(table)
+    if len(sides) == 1:
+        return [*table.key_columns, *table.value_columns]
+    return [*table.key_columns] + [f"{c} {side}" for c in table.value_columns for side in sides]
 
 
 def _md_cell(cell: ComparedCell, side: str) -> str:
@@ -378,12 +391,13 @@ def render_markdown(comparisons: Sequence[TableComparison], run_info: Mapping[st
         for row in comp.rows:
             cells = list(row.key)
             for cell in row.cells:
-                cells += [_md_cell(cell, "ours"), _md_cell(cell, "paper")]
+                cells += [_md_cell(cell, side) for side in _sides(table)]
             if row.side != "both" and _both_sides(table):
                 cells[0] += f" (only in {'ours' if row.side == 'ours' else 'the paper'})"
             body.append(cells)
         md.append(markdown_table(_column_headers(table), body,
-                                 ["l"] * len(table.key_columns) + ["r"] * 2 * len(table.value_columns)))
+                                 ["l"] * len(table.key_columns)
+                                 + ["r"] * len(_sides(table)) * len(table.value_columns)))
     if figures:
         md += ["", "## Figures", ""]
         for main, svg, caption in figures:
@@ -525,7 +539,7 @@ def _html_table(comp: TableComparison) -> str:
             tds[0] = (f"<td>{html.escape(row.key[0])}<span class=\"tag\">only in "
                       f"{'ours' if row.side == 'ours' else 'the paper'}</span></td>")
         for cell in row.cells:
-            for side in ("ours", "paper"):
+            for side in _sides(table):
                 value = cell.ours if side == "ours" else cell.paper
                 text = html.escape(format_value(value, cell.column))
                 classes = ["num", side]

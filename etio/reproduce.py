@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -83,7 +83,6 @@ class Timings:
 def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
               data_dir: Path | None = None, echo: Echo = print) -> Path:
     """The whole pipeline on ``config_path``; returns the report path."""
-    from . import attacks as _attacks  # noqa: F401  (fail early if the attack stage is unavailable)
     from .attacks.settings import ATTACK_NAMES
     from .attacks.stage import run_attack_stage
     from .config import load_config
@@ -128,11 +127,9 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
 
 
 def _device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
+    from .train import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(device)
 
 
 def _counter(total: int, what: str, echo: Echo) -> Callable[[str], None]:
@@ -206,7 +203,6 @@ def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis
 def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
     """Our tables beside the paper's; returns the report's table list."""
     from . import paper, tables
-    from .report import ReportTable
 
     def results(wd: float) -> pd.DataFrame | None:
         path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
@@ -334,7 +330,10 @@ def reproduce_paper(out: Path, echo: Echo = print) -> Path:
         with timings.stage("report", echo):
             run_info = {**record, "timings": timings.seconds}
             # Rebuilt from the published artifacts: there is no second column to compare against.
-            report_tables = [_report_table(name, _title(name), built[name], None) for name in TABLES]
+            report_tables = [
+                replace(_report_table(name, _title(name), built[name], None),
+                        note=f"{len(built[name])} rows, rebuilt from the authors' published artifacts.")
+                for name in TABLES]
             from .report import default_differences_md, write_report
 
             write_report(staging, tables=report_tables, run_info=run_info,

@@ -39,6 +39,19 @@ from .datasets import DatasetInfo, augment_batch
 from .models import build_model
 
 
+def resolve_device(device: str | None) -> str:
+    """``cpu``/``cuda`` as asked, or CUDA when available for ``None``; a clear error otherwise."""
+    from .errors import EtioInputError
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise EtioInputError(f"--device {device!r}: use cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EtioInputError("--device cuda: no CUDA device is available")
+    return device
+
+
 def derive_seed(*parts) -> int:
     """A 63-bit seed from a tuple of values (stable across runs and platforms)."""
     digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()

@@ -34,7 +34,7 @@ def register(app, bench_app) -> None:
                                               "epochs and seeds (default: the config the store was made from)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
                                               "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         threads: int = typer.Option(1, "--threads", help="torch threads (attack models are tiny: 1 is fastest; "
                                     "0 keeps torch's default, which helps only large models' queries on CPU)."),
     ) -> None:
@@ -45,18 +45,13 @@ def register(app, bench_app) -> None:
         """
         import sys
 
-        import torch
-
         from ..attacks.settings import parse_attack_list
         from ..attacks.stage import run_attack_stage
-        from ..errors import EtioInputError
         from ..store import open_store
+        from ..train import resolve_device
 
         names = parse_attack_list(attacks)
-        if device not in ("cpu", "cuda"):
-            raise EtioInputError(f"--device must be cpu or cuda, got {device!r}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise EtioInputError("--device cuda requested but CUDA is not available")
+        device = resolve_device(device)
         store = open_store(out)
         settings = _attack_settings(config, store)
         n = len(store.keys())

@@ -9,17 +9,9 @@ import typer
 
 
 def _device(device: Optional[str]) -> str:
-    import torch
+    from ..train import resolve_device
 
-    from etio.errors import EtioInputError
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise EtioInputError(f"--device {device!r}: use cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EtioInputError("--device cuda: no CUDA device is available")
-    return device
+    return resolve_device(device)
 
 
 def register(app, bench_app) -> None:
