@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -31,7 +32,12 @@ for _area in _AREAS:
     importlib.import_module(f"etio.commands.{_area}").register(app, bench_app)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
+    warnings.formatwarning = _one_line_warning  # users read warnings as messages, not as code locations
     # Standalone mode lets click report usage errors itself; our own errors propagate out of
     # it and are printed here as one line.
     try:
