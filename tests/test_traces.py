@@ -1,4 +1,5 @@
-"""The trace stage end to end on experiments/smoke.toml: table, store API, resume, shards, bad input."""
+"""The trace stage end to end on a small digits grid (tests/data/traces-mini.toml): table, store API,
+resume, shards, bad input."""
 
 import json
 import os
@@ -22,7 +23,7 @@ from etio.store import open_store
 from etio.traces import merge_stores, plan_jobs, run_traces
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "experiments" / "smoke.toml"
+SMOKE = ROOT / "tests" / "data" / "traces-mini.toml"
 
 
 @pytest.fixture(scope="module")
