@@ -54,6 +54,12 @@ def provenance(stage: str, *, config: Mapping[str, Any] | None = None, seeds: Ma
     return record
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
@@ -66,6 +72,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,6 +89,7 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes the directory private
     try:
         yield staging
     except BaseException:
