@@ -97,8 +97,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     with timings.stage("attacks: ML-Leaks, Shokri shadow models, threshold, MemGuard", echo):
         run_attack_stage(store, ATTACK_NAMES, config.attacks, device=_device(device),
                          progress=_counter(len(store.keys()), "configurations attacked", echo))
-        traces_csv = store.write_traces_csv()
-        _copy(traces_csv, layout.traces)
+        _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
     traces = _read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
 

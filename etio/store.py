@@ -260,11 +260,17 @@ class TraceStore:
         for key in self.keys():
             timings[key] = self.record(key).timings
         cfg = self.meta.get("config", {})
-        write_json(self.root / "provenance.json", provenance(
+        record = provenance(
             "traces", config=cfg, seeds={"split_seed": cfg.get("seed"),
                                          "model_seeds": "derived per model id from split_seed (etio.train.derive_seed)"},
             rows=len(table), data_dir=str(self.data_dir) if self.data_dir else None,
-            timings=timings, **(extra_provenance or {})))
+            timings=timings, **(extra_provenance or {}))
+        # Each stage that rewrites traces.csv adds its own record (training: device, shard;
+        # attacks: settings); keep what the earlier stages recorded.
+        previous_path = self.root / "provenance.json"
+        previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
+        record.update({k: v for k, v in previous.items() if k not in record})
+        write_json(previous_path, record)
         return path
 
 

@@ -3,6 +3,7 @@ batched attack-model trainer, tuples, determinism, and the ``etio attack`` comma
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -290,3 +291,21 @@ def test_attack_command_end_to_end(digits_store, tmp_path, etio_cli):
     assert table[["MLLeakAcc", "Oak17Acc"]].isna().all().all()        # not requested, not filled
     again = etio_cli("attack", "--out", store, "--config", _config(tmp_path), "--attacks", "top3,threshold")
     assert again.returncode == 0 and "0 attack results computed, 4 already stored" in again.stderr
+
+
+def test_changed_attack_settings_recompute_instead_of_relabelling(digits_store, tmp_path):
+    from etio.store import open_store
+
+    store_dir = _copy(digits_store, tmp_path, "resettings")
+    store = open_store(store_dir)
+    first = run_attack_stage(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
+    assert first["computed"] == 4 and first["reused"] == 0
+    same = run_attack_stage(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
+    assert same["computed"] == 0 and same["reused"] == 4
+    changed = _settings(seed=1, tuples=6)
+    again = run_attack_stage(store, ["threshold", "top3"], changed)
+    assert again["computed"] == 4 and again["reused"] == 0
+    key = store.keys()[0]
+    assert store.read_attack(key, "top3")["settings"]["seed"] == 1
+    prov = json.loads((store_dir / "provenance.json").read_text())
+    assert prov["attack_stage"]["settings"]["seed"] == 1

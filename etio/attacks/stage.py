@@ -15,6 +15,7 @@ on its own, gives the same numbers as a complete run.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -278,10 +279,13 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EtioInputError(problems[0] + more)
+    current = json.loads(json.dumps(settings.to_dict()))  # as stored: JSON types
     computed, reused, start = 0, 0, time.perf_counter()
     timing: dict[str, float] = {}
     for key in keys:
-        todo = [a for a in attacks if store.read_attack(key, a) is None]
+        # A stored result counts only if it was computed with these settings; after a change
+        # of the [attacks] table it is recomputed rather than relabelled.
+        todo = [a for a in attacks if not _is_current(store.read_attack(key, a), current)]
         reused += len(attacks) - len(todo)
         if todo:
             try:
@@ -306,6 +310,10 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
     }})
     return {"configurations": len(keys), "computed": computed, "reused": reused,
             "seconds": time.perf_counter() - start, "seconds_by_attack": timing}
+
+
+def _is_current(result: dict | None, settings: dict) -> bool:
+    return result is not None and result.get("settings") == settings
 
 
 def store_path(store) -> str:
