@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,12 +31,10 @@ import networkx as nx
 import pandas as pd
 
 from . import rbridge
+from .figures import draw_causal_graph
 from .errors import EtioInputError
 from .provenance import atomic_dir, provenance, write_json
-from .schema import (
-    ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, from_r_name,
-    normalize_trace_columns, to_r_name,
-)
+from .schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
 
 METHODS = ("boot", "cv")
 
@@ -100,19 +96,6 @@ class LearnedGraph:
 # --------------------------------------------------------------------------------------
 # Input: the trace table
 # --------------------------------------------------------------------------------------
-
-def read_traces(path: Path) -> pd.DataFrame:
-    """Read a trace CSV (authors' or R's column spelling; ``-`` marks a missing value)."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, na_values=["-"])
-    except FileNotFoundError:
-        raise EtioInputError(f"trace file not found: {path}") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
-    table.columns = normalize_trace_columns(table.columns)
-    return TRACE_SCHEMA.validate(table, source=str(path))
-
 
 def _rows_of(traces: pd.DataFrame, loss: str, weight_decay: float) -> pd.Series:
     wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
@@ -273,14 +256,15 @@ def wd_suffix(weight_decay: float) -> str:
 
 
 def write_graph(graph: LearnedGraph, directory: Path) -> None:
-    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users), ``.svg`` and ``-strength.csv``."""
+    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users), ``.svg``/``.png`` and ``-strength.csv``."""
     directory = Path(directory)
     rbridge.call("etio_write_dot", graph.network, str(directory / f"{graph.name}.dot"))
     strengths = graph.strengths.copy()
     strengths["from"] = strengths["from"].map(to_r_name)
     strengths["to"] = strengths["to"].map(to_r_name)
     _write_r_table(strengths, directory / f"{graph.name}-strength.csv", row_names=False)
-    draw_graph(graph, directory / f"{graph.name}.svg")
+    draw_causal_graph(graph.graph, graph.attack, directory / graph.name, strengths=graph.strengths,
+                      title=f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})")
 
 
 def write_tables(graphs: Sequence[LearnedGraph], directory: Path, weight_decay: float) -> None:
@@ -317,73 +301,6 @@ def _write_r_table(table: pd.DataFrame, path: Path, row_names: bool = True) -> N
     table = table.copy()
     table.index = range(1, len(table) + 1)
     rbridge.call("write.csv", table, str(path), **{"row.names": row_names})
-
-
-# --------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------
-
-def styled_dot(graph: LearnedGraph) -> str:
-    """Graphviz source of the figure: the attack highlighted, arcs labelled and weighted by strength."""
-    lines = ["digraph {", '  graph [rankdir=TB, fontname="Helvetica", label="' + f"{graph.name} "
-             f'(wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})", labelloc=t];',
-             '  node [shape=ellipse, fontname="Helvetica", fontsize=11];',
-             '  edge [fontname="Helvetica", fontsize=9];']
-    for node in graph.graph.nodes:
-        style = ', style=filled, fillcolor="#f4a582", penwidth=2' if node == graph.attack else ""
-        lines.append(f'  "{node}" [label="{node}"{style}];')
-    seen = set()
-    for u, v, d in graph.graph.edges(data=True):
-        if d.get("undirected"):
-            if (v, u) in seen:
-                continue
-            seen.add((u, v))
-        strength = d.get("strength", float("nan"))
-        width = 1.0 + 2.5 * (strength if strength == strength else 0.0)
-        arrow = ", dir=none" if d.get("undirected") else ""
-        lines.append(f'  "{u}" -> "{v}" [label="{strength:.2f}", penwidth={width:.2f}{arrow}];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def draw_graph(graph: LearnedGraph, path: Path) -> None:
-    """SVG figure of the graph: graphviz ``dot`` when installed, else a matplotlib drawing."""
-    path = Path(path)
-    dot = shutil.which("dot")
-    if dot is not None:
-        result = subprocess.run([dot, "-Tsvg", "-o", str(path)], input=styled_dot(graph), text=True,
-                                capture_output=True)
-        if result.returncode == 0:
-            return
-    _draw_with_matplotlib(graph, path)
-
-
-def _draw_with_matplotlib(graph: LearnedGraph, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    g = graph.graph
-    try:
-        layers = {n: i for i, layer in enumerate(nx.topological_generations(g)) for n in layer}
-        for n, layer in layers.items():
-            g.nodes[n]["layer"] = layer
-        pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=-1)
-    except nx.NetworkXUnfeasible:  # undirected arcs make cycles in the DiGraph view
-        pos = nx.spring_layout(g, seed=0)
-    fig, ax = plt.subplots(figsize=(12, 9))
-    colours = ["#f4a582" if n == graph.attack else "#d1e5f0" for n in g.nodes]
-    nx.draw_networkx_nodes(g, pos, node_color=colours, node_size=1600, ax=ax)
-    nx.draw_networkx_labels(g, pos, font_size=7, ax=ax)
-    widths = [1.0 + 2.5 * d.get("strength", 0.0) for _, _, d in g.edges(data=True)]
-    nx.draw_networkx_edges(g, pos, width=widths, arrows=True, arrowsize=12, node_size=1600, ax=ax)
-    nx.draw_networkx_edge_labels(g, pos, edge_labels={(u, v): f"{d.get('strength', 0.0):.2f}"
-                                                      for u, v, d in g.edges(data=True)}, font_size=6, ax=ax)
-    ax.set_title(f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})")
-    ax.axis("off")
-    fig.savefig(path, format="svg", bbox_inches="tight")
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import pandas as pd
 from .errors import EtioInputError
 from .graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from .schema import (
-    ATTACKS, LOSSES, TRACE_SCHEMA, TableSchema, check_attack, normalize_trace_columns, parse_train_size,
+    ATTACKS, LOSSES, TableSchema, check_attack, parse_train_size,
     treatments_for,
 )
 
@@ -84,17 +84,6 @@ IDENTIFICATION_SCHEMA = TableSchema(
 # --------------------------------------------------------------------------------------
 # Inputs: trace table and graphs (checked here, once)
 # --------------------------------------------------------------------------------------
-
-def read_trace_table(path: Path) -> pd.DataFrame:
-    """The trace table as the query stage needs it (authors' ``-`` placeholders read as missing)."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, na_values=["-"], keep_default_na=True)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise EtioInputError(f"cannot read trace table {path}: {exc}") from None
-    table.columns = normalize_trace_columns(table.columns)
-    return TRACE_SCHEMA.validate(table, source=str(path))
-
 
 _GRAPH_FILE = re.compile(r"^(?P<loss>[^-]+)-(?P<attack>[^-]+?)(?:-cv_avg_net_discovery)?\.dot$")
 

@@ -25,7 +25,7 @@ import pandas as pd
 from .errors import EtioInputError
 from .provenance import atomic_dir, provenance, write_json
 from .config import Analysis
-from .schema import WEIGHT_DECAYS
+from .schema import WEIGHT_DECAYS, read_traces
 
 Echo = Callable[[str], None]
 
@@ -98,7 +98,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         run_attack_stage(store, ATTACK_NAMES, config.attacks, device=_device(device),
                          progress=_counter(len(store.keys()), "configurations attacked", echo))
         _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
-    traces = _read_traces(layout.traces)
+    traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
 
     graphs, ates = {}, {}
@@ -148,12 +148,6 @@ def _copy(src: Path, dst: Path) -> None:
     from .provenance import atomic_write_text
 
     atomic_write_text(dst, Path(src).read_text())
-
-
-def _read_traces(path: Path) -> pd.DataFrame:
-    from .learn import read_traces
-
-    return read_traces(path)
 
 
 def _weight_decays(traces: pd.DataFrame) -> list[float]:

@@ -221,3 +221,22 @@ TRACE_SCHEMA = TableSchema(
 def normalize_trace_columns(columns: Iterable[str]) -> list[str]:
     """Accept trace files written by R (``CentroidDistance.origin.``) as well as Python's spelling."""
     return [from_r_name(c) for c in columns]
+
+
+def read_traces(path) -> pd.DataFrame:
+    """Read a trace CSV: the one reader every stage uses.
+
+    Either column spelling (authors' or R's) is accepted, the authors' ``-`` placeholders are
+    missing values, and the table is checked against :data:`TRACE_SCHEMA`.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, na_values=["-"])
+    except FileNotFoundError:
+        raise EtioInputError(f"trace file not found: {path}") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
+    table.columns = normalize_trace_columns(table.columns)
+    return TRACE_SCHEMA.validate(table, source=str(path))

@@ -83,7 +83,7 @@ def test_true_model_respects_the_authors_constraints():
 
 @pytest.fixture(scope="module")
 def traces():
-    from etio.learn import read_traces
+    from etio.schema import read_traces
 
     return read_traces(EXAMPLE_TRACES_PATH)
 
@@ -191,7 +191,7 @@ def cli_run(tmp_path_factory, etio_cli):
 def test_etio_learn_writes_every_expected_file(cli_run):
     out, result = cli_run
     assert result.returncode == 0, result.stderr
-    expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", "-strength.csv")}
+    expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", ".png", "-strength.csv")}
     expected |= set(TABLES) | {"provenance.json"}
     assert {p.name for p in out.iterdir()} == expected
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
@@ -346,14 +346,14 @@ def test_a_failed_run_keeps_the_previous_output(tmp_path, etio_cli):
 
 @requires_r
 def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monkeypatch):
-    from etio import learn
+    from etio import figures, learn
 
     graph = learn.learn_graph(traces, "ce", 0.005, "Oak17Acc", R=10, runs=2)
-    monkeypatch.setattr(learn.shutil, "which", lambda name: None)
-    learn.draw_graph(graph, tmp_path / "g.svg")
-    svg = (tmp_path / "g.svg").read_text()
+    monkeypatch.setattr(figures.shutil, "which", lambda name: None)
+    learn.write_graph(graph, tmp_path)
+    svg = (tmp_path / f"{graph.name}.svg").read_text()
     assert "<svg" in svg and "Oak17Acc" in svg
-    assert "threshold" in learn.styled_dot(graph) and '"Oak17Acc" [label="Oak17Acc", style=filled' in learn.styled_dot(graph)
+    assert "threshold" in svg and figures.ATTACK_FILL in svg  # titled, attack node highlighted
 
 
 @requires_r

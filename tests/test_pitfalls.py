@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from etio.pitfalls import estimate_pitfalls, run_pitfalls
-from etio.query import read_trace_table
+from etio.schema import read_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_naive_is_biased_and_adjusted_recovers_the_truth():
 
 
 def test_cli_output(tmp_path):
-    traces = read_trace_table(ROOT / "etio" / "data" / "example_traces.csv")
+    traces = read_traces(ROOT / "etio" / "data" / "example_traces.csv")
     out = tmp_path / "pitfalls"
     table = run_pitfalls(traces, out)
     assert list(table["effect"]) == ["E1", "E2", "E3", "E4", "Fig3a", "Fig3b"]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from etio import paper, query
 from etio.cli import app
 from etio.errors import EtioInputError
+from etio.schema import read_traces
 from etio.schema import TRACE_COLUMNS, from_r_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_direct_estimator_equals_dowhy(arcs, treatment):
 
 
 def test_direct_estimator_equals_dowhy_on_example_traces():
-    traces = query.read_trace_table(EXAMPLE)
+    traces = read_traces(EXAMPLE)
     graph = query.read_attack_graph(paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot", "Oak17Acc")
     data = query.query_slice(traces, 0.0005, "ce", "Oak17Acc", graph.nodes)
     assert len(data) == 280
@@ -111,7 +112,7 @@ def test_direct_estimator_equals_dowhy_on_example_traces():
 
 
 def test_estimate_ates_table_and_speed():
-    traces = query.read_trace_table(EXAMPLE)
+    traces = read_traces(EXAMPLE)
     graphs = query.read_graphs(paper.graphs_dir(0.0005))
     n, seconds = query.time_ates(traces, graphs, 0.0005)
     assert n == 182 and seconds < 60
@@ -190,6 +191,6 @@ def test_bad_input_clear_error_no_output(tmp_path, case):
 
 
 def test_unknown_weight_decay_is_an_input_error():
-    traces = query.read_trace_table(EXAMPLE)
+    traces = read_traces(EXAMPLE)
     with pytest.raises(EtioInputError, match="weight decay 0.1"):
         query.estimate_ates(traces, query.read_graphs(paper.graphs_dir(0.0005)), 0.1)

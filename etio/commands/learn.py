@@ -32,8 +32,9 @@ def register(app, bench_app) -> None:
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
         from etio import learn as stage
+        from etio.schema import read_traces
 
-        table = stage.read_traces(traces)
+        table = read_traces(traces)
         started = time.perf_counter()
 
         def progress(done: int, total: int, name: str) -> None:

@@ -23,9 +23,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """ATE of each of the 13 features on each attack (dowhy identify + backdoor linear regression)."""
         from ..provenance import atomic_write_text, provenance, write_json
-        from ..query import estimate_ates, read_graphs, read_trace_table
+        from ..query import estimate_ates, read_graphs
+        from ..schema import read_traces
 
-        table = estimate_ates(read_trace_table(traces), read_graphs(graphs), weight_decay, refuters=refuters, seed=seed)
+        table = estimate_ates(read_traces(traces), read_graphs(graphs), weight_decay, refuters=refuters, seed=seed)
         atomic_write_text(out, table.to_csv(index=False))
         write_json(out.with_name(out.name + ".provenance.json"), provenance(
             "query", config={"traces": str(traces), "graphs": str(graphs), "weight_decay": weight_decay,
@@ -57,9 +58,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """The correlation pitfalls of paper §2 (Figs. 2 and 3): naive vs adjusted effects."""
         from ..pitfalls import run_pitfalls
-        from ..query import read_trace_table
+        from ..schema import read_traces
 
-        table = run_pitfalls(read_trace_table(traces), out, weight_decay=weight_decay, loss=loss)
+        table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss)
         from ..tables import to_terminal
 
         typer.echo(to_terminal(table))
@@ -72,7 +73,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """Time all ATEs of one weight decay (identification included, no refuters)."""
         from .. import paper
-        from ..query import read_graphs, read_trace_table, time_ates
+        from ..query import read_graphs, time_ates
+        from ..schema import read_traces
 
-        n, seconds = time_ates(read_trace_table(traces), read_graphs(graphs or paper.graphs_dir(weight_decay)), weight_decay)
+        n, seconds = time_ates(read_traces(traces), read_graphs(graphs or paper.graphs_dir(weight_decay)), weight_decay)
         typer.echo(f"ates {n} in {seconds:.2f} s ({1000 * seconds / n:.1f} ms/estimate)")

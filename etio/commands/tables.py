@@ -26,11 +26,12 @@ _TITLES = {
 
 
 def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: float, losses):
-    from ..query import estimate_ates, read_graphs, read_trace_table
+    from ..query import estimate_ates, read_graphs
+    from ..schema import read_traces
 
     if traces is None or graphs is None:
         raise EtioInputError("give --paper, or both --traces and --graphs")
-    return estimate_ates(read_trace_table(traces), read_graphs(graphs, losses=losses), weight_decay)
+    return estimate_ates(read_traces(traces), read_graphs(graphs, losses=losses), weight_decay)
 
 
 def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, graphs: Optional[Path] = None,
