@@ -1,3 +1,3 @@
-from .cli import main
+from etio.commands.app import main
 
 main()

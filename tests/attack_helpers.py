@@ -126,15 +126,15 @@ def _synthetic_config(loss, repeats, per_repeat, subset, n_test, seed) -> Synthe
 
 def make_digits_store(root, loss: str = "ce", widths=(32,), per_repeat: int = 4, subset: int = 60, repeats: int = 3,
                       steps: int = 150, seed: int = 0):
-    """A real trace store (``etio.store`` layout) of digits MLPs, one configuration per width."""
+    """A real trace store (``etio.traces.store`` layout) of digits MLPs, one configuration per width."""
     with torch_threads(1):
         return _make_digits_store(root, loss, widths, per_repeat, subset, repeats, steps, seed)
 
 
 def _make_digits_store(root, loss, widths, per_repeat, subset, repeats, steps, seed):
-    from etio.config import parse_config
-    from etio.datasets import load
-    from etio.store import ConfigRecord, create_store
+    from etio.traces.config import parse_config
+    from etio.traces.datasets import load
+    from etio.traces.store import ConfigRecord, create_store
     from etio.attacks.threshold import per_sample_loss
 
     raw = {"name": "attack-test", "dataset": "digits", "seed": seed, "repeats": repeats,

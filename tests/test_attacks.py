@@ -17,8 +17,8 @@ from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
 from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
 from etio.attacks.outputs import torch_threads
 from etio.attacks.stage import attack_configuration, requirement_problems, run_attack_stage
-from etio.errors import EtioInputError
-from etio.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
+from etio.core.errors import EtioInputError
+from etio.core.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
 
 #: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
 TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
@@ -229,7 +229,7 @@ def _settings(seed=0, tuples=6):
 
 def _main(monkeypatch, *args) -> int:
     """``etio ARGS`` in this process; the exit code."""
-    from etio import cli
+    from etio.commands import app as cli
 
     monkeypatch.setattr("sys.argv", ["etio", *map(str, args)])
     try:
@@ -240,7 +240,7 @@ def _main(monkeypatch, *args) -> int:
 
 
 def test_same_seed_gives_identical_attack_columns(digits_store, tmp_path):
-    from etio.store import open_store
+    from etio.traces.store import open_store
 
     a, b, c = (_copy(digits_store, tmp_path, n) for n in ("a", "b", "c"))
     run_attack_stage(open_store(a), ATTACK_NAMES, _settings(0))
@@ -255,7 +255,7 @@ def test_same_seed_gives_identical_attack_columns(digits_store, tmp_path):
 
 
 def test_bad_input_fails_clearly_and_loses_nothing(digits_store, tmp_path, monkeypatch, capsys):
-    from etio.store import open_store
+    from etio.traces.store import open_store
 
     store = _copy(digits_store, tmp_path, "resume")
     run_attack_stage(open_store(store), ["threshold", "top3"], _settings())
@@ -294,7 +294,7 @@ def test_attack_command_end_to_end(digits_store, tmp_path, etio_cli):
 
 
 def test_changed_attack_settings_recompute_instead_of_relabelling(digits_store, tmp_path):
-    from etio.store import open_store
+    from etio.traces.store import open_store
 
     store_dir = _copy(digits_store, tmp_path, "resettings")
     store = open_store(store_dir)

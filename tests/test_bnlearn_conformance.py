@@ -140,7 +140,7 @@ function(script, case_dir, out_dir, data, compat) {
 @pytest.mark.filterwarnings("ignore:the nodes are taken from the cross-validated networks")
 @pytest.mark.parametrize("case", CASES)
 def test_replay_through_rpy2_matches_bnlearn(case, tmp_path):
-    from etio import rbridge
+    from etio.causal import rbridge
 
     data = pd.read_csv(GOLDEN / case / "data.csv")
     backend = rbridge.call(rbridge.function(_EMBEDDED_REPLAY), str(REPLAY), str(GOLDEN / case), str(tmp_path), data,

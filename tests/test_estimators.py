@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from etio.centroid import centroid_distances
-from etio.estimators import generalization_stats
+from etio.traces.centroid import centroid_distances
+from etio.traces.generalization import generalization_stats
 
 
 def logits(probs):

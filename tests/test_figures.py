@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etio import figures
-from etio.errors import EtioInputError
-from etio.graphs import parse_bnlearn_dot
-from etio.schema import TRACE_COLUMNS
+from etio.report import figures
+from etio.core.errors import EtioInputError
+from etio.causal.graphs import parse_bnlearn_dot
+from etio.core.schema import TRACE_COLUMNS
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 HAS_DOT = shutil.which("dot") is not None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from etio.errors import EtioInputError
-from etio.graphs import (check_acyclic, consistent_extension, format_bnlearn_dot, parse_bnlearn_dot,
+from etio.core.errors import EtioInputError
+from etio.causal.graphs import (check_acyclic, consistent_extension, format_bnlearn_dot, parse_bnlearn_dot,
                          undirected_arcs)
-from etio.paper import graphs_dir
+from etio.report.paper import graphs_dir
 
 
 def dot(nodes, directed=(), undirected=()):

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, requires_r
-from etio import example_traces
-from etio.errors import EtioInputError
-from etio.example_traces import EXAMPLE_TRACES_PATH, TRUE_ARCS, true_arcs_for
-from etio.schema import ATTACKS, TRACE_COLUMNS, features_for, to_r_name
+from etio.traces import example as example_traces
+from etio.core.errors import EtioInputError
+from etio.traces.example import EXAMPLE_TRACES_PATH, TRUE_ARCS, true_arcs_for
+from etio.core.schema import ATTACKS, TRACE_COLUMNS, features_for, to_r_name
 
 PAPER = REPO / "etio" / "data" / "paper"
 FAST = {"R": 20, "runs": 2}  # small resampling: about a second per graph; recovery holds (see example_traces.md)
@@ -64,7 +64,7 @@ def test_documented_model_is_the_generating_model():
 
 @requires_r
 def test_true_model_respects_the_authors_constraints():
-    from etio import rbridge
+    from etio.causal import rbridge
 
     for attack in ATTACKS:
         features = [to_r_name(f) for f in features_for(attack)]
@@ -83,14 +83,14 @@ def test_true_model_respects_the_authors_constraints():
 
 @pytest.fixture(scope="module")
 def traces():
-    from etio.schema import read_traces
+    from etio.core.schema import read_traces
 
     return read_traces(EXAMPLE_TRACES_PATH)
 
 
 def _blacklist(attack: str) -> set[tuple[str, str]]:
-    from etio import rbridge
-    from etio.schema import from_r_name
+    from etio.causal import rbridge
+    from etio.core.schema import from_r_name
 
     features = [to_r_name(f) for f in features_for(attack)]
     bl = rbridge.call("etio_constraints", features, to_r_name(attack))["blacklist"]
@@ -114,7 +114,7 @@ def assert_recovers_true_graph(graph) -> None:
     ("mse", 0.005, "MLLeakAcc", "cv"),
 ])
 def test_learning_recovers_the_true_arcs(traces, loss, weight_decay, attack, method):
-    from etio.learn import STRENGTH_SCHEMA, learn_graph
+    from etio.causal.learning import STRENGTH_SCHEMA, learn_graph
 
     graph = learn_graph(traces, loss, weight_decay, attack, method=method, seed=1, **FAST)
     assert_recovers_true_graph(graph)
@@ -132,8 +132,8 @@ def test_learning_recovers_the_true_arcs(traces, loss, weight_decay, attack, met
 
 @requires_r
 def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces):
-    from etio import rbridge
-    from etio.learn import learn_graph
+    from etio.causal import rbridge
+    from etio.causal.learning import learn_graph
 
     with pytest.warns(rbridge.RWarning, match=r"MemguardAcc: dropped 40 of 280 rows"):
         memguard = learn_graph(traces, "ce", 0.0005, "MemguardAcc", **FAST)
@@ -146,7 +146,7 @@ def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces)
 
 @requires_r
 def test_learning_is_reproducible_from_the_seed(traces):
-    from etio.learn import learn_graph
+    from etio.causal.learning import learn_graph
 
     first = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
     again = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
@@ -157,7 +157,7 @@ def test_learning_is_reproducible_from_the_seed(traces):
 
 
 def test_unknown_names_are_rejected_before_r_starts(traces):
-    from etio.learn import present_pairs
+    from etio.causal.learning import present_pairs
 
     with pytest.raises(EtioInputError, match="unknown attack 'ShadowAcc'"):
         present_pairs(traces, 0.0005, attacks=["ShadowAcc"])
@@ -202,7 +202,7 @@ def test_etio_learn_writes_every_expected_file(cli_run):
 
 @requires_r
 def test_etio_learn_outputs_have_the_authors_format(cli_run):
-    from etio.graphs import format_bnlearn_dot, read_bnlearn_dot
+    from etio.causal.graphs import format_bnlearn_dot, read_bnlearn_dot
 
     out, _ = cli_run
     for name in TABLES:
@@ -221,7 +221,7 @@ def test_etio_learn_outputs_have_the_authors_format(cli_run):
     for graph in GRAPHS:
         text = (out / f"{graph}.dot").read_text()
         parsed = read_bnlearn_dot(out / f"{graph}.dot")
-        assert format_bnlearn_dot(parsed) == text  # the etio.graphs writer gives the same text
+        assert format_bnlearn_dot(parsed) == text  # the etio.causal.graphs writer gives the same text
         attack = graph.split("-")[1]
         assert set(parsed.predecessors(attack)) >= {"AccDiff"}
         strength = pd.read_csv(out / f"{graph}-strength.csv")
@@ -234,7 +234,7 @@ def test_etio_learn_outputs_have_the_authors_format(cli_run):
 
 @requires_r
 def test_etio_learn_records_provenance(cli_run):
-    from etio import rbridge
+    from etio.causal import rbridge
 
     out, _ = cli_run
     record = json.loads((out / "provenance.json").read_text())
@@ -262,7 +262,7 @@ def test_rscript_learns_every_attack_of_the_bundled_traces(rscript_run):
     assert result.returncode == 0, result.stderr
     for loss in ("ce", "mse"):
         for attack in ATTACKS:
-            from etio.graphs import read_bnlearn_dot
+            from etio.causal.graphs import read_bnlearn_dot
 
             graph = read_bnlearn_dot(out / f"{loss}-{attack}.dot", python_names=True)
             true = set(true_arcs_for(attack))
@@ -346,11 +346,12 @@ def test_a_failed_run_keeps_the_previous_output(tmp_path, etio_cli):
 
 @requires_r
 def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monkeypatch):
-    from etio import figures, learn
+    from etio.report import figures
+    from etio.causal import learning as learn
 
     graph = learn.learn_graph(traces, "ce", 0.005, "Oak17Acc", R=10, runs=2)
     monkeypatch.setattr(figures.shutil, "which", lambda name: None)
-    learn.write_graph(graph, tmp_path)
+    figures.draw_learned_graph(graph, tmp_path / graph.name)
     svg = (tmp_path / f"{graph.name}.svg").read_text()
     assert "<svg" in svg and "Oak17Acc" in svg
     assert "threshold" in svg and figures.ATTACK_FILL in svg  # titled, attack node highlighted
@@ -358,7 +359,7 @@ def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monk
 
 @requires_r
 def test_1k_and_5k_train_sizes_are_read_as_sizes(traces):
-    from etio import rbridge
+    from etio.causal import rbridge
 
     assert set(traces["TrainSize"]) == {"1k", "5k"}  # the table keeps the authors' spelling
     prepared = rbridge.call("etio_prepare", traces, "ce", 0.0005, "Oak17Acc")

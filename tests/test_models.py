@@ -2,8 +2,8 @@
 
 import pytest
 
-from etio.errors import EtioInputError
-from etio.models import build_model, check_model, count_params, num_params
+from etio.core.errors import EtioInputError
+from etio.traces.models import build_model, check_model, count_params, num_params
 
 CIFAR = (3, 32, 32)
 # width -> (C=10, C=100)

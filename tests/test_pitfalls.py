@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etio.pitfalls import estimate_pitfalls, run_pitfalls
-from etio.schema import read_traces
+from etio.causal.pitfalls import estimate_pitfalls, run_pitfalls
+from etio.core.schema import read_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from etio import paper, query
-from etio.cli import app
-from etio.errors import EtioInputError
-from etio.schema import read_traces
-from etio.schema import TRACE_COLUMNS, from_r_name
+from etio.report import paper
+from etio.causal import effects as query
+from etio.commands.app import app
+from etio.core.errors import EtioInputError
+from etio.core.schema import read_traces
+from etio.core.schema import TRACE_COLUMNS, from_r_name
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, requires_r
-from etio.example_traces import EXAMPLE_TRACES_PATH
+from etio.traces.example import EXAMPLE_TRACES_PATH
 
 pytestmark = requires_r
 

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, requires_r
-from etio.errors import EtioInputError, RBackendError
+from etio.core.errors import EtioInputError, RBackendError
 
 pytestmark = requires_r
 
 
 @pytest.fixture(scope="module")
 def rb():
-    from etio import rbridge
+    from etio.causal import rbridge
 
     return rbridge
 
@@ -89,8 +89,8 @@ def _python(code: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_missing_r_is_an_rbackend_error_pointing_to_make_setup(tmp_path):
     code = """
-        from etio import rbridge
-        from etio.errors import RBackendError
+        from etio.causal import rbridge
+        from etio.core.errors import RBackendError
         try:
             rbridge.backend()
         except RBackendError as exc:
@@ -104,7 +104,7 @@ def test_missing_r_is_an_rbackend_error_pointing_to_make_setup(tmp_path):
 def test_etio_r_dir_overrides_the_r_sources(tmp_path):
     (tmp_path / "etio.R").write_text('etio_backend <- function() "stand-in backend 0.1"\n')
     code = """
-        from etio import rbridge
+        from etio.causal import rbridge
         print(rbridge.backend())
     """
 
@@ -115,8 +115,8 @@ def test_etio_r_dir_overrides_the_r_sources(tmp_path):
 
 def test_an_r_dir_without_etio_r_is_reported(tmp_path):
     code = """
-        from etio import rbridge
-        from etio.errors import RBackendError
+        from etio.causal import rbridge
+        from etio.core.errors import RBackendError
         try:
             rbridge.backend()
         except RBackendError as exc:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etio import figures, report
-from etio.errors import EtioInputError
-from etio.report import ReportTable
+from etio.report import figures
+from etio.report import document as report
+from etio.core.errors import EtioInputError
+from etio.report.document import ReportTable
 
 KEYS = ["Loss", "Attack", "Feature"]
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etio import paper, tables
-from etio.reproduce import TABLES
+from etio.report import paper
+from etio.report import tables
+from etio.pipeline.reproduce import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 ETIO = ROOT / ".venv" / "bin" / "etio"

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from etio import hypotheses, paper, tables
-from etio.cli import app
-from etio.query import STATUS_NO_PATH
+from etio.causal import hypotheses
+from etio.report import paper
+from etio.report import tables
+from etio.commands.app import app
+from etio.causal.effects import STATUS_NO_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"

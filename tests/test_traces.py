@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from etio.config import load_config, parse_config
-from etio.errors import EtioInputError
-from etio.estimators import generalization_stats
-from etio.schema import TRACE_COLUMNS
-from etio.store import open_store
-from etio.traces import merge_stores, plan_jobs, run_traces
+from etio.traces.config import load_config, parse_config
+from etio.core.errors import EtioInputError
+from etio.traces.generalization import generalization_stats
+from etio.core.schema import TRACE_COLUMNS
+from etio.traces.store import open_store
+from etio.traces.stage import merge_stores, plan_jobs, run_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "data" / "traces-mini.toml"
@@ -168,7 +168,7 @@ def test_bad_input_from_the_command_line_loses_nothing(smoke, tmp_path):
 def test_missing_dataset_offline_is_named(tmp_path, monkeypatch):
     import torchvision
 
-    from etio import datasets
+    from etio.traces import datasets
 
     def offline(self, *a, **k):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")

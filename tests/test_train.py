@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from etio.config import Training
-from etio.datasets import DATASETS, augment_batch, disjoint_split, load
-from etio.train import TrainJob, Variant, derive_seed, init_state, train_job, train_one
+from etio.traces.config import Training
+from etio.traces.datasets import DATASETS, augment_batch, disjoint_split, load
+from etio.traces.training import TrainJob, Variant, derive_seed, init_state, train_job, train_one
 
 DIGITS = DATASETS["digits"]
 TRAINING = Training(batch_size=16, lr_step_size=2, lr_decay=0.1)

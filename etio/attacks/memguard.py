@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .attack_model import StackedMLP
+from etio.attacks.attack_model import StackedMLP
 
 
 @dataclass(frozen=True)

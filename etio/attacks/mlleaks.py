@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .attack_model import AttackModelSpec, StackedMLP, balanced_accuracies, train_attack_models
-from .outputs import ModelOutputs
+from etio.attacks.attack_model import AttackModelSpec, StackedMLP, balanced_accuracies, train_attack_models
+from etio.attacks.outputs import ModelOutputs
 
 
 @dataclass(frozen=True)

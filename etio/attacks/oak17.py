@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
-from .outputs import ModelOutputs, derived_seed, generator_for
+from etio.attacks.attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
+from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
 
 #: One hidden layer of 64 tanh units, 2-way softmax, Adam lr 0.01, batch 100, 100 epochs,
 #: L2 penalty 1e-6 on the weights.

@@ -16,7 +16,7 @@ import torch
 
 
 class Splits(Protocol):
-    """The data split of a configuration (``etio.store.DataSplits``)."""
+    """The data split of a configuration (``etio.traces.store.DataSplits``)."""
 
     pool_x: torch.Tensor
     pool_y: torch.Tensor
@@ -26,7 +26,7 @@ class Splits(Protocol):
 
 
 class Ensemble(Protocol):
-    """The trained models of a configuration (``etio.store`` ensemble)."""
+    """The trained models of a configuration (``etio.traces.store`` ensemble)."""
 
     def logits(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor: ...
 

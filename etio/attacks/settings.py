@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from ..errors import EtioInputError
+from etio.core.errors import EtioInputError
 
 #: The attacks of ``etio attack --attacks``, in the order they run.
 ATTACK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard")

@@ -24,15 +24,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
-from ..errors import EtioInputError
-from .attack_model import AttackModelSpec
-from .memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
-from .mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
-from .oak17 import SHOKRI_ATTACK_MODEL, run_oak17
-from .outputs import ModelOutputs, derived_seed, torch_threads
-from .settings import ATTACK_NAMES, MLLEAK_NAMES, AttackSettings
-from .threshold import run_threshold
+from etio import __version__
+from etio.core.errors import EtioInputError
+from etio.attacks.attack_model import AttackModelSpec
+from etio.attacks.memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
+from etio.attacks.mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
+from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
+from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
+from etio.attacks.settings import ATTACK_NAMES, MLLEAK_NAMES, AttackSettings
+from etio.attacks.threshold import run_threshold
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
 
 
 def _select_data(data, rows):
-    from .mlleaks import AttackData
+    from etio.attacks.mlleaks import AttackData
 
     return AttackData(data.train_x[rows], data.train_y[rows], data.eval_x[rows], data.eval_y[rows],
                       [data.in_dims[i] for i in rows])
@@ -240,7 +240,7 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
 
 
 def _undefended(defended, original):
-    from .memguard import Defended
+    from etio.attacks.memguard import Defended
 
     return Defended(original, defended.defence_before, defended.defence_before,
                     torch.zeros_like(defended.rounds_succeeded), 0)

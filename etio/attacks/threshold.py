@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .outputs import ModelOutputs
+from etio.attacks.outputs import ModelOutputs
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:

@@ -10,20 +10,13 @@ import typer
 
 def _attack_settings(config: Path | None, store):
     """The ``[attacks]`` table of ``--config``, else of the config the store was made from."""
-    import tomllib
-
-    from ..attacks.settings import parse_attack_settings
-    from ..errors import EtioInputError
+    from etio.attacks.settings import parse_attack_settings
+    from etio.traces.config import read_config_file
 
     if config is None:
         return parse_attack_settings(store.meta.get("config", {}).get("attacks"), source=f"{store.root}/store.json")
-    try:
-        raw = tomllib.loads(Path(config).read_text())
-    except FileNotFoundError:
-        raise EtioInputError(f"config file {config} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EtioInputError(f"config file {config} is not valid TOML: {exc}") from None
-    return parse_attack_settings(raw.get("attacks"), source=str(config))
+    # Only the [attacks] table is read: a file holding that table alone is a valid --config here.
+    return parse_attack_settings(read_config_file(config).get("attacks"), source=str(config))
 
 
 def register(app, bench_app) -> None:
@@ -45,10 +38,10 @@ def register(app, bench_app) -> None:
         """
         import sys
 
-        from ..attacks.settings import parse_attack_list
-        from ..attacks.stage import run_attack_stage
-        from ..store import open_store
-        from ..train import resolve_device
+        from etio.attacks.settings import parse_attack_list
+        from etio.attacks.stage import run_attack_stage
+        from etio.traces.store import open_store
+        from etio.traces.training import resolve_device
 
         names = parse_attack_list(attacks)
         device = resolve_device(device)
@@ -74,10 +67,10 @@ def register(app, bench_app) -> None:
         """Seconds per attack per configuration on the first ``--limit`` configurations."""
         import time
 
-        from ..attacks.outputs import ModelOutputs
-        from ..attacks.settings import ATTACK_NAMES
-        from ..attacks.stage import attack_configuration, view_of
-        from ..store import open_store
+        from etio.attacks.outputs import ModelOutputs
+        from etio.attacks.settings import ATTACK_NAMES
+        from etio.attacks.stage import attack_configuration, view_of
+        from etio.traces.store import open_store
 
         store = open_store(out)
         settings = _attack_settings(config, store)

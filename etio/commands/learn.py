@@ -31,8 +31,9 @@ def register(app, bench_app) -> None:
         runs: int = typer.Option(20, "--runs", help="Hold-out runs (method cv, and the predictive power)."),
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
-        from etio import learn as stage
-        from etio.schema import read_traces
+        from etio.causal import learning as stage
+        from etio.core.schema import read_traces
+        from etio.report.figures import draw_learned_graph
 
         table = read_traces(traces)
         started = time.perf_counter()
@@ -45,6 +46,7 @@ def register(app, bench_app) -> None:
             graphs = stage.learn_all(
                 table, out, weight_decay, method=method, attacks=_split(attacks), losses=_split(losses),
                 seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
+                draw=draw_learned_graph,
             )
         for warning in caught:
             typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
@@ -56,7 +58,7 @@ def register(app, bench_app) -> None:
         replicates: int = typer.Option(200, "--replicates", help="boot.strength replicates."),
     ) -> None:
         """Time hc (median over repetitions) and one boot.strength on the 14-node etio14 case."""
-        from etio import learn as stage
+        from etio.causal import learning as stage
 
         result = stage.benchmark(repetitions=repetitions, R=replicates)
         typer.echo(f"hc median {result['hc_median_ms']:.1f} ms; boot.strength R={replicates} "

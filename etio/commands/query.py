@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from etio.core.paths import DATA_DIR
 
-EXAMPLE_TRACES = Path(__file__).resolve().parent.parent / "data" / "example_traces.csv"
+EXAMPLE_TRACES = DATA_DIR / "example_traces.csv"
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -22,9 +23,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the refuters' simulations."),
     ) -> None:
         """ATE of each of the 13 features on each attack (dowhy identify + backdoor linear regression)."""
-        from ..provenance import atomic_write_text, provenance, write_json
-        from ..query import estimate_ates, read_graphs
-        from ..schema import read_traces
+        from etio.core.provenance import atomic_write_text, provenance, write_json
+        from etio.causal.effects import estimate_ates, read_graphs
+        from etio.core.schema import read_traces
 
         table = estimate_ates(read_traces(traces), read_graphs(graphs), weight_decay, refuters=refuters, seed=seed)
         atomic_write_text(out, table.to_csv(index=False))
@@ -40,8 +41,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Output CSV."),
     ) -> None:
         """dowhy's identification (directed path, backdoor set) of every treatment, from the graphs alone."""
-        from ..provenance import atomic_write_text, provenance, write_json
-        from ..query import identify_graphs, read_graphs
+        from etio.core.provenance import atomic_write_text, provenance, write_json
+        from etio.causal.effects import identify_graphs, read_graphs
 
         table = identify_graphs(read_graphs(graphs))
         atomic_write_text(out, table.to_csv(index=False))
@@ -57,11 +58,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         loss: str = typer.Option("ce"),
     ) -> None:
         """The correlation pitfalls of paper §2 (Figs. 2 and 3): naive vs adjusted effects."""
-        from ..pitfalls import run_pitfalls
-        from ..schema import read_traces
+        from etio.causal.pitfalls import run_pitfalls
+        from etio.core.schema import read_traces
 
         table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss)
-        from ..tables import to_terminal
+        from etio.report.tables import to_terminal
 
         typer.echo(to_terminal(table))
 
@@ -72,9 +73,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         weight_decay: float = typer.Option(0.0005, "--weight-decay", "--wd"),
     ) -> None:
         """Time all ATEs of one weight decay (identification included, no refuters)."""
-        from .. import paper
-        from ..query import read_graphs, time_ates
-        from ..schema import read_traces
+        from etio.report import paper
+        from etio.causal.effects import read_graphs, time_ates
+        from etio.core.schema import read_traces
 
         n, seconds = time_ates(read_traces(traces), read_graphs(graphs or paper.graphs_dir(weight_decay)), weight_decay)
         typer.echo(f"ates {n} in {seconds:.2f} s ({1000 * seconds / n:.1f} ms/estimate)")

@@ -29,7 +29,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="torchvision dataset directory."),
     ) -> None:
         """traces -> attacks -> graphs (both losses, every weight decay) -> ATEs -> Tables 2, 3, 5-8 -> figures -> report."""
-        from ..reproduce import reproduce, reproduce_paper
+        from etio.pipeline.reproduce import reproduce, reproduce_paper
 
         echo = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress goes to stderr
         if paper:
@@ -37,9 +37,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             return
         from dataclasses import replace
 
-        from ..config import load_config
+        from etio.pipeline.study import load_study
 
-        cfg = load_config(config)
+        cfg = load_study(config)
         analysis = cfg.analysis
         overrides = {k: v for k, v in dict(method=method, replicates=replicates, runs=runs, seed=seed).items()
                      if v is not None}

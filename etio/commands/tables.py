@@ -13,21 +13,14 @@ from typing import Optional
 
 import typer
 
-from ..errors import EtioInputError
+from etio.core.errors import EtioInputError
+from etio.report.tables import TITLES
 
-_TITLES = {
-    "table2": "Table 2: predictive power of the graphs vs the best single correlation",
-    "table3": "Table 3: prior-work hypotheses Q1-Q9 as ATE queries (weight decay 5e-4)",
-    "table5": "Table 5: ATEs, CE-trained models, weight decay 5e-4",
-    "table6": "Table 6: ATEs, MSE-trained models, weight decay 5e-4",
-    "table7": "Table 7: ATEs, CE-trained models, weight decay 5e-3 (L2 regularization)",
-    "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
-}
 
 
 def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: float, losses):
-    from ..query import estimate_ates, read_graphs
-    from ..schema import read_traces
+    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.core.schema import read_traces
 
     if traces is None or graphs is None:
         raise EtioInputError("give --paper, or both --traces and --graphs")
@@ -37,7 +30,8 @@ def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: floa
 def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, graphs: Optional[Path] = None,
                 results: Optional[Path] = None, compare_paper: bool = False):
     """The named table as a data frame (the logic behind the CLI, also used by ``etio reproduce``)."""
-    from .. import paper, tables
+    from etio.report import paper
+    from etio.report import tables
 
     if name not in tables.TABLE_NAMES:
         raise EtioInputError(f"unknown table {name!r}; known tables: {', '.join(tables.TABLE_NAMES)}")
@@ -74,7 +68,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
 def _read_results(results_dir: Path, weight_decay: float):
     import pandas as pd
 
-    from ..tables import check_results
+    from etio.report.tables import check_results
 
     path = Path(results_dir) / f"results-cont-wd_{weight_decay:f}.csv"
     if not path.is_file():
@@ -85,19 +79,19 @@ def _read_results(results_dir: Path, weight_decay: float):
 
 def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], graphs: Optional[Path],
               results: Optional[Path], compare_paper: bool) -> None:
-    from ..provenance import provenance
-    from ..tables import to_terminal, write_table
+    from etio.core.provenance import provenance
+    from etio.report.tables import to_terminal, write_table
 
     if paper_data and (traces or graphs or results):
         raise EtioInputError("--paper uses the authors' artifacts; do not combine it with --traces/--graphs/--results")
     table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
                         compare_paper=compare_paper)
     source = "authors' published artifacts" if paper_data else "this run"
-    write_table(table, out, name, _TITLES[name], provenance(
+    write_table(table, out, name, TITLES[name], provenance(
         name, config={"source": source, "traces": str(traces) if traces else None,
                       "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
                       "compare_paper": compare_paper}))
-    typer.echo(_TITLES[name])
+    typer.echo(TITLES[name])
     typer.echo(to_terminal(table))
     typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
 
@@ -126,8 +120,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     compare_paper: bool = _COMPARE) -> None:
             run_table(name, out, paper, traces, graphs, results, compare_paper)
 
-        command.__doc__ = _TITLES[name] + "."
+        command.__doc__ = TITLES[name] + "."
         return command
 
-    for table_name in _TITLES:
+    for table_name in TITLES:
         app.command(table_name)(make(table_name))

@@ -9,7 +9,7 @@ import typer
 
 
 def _device(device: Optional[str]) -> str:
-    from ..train import resolve_device
+    from etio.traces.training import resolve_device
 
     return resolve_device(device)
 
@@ -31,13 +31,13 @@ def register(app, bench_app) -> None:
         """Train every configuration of --config into the trace store --out; write --out/traces.csv."""
         if ctx.invoked_subcommand is not None:
             return
-        from etio.config import load_config
-        from etio.errors import EtioInputError
-        from etio.traces import parse_shard, run_traces
+        from etio.core.errors import EtioInputError
+        from etio.pipeline.study import load_study
+        from etio.traces.stage import parse_shard, run_traces
 
         if config is None or out is None:
             raise EtioInputError("etio traces needs --config FILE and --out DIR (or the subcommand `merge`)")
-        cfg = load_config(config)
+        cfg = load_study(config).experiment   # every table checked before any training
         shard_t = parse_shard(shard)
         store = run_traces(cfg, out, device=_device(device), shard=shard_t, data_dir=data_dir, progress=not quiet)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
@@ -48,7 +48,7 @@ def register(app, bench_app) -> None:
         out: Path = typer.Option(..., "--out", help="new store directory"),
     ) -> None:
         """Merge shards of one config into one store and trace table."""
-        from etio.traces import merge_stores
+        from etio.traces.stage import merge_stores
 
         store = merge_stores(list(dirs), out)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
@@ -61,7 +61,7 @@ def register(app, bench_app) -> None:
         device: Optional[str] = typer.Option(None, "--device"),
     ) -> None:
         """Models per second, one at a time vs batched (digits MLP, n = 12, widths 16–256)."""
-        from etio.traces import bench_train as run
+        from etio.traces.stage import bench_train as run
 
         r = run(epochs=epochs, device=_device(device))
         typer.echo(f"models {r['models']} epochs {r['epochs']} device {_device(device)}")

@@ -34,14 +34,14 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .config import Training
-from .datasets import DatasetInfo, augment_batch
-from .models import build_model
+from etio.traces.config import Training
+from etio.traces.datasets import DatasetInfo, augment_batch
+from etio.traces.models import build_model
 
 
 def resolve_device(device: str | None) -> str:
     """``cpu``/``cuda`` as asked, or CUDA when available for ``None``; a clear error otherwise."""
-    from .errors import EtioInputError
+    from etio.core.errors import EtioInputError
 
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"

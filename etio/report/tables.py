@@ -16,11 +16,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import EtioInputError
-from .hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
-from .provenance import atomic_dir, write_json
-from .query import ATE_SCHEMA, STATUS_NO_PATH
-from .schema import ATTACK_PAPER_NAMES, centroid_for, from_r_name, to_r_name
+from etio.core.errors import EtioInputError
+from etio.causal.hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
+from etio.core.provenance import atomic_dir, write_json
+from etio.causal.effects import ATE_SCHEMA, STATUS_NO_PATH
+from etio.core.schema import ATTACK_PAPER_NAMES, centroid_for, from_r_name, to_r_name
+
+#: The paper's tables, by command name, with the title every output of them carries.
+TITLES = {
+    "table2": "Table 2: predictive power of the graphs vs the best single correlation",
+    "table3": "Table 3: prior-work hypotheses Q1-Q9 as ATE queries (weight decay 5e-4)",
+    "table5": "Table 5: ATEs, CE-trained models, weight decay 5e-4",
+    "table6": "Table 6: ATEs, MSE-trained models, weight decay 5e-4",
+    "table7": "Table 7: ATEs, CE-trained models, weight decay 5e-3 (L2 regularization)",
+    "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
+}
 
 #: The paper's names of the features (Tables 3, 5-8).
 FEATURE_PAPER_NAMES = {
@@ -110,7 +120,7 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFram
     """
     ates = _check_ates(ates)
     marks = verdicts(ates, alpha).set_index(["query", "loss"])["mark"]
-    from .hypotheses import lookup
+    from etio.causal.hypotheses import lookup
 
     rows = []
     for hyp in HYPOTHESES:

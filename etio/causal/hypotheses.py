@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .errors import EtioInputError
-from .query import STATUS_NO_PATH
-from .schema import LOSSES, centroid_for
+from etio.core.errors import EtioInputError
+from etio.causal.effects import STATUS_NO_PATH
+from etio.core.schema import LOSSES, centroid_for
 
 SUPPORTED, REFUTED, NOT_SIGNIFICANT = "✓", "×", "◦"
 IS_CAUSE, IS_NOT_CAUSE = "is a cause", "is not a cause"

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import EtioInputError
-from .query import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH
-from .schema import WEIGHT_DECAYS, from_r_name
+from etio.core.errors import EtioInputError
+from etio.causal.effects import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH
+from etio.core.schema import WEIGHT_DECAYS, from_r_name
+from etio.core.paths import DATA_DIR
 
-PAPER_DIR = Path(__file__).resolve().parent / "data" / "paper"
+PAPER_DIR = DATA_DIR / "paper"
 
 #: File-name spellings of the two weight decays in the authors' artifacts.
 _GRAPH_DIRS = {0.0005: "graphs-w_dk-cont-wd_0.000500", 0.005: "graphs-w_dk-cont-wd_0.005000"}
@@ -53,7 +54,7 @@ def results_csv(weight_decay: float) -> Path:
 
 
 def ates(weight_decay: float) -> pd.DataFrame:
-    """The authors' ATEs of one weight decay as an :data:`etio.query.ATE_SCHEMA` table.
+    """The authors' ATEs of one weight decay as an :data:`etio.causal.effects.ATE_SCHEMA` table.
 
     Their CSV writes ATE 0 and p-value 0 for a treatment without a directed path to the
     attack; here that is status ``no causal path`` with p-value NaN. Backdoor sets, intervals

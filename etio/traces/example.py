@@ -6,7 +6,7 @@ behind it is known (:data:`TRUE_ARCS`). It lets the learning stage be checked en
 the learned graph should recover these arcs. The model, its coefficients and the row layout
 are documented in ``etio/data/example_traces.md``. Regenerate the file with::
 
-    python -m etio.example_traces etio/data/example_traces.csv --seed 0
+    python -m etio.traces.example etio/data/example_traces.csv --seed 0
 
 Rows follow the authors' configuration grid (weight decay x epochs x dataset x training-set
 size x loss x scheduler x architecture x width: 880 rows, 280 CE and 160 MSE per weight
@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .schema import ATTACKS, TRACE_COLUMNS, features_for
+from etio.core.schema import ATTACKS, TRACE_COLUMNS, features_for
+from etio.core.paths import DATA_DIR
 
-EXAMPLE_TRACES_PATH = Path(__file__).resolve().parent / "data" / "example_traces.csv"
+EXAMPLE_TRACES_PATH = DATA_DIR / "example_traces.csv"
 
 # --------------------------------------------------------------------------------------
 # The structural model (standardised scale)
@@ -204,7 +205,7 @@ def load() -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m etio.example_traces", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m etio.traces.example", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="CSV file to write")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from .errors import EtioInputError
+from etio.core.errors import EtioInputError
 
 # --------------------------------------------------------------------------------------
 # Trace vocabulary

@@ -31,9 +31,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from . import __version__
-from .errors import EtioInputError
-from .provenance import atomic_write_text
+from etio import __version__
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_write_text
 
 KINDS = ("ate", "verdict", "predictive")
 
@@ -355,7 +355,7 @@ def _figure_entries(figures: Sequence[Path | str | tuple[Path | str, str]]) -> l
     """``(PNG or other main file, SVG or None, caption)`` per figure; the SVG and PNG of one stem are
     one figure. Markdown links the PNG; the HTML embeds the SVG (a tenth of the PNG's size for a
     graph) and the PNG only when there is no SVG."""
-    from .figures import figure_caption
+    from etio.report.figures import figure_caption
 
     by_stem: dict[Path, dict[str, Any]] = {}
     for item in figures:
@@ -605,7 +605,7 @@ def write_report(out_dir: Path | str, *, tables: Sequence[ReportTable], run_info
                  ) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` to ``out_dir``; returns their paths.
 
-    ``figures`` are paths written by :mod:`etio.figures` (the SVG and PNG of a figure count as
+    ``figures`` are paths written by :mod:`etio.report.figures` (the SVG and PNG of a figure count as
     one) or ``(path, caption)`` pairs. Every input is checked before anything is written.
     """
     out_dir = Path(out_dir)

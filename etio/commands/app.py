@@ -2,7 +2,7 @@
 
 Each area of the pipeline registers its commands from ``etio.commands.<area>``; heavy
 imports (torch, rpy2, dowhy) happen inside the commands, so ``etio --help`` stays fast.
-Errors in user input arrive as :class:`etio.errors.EtioError` and are printed as one line
+Errors in user input arrive as :class:`etio.core.errors.EtioError` and are printed as one line
 with exit code 2.
 """
 
@@ -14,7 +14,7 @@ import warnings
 
 import typer
 
-from .errors import EtioError
+from etio.core.errors import EtioError
 
 app = typer.Typer(
     name="etio",

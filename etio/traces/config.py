@@ -26,8 +26,10 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     epochs = [15, 30]
     scheduler = [true, false]
 
-The optional ``[attacks]`` table belongs to the attack stage (:mod:`etio.attacks.settings`
-documents and validates it). Validation happens once, here: an unknown key, dataset, architecture or width raises
+The optional ``[attacks]`` and ``[analysis]`` tables belong to later stages
+(:mod:`etio.attacks.settings`, :mod:`etio.causal.settings`); this module keeps them as written
+and :func:`etio.pipeline.study.load_study` validates the whole file at once. Validation of the
+trace stage's part happens here: an unknown key, dataset, architecture or width raises
 :class:`EtioInputError` naming it.
 """
 
@@ -39,16 +41,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .attacks.settings import AttackSettings, parse_attack_settings
-from .datasets import dataset_info
-from .errors import EtioInputError
-from .models import ARCHS, check_model
-from .schema import LOSSES
+from etio.traces.datasets import dataset_info
+from etio.core.errors import EtioInputError
+from etio.traces.models import ARCHS, check_model
+from etio.core.schema import LOSSES
 
-_ANALYSIS_KEYS = {"method", "replicates", "runs", "seed", "refuters"}
 _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
+#: Tables of later stages, kept as written for them to validate.
+STAGE_TABLES = ("attacks", "analysis")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
-NON_TRAINING_KEYS = ("name", "description", "attacks", "analysis")
+NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
                   "models_per_batch"}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
@@ -104,17 +106,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Analysis:
-    """The ``[analysis]`` table: settings of graph learning and queries (``etio reproduce``)."""
-
-    method: str = "boot"        # "boot": boot.strength as the paper's text; "cv": the authors' bn.cv path
-    replicates: int = 200       # bootstrap replicates R of boot.strength
-    runs: int = 20              # hold-out runs for predictive power (and the cv networks)
-    seed: int = 1               # R's set.seed before each graph (the authors used set.seed(1))
-    refuters: bool = False      # dowhy refuters beside each ATE
-
-
-@dataclass(frozen=True)
 class ExperimentConfig:
     name: str
     dataset: str
@@ -123,8 +114,8 @@ class ExperimentConfig:
     training: Training
     grid: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    attacks: AttackSettings = field(default_factory=AttackSettings)   # the [attacks] table (etio.attacks)
-    analysis: Analysis = field(default_factory=Analysis)              # the [analysis] table (etio.reproduce)
+    #: The later stages' tables (``attacks``, ``analysis``) as written; validated by their stages.
+    stage_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def configurations(self) -> list[TrainConfig]:
         g = self.grid
@@ -140,19 +131,29 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["training"]["lr_overrides"] = [dict(zip(("arch", "loss", "lr"), o)) for o in self.training.lr_overrides]
-        d["attacks"] = self.attacks.to_dict()
+        del d["stage_tables"]
+        d.update({name: dict(table) for name, table in sorted(self.stage_tables.items())})
         return d
 
 
-def load_config(path: Path | str) -> ExperimentConfig:
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    """The TOML mapping of a config file; a missing or malformed file is one clear error."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise EtioInputError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise EtioInputError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise EtioInputError(f"config file {path} is not text") from None
     except tomllib.TOMLDecodeError as exc:
         raise EtioInputError(f"config file {path} is not valid TOML: {exc}") from None
-    return parse_config(raw, source=str(path))
+
+
+def load_config(path: Path | str) -> ExperimentConfig:
+    """The trace stage's part of a config file (the whole file: :func:`etio.pipeline.study.load_study`)."""
+    return parse_config(read_config_file(path), source=str(path))
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
@@ -242,20 +243,16 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for s in scheds:
         if not isinstance(s, bool):
             fail(f"scheduler values must be true or false, got {s!r}")
-    a = raw.get("analysis", {})
-    check_keys(a, _ANALYSIS_KEYS, "[analysis]")
-    method = str(a.get("method", "boot"))
-    if method not in ("boot", "cv"):
-        fail(f"analysis.method must be 'boot' or 'cv', got {method!r}")
-    refuters = a.get("refuters", False)
-    if not isinstance(refuters, bool):
-        fail(f"analysis.refuters must be true or false, got {refuters!r}")
-    analysis = Analysis(method=method, replicates=as_int(a.get("replicates", 200), "analysis.replicates"),
-                        runs=as_int(a.get("runs", 20), "analysis.runs"), seed=as_int(a.get("seed", 1), "analysis.seed", 0),
-                        refuters=refuters)
+    stage_tables = {}
+    for name in STAGE_TABLES:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            fail(f"[{name}] must be a table, got {table!r}")
+        if table:
+            stage_tables[name] = dict(table)
 
     grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
     return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
                             training=training, grid=grid, description=str(raw.get("description", "")),
-                            attacks=parse_attack_settings(raw.get("attacks"), source), analysis=analysis)
+                            stage_tables=stage_tables)

@@ -26,9 +26,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import EtioInputError
-from .provenance import atomic_write_text, provenance, write_json
-from .schema import CENTROID_COLUMNS, GENERALIZATION_COLUMNS, IDENTITY_COLUMNS, TRACE_COLUMNS
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_write_text, provenance, write_json
+from etio.core.schema import CENTROID_COLUMNS, GENERALIZATION_COLUMNS, IDENTITY_COLUMNS, TRACE_COLUMNS
 
 STORE_FORMAT = "etio-trace-store"
 STORE_VERSION = 1
@@ -96,7 +96,7 @@ class Ensemble:
     def __init__(self, record: ConfigRecord, state: dict, device):
         import torch
 
-        from .models import build_model
+        from etio.traces.models import build_model
 
         self.record = record
         self.device = torch.device(device)
@@ -117,7 +117,7 @@ class Ensemble:
         """Pre-softmax outputs ``[len(model_ids), len(x), C]`` of those models on ``x``."""
         import torch
 
-        from .train import mlp_forward
+        from etio.traces.training import mlp_forward
 
         x = x.to(self.device)
         sel = self._select(model_ids)
@@ -178,7 +178,7 @@ class TraceStore:
         return json.loads((self._require(key) / "stats.json").read_text())
 
     def splits(self, key: str) -> DataSplits:
-        from .datasets import load
+        from etio.traces.datasets import load
 
         rec = self.record(key)
         data = load(rec.dataset, self.data_dir)
@@ -262,7 +262,7 @@ class TraceStore:
         cfg = self.meta.get("config", {})
         record = provenance(
             "traces", config=cfg, seeds={"split_seed": cfg.get("seed"),
-                                         "model_seeds": "derived per model id from split_seed (etio.train.derive_seed)"},
+                                         "model_seeds": "derived per model id from split_seed (etio.traces.training.derive_seed)"},
             rows=len(table), data_dir=str(self.data_dir) if self.data_dir else None,
             timings=timings, **(extra_provenance or {}))
         # Each stage that rewrites traces.csv adds its own record (training: device, shard;
@@ -282,7 +282,7 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
     root = Path(root)
     meta_path = root / "store.json"
     if meta_path.exists():
-        from .config import NON_TRAINING_KEYS
+        from etio.traces.config import NON_TRAINING_KEYS
 
         store = open_store(root, data_dir)
         config = json.loads(json.dumps(config))

@@ -1,7 +1,7 @@
 """Stage 1 of the pipeline (paper Fig. 4): config → trained models → trace store → traces.csv.
 
 The grid of a config is cut into *jobs*: sets of configurations whose models are trained in
-one batch (:mod:`etio.train`). A job holds one architecture and one train size; its members
+one batch (:mod:`etio.traces.training`). A job holds one architecture and one train size; its members
 are every (width, loss, weight decay, scheduler) combination — widths grouped for the MLP,
 one width and one optimisation variant per job otherwise — and it is snapshotted at every
 epoch count of the grid. The plan depends on the config only, so a rerun, a shard on another
@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ExperimentConfig, TrainConfig
-from .errors import EtioInputError
-from .store import ConfigRecord, TraceStore, create_store, open_store
+from etio.traces.config import ExperimentConfig, TrainConfig
+from etio.core.errors import EtioInputError
+from etio.traces.store import ConfigRecord, TraceStore, create_store, open_store
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list
 
 
 def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
-    from .train import Variant
+    from etio.traces.training import Variant
 
     g = cfg.grid
     epochs = tuple(g["epochs"])
@@ -113,10 +113,10 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    from .centroid import centroid_distances
-    from .datasets import disjoint_split, load
-    from .estimators import generalization_stats
-    from .models import count_params
+    from etio.traces.centroid import centroid_distances
+    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.generalization import generalization_stats
+    from etio.traces.models import count_params
 
     data = load(cfg.dataset, data_dir)           # a missing dataset fails before anything is written
     store = create_store(out, cfg.to_dict(), data_dir)
@@ -172,7 +172,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
 def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
     """One CPU thread for small jobs: their many tiny kernels lose more to thread synchronisation
     (badly so on a loaded machine) than they gain. Results do not depend on the thread count."""
-    from .models import count_params
+    from etio.traces.models import count_params
 
     size = len(job.members) * n_models * count_params(job.arch, max(job.widths), info.num_classes, info.input_shape)
     return 1 if size < 2_000_000 else default
@@ -186,7 +186,7 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
     """
     import torch
 
-    from .train import TrainJob, train_job
+    from etio.traces.training import TrainJob, train_job
 
     k = len(subsets)
     per_batch = cfg.training.models_per_batch or k
@@ -250,7 +250,7 @@ class _progress:
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     """Merge shards of one config into a new store at ``out`` (built aside, renamed into place)."""
-    from .provenance import atomic_dir
+    from etio.core.provenance import atomic_dir
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
@@ -279,9 +279,9 @@ def bench_train(epochs: int = 30, device: str = "cpu") -> dict:
     """Models per second: the digits MLP grid (n = 12, widths 16–256) one at a time vs batched."""
     import torch
 
-    from .config import Training
-    from .datasets import disjoint_split, load
-    from .train import TrainJob, Variant, train_job, train_one
+    from etio.traces.config import Training
+    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.training import TrainJob, Variant, train_job, train_one
 
     data = load("digits")
     info = data.info

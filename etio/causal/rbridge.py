@@ -3,9 +3,9 @@
 R is started once per process, in rpy2's ABI mode, and ``r/etio.R`` is sourced into its
 global environment. :func:`call` is the only way Python calls R: arguments are converted
 with a local pandas converter (never a global one), R warnings come back as Python
-warnings, and R errors become :class:`~etio.errors.EtioInputError` when ``r/etio.R``
+warnings, and R errors become :class:`~etio.core.errors.EtioInputError` when ``r/etio.R``
 rejected the input (its messages start with ``etio input error:``) or
-:class:`~etio.errors.RBackendError` otherwise. R's console output is swallowed: results
+:class:`~etio.core.errors.RBackendError` otherwise. R's console output is swallowed: results
 travel as values, not as printed text.
 
 The ``r/`` directory is found next to the package (``<repo>/r``); ``ETIO_R_DIR`` points
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import EtioInputError, RBackendError
+from etio.core.errors import EtioInputError, RBackendError
 
 INPUT_ERROR_PREFIX = "etio input error:"
 _SETUP_HINT = "run `make setup`"
@@ -38,10 +38,7 @@ class RWarning(UserWarning):
     """A warning raised by R code (its message is R's)."""
 
 
-def r_dir() -> Path:
-    """Directory holding ``etio.R`` and ``compat/`` (``ETIO_R_DIR`` overrides)."""
-    override = os.environ.get("ETIO_R_DIR")
-    return Path(override).resolve() if override else Path(__file__).resolve().parent.parent / "r"
+from etio.core.paths import r_dir  # noqa: E402  (re-exported: the directory of etio.R and compat/)
 
 
 # The R side of :func:`call`: run one function, collect its warnings instead of printing

@@ -1,7 +1,7 @@
 """The four architectures of the traces and what "width" means for each (paper §5.1).
 
 All models return pre-softmax logits. For MSE training the authors' models end with a
-softmax; here the softmax is applied by the loss (:mod:`etio.train`) and by the estimators,
+softmax; here the softmax is applied by the loss (:mod:`etio.traces.training`) and by the estimators,
 which is the same function of the parameters, and keeps the pre-softmax vector available
 to the attacks (MemGuard perturbs it).
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import EtioInputError
+from etio.core.errors import EtioInputError
 
 #: Widths of the paper per architecture (spec §2).
 PAPER_WIDTHS = {

@@ -2,8 +2,8 @@
 
 ``reproduce`` chains the stages, each of which is also a command of its own:
 
-    traces (etio.traces) -> attacks (etio.attacks) -> learn graphs (etio.learn, R)
-    -> ATEs (etio.query, dowhy) -> Tables 2, 3, 5-8 (etio.tables) -> figures -> report
+    traces (etio.traces.stage) -> attacks (etio.attacks) -> learn graphs (etio.causal.learning, R)
+    -> ATEs (etio.causal.effects, dowhy) -> Tables 2, 3, 5-8 (etio.report.tables) -> figures -> report
 
 Trace generation and the attacks are resumable (the trace store keeps every finished
 configuration); everything after them is recomputed from ``traces.csv`` on each run and written
@@ -22,10 +22,10 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from .errors import EtioInputError
-from .provenance import atomic_dir, provenance, write_json
-from .config import Analysis
-from .schema import WEIGHT_DECAYS, read_traces
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.causal.settings import Analysis
+from etio.core.schema import WEIGHT_DECAYS, read_traces
 
 Echo = Callable[[str], None]
 
@@ -83,19 +83,20 @@ class Timings:
 def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
               data_dir: Path | None = None, echo: Echo = print) -> Path:
     """The whole pipeline on ``config_path``; returns the report path."""
-    from .attacks.settings import ATTACK_NAMES
-    from .attacks.stage import run_attack_stage
-    from .config import load_config
-    from .traces import run_traces
+    from etio.attacks.settings import ATTACK_NAMES
+    from etio.attacks.stage import run_attack_stage
+    from etio.pipeline.study import load_study
+    from etio.traces.stage import run_traces
 
-    config = load_config(config_path)
+    study = load_study(config_path)
+    config = study.experiment
     layout = RunLayout(Path(out))
     timings = Timings()
 
     with timings.stage("traces: training and generalization statistics", echo):
         store = run_traces(config, layout.store, device=device, data_dir=data_dir, echo=echo)
     with timings.stage("attacks: ML-Leaks, Shokri shadow models, threshold, MemGuard", echo):
-        run_attack_stage(store, ATTACK_NAMES, config.attacks, device=_device(device),
+        run_attack_stage(store, ATTACK_NAMES, study.attacks, device=_device(device),
                          progress=_counter(len(store.keys()), "configurations attacked", echo))
         _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
@@ -126,7 +127,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
 
 
 def _device(device: str | None) -> str:
-    from .train import resolve_device
+    from etio.traces.training import resolve_device
 
     return resolve_device(device)
 
@@ -145,7 +146,7 @@ def _counter(total: int, what: str, echo: Echo) -> Callable[[str], None]:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    from .provenance import atomic_write_text
+    from etio.core.provenance import atomic_write_text
 
     atomic_write_text(dst, Path(src).read_text())
 
@@ -163,18 +164,20 @@ def _rows_per_slice(traces: pd.DataFrame) -> dict[str, int]:
 
 
 def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo):
-    from .learn import learn_all
+    from etio.causal.learning import learn_all
+    from etio.report.figures import draw_learned_graph
 
     def progress(done: int, total: int, name: str) -> None:
         echo(f"   wd {wd:g}: [{done}/{total}] {name}")
 
     return learn_all(traces, layout.graphs(wd), wd, method=analysis.method, seed=analysis.seed,
-                     R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces)
+                     R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces,
+                     draw=draw_learned_graph)
 
 
 def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:
-    from .provenance import atomic_write_text
-    from .query import estimate_ates, read_graphs
+    from etio.core.provenance import atomic_write_text
+    from etio.causal.effects import estimate_ates, read_graphs
 
     # TrainBias2 + TrainVar = TrainLoss holds exactly (and likewise for the test side), so a
     # backdoor set holding all three makes the design rank-deficient; statsmodels then warns
@@ -195,7 +198,8 @@ def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis
 
 def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
     """Our tables beside the paper's; returns the report's table list."""
-    from . import paper, tables
+    from etio.report import paper
+    from etio.report import tables
 
     def results(wd: float) -> pd.DataFrame | None:
         path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
@@ -226,13 +230,13 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
 
 
 def _title(name: str) -> str:
-    from .commands.tables import _TITLES
+    from etio.report.tables import TITLES
 
-    return _TITLES[name]
+    return TITLES[name]
 
 
 def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table: pd.DataFrame | None):
-    from .report import ReportTable
+    from etio.report.document import ReportTable
 
     columns = (ours if ours is not None else paper_table).columns
     if name == "table2":
@@ -252,9 +256,9 @@ def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table:
 
 
 def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
-    from .figures import all_figures
-    from .graphs import read_bnlearn_dot
-    from .query import graph_files
+    from etio.report.figures import all_figures
+    from etio.causal.graphs import read_bnlearn_dot
+    from etio.causal.effects import graph_files
 
     graphs = {}
     for wd in _weight_decays(traces):
@@ -279,7 +283,7 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
 
 
 def _report(root: Path, report_tables, run_info: dict, method: str, figures: list[Path]) -> Path:
-    from .report import default_differences_md, write_report
+    from etio.report.document import default_differences_md, write_report
 
     md, _html = write_report(root, tables=report_tables, run_info=run_info,
                              differences_md=default_differences_md(method), figures=figures)
@@ -292,10 +296,11 @@ def _report(root: Path, report_tables, run_info: dict, method: str, figures: lis
 
 def reproduce_paper(out: Path, echo: Echo = print) -> Path:
     """Every table and graph figure from the authors' published artifacts (no training)."""
-    from . import paper, tables
-    from .figures import draw_causal_graph, graph_figure_stem, graph_title
-    from .graphs import read_bnlearn_dot
-    from .query import graph_files
+    from etio.report import paper
+    from etio.report import tables
+    from etio.report.figures import draw_causal_graph, graph_figure_stem, graph_title
+    from etio.causal.graphs import read_bnlearn_dot
+    from etio.causal.effects import graph_files
 
     timings = Timings()
     with atomic_dir(Path(out)) as staging:
@@ -327,7 +332,7 @@ def reproduce_paper(out: Path, echo: Echo = print) -> Path:
                 replace(_report_table(name, _title(name), built[name], None),
                         note=f"{len(built[name])} rows, rebuilt from the authors' published artifacts.")
                 for name in TABLES]
-            from .report import default_differences_md, write_report
+            from etio.report.document import default_differences_md, write_report
 
             write_report(staging, tables=report_tables, run_info=run_info,
                          differences_md=default_differences_md("cv"), figures=figures)

@@ -54,7 +54,7 @@ def generalization_stats(loss: str, train_logits, test_logits, subsets, pool_y, 
     out["TestAcc"] = _repeat_mean((test_logits.argmax(-1) == test_y).double().mean(-1), n_repeats)
     out["AccDiff"] = out["TrainAcc"] - out["TestAcc"]
     out["LossDiff"] = out["TestLoss"] - out["TrainLoss"]
-    from .schema import GENERALIZATION_COLUMNS
+    from etio.core.schema import GENERALIZATION_COLUMNS
     return {c: float(out[c]) for c in GENERALIZATION_COLUMNS}
 
 

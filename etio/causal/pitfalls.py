@@ -24,10 +24,10 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from .errors import EtioInputError
-from .provenance import atomic_dir, provenance, write_json
-from .query import backdoor_linear_regression, identify, query_slice
-from .schema import centroid_for
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.causal.effects import backdoor_linear_regression, identify, query_slice
+from etio.core.schema import centroid_for
 
 _X, _Z = "AccDiff", "NumParams"
 

@@ -1,7 +1,7 @@
 """Learning stage (paper Fig. 4, "learn graph"): trace table -> one causal graph per loss x attack.
 
 The algorithms are bnlearn's, run by ``r/etio.R`` in the embedded R session
-(:mod:`etio.rbridge`): the trace rows of one loss and weight decay are prepared (and checked)
+(:mod:`etio.causal.rbridge`): the trace rows of one loss and weight decay are prepared (and checked)
 by ``etio_prepare``, hill climbing with the authors' whitelist/blacklist is resampled
 (bootstrap, as the paper describes, or the authors' cross-validation) into arc strengths,
 and the averaged network above the L1 threshold is the graph. Its predictive power
@@ -30,11 +30,11 @@ from typing import Callable, Iterable, Sequence
 import networkx as nx
 import pandas as pd
 
-from . import rbridge
-from .figures import draw_causal_graph
-from .errors import EtioInputError
-from .provenance import atomic_dir, provenance, write_json
-from .schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
+from etio.causal import rbridge
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
+from etio.core.paths import DATA_DIR
 
 METHODS = ("boot", "cv")
 
@@ -204,7 +204,8 @@ Progress = Callable[[int, int, str], None]
 def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: str = "boot",
               attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
               R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
-              input_path: Path | None = None) -> list[LearnedGraph]:
+              input_path: Path | None = None,
+              draw: Callable[[LearnedGraph, Path], None] | None = None) -> list[LearnedGraph]:
     """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
 
     Files (the authors' names and columns; ``%f`` is the weight decay as C's ``%f``):
@@ -212,7 +213,10 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
     ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv`` and ``provenance.json``.
     The directory appears only when everything was computed; on an error nothing is written.
-    ``progress(done, total, name)`` is called after each graph.
+    ``progress(done, total, name)`` is called after each graph. ``draw(graph, stem)``, when
+    given, writes the graph's figures (``stem.svg``/``.png``) into the same staged directory; the
+    report stage supplies it (:func:`etio.report.figures.draw_learned_graph`), since drawing is
+    not this stage's business.
     """
     _check_method(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
@@ -222,6 +226,8 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
         for done, (loss, attack) in enumerate(pairs, start=1):
             graph = learn_graph(r_traces, loss, weight_decay, attack, method=method, seed=seed, R=R, runs=runs, k=k)
             write_graph(graph, staging)
+            if draw is not None:
+                draw(graph, staging / graph.name)
             graphs.append(graph)
             if progress is not None:
                 progress(done, len(pairs), graph.name)
@@ -256,15 +262,13 @@ def wd_suffix(weight_decay: float) -> str:
 
 
 def write_graph(graph: LearnedGraph, directory: Path) -> None:
-    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users), ``.svg``/``.png`` and ``-strength.csv``."""
+    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users) and ``-strength.csv``."""
     directory = Path(directory)
     rbridge.call("etio_write_dot", graph.network, str(directory / f"{graph.name}.dot"))
     strengths = graph.strengths.copy()
     strengths["from"] = strengths["from"].map(to_r_name)
     strengths["to"] = strengths["to"].map(to_r_name)
     _write_r_table(strengths, directory / f"{graph.name}-strength.csv", row_names=False)
-    draw_causal_graph(graph.graph, graph.attack, directory / graph.name, strengths=graph.strengths,
-                      title=f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, threshold {graph.threshold:.2f})")
 
 
 def write_tables(graphs: Sequence[LearnedGraph], directory: Path, weight_decay: float) -> None:
@@ -307,7 +311,7 @@ def _write_r_table(table: pd.DataFrame, path: Path, row_names: bool = True) -> N
 # Benchmark
 # --------------------------------------------------------------------------------------
 
-BENCH_DATA = Path(__file__).resolve().parent / "data" / "bench"
+BENCH_DATA = DATA_DIR / "bench"
 
 
 def benchmark(repetitions: int = 30, R: int = 200) -> dict:

@@ -37,9 +37,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .errors import EtioInputError
-from .graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
-from .schema import (
+from etio.core.errors import EtioInputError
+from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
+from etio.core.schema import (
     ATTACKS, LOSSES, TableSchema, check_attack, parse_train_size,
     treatments_for,
 )

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .errors import EtioInputError
-from .schema import ATTACK_PAPER_NAMES, ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name
+from etio.core.errors import EtioInputError
+from etio.core.schema import ATTACK_PAPER_NAMES, ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name
 
 ATTACK_FILL = "#d62728"
 ATTACK_TEXT = "#ffffff"
@@ -563,3 +563,10 @@ def all_figures(traces: pd.DataFrame, graphs: Mapping[tuple[float, str, str], tu
         paths += draw_causal_graph(graph, attack_name, graph_figure_stem(out_dir, float(wd), loss, attack_name),
                                    strengths=strengths, title=graph_title(float(wd), loss, attack_name))
     return paths
+
+
+def draw_learned_graph(graph, stem: Path) -> list[Path]:
+    """The figures of a graph just learned (:class:`etio.causal.learning.LearnedGraph`), arc strengths shown."""
+    return draw_causal_graph(graph.graph, graph.attack, stem, strengths=graph.strengths,
+                             title=f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, "
+                                   f"threshold {graph.threshold:.2f})")

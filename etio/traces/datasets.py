@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EtioInputError
+from etio.core.errors import EtioInputError
 
 DEFAULT_DATA_DIR = Path("~/.cache/etio/data").expanduser()
 

@@ -15,9 +15,9 @@ from typing import Iterable
 
 import networkx as nx
 
-from .errors import EtioInputError
-from .provenance import atomic_write_text
-from .schema import from_r_name, to_r_name
+from etio.core.errors import EtioInputError
+from etio.core.provenance import atomic_write_text
+from etio.core.schema import from_r_name, to_r_name
 
 _NODE = re.compile(r'^\s*"([^"]+)"\s*;\s*$')
 _EDGE = re.compile(r'^\s*edge\s*\[dir=(forward|none)\]\s*"([^"]+)"\s*(->|--)\s*"([^"]+)"\s*;\s*$')

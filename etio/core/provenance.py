@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import __version__
+from etio import __version__
 
 _PACKAGES = ("numpy", "pandas", "scipy", "torch", "torchvision", "scikit-learn", "dowhy", "networkx", "rpy2", "statsmodels")
 

@@ -1,0 +1,1 @@
+"""The whole pipeline: stage after stage, resumable, into one run directory."""
