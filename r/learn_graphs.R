@@ -18,6 +18,13 @@ script_dir <- local({
   if (length(script)) dirname(normalizePath(script[1])) else normalizePath("r")
 })
 source(file.path(script_dir, "etio.R"))
+for (needed in c("optparse", "jsonlite")) {
+  if (!requireNamespace(needed, quietly = TRUE)) {
+    cat("error: r/learn_graphs.R needs the R package ", needed, "; run `make setup` (scripts/setup-r.sh)\n",
+        sep = "", file = stderr())
+    quit(status = 1, save = "no")
+  }
+}
 
 option_list <- list(
   optparse::make_option("--out", type = "character", help = "Output directory (replaced as a whole on success)."),
