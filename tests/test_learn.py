@@ -415,3 +415,27 @@ def test_1k_and_5k_train_sizes_are_read_as_sizes(traces):
     prepared = rbridge.call("etio_prepare", traces, "ce", 0.0005, "Oak17Acc")
     assert sorted(prepared["TrainSize"].unique()) == [1000.0, 5000.0]
     assert prepared["NumParams"].max() == 1.0 and prepared["NumParams"].min() > 0  # divided by the file's maximum
+
+
+@requires_r
+def test_learned_objects_are_bnlearns_through_rpy2(traces):
+    """In the embedded R too, etio_learn_graph hands back bnlearn's objects and bnlearn's verbs apply."""
+    from etio.causal import rbridge
+
+    raw = rbridge.call_raw("etio_learn_graph", traces, "ce", 0.0005, "Oak17Acc", R=10, runs=2)
+    inspect = rbridge.function("""function(g) list(
+      network = class(g$network), strength = class(g$strength),
+      attributes = list(nodes = attr(g$strength, "nodes"), method = attr(g$strength, "method"),
+                        threshold = attr(g$strength, "threshold")),
+      printed = capture.output(print(g$network)),
+      strict = as.data.frame(arcs(averaged.network(g$strength, threshold = 0.8))),
+      table = as.data.frame(g$strength))""")
+    seen = rbridge.call(inspect, raw)
+    assert seen["network"] == "bn" and seen["strength"] == ["bn.strength", "data.frame"]
+    graph = rbridge.to_python(raw)
+    assert seen["attributes"] == {"nodes": graph["nodes"], "method": "bootstrap", "threshold": graph["threshold"]}
+    assert "  Random/Generated Bayesian network" in seen["printed"]
+    table = seen["table"]
+    expected = table[((table["strength"] > 0.8) | (table["strength"] == 1)) & (table["direction"] >= 0.5)]
+    assert set(zip(seen["strict"]["from"], seen["strict"]["to"])) == set(zip(expected["from"], expected["to"]))
+    assert 0 < len(expected) < len(graph["arcs"])

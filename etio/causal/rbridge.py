@@ -14,8 +14,6 @@ elsewhere.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import shutil
 import threading
@@ -112,7 +110,6 @@ class _RSession:
         self.wrapper = ro.r(_CALL_WRAPPER)
         self.callback_wrapper = ro.r(_CALLBACK_WRAPPER)
         self.callback_error: BaseException | None = None
-        self.collect_at_exit = False
         # Load the backend (bnlearn, or the compatible implementation) once, up front, so every
         # etio.R function and the bnlearn verbs are callable whatever is called first.
         if "etio_backend" in ro.globalenv:
@@ -138,11 +135,6 @@ class _RSession:
                 raise EtioInputError(message[len(INPUT_ERROR_PREFIX):].strip())
             raise RBackendError(f"R error in {fname if isinstance(fname, str) else 'an R function'}(): {message}")
         return value
-
-
-def _collect_r_garbage(s: "_RSession") -> None:
-    with contextlib.suppress(Exception):
-        s.ro.r["gc"]()
 
 
 def _classes(obj) -> list[str]:
@@ -213,17 +205,14 @@ def callback(fn: Callable[..., Any]):
 
     def run(*args):
         try:
-            fn(*[to_python(a) for a in args])
+            # as robjects, the level every other value reaches Python at (held until exit, rinterface-level
+            # objects make rpy2 print errors as the interpreter shuts down)
+            fn(*[to_python(s.ro.default_converter.rpy2py(a)) for a in args])
         except BaseException as exc:  # KeyboardInterrupt too: R unwinds, then call() re-raises
             s.callback_error = exc
             return ri.StrSexpVector([_CALLBACK_FAILED])
         return ri.BoolSexpVector([True])
 
-    if not s.collect_at_exit:
-        # R releases a Python function only when it garbage-collects the closure; done before
-        # the interpreter tears down, that release finds Python intact (else rpy2 prints errors).
-        atexit.register(_collect_r_garbage, s)
-        s.collect_at_exit = True
     python_function = ri.rternalize(run)
     wrapped = s.callback_wrapper(python_function, _CALLBACK_FAILED)
     # R holds only a handle on the Python function: it must live as long as the R closure.
