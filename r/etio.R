@@ -6,13 +6,16 @@
 #   traces <- etio_read_traces("traces.csv")
 #   data   <- etio_prepare(traces, loss = "ce", weight_decay = 5e-4, attack = "Oak17Acc")
 #   graph  <- etio_learn(data, "Oak17Acc", method = "boot")
+#   print(graph$network); averaged.network(graph$strength, threshold = 0.8)
 #   etio_predictive(data, "Oak17Acc", graph$network)
 #   etio_correlations(data, "Oak17Acc")
 #   etio_write_dot(graph$network, "ce-Oak17Acc.dot")
+#   etio_learn_all(traces, "graphs/", weight_decay = 5e-4)   # every graph and table, as `etio learn`
 #
 # One verb per step, in the manner of bnlearn's API. Every function takes plain
-# data.frame / character / numeric arguments and returns plain lists and data.frames, so
-# it can be called on its own from R or from Python (rpy2). Inputs are checked once, in
+# data.frame / character / numeric arguments and returns plain lists and data.frames, with
+# bnlearn's own objects (bn, bn.strength) where bnlearn would return them, so it can be
+# called on its own from R or from Python (rpy2). Inputs are checked once, in
 # etio_prepare(); errors caused by the input start with "etio input error: " so callers can
 # tell them from failures of the code. The algorithms themselves are bnlearn's (real API
 # only), so the same code runs on bnlearn 4.7 and on the compatible implementation.
