@@ -42,23 +42,25 @@
   dir
 })
 
-#' Attacks analysed by the authors, in their order (spec: infer_graph.R).
-ETIO_ATTACKS <- c("MLLeakAcc", "MLLeakLAcc", "Top3MLLeakLAcc", "Top3MLLeakAcc", "Oak17Acc",
-                  "ThresholdAcc", "MemguardAcc")
+# The study's vocabulary, generated from etio/core/vocabulary.py (python -m etio.core.vocabulary);
+# Python and R read the same names from it (tests/test_vocabulary.py checks that they agree).
+ETIO_VOCABULARY <- utils::read.csv(file.path(.etio_r_dir, "vocabulary.csv"), stringsAsFactors = FALSE,
+                                   na.strings = character(0), colClasses = "character")
+.etio_vocab_attacks <- ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "attack", ]
+.etio_vocab_variables <- ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "variable", ]
+#' Attack columns, in the vocabulary's order (R spelling).
+ETIO_ATTACKS <- .etio_vocab_attacks$r_name
 #' Attacks whose graph uses the top-3 sorted centroid distance.
-ETIO_TOP3_ATTACKS <- c("Top3MLLeakAcc", "Top3MLLeakLAcc", "MemguardAcc")
+ETIO_TOP3_ATTACKS <- .etio_vocab_attacks$r_name[.etio_vocab_attacks$centroid == "CentroidDistance.sorted_3."]
 #' Candidate root nodes: configuration knobs, which nothing in the graph can cause.
-ETIO_ROOT_CANDIDATES <- c("NumParams", "WeightDecay", "TrainSize", "Scheduler.", "EpochNum")
+ETIO_ROOT_CANDIDATES <- .etio_vocab_variables$r_name[.etio_vocab_variables$root == "TRUE"]
+#' Nodes of every attack's graph besides its centroid distance and TrainSize, in graph order.
+ETIO_BASE_FEATURES <- .etio_vocab_variables$r_name[.etio_vocab_variables$node == "base"]
 #' Variables each attack's hypotheses name (the correlation baseline of Table 2).
-ETIO_HYPOTHESES <- list(
-  Oak17Acc = c("AccDiff", "TrainVar", "TestVar", "NumParams"),
-  Top3MLLeakAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  Top3MLLeakLAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  MemguardAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  MLLeakAcc = c("AccDiff", "NumParams", "CentroidDistance.origin."),
-  MLLeakLAcc = c("AccDiff", "NumParams", "CentroidDistance.origin."),
-  ThresholdAcc = c("LossDiff")
-)
+ETIO_HYPOTHESES <- stats::setNames(strsplit(.etio_vocab_attacks$hypothesis_variables, ";", fixed = TRUE),
+                                   .etio_vocab_attacks$r_name)
+#' Centroid-distance column of each attack's graph.
+ETIO_CENTROIDS <- stats::setNames(.etio_vocab_attacks$centroid, .etio_vocab_attacks$r_name)
 
 .etio_input_error <- function(...) {
   stop(simpleError(paste0("etio input error: ", ...)))
@@ -148,9 +150,7 @@ etio_read_traces <- function(path) {
 #' @return character vector, in the authors' order.
 etio_features <- function(attack, weight_decay = NULL) {
   .etio_check_attack(attack)
-  centroid <- if (attack %in% ETIO_TOP3_ATTACKS) "CentroidDistance.sorted_3." else "CentroidDistance.origin."
-  features <- c("TrainAcc", "TestAcc", "AccDiff", "TrainLoss", "TestLoss", "LossDiff", "TrainVar",
-                "TestVar", "TrainBias2", "TestBias2", "NumParams", centroid, "TrainSize")
+  features <- c(ETIO_BASE_FEATURES, ETIO_CENTROIDS[[attack]], "TrainSize")
   if (is.null(weight_decay) || weight_decay <= 0) features <- c(features, "WeightDecay")
   features
 }

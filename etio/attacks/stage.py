@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from etio import __version__
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.schema import same_weight_decay
 from etio.attacks.attack_model import AttackModelSpec
 from etio.attacks.memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
 from etio.attacks.mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
@@ -116,7 +117,7 @@ def memguard_plan(view: ConfigView, settings: AttackSettings) -> list[tuple[tupl
 
 def memguard_applies(view: ConfigView, settings: AttackSettings) -> bool:
     wds = settings.memguard_weight_decays
-    return not wds or view.weight_decay is None or any(abs(view.weight_decay - w) <= 1e-12 for w in wds)
+    return not wds or view.weight_decay is None or any(same_weight_decay(view.weight_decay, w) for w in wds)
 
 
 TOP3_VARIANTS = ("top3", "top3_l")
@@ -269,8 +270,7 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
     Returns a summary: configurations, attacks computed / already stored, seconds.
     """
     for a in attacks:
-        if a not in ATTACK_NAMES:
-            raise EtioInputError(f"unknown attack {a!r}; known attacks: {', '.join(ATTACK_NAMES)}")
+        check_choice("attack", a, ATTACK_NAMES)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")

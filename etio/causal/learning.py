@@ -33,10 +33,9 @@ import pandas as pd
 from etio.causal import rbridge
 from etio.core.errors import EtioInputError
 from etio.core.provenance import atomic_dir, provenance, write_json
-from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name
+from etio.causal.settings import METHODS, check_method  # noqa: F401 - METHODS re-exported
+from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, check_loss, from_r_name, slice_mask
 from etio.core.paths import DATA_DIR
-
-METHODS = ("boot", "cv")
 
 #: Arc strengths of one learned graph: frequency of the arc (either direction) over the
 #: resampled networks, and the fraction of those in which it points from -> to.
@@ -98,8 +97,7 @@ class LearnedGraph:
 # --------------------------------------------------------------------------------------
 
 def _rows_of(traces: pd.DataFrame, loss: str, weight_decay: float) -> pd.Series:
-    wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
-    return (traces["Loss"] == loss) & ((wd - weight_decay).abs() <= 1e-9 * weight_decay)
+    return slice_mask(traces, loss, weight_decay)
 
 
 def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[str] | None = None,
@@ -113,8 +111,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     for attack in attacks or ():
         check_attack(attack)
     for loss in losses or ():
-        if loss not in LOSSES:
-            raise EtioInputError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+        check_loss(loss)
     if not (weight_decay > 0 and math.isfinite(weight_decay)):
         raise EtioInputError(f"weight decay must be a positive number, got {weight_decay!r}")
     pairs = []
@@ -138,8 +135,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
 # --------------------------------------------------------------------------------------
 
 def _check_method(method: str, R: int, runs: int) -> None:
-    if method not in METHODS:
-        raise EtioInputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    check_method(method)
     if R < 1 or runs < 1:
         raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
 

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 from etio.report.tables import TITLES
 
 
@@ -33,8 +33,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
     from etio.report import paper
     from etio.report import tables
 
-    if name not in tables.TABLE_NAMES:
-        raise EtioInputError(f"unknown table {name!r}; known tables: {', '.join(tables.TABLE_NAMES)}")
+    check_choice("table", name, tables.TABLE_NAMES)
     if name == "table2":
         if paper_data:
             normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)

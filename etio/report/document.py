@@ -632,8 +632,9 @@ def default_differences_md(method: str) -> str:
     ``method`` is the structure-learning scheme of the run: ``"boot"`` (bootstrap networks, as
     the paper describes) or ``"cv"`` (cross-validation networks, as the authors' code runs).
     """
-    if method not in ("boot", "cv"):
-        raise EtioInputError(f"unknown structure-learning method {method!r}; use 'boot' or 'cv'")
+    from etio.causal.settings import check_method
+
+    check_method(method)
     if method == "boot":
         networks = ("This run follows the paper: arc strengths are counted over networks learned on "
                     "bootstrap resamples of the trace, then averaged with the L1-estimated threshold. "

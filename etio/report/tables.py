@@ -20,7 +20,8 @@ from etio.core.errors import EtioInputError
 from etio.causal.hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
 from etio.core.provenance import atomic_dir, write_json
 from etio.causal.effects import ATE_SCHEMA, STATUS_NO_PATH
-from etio.core.schema import ATTACK_PAPER_NAMES, centroid_for, from_r_name, to_r_name
+from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
+from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
 
 #: The paper's tables, by command name, with the title every output of them carries.
 TITLES = {
@@ -32,13 +33,6 @@ TITLES = {
     "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
 }
 
-#: The paper's names of the features (Tables 3, 5-8).
-FEATURE_PAPER_NAMES = {
-    "AccDiff": "AccDiff", "LossDiff": "LossDiff", "TrainVar": "TrainVar", "TestVar": "TestVar",
-    "TrainBias2": "TrainBias", "TestBias2": "TestBias", "TrainSize": "TrainSize", "NumParams": "NumParams",
-    "TrainAcc": "TrainAcc", "TestAcc": "TestAcc", "TrainLoss": "TrainLoss", "TestLoss": "TestLoss",
-    "CentroidDistance(origin)": "CentroidDist", "CentroidDistance(sorted_3)": "CentroidDist",
-}
 #: Features reported per attack in Tables 5-8 (the authors' QUERIES_OF_INTEREST); the centroid
 #: distance is added for every attack except the two whose hypotheses do not mention it.
 QUERY_FEATURES = ["AccDiff", "LossDiff", "TrainVar", "TestVar", "TrainBias2", "TestBias2", "TrainSize", "NumParams"]
@@ -49,7 +43,7 @@ ATE_TABLES = {5: ("ce", 0.0005), 6: ("mse", 0.0005), 7: ("ce", 0.005), 8: ("mse"
 TABLE_NAMES = ["table2", "table3", "table5", "table6", "table7", "table8"]
 
 #: Table 2 rows: the paper lists the six undefended attacks, CE then MSE for each.
-TABLE2_ATTACKS = ["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakAcc", "Top3MLLeakLAcc", "Oak17Acc", "ThresholdAcc"]
+TABLE2_ATTACKS = [a.column for a in ATTACKS_VOCABULARY if a.table2]
 #: The paper's "normal" and "high" weight decay.
 NORMAL_WD, HIGH_WD = 0.0005, 0.005
 #: Table 2: predictive correlation counts as an improvement over the best correlation from this gap on.
@@ -68,7 +62,7 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFram
     """The queries of interest of one (loss, weight decay), sorted as the authors sorted them:
     by attack column name, then feature name in R spelling (ASCII order)."""
     ates = _check_ates(ates)
-    sel = ates[(ates["loss"] == loss) & np.isclose(ates["weight_decay"], weight_decay)]
+    sel = select_slice(ates, loss, weight_decay, loss_column="loss", weight_decay_column="weight_decay")
     if sel.empty:
         raise EtioInputError(f"the ATE table has no {loss} rows at weight decay {weight_decay:g}")
     wanted = sel.apply(lambda r: r["feature"] in QUERY_FEATURES
@@ -77,8 +71,8 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFram
     sel["_feature_r"] = sel["feature"].map(to_r_name)
     sel = sel.sort_values(["attack", "_feature_r"]).reset_index(drop=True)
     return pd.DataFrame({
-        "Attack": sel["attack"].map(ATTACK_PAPER_NAMES),
-        "Feature": sel["feature"].map(FEATURE_PAPER_NAMES),
+        "Attack": sel["attack"].map(symbol),
+        "Feature": sel["feature"].map(symbol),
         "ATE": sel["ate"],
         "p-value": sel["p_value"],
         "status": sel["status"],
@@ -125,7 +119,7 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFram
     rows = []
     for hyp in HYPOTHESES:
         for attack, feature in hyp.ate_queries:
-            row = {"Attack": ATTACK_PAPER_NAMES[attack], "Feature": FEATURE_PAPER_NAMES[feature], "Query": hyp.query}
+            row = {"Attack": symbol(attack), "Feature": symbol(feature), "Query": hyp.query}
             for loss, label in (("ce", "CE"), ("mse", "MSE")):
                 r = lookup(ates, loss, attack, feature)
                 row[f"{label} ATE"] = r["ate"]
@@ -169,14 +163,14 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for attack in TABLE2_ATTACKS:
         for loss in ("ce", "mse"):
-            row = {"Loss": loss, "Attack": ATTACK_PAPER_NAMES[attack]}
+            row = {"Loss": loss, "Attack": symbol(attack)}
             for label, res in (("Normal WD", normal), ("High WD", high)):
                 hit = res[(res["Loss"] == loss) & (res["Attack"] == attack)]
                 if len(hit) != 1:
                     raise EtioInputError(f"the {label} results have {len(hit)} row(s) for {loss} {attack}; expected 1")
                 h = hit.iloc[0]
                 variable = from_r_name(str(h["Max Corr Var"]))
-                row[f"{label} Best Corr. Variable"] = FEATURE_PAPER_NAMES.get(variable, variable)
+                row[f"{label} Best Corr. Variable"] = symbol(variable)
                 row[f"{label} Best Corr. Value"] = float(h["Max Corr"])
                 row[f"{label} Etio Pred."] = float(h["PredCor-w_dk"])
                 row[f"{label} Etio MSE"] = float(h["MSE-w_dk"])
