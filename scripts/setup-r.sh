@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make R ready for etio: install R from Debian when Rscript is missing, graphviz for the
 # graph figures, optparse and jsonlite (r/learn_graphs.R's options and provenance record),
-# and try bnlearn from CRAN. A failed bnlearn install is reported, not fatal:
+# pdflatex (texlive; ~20 s) for the tests that compile the .tex tables, and try bnlearn from
+# CRAN. A failed bnlearn install is reported, not fatal:
 # r/compat/bnlearn.R (the bnlearn-compatible implementation) is used instead.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v Rscript >/dev/null 2>&1 || need_apt+=(r-base-core r-base-dev)
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
 r_has optparse || need_apt+=(r-cran-optparse)
 r_has jsonlite || need_apt+=(r-cran-jsonlite)
+command -v pdflatex >/dev/null 2>&1 || need_apt+=(texlive-latex-base texlive-latex-recommended)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     if ! command -v Rscript >/dev/null 2>&1; then
@@ -19,7 +21,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
       exit 1
     fi
     echo "etio setup: not root, so not installing: ${need_apt[*]} (graphviz is optional: figures fall back to" \
-         "matplotlib; the R packages optparse and jsonlite are tried from CRAN below)" >&2
+         "matplotlib; texlive is optional: the pdflatex tests are skipped; the R packages optparse and" \
+         "jsonlite are tried from CRAN below)" >&2
   else
     echo "etio setup: installing ${need_apt[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive

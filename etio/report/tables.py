@@ -11,6 +11,7 @@ returns the table in the paper's row order with the paper's names; :func:`write_
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -208,22 +209,67 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "✓": r"\checkmark", "×": r"$\times$", "◦": r"$\circ$",
-                  "—": "--"}
+#: Characters LaTeX treats specially, and the symbols of the tables that pdflatex cannot set as
+#: they are, with what a plain ``article`` (plus the packages of :data:`LATEX_PACKAGES`) sets instead.
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "✓": r"\checkmark{}", "×": r"$\times$", "◦": r"$\circ$", "∗": r"$\ast$", "—": "--", "–": "--", "−": "-",
+    "²": r"\textsuperscript{2}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+#: What a document needs to \input a table written by :func:`to_latex`.
+LATEX_PACKAGES = ("booktabs", "amssymb", "graphicx", "longtable")
+#: Column groups the paper's tables put under one header: Table 2 by weight decay, Table 3 by loss.
+_GROUPS = ("Normal WD", "High WD", "CE", "MSE")
+#: Tables with more rows than this become a ``longtable`` that breaks across pages.
+LONG_TABLE_ROWS = 30
 
 
-def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+def latex_escape(text: str) -> str:
+    r"""``text`` with every LaTeX special character (``\ & % $ # _ { } ~ ^``) escaped."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def to_latex(table: pd.DataFrame, caption: str) -> str:
+def _grouped_columns(columns) -> pd.MultiIndex:
+    """("Normal WD", "Etio Pred.") for "Normal WD Etio Pred.": the paper's grouped headers."""
+    pairs = []
+    for c in columns:
+        group = next((g for g in _GROUPS if c.startswith(g + " ")), "")
+        pairs.append((group, c[len(group) + 1:] if group else c))
+    return pd.MultiIndex.from_tuples(pairs)
+
+
+def _caption(title: str) -> str:
+    """The caption without its "Table N:" prefix: LaTeX numbers the table itself."""
+    return re.sub(r"^Table \d+:\s*", "", title)
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
+    r"""A booktabs table that compiles in a plain ``article`` with :data:`LATEX_PACKAGES`: text
+    columns left-aligned, numbers right-aligned, the paper's grouped headers, a ``\label``, and
+    scaled down to the text width when wider (long tables break across pages instead)."""
     text = formatted(table)
-    spec = "l" * len(text.columns)
-    lines = [r"\begin{table}", r"\centering", f"\\caption{{{_latex(caption)}}}", f"\\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(_latex(c) for c in text.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex(v) for v in row) + r" \\" for row in text.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+               for c in table.columns]
+    grouped = _grouped_columns(text.columns)
+    shown = text.map(latex_escape)
+    shown.columns = pd.MultiIndex.from_tuples([(latex_escape(g), latex_escape(c)) for g, c in grouped]) \
+        if any(g for g, _ in grouped) else [latex_escape(c) for _, c in grouped]
+    spec = "".join("r" if n else "l" for n in numeric)
+    long = len(table) > LONG_TABLE_ROWS
+    label = label or "tab:" + re.sub(r"[^a-z0-9]+", "-", caption.lower()).strip("-")[:40]
+    body = shown.style.hide(axis="index").to_latex(
+        column_format=spec, hrules=True, multicol_align="c", environment="longtable" if long else None,
+        caption=latex_escape(_caption(caption)) if long else None, label=label if long else None)
+    header = ("% etio table; needs \\usepackage{" + ",".join(LATEX_PACKAGES) + "} in a plain article.\n")
+    if long:
+        return header + body
+    return "\n".join([
+        header.rstrip("\n"), r"\begin{table}[htbp]", r"\centering",
+        f"\\caption{{{latex_escape(_caption(caption))}}}", f"\\label{{{label}}}",
+        # Scale to the text width only when wider than it.
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        body.rstrip("\n"), "}", r"\end{table}", ""])
 
 
 def to_terminal(table: pd.DataFrame) -> str:
@@ -236,5 +282,5 @@ def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenanc
     with atomic_dir(Path(out)) as staging:
         table.to_csv(staging / f"{name}.csv", index=False)
         (staging / f"{name}.md").write_text(to_markdown(table, title))
-        (staging / f"{name}.tex").write_text(to_latex(table, title))
+        (staging / f"{name}.tex").write_text(to_latex(table, title, label=f"tab:{name}"))
         write_json(staging / "provenance.json", provenance)
