@@ -264,7 +264,8 @@ def view_of(store, key: str) -> ConfigView:
 
 
 def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
-                     progress: Callable[[str], None] | None = None, threads: int = 1) -> dict:
+                     progress: Callable[[str], None] | None = None, threads: int = 1,
+                     on_start: Callable[[int, int], None] | None = None) -> dict:
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
     Returns a summary: configurations, attacks computed / already stored, seconds.
@@ -280,6 +281,8 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EtioInputError(problems[0] + more)
     current = json.loads(json.dumps(settings.to_dict()))  # as stored: JSON types
+    if on_start is not None:  # (configurations, those whose every attack is already stored)
+        on_start(len(keys), sum(all(_is_current(store.read_attack(k, a), current) for a in attacks) for k in keys))
     computed, reused, start = 0, 0, time.perf_counter()
     timing: dict[str, float] = {}
     for key in keys:
@@ -318,3 +321,21 @@ def _is_current(result: dict | None, settings: dict) -> bool:
 
 def store_path(store) -> str:
     return str(getattr(store, "root", getattr(store, "path", "")))
+
+
+def run_attack_stage_with_progress(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
+                                   threads: int = 1, echo=None) -> dict:
+    """:func:`run_attack_stage` with the stage progress display (bar on a terminal, lines otherwise)."""
+    import contextlib
+
+    from etio.core.progress import StageProgress
+
+    with contextlib.ExitStack() as stack:
+        bar: list[StageProgress] = []
+
+        def start(total: int, done: int) -> None:
+            bar.append(stack.enter_context(StageProgress("attacks", total, done=done, unit="configurations",
+                                                         echo=echo)))
+
+        return run_attack_stage(store, attacks, settings, device, threads=threads, on_start=start,
+                                progress=lambda key: bar[0].advance())

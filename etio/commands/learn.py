@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -35,11 +34,10 @@ def register(app, bench_app) -> None:
         from etio.core.schema import read_traces
         from etio.report.figures import draw_learned_graph
 
-        table = read_traces(traces)
-        started = time.perf_counter()
+        from etio.core.progress import counted
 
-        def progress(done: int, total: int, name: str) -> None:
-            typer.echo(f"[{done}/{total}] {name} learned ({time.perf_counter() - started:.1f} s)")
+        table = read_traces(traces)
+        progress = counted("learn", unit="graphs")
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
