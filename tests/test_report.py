@@ -280,3 +280,107 @@ def test_format_value():
     assert report.format_value(-0.0, "ATE") == "0.0000"
     assert report.format_value(np.nan, "ATE") == ""          # empty; the report prints the reason beside it
     assert report.format_value("Q1: ✓", "CE Result") == "Q1: ✓"
+
+
+# --------------------------------------------------------------------------------------
+# The headline, the agreement summary and undefined values
+# --------------------------------------------------------------------------------------
+
+def _run_tables():
+    """Tables named as the pipeline names them, with the undefined values a run produces:
+    a p-value without a causal path (NaN) and the MSE of a graph with an undirected arc (-1)."""
+    from etio.report import paper, tables
+
+    paper_t3 = tables.table3(paper.ates(0.0005))
+    paper_t5 = tables.table5(paper.ates(0.0005))
+    ours_t5 = paper_t5.copy()
+    ours_t5.loc[0, ["ATE", "p-value", "status"]] = [0.0, np.nan, "no causal path"]
+    flipped = next(i for i in ours_t5.index[1:] if ours_t5.loc[i, "ATE"] != 0)
+    ours_t5.loc[flipped, "ATE"] = -ours_t5.loc[flipped, "ATE"]
+    p2 = pd.DataFrame({"Loss": ["ce"], "Attack": ["ShadowAcc"], "Normal WD Etio MSE": [6.45e-4]})
+    o2 = pd.DataFrame({"Loss": ["ce"], "Attack": ["ShadowAcc"], "Normal WD Etio MSE": [-1.0]})
+    return [
+        ReportTable("table2", "Table 2: predictive power", o2, p2, ["Loss", "Attack"], ["Normal WD Etio MSE"],
+                    "predictive"),
+        ReportTable("table3", "Table 3: hypotheses", paper_t3, paper_t3, ["Query", "Attack", "Feature"],
+                    ["CE ATE", "CE Result", "MSE ATE", "MSE Result"], "verdict"),
+        ReportTable("table5", "Table 5: ATEs", ours_t5, paper_t5, ["Attack", "Feature"], ["ATE", "p-value"], "ate"),
+    ]
+
+
+DIGITS = report.RunFacts(datasets=("digits",), architectures=("mlp_1hidden",),
+                         rows_per_slice={"ce wd=0.0005": 108, "mse wd=0.0005": 108}, backend="bnlearn-compat 4.7",
+                         method="boot")
+
+
+def test_report_of_a_run_states_its_dataset_and_the_papers_and_has_no_sentinel(tmp_path):
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info=RUN_INFO,
+                                             differences_md=report.default_differences_md("boot"), facts=DIGITS)
+    md, page = md_path.read_text(), html_path.read_text()
+    head = md[:md.index("## Summary")]
+    assert "Not like-for-like with the paper" in head
+    assert "| dataset " in head and "digits" in head and "cifar10, cifar100, mnist" in head
+    assert "ce wd=0.0005: 108" in head and "ce wd=0.0005: 280" in head
+    assert "Not like-for-like" in page and "cifar10, cifar100, mnist" in page
+    # The agreement summary: Table 3 against itself agrees in all 18 cells; one of the ATE signs flipped.
+    assert "Table 3 verdicts agreeing with the paper: **18 of 18**" in head
+    signs = re.search(r"Tables 5-8\): \*\*(\d+) of (\d+)\*\*", head)
+    assert signs and int(signs.group(2)) - int(signs.group(1)) == 1
+    # Undefined values are empty cells with their reason; no placeholder number or "nan" anywhere.
+    for text in (md, page):
+        assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+        assert "-1.0000" not in text and "-1.00E+00" not in text
+    assert "*(no causal path)*" in md and "*(averaged graph keeps an undirected arc)*" in md
+    assert '<span class="reason">averaged graph keeps an undirected arc</span>' in page
+    # Contents first; every table reachable from it.
+    assert md.index("## Contents") < md.index("## What this run is") < md.index("## Agreement with the paper")
+    for anchor in ("table2", "table3", "table5", "provenance"):
+        assert f"](#{anchor})" in md and f'<a href="#{anchor}">' in page
+
+
+def test_like_for_like_run(tmp_path):
+    same = report.RunFacts(datasets=("mnist", "cifar10", "cifar100"), architectures=report.PAPER_FACTS.architectures,
+                           rows_per_slice=report.PAPER_FACTS.rows_per_slice, method="cv")
+    md_path, _ = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="", facts=same)
+    assert "**Like-for-like with the paper:**" in md_path.read_text()
+
+
+def test_paper_mode_says_what_it_is_and_claims_no_comparison(tmp_path):
+    from dataclasses import replace
+
+    only_paper = [replace(t, ours=None, note="the paper's values") for t in _run_tables()]
+    md_path, html_path = report.write_report(tmp_path, tables=only_paper, run_info={}, differences_md="", mode="paper")
+    md = md_path.read_text()
+    assert "This report is the paper itself" in md and "nothing is compared" in md
+    assert "rows compared" not in md and "sign change" not in md.split("## Table 2")[0]
+    assert "Agreement with the paper" in md and "not a comparison" in md
+
+
+def test_graph_section_lists_shd_and_parents(tmp_path):
+    from etio.report.comparison import compare_graphs
+
+    authors = nx_graph([("A", "Oak17Acc"), ("B", "Oak17Acc")])
+    ours = nx_graph([("A", "Oak17Acc"), ("C", "Oak17Acc")])
+    comparison = compare_graphs(ours, authors, "Oak17Acc", weight_decay=0.0005, loss="ce")
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="",
+                                             facts=DIGITS, graphs=[comparison])
+    md = md_path.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| 0.0005 ") and "ShadowAcc" in line)
+    assert [c.strip() for c in row.split("|")[1:8]] == ["0.0005", "ce", "ShadowAcc", "2", "2 / 2", "B", "C"]
+    assert "**0 of 1** graphs give the attack the same parents" in md
+
+
+def nx_graph(arcs):
+    import networkx as nx
+
+    return nx.DiGraph(arcs)
+
+
+def test_report_sections_slot(tmp_path, figure_paths):
+    section = report.ReportSection("forest", "ATEs with intervals", "Some **text**.", tuple(figure_paths))
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="",
+                                             facts=DIGITS, sections=[section])
+    md, page = md_path.read_text(), html_path.read_text()
+    assert md.index("## Agreement with the paper") < md.index("## ATEs with intervals") < md.index("## Summary")
+    assert '<h2 id="forest">ATEs with intervals</h2>' in page and "<strong>text</strong>" in page
+    assert "](#forest)" in md
