@@ -331,6 +331,8 @@ def test_report_of_a_run_states_its_dataset_and_the_papers_and_has_no_sentinel(t
         assert not re.search(r"\bnan\b", text, re.IGNORECASE)
         assert "-1.0000" not in text and "-1.00E+00" not in text
     assert "*(no causal path)*" in md and "*(averaged graph keeps an undirected arc)*" in md
+    # No table can push the page wider than the window: each scrolls in its own box.
+    assert page.count("<table") == page.count('<div class="scroll"><table') > 3
     assert '<span class="reason">averaged graph keeps an undirected arc</span>' in page
     # Contents first; every table reachable from it.
     assert md.index("## Contents") < md.index("## What this run is") < md.index("## Agreement with the paper")

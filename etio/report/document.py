@@ -541,21 +541,24 @@ def _markdown_it():
 
 def markdown_to_html(text: str) -> str:
     """Markdown (CommonMark with pipe tables, by markdown-it) to HTML; headings start at h2, the
-    page's only h1 being its title; links become text."""
+    page's only h1 being its title; links become text; a table scrolls in its own box."""
     page = _markdown_it().render(text)
+    page = page.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
     return re.sub(r"<(/?)h1>", r"<\1h2>", page)
 
 
 def _environment():
     import jinja2
+    from markupsafe import Markup
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("etio.report", "templates"),
                              autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters["md"] = lambda text: __import__("markupsafe").Markup(markdown_to_html(text))
-    env.filters["inline_md"] = lambda text: __import__("markupsafe").Markup(
-        re.sub(r"^<p>(.*)</p>\n?$", r"\1", markdown_to_html(text), flags=re.S))
+    env.filters["md"] = lambda text: Markup(markdown_to_html(text))
+    # One paragraph of Markdown inline (a list item, the legend): without its <p>.
+    env.filters["inline_md"] = lambda text: Markup(re.sub(r"^<p>(.*)</p>\n?$", r"\1", markdown_to_html(text),
+                                                          flags=re.S))
     return env
 
 
