@@ -409,9 +409,11 @@ def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monk
 
 @requires_r
 def test_1k_and_5k_train_sizes_are_read_as_sizes(traces):
+    """read_traces turns 1k/5k into numbers; R's etio_prepare takes them as they come."""
     from etio.causal import rbridge
 
-    assert set(traces["TrainSize"]) == {"1k", "5k"}  # the table keeps the authors' spelling
+    assert set(pd.read_csv(EXAMPLE_TRACES_PATH)["TrainSize"]) == {"1k", "5k"}  # the authors' spelling on disk
+    assert set(traces["TrainSize"]) == {1000.0, 5000.0}                          # parsed once, at read time
     prepared = rbridge.call("etio_prepare", traces, "ce", 0.0005, "Oak17Acc")
     assert sorted(prepared["TrainSize"].unique()) == [1000.0, 5000.0]
     assert prepared["NumParams"].max() == 1.0 and prepared["NumParams"].min() > 0  # divided by the file's maximum
