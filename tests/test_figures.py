@@ -221,11 +221,15 @@ def test_bias_variance_figure(tmp_path):
         assert label in text
 
 
-def test_bias_variance_rejects_non_numeric_width(tmp_path):
+def test_non_numeric_width_is_rejected_when_the_traces_are_read(tmp_path):
+    """Width (like TrainSize) is parsed once, by read_traces; the figures take numbers."""
+    from etio.core.schema import read_traces
+
     traces = synthetic_traces()
     traces.loc[3, "Width"] = "wide"
-    with pytest.raises(EtioInputError, match="Width.*'wide'"):
-        figures.bias_variance_vs_width(traces, tmp_path / "bv")
+    traces.to_csv(tmp_path / "traces.csv", index=False)
+    with pytest.raises(EtioInputError, match="'Width' has non-numeric value 'wide'"):
+        read_traces(tmp_path / "traces.csv")
 
 
 def test_all_figures_writes_every_figure(tmp_path, graph, strengths):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 
 import numpy as np
@@ -194,8 +195,12 @@ def test_etio_learn_writes_every_expected_file(cli_run):
     expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", ".png", "-strength.csv")}
     expected |= set(TABLES) | {"provenance.json"}
     assert {p.name for p in out.iterdir()} == expected
-    progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert [line.split()[1] for line in progress] == ["ce-Oak17Acc", "ce-MemguardAcc", "mse-Oak17Acc", "mse-MemguardAcc"]
+    # One progress display (etio.core.progress) on stderr: off a terminal, lines with the last graph learned.
+    progress = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("learn:")]
+    assert progress[0] == "learn: 4 graphs to do"
+    assert [re.search(r"\(last: (\S+)\)", line).group(1) for line in progress[1:]] == \
+        ["ce-Oak17Acc", "ce-MemguardAcc", "mse-Oak17Acc", "mse-MemguardAcc"]
+    assert progress[-1].startswith("learn: 4 of 4 graphs done")
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warned) == 2 and all("MemguardAcc: dropped 40" in line for line in warned)
 

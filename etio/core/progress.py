@@ -41,6 +41,7 @@ class StageProgress:
         terminal = force_terminal if force_terminal is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         self.rich = enabled and echo is None and terminal
         self._bar = None
+        self.note = ""
         self._start = time.monotonic()
         self._last_line = -1
 
@@ -56,7 +57,8 @@ class StageProgress:
         new = self.done - self.first
         left = self.total - self.done
         eta = f", ETA {_seconds(elapsed / new * left)}" if new and left else ""
-        return f"   {self.label}: {self.done} of {self.total} {self.unit} done, {_seconds(elapsed)} elapsed{eta}"
+        last = f" (last: {self.note})" if self.note else ""
+        return f"   {self.label}: {self.done} of {self.total} {self.unit} done, {_seconds(elapsed)} elapsed{eta}{last}"
 
     # -- context ------------------------------------------------------------------------
     def __enter__(self) -> "StageProgress":
@@ -70,7 +72,7 @@ class StageProgress:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
 
-            self._bar = Progress(TextColumn(f"{self.label}"), BarColumn(), MofNCompleteColumn(),
+            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TextColumn(self.unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=Console(file=self.stream), transient=False)
             self._bar.__enter__()
@@ -79,12 +81,14 @@ class StageProgress:
             self._line(f"   {self.label}: {self.total - self.first} {self.unit} to do")
         return self
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, note: str = "") -> None:
+        """``n`` more items done; ``note`` names the last one (shown with the next line)."""
         self.done += n
+        self.note = note or self.note
         if not self.enabled:
             return
         if self._bar is not None:
-            self._bar.advance(self._task, n)
+            self._bar.update(self._task, advance=n, description=f"{self.label} ({note})" if note else self.label)
             return
         todo = max(1, self.total - self.first)
         tenth = min(10, (self.done - self.first) * 10 // todo)
@@ -109,7 +113,7 @@ def counted(label: str, unit: str = "items", echo: Echo | None = None) -> Callab
         if "bar" not in state:
             state["bar"] = StageProgress(label, total, done=done - 1, unit=unit, echo=echo).__enter__()
         bar = state["bar"]
-        bar.advance(done - bar.done)
+        bar.advance(done - bar.done, note=name)
         if done >= total:
             bar.__exit__(None, None, None)
             del state["bar"]

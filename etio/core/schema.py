@@ -210,6 +210,14 @@ def parse_train_size(value) -> float:
         raise EtioInputError(f"TrainSize value {value!r} is neither a number nor of the form '1k'/'5k'") from None
 
 
+def _is_size(value) -> bool:
+    try:
+        parse_train_size(value)
+    except EtioInputError:
+        return False
+    return True
+
+
 #: The trace table as read from disk. Identity columns are required; measured columns may be
 #: empty (attack columns stay empty until the attack stage fills them).
 TRACE_SCHEMA = TableSchema(
@@ -248,5 +256,9 @@ def read_traces(path) -> pd.DataFrame:
         raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
     table.columns = normalize_trace_columns(table.columns)
     if "TrainSize" in table:  # parsed once, here: the authors write 1k / 5k
-        table["TrainSize"] = table["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v)).astype(float)
+        try:
+            table["TrainSize"] = table["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v)).astype(float)
+        except EtioInputError:
+            bad = next(v for v in table["TrainSize"] if not pd.isna(v) and not _is_size(v))
+            raise EtioInputError(f"{path}: column 'TrainSize' has a value that is not a size: {str(bad)!r}") from None
     return TRACE_SCHEMA.validate(table, source=str(path))

@@ -16,7 +16,10 @@ from this module (``python -m etio.core.vocabulary``); a test fails when the fil
 another proves that R and Python read the same vocabulary.
 
 Adding a variable or an attack is one line in :data:`VARIABLES` or :data:`ATTACKS_VOCABULARY`
-followed by ``python -m etio.core.vocabulary`` to regenerate the R file.
+(its column must be a trace column, :data:`etio.core.schema.TRACE_COLUMNS`), followed by
+``python -m etio.core.vocabulary`` to regenerate the R file. Every table, graph label, CSV, the
+report and R then know it: e.g. ``Attack("RobustAcc", "robust", "RobustAcc", "RobustAcc",
+"attack on adversarially trained models", "CentroidDistance(origin)", ("AccDiff",))``.
 """
 
 from __future__ import annotations

@@ -406,18 +406,14 @@ BIAS_VARIANCE_COLUMNS = ["TrainBias2", "TestBias2", "TrainVar", "TestVar"]
 
 
 def bias_variance_by_width(traces: pd.DataFrame) -> pd.DataFrame:
-    """Mean of TrainBias2, TestBias2, TrainVar, TestVar per (Loss, Arch, Width), Width numeric.
+    """Mean of TrainBias2, TestBias2, TrainVar, TestVar per (Loss, Arch, Width).
 
     Averaging is over every other configuration dimension present (dataset, train size,
     weight decay, epochs, scheduler).
     """
     _require(traces, ["Loss", "Arch", "Width", *BIAS_VARIANCE_COLUMNS], "bias/variance figure")
     data = traces[["Loss", "Arch", "Width", *BIAS_VARIANCE_COLUMNS]].copy()
-    width = pd.to_numeric(data["Width"], errors="coerce")
-    bad = data["Width"][width.isna() & data["Width"].notna()]
-    if len(bad):
-        raise EtioInputError(f"bias/variance figure: column 'Width' has non-numeric value {bad.iloc[0]!r}")
-    data["Width"] = width.astype(float)
+    data["Width"] = data["Width"].astype(float)  # a number since read_traces
     for col in BIAS_VARIANCE_COLUMNS:
         data[col] = pd.to_numeric(data[col], errors="coerce")
     data = data.dropna(subset=["Width"])
