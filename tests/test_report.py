@@ -267,6 +267,7 @@ def test_markdown_to_html_by_markdown_it():
     assert "<h1>" not in page and "<h2>Top</h2>" in page and "<h2>Head</h2>" in page  # the title is the only h1
     assert "<em>it</em>" in page and "<strong>bold</strong>" in page and "<code>x&lt;y</code>" in page
     assert "href" not in page and "site (https://example.org)" in page       # no link out of the report
+    assert report.markdown_to_html("see [the graphs](#graphs)").strip() == '<p>see <a href="#graphs">the graphs</a></p>'
     assert re.search(r"<ul>\s*<li>one\s+continued</li>\s*<li>two</li>\s*</ul>", page)
     assert re.search(r"<ol>\s*<li>first</li>\s*<li>second</li>\s*</ol>", page)
     assert re.search(r"<th>a</th>\s*<th>b</th>.*<td>1</td>\s*<td>2</td>", page, re.S)

@@ -121,7 +121,8 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
             rows_per_slice=_rows_per_slice(traces),
         )
         report = _report(layout.root, report_tables, run_info, analysis.method, figure_paths,
-                         facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method),
+                         facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
+                                         dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons)
     write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
@@ -278,7 +279,7 @@ def _report(root: Path, report_tables, run_info: dict, method: str, figures: lis
     return Path(md)
 
 
-def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None):
+def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None, dowhy: str | None = None):
     """What the report's numbers were computed from, read off the trace table itself."""
     from etio.report.document import RunFacts
 
@@ -293,7 +294,8 @@ def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None):
                 widths.append(f"{arch} {w[0]:g}-{w[-1]:g} ({len(w)})")
     return RunFacts(datasets=tuple(map(str, values("Dataset"))), architectures=tuple(map(str, values("Arch"))),
                     rows_per_slice=_rows_per_slice(traces), backend=backend, method=method,
-                    widths=", ".join(widths), train_sizes=", ".join(f"{v:g}" for v in values("TrainSize")))
+                    widths=", ".join(widths), train_sizes=", ".join(f"{v:g}" for v in values("TrainSize")),
+                    estimator=f"backdoor linear regression (dowhy {dowhy or 'version not recorded'})")
 
 
 def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo):

@@ -404,7 +404,7 @@ _LEGEND = (
     f"*significance change* (p-value on different sides of {SIGNIFICANCE_LEVEL}) or *large difference* "
     "(same sign, relative difference above "
     + ", ".join(f"{int(v * 100)} % for {k} tables" for k, v in RELATIVE_TOLERANCE.items()) + "). "
-    "An empty cell says in brackets why it has no value."
+    "An empty cell gives the reason it has no value."
 )
 
 
@@ -491,7 +491,8 @@ def _facts_rows(ours: RunFacts, paper: RunFacts) -> list[tuple[str, str, str, bo
         ("structure-learning backend", ours.backend or "not recorded", paper.backend or "",
          (ours.backend or "").split(" ")[0] == paper.backend),
         ("networks behind the averaged graph", method(ours), method(paper), ours.method == paper.method),
-        ("effect estimator", ours.estimator, paper.estimator, True),
+        ("effect estimator", ours.estimator, paper.estimator,
+         ours.estimator.split(" (")[0] == paper.estimator.split(" (")[0]),
     ]
 
 
@@ -526,13 +527,16 @@ def _markdown_it():
 
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
 
-    # Links are shown as text with their address: the report must not point outside itself.
+    # Links out of the report are shown as text with their address: the report must not point
+    # outside itself. Links to its own sections (#anchor) stay links.
     def link_open(renderer, tokens, idx, options, env):
-        env.setdefault("hrefs", []).append(tokens[idx].attrGet("href") or "")
-        return ""
+        href = str(tokens[idx].attrGet("href") or "")
+        env.setdefault("hrefs", []).append(href)
+        return f'<a href="{html.escape(href)}">' if href.startswith("#") else ""
 
     def link_close(renderer, tokens, idx, options, env):
-        return f" ({html.escape(env['hrefs'].pop())})"
+        href = env["hrefs"].pop()
+        return "</a>" if href.startswith("#") else f" ({html.escape(href)})"
 
     md.add_render_rule("link_open", link_open)
     md.add_render_rule("link_close", link_close)

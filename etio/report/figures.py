@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name
+from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name, select_slice
 from etio.core.vocabulary import display
 
 ATTACK_FILL = "#d62728"
@@ -494,8 +494,7 @@ def figure1_rows(traces: pd.DataFrame) -> pd.DataFrame:
     paper; all rows when the trace has none of those."""
     if "Loss" not in traces or "WeightDecay" not in traces:
         return traces
-    wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
-    rows = traces[(traces["Loss"] == "ce") & (wd == wd.min())]
+    rows = select_slice(traces, "ce", pd.to_numeric(traces["WeightDecay"], errors="coerce").min())
     return rows if len(rows) else traces
 
 
