@@ -134,7 +134,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
 # Learning
 # --------------------------------------------------------------------------------------
 
-def _check_method(method: str, R: int, runs: int) -> None:
+def _check_learning_settings(method: str, R: int, runs: int) -> None:
     check_method(method)
     if R < 1 or runs < 1:
         raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
@@ -149,7 +149,7 @@ def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str
     ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
     """
     check_attack(attack)
-    _check_method(method, R, runs)
+    _check_learning_settings(method, R, runs)
     return _learned_graph(rbridge.call("etio_learn_graph", traces, loss, float(weight_decay), attack, method=method,
                                        R=int(R), runs=int(runs), k=int(k), seed=int(seed)))
 
@@ -215,7 +215,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     same staged directory; the report stage supplies it
     (:func:`etio.report.figures.draw_learned_graph`), since drawing is not this stage's business.
     """
-    _check_method(method, R, runs)
+    _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
     graphs: list[LearnedGraph] = []
     with atomic_dir(Path(out_dir)) as staging:
