@@ -1,9 +1,9 @@
 """The one progress display of every stage.
 
 On a terminal: a rich progress bar with the stage's name, items done of the total, elapsed time
-and ETA. Elsewhere (a log file, CI, a pipe): plain lines, one when the stage starts, one per
-tenth of its work and one at its end, each with items done, elapsed time and ETA. A resumed
-stage starts with "N of M already done" and its ETA counts only the work left.
+and ETA. Elsewhere (a log file, CI, a pipe): plain lines, one per tenth of the stage's work and
+one at its end (``traces: 3/8 configurations, 4 s elapsed, ETA 7 s``). A resumed stage starts
+with "N of M already done" and its ETA counts only the work left.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class StageProgress:
         left = self.total - self.done
         eta = f", ETA {_seconds(elapsed / new * left)}" if new and left else ""
         last = f" (last: {self.note})" if self.note else ""
-        return f"   {self.label}: {self.done} of {self.total} {self.unit} done, {_seconds(elapsed)} elapsed{eta}{last}"
+        return f"   {self.label}: {self.done}/{self.total} {self.unit}, {_seconds(elapsed)} elapsed{eta}{last}"
 
     # -- context ------------------------------------------------------------------------
     def __enter__(self) -> "StageProgress":
@@ -77,8 +77,6 @@ class StageProgress:
                                  console=Console(file=self.stream), transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self.total, completed=self.done)
-        elif self.total > self.first:
-            self._line(f"   {self.label}: {self.total - self.first} {self.unit} to do")
         return self
 
     def advance(self, n: int = 1, note: str = "") -> None:
