@@ -50,7 +50,7 @@ def test_tex_carries_packages_label_grouped_headers_and_right_aligned_numbers():
     tex = tables.to_latex(t2, tables.TITLES["table2"], label="tab:table2")
     assert tex.startswith("% etio table; needs \\usepackage{booktabs,amssymb,graphicx,longtable}")
     assert r"\label{tab:table2}" in tex
-    assert r"\caption{predictive power" in tex          # LaTeX numbers the table: no "Table 2:" twice
+    assert r"\caption{Predictive power" in tex          # LaTeX numbers the table: no "Table 2:" twice
     assert r"\multicolumn{5}{c}{Normal WD}" in tex and r"\multicolumn{5}{c}{High WD}" in tex
     # Loss, Attack and the variable are text; the correlations and MSE are numbers.
     assert r"\begin{tabular}{lllrrrllrrrl}" in tex

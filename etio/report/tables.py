@@ -241,7 +241,8 @@ def _grouped_columns(columns) -> pd.MultiIndex:
 
 def _caption(title: str) -> str:
     """The caption without its "Table N:" prefix: LaTeX numbers the table itself."""
-    return re.sub(r"^Table \d+:\s*", "", title)
+    text = re.sub(r"^Table \d+:\s*", "", title)
+    return text[:1].upper() + text[1:]
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
