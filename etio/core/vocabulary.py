@@ -144,7 +144,7 @@ ATTACK_STAGES: tuple[str, ...] = tuple(a.stage for a in ATTACKS_VOCABULARY)
 
 def entry(column: str) -> Variable | Attack | None:
     """The vocabulary entry of a trace column (either spelling), or None."""
-    name = from_r_name(column)
+    name = _BY_R_NAME.get(column, column)
     return ATTACK_BY_COLUMN.get(name) or VARIABLE_BY_COLUMN.get(name)
 
 
@@ -157,7 +157,7 @@ def symbol(column: str) -> str:
 def display(column: str) -> str:
     """The reader's name of a column (either spelling); unknown names pass through."""
     found = entry(column)
-    return found.display if found else from_r_name(column)
+    return found.display if found else column
 
 
 def check_attack(attack: str, where: str = "") -> str:
@@ -169,12 +169,8 @@ def attack_of_stage(stage: str) -> Attack:
     return ATTACK_BY_STAGE[check_choice("attack", stage, ATTACK_STAGES)]
 
 
+#: R spelling -> column, for the lookups above (every trace column: etio.core.schema.from_r_name).
 _BY_R_NAME = {e.r_name: e.column for e in (*VARIABLES, *ATTACKS_VOCABULARY)}
-
-
-def from_r_name(column: str) -> str:
-    """Inverse of :func:`r_spelling` for the vocabulary's columns; other names pass through."""
-    return _BY_R_NAME.get(column, column)
 
 
 # --------------------------------------------------------------------------------------
