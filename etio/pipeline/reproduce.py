@@ -120,7 +120,8 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
             analysis=asdict(analysis), device=_device(device), timings=timings.seconds,
             rows_per_slice=_rows_per_slice(traces),
         )
-        report = _report(layout.root, report_tables, run_info, analysis.method, figure_paths,
+        report = _report(layout.root, report_tables, run_info, analysis.method,
+                         _not_compared(figure_paths, graph_comparisons),
                          facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons)
@@ -277,6 +278,15 @@ def _report(root: Path, report_tables, run_info: dict, method: str, figures: lis
     md, _html = write_report(root, tables=report_tables, run_info=run_info,
                              differences_md=default_differences_md(method), figures=figures, **extra)
     return Path(md)
+
+
+def _not_compared(figure_paths: list[Path], comparisons) -> list[Path]:
+    """The figures the report shows on their own: a graph drawn beside the authors' graph is
+    shown there only (its own drawing stays in figures/graphs)."""
+    from etio.report.figures import graph_figure_stem
+
+    drawn_beside = {graph_figure_stem(Path(), c.weight_decay, c.loss, c.attack).name for c in comparisons if c.figure}
+    return [p for p in figure_paths if p.parent.name != "graphs" or p.stem not in drawn_beside]
 
 
 def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None, dowhy: str | None = None):
