@@ -335,6 +335,11 @@ def test_report_of_a_run_states_its_dataset_and_the_papers_and_has_no_sentinel(t
     # No table can push the page wider than the window: each scrolls in its own box.
     assert page.count("<table") == page.count('<div class="scroll"><table') > 3
     assert '<span class="reason">averaged graph keeps an undirected arc</span>' in page
+    # The glossary gives each variable's names once: report, paper, trace column, R.
+    names = md[md.index("## Names"):md.index("## Provenance")]
+    assert re.search(r"\| TrainBias +\| TrainBias +\| TrainBias2 +\| TrainBias2 +\|", names)
+    assert re.search(r"\| CentroidDist \(top-3\) +\| CentroidDist +\| CentroidDistance\(sorted_3\) +\| "
+                     r"CentroidDistance\.sorted_3\. +\|", names)
     # Contents first; every table reachable from it.
     assert md.index("## Contents") < md.index("## What this run is") < md.index("## Agreement with the paper")
     for anchor in ("table2", "table3", "table5", "provenance"):

@@ -633,6 +633,13 @@ def _agreement_lines(agreement: Agreement | None, mode: str) -> list[str]:
     return lines
 
 
+def _names() -> list[list[str]]:
+    """The vocabulary as the report's glossary: one row per variable and attack."""
+    from etio.core.vocabulary import ATTACKS_VOCABULARY, VARIABLES
+
+    return [[e.display, e.symbol, e.column, e.r_name, e.description] for e in (*ATTACKS_VOCABULARY, *VARIABLES)]
+
+
 def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], differences_md: str,
            figures: Sequence[tuple[Path, Path | None, str]], out_dir: Path, *, facts: RunFacts | None = None,
            mode: str = "run", agreement: Agreement | None = None, graphs: Sequence[GraphComparison] = (),
@@ -668,7 +675,8 @@ def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], 
         toc.append(("graphs", "Graphs against the authors' graphs"))
     if figure_items:
         toc.append(("figures", "Figures"))
-    toc += [("differences", "Differences between the paper and the authors' code"), ("provenance", "Provenance")]
+    toc += [("differences", "Differences between the paper and the authors' code"), ("names", "Names"),
+            ("provenance", "Provenance")]
     context = {
         "version": __version__, "method": run_info.get("method"), "mode": mode,
         "headline": _headline(facts, mode), "agreement": _agreement_lines(agreement, mode), "toc": toc,
@@ -678,7 +686,8 @@ def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], 
         "tables": tables, "graphs": graph_items, "figures": figure_items, "sections": section_items,
         "differences_md": differences_md.strip(), "provenance": _flatten(run_info),
         "provenance_markdown": markdown_table(["item", "value"], _flatten(run_info)),
-        "css": _CSS, "markdown_table": markdown_table,
+        "css": _CSS, "markdown_table": markdown_table, "names": _names(),
+        "names_markdown": markdown_table(["name in this report", "paper", "trace column", "R", "what it is"], _names()),
     }
     env = _environment()
     markdown = env.get_template("report.md.j2").render(context)
