@@ -64,6 +64,16 @@ def test_every_paper_table_compiles_and_fits_the_page(tmp_path, name):
 
 
 @requires_pdflatex
+@pytest.mark.parametrize("name", tables.TABLE_NAMES)
+def test_tables_beside_the_papers_fit_the_page(tmp_path, name):
+    from etio.commands.tables import build_table
+
+    table = build_table(name, paper_data=True, compare_paper=True)
+    log = _compile(tmp_path, tables.to_latex(table, tables.TITLES[name], label=f"tab:{name}"))
+    assert "Overfull \\hbox" not in log, "the table runs off the page"
+
+
+@requires_pdflatex
 def test_special_characters_compile(tmp_path):
     table = pd.DataFrame({f"col {SPECIALS}": [f"value {SPECIALS}", "✓ × ◦ — ²"], "number": [1.5, -0.25]})
     _compile(tmp_path, tables.to_latex(table, f"caption {SPECIALS}", label="tab:specials"))

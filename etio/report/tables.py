@@ -245,6 +245,22 @@ def _caption(title: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Font sizes a long table may take, with the rough width of a character in points, and the
+#: text width of a plain article (points).
+_FONT_WIDTHS = ((r"\small", 5.2), (r"\footnotesize", 4.7), (r"\scriptsize", 3.9), (r"\tiny", 3.2))
+_TEXT_WIDTH_PT = 345.0
+
+
+def _long_table_size(text: pd.DataFrame) -> str:
+    """The largest font size at which the widest row of a long table fits the text width."""
+    chars = sum(max([len(str(c))] + [len(v) for v in text[c]]) for c in text.columns)
+    padding = 8.0 * len(text.columns)
+    for size, width in _FONT_WIDTHS:
+        if chars * width + padding <= _TEXT_WIDTH_PT:
+            return size
+    return _FONT_WIDTHS[-1][0]
+
+
 def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
     r"""A booktabs table that compiles in a plain ``article`` with :data:`LATEX_PACKAGES`: text
     columns left-aligned, numbers right-aligned, the paper's grouped headers, a ``\label``, and
@@ -264,7 +280,9 @@ def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str
         caption=latex_escape(_caption(caption)) if long else None, label=label if long else None)
     header = ("% etio table; needs \\usepackage{" + ",".join(LATEX_PACKAGES) + "} in a plain article.\n")
     if long:
-        return header + body
+        # A long table breaks across pages and cannot be scaled: a smaller font and tighter
+        # columns keep it within the text width.
+        return header + "{" + _long_table_size(text) + r"\setlength{\tabcolsep}{4pt}" + "\n" + body + "}\n"
     return "\n".join([
         header.rstrip("\n"), r"\begin{table}[htbp]", r"\centering",
         f"\\caption{{{latex_escape(_caption(caption))}}}", f"\\label{{{label}}}",
