@@ -16,7 +16,8 @@ setup: r-setup $(STAMP)
 r-setup:
 	@bash scripts/setup-r.sh
 
-# rpy2 compiles against the installed R, so R comes first.
+# rpy2 compiles against the installed R, so R comes first. requirements.lock also pins the
+# extras etio[ray] and etio[slurm] (ray, submitit), so the executor tests run them for real.
 $(STAMP): pyproject.toml requirements.lock | r-setup
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

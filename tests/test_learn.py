@@ -445,3 +445,30 @@ def test_learned_objects_are_bnlearns_through_rpy2(traces):
     expected = table[((table["strength"] > 0.8) | (table["strength"] == 1)) & (table["direction"] >= 0.5)]
     assert set(zip(seen["strict"]["from"], seen["strict"]["to"])) == set(zip(expected["from"], expected["to"]))
     assert 0 < len(expected) < len(graph["arcs"])
+
+
+@requires_r
+def test_learning_with_two_workers_writes_the_same_bytes(traces, tmp_path):
+    from etio.causal.learning import learn_all
+
+    attacks = ["MLLeakAcc", "Oak17Acc", "ThresholdAcc"]
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers-{workers}"
+        graphs = learn_all(traces, out, 0.0005, attacks=attacks, R=FAST["R"], runs=FAST["runs"], seed=1,
+                           workers=workers)
+        runs[workers] = graphs, {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    (serial, serial_files), (parallel, parallel_files) = runs[1], runs[2]
+    assert [g.name for g in parallel] == [g.name for g in serial] == [f"{loss}-{a}" for loss in ("ce", "mse")
+                                                                       for a in attacks]
+    assert sorted(parallel_files) == sorted(serial_files)
+    assert any(name.endswith("-strength.csv") for name in serial_files)
+    assert any(name.startswith("results-w_dk-cont") for name in serial_files)        # Table 2's inputs
+    for name in serial_files:
+        if name != "provenance.json":
+            assert parallel_files[name] == serial_files[name], name
+    recorded = [json.loads(files["provenance.json"]) for files in (serial_files, parallel_files)]
+    assert recorded[0]["graphs"] == recorded[1]["graphs"] and recorded[0]["config"] == recorded[1]["config"]
+    for a, b in zip(serial, parallel):
+        pd.testing.assert_frame_equal(a.strengths, b.strengths, check_exact=True)
+        assert sorted(a.graph.edges(data=True)) == sorted(b.graph.edges(data=True))

@@ -268,51 +268,91 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
                      on_start: Callable[[int, int], None] | None = None) -> dict:
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
-    Returns a summary: configurations, attacks computed / already stored, seconds.
+    Returns a summary: configurations, attacks computed / already stored, seconds. This is the
+    in-process run; other executors (etio.pipeline.executors) run :func:`run_attack_unit` elsewhere.
     """
+    keys = check_attack_inputs(store, attacks, settings)
+    computed, start = 0, time.perf_counter()
+    timing: dict[str, float] = {}
+    pending = set(attack_units(store, attacks, settings))
+    if on_start is not None:  # (configurations, those whose every attack is already stored)
+        on_start(len(keys), len(keys) - len(pending))
+    for key in keys:
+        if key in pending:
+            done = run_attack_unit(store, key, attacks, settings, device, threads)
+            computed += len(done)
+            for name, seconds in done.items():
+                timing[name] = timing.get(name, 0.0) + seconds
+        if progress:
+            progress(key)
+    finish_attacks(store, attacks, settings, device)
+    return {"configurations": len(keys), "computed": computed, "reused": len(keys) * len(attacks) - computed,
+            "seconds": time.perf_counter() - start, "seconds_by_attack": timing}
+
+
+def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings) -> list[str]:
+    """The store's configurations, once every check on names and requirements has passed."""
     for a in attacks:
         check_choice("attack", a, ATTACK_NAMES)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")
-    views = {key: view_of(store, key) for key in keys}
-    problems = [p for key in keys for p in requirement_problems(views[key], attacks, settings)]
+    problems = [p for key in keys for p in requirement_problems(view_of(store, key), attacks, settings)]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EtioInputError(problems[0] + more)
+    return keys
+
+
+def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> list[str]:
+    """The configurations (one unit each) with a requested attack not stored under these settings."""
     current = json.loads(json.dumps(settings.to_dict()))  # as stored: JSON types
-    if on_start is not None:  # (configurations, those whose every attack is already stored)
-        on_start(len(keys), sum(all(_is_current(store.read_attack(k, a), current) for a in attacks) for k in keys))
-    computed, reused, start = 0, 0, time.perf_counter()
-    timing: dict[str, float] = {}
-    for key in keys:
-        # A stored result counts only if it was computed with these settings; after a change
-        # of the [attacks] table it is recomputed rather than relabelled.
-        todo = [a for a in attacks if not _is_current(store.read_attack(key, a), current)]
-        reused += len(attacks) - len(todo)
-        if todo:
-            try:
-                ensemble = store.ensemble(key, device)
-            except FileNotFoundError as exc:
-                raise EtioInputError(f"configuration {key}: trained models missing from the trace store ({exc})") from None
-            outputs = ModelOutputs(store.splits(key), ensemble, device)
+    return [key for key in store.keys() if _todo(store, key, attacks, current)]
 
-            def write(name: str, result: dict, key=key) -> None:
-                nonlocal computed
-                store.write_attack(key, name, {**result, "settings": settings.to_dict(), "device": str(device),
-                                               "etio": __version__})
-                timing[name] = timing.get(name, 0.0) + float(result.get("seconds", 0.0))
-                computed += 1
 
-            attack_configuration(views[key], outputs, todo, settings, write, threads)
-        if progress:
-            progress(key)
+def _todo(store, key: str, attacks: Sequence[str], current: dict) -> list[str]:
+    # A stored result counts only if it was computed with these settings; after a change
+    # of the [attacks] table it is recomputed rather than relabelled.
+    return [a for a in attacks if not _is_current(store.read_attack(key, a), current)]
+
+
+def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
+                    threads: int = 1) -> dict[str, float]:
+    """Run the attacks of one configuration not yet stored; returns the seconds of each attack computed.
+
+    ``store`` is a trace store or its directory (a unit run in another process opens it there).
+    """
+    if not hasattr(store, "keys"):
+        from etio.traces.store import open_store
+
+        store = open_store(store)
+    todo = _todo(store, key, attacks, json.loads(json.dumps(settings.to_dict())))
+    seconds: dict[str, float] = {}
+    if not todo:
+        return seconds
+    try:
+        ensemble = store.ensemble(key, device)
+    except FileNotFoundError as exc:
+        raise EtioInputError(f"configuration {key}: trained models missing from the trace store ({exc})") from None
+    outputs = ModelOutputs(store.splits(key), ensemble, device)
+
+    def write(name: str, result: dict) -> None:
+        store.write_attack(key, name, {**result, "settings": settings.to_dict(), "device": str(device),
+                                       "etio": __version__})
+        seconds[name] = float(result.get("seconds", 0.0))
+
+    attack_configuration(view_of(store, key), outputs, todo, settings, write, threads)
+    return seconds
+
+
+def finish_attacks(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
+                   extra: dict | None = None) -> None:
+    """Rewrite ``traces.csv`` with the stored attack results, and the attack stage's provenance."""
     store.write_traces_csv(extra_provenance={"attack_stage": {
         "attacks": list(attacks), "settings": settings.to_dict(), "device": str(device),
         "seeds": "derived per (configuration, attack, tuple, variant) from settings.seed (etio.attacks.outputs.derived_seed)",
+        **(extra or {}),
     }})
-    return {"configurations": len(keys), "computed": computed, "reused": reused,
-            "seconds": time.perf_counter() - start, "seconds_by_attack": timing}
 
 
 def _is_current(result: dict | None, settings: dict) -> bool:

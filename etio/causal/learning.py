@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -201,7 +203,8 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
               attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
               R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
               input_path: Path | None = None,
-              draw: Callable[[LearnedGraph, Path], None] | None = None) -> list[LearnedGraph]:
+              draw: Callable[[LearnedGraph, Path], None] | None = None,
+              workers: "int | LearningPool | None" = None) -> list[LearnedGraph]:
     """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
 
     The graphs are learned and written by ``etio_learn_all`` (``r/etio.R``), the function
@@ -214,9 +217,25 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     ``draw(graph, stem)``, when given, writes the graph's figures (``stem.svg``/``.png``) into the
     same staged directory; the report stage supplies it
     (:func:`etio.report.figures.draw_learned_graph`), since drawing is not this stage's business.
+
+    ``workers`` (default: the cores available) processes learn graphs at once, each with its own
+    embedded R, running the same R functions (``etio_learn_graph``, ``etio_write_graph``; the
+    tables by ``etio_write_tables`` from the graphs as R serialised them). Every graph sets R's
+    seed before it is learned, so the files are the same bytes whatever the number of workers;
+    with one, ``etio_learn_all`` runs in this process. A :class:`LearningPool` given as
+    ``workers`` is reused (the weight decays of one table start their workers once).
     """
     _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
+    if isinstance(workers, LearningPool):
+        if workers.traces is not traces:
+            raise ValueError("a LearningPool learns from the trace table it was started with")
+        pool = workers
+    else:
+        count = available_workers() if workers is None else int(workers)
+        if count < 1:
+            raise EtioInputError(f"workers must be ≥ 1, got {count}")
+        pool = LearningPool(traces, min(count, len(pairs)))
     graphs: list[LearnedGraph] = []
     with atomic_dir(Path(out_dir)) as staging:
         def learned(result: dict, done: int, total: int) -> None:
@@ -227,9 +246,14 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             if progress is not None:
                 progress(done, total, graph.name)
 
-        rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
-                     runs=int(runs), k=int(k), seed=int(seed),
-                     pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
+        if pool.workers == 1:
+            rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
+                         runs=int(runs), k=int(k), seed=int(seed),
+                         pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
+        else:
+            with pool:
+                graphs = _learn_in_workers(pool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
+                                           draw)
         _check_tables(staging, weight_decay)
         backend = graphs[0].backend
         record = provenance(
@@ -246,6 +270,108 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
         )
         write_json(staging / "provenance.json", record)
     return graphs
+
+
+def available_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LearningPool:
+    """``workers`` processes, each with its own embedded R holding ``traces``, for one or more
+    :func:`learn_all` calls on that table (pass it as ``workers``); started on first use.
+
+    Spawned (a fresh interpreter per worker), so no R or torch state is inherited through fork.
+    As with any spawned pool, a script that starts one needs the ``if __name__ == "__main__":`` guard.
+    """
+
+    def __init__(self, traces: pd.DataFrame, workers: int | None = None):
+        self.traces = traces
+        self.workers = available_workers() if workers is None else int(workers)
+        self._executor = None
+        self._depth = 0
+
+    def submit(self, fn, *args):
+        if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._executor = ProcessPoolExecutor(max_workers=self.workers,
+                                                 mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_worker, initargs=(self.traces,))
+        return self._executor.submit(fn, *args)
+
+    def __enter__(self) -> "LearningPool":
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._depth -= 1
+        if self._depth == 0 and self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
+        return False
+
+
+def _learn_in_workers(pool: LearningPool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
+                      draw) -> list[LearnedGraph]:
+    """The graphs of ``pairs`` learned by the pool's workers, returned in pair order; then the tables."""
+    import tempfile
+    from concurrent.futures import as_completed
+
+    graphs: list[LearnedGraph | None] = [None] * len(pairs)
+    caught: list[list] = [[] for _ in pairs]
+    with tempfile.TemporaryDirectory(prefix="etio-learn-") as scratch:
+        saved = [str(Path(scratch) / f"{i:03d}.rds") for i in range(len(pairs))]
+        futures = {pool.submit(_learn_in_worker, loss, weight_decay, attack, method, seed, R, runs, k, str(staging),
+                               saved[i], draw): i for i, (loss, attack) in enumerate(pairs)}
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                i = futures[future]
+                graphs[i], caught[i] = future.result()
+                if progress is not None:
+                    progress(done, len(pairs), graphs[i].name)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        # the tables from the graphs as R saved them (exact doubles), in pair order, by a worker's R
+        pool.submit(_write_tables_in_worker, saved, str(staging), float(weight_decay)).result()
+    for messages in caught:             # R's warnings, in the order a serial run gives them
+        for message, category in messages:
+            warnings.warn(message, category, stacklevel=3)
+    return graphs
+
+
+_worker_traces = None
+
+
+def _start_worker(traces: pd.DataFrame) -> None:
+    global _worker_traces
+    _worker_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(traces))
+
+
+def _learn_in_worker(loss, weight_decay, attack, method, seed, R, runs, k, staging, saved, draw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learned = rbridge.call_raw("etio_learn_graph", _worker_traces, loss, float(weight_decay), attack,
+                                   method=method, R=int(R), runs=int(runs), k=int(k), seed=int(seed))
+        rbridge.call_raw("etio_write_graph", learned, staging)
+        rbridge.call_raw("saveRDS", learned, saved)
+        graph = _learned_graph(rbridge.to_python(learned))
+        if draw is not None:
+            draw(graph, Path(staging) / graph.name)
+    graph.network = None                # an R object: it stays in this process
+    return graph, [(str(w.message), w.category) for w in caught]
+
+
+def _write_tables_in_worker(saved: list[str], staging: str, weight_decay: float) -> None:
+    writer = rbridge.function("function(paths, directory, weight_decay) "
+                              "etio_write_tables(lapply(paths, readRDS), directory, weight_decay)")
+    rbridge.call_raw(writer, saved, staging, weight_decay)
 
 
 def _input_record(path: Path | None) -> dict | None:
@@ -304,3 +430,45 @@ function(dir, repetitions, R) {
     return {"hc_median_ms": float(values["hc_median_ms"]), "boot_strength_s": float(values["boot_s"]),
             "backend": backend,
             "repetitions": repetitions, "R": R}
+
+
+def benchmark_workers(traces_path: Path, workers: int, weight_decay: float = 0.0005, method: str = "boot",
+                      R: int = 200, runs: int = 20, seed: int = 1) -> dict:
+    """Seconds of :func:`learn_all` with one worker and with ``workers``, and whether the files are the same bytes.
+
+    Worker start-up (a Python and an R per worker) is inside the parallel time. Besides wall
+    time, the CPU time of each run is measured (this process and its finished workers): on a
+    machine whose cores are busy with other work the wall ratio says little, while
+    ``cpu_bound_speedup`` (serial CPU time over this process's plus one worker's share of the
+    workers' CPU time) is what free cores give.
+    """
+    import resource
+    import tempfile
+    import time
+
+    from etio.core.schema import read_traces
+
+    def cpu(who) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    traces = read_traces(traces_path)
+    seconds, files, own, children = {}, {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="etio-bench-learn-") as tmp:
+        for n in (1, workers):
+            out = Path(tmp) / f"workers-{n}"
+            start, own_start, children_start = time.perf_counter(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graphs = learn_all(traces, out, weight_decay, method=method, seed=seed, R=R, runs=runs, workers=n)
+            seconds[n] = time.perf_counter() - start
+            own[n] = cpu(resource.RUSAGE_SELF) - own_start
+            children[n] = cpu(resource.RUSAGE_CHILDREN) - children_start
+            files[n] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "provenance.json"}
+    serial_cpu = own[1] + children[1]
+    return {"graphs": len(graphs), "workers": workers, "serial_s": seconds[1], "parallel_s": seconds[workers],
+            "speedup": seconds[1] / seconds[workers], "identical": files[1] == files[workers],
+            "serial_cpu_s": serial_cpu, "parallel_cpu_s": own[workers] + children[workers],
+            "cpu_bound_speedup": serial_cpu / (own[workers] + children[workers] / workers),
+            "cores": available_workers(), "R": R, "runs": runs, "method": method,
+            "load_average": os.getloadavg()[0]}

@@ -83,6 +83,7 @@ class _RSession:
             raise RBackendError(f"R is not available: neither R nor Rscript is on PATH; {_SETUP_HINT}")
         # ABI mode needs no compiler and no build-time match with R's headers.
         os.environ.setdefault("RPY2_CFFI_MODE", "ABI")
+        library_path = os.environ.get("LD_LIBRARY_PATH")
         try:
             from rpy2.rinterface_lib import callbacks
 
@@ -96,6 +97,12 @@ class _RSession:
             from rpy2.robjects.conversion import localconverter
         except Exception as exc:  # ImportError, or rpy2 failing to start R
             raise RBackendError(f"R is not available: rpy2 could not start R ({exc}); {_SETUP_HINT}") from None
+        finally:
+            # Starting R prepends R's library directories (system ones among them) to
+            # LD_LIBRARY_PATH. This process has loaded its libraries already; a Python started
+            # from it (a learning worker, a command) would load the system's libpython instead
+            # of its own with that path, so children get the path this process started with.
+            _restore("LD_LIBRARY_PATH", library_path)
         self.ro = ro
         self.converter = ro.default_converter + pandas2ri.converter
         self.localconverter = localconverter
@@ -135,6 +142,13 @@ class _RSession:
                 raise EtioInputError(message[len(INPUT_ERROR_PREFIX):].strip())
             raise RBackendError(f"R error in {fname if isinstance(fname, str) else 'an R function'}(): {message}")
         return value
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _classes(obj) -> list[str]:

@@ -48,7 +48,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Membership inference attacks and generalization: the causal analysis of Baluta et al. (CCS 2022)."""
 
 # Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce.
-_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce")
+_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce", "executor")
 for _area in _AREAS:
     importlib.import_module(f"etio.commands.{_area}").register(app, bench_app)
 
@@ -65,7 +65,7 @@ def main() -> None:
         app()
     except EtioError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from etio.commands import executor as ex
+
 
 def _attack_settings(config: Path | None, store):
     """The ``[attacks]`` table of ``--config``, else of the config the store was made from."""
@@ -17,6 +19,16 @@ def _attack_settings(config: Path | None, store):
         return parse_attack_settings(store.meta.get("config", {}).get("attacks"), source=f"{store.root}/store.json")
     # Only the [attacks] table is read: a file holding that table alone is a valid --config here.
     return parse_attack_settings(read_config_file(config).get("attacks"), source=str(config))
+
+
+def _executor_settings(config: Path | None, store):
+    """The ``[executor]`` table of ``--config``, else of the config the store was made from."""
+    from etio.pipeline.executors import parse_executor_settings
+    from etio.traces.config import read_config_file
+
+    if config is None:
+        return parse_executor_settings(store.meta.get("config", {}).get("executor"), source=f"{store.root}/store.json")
+    return parse_executor_settings(read_config_file(config).get("executor"), source=str(config))
 
 
 def register(app, bench_app) -> None:
@@ -30,6 +42,10 @@ def register(app, bench_app) -> None:
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         threads: int = typer.Option(1, "--threads", help="torch threads (attack models are tiny: 1 is fastest; "
                                     "0 keeps torch's default, which helps only large models' queries on CPU)."),
+        executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
+        retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
+        slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
+        slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
     ) -> None:
         """Run the attacks (and MemGuard) on every configuration of a trace store; fill traces.csv.
 
@@ -37,7 +53,8 @@ def register(app, bench_app) -> None:
         resumes where an interrupted one stopped.
         """
         from etio.attacks.settings import parse_attack_list
-        from etio.attacks.stage import run_attack_stage_with_progress
+        from etio.core.progress import StageProgress
+        from etio.pipeline.executors import attacks_on, experiment_of
         from etio.traces.store import open_store
         from etio.traces.training import resolve_device
 
@@ -45,7 +62,12 @@ def register(app, bench_app) -> None:
         device = resolve_device(device)
         store = open_store(out)
         settings = _attack_settings(config, store)
-        summary = run_attack_stage_with_progress(store, names, settings, device, threads=threads)
+        execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
+                                         slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster)
+        with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
+            summary = attacks_on(store, names, settings, execution, device, threads,
+                                 echo=lambda line: typer.echo(line, err=True), cfg=experiment_of(store),
+                                 progress=lambda key: bar.advance())
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "

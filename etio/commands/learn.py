@@ -28,6 +28,8 @@ def register(app, bench_app) -> None:
         seed: int = typer.Option(1, "--seed", help="R seed, set before each graph."),
         replicates: int = typer.Option(200, "--replicates", help="Bootstrap replicates R (method boot)."),
         runs: int = typer.Option(20, "--runs", help="Hold-out runs (method cv, and the predictive power)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once, one R "
+                                              "each (default: the cores available); the files do not depend on it."),
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
         from etio.causal import learning as stage
@@ -44,7 +46,7 @@ def register(app, bench_app) -> None:
             graphs = stage.learn_all(
                 table, out, weight_decay, method=method, attacks=_split(attacks), losses=_split(losses),
                 seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
-                draw=draw_learned_graph,
+                draw=draw_learned_graph, workers=workers,
             )
         for warning in caught:
             typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
@@ -54,9 +56,27 @@ def register(app, bench_app) -> None:
     def bench_learn(
         repetitions: int = typer.Option(30, "--repetitions", help="hc repetitions (median reported)."),
         replicates: int = typer.Option(200, "--replicates", help="boot.strength replicates."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Instead: time the learning stage with one "
+                                              "worker and with N, and print the speedup."),
+        traces: Optional[Path] = typer.Option(None, "--traces", help="Trace table for --workers (default: the "
+                                              "bundled example traces)."),
+        runs: int = typer.Option(20, "--runs", help="Hold-out runs for --workers."),
     ) -> None:
-        """Time hc (median over repetitions) and one boot.strength on the 14-node etio14 case."""
+        """Time hc (median over repetitions) and one boot.strength on the 14-node etio14 case;
+        with --workers, the learning stage's parallel speedup."""
         from etio.causal import learning as stage
+
+        if workers is not None:
+            from etio.core.paths import DATA_DIR
+
+            r = stage.benchmark_workers(traces or DATA_DIR / "example_traces.csv", workers, R=replicates, runs=runs)
+            typer.echo(f"{r['graphs']} graphs (R={r['R']}, runs={r['runs']}, {r['cores']} cores, load average "
+                       f"{r['load_average']:.1f}): 1 worker {r['serial_s']:.1f} s, {r['workers']} workers "
+                       f"{r['parallel_s']:.1f} s; speedup {r['speedup']:.2f}x; files identical: "
+                       f"{'yes' if r['identical'] else 'NO'}")
+            typer.echo(f"CPU time: 1 worker {r['serial_cpu_s']:.1f} s, {r['workers']} workers {r['parallel_cpu_s']:.1f} s "
+                       f"in all; speedup on free cores {r['cpu_bound_speedup']:.2f}x")
+            return
 
         result = stage.benchmark(repetitions=repetitions, R=replicates)
         typer.echo(f"hc median {result['hc_median_ms']:.1f} ms; boot.strength R={replicates} "

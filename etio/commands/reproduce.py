@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from etio.commands import executor as ex
+
 DEFAULT_CONFIG = Path("experiments/digits.toml")
 
 
@@ -27,6 +29,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         refuters: bool = typer.Option(False, "--refuters", help="Run dowhy's refuters beside each ATE."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="torchvision dataset directory."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once, one R "
+                                              "each (default: the cores available)."),
+        executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
+        retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
+        slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
+        slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
     ) -> None:
         """traces -> attacks -> graphs (both losses, every weight decay) -> ATEs -> Tables 2, 3, 5-8 -> figures -> report."""
         from etio.pipeline.reproduce import reproduce, reproduce_paper
@@ -50,5 +58,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             check_method(method, where="--method")
         analysis = replace(analysis, **overrides)
+        settings = ex.executor_settings(cfg.executor, executor, ray_address, retries, slurm_partition, slurm_time,
+                                        slurm_gpus, slurm_array, slurm_cluster)
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
-                  data_dir=data_dir, echo=echo)
+                  data_dir=data_dir, echo=echo, executor=settings, workers=workers)

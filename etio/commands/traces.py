@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from etio.commands import executor as ex
+
 
 def _device(device: Optional[str]) -> str:
     from etio.traces.training import resolve_device
@@ -27,19 +29,27 @@ def register(app, bench_app) -> None:
         shard: Optional[str] = typer.Option(None, "--shard", help="i/N: train only the i-th of N shards of the jobs"),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+        executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
+        retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
+        slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
+        slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
     ) -> None:
         """Train every configuration of --config into the trace store --out; write --out/traces.csv."""
         if ctx.invoked_subcommand is not None:
             return
         from etio.core.errors import EtioInputError
+        from etio.pipeline.executors import traces_on
         from etio.pipeline.study import load_study
-        from etio.traces.stage import parse_shard, run_traces
+        from etio.traces.stage import parse_shard
 
         if config is None or out is None:
             raise EtioInputError("etio traces needs --config FILE and --out DIR (or the subcommand `merge`)")
-        cfg = load_study(config).experiment   # every table checked before any training
+        study = load_study(config)   # every table checked before any training
+        settings = ex.executor_settings(study.executor, executor, ray_address, retries, slurm_partition, slurm_time,
+                                        slurm_gpus, slurm_array, slurm_cluster)
         shard_t = parse_shard(shard)
-        store = run_traces(cfg, out, device=_device(device), shard=shard_t, data_dir=data_dir, progress=not quiet)
+        store = traces_on(study.experiment, out, settings, _device(device), shard=shard_t, data_dir=data_dir,
+                          echo=lambda line: typer.echo(line, err=True), progress=not quiet)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
 
     @traces_app.command("merge")

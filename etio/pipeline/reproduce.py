@@ -25,6 +25,7 @@ import pandas as pd
 from etio.core.errors import EtioInputError
 from etio.core.provenance import atomic_dir, provenance, write_json
 from etio.causal.settings import Analysis
+from etio.pipeline.executors import ExecutorSettings
 from etio.core.schema import WEIGHT_DECAYS, read_traces
 
 Echo = Callable[[str], None]
@@ -81,30 +82,42 @@ class Timings:
 # --------------------------------------------------------------------------------------
 
 def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
-              data_dir: Path | None = None, echo: Echo = print) -> Path:
-    """The whole pipeline on ``config_path``; returns the report path."""
+              data_dir: Path | None = None, echo: Echo = print, executor: ExecutorSettings | None = None,
+              workers: int | None = None) -> Path:
+    """The whole pipeline on ``config_path``; returns the report path.
+
+    ``executor``: where the trace and attack units run (default: the config's ``[executor]``
+    table); ``workers``: processes learning graphs at once (default: the cores available).
+    """
     from etio.attacks.settings import ATTACK_NAMES
-    from etio.attacks.stage import run_attack_stage_with_progress
+    from etio.core.progress import StageProgress
+    from etio.pipeline.executors import attacks_on, traces_on
     from etio.pipeline.study import load_study
-    from etio.traces.stage import run_traces
 
     study = load_study(config_path)
     config = study.experiment
+    executor = executor or study.executor
     layout = RunLayout(Path(out))
     timings = Timings()
 
     with timings.stage("traces: training and generalization statistics", echo):
-        store = run_traces(config, layout.store, device=device, data_dir=data_dir)
+        store = traces_on(config, layout.store, executor, _device(device), data_dir=data_dir, echo=echo,
+                          progress=True)
     with timings.stage("attacks: ML-Leaks, Shokri shadow models, threshold, MemGuard", echo):
-        run_attack_stage_with_progress(store, ATTACK_NAMES, study.attacks, device=_device(device))
+        with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
+            attacks_on(store, ATTACK_NAMES, study.attacks, executor, _device(device), echo=echo, cfg=config,
+                       progress=lambda key: bar.advance())
         _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
 
     graphs, ates = {}, {}
     with timings.stage(f"learn: causal graphs ({analysis.method}), predictive power", echo):
-        for wd in weight_decays:
-            graphs[wd] = _learn(traces, layout, wd, analysis, echo)
+        from etio.causal.learning import LearningPool
+
+        with LearningPool(traces, workers) as pool:       # both weight decays share the workers
+            for wd in weight_decays:
+                graphs[wd] = _learn(traces, layout, wd, analysis, echo, pool)
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
         for wd in weight_decays:
             ates[wd] = _ates(traces, layout, wd, analysis, echo)
@@ -118,6 +131,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
             backend=_backend(layout, weight_decays), method=analysis.method,
             analysis=asdict(analysis), device=_device(device), timings=timings.seconds,
+            executor=executor.kind,
             rows_per_slice=_rows_per_slice(traces),
         )
         report = _report(layout.root, report_tables, run_info, analysis.method,
@@ -154,7 +168,7 @@ def _rows_per_slice(traces: pd.DataFrame) -> dict[str, int]:
     return {f"{loss} wd={wd:g}": int(n) for (loss, wd), n in counts.items()}
 
 
-def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo):
+def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo, workers=None):
     from etio.causal.learning import learn_all
     from etio.core.progress import counted
     from etio.report.figures import draw_learned_graph
@@ -162,7 +176,7 @@ def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysi
     progress = counted(f"learn wd {wd:g}", unit="graphs")
     return learn_all(traces, layout.graphs(wd), wd, method=analysis.method, seed=analysis.seed,
                      R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces,
-                     draw=draw_learned_graph)
+                     draw=draw_learned_graph, workers=workers)
 
 
 def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:

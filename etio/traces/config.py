@@ -46,9 +46,9 @@ from etio.core.errors import EtioInputError, check_choice
 from etio.traces.models import ARCHS, check_model
 from etio.core.schema import check_loss
 
-_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
+_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks", "executor"}
 #: Tables of later stages, kept as written for them to validate.
-STAGE_TABLES = ("attacks", "analysis")
+STAGE_TABLES = ("attacks", "analysis", "executor")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",

@@ -106,70 +106,139 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``.
 
     ``device`` None: CUDA when available. Progress (:class:`etio.core.progress.StageProgress`): a
-    bar on a terminal, plain lines otherwise or through ``echo`` (a print-like callable).
+    bar on a terminal, plain lines otherwise or through ``echo`` (a print-like callable). This is the in-process run; other
+    executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
     """
+    device = _resolve(device)
+    store = prepare_traces(cfg, out, data_dir)
+    units = trace_units(cfg, store, shard)
+    started = time.time()
+    total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
+    done_before = total - sum(sum(not store.is_done(k) for k in u.keys) for u in units)
+    from etio.core.progress import StageProgress
+
+    with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
+                       enabled=progress or echo is not None) as bar:
+        for unit in units:
+            run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
+    return finish_traces(store, device, shard, started)
+
+
+@dataclass(frozen=True)
+class TraceUnit:
+    """One job of the plan: the unit other executors schedule. ``keys``: its configurations."""
+
+    unit_id: str
+    job: JobPlan
+    keys: tuple[str, ...]
+
+
+def trace_units(cfg: ExperimentConfig, store: TraceStore | None = None, shard: tuple[int, int] = (0, 1),
+                pending_only: bool = True) -> list[TraceUnit]:
+    """The jobs of ``cfg`` (of this shard) as units, in plan order; with a store, those not all stored.
+
+    A unit's id is its position in the plan and its job id (job ids alone repeat across
+    optimisation variants of one architecture); it depends on the config only.
+    """
+    units = []
+    for i, job in enumerate(plan_jobs(cfg)):
+        if i % shard[1] != shard[0]:
+            continue
+        keys = tuple(sorted({c.key for c in job.configs.values()}))
+        if pending_only and store is not None and all(store.is_done(k) for k in keys):
+            continue
+        units.append(TraceUnit(f"{i:04d}-{job.job_id}", job, keys))
+    return units
+
+
+def prepare_traces(cfg: ExperimentConfig, out: Path, data_dir: Path | None = None) -> TraceStore:
+    """The store at ``out`` for ``cfg``; a missing dataset fails here, before anything is written."""
+    from etio.traces.datasets import load
+
+    load(cfg.dataset, data_dir)
+    return create_store(out, cfg.to_dict(), data_dir)
+
+
+def finish_traces(store: TraceStore, device: str, shard: tuple[int, int] = (0, 1), started: float | None = None,
+                  extra: dict | None = None) -> TraceStore:
+    """Rewrite ``traces.csv`` (and its provenance) from what the store holds."""
     import torch
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    record = {"device": str(device), "shard": f"{shard[0]}/{shard[1]}", "torch_threads": torch.get_num_threads()}
+    if started is not None:
+        record["wall_s_this_run"] = round(time.time() - started, 2)
+    store.write_traces_csv({**record, **(extra or {})})
+    return store
+
+
+def _resolve(device: str | None) -> str:
+    import torch
+
+    return device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str | None = None,
+                   data_dir: Path | None = None, on_written=None) -> list[str]:
+    """Train one unit (:func:`trace_units`) into the store at ``out``; returns the keys it wrote.
+
+    Configurations already stored are skipped, so a retried unit finishes what a killed
+    attempt left and writes the same bytes. ``on_written(key)`` follows each stored configuration.
+    """
+    import torch
 
     from etio.traces.centroid import centroid_distances
     from etio.traces.datasets import disjoint_split, load
     from etio.traces.generalization import generalization_stats
     from etio.traces.models import count_params
 
-    data = load(cfg.dataset, data_dir)           # a missing dataset fails before anything is written
-    store = create_store(out, cfg.to_dict(), data_dir)
+    device = _resolve(device)
+    units = {u.unit_id: u for u in trace_units(cfg, pending_only=False)}
+    if unit_id not in units:
+        raise EtioInputError(f"{unit_id!r} is not a unit of the config {cfg.name!r}")
+    job = units[unit_id].job
+    store = open_store(out, data_dir)
+    data = load(cfg.dataset, data_dir)           # cached per process
     info = data.info
-    jobs = [j for i, j in enumerate(plan_jobs(cfg)) if i % shard[1] == shard[0]]
-    pending = [j for j in jobs if not all(store.is_done(c.key) for c in j.configs.values())]
-    total = sum(len(j.configs) for j in jobs)
-    done_before = total - sum(sum(not store.is_done(c.key) for c in j.configs.values()) for j in pending)
-    started = time.time()
-    default_threads = torch.get_num_threads()
     pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
-
-    from etio.core.progress import StageProgress
-
-    with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
-                       enabled=progress or echo is not None) as bar:
-        for job in pending:
-            s = job.train_size
-            subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
-            store.write_split(split_name(cfg, s), subsets)
-            n = info.pool_size // s
-            subsets_dev = torch.as_tensor(subsets, device=device)
-            if str(device) == "cpu":
-                torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
-            t0 = time.time()
-            for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
-                                                                       test_x, device):
-                t_train = time.time() - t0
-                for mi, (width, variant) in enumerate(job.members):
-                    conf: TrainConfig = job.configs[(mi, epoch)]
-                    if store.is_done(conf.key):
-                        continue
-                    t1 = time.time()
-                    stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
-                                                 pool_y, test_y, cfg.repeats, info.pool_size)
-                    stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
-                    record = ConfigRecord(
-                        key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
-                        width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
-                        num_classes=info.num_classes, input_shape=tuple(info.input_shape),
-                        num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
-                        split_file=split_name(cfg, s),
-                        seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
-                        timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
-                                 "stats_s": round(time.time() - t1, 4), "device": str(device)})
-                    store.write_config(record, states(mi), stats)
-                    bar.advance()
-    torch.set_num_threads(default_threads)
-    store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
-                            "torch_threads": default_threads,
-                            "wall_s_this_run": round(time.time() - started, 2)})
-    return store
+    default_threads = torch.get_num_threads()
+    written = []
+    s = job.train_size
+    subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
+    store.write_split(split_name(cfg, s), subsets)
+    n = info.pool_size // s
+    subsets_dev = torch.as_tensor(subsets, device=device)
+    if str(device) == "cpu":
+        torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
+    try:
+        t0 = time.time()
+        for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
+                                                                   test_x, device):
+            t_train = time.time() - t0
+            for mi, (width, variant) in enumerate(job.members):
+                conf: TrainConfig = job.configs[(mi, epoch)]
+                if store.is_done(conf.key):
+                    continue
+                t1 = time.time()
+                stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
+                                             pool_y, test_y, cfg.repeats, info.pool_size)
+                stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
+                record = ConfigRecord(
+                    key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
+                    width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
+                    num_classes=info.num_classes, input_shape=tuple(info.input_shape),
+                    num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
+                    split_file=split_name(cfg, s),
+                    seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
+                    timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
+                             "stats_s": round(time.time() - t1, 4), "device": str(device)})
+                store.write_config(record, states(mi), stats)
+                written.append(conf.key)
+                if on_written is not None:
+                    on_written(conf.key)
+    finally:
+        torch.set_num_threads(default_threads)
+    return written
 
 
 def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
@@ -210,8 +279,6 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
         train_logits = torch.cat([p[1] for p in parts], dim=1).to(device)
         test_logits = torch.cat([p[2] for p in parts], dim=1).to(device)
         yield epoch, states.__getitem__, train_logits, test_logits
-
-
 
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
