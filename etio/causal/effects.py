@@ -309,7 +309,7 @@ def estimate_cell(data: pd.DataFrame, clusters: np.ndarray | None, graph: nx.DiG
     paper = estimation.paper_estimate(
         data, estimation.backdoor_estimand(ident.treatment, ident.outcome, ident.backdoor_set),
         ident.treatment, ident.effect_modifiers)
-    row.update(ate_paper=paper.ate, p_value_paper=paper.p_value)
+    row.update(ate_paper=paper.ate, p_value_paper=paper.p_value, paper_half_width=paper.half_width)
     check = estimation.overlap(data, ident.treatment, ident.backdoor_set)
     row["overlap_r2"] = check.r2
     row["vif"] = check.vif
@@ -389,16 +389,17 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
 def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcome: str,
                    backdoor_set: Iterable[str] | None = None):
     """dowhy's ``estimate_effect`` called the ordinary way, through ``CausalModel`` (the
-    reference the paper estimator is checked against). ``backdoor_set`` replaces dowhy's own
-    choice of adjustment set when given."""
+    reference the paper estimator is checked against): effect modifiers from the model's graph,
+    the estimand from ``identify_effect``, or for exactly ``backdoor_set`` when given (dowhy's
+    identification is then skipped: it is the slow part, and the set is the one under test)."""
     from dowhy import CausalModel
 
     _quiet_dowhy()
     model = CausalModel(data, treatment=treatment, outcome=outcome, graph=_plain_dag(graph))
-    estimand = model.identify_effect(proceed_when_unidentifiable=True)
-    if backdoor_set is not None:
-        estimand.set_identifier_method("backdoor")
-        estimand.set_backdoor_variables(list(backdoor_set))
+    if backdoor_set is None:
+        estimand = model.identify_effect(proceed_when_unidentifiable=True)
+    else:
+        estimand = estimation.backdoor_estimand(treatment, outcome, list(backdoor_set))
     return model.estimate_effect(
         estimand, method_name="backdoor.linear_regression",
         control_value=data[treatment].min(), treatment_value=data[treatment].max(),

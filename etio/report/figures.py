@@ -603,3 +603,35 @@ def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem
 
 def ate_forest_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
     return Path(out_dir) / "ates" / f"ate-forest-wd_{weight_decay:g}-{loss}"
+
+
+def validation_figure(cells: pd.DataFrame, out_stem: Path | str) -> list[Path]:
+    """``etio validate``: estimates with 95 % intervals against the structural model's truth, the
+    sound and the paper estimator side by side, on the true and on the learned graphs; intervals
+    that miss the truth are red."""
+    from etio.causal.effects import STATUS_ESTIMATED
+
+    panels = [(graph, label, est, lo, hi) for graph in ("true", "learned")
+              for label, est, lo, hi in (("sound", "ate", "ci_low", "ci_high"),
+                                         ("paper", "ate_paper", "ci_low_paper", "ci_high_paper"))]
+    fig = Figure(figsize=(10, 9))
+    axes = fig.subplots(2, 2, squeeze=False).ravel()
+    for ax, (graph, label, est, lo, hi) in zip(axes, panels):
+        rows = cells[(cells["graph"] == graph) & (cells["status"] == STATUS_ESTIMATED)]
+        covered = (rows[lo] <= rows["truth"]) & (rows["truth"] <= rows[hi])
+        for hit, colour in ((True, "#1f4e99"), (False, "#d62728")):
+            part = rows[covered == hit]
+            ax.errorbar(part["truth"], part[est], yerr=[part[est] - part[lo], part[hi] - part[est]],
+                        fmt="o", ms=2.5, lw=0.7, color=colour, alpha=0.8,
+                        label="interval contains the truth" if hit else "interval misses the truth")
+        if len(rows):
+            span = [float(rows["truth"].min()), float(rows["truth"].max())]
+            ax.plot(span, span, color="#888888", lw=0.8)
+        ax.set_title(f"{label} estimator, {graph} graph: coverage {covered.mean():.3f} ({len(rows)} effects)",
+                     fontsize=8)
+        ax.set_xlabel("true ATE (min → max)", fontsize=7)
+        ax.set_ylabel("estimate and 95 % interval", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, _stem(out_stem))
