@@ -109,8 +109,9 @@ def test_paper_estimator_equals_dowhy_on_example_traces():
         ident = query.identify(graph, treatment, "Oak17Acc")
         row = query.estimate_cell(data, runs, graph, ident)
         ref = query.dowhy_estimate(data, graph, treatment, "Oak17Acc")
-        assert row["ate_paper"] == pytest.approx(ref.value, rel=1e-9)
-        assert row["p_value_paper"] == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-9)
+        # raw NumParams (~1e7) limits the conditioning; column order may differ from dowhy's own set
+        assert row["ate_paper"] == pytest.approx(ref.value, rel=1e-6)
+        assert row["p_value_paper"] == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-6)
 
 
 def test_estimate_ates_table():
