@@ -289,3 +289,30 @@ def test_cli_sound_table_needs_data(tmp_path):
     assert res.exit_code == 0, res.output
     t3 = pd.read_csv(out / "table3.csv")
     assert {"CE CI low", "CE q-value", "CE status", "MSE Result"} <= set(t3.columns)
+    for label in ("CE", "MSE"):
+        est = t3[t3[f"{label} status"] == effects.STATUS_ESTIMATED]
+        excludes = (est[f"{label} CI low"] > 0) | (est[f"{label} CI high"] < 0)
+        assert ((est[f"{label} p-value"] < 0.05) == excludes).all()
+
+
+def test_near_deterministic_treatment_is_estimated_with_a_weak_overlap_flag():
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=300)
+    x = z + 0.05 * rng.normal(size=300)          # R² of X on Z about 0.9975
+    y = 0.5 * x + z + 0.2 * rng.normal(size=300)
+    data = pd.DataFrame({"Z": z, "X": x, "Y": y})
+    graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
+    row = effects.estimate_cell(data, None, graph, effects.identify(graph, "X", "Y"))
+    assert row["status"] == effects.STATUS_ESTIMATED
+    assert 0.99 <= row["overlap_r2"] < 1 - 1e-9
+    assert row["vif"] == pytest.approx(1 / (1 - row["overlap_r2"]))
+    assert row["flags"].startswith(estimation.WEAK_OVERLAP) and "VIF" in row["flags"]
+    table = tables.ate_table(pd.DataFrame([{**row, "loss": "ce", "weight_decay": 0.0005, "attack": "Oak17Acc",
+                                            "feature": "AccDiff", "q_value": row["p_value"]}]), "ce", 0.0005)
+    assert table["flags"].iloc[0].startswith(estimation.WEAK_OVERLAP)
+
+
+def test_bench_ate_prints_the_figure():
+    res = CliRunner().invoke(app, ["bench", "ate", "--wd", "0.005"])
+    assert res.exit_code == 0, res.output
+    assert "ates 156 queries (paper + sound estimators)" in res.output and "of the 60 s budget" in res.output
