@@ -196,8 +196,9 @@ CHANGE_COLUMNS = ["query", "loss", "claim", "paper", "sound", "changed", "reason
 
 
 def verdict_changes(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
-    """Both verdicts of every (query, loss) side by side; ``reasons`` names each correction
-    (:data:`STEPS`) at which the combined verdict changed on the way from paper to sound."""
+    """Both verdicts of every (query, loss) side by side; for a verdict that differs, ``reasons``
+    names each correction (:data:`STEPS`) at which the combined verdict changed on the way from
+    paper to sound."""
     cells = table3_cells(ates)
     rows = []
     for hyp in HYPOTHESES:
@@ -205,9 +206,12 @@ def verdict_changes(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd
             mine = cells[(cells["query"] == hyp.query) & (cells["loss"] == loss)]
             by_step = {step: combine([_cell_mark(c, step, alpha) for _, c in mine.iterrows()]) for step in STEPS}
             names = list(STEPS)
+            changed = by_step["paper"] != by_step["multiplicity"]
+            # Only verdicts that end up different get reasons; a flip undone by a later
+            # correction (a p-value crossing 0.05 and back) changes no conclusion.
             reasons = [f"{step} ({by_step[prev]} → {by_step[step]})"
-                       for prev, step in zip(names, names[1:]) if by_step[prev] != by_step[step]]
+                       for prev, step in zip(names, names[1:]) if changed and by_step[prev] != by_step[step]]
             rows.append({"query": hyp.query, "loss": loss, "claim": hyp.claim, "paper": by_step["paper"],
-                         "sound": by_step["multiplicity"], "changed": by_step["paper"] != by_step["multiplicity"],
+                         "sound": by_step["multiplicity"], "changed": changed,
                          "reasons": "; ".join(reasons)})
     return pd.DataFrame(rows, columns=CHANGE_COLUMNS)
