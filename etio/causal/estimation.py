@@ -63,12 +63,12 @@ IDENTITIES: tuple[dict[str, float], ...] = (
 
 #: The refuters of ``--refuters`` (dowhy's), column prefix -> what it does.
 REFUTERS = {
-    "placebo_treatment": "the treatment replaced by a permutation of itself; passes when the original "
-                         "estimate's test against the placebo estimates is not significant of a non-zero placebo effect",
+    "placebo_treatment": "the treatment replaced by a permutation of itself; passes when an effect of 0 is "
+                         "plausible under the placebo estimates",
     "random_common_cause": "an independent N(0,1) common cause added to the adjustment set; passes when the "
-                           "estimate stays within the simulated distribution",
-    "data_subset": "the estimate on random 80 % subsets of the rows; passes when the estimate stays within "
-                   "the simulated distribution",
+                           "estimate is plausible under the new estimates",
+    "data_subset": "the estimate on random 80 % subsets of the rows; passes when the estimate is plausible "
+                   "under the subset estimates",
 }
 REFUTER_SIMULATIONS = 10
 SUBSET_FRACTION = 0.8
