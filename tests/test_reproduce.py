@@ -61,6 +61,17 @@ def test_smoke_reproduce_writes_every_table_figure_and_the_report(smoke_run: Pat
     assert not re.search(r"\bnan\b", report, re.I) and "-1.0000" not in report
     html = (smoke_run / "report.html").read_text()
     assert "<html" in html and "data:image" in html
+    # both estimators' verdicts, every change with its reasons, and the ATE forest plots
+    assert "## Estimators: the paper's and the sound one" in report and "<h2>Estimators" in html
+    verdicts = pd.read_csv(smoke_run / "ates" / "verdicts-both-estimators.csv", keep_default_na=False)
+    assert len(verdicts) == 18 and (verdicts["changed"] == (verdicts["reasons"] != "")).all()
+    forest = sorted(p.name for p in (smoke_run / "figures" / "ates").glob("*.png"))
+    assert forest == [f"ate-forest-wd_{wd:g}-{loss}.png" for wd in (0.0005, 0.005) for loss in ("ce", "mse")]
+    for wd in (0.0005, 0.005):
+        ates = pd.read_csv(smoke_run / "ates" / f"ates-wd_{wd:g}.csv")
+        est = ates[ates["status"] == "estimated"]
+        assert ((est["p_value"] < 0.05) == ((est["ci_low"] > 0) | (est["ci_high"] < 0))).all()
+        assert ates.loc[ates["status"] == "not identifiable", "ate"].isna().all()
 
 
 @pytest.mark.slow

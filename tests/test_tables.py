@@ -12,7 +12,7 @@ from etio.causal import hypotheses
 from etio.report import paper
 from etio.report import tables
 from etio.commands.app import app
-from etio.causal.effects import STATUS_NO_PATH
+from etio.causal.effects import STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"
@@ -128,3 +128,57 @@ def test_failed_table_keeps_previous_output(tmp_path):
     assert res.exit_code != 0
     assert (out / "table5.csv").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["t5"]
+
+
+# The identities, typed in: a treatment is fixed when its adjustment set holds both other columns of one.
+DEFINING = {"AccDiff": {"TrainAcc", "TestAcc"}, "LossDiff": {"TrainLoss", "TestLoss"},
+            "TrainBias2": {"TrainLoss", "TrainVar"}, "TestBias2": {"TestLoss", "TestVar"}}
+
+
+@pytest.mark.parametrize("wd", [0.0005, 0.005])
+def test_flagged_authors_cells_are_those_the_identities_decide(wd):
+    ates = paper.ates(wd)
+    expected = [s != STATUS_NO_PATH and f in DEFINING and DEFINING[f] <= set(b.split(";"))
+                for s, f, b in zip(ates["status"], ates["feature"], ates["backdoor_set"])]
+    flagged = ates["status"] == STATUS_NOT_IDENTIFIABLE
+    assert list(flagged) == expected and flagged.sum() > 0
+    # published numbers stay, labelled as the paper's; nothing sound is made up
+    assert ates.loc[flagged, "ate_paper"].notna().all() and ates["ate"].isna().all()
+    assert ates.loc[flagged, "reason"].str.contains("deterministic function").all()
+
+
+def test_most_impossible_authors_ates_are_not_identifiable():
+    # An accuracy cannot move by more than 1: 15 of the authors' 17 |ATE| > 1 cells are fixed cells.
+    big = pd.concat([paper.ates(wd) for wd in (0.0005, 0.005)])
+    big = big[big["ate_paper"].abs() > 1]
+    assert len(big) == 17 and int((big["status"] == STATUS_NOT_IDENTIFIABLE).sum()) == 15
+
+
+def test_table3_paper_shows_the_flags():
+    ates = paper.ates(0.0005).set_index(["loss", "attack", "feature"])
+    t3 = tables.table3(paper.ates(0.0005))
+    pairs = [(hyp.query, attack, feature) for hyp in hypotheses.HYPOTHESES for attack, feature in hyp.ate_queries]
+    assert len(t3) == len(pairs)
+    for (_, row), (query, attack, feature) in zip(t3.iterrows(), pairs):
+        assert row["Query"] == query
+        for label, loss in (("CE", "ce"), ("MSE", "mse")):
+            cell = ates.loc[(loss, attack, feature)]
+            assert row[f"{label} status"] == cell["status"]
+            assert row[f"{label} ATE"] == cell["ate_paper"]
+    # Q1 CE: AccDiff on the shadow-model attack, adjusted for TrainAcc and TestAcc
+    assert t3.loc[t3["Query"] == "Q1", "CE status"].iloc[0] == STATUS_NOT_IDENTIFIABLE
+
+
+def test_table2_mse_code_is_an_empty_value_with_a_reason():
+    from etio.report.document import MISSING, SIGN, compare_cells
+
+    normal = paper.results(0.0005).copy()
+    hit = (normal["Loss"] == "ce") & (normal["Attack"] == "Oak17Acc")
+    normal.loc[hit, "MSE-w_dk"] = -1.0
+    t = tables.table2(normal, paper.results(0.005)).set_index(["Loss", "Attack"])
+    cell = t.loc[("ce", "ShadowAcc")]
+    assert pd.isna(cell["Normal WD Etio MSE"]) and "undirected arc" in cell["Normal WD Etio MSE note"]
+    assert t["Normal WD Etio MSE"].drop(("ce", "ShadowAcc")).gt(0).all()
+    assert tables.formatted(t.reset_index()).loc[8, "Normal WD Etio MSE"] == "—"
+    flags = compare_cells("Normal WD Etio MSE", cell["Normal WD Etio MSE"], 0.000645, 0.1)
+    assert flags == (MISSING,) and SIGN not in flags

@@ -1,25 +1,31 @@
 """Query stage: average treatment effects of each feature on each attack (paper §4.3, §5.3).
 
-The stage follows dowhy's model -> identify -> estimate -> refute sequence for every
-(weight decay, loss, attack, treatment):
+For every (weight decay, loss, attack, treatment) the stage goes model -> identify -> check
+-> estimate -> (refute):
 
 * **model** - the attack's graph (a DAG over the 13 features and the attack) and the rows of
   the trace table with that weight decay and loss;
 * **identify** - dowhy's ``CausalModel(...).identify_effect(proceed_when_unidentifiable=True)``
   picks the backdoor adjustment set; identification needs only the graph, so it runs once per
-  (graph, treatment) on a dummy data frame and is reused for every data set;
-* **estimate** - dowhy's ``backdoor.linear_regression`` estimate of the effect of moving the
-  treatment from its minimum to its maximum. dowhy spends about a second per call on
-  bookkeeping (and a bootstrap of minutes when confidence intervals are requested), so the
-  same regression is computed here directly with statsmodels: outcome ~ 1 + T + backdoor set +
-  T x effect modifiers, the effect modifiers being dowhy's own choice from the graph. The
-  equality with dowhy's ``estimate_effect`` is asserted in the tests;
-* **refute** (optional) - random common cause, data subset (80 %) and placebo treatment,
-  10 simulations each, with dowhy's significance test of the original estimate against the
-  simulated ones.
+  (graph, treatment) on a dummy data frame and is reused for every data set. A treatment
+  without a directed path to the attack has no effect in the graph: status ``no causal path``,
+  ATE 0, no p-value (the authors' CSVs write p = 0 there);
+* **check** - whether the rows identify the effect at all: when the treatment is a
+  deterministic function of its adjustment set (AccDiff given TrainAcc and TestAcc, ...) the
+  status is ``not identifiable``, with no number and the defining variables as the reason;
+* **estimate** - two estimators, both always computed (:mod:`etio.causal.estimation`):
+  ``ate_paper``/``p_value_paper`` are dowhy's own ``estimate_effect`` (the paper's method, its
+  p-value tests T's coefficient), ``ate``/``p_value``/``ci_low``/``ci_high`` the sound one (the
+  modifiers' main effects in the model, the ATE's own delta-method test, standard errors
+  robust to rows sharing a training run), ``q_value`` Benjamini-Hochberg within each loss;
+  sensitivity to a hidden confounder as robustness values;
+* **refute** (optional) - dowhy's placebo treatment, random common cause and data subset
+  refuters on the paper estimate, each with a pass/fail column.
 
-A treatment without a directed path to the attack has no causal effect in the graph: its ATE
-is 0 with status ``"no causal path"`` and p-value NaN (the authors' CSVs write p = 0 there).
+Rows that share a training run are clustered (:data:`RUN_COLUMNS`): the EpochNum snapshots
+of one run, and also the runs with and without the learning-rate schedule, which start from
+the same initial weights, see the same batches of the same training subset and follow the
+same trajectory until the schedule's first step (``etio.traces.training``).
 """
 
 from __future__ import annotations
@@ -37,36 +43,40 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from etio.core.errors import EtioInputError
+from etio.causal import estimation
+from etio.causal.estimation import REFUTERS, WEAK_OVERLAP
 from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
+from etio.core.errors import EtioInputError
 from etio.core.schema import (
     LOSSES, TableSchema, check_attack, check_loss, select_slice, slice_mask, treatments_for,
 )
 
 STATUS_ESTIMATED = "estimated"
 STATUS_NO_PATH = "no causal path"
+STATUS_NOT_IDENTIFIABLE = "not identifiable"
+STATUSES = (STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE)
 
-#: The refuters run with ``refuters=True``: column prefix -> description.
-REFUTERS = {
-    "random_common_cause": "an independent N(0,1) variable added to the backdoor set",
-    "data_subset": "the estimate on a random 80 % subset of the rows",
-    "placebo_treatment": "the treatment column replaced by a permutation of itself",
-}
-REFUTER_SIMULATIONS = 10
-SUBSET_FRACTION = 0.8
-CONFIDENCE_LEVEL = 0.95
+#: Trace columns that name a training run: rows equal in these (they differ only in EpochNum
+#: or Scheduler?) are one cluster of the sound estimator's standard errors.
+RUN_COLUMNS = ["WeightDecay", "Loss", "Dataset", "Arch", "Width", "TrainSize", "lr"]
+
+_REFUTER_COLUMNS = {f"{name}_{part}": ("str" if part == "result" else "float")
+                    for name in REFUTERS for part in ("new_effect", "p_value", "result")}
 
 #: One row per (loss, weight decay, attack, treatment) query.
 ATE_SCHEMA = TableSchema(
     name="ATE table",
     required={
         "loss": "str", "weight_decay": "float", "attack": "str", "feature": "str",
-        "ate": "float", "p_value": "float", "ci_low": "float", "ci_high": "float",
-        "status": "str", "backdoor_set": "str",
+        "status": "str", "ate_paper": "float", "p_value_paper": "float",
+        "ate": "float", "p_value": "float", "ci_low": "float", "ci_high": "float", "q_value": "float",
+        "backdoor_set": "str",
     },
     optional={
-        "n_rows": "int",
-        **{f"{name}_{part}": "float" for name in REFUTERS for part in ("new_effect", "p_value")},
+        "reason": "str", "flags": "str", "se": "float", "p_value_rows_independent": "float",
+        "overlap_r2": "float", "vif": "float", "robustness_value": "float", "robustness_value_alpha": "float",
+        "effect_modifiers": "str", "modifiers_left_out": "str", "n_rows": "int", "n_clusters": "int",
+        **_REFUTER_COLUMNS,
     },
 )
 
@@ -130,8 +140,11 @@ def read_graphs(graphs_dir: Path, losses: Iterable[str] = LOSSES) -> dict[tuple[
     return {key: read_attack_graph(path, key[1]) for key, path in graph_files(graphs_dir).items() if key[0] in losses}
 
 
-def query_slice(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str, nodes: Iterable[str]) -> pd.DataFrame:
-    """The rows and columns one attack's queries use (authors' ``answer_queries`` preparation).
+def query_rows(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str,
+               nodes: Iterable[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows and columns one attack's queries use (authors' ``answer_queries`` preparation),
+    and each row's training run (:data:`RUN_COLUMNS` joined; the row's index when the trace
+    table lacks them).
 
     Rows of that weight decay and loss (``TrainSize`` is a number since :func:`read_traces`); ``NumParams`` raw
     (not normalised: the ATE is invariant to rescaling a column). Rows with a missing value in a
@@ -141,9 +154,19 @@ def query_slice(traces: pd.DataFrame, weight_decay: float, loss: str, attack: st
     missing = [n for n in nodes if n not in traces.columns]
     if missing:
         raise EtioInputError(f"the {loss}-{attack} graph has node(s) {', '.join(missing)} that the trace table lacks")
-    data = select_slice(traces, loss, weight_decay)[nodes].copy()
-    data = data.apply(pd.to_numeric, errors="raise").astype(float)
-    return data.dropna().reset_index(drop=True)
+    rows = select_slice(traces, loss, weight_decay)
+    data = rows[nodes].copy().apply(pd.to_numeric, errors="raise").astype(float)
+    complete = data.notna().all(axis=1).to_numpy()
+    if all(c in rows.columns for c in RUN_COLUMNS):
+        runs = rows[RUN_COLUMNS].astype(str).agg("|".join, axis=1).to_numpy()
+    else:
+        runs = np.array([str(i) for i in range(len(rows))])
+    return data[complete].reset_index(drop=True), runs[complete]
+
+
+def query_slice(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str, nodes: Iterable[str]) -> pd.DataFrame:
+    """The data of :func:`query_rows` without the run labels."""
+    return query_rows(traces, weight_decay, loss, attack, nodes)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -224,80 +247,108 @@ def identify_graphs(graphs: Mapping[tuple[str, str], nx.DiGraph]) -> pd.DataFram
 
 
 # --------------------------------------------------------------------------------------
-# Estimate (dowhy's backdoor.linear_regression, computed directly)
+# Check and estimate (etio.causal.estimation)
 # --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Estimate:
-    ate: float
-    p_value: float
-    ci_low: float
-    ci_high: float
+class SoundAdjustment:
+    """The sound estimator's model terms for one query: the backdoor set, and the effect
+    modifiers whose main effects (and interactions with T) may enter."""
+
+    modifiers: tuple[str, ...]
+    left_out: tuple[tuple[str, str], ...] = ()   # (modifier, why)
 
 
-def backdoor_linear_regression(data: pd.DataFrame, ident: Identification,
-                               treatment_values: np.ndarray | None = None,
-                               extra_confounders: np.ndarray | None = None) -> Estimate:
-    """dowhy's ``backdoor.linear_regression`` estimate, control = min(T), treatment = max(T).
-
-    The regression is outcome ~ 1 + T + backdoor set + T x effect modifiers (dowhy's model);
-    the ATE is the mean over the rows of the predicted change when T moves from its minimum to
-    its maximum, i.e. (max T - min T) * (b_T + sum_k b_{T x M_k} mean(M_k)). The p-value is
-    dowhy's: the two-sided t-test of T's coefficient. The confidence interval is the t interval
-    of that linear combination of coefficients (dowhy uses the same interval without effect
-    modifiers and falls back to a bootstrap with them).
-    """
-    import statsmodels.api as sm
-
-    t = data[ident.treatment].to_numpy() if treatment_values is None else treatment_values
-    y = data[ident.outcome].to_numpy()
-    columns = [t[:, None]]
-    if ident.backdoor_set:
-        columns.append(data[list(ident.backdoor_set)].to_numpy())
-    if extra_confounders is not None:
-        columns.append(extra_confounders.reshape(len(t), -1))
-    modifiers = data[list(ident.effect_modifiers)].to_numpy() if ident.effect_modifiers else np.empty((len(t), 0))
-    columns.append(t[:, None] * modifiers)
-    features = sm.add_constant(np.concatenate(columns, axis=1), has_constant="add")
-    fit = sm.OLS(y, features).fit()
-    span = float(t.max() - t.min())
-    weights = np.zeros(features.shape[1])
-    weights[1] = 1.0
-    if modifiers.shape[1]:
-        weights[-modifiers.shape[1]:] = modifiers.mean(axis=0)
-    ate = span * float(weights @ fit.params)
-    se = span * math.sqrt(max(float(weights @ fit.cov_params() @ weights), 0.0))
-    from scipy import stats
-
-    half = stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2, fit.df_resid) * se
-    return Estimate(ate=ate, p_value=float(fit.pvalues[1]), ci_low=ate - half, ci_high=ate + half)
+def sound_adjustment(graph: nx.DiGraph, ident: Identification) -> SoundAdjustment:
+    """dowhy's effect modifiers, in graph order, each kept only if the backdoor set enlarged by
+    it (and by those kept before it) still satisfies the backdoor criterion."""
+    kept: list[str] = []
+    left_out = []
+    for m in ident.effect_modifiers:
+        if is_valid_backdoor_set(graph, ident.treatment, ident.outcome, [*ident.backdoor_set, *kept, m]):
+            kept.append(m)
+        else:
+            left_out.append((m, "adjusting for it would break the backdoor criterion"))
+    return SoundAdjustment(tuple(kept), tuple(left_out))
 
 
-def refute(data: pd.DataFrame, ident: Identification, estimate: Estimate, rng: np.random.Generator) -> dict[str, float]:
-    """dowhy's three refuters (10 simulations each) on the direct estimator; the p-value is
-    dowhy's test of the original estimate against the simulated estimates."""
-    from types import SimpleNamespace
+def _positive_modifiers(data: pd.DataFrame, ident: Identification,
+                        adjustment: SoundAdjustment) -> tuple[list[str], list[tuple[str, str]]]:
+    """The modifiers that keep T free to vary (each added main effect must not fix T)."""
+    kept: list[str] = []
+    left_out = list(adjustment.left_out)
+    for m in adjustment.modifiers:
+        check = estimation.overlap(data, ident.treatment, [*ident.backdoor_set, *kept, m])
+        if check.identifiable:
+            kept.append(m)
+        else:
+            left_out.append((m, f"with it {ident.treatment} would be a deterministic function of the adjustment set"))
+    return kept, left_out
 
-    from dowhy.causal_refuter import test_significance
 
-    n = len(data)
-    sims: dict[str, list[float]] = {name: [] for name in REFUTERS}
-    for _ in range(REFUTER_SIMULATIONS):
-        sims["random_common_cause"].append(
-            backdoor_linear_regression(data, ident, extra_confounders=rng.standard_normal(n)).ate)
-        subset = data.iloc[np.sort(rng.choice(n, size=int(SUBSET_FRACTION * n), replace=False))].reset_index(drop=True)
-        sims["data_subset"].append(backdoor_linear_regression(subset, ident).ate)
-        placebo = rng.permutation(data[ident.treatment].to_numpy())
-        sims["placebo_treatment"].append(backdoor_linear_regression(data, ident, treatment_values=placebo).ate)
-    out = {}
-    for name, values in sims.items():
-        # The placebo test asks whether the true placebo effect (0) is plausible under the
-        # simulated distribution; the sensitivity refuters ask it of the original estimate.
-        reference = 0.0 if name == "placebo_treatment" else estimate.ate
-        result = test_significance(SimpleNamespace(value=reference), values)
-        out[f"{name}_new_effect"] = float(np.mean(values))
-        out[f"{name}_p_value"] = float(result["p_value"])
-    return out
+def _empty_estimate() -> dict:
+    return {"ate": math.nan, "p_value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan,
+            "p_value_rows_independent": math.nan, "robustness_value": math.nan,
+            "robustness_value_alpha": math.nan}
+
+
+def estimate_cell(data: pd.DataFrame, clusters: np.ndarray | None, graph: nx.DiGraph, ident: Identification,
+                  *, refuters: bool = False, seed: int = 0, adjustment: SoundAdjustment | None = None) -> dict:
+    """Status, both estimates and the diagnostics of one query (one row of the ATE table, less
+    its keys)."""
+    row: dict = {"backdoor_set": ";".join(ident.backdoor_set), "n_rows": len(data), "reason": "", "flags": "",
+                 "effect_modifiers": "", "modifiers_left_out": "", "overlap_r2": math.nan, "vif": math.nan,
+                 "n_clusters": len(np.unique(clusters)) if clusters is not None else len(data)}
+    if refuters:
+        row.update({c: (math.nan if kind == "float" else "") for c, kind in _REFUTER_COLUMNS.items()})
+    if not ident.has_directed_path:
+        row.update(_empty_estimate())
+        row.update(status=STATUS_NO_PATH, ate_paper=0.0, p_value_paper=math.nan, ate=0.0, ci_low=0.0, ci_high=0.0,
+                   reason=f"no directed path from {ident.treatment} to {ident.outcome} in the graph")
+        return row
+    paper = estimation.paper_estimate(
+        data, estimation.backdoor_estimand(ident.treatment, ident.outcome, ident.backdoor_set),
+        ident.treatment, ident.effect_modifiers)
+    row.update(ate_paper=paper.ate, p_value_paper=paper.p_value, paper_half_width=paper.half_width)
+    check = estimation.overlap(data, ident.treatment, ident.backdoor_set)
+    row["overlap_r2"] = check.r2
+    row["vif"] = check.vif
+    if not check.identifiable:
+        row.update(_empty_estimate())
+        row.update(status=STATUS_NOT_IDENTIFIABLE, reason=estimation.not_identifiable_reason(ident.treatment, check.defining))
+        return row
+    adjustment = adjustment or sound_adjustment(graph, ident)
+    modifiers, left_out = _positive_modifiers(data, ident, adjustment)
+    sound = estimation.sound_estimate(data, ident.treatment, ident.outcome, ident.backdoor_set, modifiers, clusters)
+    final = estimation.overlap(data, ident.treatment, [*ident.backdoor_set, *(m for m in modifiers if m not in ident.backdoor_set)])
+    flags = []
+    if final.weak:
+        flags.append(f"{WEAK_OVERLAP} (VIF {final.vif:.3g})")
+    if sound.dropped_columns:
+        flags.append("collinear adjustment column(s) left out: " + ", ".join(sound.dropped_columns))
+    row.update(
+        status=STATUS_ESTIMATED, ate=sound.ate, se=sound.se, ci_low=sound.ci_low, ci_high=sound.ci_high,
+        p_value=sound.p_value, p_value_rows_independent=sound.p_value_rows_independent,
+        overlap_r2=final.r2, vif=final.vif, n_clusters=sound.n_clusters,
+        robustness_value=estimation.robustness_value(sound.t_stat, sound.dof_resid),
+        robustness_value_alpha=estimation.robustness_value(sound.t_stat, sound.dof_resid, estimation.SIGNIFICANCE_LEVEL),
+        effect_modifiers=";".join(sound.modifiers), flags="; ".join(flags),
+        modifiers_left_out="; ".join(f"{m} ({why})" for m, why in left_out),
+    )
+    if refuters:
+        row.update(estimation.paper_refuters(data, paper, ident.treatment, seed))
+    return row
+
+
+def add_q_values(table: pd.DataFrame, by: Iterable[str] = ("loss", "weight_decay")) -> pd.DataFrame:
+    """``q_value``: Benjamini-Hochberg over the estimated cells of each group (a loss at one
+    weight decay, the family an ATE table is drawn from)."""
+    table = table.copy()
+    table["q_value"] = math.nan
+    estimated = table["status"] == STATUS_ESTIMATED
+    for _, index in table[estimated].groupby(list(by), sort=True).groups.items():
+        table.loc[index, "q_value"] = estimation.benjamini_hochberg(table.loc[index, "p_value"].to_numpy())
+    return table
 
 
 def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float,
@@ -305,18 +356,18 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
                   identifications: dict | None = None) -> pd.DataFrame:
     """All ATEs of one weight decay: for each (loss, attack) graph, each of the 13 treatments.
 
-    ``identifications`` is a cache keyed by (loss, attack, treatment) that callers may share
-    across weight decays; identification depends on the graph only.
+    ``identifications`` is a cache keyed by (loss, attack, treatment, arcs) that callers may
+    share across weight decays; identification depends on the graph only.
     """
     if not slice_mask(traces, None, weight_decay).any():
         present = ", ".join(f"{v:g}" for v in sorted(traces["WeightDecay"].dropna().unique()))
         raise EtioInputError(f"the trace table has no rows with weight decay {weight_decay:g} (present: {present})")
     cache = {} if identifications is None else identifications
-    rng = np.random.default_rng(seed)
     rows = []
+    cell = 0
     for (loss, attack), graph in sorted(graphs.items()):
         check_attack(attack)
-        data = query_slice(traces, weight_decay, loss, attack, graph.nodes)
+        data, runs = query_rows(traces, weight_decay, loss, attack, graph.nodes)
         if len(data) < 3:
             raise EtioInputError(
                 f"{loss}-{attack}: only {len(data)} complete trace row(s) at weight decay {weight_decay:g}; "
@@ -325,41 +376,40 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
             key = (loss, attack, treatment, tuple(graph.edges))
             if key not in cache:
                 cache[key] = identify(graph, treatment, attack)
-            ident = cache[key]
-            row = {"loss": loss, "weight_decay": weight_decay, "attack": attack, "feature": treatment,
-                   "backdoor_set": ";".join(ident.backdoor_set), "n_rows": len(data)}
-            if not ident.has_directed_path:
-                row.update(ate=0.0, p_value=math.nan, ci_low=0.0, ci_high=0.0, status=STATUS_NO_PATH)
-                if refuters:
-                    row.update({f"{name}_{part}": math.nan for name in REFUTERS for part in ("new_effect", "p_value")})
-            else:
-                est = backdoor_linear_regression(data, ident)
-                row.update(ate=est.ate, p_value=est.p_value, ci_low=est.ci_low, ci_high=est.ci_high,
-                           status=STATUS_ESTIMATED)
-                if refuters:
-                    row.update(refute(data, ident, est, rng))
+            row = {"loss": loss, "weight_decay": weight_decay, "attack": attack, "feature": treatment}
+            row.update(estimate_cell(data, runs, graph, cache[key], refuters=refuters, seed=seed + 10 * cell))
             rows.append(row)
-    columns = ATE_SCHEMA.columns if refuters else list(ATE_SCHEMA.required) + ["n_rows"]
-    return ATE_SCHEMA.validate(pd.DataFrame(rows, columns=columns))
+            cell += 1
+    columns = [c for c in ATE_SCHEMA.columns if refuters or c not in _REFUTER_COLUMNS]
+    table = pd.DataFrame(rows)
+    table["q_value"] = math.nan
+    return ATE_SCHEMA.validate(add_q_values(table)[columns])
 
 
-def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcome: str):
-    """dowhy's own ``estimate_effect`` for one query (the reference the direct estimator is
-    checked against; about a second per call)."""
+def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcome: str,
+                   backdoor_set: Iterable[str] | None = None):
+    """dowhy's ``estimate_effect`` called the ordinary way, through ``CausalModel`` (the
+    reference the paper estimator is checked against): effect modifiers from the model's graph,
+    the estimand from ``identify_effect``, or for exactly ``backdoor_set`` when given (dowhy's
+    identification is then skipped: it is the slow part, and the set is the one under test)."""
     from dowhy import CausalModel
 
     _quiet_dowhy()
     model = CausalModel(data, treatment=treatment, outcome=outcome, graph=_plain_dag(graph))
-    estimand = model.identify_effect(proceed_when_unidentifiable=True)
+    if backdoor_set is None:
+        estimand = model.identify_effect(proceed_when_unidentifiable=True)
+    else:
+        estimand = estimation.backdoor_estimand(treatment, outcome, list(backdoor_set))
     return model.estimate_effect(
         estimand, method_name="backdoor.linear_regression",
         control_value=data[treatment].min(), treatment_value=data[treatment].max(),
-        test_significance=True,
+        test_significance=True, method_params={"init_params": {"need_conditional_estimates": False}},
     )
 
 
 def time_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float) -> tuple[int, float]:
-    """(number of estimates, seconds) for all ATEs of one weight decay, identification included."""
+    """(number of queries, seconds) for all ATEs of one weight decay, identification and both
+    estimators included, no refuters."""
     start = time.perf_counter()
     table = estimate_ates(traces, graphs, weight_decay)
     return len(table), time.perf_counter() - start

@@ -24,6 +24,19 @@ feature to the attack: a non-significant linear estimate does not show that the 
 graph encodes is absent. A claim of presence needs both the path and a significant estimate.
 A query made of several ATE queries is ✓ only if all are ✓ (paper, Table 3 caption), x if any
 is x, ◦ otherwise.
+
+Two estimators decide the "p" of the rule (:mod:`etio.causal.estimation`):
+
+* ``paper`` (the faithful reproduction): dowhy's p-value of T's coefficient, ``p_value_paper``,
+  on every cell with a path - identifiable or not, as the paper did;
+* ``sound``: a cell whose effect the data cannot identify is ``?`` (no test is possible; a
+  claim of presence is then neither supported nor refuted, and ``?`` ranks between × and ◦
+  when combining); otherwise the Benjamini-Hochberg q-value of the ATE's own clustered test,
+  the family being the tested cells of the table (claims of presence that have a path).
+
+:func:`verdict_changes` walks from one to the other one correction at a time - identifiability,
+the p-value of the ATE instead of T's coefficient, clustering by training run, multiplicity -
+and names the corrections at which a verdict changes.
 """
 
 from __future__ import annotations
@@ -33,13 +46,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
+from etio.causal.estimation import SIGNIFICANCE_LEVEL, benjamini_hochberg
 from etio.core.errors import EtioInputError
-from etio.causal.effects import STATUS_NO_PATH
 from etio.core.schema import LOSSES, centroid_for
 
-SUPPORTED, REFUTED, NOT_SIGNIFICANT = "✓", "×", "◦"
+SUPPORTED, REFUTED, NOT_SIGNIFICANT, NOT_IDENTIFIED = "✓", "×", "◦", "?"
+ESTIMATORS = ("paper", "sound")
 IS_CAUSE, IS_NOT_CAUSE = "is a cause", "is not a cause"
-SIGNIFICANCE_LEVEL = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,11 +89,14 @@ HYPOTHESES: list[Hypothesis] = [
 VERDICT_SCHEMA_COLUMNS = ["query", "loss", "claim", "mark", "evidence"]
 
 
-def mark(claim: str, has_path: bool, p_value: float, alpha: float = SIGNIFICANCE_LEVEL) -> str:
+def mark(claim: str, has_path: bool, p_value: float, alpha: float = SIGNIFICANCE_LEVEL,
+         identifiable: bool = True) -> str:
     """Verdict of one ATE query (see the module table)."""
     if claim == IS_CAUSE:
         if not has_path:
             return REFUTED
+        if not identifiable:
+            return NOT_IDENTIFIED
         return NOT_SIGNIFICANT if not (p_value <= alpha) else SUPPORTED
     if claim == IS_NOT_CAUSE:
         return SUPPORTED if not has_path else REFUTED
@@ -87,11 +104,11 @@ def mark(claim: str, has_path: bool, p_value: float, alpha: float = SIGNIFICANCE
 
 
 def combine(marks: list[str]) -> str:
-    """A multi-ATE query: ✓ only if all support it, × if any refutes it, ◦ otherwise."""
-    if REFUTED in marks:
-        return REFUTED
-    if NOT_SIGNIFICANT in marks:
-        return NOT_SIGNIFICANT
+    """A multi-ATE query: ✓ only if all support it, × if any refutes it, then ? if any is not
+    identifiable, ◦ otherwise."""
+    for worst in (REFUTED, NOT_IDENTIFIED, NOT_SIGNIFICANT):
+        if worst in marks:
+            return worst
     return SUPPORTED
 
 
@@ -102,18 +119,99 @@ def lookup(ates: pd.DataFrame, loss: str, attack: str, feature: str) -> pd.Serie
     return row.iloc[0]
 
 
-def verdicts(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
-    """One row per (query, loss): the combined mark and the evidence it rests on."""
+def table3_cells(ates: pd.DataFrame) -> pd.DataFrame:
+    """The ATE rows Table 3 rests on, one per (loss, query, attack, feature), with
+    ``q_value_table3``: Benjamini-Hochberg of ``p_value`` over the tested cells (claims of
+    presence with an estimated effect)."""
     rows = []
     for hyp in HYPOTHESES:
         for loss in LOSSES:
-            marks, evidence = [], []
             for attack, feature in hyp.ate_queries:
                 r = lookup(ates, loss, attack, feature)
-                has_path = r["status"] != STATUS_NO_PATH
-                marks.append(mark(hyp.claim, has_path, r["p_value"], alpha))
-                p = "no path" if not has_path else f"p={r['p_value']:.2g}" if not math.isnan(r["p_value"]) else "p=n/a"
-                evidence.append(f"{attack}/{feature}: {r['ate']:.4f} ({p}) {marks[-1]}")
+                rows.append({**r.to_dict(), "query": hyp.query, "claim": hyp.claim})
+    cells = pd.DataFrame(rows).reset_index(drop=True)
+    tested = (cells["claim"] == IS_CAUSE) & (cells["status"] == STATUS_ESTIMATED)
+    # One test per (loss, attack, feature), however many queries use it.
+    unique = cells[tested].drop_duplicates(["loss", "attack", "feature"])
+    q = dict(zip(zip(unique["loss"], unique["attack"], unique["feature"]),
+                 benjamini_hochberg(unique["p_value"].to_numpy(float))))
+    cells["q_value_table3"] = [q.get((l, a, f), math.nan) if t else math.nan
+                               for l, a, f, t in zip(cells["loss"], cells["attack"], cells["feature"], tested)]
+    return cells
+
+
+#: The corrections from the paper's verdict to the sound one, in the order they are applied:
+#: name -> (which p decides, whether non-identifiable cells count as such).
+STEPS = {
+    "paper": ("p_value_paper", False),
+    "not identifiable": ("p_value_paper", True),
+    "p of the wrong quantity": ("p_value_rows_independent", True),
+    "clustering by training run": ("p_value", True),
+    "multiplicity": ("q_value_table3", True),
+}
+
+
+def _cell_mark(cell: pd.Series, step: str, alpha: float) -> str:
+    column, check_identifiable = STEPS[step]
+    has_path = cell["status"] != STATUS_NO_PATH
+    identifiable = not (check_identifiable and cell["status"] == STATUS_NOT_IDENTIFIABLE)
+    p = cell.get(column, math.nan)
+    return mark(cell["claim"], has_path, float(p) if p is not None else math.nan, alpha, identifiable)
+
+
+def _evidence(cell: pd.Series, estimator: str, cell_mark: str) -> str:
+    name = f"{cell['attack']}/{cell['feature']}"
+    if cell["status"] == STATUS_NO_PATH:
+        return f"{name}: no path {cell_mark}"
+    if estimator == "paper":
+        p = cell["p_value_paper"]
+        text = f"{name}: {cell['ate_paper']:.4f} (p={p:.2g}) {cell_mark}" if not math.isnan(p) else \
+            f"{name}: {cell['ate_paper']:.4f} (p=n/a) {cell_mark}"
+        return text + (" [not identifiable]" if cell["status"] == STATUS_NOT_IDENTIFIABLE else "")
+    if cell["status"] == STATUS_NOT_IDENTIFIABLE:
+        return f"{name}: not identifiable {cell_mark}"
+    q = cell["q_value_table3"]
+    test = f"q={q:.2g}" if not math.isnan(q) else f"p={cell['p_value']:.2g}"
+    return f"{name}: {cell['ate']:.4f} [{cell['ci_low']:.4f}, {cell['ci_high']:.4f}] ({test}) {cell_mark}"
+
+
+def verdicts(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str = "paper") -> pd.DataFrame:
+    """One row per (query, loss): the combined mark and the evidence it rests on."""
+    if estimator not in ESTIMATORS:
+        raise EtioInputError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
+    step = "paper" if estimator == "paper" else "multiplicity"
+    cells = table3_cells(ates)
+    rows = []
+    for hyp in HYPOTHESES:
+        for loss in LOSSES:
+            mine = cells[(cells["query"] == hyp.query) & (cells["loss"] == loss)]
+            marks = [_cell_mark(c, step, alpha) for _, c in mine.iterrows()]
+            evidence = [_evidence(c, estimator, m) for (_, c), m in zip(mine.iterrows(), marks)]
             rows.append({"query": hyp.query, "loss": loss, "claim": hyp.claim, "mark": combine(marks),
                          "evidence": "; ".join(evidence)})
     return pd.DataFrame(rows, columns=VERDICT_SCHEMA_COLUMNS)
+
+
+CHANGE_COLUMNS = ["query", "loss", "claim", "paper", "sound", "changed", "reasons"]
+
+
+def verdict_changes(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
+    """Both verdicts of every (query, loss) side by side; for a verdict that differs, ``reasons``
+    names each correction (:data:`STEPS`) at which the combined verdict changed on the way from
+    paper to sound."""
+    cells = table3_cells(ates)
+    rows = []
+    for hyp in HYPOTHESES:
+        for loss in LOSSES:
+            mine = cells[(cells["query"] == hyp.query) & (cells["loss"] == loss)]
+            by_step = {step: combine([_cell_mark(c, step, alpha) for _, c in mine.iterrows()]) for step in STEPS}
+            names = list(STEPS)
+            changed = by_step["paper"] != by_step["multiplicity"]
+            # Only verdicts that end up different get reasons; a flip undone by a later
+            # correction (a p-value crossing 0.05 and back) changes no conclusion.
+            reasons = [f"{step} ({by_step[prev]} → {by_step[step]})"
+                       for prev, step in zip(names, names[1:]) if changed and by_step[prev] != by_step[step]]
+            rows.append({"query": hyp.query, "loss": loss, "claim": hyp.claim, "paper": by_step["paper"],
+                         "sound": by_step["multiplicity"], "changed": changed,
+                         "reasons": "; ".join(reasons)})
+    return pd.DataFrame(rows, columns=CHANGE_COLUMNS)

@@ -13,8 +13,9 @@ Fig. 3 contrast, on ``Top3MLLeakAcc`` with the centroid distance W as separation
 effect of AccDiff when W is assumed to influence the attack (adjust for NumParams and W) and
 when it is not (W is then no confounder; adjusting for NumParams alone).
 
-Identification of every query comes from dowhy on the small graph; the estimate is the same
-backdoor linear regression as the query stage, so each effect is a min -> max contrast.
+Identification of every query comes from dowhy on the small graph; the estimate is the query
+stage's sound estimator (backdoor linear regression with the modifiers' main effects; the
+p-value tests the ATE itself), so each effect is a min -> max contrast.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError
 from etio.core.provenance import atomic_dir, provenance, write_json
-from etio.causal.effects import backdoor_linear_regression, identify, query_slice
+from etio.causal.effects import identify, query_slice, sound_adjustment
+from etio.causal.estimation import sound_estimate
 from etio.core.schema import centroid_for
 
 _X, _Z = "AccDiff", "NumParams"
@@ -58,8 +60,9 @@ def estimate_pitfalls(data: pd.DataFrame, attack: str = "Oak17Acc", separation_a
     for name, (arcs, treatment, outcome, description) in pitfall_queries(attack, separation_attack).items():
         graph = nx.DiGraph(arcs)
         ident = identify(graph, treatment, outcome)
-        cols = [treatment, outcome, *ident.backdoor_set, *ident.effect_modifiers]
-        est = backdoor_linear_regression(data[list(dict.fromkeys(cols))].dropna(), ident)
+        modifiers = sound_adjustment(graph, ident).modifiers
+        cols = [treatment, outcome, *ident.backdoor_set, *modifiers]
+        est = sound_estimate(data[list(dict.fromkeys(cols))].dropna(), treatment, outcome, ident.backdoor_set, modifiers)
         rows.append({"effect": name, "treatment": treatment, "outcome": outcome,
                      "adjusted_for": ";".join(ident.backdoor_set), "estimate": est.ate,
                      "p-value": est.p_value, "description": description})

@@ -47,8 +47,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
                                        help="Print etio's version and exit.")) -> None:
     """Membership inference attacks and generalization: the causal analysis of Baluta et al. (CCS 2022)."""
 
-# Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce.
-_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce", "executor")
+
+# Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce;
+# executor reports on units run elsewhere; validate checks learn -> query against a known
+# structural model.
+_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce", "executor", "validate")
 for _area in _AREAS:
     importlib.import_module(f"etio.commands.{_area}").register(app, bench_app)
 

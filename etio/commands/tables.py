@@ -28,7 +28,7 @@ def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: floa
 
 
 def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, graphs: Optional[Path] = None,
-                results: Optional[Path] = None, compare_paper: bool = False):
+                results: Optional[Path] = None, compare_paper: bool = False, estimator: str = "paper"):
     """The named table as a data frame (the logic behind the CLI, also used by ``etio reproduce``)."""
     from etio.report import paper
     from etio.report import tables
@@ -49,7 +49,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
         return table
     if name == "table3":
         ates = paper.ates(tables.NORMAL_WD) if paper_data else _our_ates(traces, graphs, tables.NORMAL_WD, ("ce", "mse"))
-        table = tables.table3(ates)
+        table = tables.table3(ates, estimator=estimator)
         if compare_paper:
             ref = tables.table3(paper.ates(tables.NORMAL_WD))
             for label in ("CE", "MSE"):
@@ -58,7 +58,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
     number = int(name[-1])
     loss, wd = tables.ATE_TABLES[number]
     ates = paper.ates(wd) if paper_data else _our_ates(traces, graphs, wd, (loss,))
-    table = tables.ate_table(ates, loss, wd)
+    table = tables.ate_table(ates, loss, wd, estimator=estimator)
     if compare_paper:
         table = tables.compare_ate_table(table, tables.ate_table(paper.ates(wd), loss, wd))
     return table
@@ -77,19 +77,25 @@ def _read_results(results_dir: Path, weight_decay: float):
 
 
 def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], graphs: Optional[Path],
-              results: Optional[Path], compare_paper: bool) -> None:
+              results: Optional[Path], compare_paper: bool, estimator: str = "paper") -> None:
     from etio.core.provenance import provenance
     from etio.report.tables import to_terminal, write_table
 
     if paper_data and (traces or graphs or results):
         raise EtioInputError("--paper uses the authors' artifacts; do not combine it with --traces/--graphs/--results")
+    if estimator not in ("paper", "sound"):
+        raise EtioInputError(f"unknown estimator {estimator!r}; use paper or sound")
+    if estimator == "sound" and paper_data:
+        raise EtioInputError("--estimator sound needs the trace data (--traces, --graphs); "
+                             "the authors' published artifacts hold only the paper estimator's numbers")
     table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
-                        compare_paper=compare_paper)
+                        compare_paper=compare_paper, estimator=estimator)
     source = "authors' published artifacts" if paper_data else "this run"
     write_table(table, out, name, TITLES[name], provenance(
         name, config={"source": source, "traces": str(traces) if traces else None,
                       "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
-                      "compare_paper": compare_paper}))
+                      "compare_paper": compare_paper,
+                      "estimator": estimator if name != "table2" else None}))
     typer.echo(TITLES[name])
     typer.echo(to_terminal(table))
     typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
@@ -101,6 +107,9 @@ _TRACES = typer.Option(None, help="Trace table of our run.")
 _GRAPHS = typer.Option(None, help="Graphs of our run (<loss>-<attack>.dot).")
 _RESULTS = typer.Option(None, help="Directory with the results-cont-wd_*.csv files of etio learn (table2).")
 _COMPARE = typer.Option(False, "--compare-paper", help="Add the paper's value beside ours.")
+_ESTIMATOR = typer.Option("paper", "--estimator",
+                          help="paper: dowhy's estimate and p-value of T's coefficient (the faithful reproduction); "
+                               "sound: the ATE's own clustered test, q-values, no number where not identifiable.")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -109,15 +118,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7 or table8"),
                   out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                   graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                  compare_paper: bool = _COMPARE) -> None:
+                  compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR) -> None:
         """Any of the paper's tables by name."""
-        run_table(name, out, paper, traces, graphs, results, compare_paper)
+        run_table(name, out, paper, traces, graphs, results, compare_paper, estimator)
 
     def make(name: str):
         def command(out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                     graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                    compare_paper: bool = _COMPARE) -> None:
-            run_table(name, out, paper, traces, graphs, results, compare_paper)
+                    compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR) -> None:
+            run_table(name, out, paper, traces, graphs, results, compare_paper, estimator)
 
         command.__doc__ = TITLES[name] + "."
         return command

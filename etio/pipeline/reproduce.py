@@ -126,6 +126,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     with timings.stage("figures", echo):
         figure_paths = _figures(traces, layout, echo)
         graph_comparisons = _graph_comparisons(layout, weight_decays, echo)
+        estimators = _estimator_section(ates, layout, echo)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -138,7 +139,8 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
                          _not_compared(figure_paths, graph_comparisons),
                          facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
-                         graphs=graph_comparisons)
+                         graphs=graph_comparisons,
+                         sections=[estimators.report_section()])
     write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
@@ -181,22 +183,23 @@ def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysi
 
 def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:
     from etio.core.provenance import atomic_write_text
-    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.causal.effects import STATUS_ESTIMATED, STATUS_NOT_IDENTIFIABLE, estimate_ates, read_graphs
 
-    # TrainBias2 + TrainVar = TrainLoss holds exactly (and likewise for the test side), so a
-    # backdoor set holding all three makes the design rank-deficient; statsmodels then warns
-    # once per regression. The estimate of the treatment is unaffected; count, don't spam.
+    # The paper estimator is dowhy's regression, which statsmodels fits with a pseudo-inverse
+    # when adjustment columns are collinear (TrainBias2 + TrainVar = TrainLoss) and warns once
+    # per fit. Where the treatment itself is the collinear column the cell is reported as not
+    # identifiable; elsewhere the treatment's coefficient is estimable. Count, don't spam.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = estimate_ates(traces, read_graphs(layout.graphs(wd)), wd, refuters=analysis.refuters)
     for w in caught:
         if "rank-deficient" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    rank_deficient = sum("rank-deficient" in str(w.message) for w in caught)
     atomic_write_text(layout.ates(wd), table.to_csv(index=False))
-    estimated = int((table["status"] == "estimated").sum())
-    note = f" ({rank_deficient} regressions with collinear adjustment columns)" if rank_deficient else ""
-    echo(f"   wd {wd:g}: {len(table)} queries, {estimated} with a causal path{note}")
+    estimated = int((table["status"] == STATUS_ESTIMATED).sum())
+    unidentified = int((table["status"] == STATUS_NOT_IDENTIFIABLE).sum())
+    echo(f"   wd {wd:g}: {len(table)} queries, {estimated} estimated, {unidentified} not identifiable "
+         "(treatment fixed by its adjustment set)")
     return table
 
 
@@ -249,11 +252,11 @@ def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table:
         kind = "predictive"
     elif name == "table3":
         keys = ["Query", "Attack", "Feature"]
-        values = ["CE ATE", "CE Result", "MSE ATE", "MSE Result"]
+        values = ["CE ATE", "CE status", "CE Result", "MSE ATE", "MSE status", "MSE Result"]
         kind = "verdict"
     else:
         keys = ["Attack", "Feature"]
-        values = ["ATE", "p-value"]
+        values = ["ATE", "p-value", "status"]
         kind = "ate"
     return ReportTable(name=name, title=title, ours=ours, paper=paper_table, key_columns=keys,
                        value_columns=values, kind=kind)
@@ -284,6 +287,20 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
         if record.is_file():
             return json.loads(record.read_text()).get("backend")
     return None
+
+
+def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo: Echo):
+    """Both estimators' verdicts and the ATE forest plots; the verdicts also as a CSV."""
+    from etio.core.provenance import atomic_write_text
+    from etio.report.estimates import estimator_section
+
+    section = estimator_section(ates, layout.figures)
+    if section.verdicts is not None:
+        atomic_write_text(layout.root / "ates" / "verdicts-both-estimators.csv", section.verdicts.to_csv(index=False))
+        echo(f"   Table 3: {len(section.changes)} of {len(section.verdicts)} verdicts differ between the paper "
+             "and the sound estimator")
+    echo(f"   {len(section.figures)} ATE forest plot files")
+    return section
 
 
 def _report(root: Path, report_tables, run_info: dict, method: str, figures: list[Path], **extra) -> Path:

@@ -484,6 +484,10 @@ def figure_caption(path: Path | str) -> str:
         attack = m.group(1)
         return f"Train-test accuracy gap vs. {display(attack)} accuracy, " \
                "by architecture (paper Fig. 1)."
+    if m := re.fullmatch(r"ate-forest-wd_([^-]+)-([a-z]+)", stem):
+        wd, loss = m.groups()
+        return (f"ATEs with 95 % confidence intervals and status, {loss.upper()} loss, weight decay {wd} "
+                "(sound estimator; the paper estimator's value beside).")
     if stem == "bias-variance-vs-width":
         return "Bias² and variance of members (train) and non-members (test) against width (paper §5.4)."
     return stem
@@ -532,3 +536,102 @@ def draw_learned_graph(graph, stem: Path) -> list[Path]:
     return draw_causal_graph(graph.graph, graph.attack, stem, strengths=graph.strengths,
                              title=f"{graph.name} (wd {graph.weight_decay:g}, {graph.method}, "
                                    f"threshold {graph.threshold:.2f})")
+
+
+# --------------------------------------------------------------------------------------
+# ATE forest plot
+# --------------------------------------------------------------------------------------
+
+_STATUS_STYLE = {"estimated": ("#1f4e99", "o"), "no causal path": ("#999999", "|"),
+                 "not identifiable": ("#d62728", "x")}
+
+
+def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem: Path | str) -> list[Path]:
+    """The sound ATEs of one (loss, weight decay) with their 95 % intervals, one panel per attack.
+
+    Estimated cells: point and interval (hollow when the interval contains 0); cells without a
+    causal path: a grey tick at 0; cells that are not identifiable: a red cross in the margin and
+    no number. The paper estimator's value is drawn as a small grey diamond beside each row.
+    """
+    from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
+
+    sel = select_slice(ates, loss, weight_decay, loss_column="loss", weight_decay_column="weight_decay")
+    if sel.empty:
+        raise EtioInputError(f"no {loss} ATEs at weight decay {weight_decay:g} to plot")
+    attacks = [a for a in ATTACKS if a in set(sel["attack"])]
+    features = list(dict.fromkeys(sel["feature"]))
+    estimated = sel[sel["status"] == STATUS_ESTIMATED]
+    values = pd.concat([estimated["ci_low"], estimated["ci_high"]]).astype(float)
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (-1.0, 1.0)
+    pad = 0.08 * max(high - low, 1e-6)
+    low, high = min(low, 0.0) - pad, max(high, 0.0) + pad
+    margin = low - 0.5 * pad
+    fig = Figure(figsize=(2.3 * len(attacks) + 1.6, 0.28 * len(features) + 1.4))
+    axes = fig.subplots(1, len(attacks), sharey=True, squeeze=False)[0]
+    for ax, attack in zip(axes, attacks):
+        rows = sel[sel["attack"] == attack].set_index("feature")
+        ax.axvline(0.0, color="#bbbbbb", lw=0.8)
+        for y, feature in enumerate(features):
+            if feature not in rows.index:
+                continue
+            r = rows.loc[feature]
+            colour, marker = _STATUS_STYLE[r["status"]]
+            if r["status"] == STATUS_ESTIMATED:
+                covers_zero = r["ci_low"] <= 0.0 <= r["ci_high"]
+                ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.4)
+                ax.plot([r["ate"]], [y], marker=marker, color=colour, ms=4.5,
+                        markerfacecolor="white" if covers_zero else colour)
+                if np.isfinite(r["ate_paper"]):
+                    ax.plot([r["ate_paper"]], [y + 0.25], marker="d", color="#888888", ms=3)
+            elif r["status"] == STATUS_NO_PATH:
+                ax.plot([0.0], [y], marker=marker, color=colour, ms=7)
+            elif r["status"] == STATUS_NOT_IDENTIFIABLE:
+                ax.plot([margin], [y], marker=marker, color=colour, ms=5)
+        ax.set_xlim(margin - 0.5 * pad, high)
+        ax.set_title(display(attack), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("ATE (min → max)", fontsize=7)
+    axes[0].set_yticks(range(len(features)))
+    axes[0].set_yticklabels([paper_label(f) for f in features], fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"ATEs with 95 % CIs (sound estimator), {loss.upper()} loss, weight decay {weight_decay:g}; "
+                 "× not identifiable, | no causal path, hollow: CI contains 0, ◆ paper estimator", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, _stem(out_stem))
+
+
+def ate_forest_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
+    return Path(out_dir) / "ates" / f"ate-forest-wd_{weight_decay:g}-{loss}"
+
+
+def validation_figure(cells: pd.DataFrame, out_stem: Path | str) -> list[Path]:
+    """``etio validate``: estimates with 95 % intervals against the structural model's truth, the
+    sound and the paper estimator side by side, on the true and on the learned graphs; intervals
+    that miss the truth are red."""
+    from etio.causal.effects import STATUS_ESTIMATED
+
+    panels = [(graph, label, est, lo, hi) for graph in ("true", "learned")
+              for label, est, lo, hi in (("sound", "ate", "ci_low", "ci_high"),
+                                         ("paper", "ate_paper", "ci_low_paper", "ci_high_paper"))]
+    fig = Figure(figsize=(10, 9))
+    axes = fig.subplots(2, 2, squeeze=False).ravel()
+    for ax, (graph, label, est, lo, hi) in zip(axes, panels):
+        rows = cells[(cells["graph"] == graph) & (cells["status"] == STATUS_ESTIMATED)]
+        covered = (rows[lo] <= rows["truth"]) & (rows["truth"] <= rows[hi])
+        for hit, colour in ((True, "#1f4e99"), (False, "#d62728")):
+            part = rows[covered == hit]
+            ax.errorbar(part["truth"], part[est], yerr=[part[est] - part[lo], part[hi] - part[est]],
+                        fmt="o", ms=2.5, lw=0.7, color=colour, alpha=0.8,
+                        label="interval contains the truth" if hit else "interval misses the truth")
+        if len(rows):
+            span = [float(rows["truth"].min()), float(rows["truth"].max())]
+            ax.plot(span, span, color="#888888", lw=0.8)
+        ax.set_title(f"{label} estimator, {graph} graph: coverage {covered.mean():.3f} ({len(rows)} effects)",
+                     fontsize=8)
+        ax.set_xlabel("true ATE (min → max)", fontsize=7)
+        ax.set_ylabel("estimate and 95 % interval", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, _stem(out_stem))

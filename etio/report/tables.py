@@ -4,6 +4,13 @@
 * Table 3 - prior-work hypotheses Q1-Q9 and their verdicts (weight decay 5e-4);
 * Tables 5-8 - ATEs of the queries of interest: CE / MSE at weight decay 5e-4, CE / MSE at 5e-3.
 
+Tables 3 and 5-8 exist for both estimators (:mod:`etio.causal.estimation`): ``paper`` (the
+default, the faithful reproduction: dowhy's estimate and its p-value of T's coefficient) and
+``sound`` (the ATE with its clustered 95 % interval, p-value and Benjamini-Hochberg q-value over
+the table's tested cells). Either way every row carries its status (``estimated``, ``no causal
+path``, ``not identifiable``) and flags, and a non-identifiable cell of the sound table has no
+number.
+
 Each ``tableN`` function takes the stage outputs (ATE tables, predictive-power results) and
 returns the table in the paper's row order with the paper's names; :func:`write_table` renders it.
 """
@@ -17,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from etio.causal.effects import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
+from etio.causal.estimation import benjamini_hochberg
+from etio.causal.hypotheses import ESTIMATORS, HYPOTHESES, SIGNIFICANCE_LEVEL, table3_cells, verdicts
 from etio.core.errors import EtioInputError
-from etio.causal.hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
 from etio.core.provenance import atomic_dir, write_json
-from etio.causal.effects import ATE_SCHEMA, STATUS_NO_PATH
 from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
 from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
 
@@ -59,9 +67,40 @@ def _check_ates(ates: pd.DataFrame) -> pd.DataFrame:
 # Tables 5-8
 # --------------------------------------------------------------------------------------
 
-def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFrame:
+def _check_estimator(estimator: str) -> str:
+    if estimator not in ESTIMATORS:
+        raise EtioInputError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
+    return estimator
+
+
+def _require_sound(ates: pd.DataFrame) -> None:
+    estimated = ates["status"] == STATUS_ESTIMATED
+    if estimated.any() and ates.loc[estimated, "ate"].isna().all():
+        raise EtioInputError("the sound estimator needs the trace data: these ATEs (the authors' published "
+                             "ones?) have only the paper estimator's numbers; use --estimator paper")
+
+
+def _flags(rows: pd.DataFrame) -> list[str]:
+    out = []
+    for _, r in rows.iterrows():
+        parts = []
+        if r["status"] == STATUS_NOT_IDENTIFIABLE:
+            parts.append(str(r.get("reason", "") or STATUS_NOT_IDENTIFIABLE))
+        if isinstance(r.get("flags"), str) and r.get("flags"):
+            parts.append(r["flags"])
+        out.append("; ".join(parts))
+    return out
+
+
+def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float, estimator: str = "paper") -> pd.DataFrame:
     """The queries of interest of one (loss, weight decay), sorted as the authors sorted them:
-    by attack column name, then feature name in R spelling (ASCII order)."""
+    by attack column name, then feature name in R spelling (ASCII order).
+
+    ``paper``: ATE and p-value are dowhy's (the paper's), shown for every cell with a path as
+    the paper did, with the status beside. ``sound``: ATE, 95 % CI, p-value, the q-value over
+    this table's estimated cells and the robustness value; empty where not identifiable.
+    """
+    _check_estimator(estimator)
     ates = _check_ates(ates)
     sel = select_slice(ates, loss, weight_decay, loss_column="loss", weight_decay_column="weight_decay")
     if sel.empty:
@@ -71,61 +110,79 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFram
     sel = sel[wanted].copy()
     sel["_feature_r"] = sel["feature"].map(to_r_name)
     sel = sel.sort_values(["attack", "_feature_r"]).reset_index(drop=True)
-    return pd.DataFrame({
-        "Attack": sel["attack"].map(symbol),
-        "Feature": sel["feature"].map(symbol),
-        "ATE": sel["ate"],
-        "p-value": sel["p_value"],
-        "status": sel["status"],
-    })
+    keys = {"Attack": sel["attack"].map(symbol), "Feature": sel["feature"].map(symbol)}
+    if estimator == "paper":
+        return pd.DataFrame({**keys, "ATE": sel["ate_paper"], "p-value": sel["p_value_paper"],
+                             "status": sel["status"], "flags": _flags(sel)})
+    _require_sound(sel)
+    q = np.full(len(sel), np.nan)
+    estimated = (sel["status"] == STATUS_ESTIMATED).to_numpy()
+    q[estimated] = benjamini_hochberg(sel.loc[estimated, "p_value"].to_numpy(float))
+    robustness = sel["robustness_value"] if "robustness_value" in sel else np.nan
+    return pd.DataFrame({**keys, "ATE": sel["ate"], "CI low": sel["ci_low"], "CI high": sel["ci_high"],
+                         "p-value": sel["p_value"], "q-value": q, "RV": robustness,
+                         "status": sel["status"], "flags": _flags(sel)})
 
 
-def table5(ates: pd.DataFrame) -> pd.DataFrame:
-    return ate_table(ates, *ATE_TABLES[5])
+def table5(ates: pd.DataFrame, estimator: str = "paper") -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[5], estimator=estimator)
 
 
-def table6(ates: pd.DataFrame) -> pd.DataFrame:
-    return ate_table(ates, *ATE_TABLES[6])
+def table6(ates: pd.DataFrame, estimator: str = "paper") -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[6], estimator=estimator)
 
 
-def table7(ates: pd.DataFrame) -> pd.DataFrame:
-    return ate_table(ates, *ATE_TABLES[7])
+def table7(ates: pd.DataFrame, estimator: str = "paper") -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[7], estimator=estimator)
 
 
-def table8(ates: pd.DataFrame) -> pd.DataFrame:
-    return ate_table(ates, *ATE_TABLES[8])
+def table8(ates: pd.DataFrame, estimator: str = "paper") -> pd.DataFrame:
+    return ate_table(ates, *ATE_TABLES[8], estimator=estimator)
 
 
 def compare_ate_table(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """``ours`` with the paper's ATE and p-value beside each row (matched on attack and feature)."""
     ref = paper[["Attack", "Feature", "ATE", "p-value"]].rename(columns={"ATE": "paper ATE", "p-value": "paper p-value"})
     out = ours.merge(ref, on=["Attack", "Feature"], how="left")
-    return out[["Attack", "Feature", "ATE", "paper ATE", "p-value", "paper p-value", "status"]]
+    first = [c for c in ours.columns if c not in ("ATE", "p-value", "status", "flags")]
+    return out[[*first[:2], "ATE", "paper ATE", "p-value", "paper p-value", *first[2:], "status", "flags"]]
 
 
 # --------------------------------------------------------------------------------------
 # Table 3
 # --------------------------------------------------------------------------------------
 
-def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
+def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str = "paper") -> pd.DataFrame:
     """Hypothesis rows (attack, feature, query) with the CE and MSE ATE and the query's verdict.
 
-    ``ates`` holds both losses at one weight decay (the paper uses 5e-4). An ATE whose p-value
-    exceeds ``alpha`` is marked ``(*)``.
+    ``ates`` holds both losses at one weight decay (the paper uses 5e-4). ``paper``: dowhy's ATE
+    and p-value, the paper's rule. ``sound``: the sound ATE, its 95 % CI and the q-value over
+    Table 3's tested cells decide (:func:`etio.causal.hypotheses.verdicts`). Every cell carries
+    its status; a non-identifiable one is flagged under both.
     """
+    _check_estimator(estimator)
     ates = _check_ates(ates)
-    marks = verdicts(ates, alpha).set_index(["query", "loss"])["mark"]
-    from etio.causal.hypotheses import lookup
-
+    if estimator == "sound":
+        _require_sound(ates)
+    marks = verdicts(ates, alpha, estimator=estimator).set_index(["query", "loss"])["mark"]
+    cells = table3_cells(ates).set_index(["query", "loss", "attack", "feature"])
     rows = []
     for hyp in HYPOTHESES:
         for attack, feature in hyp.ate_queries:
             row = {"Attack": symbol(attack), "Feature": symbol(feature), "Query": hyp.query}
             for loss, label in (("ce", "CE"), ("mse", "MSE")):
-                r = lookup(ates, loss, attack, feature)
-                row[f"{label} ATE"] = r["ate"]
-                row[f"{label} p-value"] = r["p_value"]
+                r = cells.loc[(hyp.query, loss, attack, feature)]
+                if estimator == "paper":
+                    row[f"{label} ATE"] = r["ate_paper"]
+                    row[f"{label} p-value"] = r["p_value_paper"]
+                else:
+                    row[f"{label} ATE"] = r["ate"]
+                    row[f"{label} CI low"] = r["ci_low"]
+                    row[f"{label} CI high"] = r["ci_high"]
+                    row[f"{label} p-value"] = r["p_value"]
+                    row[f"{label} q-value"] = r["q_value_table3"]
                 row[f"{label} no path"] = r["status"] == STATUS_NO_PATH
+                row[f"{label} status"] = r["status"]
                 row[f"{label} Result"] = f"{hyp.query}: {marks[hyp.query, loss]}"
             rows.append(row)
     return pd.DataFrame(rows)
@@ -154,12 +211,20 @@ def check_results(results: pd.DataFrame, source: str) -> pd.DataFrame:
     return results
 
 
+#: bnlearn's code for an MSE it cannot compute (an averaged graph with an undirected arc has
+#: no Gaussian fit); the authors' files and r/etio.R write it.
+MSE_NOT_COMPUTED = -1.0
+MSE_NOT_COMPUTED_REASON = "not computed: the averaged graph keeps an undirected arc (no Gaussian fit)"
+
+
 def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     """Best single correlation vs the graph's predictive correlation and MSE, per weight decay.
 
     ``normal``/``high`` are the ``results-cont-wd_*.csv`` tables of weight decay 5e-4 / 5e-3.
     The column ``improved`` says whether the predictive correlation beats the best correlation
-    by at least 0.03 (the paper counts 17 of 24 setups).
+    by at least 0.03 (the paper counts 17 of 24 setups). "Best Corr." is the hypothesis variable
+    with the largest signed correlation, as in the authors' code (docs/differences.md). An MSE
+    that bnlearn could not compute (its -1 code) is empty, with the reason in ``... MSE note``.
     """
     rows = []
     for attack in TABLE2_ATTACKS:
@@ -171,10 +236,12 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
                     raise EtioInputError(f"the {label} results have {len(hit)} row(s) for {loss} {attack}; expected 1")
                 h = hit.iloc[0]
                 variable = from_r_name(str(h["Max Corr Var"]))
+                mse = float(h["MSE-w_dk"])
                 row[f"{label} Best Corr. Variable"] = symbol(variable)
                 row[f"{label} Best Corr. Value"] = float(h["Max Corr"])
                 row[f"{label} Etio Pred."] = float(h["PredCor-w_dk"])
-                row[f"{label} Etio MSE"] = float(h["MSE-w_dk"])
+                row[f"{label} Etio MSE"] = math.nan if mse == MSE_NOT_COMPUTED else mse
+                row[f"{label} Etio MSE note"] = MSE_NOT_COMPUTED_REASON if mse == MSE_NOT_COMPUTED else ""
                 row[f"{label} improved"] = float(h["PredCor-w_dk"]) - float(h["Max Corr"]) >= IMPROVEMENT_GAP
             rows.append(row)
     return pd.DataFrame(rows)
@@ -190,7 +257,7 @@ def _format_cell(column: str, value) -> str:
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "—"
-        if "p-value" in column or column.endswith("Etio MSE"):
+        if "p-value" in column or "q-value" in column or column.endswith("Etio MSE"):
             return f"{value:.2E}"
         return f"{value:.4f}"
     return str(value)
