@@ -62,7 +62,7 @@ def test_smoke_reproduce_writes_every_table_figure_and_the_report(smoke_run: Pat
     html = (smoke_run / "report.html").read_text()
     assert "<html" in html and "data:image" in html
     # both estimators' verdicts, every change with its reasons, and the ATE forest plots
-    assert "## Estimators: the paper's and the sound one" in report and "<h2>Estimators" in html
+    assert "## Estimators: the paper's and the sound one" in report and '<h2 id="estimators">' in html
     verdicts = pd.read_csv(smoke_run / "ates" / "verdicts-both-estimators.csv", keep_default_na=False)
     assert len(verdicts) == 18 and (verdicts["changed"] == (verdicts["reasons"] != "")).all()
     forest = sorted(p.name for p in (smoke_run / "figures" / "ates").glob("*.png"))
