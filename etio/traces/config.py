@@ -63,7 +63,7 @@ from typing import Any
 from etio.traces.datasets import dataset_info
 from etio.core.errors import EtioInputError, check_choice
 from etio.traces.models import ARCHS, check_model
-from etio.core.schema import LOSSES, check_loss
+from etio.core.schema import check_loss
 
 _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks",
              "executor", "datasets", "synthetic_data"}
@@ -155,8 +155,14 @@ class ExperimentConfig:
         return sorted(out, key=lambda c: c.key)
 
     def training_settings(self) -> dict[str, Any]:
-        """What decides the numbers a configuration gets: two stores agreeing on it can be pooled."""
-        return {"seed": self.seed, "repeats": self.repeats, "training": self.to_dict()["training"]}
+        """What decides the numbers a configuration gets: two stores agreeing on it can be pooled.
+
+        ``eval_batch_size`` and ``models_per_batch`` only bound memory (how many points or models
+        are processed at once), so stores that differ in them still pool.
+        """
+        training = {k: v for k, v in self.to_dict()["training"].items()
+                    if k not in ("eval_batch_size", "models_per_batch")}
+        return {"seed": self.seed, "repeats": self.repeats, "training": training}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
