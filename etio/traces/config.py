@@ -282,7 +282,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
         lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
-                          if "models_per_batch" in t else None),
+                          if t.get("models_per_batch") is not None else None),   # None: a store's form of "absent"
     )
 
     shared = raw.get("grid", {})

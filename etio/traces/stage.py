@@ -335,7 +335,8 @@ def check_memory(cfg: ExperimentConfig, jobs: list[JobPlan], loaded: dict, devic
     need = job_memory(cfg, worst, loaded[worst.dataset].info)
     if need.total > free:
         per_model = max(need.per_model, 1)
-        fits = int(max(free - need.fixed, 0) // per_model)
+        # models_per_batch counts the models of one member (width, optimisation variant) of the job
+        fits = int(max(free - need.fixed, 0) // per_model) // max(len(worst.members), 1)
         hint = (f"set [training] models_per_batch ≤ {fits}" if fits >= 1 else
                 "even one model does not fit: lower training.batch_size or eval_batch_size, or use a larger device")
         raise EtioInputError(
