@@ -117,14 +117,55 @@ def test_killed_run_resumes_to_the_identical_table(smoke, tmp_path):
 def test_shards_merge_to_the_full_table(smoke, tmp_path):
     cfg = load_config(SMOKE)
     assert len(plan_jobs(cfg)) == 2
-    for i in range(2):
-        run_traces(cfg, tmp_path / f"shard{i}", shard=(i, 2), progress=False)
-    assert 0 < len(open_store(tmp_path / "shard0").keys()) < 8
-    res = _etio("traces", "merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
+    for i in (1, 2):
+        res = _etio("traces", "--config", SMOKE, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/2", "--quiet")
+        assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "shard1" / "store.json").read_text())["shards"] == ["1/2"]
+    assert 0 < len(open_store(tmp_path / "shard1").keys()) < 8
+    res = _etio("traces", "merge", tmp_path / "shard1", tmp_path / "shard2", "--out", tmp_path / "merged")
     assert res.returncode == 0, res.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "traces.csv"), pd.read_csv(smoke / "traces.csv"))
     with pytest.raises(EtioInputError, match="not empty"):
-        merge_stores([tmp_path / "shard0"], tmp_path / "merged")
+        merge_stores([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged")
+    # a missing shard is named, and so is an incomplete one
+    res = _etio("traces", "merge", tmp_path / "shard1", "--out", tmp_path / "half")
+    assert res.returncode == 2 and "shard 2/2 of config 'smoke' missing: merge needs all 2 shards" in res.stderr
+    assert not (tmp_path / "half").exists()
+    shutil.rmtree(next((tmp_path / "shard2" / "configs").iterdir()))
+    with pytest.raises(EtioInputError, match=r"shard 2/2 of config 'smoke' is incomplete \(1 of 4 configurations "
+                                             r"missing.*rerun it with --shard 2/2"):
+        merge_stores([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "incomplete")
+    # shards count from 1, as people count
+    for bad in ("0/2", "3/2"):
+        res = _etio("traces", "--config", SMOKE, "--out", tmp_path / "x", "--shard", bad)
+        assert res.returncode == 2 and "need 1 ≤ i ≤ N (shards are numbered 1/2 … 2/2)" in res.stderr
+
+
+def test_stores_of_different_configs_pool_when_their_training_agrees(smoke, tmp_path):
+    # a second store made "elsewhere": other widths, another eval batch size (memory only)
+    raw = _raw_smoke()
+    raw["name"] = "smoke-wide"
+    raw["grid"]["width"] = [16]
+    raw["training"]["eval_batch_size"] = 300
+    other = tmp_path / "wide"
+    run_traces(parse_config(raw), other, progress=False)
+    pooled = merge_stores([smoke, other], tmp_path / "pooled")
+    table = pd.read_csv(tmp_path / "pooled" / "traces.csv")
+    assert len(table) == 12 and sorted(table["Width"].unique()) == [8, 16, 64]
+    key = next(k for k in open_store(other).keys())
+    assert pooled.stats(key) == open_store(other).stats(key)
+    meta = json.loads((tmp_path / "pooled" / "store.json").read_text())
+    assert [p["config"] for p in meta["pooled_from"]] == ["smoke", "smoke-wide"]
+    pooled_cfg = parse_config(meta["config"])
+    assert {c.key for c in pooled_cfg.configurations()} >= set(pooled.keys())
+    # different training settings are refused, naming the difference
+    raw["name"], raw["training"]["lr"] = "smoke-lr", 0.05
+    lr_store = tmp_path / "lr"
+    run_traces(parse_config(raw), lr_store, progress=False)
+    res = _etio("traces", "merge", smoke, lr_store, "--out", tmp_path / "refused")
+    assert res.returncode == 2
+    assert "trained with different settings (training.lr: 0.1 vs 0.05); their traces cannot be pooled" in res.stderr
+    assert not (tmp_path / "refused").exists()
 
 
 def _raw_smoke():
@@ -161,27 +202,42 @@ def test_bad_input_from_the_command_line_loses_nothing(smoke, tmp_path):
     assert res.returncode == 2 and "different config" in res.stderr
     assert sorted(p.name for p in (smoke / "configs").iterdir()) == before
     assert len(pd.read_csv(smoke / "traces.csv")) == 8
-    res = _etio("traces", "--config", SMOKE, "--out", tmp_path / "x", "--shard", "3/2")
-    assert res.returncode == 2 and "--shard" in res.stderr
 
 
-def test_missing_dataset_offline_is_named(tmp_path, monkeypatch):
+def test_missing_dataset_is_named_and_nothing_is_downloaded(tmp_path, monkeypatch):
     import torchvision
 
     from etio.traces import datasets
 
-    def offline(self, *a, **k):
-        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+    def no_download(*a, **k):
+        raise AssertionError("etio must not download datasets")
 
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_download)
     raw = _raw_smoke()
     raw["dataset"] = "mnist"
     cfg = parse_config(raw)
     out = tmp_path / "store"
-    with pytest.raises(EtioInputError, match=r"dataset 'mnist' is not in .*nodata.* could not be downloaded"):
+    with pytest.raises(EtioInputError, match=r"dataset 'mnist' not found: looked for .*nodata/MNIST/raw.*download=True"):
         run_traces(cfg, out, data_dir=tmp_path / "nodata", progress=False)
     assert not out.exists()                          # nothing half-made
     datasets._CACHE.clear()
+
+
+def test_a_batch_of_models_that_cannot_fit_is_refused_before_training(tmp_path, monkeypatch):
+    from etio.traces import resources
+
+    monkeypatch.setattr(resources, "available_memory", lambda device: 50 * 2**20)     # 50 MiB free
+    raw = _raw_smoke()
+    cfg = parse_config(raw)
+    with pytest.raises(EtioInputError, match=r"72 models of digits mlp_1hidden width 64 at once need about .*, "
+                                             r"but cpu has 50.0 MiB available; set \[training\] models_per_batch ≤ \d+"):
+        run_traces(cfg, tmp_path / "store", progress=False)
+    assert not (tmp_path / "store").exists()
+    from etio.traces.datasets import DATASETS
+
+    need = resources.job_memory(cfg, plan_jobs(cfg)[0], DATASETS["digits"])
+    # the estimate counts parameters, gradients, momenta and a snapshot (4 floats per parameter) at least
+    assert need.per_model >= 4 * 4 * 64 * 74
 
 
 def test_training_in_chunks_of_models_gives_the_same_table(smoke, tmp_path):

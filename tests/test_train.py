@@ -58,7 +58,7 @@ def test_zero_padded_width_is_exactly_the_narrow_model(digits):
         torch.testing.assert_close(t, snap_a.state(0)[name], rtol=0, atol=1e-6)
 
 
-def test_batched_cnn_equals_one_at_a_time():
+def test_batched_alexnetwol_equals_one_at_a_time():
     # vmap(functional_call) path, on random 32×32 images with the CIFAR augmentation.
     info = dataclasses.replace(DATASETS["cifar10"], pool_size=48)
     gen = torch.Generator().manual_seed(0)
@@ -75,6 +75,54 @@ def test_batched_cnn_equals_one_at_a_time():
     assert train_out.shape == (2, 2, 16, 10) and test_out.shape == (2, 2, 5, 10)
     ref_out = ref.eval()(px[subsets[1]])
     torch.testing.assert_close(train_out[1, 1], ref_out, rtol=1e-4, atol=1e-4)
+
+
+# Batched BatchNorm networks: each model normalises with its own batch statistics and keeps its own
+# running statistics (buffers stacked on the model axis, updated in place under vmap). Checked in
+# float64, where both computations are the same sums up to rounding: every tensor within
+# 1e-6 × max(1, its largest magnitude) after two optimiser steps. (In float32, vmap's grouped
+# convolutions sum in another order; at lr 0.1 on random images the steps of these tiny networks
+# amplify that rounding about tenfold per step, so a float32 comparison would measure chaos, not
+# correctness. A mix-up of two models' states would differ by O(1) in either precision.)
+BN_TOLERANCE = 1e-6
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch.float64
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("arch", ["resnet34", "densenet161"])
+def test_batched_batchnorm_nets_equal_one_at_a_time(arch, float64):
+    # two optimiser steps of batch 4 (float64 convolutions are slow on the CPU: keep it small)
+    info = dataclasses.replace(DATASETS["cifar10"], pool_size=16)
+    training = dataclasses.replace(TRAINING, batch_size=4)
+    gen = torch.Generator().manual_seed(1)
+    px = torch.randn(16, 3, 32, 32, generator=gen, dtype=float64)
+    py = torch.randint(0, 10, (16,), generator=gen)
+    subsets = torch.as_tensor(disjoint_split(16, 8, 1, 0))
+    members = [(2, Variant("ce", 5e-4, True, 0.1)), (2, Variant("mse", 5e-3, False, 0.05))]
+    job = TrainJob(info, arch, members, subsets, [1, 2], [1], training, seed=0)
+    snap = list(train_job(job, px, py))[-1]
+    for mi, (width, variant) in enumerate(members):
+        state = snap.state(mi)
+        running = [n for n in state if n.endswith("running_mean")]
+        counters = [n for n in state if n.endswith("num_batches_tracked")]
+        assert running and counters, "a BatchNorm network has running statistics"
+        # each model's running statistics are its own: the two models' differ
+        assert (state[running[-1]][0] - state[running[-1]][1]).abs().max() > 1e-4
+        for j in range(2):
+            assert all(int(state[n][j]) == 2 for n in counters)        # two steps, counted per model
+            ref = train_one(arch, width, info, variant, subsets[j], j + 1, 1, training, 0, px, py)
+            for name, tensor in ref.state_dict().items():
+                scale = max(1.0, tensor.double().abs().max().item())
+                diff = (tensor.double() - state[name][j].double()).abs().max().item()
+                assert diff <= BN_TOLERANCE * scale, (arch, variant.loss, j, name, diff)
+    train_out, _ = snap.outputs(px, px[:3], chunk=8)
+    torch.testing.assert_close(train_out[1, 1], ref.eval()(px[subsets[1]]), rtol=1e-6, atol=1e-6)
 
 
 def test_augmentation_is_crop_of_padded_image_and_flip():

@@ -213,7 +213,10 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     (bnlearn write.dot), ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
     ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv``; then, from here, the figures
     and ``provenance.json``. The directory appears only when everything was computed; on an
-    error nothing is written. ``progress(done, total, name)`` is called after each graph.
+    error nothing is written. ``progress(done, total, name)`` is called after each graph. An attack whose column is constant
+    over a slice (an attack at chance on every configuration, as on tiny studies) cannot be a node
+    of a Gaussian network: unless attacks were named, its graph is not learned, and the reason is
+    recorded in ``provenance.json`` (``skipped``) and passed to ``progress``.
     ``draw(graph, stem)``, when given, writes the graph's figures (``stem.svg``/``.png``) into the
     same staged directory; the report stage supplies it
     (:func:`etio.report.figures.draw_learned_graph`), since drawing is not this stage's business.
@@ -227,6 +230,20 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     """
     _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
+    skipped = []
+    if attacks is None:
+        for loss, attack in list(pairs):
+            values = pd.to_numeric(traces.loc[_rows_of(traces, loss, weight_decay), attack], errors="coerce").dropna()
+            if values.nunique() == 1:
+                pairs.remove((loss, attack))
+                skipped.append({"name": f"{loss}-{attack}", "reason": f"{attack} is constant ({values.iloc[0]:g}) over "
+                                f"the {len(values)} rows of loss {loss}: not a node of a Gaussian network"})
+    if not pairs:
+        raise EtioInputError(f"no graph can be learned at weight decay {weight_decay:g}: "
+                             + "; ".join(s["reason"] for s in skipped))
+    for item in skipped:
+        if progress is not None:
+            progress(0, len(pairs), f"{item['name']} not learned: {item['reason']}")
     if isinstance(workers, LearningPool):
         if workers.traces is not traces:
             raise ValueError("a LearningPool learns from the trace table it was started with")
@@ -267,6 +284,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             input=_input_record(input_path),
             graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
                      "predcor": g.predcor, "mse": g.mse} for g in graphs],
+            skipped=skipped,
         )
         write_json(staging / "provenance.json", record)
     return graphs

@@ -51,7 +51,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 # Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce;
 # executor reports on units run elsewhere; validate checks learn -> query against a known
 # structural model.
-_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce", "executor", "validate")
+_AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce", "executor", "validate", "plan")
 for _area in _AREAS:
     importlib.import_module(f"etio.commands.{_area}").register(app, bench_app)
 

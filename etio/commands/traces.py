@@ -26,7 +26,8 @@ def register(app, bench_app) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help="experiment config (TOML), e.g. experiments/digits.toml"),
         out: Optional[Path] = typer.Option(None, "--out", help="trace store directory (created; reruns resume)"),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
-        shard: Optional[str] = typer.Option(None, "--shard", help="i/N: train only the i-th of N shards of the jobs"),
+        shard: Optional[str] = typer.Option(None, "--shard", help="i/N (1 ≤ i ≤ N): train only the i-th of N shards "
+                                            "of the jobs; `traces merge` checks that all N are present"),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
         executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
@@ -54,10 +55,12 @@ def register(app, bench_app) -> None:
 
     @traces_app.command("merge")
     def merge(
-        dirs: List[Path] = typer.Argument(..., help="trace stores (shards of one config)"),
+        dirs: List[Path] = typer.Argument(..., help="trace stores: shards of one config (all N of them), or stores of "
+                                          "configs trained with the same settings (e.g. one per dataset)"),
         out: Path = typer.Option(..., "--out", help="new store directory"),
     ) -> None:
-        """Merge shards of one config into one store and trace table."""
+        """Pool trace stores into one store and one trace table (refused, naming the difference, when their
+        training settings disagree)."""
         from etio.traces.stage import merge_stores
 
         store = merge_stores(list(dirs), out)
@@ -67,14 +70,30 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("train")
     def bench_train(
-        epochs: int = typer.Option(30, "--epochs"),
+        arch: Optional[str] = typer.Option(None, "--arch", help="mlp_1hidden, alexnetwol, resnet34 or densenet161 "
+                                           "(default: each in turn)"),
+        width: Optional[int] = typer.Option(None, "--width", help="default: the paper's smallest (MLP: 16–256)"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="default: 30 for the MLP, 2 for conv nets"),
+        models: int = typer.Option(10, "--models", help="models per batch for conv nets (the MLP: n = 12)"),
         device: Optional[str] = typer.Option(None, "--device"),
+        threads: int = typer.Option(0, "--threads", help="CPU torch threads (0: torch's default)"),
     ) -> None:
-        """Models per second, one at a time vs batched (digits MLP, n = 12, widths 16–256)."""
+        """Models per second, batched vs one at a time, per architecture; prints the ratio."""
+        import torch
+
+        from etio.core.errors import EtioInputError
+        from etio.traces.models import ARCHS
         from etio.traces.stage import bench_train as run
 
-        r = run(epochs=epochs, device=_device(device))
-        typer.echo(f"models {r['models']} epochs {r['epochs']} device {_device(device)}")
-        typer.echo(f"one-at-a-time {r['single_models_per_s']:.2f} models/s")
-        typer.echo(f"batched {r['batched_models_per_s']:.2f} models/s")
-        typer.echo(f"speedup {r['speedup']:.1f}x")
+        if arch is not None and arch not in ARCHS:
+            raise EtioInputError(f"--arch {arch!r}: known architectures: {', '.join(ARCHS)}")
+        if threads:
+            torch.set_num_threads(threads)
+        dev = _device(device)
+        typer.echo(f"device {dev}, torch threads {torch.get_num_threads()}")
+        for a in [arch] if arch else list(ARCHS):
+            r = run(epochs=epochs or (30 if a == "mlp_1hidden" else 2), device=dev, arch=a, width=width,
+                    models=models)
+            typer.echo(f"{a:12s} width {','.join(map(str, r['widths']))} models {r['models']} epochs {r['epochs']}: "
+                       f"one-at-a-time {r['single_models_per_s']:.2f} models/s, batched "
+                       f"{r['batched_models_per_s']:.2f} models/s, speedup {r['speedup']:.1f}x")

@@ -225,6 +225,8 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     by at least 0.03 (the paper counts 17 of 24 setups). "Best Corr." is the hypothesis variable
     with the largest signed correlation, as in the authors' code (docs/differences.md). An MSE
     that bnlearn could not compute (its -1 code) is empty, with the reason in ``... MSE note``.
+    A setup without a learned graph (see :func:`etio.causal.learning.learn_all`) reads "not learned"
+    and has no numbers.
     """
     rows = []
     for attack in TABLE2_ATTACKS:
@@ -232,6 +234,12 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
             row = {"Loss": loss, "Attack": symbol(attack)}
             for label, res in (("Normal WD", normal), ("High WD", high)):
                 hit = res[(res["Loss"] == loss) & (res["Attack"] == attack)]
+                if len(hit) == 0:   # no graph learned (e.g. a constant attack column): a status, no numbers
+                    row[f"{label} Best Corr. Variable"] = "not learned"
+                    for column in ("Best Corr. Value", "Etio Pred.", "Etio MSE"):
+                        row[f"{label} {column}"] = float("nan")
+                    row[f"{label} improved"] = False
+                    continue
                 if len(hit) != 1:
                     raise EtioInputError(f"the {label} results have {len(hit)} row(s) for {loss} {attack}; expected 1")
                 h = hit.iloc[0]

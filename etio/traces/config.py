@@ -26,6 +26,25 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     epochs = [15, 30]
     scheduler = [true, false]
 
+A study over several datasets (``experiments/paper.toml``) has no top-level ``dataset``; it
+has one ``[datasets.<name>]`` table per dataset instead, holding that dataset's grid keys
+(they replace the shared ``[grid]``'s) and optionally ``pool_size`` / ``test_size`` (use the
+first that many training / test images: small subsets for quick studies)::
+
+    [grid]                          # shared by every dataset
+    train_size = [1000, 5000]
+    loss = ["ce", "mse"]
+    ...
+    [datasets.cifar100]
+    arch = ["alexnetwol", "resnet34", "densenet161"]
+    loss = ["ce"]                   # CIFAR-100: CE only, as in the paper
+    [datasets.cifar100.width]
+    resnet34 = [2, 4, 8, 16, 32]
+
+Every stage runs such a study into one store and one pooled trace table.
+``synthetic_data = true`` (quick studies only) lets the trace stage write generated files in
+each dataset's own on-disk format into an empty data directory (:mod:`etio.traces.synthetic`).
+
 The optional ``[attacks]`` and ``[analysis]`` tables belong to later stages
 (:mod:`etio.attacks.settings`, :mod:`etio.causal.settings`); this module keeps them as written
 and :func:`etio.pipeline.study.load_study` validates the whole file at once. Validation of the
@@ -37,7 +56,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +65,8 @@ from etio.core.errors import EtioInputError, check_choice
 from etio.traces.models import ARCHS, check_model
 from etio.core.schema import check_loss
 
-_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks", "executor"}
+_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks",
+             "executor", "datasets", "synthetic_data"}
 #: Tables of later stages, kept as written for them to validate.
 STAGE_TABLES = ("attacks", "analysis", "executor")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
@@ -55,6 +75,8 @@ _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "moment
                   "models_per_batch"}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
 _OVERRIDE_KEYS = {"arch", "loss", "lr"}
+#: Keys of a ``[datasets.<name>]`` table besides the grid keys.
+_DATASET_KEYS = {"pool_size", "test_size"}
 
 
 @dataclass(frozen=True)
@@ -116,8 +138,56 @@ class ExperimentConfig:
     description: str = ""
     #: The later stages' tables (``attacks``, ``analysis``) as written; validated by their stages.
     stage_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A study over several datasets: dataset -> its :class:`DatasetGrid` (then ``dataset`` is the
+    #: names joined by "+" and ``grid`` is empty). Empty for a one-dataset config.
+    datasets: dict[str, "DatasetGrid"] = field(default_factory=dict)
+    #: Whether the trace stage may write generated data files into an empty data directory.
+    synthetic_data: bool = False
+
+    def dataset_grids(self) -> list["DatasetGrid"]:
+        """One :class:`DatasetGrid` per dataset of the study, in the order of the config."""
+        if self.datasets:
+            return list(self.datasets.values())
+        return [DatasetGrid(self.dataset, self.grid)]
 
     def configurations(self) -> list[TrainConfig]:
+        out = [c for part in self.dataset_grids() for c in part.configurations(self.training)]
+        return sorted(out, key=lambda c: c.key)
+
+    def training_settings(self) -> dict[str, Any]:
+        """What decides the numbers a configuration gets: two stores agreeing on it can be pooled.
+
+        ``eval_batch_size`` and ``models_per_batch`` only bound memory (how many points or models
+        are processed at once), so stores that differ in them still pool.
+        """
+        training = {k: v for k, v in self.to_dict()["training"].items()
+                    if k not in ("eval_batch_size", "models_per_batch")}
+        return {"seed": self.seed, "repeats": self.repeats, "training": training}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["training"]["lr_overrides"] = [dict(zip(("arch", "loss", "lr"), o)) for o in self.training.lr_overrides]
+        del d["stage_tables"]
+        del d["datasets"]
+        if self.datasets:          # the form parse_config reads back: one table per dataset
+            del d["dataset"], d["grid"]
+            d["datasets"] = {name: part.to_dict() for name, part in self.datasets.items()}
+        if not self.synthetic_data:   # absent = false: stores of one-dataset configs keep their store.json
+            del d["synthetic_data"]
+        d.update({name: dict(table) for name, table in sorted(self.stage_tables.items())})
+        return d
+
+
+@dataclass(frozen=True)
+class DatasetGrid:
+    """The grid of one dataset of a study; ``pool_size`` / ``test_size``: use only the first that many images."""
+
+    dataset: str
+    grid: dict[str, Any]
+    pool_size: int | None = None
+    test_size: int | None = None
+
+    def configurations(self, training: Training) -> list[TrainConfig]:
         g = self.grid
         out = []
         for arch in g["arch"]:
@@ -125,14 +195,12 @@ class ExperimentConfig:
             for width, s, loss, wd, epochs, sched in itertools.product(
                     widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"]):
                 out.append(TrainConfig(self.dataset, arch, width, s, loss, wd, epochs, sched,
-                                       self.training.lr_for(arch, loss)))
+                                       training.lr_for(arch, loss)))
         return sorted(out, key=lambda c: c.key)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["training"]["lr_overrides"] = [dict(zip(("arch", "loss", "lr"), o)) for o in self.training.lr_overrides]
-        del d["stage_tables"]
-        d.update({name: dict(table) for name, table in sorted(self.stage_tables.items())})
+        d = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in self.grid.items()}
+        d.update({k: v for k, v in (("pool_size", self.pool_size), ("test_size", self.test_size)) if v is not None})
         return d
 
 
@@ -183,12 +251,21 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         return v
 
     check_keys(raw, _TOP_KEYS, "the top level")
-    for k in ("dataset", "grid"):
-        if k not in raw:
-            fail(f"missing key {k!r}")
-    info = dataset_info(raw["dataset"])
+    multi = "datasets" in raw
+    if multi:
+        if "dataset" in raw:
+            fail("give either dataset (one dataset) or [datasets.<name>] tables (several), not both")
+        if not isinstance(raw["datasets"], dict) or not raw["datasets"]:
+            fail("[datasets] must hold one table per dataset, e.g. [datasets.mnist]")
+    else:
+        for k in ("dataset", "grid"):
+            if k not in raw:
+                fail(f"missing key {k!r}")
     seed = as_int(raw.get("seed", 0), "seed", 0)
     repeats = as_int(raw.get("repeats", 3), "repeats", 2)   # the train estimators need ≥ 2 models per point
+    synthetic = raw.get("synthetic_data", False)
+    if not isinstance(synthetic, bool):
+        fail(f"synthetic_data must be true or false, got {synthetic!r}")
 
     t = raw.get("training", {})
     check_keys(t, _TRAINING_KEYS, "[training]")
@@ -205,23 +282,71 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
         lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
-                          if "models_per_batch" in t else None),
+                          if t.get("models_per_batch") is not None else None),   # None: a store's form of "absent"
     )
 
-    g = raw["grid"]
-    check_keys(g, _GRID_KEYS, "[grid]")
-    for k in _GRID_KEYS:
+    shared = raw.get("grid", {})
+    if not isinstance(shared, dict):
+        fail(f"[grid] must be a table, got {shared!r}")
+    if not multi:
+        info = dataset_info(raw["dataset"])
+        grid = _parse_grid(shared, info, "[grid]", fail, check_keys, as_int, as_float, as_list, source)
+    else:
+        check_keys(shared, _GRID_KEYS, "[grid]")
+        parts = {}
+        for name, table in raw["datasets"].items():
+            where = f"[datasets.{name}]"
+            if not isinstance(table, dict):
+                fail(f"{where} must be a table, got {table!r}")
+            info = dataset_info(name)
+            check_keys(table, _GRID_KEYS | _DATASET_KEYS, where)
+            merged = {**shared, **{k: v for k, v in table.items() if k in _GRID_KEYS}}
+            sizes = {}
+            for k in ("pool_size", "test_size"):
+                if k in table:
+                    limit = info.pool_size if k == "pool_size" else info.test_size
+                    sizes[k] = as_int(table[k], f"{where} {k}", 2)
+                    if sizes[k] > limit:
+                        fail(f"{where} {k} = {sizes[k]} exceeds the {name} {k.split('_')[0]} set ({limit})")
+            if "pool_size" in sizes:
+                info = replace(info, pool_size=sizes["pool_size"])
+            parts[info.name] = DatasetGrid(info.name, _parse_grid(merged, info, f"{where} (with [grid])", fail,
+                                                                  check_keys, as_int, as_float, as_list, source),
+                                           sizes.get("pool_size"), sizes.get("test_size"))
+    stage_tables = {}
+    for name in STAGE_TABLES:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            fail(f"[{name}] must be a table, got {table!r}")
+        if table:
+            stage_tables[name] = dict(table)
+
+    if multi:
+        label = "+".join(parts)
+        return ExperimentConfig(name=str(raw.get("name", label)), dataset=label, seed=seed, repeats=repeats,
+                                training=training, grid={}, description=str(raw.get("description", "")),
+                                stage_tables=stage_tables, datasets=parts, synthetic_data=synthetic)
+    return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
+                            training=training, grid=grid, description=str(raw.get("description", "")),
+                            stage_tables=stage_tables, synthetic_data=synthetic)
+
+
+def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list,
+                source: str = "config") -> dict[str, Any]:
+    """The validated grid of one dataset (``where`` names the table in messages)."""
+    check_keys(g, _GRID_KEYS, where)
+    for k in sorted(_GRID_KEYS):
         if k not in g:
-            fail(f"missing key {k!r} in [grid]")
+            fail(f"missing key {k!r} in {where}")
     archs = [str(a) for a in as_list(g["arch"], "grid.arch")]
     for a in archs:
         check_choice("architecture", a, ARCHS, where=source)
     if isinstance(g["width"], dict):
-        check_keys(g["width"], set(archs), "[grid.width] (one list per architecture of grid.arch)")
+        check_keys(g["width"], set(archs), f"the widths of {where} (one list per architecture of arch)")
         widths = {}
         for a in archs:
             if a not in g["width"]:
-                fail(f"no widths for architecture {a!r} in [grid.width]")
+                fail(f"no widths for architecture {a!r} in {where}")
             widths[a] = [as_int(w, f"width of {a}") for w in as_list(g["width"][a], f"grid.width.{a}")]
     else:
         widths = [as_int(w, "width") for w in as_list(g["width"], "grid.width")]
@@ -241,16 +366,5 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for s in scheds:
         if not isinstance(s, bool):
             fail(f"scheduler values must be true or false, got {s!r}")
-    stage_tables = {}
-    for name in STAGE_TABLES:
-        table = raw.get(name, {})
-        if not isinstance(table, dict):
-            fail(f"[{name}] must be a table, got {table!r}")
-        if table:
-            stage_tables[name] = dict(table)
-
-    grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
+    return {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
-    return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
-                            training=training, grid=grid, description=str(raw.get("description", "")),
-                            stage_tables=stage_tables)

@@ -10,7 +10,14 @@ is applied on the fly during training by :func:`augment_batch`.
 scikit-learn) is the embedded default: a fixed, seeded draw of 600 images is the training
 pool and the remaining 1197 images are the test set (a small pool keeps the N·n models of a
 configuration cheap; a large test set keeps the test-side estimates precise). ``mnist``, ``cifar10`` and
-``cifar100`` come from torchvision and are downloaded into a data directory on first use.
+``cifar100`` are read by torchvision's dataset classes from a data directory, never downloaded
+(a missing or damaged dataset is one error saying where etio looked and how to get the files):
+``DIR/MNIST/raw/*-idx?-ubyte`` (the idx files), ``DIR/cifar-10-batches-py/`` and
+``DIR/cifar-100-python/`` (the python pickles), as torchvision's own download leaves them.
+
+A data directory may instead hold generated files in those same formats, written by
+:mod:`etio.traces.synthetic` for quick studies and marked by ``etio-synthetic.json``; only a
+config with ``synthetic_data = true`` reads them (they are not the real datasets).
 """
 
 from __future__ import annotations
@@ -58,26 +65,60 @@ def dataset_info(name: str) -> DatasetInfo:
 
 @dataclass
 class LoadedData:
-    """A dataset in memory, test transform applied: ``pool_*`` is the training pool."""
+    """A dataset in memory, test transform applied: ``pool_*`` is the training pool.
+
+    ``info`` describes what was read (``pool_size``/``test_size`` are the sizes in memory).
+    """
 
     info: DatasetInfo
     pool_x: "torch.Tensor"   # noqa: F821  float32 [pool_size, *input_shape]
     pool_y: "torch.Tensor"   # noqa: F821  int64 [pool_size]
     test_x: "torch.Tensor"   # noqa: F821
     test_y: "torch.Tensor"   # noqa: F821
+    source: str = ""         # where the files were read from
+    synthetic: bool = False  # generated files (etio.traces.synthetic), not the real dataset
 
 
 _CACHE: dict[tuple[str, str], LoadedData] = {}
 
+#: Files written by etio.traces.synthetic carry this marker in the data directory.
+SYNTHETIC_MARKER = "etio-synthetic.json"
 
-def load(name: str, data_dir: Path | str | None = None) -> LoadedData:
-    """Load ``name`` (cached per process). Torchvision datasets are downloaded when absent."""
+
+def load(name: str, data_dir: Path | str | None = None, pool_size: int | None = None,
+         test_size: int | None = None, allow_synthetic: bool = False) -> LoadedData:
+    """Load ``name`` from ``data_dir`` (cached per process); nothing is downloaded.
+
+    ``pool_size`` / ``test_size``: keep only the first that many training / test images.
+    Generated files (:data:`SYNTHETIC_MARKER`) are read only with ``allow_synthetic``.
+    """
     info = dataset_info(name)
     data_dir = Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_DIR
     key = (name, str(data_dir))
     if key not in _CACHE:
         _CACHE[key] = _load_digits(info) if name == "digits" else _load_torchvision(info, data_dir)
-    return _CACHE[key]
+    data = _CACHE[key]
+    if data.synthetic and not allow_synthetic:
+        raise EtioInputError(
+            f"{data_dir} holds generated stand-ins for {name!r} ({data_dir / SYNTHETIC_MARKER}), not the real "
+            f"dataset; pass --data-dir with the real files (or use a config with synthetic_data = true)")
+    return _subset(data, pool_size, test_size)
+
+
+def _subset(data: LoadedData, pool_size: int | None, test_size: int | None) -> LoadedData:
+    from dataclasses import replace
+
+    pool_size = data.info.pool_size if pool_size is None else pool_size
+    test_size = data.info.test_size if test_size is None else test_size
+    if (pool_size, test_size) == (data.info.pool_size, data.info.test_size):
+        return data
+    for what, want, have in (("training", pool_size, data.info.pool_size), ("test", test_size, data.info.test_size)):
+        if want > have:
+            raise EtioInputError(f"{data.info.name!r} in {data.source} has {have} {what} images; the config asks "
+                                 f"for the first {want}")
+    return replace(data, info=replace(data.info, pool_size=pool_size, test_size=test_size),
+                   pool_x=data.pool_x[:pool_size], pool_y=data.pool_y[:pool_size],
+                   test_x=data.test_x[:test_size], test_y=data.test_y[:test_size])
 
 
 def _normalize(x, info: DatasetInfo):
@@ -100,29 +141,85 @@ def _load_digits(info: DatasetInfo) -> LoadedData:
     order = np.random.RandomState(DIGITS_HOLDOUT_SEED).permutation(len(y))
     pool, test = order[: info.pool_size], order[info.pool_size:]
     x = _normalize(x, info)
-    return LoadedData(info, x[pool].contiguous(), y[pool].contiguous(), x[test].contiguous(), y[test].contiguous())
+    return LoadedData(info, x[pool].contiguous(), y[pool].contiguous(), x[test].contiguous(), y[test].contiguous(),
+                      source="sklearn.datasets.load_digits")
+
+
+#: Where torchvision's classes look inside a data directory, and the files each needs.
+TORCHVISION_FILES = {
+    "mnist": ("MNIST/raw", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                            "t10k-labels-idx1-ubyte")),
+    "cifar10": ("cifar-10-batches-py", ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                                        "data_batch_5", "test_batch", "batches.meta")),
+    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
+}
+_CLASS_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+
+def how_to_get(name: str, data_dir: Path) -> str:
+    """The one command that fetches ``name`` into ``data_dir`` (on a machine with network access)."""
+    cls = _CLASS_NAMES[name]
+    return (f"python -c \"import torchvision as tv; [tv.datasets.{cls}('{data_dir}', train=t, download=True) "
+            f"for t in (True, False)]\" (on a machine with network access), then pass --data-dir {data_dir}")
+
+
+def is_synthetic(data_dir: Path, name: str) -> bool:
+    import json
+
+    marker = Path(data_dir) / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return name in json.loads(marker.read_text()).get("datasets", {})
+    except (ValueError, AttributeError):
+        return False
+
+
+def _torchvision_class(name: str, synthetic: bool):
+    """torchvision's dataset class; for generated CIFAR files one that skips the md5 check of the real files."""
+    import torchvision
+
+    cls = getattr(torchvision.datasets, _CLASS_NAMES[name])
+    if not synthetic or name == "mnist":       # MNIST's reader checks presence only
+        return cls
+
+    class Generated(cls):
+        def _check_integrity(self) -> bool:
+            return all((Path(self.root) / self.base_folder / f).is_file() for f, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            import pickle
+
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return Generated
 
 
 def _load_torchvision(info: DatasetInfo, data_dir: Path) -> LoadedData:
     import torch
-    import torchvision
 
-    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10,
-           "cifar100": torchvision.datasets.CIFAR100}[info.name]
+    folder, files = TORCHVISION_FILES[info.name]
+    where = data_dir / folder
+    missing = [f for f in files if not (where / f).is_file()]
+    if missing:
+        raise EtioInputError(
+            f"dataset {info.name!r} not found: looked for {where}/{{{','.join(files)}}} "
+            f"({len(missing)} missing); get it with {how_to_get(info.name, data_dir)}")
+    synthetic = is_synthetic(data_dir, info.name)
+    cls = _torchvision_class(info.name, synthetic)
     sets = {}
     for train in (True, False):
         try:
             sets[train] = cls(str(data_dir), train=train, download=False)
-        except RuntimeError:
-            try:
-                data_dir.mkdir(parents=True, exist_ok=True)
-                sets[train] = cls(str(data_dir), train=train, download=True)
-            except Exception as exc:  # offline, proxy, disk full: all end the same way for the user
-                reason = " ".join(str(exc).split())
-                raise EtioInputError(
-                    f"dataset {info.name!r} is not in {data_dir} and could not be downloaded ({reason}); "
-                    f"download it on a machine with network access and pass --data-dir"
-                ) from None
+            if len(sets[train].data) != len(sets[train].targets) or len(sets[train].data) == 0:
+                raise ValueError(f"{len(sets[train].data)} images but {len(sets[train].targets)} labels")
+        except Exception as exc:  # md5 mismatch, truncated pickle, bad idx header: all are a damaged copy
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise EtioInputError(
+                f"dataset {info.name!r} in {where} is damaged ({reason}); remove {where} and get it again with "
+                f"{how_to_get(info.name, data_dir)}") from None
 
     def to_tensor(ds):
         data = ds.data
@@ -130,13 +227,22 @@ def _load_torchvision(info: DatasetInfo, data_dir: Path) -> LoadedData:
             x = torch.from_numpy(data).permute(0, 3, 1, 2)
         else:                                  # MNIST: uint8 tensor [n, 28, 28]
             x = data.unsqueeze(1)
+        if tuple(x.shape[1:]) != tuple(info.input_shape):
+            raise EtioInputError(f"dataset {info.name!r} in {where} is damaged (images of shape {tuple(x.shape[1:])}, "
+                                 f"expected {tuple(info.input_shape)}); get it again with {how_to_get(info.name, data_dir)}")
         x = _normalize(x.float() / 255.0, info)
         y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+        if int(y.min()) < 0 or int(y.max()) >= info.num_classes:
+            raise EtioInputError(f"dataset {info.name!r} in {where} is damaged (labels outside 0..{info.num_classes - 1})")
         return x.contiguous(), y
+
+    from dataclasses import replace
 
     pool_x, pool_y = to_tensor(sets[True])
     test_x, test_y = to_tensor(sets[False])
-    return LoadedData(info, pool_x, pool_y, test_x, test_y)
+    # The real files have the sizes of DATASETS; generated ones are smaller, and the info says what was read.
+    read = replace(info, pool_size=len(pool_y), test_size=len(test_y))
+    return LoadedData(read, pool_x, pool_y, test_x, test_y, source=str(where), synthetic=synthetic)
 
 
 def disjoint_split(pool_size: int, set_size: int, n_repeats: int, seed: int) -> np.ndarray:

@@ -13,6 +13,7 @@ to the attacks (MemGuard perturbs it).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -162,10 +163,12 @@ class _nullcontext:
         return False
 
 
+@functools.lru_cache(maxsize=None)
 def check_model(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...], dataset: str = "") -> None:
     """Raise :class:`EtioInputError` unless ``arch`` at ``width`` runs on inputs of ``input_shape``.
 
-    Built and run on the meta device: no memory, no compute.
+    Built and run on the meta device: no memory, no compute (but DenseNet161 takes a fraction of a
+    second to build; a valid model is remembered, an error is raised again).
     """
     model = build_model(arch, width, num_classes, input_shape, device="meta")
     try:
@@ -184,5 +187,6 @@ def num_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+@functools.lru_cache(maxsize=None)
 def count_params(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...]) -> int:
     return num_params(build_model(arch, width, num_classes, input_shape, device="meta"))

@@ -1,5 +1,9 @@
 """Stage 1 of the pipeline (paper Fig. 4): config → trained models → trace store → traces.csv.
 
+A study may hold several datasets (``experiments/paper.toml``): every job belongs to one
+dataset, the jobs of all datasets are one list (and one shard numbering), and the store and its
+``traces.csv`` pool them.
+
 The grid of a config is cut into *jobs*: sets of configurations whose models are trained in
 one batch (:mod:`etio.traces.training`). A job holds one architecture and one train size; its members
 are every (width, loss, weight decay, scheduler) combination — widths grouped for the MLP,
@@ -31,6 +35,7 @@ class JobPlan:
     variants: tuple            # tuple[train.Variant, ...]
     epochs: tuple[int, ...]
     configs: dict              # (member index, epoch) -> TrainConfig
+    dataset: str = ""          # the dataset of every configuration of the job
 
     @property
     def members(self):
@@ -38,7 +43,8 @@ class JobPlan:
 
     @property
     def job_id(self) -> str:
-        return f"{self.arch}-s{self.train_size}-w{'_'.join(map(str, self.widths))}-{len(self.variants)}v"
+        return (f"{self.dataset}-" if self.dataset else "") + \
+            f"{self.arch}-s{self.train_size}-w{'_'.join(map(str, self.widths))}-{len(self.variants)}v"
 
 
 def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list[tuple[int, ...]]:
@@ -62,43 +68,110 @@ def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list
 
 
 def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
+    """The jobs of every dataset of ``cfg``, in config order (shards number this list)."""
     from etio.traces.training import Variant
 
-    g = cfg.grid
-    epochs = tuple(g["epochs"])
-    plans = []
-    for arch in g["arch"]:
-        widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
-        variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss))
-                    for loss, wd, sched in itertools.product(g["loss"], g["weight_decay"], g["scheduler"])]
-        if arch == "mlp_1hidden":
-            width_groups, variant_groups = group_widths(widths), [tuple(variants)]
-        else:
-            width_groups, variant_groups = [(w,) for w in widths], [(v,) for v in variants]
-        for s in g["train_size"]:
-            for wg in width_groups:
-                for vg in variant_groups:
-                    members = [(w, v) for w in wg for v in vg]
-                    configs = {(i, e): TrainConfig(cfg.dataset, arch, w, s, v.loss, v.weight_decay, e, v.scheduler, v.lr)
-                               for i, (w, v) in enumerate(members) for e in epochs}
-                    plans.append(JobPlan(arch, s, wg, vg, epochs, configs))
-    return plans
+    epochs_plans = []
+    for part in cfg.dataset_grids():
+        g = part.grid
+        epochs = tuple(g["epochs"])
+        for arch in g["arch"]:
+            widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
+            variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss))
+                        for loss, wd, sched in itertools.product(g["loss"], g["weight_decay"], g["scheduler"])]
+            if arch == "mlp_1hidden":
+                width_groups, variant_groups = group_widths(widths), [tuple(variants)]
+            else:
+                width_groups, variant_groups = [(w,) for w in widths], [(v,) for v in variants]
+            for s in g["train_size"]:
+                for wg in width_groups:
+                    for vg in variant_groups:
+                        members = [(w, v) for w in wg for v in vg]
+                        configs = {(i, e): TrainConfig(part.dataset, arch, w, s, v.loss, v.weight_decay, e,
+                                                       v.scheduler, v.lr)
+                                   for i, (w, v) in enumerate(members) for e in epochs}
+                        epochs_plans.append(JobPlan(arch, s, wg, vg, epochs, configs, part.dataset))
+    return epochs_plans
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/N"`` (1 ≤ i ≤ N, counted as people count) -> the 0-based shard index and N."""
     if not text:
         return 0, 1
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise EtioInputError(f"--shard {text!r} is not of the form i/N (e.g. 0/4)") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise EtioInputError(f"--shard {text!r}: need 0 ≤ i < N")
-    return i, n
+        raise EtioInputError(f"--shard {text!r} is not of the form i/N (e.g. 1/4 … 4/4)") from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise EtioInputError(f"--shard {text!r}: need 1 ≤ i ≤ N (shards are numbered 1/{max(n, 1)} … "
+                             f"{max(n, 1)}/{max(n, 1)})")
+    return i - 1, n
 
 
-def split_name(cfg: ExperimentConfig, s: int) -> str:
-    return f"{cfg.dataset}-s{s}-N{cfg.repeats}-seed{cfg.seed}.npy"
+def shard_label(shard: tuple[int, int]) -> str:
+    """The 0-based shard tuple as the user wrote it (``(0, 8)`` -> ``"1/8"``)."""
+    return f"{shard[0] + 1}/{shard[1]}"
+
+
+def shard_jobs(cfg: ExperimentConfig, shard: tuple[int, int]) -> list[JobPlan]:
+    return [j for i, j in enumerate(plan_jobs(cfg)) if i % shard[1] == shard[0]]
+
+
+def split_name(cfg: ExperimentConfig, s: int, dataset: str | None = None, pool_size: int | None = None) -> str:
+    """File name of the subsets; a pool cut to its first ``pool_size`` images is named for it."""
+    pool = f"-p{pool_size}" if pool_size is not None else ""
+    return f"{dataset or cfg.dataset}{pool}-s{s}-N{cfg.repeats}-seed{cfg.seed}.npy"
+
+
+def resolve_data_dir(data_dir: Path | str | None) -> Path:
+    from etio.traces.datasets import DEFAULT_DATA_DIR
+
+    return Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_DIR
+
+
+def load_study_data(cfg: ExperimentConfig, data_dir: Path | str | None = None, echo=None) -> dict:
+    """Every dataset of ``cfg`` in memory (fails before anything is written when one is missing).
+
+    With ``synthetic_data = true`` and an empty (or absent) data directory, generated files in each
+    dataset's own format are written there first (:mod:`etio.traces.synthetic`) and read back
+    through the same loaders. Returns dataset -> LoadedData.
+    """
+    from etio.traces.datasets import load
+    from etio.traces.synthetic import DEFAULT_SIZES, is_empty_dir, write_synthetic_data
+
+    parts = cfg.dataset_grids()
+    directory = resolve_data_dir(data_dir)
+    needs_files = [p for p in parts if p.dataset != "digits"]
+    if cfg.synthetic_data and needs_files and is_empty_dir(directory):
+        sizes = {p.dataset: (p.pool_size or DEFAULT_SIZES["train"], p.test_size or DEFAULT_SIZES["test"])
+                 for p in needs_files}
+        write_synthetic_data(directory, sizes, seed=cfg.seed)
+        notice = (f"{directory} was empty: wrote generated {', '.join(sorted(sizes))} files in their own formats "
+                  f"(synthetic data, not the real datasets)")
+        if echo is not None:
+            echo(f"   {notice}")
+        else:
+            import warnings
+
+            warnings.warn(notice, stacklevel=2)
+    return {p.dataset: load(p.dataset, directory if p.dataset != "digits" else data_dir, p.pool_size, p.test_size,
+                            allow_synthetic=cfg.synthetic_data)
+            for p in parts}
+
+
+def data_provenance(loaded: dict) -> dict:
+    """What each dataset was read from, for the provenance records."""
+    from etio.traces.datasets import TORCHVISION_FILES
+
+    def root(name: str, source: str) -> str | None:
+        if name not in TORCHVISION_FILES:
+            return None
+        depth = len(Path(TORCHVISION_FILES[name][0]).parts)
+        return str(Path(source).parents[depth - 1])
+
+    return {name: {"source": d.source, "data_dir": root(name, d.source), "synthetic": d.synthetic,
+                   "train_images": d.info.pool_size, "test_images": d.info.test_size}
+            for name, d in sorted(loaded.items())}
 
 
 def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shard: tuple[int, int] = (0, 1),
@@ -110,7 +183,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
     """
     device = _resolve(device)
-    store = prepare_traces(cfg, out, data_dir)
+    store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
     units = trace_units(cfg, store, shard)
     started = time.time()
     total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
@@ -151,12 +224,16 @@ def trace_units(cfg: ExperimentConfig, store: TraceStore | None = None, shard: t
     return units
 
 
-def prepare_traces(cfg: ExperimentConfig, out: Path, data_dir: Path | None = None) -> TraceStore:
-    """The store at ``out`` for ``cfg``; a missing dataset fails here, before anything is written."""
-    from etio.traces.datasets import load
-
-    load(cfg.dataset, data_dir)
-    return create_store(out, cfg.to_dict(), data_dir)
+def prepare_traces(cfg: ExperimentConfig, out: Path, data_dir: Path | None = None, device: str = "cpu",
+                   shard: tuple[int, int] = (0, 1), echo=None) -> TraceStore:
+    """The store at ``out`` for ``cfg``; a missing dataset, or a batch of models that cannot fit in
+    ``device``'s memory, fails here, before anything is written."""
+    loaded = load_study_data(cfg, data_dir, echo)
+    check_memory(cfg, shard_jobs(cfg, shard), loaded, device)
+    store = create_store(out, cfg.to_dict(), data_dir)
+    store.add_shard(shard_label(shard))
+    store.meta["data"] = data_provenance(loaded)      # for finish_traces' provenance (not written to store.json)
+    return store
 
 
 def finish_traces(store: TraceStore, device: str, shard: tuple[int, int] = (0, 1), started: float | None = None,
@@ -164,7 +241,9 @@ def finish_traces(store: TraceStore, device: str, shard: tuple[int, int] = (0, 1
     """Rewrite ``traces.csv`` (and its provenance) from what the store holds."""
     import torch
 
-    record = {"device": str(device), "shard": f"{shard[0]}/{shard[1]}", "torch_threads": torch.get_num_threads()}
+    record = {"device": str(device), "shard": shard_label(shard), "torch_threads": torch.get_num_threads()}
+    if store.meta.get("data"):
+        record["data"] = store.meta["data"]
     if started is not None:
         record["wall_s_this_run"] = round(time.time() - started, 2)
     store.write_traces_csv({**record, **(extra or {})})
@@ -187,7 +266,7 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
     import torch
 
     from etio.traces.centroid import centroid_distances
-    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.datasets import disjoint_split
     from etio.traces.generalization import generalization_stats
     from etio.traces.models import count_params
 
@@ -197,7 +276,9 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
         raise EtioInputError(f"{unit_id!r} is not a unit of the config {cfg.name!r}")
     job = units[unit_id].job
     store = open_store(out, data_dir)
-    data = load(cfg.dataset, data_dir)           # cached per process
+    loaded = load_study_data(cfg, data_dir)      # cached per process
+    data = loaded[job.dataset] if job.dataset in loaded else loaded[cfg.dataset]
+    part = {p.dataset: p for p in cfg.dataset_grids()}[data.info.name]
     info = data.info
     pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
@@ -205,7 +286,8 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
     written = []
     s = job.train_size
     subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
-    store.write_split(split_name(cfg, s), subsets)
+    split_file = split_name(cfg, s, info.name, part.pool_size)
+    store.write_split(split_file, subsets)
     n = info.pool_size // s
     subsets_dev = torch.as_tensor(subsets, device=device)
     if str(device) == "cpu":
@@ -224,14 +306,15 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
                                              pool_y, test_y, cfg.repeats, info.pool_size)
                 stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
                 record = ConfigRecord(
-                    key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
+                    key=conf.key, identity=conf.identity(), dataset=info.name, arch=conf.arch,
                     width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
                     num_classes=info.num_classes, input_shape=tuple(info.input_shape),
                     num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
-                    split_file=split_name(cfg, s),
+                    split_file=split_file,
                     seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
                     timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
-                             "stats_s": round(time.time() - t1, 4), "device": str(device)})
+                             "stats_s": round(time.time() - t1, 4), "device": str(device)},
+                    pool_size=part.pool_size, test_size=part.test_size, synthetic_data=data.synthetic)
                 store.write_config(record, states(mi), stats)
                 written.append(conf.key)
                 if on_written is not None:
@@ -239,6 +322,26 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
     finally:
         torch.set_num_threads(default_threads)
     return written
+
+
+def check_memory(cfg: ExperimentConfig, jobs: list[JobPlan], loaded: dict, device: str) -> None:
+    """Refuse, before any training, a ``models_per_batch`` whose batch of models will not fit in ``device``."""
+    from etio.traces.resources import available_memory, format_bytes, job_memory
+
+    free = available_memory(device)
+    if free is None or not jobs:
+        return
+    worst = max(jobs, key=lambda j: job_memory(cfg, j, loaded[j.dataset].info).total)
+    need = job_memory(cfg, worst, loaded[worst.dataset].info)
+    if need.total > free:
+        per_model = max(need.per_model, 1)
+        # models_per_batch counts the models of one member (width, optimisation variant) of the job
+        fits = int(max(free - need.fixed, 0) // per_model) // max(len(worst.members), 1)
+        hint = (f"set [training] models_per_batch ≤ {fits}" if fits >= 1 else
+                "even one model does not fit: lower training.batch_size or eval_batch_size, or use a larger device")
+        raise EtioInputError(
+            f"{need.models} models of {worst.dataset} {worst.arch} width {max(worst.widths)} at once need about "
+            f"{format_bytes(need.total)}, but {device} has {format_bytes(free)} available; {hint}")
 
 
 def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
@@ -282,21 +385,43 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
 
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
-    """Merge shards of one config into a new store at ``out`` (built aside, renamed into place)."""
+    """Pool trace stores into a new store at ``out`` (built aside, renamed into place).
+
+    The stores may be shards of one config, or stores of different configs made on other
+    machines at other times (e.g. one per dataset of the paper's study), as long as their
+    training settings agree (:meth:`ExperimentConfig.training_settings`): otherwise the
+    first difference is named. Sharded runs must be complete: every shard 1/N … N/N present,
+    each with all of its configurations. A configuration present in several stores is taken
+    from the first one given.
+    """
     from etio.core.provenance import atomic_dir
+    from etio.traces.config import NON_TRAINING_KEYS, parse_config
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
     stores = [open_store(d) for d in dirs]
-    config = stores[0].meta["config"]
-    for st in stores[1:]:
-        if st.meta["config"] != config:
-            raise EtioInputError(f"{st.root} was made from a different config than {stores[0].root}; cannot merge")
+    configs = [parse_config(st.meta["config"], f"{st.root}/store.json") for st in stores]
+    reference = configs[0].training_settings()
+    for st, cfg in zip(stores[1:], configs[1:]):
+        difference = _first_difference(reference, cfg.training_settings())
+        if difference:
+            raise EtioInputError(f"{st.root} and {stores[0].root} were trained with different settings "
+                                 f"({difference}); their traces cannot be pooled")
+    _check_data_subsets(stores, configs)
+    _check_shards(stores, configs, NON_TRAINING_KEYS)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise EtioInputError(f"--out {out} exists and is not empty")
+    same = all(st.meta["config"] == stores[0].meta["config"] for st in stores)
+    pooled_config = stores[0].meta["config"] if same else pooled_study(configs).to_dict()
+    meta = {k: v for k, v in stores[0].meta.items() if k not in ("config", "shards")}
+    meta.update(config=pooled_config, shards=["1/1"],
+                pooled_from=[{"store": str(st.root), "config": st.meta["config"].get("name"),
+                              "shards": st.meta.get("shards", [])} for st in stores])
     with atomic_dir(out) as staging:
-        shutil.copy2(stores[0].root / "store.json", staging / "store.json")
+        from etio.core.provenance import write_json
+
+        write_json(staging / "store.json", meta)
         for st in stores:
             if (st.root / "splits").exists():
                 shutil.copytree(st.root / "splits", staging / "splits", dirs_exist_ok=True)
@@ -308,33 +433,147 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     return open_store(out)
 
 
-def bench_train(epochs: int = 30, device: str = "cpu") -> dict:
-    """Models per second: the digits MLP grid (n = 12, widths 16–256) one at a time vs batched."""
+def _first_difference(a, b, path: str = "") -> str | None:
+    """The first setting where ``a`` and ``b`` differ, as 'name: A vs B'."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} vs {b!r}"
+
+
+def _check_data_subsets(stores, configs) -> None:
+    """The same dataset must have been cut to the same training pool and test set everywhere."""
+    seen: dict[str, tuple] = {}
+    for st, cfg in zip(stores, configs):
+        for part in cfg.dataset_grids():
+            sizes = (part.pool_size, part.test_size)
+            first = seen.setdefault(part.dataset, (st.root, sizes))
+            if first[1] != sizes:
+                raise EtioInputError(f"{st.root} and {first[0]} use different images of {part.dataset} "
+                                     f"(pool_size, test_size {sizes} vs {first[1]}); their traces cannot be pooled")
+
+
+def _check_shards(stores, configs, non_training_keys) -> None:
+    """Every shard of each sharded config is present, and each shard holds all of its configurations."""
+    groups: dict[str, list] = {}
+    for st, cfg in zip(stores, configs):
+        trained = {k: v for k, v in st.meta["config"].items() if k not in non_training_keys}
+        groups.setdefault(repr(sorted(trained.items())), []).append((st, cfg))
+    for members in groups.values():
+        labels = {label: st for st, _ in members for label in st.meta.get("shards", ["1/1"])}
+        counts = {int(label.split("/")[1]) for label in labels}
+        if len(counts) > 1:
+            raise EtioInputError(f"stores of config {members[0][1].name!r} were sharded differently "
+                                 f"({', '.join(sorted(labels))}); merge shards of one numbering")
+        n = counts.pop()
+        if n > 1 and not any(label == "1/1" for label in labels):
+            missing = [f"{i}/{n}" for i in range(1, n + 1) if f"{i}/{n}" not in labels]
+            if missing:
+                raise EtioInputError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} of config "
+                                     f"{members[0][1].name!r} missing: merge needs all {n} shards")
+            cfg = members[0][1]
+            have = set().union(*(st.keys() for st, _ in members))
+            for i in range(n):
+                expected = {c.key for job in shard_jobs(cfg, (i, n)) for c in job.configs.values()}
+                absent = expected - have
+                if absent:
+                    raise EtioInputError(f"shard {i + 1}/{n} of config {cfg.name!r} is incomplete ({len(absent)} of "
+                                         f"{len(expected)} configurations missing, e.g. {sorted(absent)[0]}); "
+                                         f"rerun it with --shard {i + 1}/{n}")
+
+
+def pooled_study(configs: list[ExperimentConfig]) -> ExperimentConfig:
+    """One multi-dataset config covering every configuration of ``configs`` (same training settings).
+
+    Per dataset each grid axis is the union of the values (widths per architecture); the
+    ``[attacks]`` / ``[analysis]`` tables are the first config's.
+    """
+    from dataclasses import replace
+
+    from etio.traces.config import DatasetGrid
+
+    merged: dict[str, DatasetGrid] = {}
+    for cfg in configs:
+        for part in cfg.dataset_grids():
+            g = part.grid
+            widths = g["width"] if isinstance(g["width"], dict) else {a: list(g["width"]) for a in g["arch"]}
+            if part.dataset not in merged:
+                merged[part.dataset] = DatasetGrid(part.dataset, {**g, "width": {a: list(w) for a, w in widths.items()}},
+                                                   part.pool_size, part.test_size)
+                continue
+            old = merged[part.dataset].grid
+            union = {k: list(dict.fromkeys([*old[k], *g[k]])) for k in ("arch", "loss", "weight_decay", "scheduler")}
+            for k in ("train_size", "epochs"):
+                union[k] = sorted(set(old[k]) | set(g[k]))
+            union["width"] = {a: sorted(set(old["width"].get(a, [])) | set(widths.get(a, []))) for a in union["arch"]}
+            merged[part.dataset] = replace(merged[part.dataset], grid=union)
+    first = configs[0]
+    return replace(first, name="pooled", description="pooled from " + ", ".join(c.name for c in configs),
+                   dataset="+".join(merged), grid={}, datasets=merged)
+
+
+def bench_train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden", width: int | None = None,
+                models: int = 10) -> dict:
+    """Models per second, one at a time (``nn.Module`` + ``torch.optim``) vs batched (one job).
+
+    ``mlp_1hidden``: the digits MLP grid (n = 12 models, widths 16–256, padded into width groups).
+    Conv architectures: ``models`` models at ``width`` (default: the paper's smallest) on random
+    CIFAR-10-shaped images (32 per model, batch 16), with the CIFAR augmentation.
+    """
+    import dataclasses
+
     import torch
 
     from etio.traces.config import Training
-    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.datasets import DATASETS, disjoint_split, load
+    from etio.traces.models import PAPER_WIDTHS
     from etio.traces.training import TrainJob, Variant, train_job, train_one
 
-    data = load("digits")
-    info = data.info
-    training = Training(batch_size=32, lr_step_size=20)
-    subsets = torch.as_tensor(disjoint_split(info.pool_size, 50, 1, 0))           # n = 12 models
-    widths = [16, 32, 64, 128, 256]
     variant = Variant("ce", 5e-4, True, 0.1)
+
+    def sync():
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+
+    if arch == "mlp_1hidden":
+        data = load("digits")
+        info = data.info
+        training = Training(batch_size=32, lr_step_size=20)
+        subsets = torch.as_tensor(disjoint_split(info.pool_size, 50, 1, 0))           # n = 12 models
+        widths = [width] if width else [16, 32, 64, 128, 256]
+        px, py = data.pool_x, data.pool_y
+        groups = group_widths(widths)
+    else:
+        info = dataclasses.replace(DATASETS["cifar10"], pool_size=32 * models)
+        gen = torch.Generator().manual_seed(0)
+        px = torch.randn(info.pool_size, 3, 32, 32, generator=gen)
+        py = torch.randint(0, 10, (info.pool_size,), generator=gen)
+        training = Training(batch_size=16, lr_step_size=20)
+        subsets = torch.as_tensor(disjoint_split(info.pool_size, 32, 1, 0))
+        widths = [width or PAPER_WIDTHS[arch][0]]
+        groups = [(w,) for w in widths]
     ids = list(range(1, len(subsets) + 1))
-    px, py = data.pool_x.to(device), data.pool_y.to(device)
-    t0 = time.time()
+    pxd, pyd = px.to(device), py.to(device)
+    sync()
+    t0 = time.perf_counter()
     for w in widths:
         for j, mid in enumerate(ids):
-            train_one("mlp_1hidden", w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x, data.pool_y)
-    t_single = time.time() - t0
+            model = train_one(arch, w, info, variant, subsets[j].to(device), mid, epochs, training, 0, pxd, pyd,
+                              device=device)
+    sync()
+    t_single = time.perf_counter() - t0
     n_models = len(widths) * len(ids)
-    t0 = time.time()
-    for group in group_widths(widths):
-        job = TrainJob(info, "mlp_1hidden", [(w, variant) for w in group], subsets, ids, [epochs], training, 0)
-        for snap in train_job(job, px, py, device):
-            snap.params["hidden.weight"].sum().item()
-    t_batched = time.time() - t0
-    return {"models": n_models, "epochs": epochs, "single_models_per_s": n_models / t_single,
-            "batched_models_per_s": n_models / t_batched, "speedup": t_single / t_batched}
+    t0 = time.perf_counter()
+    for group in groups:
+        job = TrainJob(info, arch, [(w, variant) for w in group], subsets, ids, [epochs], training, 0)
+        for snap in train_job(job, pxd, pyd, device):
+            next(iter(snap.params.values())).sum().item()
+    sync()
+    t_batched = time.perf_counter() - t0
+    del model
+    return {"arch": arch, "widths": widths, "models": n_models, "epochs": epochs, "device": str(device),
+            "single_models_per_s": n_models / t_single, "batched_models_per_s": n_models / t_batched,
+            "speedup": t_single / t_batched}

@@ -53,6 +53,11 @@ class ConfigRecord:
     split_file: str
     seeds: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    #: The training pool / test set were the first that many images (None: the whole dataset).
+    pool_size: int | None = None
+    test_size: int | None = None
+    #: Trained on generated stand-in files (etio.traces.synthetic), not the real dataset.
+    synthetic_data: bool = False
 
     def model_ids(self, repeat: int) -> list[int]:
         """1-based ids of the models of ``repeat`` (0-based), numbered as the authors did."""
@@ -181,7 +186,8 @@ class TraceStore:
         from etio.traces.datasets import load
 
         rec = self.record(key)
-        data = load(rec.dataset, self.data_dir)
+        # the same images the models were trained and evaluated on
+        data = load(rec.dataset, self.data_dir, rec.pool_size, rec.test_size, allow_synthetic=rec.synthetic_data)
         subsets = np.load(self.root / "splits" / rec.split_file)
         return DataSplits(data.pool_x, data.pool_y, data.test_x, data.test_y, subsets, rec.models_per_repeat)
 
@@ -192,6 +198,14 @@ class TraceStore:
         return Ensemble(self.record(key), state, device)
 
     # ---- writing (trace stage) ---------------------------------------------------------------
+    def add_shard(self, label: str) -> None:
+        """Record that shard ``label`` ("i/N") of the store's config was run into this store."""
+        shards = self.meta.setdefault("shards", [])
+        if label not in shards:
+            shards.append(label)
+            shards.sort(key=lambda t: tuple(int(x) for x in t.split("/"))[::-1])
+            write_json(self.root / "store.json", self.meta)
+
     def write_split(self, name: str, subsets: np.ndarray) -> None:
         path = self.root / "splits" / name
         if path.exists():

@@ -256,17 +256,21 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
 
 
 def train_one(arch: str, width: int, info: DatasetInfo, variant: Variant, subset: torch.Tensor, model_id: int,
-              epochs: int, training: Training, seed: int, pool_x, pool_y) -> torch.nn.Module:
+              epochs: int, training: Training, seed: int, pool_x, pool_y, device=None) -> torch.nn.Module:
     """Reference: one model, plain ``nn.Module`` + ``torch.optim.SGD`` + ``StepLR`` (same seeds)."""
     model = build_model(arch, width, info.num_classes, info.input_shape)
     model.load_state_dict(init_state(arch, width, info, seed, model_id))
+    if device is not None:
+        model = model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=variant.lr, momentum=training.momentum,
                           weight_decay=variant.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, training.lr_step_size, training.lr_decay) if variant.scheduler else None
     s = len(subset)
     for perm, crops, flips in batch_orders(info, s, seed, model_id, epochs):
         model.train()
-        order = subset[perm]
+        order = subset[perm.to(subset.device)]
+        if info.augment:
+            crops, flips = crops.to(subset.device), flips.to(subset.device)
         for start in range(0, s, training.batch_size):
             idx = order[start:start + training.batch_size]
             xb, yb = pool_x[idx], pool_y[idx]

@@ -1,0 +1,179 @@
+"""What a training job needs: memory of a batch of models (estimated) and seconds (calibrated).
+
+Memory of one job on its device (the job's models are trained ``models_per_batch`` at a time):
+
+- fixed: the dataset's training pool and test set as float32 tensors, and the logits of every
+  model of the job on its subset and the test set (kept until the job's statistics are done);
+- per model: parameters, gradients, momenta and one snapshot copy (4 × NumParams floats), the
+  activations kept for the backward pass of a training batch (sum over layers of their output
+  size, × ``batch_size``, × 2 for the autograd temporaries), and a forward pass over an
+  evaluation chunk (3 × the largest layer output × ``eval_batch_size``).
+
+Layer output sizes come from one forward pass on the meta device (no memory, no compute). The
+estimate is meant to be on the safe side; on CUDA ``calibrate_training`` also measures the
+peak, and ``etio plan`` prints both.
+
+Seconds: ``calibrate_training`` times a few optimiser steps of a batch of models on random data
+of the dataset's shape, and an evaluation pass; :func:`estimate_job_seconds` scales them to a
+job (steps per epoch × epochs × chunks, linear in the number of models per chunk).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+from etio.traces.config import ExperimentConfig, Training
+from etio.traces.datasets import DatasetInfo
+
+FLOAT = 4
+
+
+@dataclass(frozen=True)
+class JobMemory:
+    """Bytes of one job's batch of ``models`` models on its device."""
+
+    models: int         # trained at once
+    per_model: int
+    fixed: int
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.models * self.per_model
+
+
+@functools.lru_cache(maxsize=None)
+def layer_outputs(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(sum, max) over the model's modules of their output size per sample (meta device)."""
+    import torch
+
+    from etio.traces.models import build_model
+
+    model = build_model(arch, width, num_classes, input_shape, device="meta").eval()
+    sizes = []
+
+    def hook(_module, _inp, out):
+        if isinstance(out, torch.Tensor):
+            sizes.append(out[0].numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model(torch.empty((2, *input_shape), device="meta"))
+    for h in handles:
+        h.remove()
+    return sum(sizes), max(sizes)
+
+
+def models_at_once(cfg: ExperimentConfig, job, info: DatasetInfo) -> tuple[int, int]:
+    """(models trained together in one chunk, chunks) for ``job``."""
+    k = cfg.repeats * (info.pool_size // job.train_size)
+    per_batch = min(cfg.training.models_per_batch or k, k)
+    return len(job.members) * per_batch, math.ceil(k / per_batch)
+
+
+def job_memory(cfg: ExperimentConfig, job, info: DatasetInfo) -> JobMemory:
+    from etio.traces.models import count_params
+
+    t: Training = cfg.training
+    width = max(job.widths)
+    params = count_params(job.arch, width, info.num_classes, info.input_shape)
+    act_sum, act_max = layer_outputs(job.arch, width, info.num_classes, tuple(info.input_shape))
+    batch = min(t.batch_size, job.train_size)
+    per_model = FLOAT * (4 * params + 2 * act_sum * batch + 3 * act_max * min(t.eval_batch_size, info.test_size))
+    k = cfg.repeats * (info.pool_size // job.train_size)
+    sample = math.prod(info.input_shape)
+    data = FLOAT * sample * (info.pool_size + info.test_size) + 8 * (info.pool_size + info.test_size)
+    logits = FLOAT * len(job.members) * k * (job.train_size + info.test_size) * info.num_classes
+    models, _ = models_at_once(cfg, job, info)
+    return JobMemory(models=models, per_model=per_model, fixed=data + logits)
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free on ``device`` now (CUDA: free device memory; CPU: MemAvailable), or None when unknown."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured on this device: one optimiser step of ``models`` models, one evaluation pass."""
+
+    dataset: str
+    arch: str
+    width: int
+    models: int
+    batch_size: int
+    step_s: float                 # one optimiser step of all ``models`` models
+    eval_s_per_model_point: float  # forward pass, per model and evaluated point
+    peak_bytes: int | None        # measured peak device memory (CUDA only)
+    device: str
+
+
+def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
+                       steps: int = 2) -> Calibration:
+    """Time ``steps`` optimiser steps of ``models`` models (after one warm-up step) on random data."""
+    import torch
+
+    from etio.traces.training import TrainJob, Variant, train_job
+
+    b = training.batch_size
+    gen = torch.Generator().manual_seed(0)
+    pool = b * steps
+    pool_x = torch.randn(pool, *info.input_shape, generator=gen).to(device)
+    pool_y = torch.randint(0, info.num_classes, (pool,), generator=gen).to(device)
+    subsets = torch.stack([torch.randperm(pool, generator=gen) for _ in range(models)])
+    from dataclasses import replace
+
+    cal_info = replace(info, pool_size=pool)
+    job = TrainJob(cal_info, arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
+                   list(range(1, models + 1)), [1, 2], replace(training, batch_size=b), seed=0)
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    marks = []
+    snap = None
+    for snap in train_job(job, pool_x, pool_y, device):
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+        marks.append(time.perf_counter())        # after epoch 1 (warm-up: steps steps), after epoch 2
+    step_s = (marks[1] - marks[0]) / steps
+    n_eval = min(training.eval_batch_size, 256)
+    test_x = torch.randn(n_eval, *info.input_shape, generator=gen).to(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        snap.forward(snap.params, snap.buffers, test_x.unsqueeze(0).expand(models, *test_x.shape), train=False)
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    eval_s = (time.perf_counter() - start) / (models * n_eval)
+    peak = int(torch.cuda.max_memory_allocated()) if str(device).startswith("cuda") else None
+    return Calibration(info.name, arch, width, models, b, step_s, eval_s, peak, str(device))
+
+
+def estimate_job_seconds(cfg: ExperimentConfig, job, info: DatasetInfo, cal: Calibration) -> float:
+    """Seconds for ``job`` from a calibration of the same architecture and width."""
+    models, chunks = models_at_once(cfg, job, info)
+    steps = math.ceil(job.train_size / cfg.training.batch_size)
+    train = chunks * max(job.epochs) * steps * cal.step_s * models / cal.models
+    evaluated = chunks * len(job.epochs) * models * (job.train_size + info.test_size)
+    return train + evaluated * cal.eval_s_per_model_point

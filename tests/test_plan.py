@@ -1,0 +1,47 @@
+"""`etio plan` and plan_study: units of work with their resources, before anything is trained."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from etio.pipeline.plan import StudyPlan, UnitEstimate, plan_study
+from etio.pipeline.study import load_study
+from etio.traces.stage import plan_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_of_the_paper_study_counts_its_units_without_calibration():
+    study = load_study(ROOT / "experiments" / "paper.toml")
+    plan = plan_study(study, "cpu", calibrate=False)
+    assert isinstance(plan, StudyPlan) and all(isinstance(u, UnitEstimate) for u in plan.units)
+    traces, attacks = plan.by_stage("traces"), plan.by_stage("attacks")
+    assert len(traces) == len(plan_jobs(study.experiment))
+    assert sum(u.configurations for u in traces) == 880 and len(attacks) == 880
+    # models: N = 3 repeats × n = pool // |D_i| per configuration (spec: 150/30 CIFAR, 180/36 MNIST) ...
+    per_config = {(u.dataset, u.unit.split("-s")[1][:5]): u.models for u in attacks}
+    assert per_config[("cifar10", "01000")] == 150 and per_config[("cifar10", "05000")] == 30
+    assert per_config[("mnist", "01000")] == 180 and per_config[("mnist", "05000")] == 36
+    # ... each trained once per job, shared by the job's epoch snapshots
+    assert sum(u.models for u in traces) == sum(u.models for u in attacks) // 2
+    assert all(u.seconds is None and u.memory_bytes > 0 and u.gpus == 0 for u in traces)
+    # ResNet34 at width 32 holds more per batch than at width 2
+    mem = {(u.arch, max(u.widths)): u.memory_bytes for u in traces if u.dataset == "cifar10"}
+    assert mem[("resnet34", 32)] > mem[("resnet34", 2)]
+
+
+def test_calibrated_plan_and_the_command(tmp_path):
+    study = load_study(ROOT / "tests" / "data" / "traces-mini.toml")
+    plan = plan_study(study, "cpu", calibrate=True, calibration_steps=1)
+    assert len(plan.calibrations) == 1 and plan.calibrations[0].step_s > 0
+    seconds = plan.stage_seconds()
+    assert seconds["traces"] > 0 and seconds["attacks"] > 0 and seconds["learn"] is None
+    proc = subprocess.run([sys.executable, "-m", "etio", "plan", "--config", "tests/data/traces-mini.toml",
+                           "--device", "cpu", "--steps", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # 2 widths × 2 losses per job; 3 repeats × (600 // 100 + 600 // 200) models each
+    assert "8 configurations, 108 models in 2 training jobs" in out
+    assert "digits   mlp_1hidden" in out and "memory/batch" in out and "time per stage on this device: traces" in out
