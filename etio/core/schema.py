@@ -76,12 +76,41 @@ BASE_FEATURES = [
     "TrainVar", "TestVar", "TrainBias2", "TestBias2", "NumParams",
 ]
 #: Nodes that can only be causes (no arcs into them from non-roots).
-ROOT_CANDIDATES = ["NumParams", "WeightDecay", "TrainSize", "Scheduler?", "EpochNum"]
+ROOT_CANDIDATES = ["NumParams", "WeightDecay", "TrainSize", "Scheduler?", "EpochNum", "AdvEps"]
+
+
+# --------------------------------------------------------------------------------------
+# Robust models (Song et al., the related-work excerpt): PGD-trained models and the five
+# class-label dependent inference strategies of its Table 7. Grouped here so that the
+# vocabulary can move as one block; none of these columns is part of the authors' 53.
+# --------------------------------------------------------------------------------------
+
+#: Trace columns of a PGD-trained configuration: the l∞ budget of training (pixel units,
+#: a fraction of the [0, 1] pixel range), PGD accuracy on the members and on the test set at
+#: that budget, and their difference (the robust gap).
+ROBUST_TRACE_COLUMNS = ["AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff"]
+#: Inference strategy -> (column prefix, paper name of the excerpt's Table 7, features).
+ROBUST_STRATEGIES = {
+    "conf_benign": ("ConfInferBenign", "confidence-infer (benign)"),
+    "conf_untargeted": ("ConfInferUntargeted", "confidence-infer (untargeted)"),
+    "model_benign": ("ModelInferBenign", "model-infer (benign)"),
+    "model_untargeted": ("ModelInferUntargeted", "model-infer (untargeted)"),
+    "model_targeted": ("ModelInferTargeted", "model-infer (targeted)"),
+}
+ROBUST_ATTACK_COLUMNS = [f"{prefix}{part}" for prefix, _ in ROBUST_STRATEGIES.values()
+                         for part in ("MemAcc", "NonmemAcc", "Acc")]
+#: Outcome nodes of the robust study's graphs.
+ROBUST_ATTACKS = [f"{prefix}Acc" for prefix, _ in ROBUST_STRATEGIES.values()]
+ATTACK_PAPER_NAMES.update({f"{prefix}Acc": paper for prefix, paper in ROBUST_STRATEGIES.values()})
+#: The robust nodes a graph gains when its rows vary the training budget (R: etio_robust_nodes).
+ROBUST_FEATURES = ["AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff"]
+#: Every attack a graph may be learned for: the paper's, then the robust study's.
+KNOWN_ATTACKS: list[str] = ATTACKS + ROBUST_ATTACKS
 
 
 def check_attack(attack: str) -> str:
-    if attack not in ATTACKS:
-        raise EtioInputError(f"unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+    if attack not in KNOWN_ATTACKS:
+        raise EtioInputError(f"unknown attack {attack!r}; known attacks: {', '.join(KNOWN_ATTACKS)}")
     return attack
 
 
@@ -113,7 +142,7 @@ def treatments_for(attack: str) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 _R_TRANSLATION = str.maketrans({"(": ".", ")": ".", "?": "."})
-_KNOWN_BY_R_NAME = {c.translate(_R_TRANSLATION): c for c in TRACE_COLUMNS}
+_KNOWN_BY_R_NAME = {c.translate(_R_TRANSLATION): c for c in TRACE_COLUMNS}  # robust names need no translation
 
 
 def to_r_name(column: str) -> str:
@@ -214,6 +243,7 @@ TRACE_SCHEMA = TableSchema(
         **{c: "str" for c in ("EpochNum", "Dataset", "Arch", "Width", "TrainSize", "Scheduler?")},
         "lr": "float",
         **{c: "float" for c in TRACE_COLUMNS if c not in IDENTITY_COLUMNS},
+        **{c: "float" for c in ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS},
     },
 )
 

@@ -25,6 +25,16 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     weight_decay = [0.0005, 0.005]
     epochs = [15, 30]
     scheduler = [true, false]
+    adv_eps = [0, 0.1, 0.2]         # optional: PGD adversarial training budgets (see below)
+
+Robust training (Madry et al.; the robust-models excerpt, Song et al.): ``grid.adv_eps`` lists
+l∞ budgets ε in pixel units, i.e. as a fraction of the [0, 1] pixel range (CIFAR's 8/255 is
+0.0314); the trainer scales them by the dataset's normalisation. ε = 0 is natural training
+and keeps the natural configuration's key, so its row is the natural model. The inner
+maximisation is PGD with a uniform random start in the ε-ball, ``training.pgd_steps`` steps of
+``training.pgd_step_size`` · ε (defaults 7 and 0.25: the 7 steps of 2/255 at ε = 8/255 of
+Madry et al.'s CIFAR-10 models), and robust accuracies are measured with
+``training.pgd_eval_steps`` steps of the same size.
 
 The optional ``[attacks]`` and ``[analysis]`` tables belong to later stages
 (:mod:`etio.attacks.settings`, :mod:`etio.causal.settings`); this module keeps them as written
@@ -52,8 +62,10 @@ STAGE_TABLES = ("attacks", "analysis")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
-                  "models_per_batch"}
+                  "models_per_batch", *("pgd_steps", "pgd_step_size", "pgd_eval_steps")}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
+#: Grid keys that may be left out (robust training).
+_OPTIONAL_GRID_KEYS = {"adv_eps"}
 _OVERRIDE_KEYS = {"arch", "loss", "lr"}
 
 
@@ -67,6 +79,11 @@ class Training:
     lr_step_size: int = 200
     lr_decay: float = 0.1
     models_per_batch: int | None = None     # train a job's models this many at a time (memory); None: all
+    # PGD adversarial training (grid.adv_eps): steps of the inner maximisation, step size as a
+    # fraction of ε, steps of the evaluation attack.
+    pgd_steps: int = 7
+    pgd_step_size: float = 0.25
+    pgd_eval_steps: int = 10
 
     def lr_for(self, arch: str, loss: str) -> float:
         for o_arch, o_loss, o_lr in self.lr_overrides:
@@ -88,13 +105,16 @@ class TrainConfig:
     epochs: int
     scheduler: bool
     lr: float
+    adv_eps: float = 0.0     # PGD training budget (pixel units); 0 = natural training
 
     @property
     def key(self) -> str:
-        """Stable id; zero-padded so that string order is numeric order."""
+        """Stable id; zero-padded so that string order is numeric order. A natural model (ε = 0)
+        keeps the key it has without robust training."""
         sched = "sched" if self.scheduler else "nosched"
+        robust = f"-eps{self.adv_eps:.6f}" if self.adv_eps > 0 else ""
         return (f"{self.dataset}-{self.arch}-w{self.width:04d}-s{self.train_size:05d}-{self.loss}"
-                f"-wd{self.weight_decay:g}-e{self.epochs:04d}-{sched}")
+                f"-wd{self.weight_decay:g}-e{self.epochs:04d}-{sched}{robust}")
 
     def identity(self) -> dict[str, Any]:
         """The identity columns of the trace table, spelled as the authors' parser wrote them."""
@@ -102,6 +122,7 @@ class TrainConfig:
             "WeightDecay": self.weight_decay, "EpochNum": self.epochs, "Dataset": self.dataset,
             "Arch": self.arch, "Width": self.width, "TrainSize": self.train_size, "Loss": self.loss,
             "Scheduler?": "with_scheduler" if self.scheduler else "without_scheduler", "lr": self.lr,
+            "AdvEps": self.adv_eps,
         }
 
 
@@ -122,11 +143,22 @@ class ExperimentConfig:
         out = []
         for arch in g["arch"]:
             widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
-            for width, s, loss, wd, epochs, sched in itertools.product(
-                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"]):
+            for width, s, loss, wd, epochs, sched, eps in itertools.product(
+                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"],
+                    self.adv_eps):
                 out.append(TrainConfig(self.dataset, arch, width, s, loss, wd, epochs, sched,
-                                       self.training.lr_for(arch, loss)))
+                                       self.training.lr_for(arch, loss), eps))
         return sorted(out, key=lambda c: c.key)
+
+    @property
+    def adv_eps(self) -> list[float]:
+        """The PGD training budgets of the grid ([0.0]: natural training only)."""
+        return list(self.grid.get("adv_eps", [0.0]))
+
+    @property
+    def is_robust(self) -> bool:
+        """Whether the grid trains robust models (it has ``adv_eps``)."""
+        return "adv_eps" in self.grid
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -206,10 +238,15 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
                           if "models_per_batch" in t else None),
+        pgd_steps=as_int(t.get("pgd_steps", 7), "training.pgd_steps"),
+        pgd_step_size=as_float(t.get("pgd_step_size", 0.25), "training.pgd_step_size"),
+        pgd_eval_steps=as_int(t.get("pgd_eval_steps", 10), "training.pgd_eval_steps"),
     )
+    if training.pgd_step_size <= 0:
+        fail(f"training.pgd_step_size must be > 0 (a fraction of ε), got {training.pgd_step_size!r}")
 
     g = raw["grid"]
-    check_keys(g, _GRID_KEYS, "[grid]")
+    check_keys(g, _GRID_KEYS | _OPTIONAL_GRID_KEYS, "[grid]")
     for k in _GRID_KEYS:
         if k not in g:
             fail(f"missing key {k!r} in [grid]")
@@ -253,6 +290,12 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
 
     grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
+    if "adv_eps" in g:
+        budgets = [as_float(e, "adv_eps") for e in as_list(g["adv_eps"], "grid.adv_eps")]
+        for e in budgets:
+            if e >= 1.0:
+                fail(f"adv_eps {e:g} is not below 1: budgets are fractions of the [0, 1] pixel range")
+        grid["adv_eps"] = sorted(set(budgets))
     return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
                             training=training, grid=grid, description=str(raw.get("description", "")),
                             stage_tables=stage_tables)

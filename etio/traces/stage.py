@@ -69,8 +69,10 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
     plans = []
     for arch in g["arch"]:
         widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
-        variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss))
-                    for loss, wd, sched in itertools.product(g["loss"], g["weight_decay"], g["scheduler"])]
+        # Robust budgets are one more optimisation setting: models of every ε share a batch.
+        variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss), eps)
+                    for loss, wd, sched, eps in itertools.product(g["loss"], g["weight_decay"], g["scheduler"],
+                                                                  cfg.adv_eps)]
         if arch == "mlp_1hidden":
             width_groups, variant_groups = group_widths(widths), [tuple(variants)]
         else:
@@ -79,7 +81,8 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
             for wg in width_groups:
                 for vg in variant_groups:
                     members = [(w, v) for w in wg for v in vg]
-                    configs = {(i, e): TrainConfig(cfg.dataset, arch, w, s, v.loss, v.weight_decay, e, v.scheduler, v.lr)
+                    configs = {(i, e): TrainConfig(cfg.dataset, arch, w, s, v.loss, v.weight_decay, e, v.scheduler, v.lr,
+                                                   v.adv_eps)
                                for i, (w, v) in enumerate(members) for e in epochs}
                     plans.append(JobPlan(arch, s, wg, vg, epochs, configs))
     return plans
@@ -140,8 +143,8 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
             if str(device) == "cpu":
                 torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
             t0 = time.time()
-            for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
-                                                                       test_x, device):
+            for epoch, states, train_logits, test_logits, robust in _snapshots(job, cfg, info, subsets, pool_x,
+                                                                               pool_y, test_x, test_y, device):
                 t_train = time.time() - t0
                 for mi, (width, variant) in enumerate(job.members):
                     conf: TrainConfig = job.configs[(mi, epoch)]
@@ -151,6 +154,10 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
                     stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
                                                  pool_y, test_y, cfg.repeats, info.pool_size)
                     stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
+                    if robust is not None:
+                        from etio.traces.robust import robust_stats
+
+                        stats.update(robust_stats(robust[0][mi], robust[1][mi], cfg.repeats, variant.adv_eps))
                     record = ConfigRecord(
                         key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
                         width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
@@ -178,8 +185,10 @@ def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
     return 1 if size < 2_000_000 else default
 
 
-def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_y, test_x, device):
-    """Per snapshot epoch: (epoch, state(member) -> stacked state dict, train logits, test logits).
+def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_y, test_x, test_y, device):
+    """Per snapshot epoch: (epoch, state(member) -> stacked state dict, train logits, test logits, robust),
+    ``robust`` being the PGD accuracies ``([V, K], [V, K])`` on subsets and test set of a robust
+    grid (:func:`etio.traces.robust.robust_accuracies`), else None.
 
     The job's models are trained ``training.models_per_batch`` at a time (all at once by default);
     with several chunks the snapshots are gathered on the CPU and joined once every chunk is done.
@@ -197,16 +206,23 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
                         list(job.epochs), cfg.training, cfg.seed)
         for snap in train_job(tjob, pool_x, pool_y, device):
             train_logits, test_logits = snap.outputs(pool_x, test_x, cfg.training.eval_batch_size)
+            robust = None
+            if cfg.is_robust:
+                from etio.traces.robust import robust_accuracies
+
+                robust = robust_accuracies(snap, pool_x, pool_y, test_x, test_y, cfg.training.eval_batch_size)
             if len(chunks) == 1:
-                yield snap.epoch, snap.state, train_logits, test_logits
+                yield snap.epoch, snap.state, train_logits, test_logits, robust
                 continue
             states = [{n: t.cpu() for n, t in snap.state(mi).items()} for mi in range(len(job.members))]
-            gathered.setdefault(snap.epoch, []).append((states, train_logits.cpu(), test_logits.cpu()))
+            gathered.setdefault(snap.epoch, []).append(
+                (states, train_logits.cpu(), test_logits.cpu(), None if robust is None else [r.cpu() for r in robust]))
     for epoch, parts in sorted(gathered.items()):
         states = [{n: torch.cat([p[0][mi][n] for p in parts]) for n in parts[0][0][mi]} for mi in range(len(job.members))]
         train_logits = torch.cat([p[1] for p in parts], dim=1).to(device)
         test_logits = torch.cat([p[2] for p in parts], dim=1).to(device)
-        yield epoch, states.__getitem__, train_logits, test_logits
+        robust = None if parts[0][3] is None else tuple(torch.cat([p[3][i] for p in parts], dim=1) for i in (0, 1))
+        yield epoch, states.__getitem__, train_logits, test_logits, robust
 
 
 class _progress:

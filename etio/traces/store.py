@@ -236,21 +236,32 @@ class TraceStore:
         """One row per completed configuration, the 53 trace columns in the authors' order.
 
         Attack columns are filled from every stored attack result whose keys are trace
-        columns; absent results leave NaN.
+        columns; absent results leave NaN. A store of a robust grid (``grid.adv_eps``) appends
+        the robust columns (``ROBUST_TRACE_COLUMNS``, then ``ROBUST_ATTACK_COLUMNS``).
         """
         import pandas as pd
 
+        columns = self.trace_columns()
+        wanted = set(columns)
         rows = []
         for key in self.keys():
             rec = self.record(key)
-            row = {c: float("nan") for c in TRACE_COLUMNS}
-            row.update(rec.identity)
+            row = {c: float("nan") for c in columns}
+            row.update({k: v for k, v in rec.identity.items() if k in wanted})
             row["NumParams"] = rec.num_params
-            row.update({k: v for k, v in self.stats(key).items() if k in TRACE_COLUMNS})
+            row.update({k: v for k, v in self.stats(key).items() if k in wanted})
             for result in self.attack_results(key).values():
-                row.update({k: v for k, v in result.items() if k in TRACE_COLUMNS})
+                row.update({k: v for k, v in result.items() if k in wanted})
             rows.append(row)
-        return pd.DataFrame(rows, columns=TRACE_COLUMNS)
+        return pd.DataFrame(rows, columns=columns)
+
+    def trace_columns(self) -> list[str]:
+        """The columns of this store's trace table: the authors' 53, and the robust ones for a robust grid."""
+        from etio.core.schema import ROBUST_ATTACK_COLUMNS, ROBUST_TRACE_COLUMNS
+
+        if "adv_eps" in self.meta.get("config", {}).get("grid", {}):
+            return TRACE_COLUMNS + ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS
+        return list(TRACE_COLUMNS)
 
     def write_traces_csv(self, extra_provenance: dict | None = None) -> Path:
         table = self.traces_table()
