@@ -131,6 +131,20 @@ class Ensemble:
                     outs.append(self._vmapped(sel, xb))
         return torch.cat(outs, dim=1)
 
+    def logits_each(self, model_ids, x):
+        """Differentiable outputs ``[M, n, C]``: model ``model_ids[i]`` on its own inputs ``x[i]``."""
+        from etio.traces.training import mlp_forward
+
+        sel = self._select(model_ids)
+        x = x.to(self.device)
+        if self._is_mlp:
+            return mlp_forward(sel["hidden.weight"], sel["output.weight"], x.flatten(2))
+        from torch.func import functional_call, vmap
+
+        params = {k: v for k, v in sel.items() if k in self._param_names}
+        buffers = {k: v for k, v in sel.items() if k not in self._param_names}
+        return vmap(lambda p, b, xi: functional_call(self._skeleton, (p, b), (xi,)))(params, buffers, x)
+
     def _vmapped(self, sel, xb):
         from torch.func import functional_call, vmap
 
