@@ -40,7 +40,7 @@ import pandas as pd
 from etio.core.errors import EtioInputError
 from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from etio.core.schema import (
-    ATTACKS, LOSSES, TableSchema, check_attack, parse_train_size,
+    KNOWN_ATTACKS, LOSSES, TableSchema, check_attack, parse_train_size,
     treatments_for,
 )
 
@@ -102,8 +102,8 @@ def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
         loss, attack = m.group("loss"), m.group("attack")
         if loss not in LOSSES:
             raise EtioInputError(f"{path}: unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
-        if attack not in ATTACKS:
-            raise EtioInputError(f"{path}: unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+        if attack not in KNOWN_ATTACKS:
+            raise EtioInputError(f"{path}: unknown attack {attack!r}; known attacks: {', '.join(KNOWN_ATTACKS)}")
         if (loss, attack) in found:
             raise EtioInputError(f"{graphs_dir}: two graphs for {loss}-{attack}: {found[loss, attack].name}, {path.name}")
         found[loss, attack] = path

@@ -33,7 +33,7 @@ import pandas as pd
 from etio.causal import rbridge
 from etio.core.errors import EtioInputError
 from etio.core.provenance import atomic_dir, provenance, write_json
-from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
+from etio.core.schema import KNOWN_ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
 from etio.core.paths import DATA_DIR
 
 METHODS = ("boot", "cv")
@@ -122,7 +122,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
         rows = _rows_of(traces, loss, weight_decay)
         if losses is None and not rows.any():
             continue
-        for attack in attacks or ATTACKS:
+        for attack in attacks or KNOWN_ATTACKS:
             if attacks is None and (attack not in traces.columns or traces.loc[rows, attack].isna().all()):
                 continue
             pairs.append((loss, attack))
@@ -237,7 +237,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             "learn",
             config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
                     "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
-                    "attacks": sorted({g.attack for g in graphs}, key=ATTACKS.index),
+                    "attacks": sorted({g.attack for g in graphs}, key=KNOWN_ATTACKS.index),
                     "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
             seeds={"R set.seed before each graph": seed},
             backend=backend,
@@ -287,7 +287,7 @@ def write_tables(graphs: Sequence[LearnedGraph], directory: Path, weight_decay: 
 
 def _comparison(graphs: Sequence[LearnedGraph]) -> pd.DataFrame:
     """Best single correlation next to Etio's prediction, attack-major as the authors wrote it."""
-    order = sorted(graphs, key=lambda g: (ATTACKS.index(g.attack), LOSSES.index(g.loss)))
+    order = sorted(graphs, key=lambda g: (KNOWN_ATTACKS.index(g.attack), LOSSES.index(g.loss)))
     rows = []
     for g in order:
         corr = g.correlations
