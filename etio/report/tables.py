@@ -32,6 +32,10 @@ TITLES = {
     "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
 }
 
+#: The robust study's table (``etio table robust``): not one of the paper's, so not a command of its own.
+ROBUST_TITLE = "Robust models (Song et al.): hypotheses R1-R3 as ATE queries, one verdict per estimator"
+EXTRA_TABLES = {"robust": ROBUST_TITLE}
+
 #: The paper's names of the features (Tables 3, 5-8).
 FEATURE_PAPER_NAMES = {
     "AccDiff": "AccDiff", "LossDiff": "LossDiff", "TrainVar": "TrainVar", "TestVar": "TestVar",
@@ -188,6 +192,14 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
+
+def robust_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The robust verdicts with the attacks' and treatments' display names (Table 7 names)."""
+    table = verdicts.copy()
+    table["Attack"] = table["Attack"].map(lambda a: ATTACK_PAPER_NAMES.get(a, a))
+    table["Treatment"] = table["Treatment"].map(lambda a: ATTACK_PAPER_NAMES.get(a, a))
+    return table
+
 
 def _format_cell(column: str, value) -> str:
     if isinstance(value, (bool, np.bool_)):
