@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/etio bench learn
 	$(BIN)/etio bench train
 	$(BIN)/etio bench ate
+	$(BIN)/etio bench robust-train
 
 clean-venv:
 	rm -rf $(VENV)

@@ -263,3 +263,18 @@ def test_embedded_robust_study_end_to_end(tmp_path):
         graph = read_bnlearn_dot(dot, python_names=True)
         assert "AdvEps" in graph and not list(graph.predecessors("AdvEps"))
     _ = Analysis
+
+
+def test_paper_scale_robust_config_is_valid():
+    from etio.pipeline.study import load_study
+    from etio.traces.models import count_params
+
+    study = load_study(ROOT / "experiments" / "paper-cifar10-robust.toml")
+    cfg = study.experiment
+    assert cfg.is_robust and cfg.adv_eps == pytest.approx([0, 2 / 255, 4 / 255, 8 / 255], abs=1e-5)
+    assert set(study.attacks.run) == set(STRATEGIES)
+    sizes = [count_params("wide_resnet", s, 10, (3, 32, 32)) for s in (1, 2, 4, 8)]
+    assert sizes == sorted(sizes) and sizes[-1] > 40 * sizes[0]   # channels scale with s: parameters with s²
+    assert len(cfg.configurations()) == 4 * 2 * 2 * 4
+    digits = load_study(ROOT / "experiments" / "digits-robust.toml").experiment
+    assert len(digits.configurations()) == 60 and digits.adv_eps[-1] == 0.2

@@ -321,3 +321,38 @@ def bench_train(epochs: int = 30, device: str = "cpu") -> dict:
     t_batched = time.time() - t0
     return {"models": n_models, "epochs": epochs, "single_models_per_s": n_models / t_single,
             "batched_models_per_s": n_models / t_batched, "speedup": t_single / t_batched}
+
+
+def bench_robust_train(epochs: int = 5, device: str = "cpu") -> dict:
+    """PGD training, models per second: the digits MLPs (n = 12 per budget, widths 16–64, ε ∈ {0.05, 0.1, 0.2})
+    one at a time (plain ``nn.Module`` + per-model PGD) vs batched in one job."""
+    import torch
+
+    from etio.traces.config import Training
+    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.training import TrainJob, Variant, train_job, train_one
+
+    data = load("digits")
+    info = data.info
+    training = Training(batch_size=32, lr_step_size=20)
+    subsets = torch.as_tensor(disjoint_split(info.pool_size, 50, 1, 0))           # n = 12 models
+    widths = [16, 64]
+    variants = [Variant("ce", 5e-4, False, 0.1, eps) for eps in (0.05, 0.1, 0.2)]
+    ids = list(range(1, len(subsets) + 1))
+    px, py = data.pool_x.to(device), data.pool_y.to(device)
+    t0 = time.time()
+    for w in widths:
+        for variant in variants:
+            for j, mid in enumerate(ids):
+                train_one("mlp_1hidden", w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x,
+                          data.pool_y)
+    t_single = time.time() - t0
+    n_models = len(widths) * len(variants) * len(ids)
+    t0 = time.time()
+    job = TrainJob(info, "mlp_1hidden", [(w, v) for w in widths for v in variants], subsets, ids, [epochs], training, 0)
+    for snap in train_job(job, px, py, device):
+        snap.params["hidden.weight"].sum().item()
+    t_batched = time.time() - t0
+    return {"models": n_models, "epochs": epochs, "pgd_steps": training.pgd_steps,
+            "single_models_per_s": n_models / t_single, "batched_models_per_s": n_models / t_batched,
+            "speedup": t_single / t_batched}
