@@ -34,15 +34,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.vocabulary import ATTACK_STAGES, PAPER_ATTACK_STAGES
 
-#: The paper's attacks, in the order they run (``etio attack`` without ``--attacks``).
-ATTACK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard")
+#: The attacks of ``etio attack --attacks``, in the order they run (the vocabulary's order).
+ATTACK_NAMES = PAPER_ATTACK_STAGES
 MLLEAK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l")
 #: The robust study's inference strategies (Song et al., Table 7), in the order they run.
-ROBUST_ATTACK_NAMES = ("conf_benign", "conf_untargeted", "model_benign", "model_untargeted", "model_targeted")
+ROBUST_ATTACK_NAMES = tuple(s for s in ATTACK_STAGES if s not in PAPER_ATTACK_STAGES)
 #: Every attack ``--attacks`` accepts.
-ALL_ATTACK_NAMES = ATTACK_NAMES + ROBUST_ATTACK_NAMES
+ALL_ATTACK_NAMES = ATTACK_STAGES
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,5 @@ def parse_attack_list(text: str | None) -> list[str]:
     if not names:
         raise EtioInputError("--attacks is empty; known attacks: " + ", ".join(ALL_ATTACK_NAMES))
     for name in names:
-        if name not in ALL_ATTACK_NAMES:
-            raise EtioInputError(f"unknown attack {name!r}; known attacks: {', '.join(ALL_ATTACK_NAMES)}")
+        check_choice("attack", name, ALL_ATTACK_NAMES)
     return [a for a in ALL_ATTACK_NAMES if a in names]

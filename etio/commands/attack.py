@@ -36,10 +36,8 @@ def register(app, bench_app) -> None:
         Results are stored per configuration and attack as they are computed, so a rerun
         resumes where an interrupted one stopped.
         """
-        import sys
-
         from etio.attacks.settings import parse_attack_list
-        from etio.attacks.stage import run_attack_stage
+        from etio.attacks.stage import run_attack_stage_with_progress
         from etio.traces.store import open_store
         from etio.traces.training import resolve_device
 
@@ -47,10 +45,7 @@ def register(app, bench_app) -> None:
         device = resolve_device(device)
         store = open_store(out)
         settings = _attack_settings(config, store)
-        n = len(store.keys())
-        with typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr) as bar:
-            summary = run_attack_stage(store, names, settings, device, progress=lambda key: bar.update(1),
-                                       threads=threads)
+        summary = run_attack_stage_with_progress(store, names, settings, device, threads=threads)
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -23,7 +22,7 @@ def register(app, bench_app) -> None:
         traces: Path = typer.Argument(..., help="Trace table (CSV, the authors' 53-column schema)."),
         out: Path = typer.Option(..., "--out", help="Output directory (replaced as a whole on success)."),
         weight_decay: float = typer.Option(0.0005, "--weight-decay", help="Weight decay whose rows are analysed."),
-        method: str = typer.Option("boot", "--method", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
+        method: str = typer.Option("boot", "--method", metavar="boot|cv", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attack columns (default: all present)."),
         losses: Optional[str] = typer.Option(None, "--losses", help="Comma-separated losses, e.g. ce,mse (default: all present)."),
         seed: int = typer.Option(1, "--seed", help="R seed, set before each graph."),
@@ -35,11 +34,10 @@ def register(app, bench_app) -> None:
         from etio.core.schema import read_traces
         from etio.report.figures import draw_learned_graph
 
-        table = read_traces(traces)
-        started = time.perf_counter()
+        from etio.core.progress import counted
 
-        def progress(done: int, total: int, name: str) -> None:
-            typer.echo(f"[{done}/{total}] {name} learned ({time.perf_counter() - started:.1f} s)")
+        table = read_traces(traces)
+        progress = counted("learn", unit="graphs")
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

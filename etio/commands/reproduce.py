@@ -19,7 +19,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                            "or artifacts/paper with --paper)."),
         paper: bool = typer.Option(False, "--paper", help="Tables and graph figures from the authors' published "
                                    "artifacts; no training."),
-        method: Optional[str] = typer.Option(None, "--method", help="boot (paper text) or cv (authors' code); "
+        method: Optional[str] = typer.Option(None, "--method", metavar="boot|cv", help="boot (paper text) or cv (authors' code); "
                                              "default from the config's [analysis] section, else boot."),
         replicates: Optional[int] = typer.Option(None, "--replicates", help="Bootstrap replicates R."),
         runs: Optional[int] = typer.Option(None, "--runs", help="Hold-out runs for predictive power."),
@@ -45,6 +45,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      if v is not None}
         if refuters:
             overrides["refuters"] = True
+        if method is not None:
+            from etio.causal.settings import check_method
+
+            check_method(method, where="--method")
         analysis = replace(analysis, **overrides)
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
                   data_dir=data_dir, echo=echo)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 from etio.report.tables import EXTRA_TABLES, TITLES
 
 
@@ -35,9 +35,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
 
     if name == "robust":
         return build_robust_table(traces, graphs)
-    if name not in tables.TABLE_NAMES:
-        known = [*tables.TABLE_NAMES, *EXTRA_TABLES]
-        raise EtioInputError(f"unknown table {name!r}; known tables: {', '.join(known)}")
+    check_choice("table", name, [*tables.TABLE_NAMES, *EXTRA_TABLES])
     if name == "table2":
         if paper_data:
             normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)
