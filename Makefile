@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/etio bench learn
 	$(BIN)/etio bench train
 	$(BIN)/etio bench ate
+	$(BIN)/etio bench robust-train
 
 # r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/test_vocabulary.py fails while stale).
 vocabulary: setup

@@ -61,6 +61,9 @@ ETIO_HYPOTHESES <- stats::setNames(strsplit(.etio_vocab_attacks$hypothesis_varia
                                    .etio_vocab_attacks$r_name)
 #' Centroid-distance column of each attack's graph.
 ETIO_CENTROIDS <- stats::setNames(.etio_vocab_attacks$centroid, .etio_vocab_attacks$r_name)
+#' Nodes a graph gains when its rows vary the PGD training budget (etio.core.schema.ROBUST_FEATURES):
+#' the budget, a root that nothing causes, and the robust accuracies it causes.
+ETIO_ROBUST_NODES <- c("AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff")
 
 .etio_input_error <- function(...) {
   stop(simpleError(paste0("etio input error: ", ...)))
@@ -197,6 +200,18 @@ etio_prepare <- function(traces, loss, weight_decay, attack) {
                                    drop0trailing = TRUE), collapse = ", "))
     keep <- .etio_rows(traces, loss, weight_decay)
   }
+  # A robust study: when the rows vary the PGD training budget, the budget and the robust
+  # accuracies become nodes (rows with a single budget keep the paper's nodes).
+  if ("AdvEps" %in% names(traces)) {
+    budgets <- .etio_as_number(traces$AdvEps[keep], "AdvEps")
+    if (length(unique(stats::na.omit(budgets))) > 1) {
+      missing <- setdiff(ETIO_ROBUST_NODES, names(traces))
+      if (length(missing))
+        .etio_input_error("the rows vary AdvEps but the trace table has no column '", missing[1], "'")
+      for (column in ETIO_ROBUST_NODES) traces[[column]] <- .etio_as_number(traces[[column]], column)
+      columns <- c(features, ETIO_ROBUST_NODES, attack)
+    }
+  }
   data <- traces[keep, columns, drop = FALSE]
   rownames(data) <- NULL
 
@@ -287,11 +302,21 @@ etio_constraints <- function(features, attack) {
     list("TestLoss", "TestVar"),                          # 11.
     list("TrainLoss", "TrainVar")                         # 12. (already in rule 4)
   ))
+  if ("AdvEps" %in% features) {
+    rules <- c(rules, list(
+      list("AdvEps", setdiff(features, "AdvEps")),          # R1. the budget is set by design: nothing causes it
+      only("AdvTrainAcc", "TrainAcc"),                       # R2. robust accuracies: roots and their clean one
+      only("AdvTestAcc", "TestAcc")                          # R3.
+    ))
+  }
   rules <- Filter(function(tiers) all(lengths(tiers) > 0) && all(unlist(tiers) %in% c(features, attack)), rules)
   blacklist <- do.call(rbind, lapply(rules, tiers2blacklist))
   whitelist <- matrix(c("TrainAcc", "AccDiff", "TrainLoss", "LossDiff", "TrainLoss", "TrainBias2",
                         "TrainVar", "TrainBias2", "TestLoss", "LossDiff", "TestLoss", "TestBias2",
-                        "TestVar", "TestBias2", "TestAcc", "AccDiff"), ncol = 2, byrow = TRUE)
+                        "TestVar", "TestBias2", "TestAcc", "AccDiff",
+                        # the robust gap by definition, and the budget's effect on robust accuracy
+                        "AdvTrainAcc", "AdvAccDiff", "AdvTestAcc", "AdvAccDiff",
+                        "AdvEps", "AdvTrainAcc", "AdvEps", "AdvTestAcc"), ncol = 2, byrow = TRUE)
   whitelist <- whitelist[whitelist[, 1] %in% features & whitelist[, 2] %in% features, , drop = FALSE]
   list(whitelist = .etio_arc_frame(whitelist), blacklist = .etio_arc_frame(blacklist), roots = roots)
 }

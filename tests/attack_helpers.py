@@ -37,6 +37,11 @@ class StackedEnsemble:
         h = torch.relu(torch.einsum("nd,mdh->mnh", x, self.w1[idx]))
         return torch.bmm(h, self.w2[idx])
 
+    def logits_each(self, model_ids, x):
+        """Model ``model_ids[i]`` on its own inputs ``x[i]`` (differentiable in ``x``)."""
+        idx = torch.tensor(model_ids) - 1
+        return torch.bmm(torch.relu(torch.bmm(x, self.w1[idx])), self.w2[idx])
+
 
 def gaussian_task(n: int, generator: torch.Generator, dim: int = 20, classes: int = 10, spread: float = 0.45):
     centres = torch.randn(classes, dim, generator=torch.Generator().manual_seed(12345)) * spread

@@ -30,6 +30,10 @@ class Ensemble(Protocol):
 
     def logits(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor: ...
 
+    def logits_each(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+        """Differentiable: model ``model_ids[i]`` on ``x[i]`` (only the robust strategies need it)."""
+        ...
+
 
 class ModelOutputs:
     """Cached pre-softmax outputs of a configuration's models, on the attack device."""
@@ -76,6 +80,11 @@ class ModelOutputs:
             for m, o in zip(missing, out):
                 self._test[m] = o
         return torch.stack([self._test[m] for m in model_ids])
+
+    def forward_each(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+        """Differentiable logits ``[M, n, C]`` of model ``model_ids[i]`` on its own inputs ``x[i]``
+        (the adversarial strategies need gradients with respect to the inputs)."""
+        return self.ensemble.logits_each(list(model_ids), x).float().to(self.device)
 
     def _query(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -16,6 +16,17 @@ target per repeat. Small configs (digits, tests) lower the tuple count and epoch
     memguard_epsilon = 0.5
     memguard_samples = 0       # defended members and non-members: 0 = the whole subset and test set, else the first n of each
     memguard_weight_decays = [0.0005]   # configurations defended (the authors': normal WD only); [] = all
+    run = ["mlleak", "oak17"]  # attacks `etio reproduce` runs (default: the paper's seven)
+
+The robust study's inference strategies (:mod:`etio.attacks.robust`; Song et al., Table 7):
+
+    robust_targets = 1         # targets attacked per repeat
+    robust_calibration = 0.5   # fraction of a class's members (and as many non-members) that calibrate
+    robust_epochs = 200        # epochs of the (200, 20, 2) inference networks
+    robust_eps = 0.0           # l∞ budget of the adversarial examples (pixel units); 0 = the target's AdvEps
+    robust_pgd_steps = 10      # PGD steps of the adversarial examples
+    robust_step_size = 0.25    # PGD step as a fraction of the budget
+    robust_nonmembers = 0      # non-members per target: 0 = the whole test set, else its first n
 """
 
 from __future__ import annotations
@@ -24,11 +35,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.core.vocabulary import ATTACK_STAGES
+from etio.core.vocabulary import ATTACK_STAGES, PAPER_ATTACK_STAGES
 
 #: The attacks of ``etio attack --attacks``, in the order they run (the vocabulary's order).
-ATTACK_NAMES = ATTACK_STAGES
+ATTACK_NAMES = PAPER_ATTACK_STAGES
 MLLEAK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l")
+#: The robust study's inference strategies (Song et al., Table 7), in the order they run.
+ROBUST_ATTACK_NAMES = tuple(s for s in ATTACK_STAGES if s not in PAPER_ATTACK_STAGES)
+#: Every attack ``--attacks`` accepts.
+ALL_ATTACK_NAMES = ATTACK_STAGES
 
 
 @dataclass(frozen=True)
@@ -44,12 +59,29 @@ class AttackSettings:
     memguard_epsilon: float = 0.5
     memguard_samples: int = 0
     memguard_weight_decays: tuple[float, ...] = (0.0005,)
+    run: tuple[str, ...] = ATTACK_NAMES
+    robust_targets: int = 1
+    robust_calibration: float = 0.5
+    robust_epochs: int = 200
+    robust_eps: float = 0.0
+    robust_pgd_steps: int = 10
+    robust_step_size: float = 0.25
+    robust_nonmembers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["oak17_seeds"] = list(self.oak17_seeds)
         d["memguard_weight_decays"] = list(self.memguard_weight_decays)
+        d["run"] = list(self.run)
         return d
+
+    def robust(self):
+        """The robust strategies' settings (:class:`etio.attacks.robust.RobustAttackSettings`)."""
+        from etio.attacks.robust import RobustAttackSettings
+
+        return RobustAttackSettings(targets_per_repeat=self.robust_targets, calibration=self.robust_calibration,
+                                    epochs=self.robust_epochs, eps=self.robust_eps, pgd_steps=self.robust_pgd_steps,
+                                    step_size=self.robust_step_size, nonmembers=self.robust_nonmembers)
 
 
 def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config") -> AttackSettings:
@@ -73,6 +105,27 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
     eps = raw.get("memguard_epsilon", defaults.memguard_epsilon)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
         raise EtioInputError(f"{source}: [attacks].memguard_epsilon must be a number ≥ 0, got {eps!r}")
+    def number(key: str, low: float, high: float | None = None) -> float:
+        v = raw.get(key, getattr(defaults, key))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < low or (high is not None and v > high):
+            bound = f"in [{low:g}, {high:g}]" if high is not None else f"≥ {low:g}"
+            raise EtioInputError(f"{source}: [attacks].{key} must be a number {bound}, got {v!r}")
+        return float(v)
+
+    run = raw.get("run", list(defaults.run))
+    if not isinstance(run, list) or not run or not all(isinstance(a, str) for a in run):
+        raise EtioInputError(f"{source}: [attacks].run must be a non-empty list of attack names, got {run!r}")
+    for name in run:
+        if name not in ALL_ATTACK_NAMES:
+            raise EtioInputError(f"{source}: unknown attack {name!r} in [attacks].run; known attacks: "
+                                 f"{', '.join(ALL_ATTACK_NAMES)}")
+    calibration = number("robust_calibration", 0.0, 1.0)
+    if not 0 < calibration < 1:
+        raise EtioInputError(f"{source}: [attacks].robust_calibration must be strictly between 0 and 1, "
+                             f"got {calibration!r}")
+    step = number("robust_step_size", 0.0)
+    if step <= 0:
+        raise EtioInputError(f"{source}: [attacks].robust_step_size must be > 0, got {step!r}")
     wds = raw.get("memguard_weight_decays", list(defaults.memguard_weight_decays))
     if not isinstance(wds, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in wds):
         raise EtioInputError(f"{source}: [attacks].memguard_weight_decays must be a list of numbers, got {wds!r}")
@@ -88,16 +141,24 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
         memguard_epsilon=float(eps),
         memguard_samples=integer("memguard_samples", 0),
         memguard_weight_decays=tuple(float(w) for w in wds),
+        run=tuple(a for a in ALL_ATTACK_NAMES if a in run),
+        robust_targets=integer("robust_targets", 1),
+        robust_calibration=calibration,
+        robust_epochs=integer("robust_epochs", 1),
+        robust_eps=number("robust_eps", 0.0, 1.0),
+        robust_pgd_steps=integer("robust_pgd_steps", 1),
+        robust_step_size=step,
+        robust_nonmembers=integer("robust_nonmembers", 0),
     )
 
 
 def parse_attack_list(text: str | None) -> list[str]:
-    """``"mlleak,oak17"`` -> the attacks in run order; ``None`` -> all of them."""
+    """``"mlleak,oak17"`` -> the attacks in run order; ``None`` -> the paper's seven."""
     if text is None:
         return list(ATTACK_NAMES)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
-        raise EtioInputError("--attacks is empty; known attacks: " + ", ".join(ATTACK_NAMES))
+        raise EtioInputError("--attacks is empty; known attacks: " + ", ".join(ALL_ATTACK_NAMES))
     for name in names:
-        check_choice("attack", name, ATTACK_NAMES)
-    return [a for a in ATTACK_NAMES if a in names]
+        check_choice("attack", name, ALL_ATTACK_NAMES)
+    return [a for a in ALL_ATTACK_NAMES if a in names]

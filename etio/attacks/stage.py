@@ -32,7 +32,7 @@ from etio.attacks.memguard import MemGuardSettings, attack_with_noise_budget, de
 from etio.attacks.mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
 from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
-from etio.attacks.settings import ATTACK_NAMES, MLLEAK_NAMES, AttackSettings
+from etio.attacks.settings import ALL_ATTACK_NAMES, MLLEAK_NAMES, ROBUST_ATTACK_NAMES, AttackSettings
 from etio.attacks.threshold import run_threshold
 
 
@@ -46,6 +46,8 @@ class ConfigView:
     loss: str
     train_loss: float | None = None   # the threshold attack's tau (trace column TrainLoss)
     weight_decay: float | None = None
+    dataset: str | None = None        # pixel range of the robust strategies' adversarial examples
+    adv_eps: float = 0.0              # the models' PGD training budget (trace column AdvEps)
 
 
 # --------------------------------------------------------------------------------------
@@ -80,6 +82,10 @@ def requirement_problems(view: ConfigView, attacks: Sequence[str], settings: Att
         elif settings.oak17_shadows > len(first) - 1:
             problems.append(f"oak17_shadows = {settings.oak17_shadows} but {view.key} has only {len(first) - 1} "
                             f"other models in its first repeat")
+    if any(a in ROBUST_ATTACK_NAMES for a in attacks):
+        ids = view.model_ids_by_repeat
+        if not ids or min(len(r) for r in ids) < settings.robust_targets:
+            problems.append(f"robust_targets = {settings.robust_targets} exceeds the models per repeat of {view.key}")
     if "threshold" in attacks and (view.train_loss is None or not math.isfinite(view.train_loss)):
         problems.append(f"the threshold attack needs the configuration's TrainLoss; {view.key} has none")
     return problems
@@ -173,6 +179,22 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
         start = time.perf_counter()
         result = run_threshold(outputs, view.model_ids_by_repeat, view.loss, float(view.train_loss))
         on_result("threshold", {**result, "seconds": time.perf_counter() - start})
+    robust = [a for a in attacks if a in ROBUST_ATTACK_NAMES]
+    if robust:
+        from etio.attacks.robust import run_robust_strategies
+
+        start = time.perf_counter()
+        box = None
+        if view.dataset is not None:
+            from etio.traces.datasets import dataset_info
+            from etio.traces.robust import pixel_box
+
+            box = pixel_box(dataset_info(view.dataset)).to(outputs.device)
+        results = run_robust_strategies(outputs, view.model_ids_by_repeat, view.num_classes, robust, view.adv_eps,
+                                        settings.robust(), settings.seed, view.key, box)
+        share = (time.perf_counter() - start) / len(robust)
+        for name in robust:
+            on_result(name, {**results[name], "seconds": share})
     if "memguard" in attacks:
         if not with_memguard:
             on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
@@ -260,7 +282,8 @@ def view_of(store, key: str) -> ConfigView:
     wd = rec.identity.get("WeightDecay")
     return ConfigView(key=key, model_ids_by_repeat=[list(rec.model_ids(r)) for r in range(rec.n_repeats)],
                       num_classes=int(rec.num_classes), loss=str(rec.loss), train_loss=train_loss,
-                      weight_decay=None if wd is None else float(wd))
+                      weight_decay=None if wd is None else float(wd), dataset=str(rec.dataset),
+                      adv_eps=float(rec.identity.get("AdvEps", 0.0) or 0.0))
 
 
 def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
@@ -293,7 +316,7 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
 def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings) -> list[str]:
     """The store's configurations, once every check on names and requirements has passed."""
     for a in attacks:
-        check_choice("attack", a, ATTACK_NAMES)
+        check_choice("attack", a, ALL_ATTACK_NAMES)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")

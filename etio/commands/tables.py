@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.report.tables import TITLES
+from etio.report.tables import EXTRA_TABLES, TITLES
 
 
 
@@ -33,7 +33,9 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
     from etio.report import paper
     from etio.report import tables
 
-    check_choice("table", name, tables.TABLE_NAMES)
+    if name == "robust":
+        return build_robust_table(traces, graphs)
+    check_choice("table", name, [*tables.TABLE_NAMES, *EXTRA_TABLES])
     if name == "table2":
         if paper_data:
             normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)
@@ -64,6 +66,26 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
     return table
 
 
+def build_robust_table(traces: Optional[Path], graphs: Optional[Path]):
+    """R1-R3 (:mod:`etio.causal.robust_hypotheses`) on a robust study's traces and graphs; the
+    weight decay is the traces' only one (the paper's normal 5e-4 when they hold several)."""
+    from etio.causal.effects import read_graphs
+    from etio.causal.robust_hypotheses import robust_verdicts
+    from etio.core.schema import read_traces
+    from etio.report.tables import NORMAL_WD, robust_table
+
+    if traces is None or graphs is None:
+        raise EtioInputError("the robust table needs --traces and --graphs of a robust study (there are no paper values)")
+    table = read_traces(traces)
+    wds = sorted(float(w) for w in table["WeightDecay"].dropna().unique())
+    wd = wds[0] if len(wds) == 1 else NORMAL_WD
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rank-deficient.*")
+        return robust_table(robust_verdicts(table, read_graphs(graphs), wd))
+
+
 def _read_results(results_dir: Path, weight_decay: float):
     import pandas as pd
 
@@ -81,6 +103,8 @@ def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], gr
     from etio.core.provenance import provenance
     from etio.report.tables import to_terminal, write_table
 
+    if name == "robust" and (paper_data or compare_paper):
+        raise EtioInputError("the robust table has no paper values: give --traces and --graphs only")
     if paper_data and (traces or graphs or results):
         raise EtioInputError("--paper uses the authors' artifacts; do not combine it with --traces/--graphs/--results")
     if estimator not in ("paper", "sound"):
@@ -91,12 +115,13 @@ def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], gr
     table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
                         compare_paper=compare_paper, estimator=estimator)
     source = "authors' published artifacts" if paper_data else "this run"
-    write_table(table, out, name, TITLES[name], provenance(
+    title = TITLES.get(name) or EXTRA_TABLES.get(name, name)
+    write_table(table, out, name, title, provenance(
         name, config={"source": source, "traces": str(traces) if traces else None,
                       "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
                       "compare_paper": compare_paper,
                       "estimator": estimator if name != "table2" else None}))
-    typer.echo(TITLES[name])
+    typer.echo(title)
     typer.echo(to_terminal(table))
     typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
 
@@ -115,7 +140,7 @@ _ESTIMATOR = typer.Option("paper", "--estimator",
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @app.command("table")
-    def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7 or table8"),
+    def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7, table8 or robust"),
                   out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                   graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
                   compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR) -> None:

@@ -1,4 +1,4 @@
-"""CLI of the traces stage: ``etio traces``, ``etio traces merge`` and ``etio bench train``."""
+"""CLI of the traces stage: ``etio traces``, ``etio traces merge``, ``etio bench train`` and ``etio bench robust-train``."""
 
 from __future__ import annotations
 
@@ -97,3 +97,17 @@ def register(app, bench_app) -> None:
             typer.echo(f"{a:12s} width {','.join(map(str, r['widths']))} models {r['models']} epochs {r['epochs']}: "
                        f"one-at-a-time {r['single_models_per_s']:.2f} models/s, batched "
                        f"{r['batched_models_per_s']:.2f} models/s, speedup {r['speedup']:.1f}x")
+
+    @bench_app.command("robust-train")
+    def bench_robust_train(
+        epochs: int = typer.Option(5, "--epochs"),
+        device: Optional[str] = typer.Option(None, "--device"),
+    ) -> None:
+        """PGD training, models per second, one at a time vs batched (digits MLP, 72 models)."""
+        from etio.traces.stage import bench_robust_train as run
+
+        r = run(epochs=epochs, device=_device(device))
+        typer.echo(f"models {r['models']} epochs {r['epochs']} pgd steps {r['pgd_steps']} device {_device(device)}")
+        typer.echo(f"one-at-a-time {r['single_models_per_s']:.2f} models/s")
+        typer.echo(f"batched {r['batched_models_per_s']:.2f} models/s")
+        typer.echo(f"speedup {r['speedup']:.1f}x")

@@ -64,6 +64,28 @@ BASE_FEATURES = [v.column for v in VARIABLES if v.node == "base"]
 #: Nodes that can only be causes (no arcs into them from non-roots).
 ROOT_CANDIDATES = [v.column for v in VARIABLES if v.root]
 
+# --------------------------------------------------------------------------------------
+# Robust models (Song et al., the related-work excerpt): PGD-trained models and the five
+# class-label dependent inference strategies of its Table 7. Their variables and attacks are
+# entries of etio.core.vocabulary (study "robust"); the column groups are kept here.
+# --------------------------------------------------------------------------------------
+
+#: Trace columns of a PGD-trained configuration: the l∞ budget of training (pixel units, a
+#: fraction of the [0, 1] pixel range), PGD accuracy on members and on the test set at that
+#: budget, and their difference (the robust gap). None of them is one of the authors' 53.
+ROBUST_TRACE_COLUMNS = ["AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff"]
+#: Inference strategy (``etio attack`` name) -> (column prefix, name in the excerpt's Table 7).
+ROBUST_STRATEGIES = {a.stage: (a.column[:-len("Acc")], a.display) for a in ATTACK_BY_COLUMN.values()
+                     if a.study == "robust"}
+ROBUST_ATTACK_COLUMNS = [f"{prefix}{part}" for prefix, _ in ROBUST_STRATEGIES.values()
+                         for part in ("MemAcc", "NonmemAcc", "Acc")]
+#: Outcome nodes of the robust study's graphs.
+ROBUST_ATTACKS = [f"{prefix}Acc" for prefix, _ in ROBUST_STRATEGIES.values()]
+#: The nodes a graph gains when its rows vary the training budget (R: ETIO_ROBUST_NODES).
+ROBUST_FEATURES = list(ROBUST_TRACE_COLUMNS)
+#: Display names of the robust attacks (the excerpt's Table 7 headings).
+ATTACK_PAPER_NAMES = {a.column: a.display for a in ATTACK_BY_COLUMN.values()}
+
 
 def check_loss(loss: str, where: str = "") -> str:
     return check_choice("loss", loss, LOSSES, plural="losses", where=where)
@@ -230,6 +252,7 @@ TRACE_SCHEMA = TableSchema(
         "Width": "float",
         "lr": "float", "TrainSize": "float",
         **{c: "float" for c in TRACE_COLUMNS if c not in IDENTITY_COLUMNS},
+        **{c: "float" for c in ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS},
     },
 )
 

@@ -79,6 +79,7 @@ class Attack:
     centroid: str
     hypothesis_variables: tuple[str, ...]
     table2: bool = True
+    study: str = "paper"     # "paper": the CCS paper's attacks; "robust": the robust-models study's
 
     @property
     def r_name(self) -> str:
@@ -113,6 +114,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TrainSize", "TrainSize", "TrainSize", "number of training points per model", node="root", root=True),
     Variable("Scheduler?", "Scheduler", "Scheduler", "learning-rate scheduler used or not", root=True),
     Variable("EpochNum", "EpochNum", "EpochNum", "training epochs", root=True),
+    # Robust models (Song et al.; etio.traces.robust): nodes of a graph whose rows vary ε.
+    Variable("AdvEps", "AdvEps", "ε (PGD budget)", "l∞ budget of PGD adversarial training, pixel units",
+             node="root", root=True),
+    Variable("AdvTrainAcc", "AdvTrainAcc", "AdvTrainAcc", "PGD accuracy on the training set at the model's ε"),
+    Variable("AdvTestAcc", "AdvTestAcc", "AdvTestAcc", "PGD accuracy on the test set at the model's ε"),
+    Variable("AdvAccDiff", "AdvAccDiff", "AdvAccDiff", "robust gap: AdvTrainAcc − AdvTestAcc"),
 )
 
 #: Attacks in the paper's order (Tables 1 and 2).
@@ -130,6 +137,15 @@ ATTACKS_VOCABULARY: tuple[Attack, ...] = (
     Attack("ThresholdAcc", "threshold", "ThreshAcc", "ThreshAcc", "loss-threshold attack", _ORIGIN, ("LossDiff",)),
     Attack("MemguardAcc", "memguard", "MemGuardAcc", "MemGuardAcc", "top-3 ML-Leaks against MemGuard-defended "
            "models", _TOP3, ("AccDiff", "NumParams", _TOP3), table2=False),
+    # Robust models (Song et al., the excerpt's Table 7; etio.attacks.robust): class-label dependent.
+    *(Attack(f"{prefix}Acc", stage, f"{prefix}Acc", paper, f"Song et al.'s {paper} inference", _ORIGIN,
+             ("AccDiff", "NumParams", "AdvEps"), table2=False, study="robust")
+      for stage, prefix, paper in (
+          ("conf_benign", "ConfInferBenign", "confidence-infer (benign)"),
+          ("conf_untargeted", "ConfInferUntargeted", "confidence-infer (untargeted)"),
+          ("model_benign", "ModelInferBenign", "model-infer (benign)"),
+          ("model_untargeted", "ModelInferUntargeted", "model-infer (untargeted)"),
+          ("model_targeted", "ModelInferTargeted", "model-infer (targeted)"))),
 )
 
 VARIABLE_BY_COLUMN = {v.column: v for v in VARIABLES}
@@ -140,6 +156,9 @@ ATTACK_BY_STAGE = {a.stage: a for a in ATTACKS_VOCABULARY}
 ATTACKS: list[str] = [a.column for a in ATTACKS_VOCABULARY]
 #: Stage names of the attacks (``etio attack --attacks``), in the same order.
 ATTACK_STAGES: tuple[str, ...] = tuple(a.stage for a in ATTACKS_VOCABULARY)
+#: The paper's attacks only (what ``etio attack`` and ``etio reproduce`` run by default).
+PAPER_ATTACKS: list[str] = [a.column for a in ATTACKS_VOCABULARY if a.study == "paper"]
+PAPER_ATTACK_STAGES: tuple[str, ...] = tuple(a.stage for a in ATTACKS_VOCABULARY if a.study == "paper")
 
 
 def entry(column: str) -> Variable | Attack | None:

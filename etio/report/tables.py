@@ -30,7 +30,12 @@ from etio.causal.hypotheses import ESTIMATORS, HYPOTHESES, SIGNIFICANCE_LEVEL, t
 from etio.core.errors import EtioInputError
 from etio.core.provenance import atomic_dir, write_json
 from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
+from etio.core.schema import ATTACK_PAPER_NAMES
 from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
+
+#: The robust study's table (``etio table robust``): not one of the paper's, so not a command of its own.
+ROBUST_TITLE = "Robust models (Song et al.): hypotheses R1-R3 as ATE queries, one verdict per estimator"
+EXTRA_TABLES = {"robust": ROBUST_TITLE}
 
 #: The paper's tables, by command name, with the title every output of them carries.
 TITLES = {
@@ -258,6 +263,14 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
+
+def robust_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The robust verdicts with the attacks' and treatments' display names (Table 7 names)."""
+    table = verdicts.copy()
+    table["Attack"] = table["Attack"].map(lambda a: ATTACK_PAPER_NAMES.get(a, a))
+    table["Treatment"] = table["Treatment"].map(lambda a: ATTACK_PAPER_NAMES.get(a, a))
+    return table
+
 
 def _format_cell(column: str, value) -> str:
     if isinstance(value, (bool, np.bool_)):

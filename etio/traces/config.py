@@ -25,6 +25,16 @@ configuration = one row of the trace table. Example (``experiments/digits.toml``
     weight_decay = [0.0005, 0.005]
     epochs = [15, 30]
     scheduler = [true, false]
+    adv_eps = [0, 0.1, 0.2]         # optional: PGD adversarial training budgets (see below)
+
+Robust training (Madry et al.; the robust-models excerpt, Song et al.): ``grid.adv_eps`` lists
+l∞ budgets ε in pixel units, i.e. as a fraction of the [0, 1] pixel range (CIFAR's 8/255 is
+0.0314); the trainer scales them by the dataset's normalisation. ε = 0 is natural training
+and keeps the natural configuration's key, so its row is the natural model. The inner
+maximisation is PGD with a uniform random start in the ε-ball, ``training.pgd_steps`` steps of
+``training.pgd_step_size`` · ε (defaults 7 and 0.25: the 7 steps of 2/255 at ε = 8/255 of
+Madry et al.'s CIFAR-10 models), and robust accuracies are measured with
+``training.pgd_eval_steps`` steps of the same size.
 
 A study over several datasets (``experiments/paper.toml``) has no top-level ``dataset``; it
 has one ``[datasets.<name>]`` table per dataset instead, holding that dataset's grid keys
@@ -72,8 +82,10 @@ STAGE_TABLES = ("attacks", "analysis", "executor")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
-                  "models_per_batch"}
+                  "models_per_batch", *("pgd_steps", "pgd_step_size", "pgd_eval_steps")}
 _GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
+#: Grid keys that may be left out (robust training).
+_OPTIONAL_GRID_KEYS = {"adv_eps"}
 _OVERRIDE_KEYS = {"arch", "loss", "lr"}
 #: Keys of a ``[datasets.<name>]`` table besides the grid keys.
 _DATASET_KEYS = {"pool_size", "test_size"}
@@ -89,6 +101,11 @@ class Training:
     lr_step_size: int = 200
     lr_decay: float = 0.1
     models_per_batch: int | None = None     # train a job's models this many at a time (memory); None: all
+    # PGD adversarial training (grid.adv_eps): steps of the inner maximisation, step size as a
+    # fraction of ε, steps of the evaluation attack.
+    pgd_steps: int = 7
+    pgd_step_size: float = 0.25
+    pgd_eval_steps: int = 10
 
     def lr_for(self, arch: str, loss: str) -> float:
         for o_arch, o_loss, o_lr in self.lr_overrides:
@@ -110,13 +127,16 @@ class TrainConfig:
     epochs: int
     scheduler: bool
     lr: float
+    adv_eps: float = 0.0     # PGD training budget (pixel units); 0 = natural training
 
     @property
     def key(self) -> str:
-        """Stable id; zero-padded so that string order is numeric order."""
+        """Stable id; zero-padded so that string order is numeric order. A natural model (ε = 0)
+        keeps the key it has without robust training."""
         sched = "sched" if self.scheduler else "nosched"
+        robust = f"-eps{self.adv_eps:.6f}" if self.adv_eps > 0 else ""
         return (f"{self.dataset}-{self.arch}-w{self.width:04d}-s{self.train_size:05d}-{self.loss}"
-                f"-wd{self.weight_decay:g}-e{self.epochs:04d}-{sched}")
+                f"-wd{self.weight_decay:g}-e{self.epochs:04d}-{sched}{robust}")
 
     def identity(self) -> dict[str, Any]:
         """The identity columns of the trace table, spelled as the authors' parser wrote them."""
@@ -124,6 +144,7 @@ class TrainConfig:
             "WeightDecay": self.weight_decay, "EpochNum": self.epochs, "Dataset": self.dataset,
             "Arch": self.arch, "Width": self.width, "TrainSize": self.train_size, "Loss": self.loss,
             "Scheduler?": "with_scheduler" if self.scheduler else "without_scheduler", "lr": self.lr,
+            "AdvEps": self.adv_eps,
         }
 
 
@@ -149,6 +170,16 @@ class ExperimentConfig:
         if self.datasets:
             return list(self.datasets.values())
         return [DatasetGrid(self.dataset, self.grid)]
+
+    @property
+    def adv_eps(self) -> list[float]:
+        """The PGD training budgets over every dataset of the study ([0.0]: natural training only)."""
+        return sorted({e for part in self.dataset_grids() for e in part.adv_eps})
+
+    @property
+    def is_robust(self) -> bool:
+        """Whether any grid of the study trains robust models (it has ``adv_eps``)."""
+        return any(part.is_robust for part in self.dataset_grids())
 
     def configurations(self) -> list[TrainConfig]:
         out = [c for part in self.dataset_grids() for c in part.configurations(self.training)]
@@ -192,11 +223,22 @@ class DatasetGrid:
         out = []
         for arch in g["arch"]:
             widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
-            for width, s, loss, wd, epochs, sched in itertools.product(
-                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"]):
+            for width, s, loss, wd, epochs, sched, eps in itertools.product(
+                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"],
+                    self.adv_eps):
                 out.append(TrainConfig(self.dataset, arch, width, s, loss, wd, epochs, sched,
-                                       training.lr_for(arch, loss)))
+                                       training.lr_for(arch, loss), eps))
         return sorted(out, key=lambda c: c.key)
+
+    @property
+    def adv_eps(self) -> list[float]:
+        """The PGD training budgets of the grid ([0.0]: natural training only)."""
+        return list(self.grid.get("adv_eps", [0.0]))
+
+    @property
+    def is_robust(self) -> bool:
+        """Whether the grid trains robust models (it has ``adv_eps``)."""
+        return "adv_eps" in self.grid
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in self.grid.items()}
@@ -283,7 +325,12 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
                           if t.get("models_per_batch") is not None else None),   # None: a store's form of "absent"
+        pgd_steps=as_int(t.get("pgd_steps", 7), "training.pgd_steps"),
+        pgd_step_size=as_float(t.get("pgd_step_size", 0.25), "training.pgd_step_size"),
+        pgd_eval_steps=as_int(t.get("pgd_eval_steps", 10), "training.pgd_eval_steps"),
     )
+    if training.pgd_step_size <= 0:
+        fail(f"training.pgd_step_size must be > 0 (a fraction of ε), got {training.pgd_step_size!r}")
 
     shared = raw.get("grid", {})
     if not isinstance(shared, dict):
@@ -292,15 +339,15 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         info = dataset_info(raw["dataset"])
         grid = _parse_grid(shared, info, "[grid]", fail, check_keys, as_int, as_float, as_list, source)
     else:
-        check_keys(shared, _GRID_KEYS, "[grid]")
+        check_keys(shared, _GRID_KEYS | _OPTIONAL_GRID_KEYS, "[grid]")
         parts = {}
         for name, table in raw["datasets"].items():
             where = f"[datasets.{name}]"
             if not isinstance(table, dict):
                 fail(f"{where} must be a table, got {table!r}")
             info = dataset_info(name)
-            check_keys(table, _GRID_KEYS | _DATASET_KEYS, where)
-            merged = {**shared, **{k: v for k, v in table.items() if k in _GRID_KEYS}}
+            check_keys(table, _GRID_KEYS | _OPTIONAL_GRID_KEYS | _DATASET_KEYS, where)
+            merged = {**shared, **{k: v for k, v in table.items() if k in _GRID_KEYS | _OPTIONAL_GRID_KEYS}}
             sizes = {}
             for k in ("pool_size", "test_size"):
                 if k in table:
@@ -334,7 +381,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
 def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list,
                 source: str = "config") -> dict[str, Any]:
     """The validated grid of one dataset (``where`` names the table in messages)."""
-    check_keys(g, _GRID_KEYS, where)
+    check_keys(g, _GRID_KEYS | _OPTIONAL_GRID_KEYS, where)
     for k in sorted(_GRID_KEYS):
         if k not in g:
             fail(f"missing key {k!r} in {where}")
@@ -366,5 +413,12 @@ def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list
     for s in scheds:
         if not isinstance(s, bool):
             fail(f"scheduler values must be true or false, got {s!r}")
-    return {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
+    grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
+    if "adv_eps" in g:
+        budgets = [as_float(e, "adv_eps") for e in as_list(g["adv_eps"], "grid.adv_eps")]
+        for e in budgets:
+            if e >= 1.0:
+                fail(f"adv_eps {e:g} is not below 1: budgets are fractions of the [0, 1] pixel range")
+        grid["adv_eps"] = sorted(set(budgets))
+    return grid

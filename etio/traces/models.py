@@ -9,6 +9,11 @@ to the attacks (MemGuard perturbs it).
 - ``alexnetwol``: AlexNet "without linear" layers; ``w`` = filters of the first convolution.
 - ``resnet34``: CIFAR ResNet-34 (BasicBlock, [3, 4, 6, 3]); ``w`` = planes of the first stage.
 - ``densenet161``: DenseNet-161 blocks (6, 12, 36, 24), 96 initial features; ``w`` = growth rate.
+- ``wide_resnet``: the robust-models excerpt's CIFAR-10 wide ResNet (Madry et al.'s model): a
+  16-channel stem and 3 groups of 5 residual blocks with (16s, 32s, 64s) output channels;
+  ``w`` = the capacity scale s (Madry et al.'s model is s = 10). The blocks are the
+  ``BasicBlock`` of ``resnet34`` (post-activation), not the pre-activation blocks of Zagoruyko
+  and Komodakis.
 """
 
 from __future__ import annotations
@@ -103,6 +108,28 @@ class ResNet34(nn.Module):
         return self.linear(out.flatten(1))
 
 
+class WideResNet(nn.Module):
+    def __init__(self, width: int, num_classes: int, blocks_per_group: int = 5):
+        super().__init__()
+        s = width
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        in_planes, groups = 16, []
+        for planes, stride in ((16 * s, 1), (32 * s, 2), (64 * s, 2)):
+            layers = []
+            for st in [stride] + [1] * (blocks_per_group - 1):
+                layers.append(BasicBlock(in_planes, planes, st))
+                in_planes = planes
+            groups.append(nn.Sequential(*layers))
+        self.group1, self.group2, self.group3 = groups
+        self.linear = nn.Linear(64 * s, num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.group3(self.group2(self.group1(out)))
+        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
 class DenseNet161(nn.Module):
     def __init__(self, width: int, num_classes: int, num_init_features: int = 96,
                  block_config=(6, 12, 36, 24), bn_size: int = 4):
@@ -140,7 +167,8 @@ class DenseNet161(nn.Module):
         return self.classifier(out.flatten(1))
 
 
-ARCHS = {"mlp_1hidden": MLP1Hidden, "alexnetwol": AlexNetWOL, "resnet34": ResNet34, "densenet161": DenseNet161}
+ARCHS = {"mlp_1hidden": MLP1Hidden, "alexnetwol": AlexNetWOL, "resnet34": ResNet34, "densenet161": DenseNet161,
+         "wide_resnet": WideResNet}
 
 
 def build_model(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...],

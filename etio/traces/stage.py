@@ -77,8 +77,10 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
         epochs = tuple(g["epochs"])
         for arch in g["arch"]:
             widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
-            variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss))
-                        for loss, wd, sched in itertools.product(g["loss"], g["weight_decay"], g["scheduler"])]
+            # Robust budgets are one more optimisation setting: models of every ε share a batch.
+            variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss), eps)
+                        for loss, wd, sched, eps in itertools.product(g["loss"], g["weight_decay"], g["scheduler"],
+                                                                      part.adv_eps)]
             if arch == "mlp_1hidden":
                 width_groups, variant_groups = group_widths(widths), [tuple(variants)]
             else:
@@ -88,7 +90,7 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
                     for vg in variant_groups:
                         members = [(w, v) for w in wg for v in vg]
                         configs = {(i, e): TrainConfig(part.dataset, arch, w, s, v.loss, v.weight_decay, e,
-                                                       v.scheduler, v.lr)
+                                                       v.scheduler, v.lr, v.adv_eps)
                                    for i, (w, v) in enumerate(members) for e in epochs}
                         epochs_plans.append(JobPlan(arch, s, wg, vg, epochs, configs, part.dataset))
     return epochs_plans
@@ -294,8 +296,8 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
         torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
     try:
         t0 = time.time()
-        for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
-                                                                   test_x, device):
+        for epoch, states, train_logits, test_logits, robust in _snapshots(job, cfg, info, subsets, pool_x,
+                                                                           pool_y, test_x, test_y, device):
             t_train = time.time() - t0
             for mi, (width, variant) in enumerate(job.members):
                 conf: TrainConfig = job.configs[(mi, epoch)]
@@ -305,6 +307,10 @@ def run_trace_unit(cfg: ExperimentConfig, out: Path, unit_id: str, device: str |
                 stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
                                              pool_y, test_y, cfg.repeats, info.pool_size)
                 stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
+                if robust is not None:
+                    from etio.traces.robust import robust_stats
+
+                    stats.update(robust_stats(robust[0][mi], robust[1][mi], cfg.repeats, variant.adv_eps))
                 record = ConfigRecord(
                     key=conf.key, identity=conf.identity(), dataset=info.name, arch=conf.arch,
                     width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
@@ -353,8 +359,10 @@ def _threads_for(job: JobPlan, n_models: int, info, default: int) -> int:
     return 1 if size < 2_000_000 else default
 
 
-def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_y, test_x, device):
-    """Per snapshot epoch: (epoch, state(member) -> stacked state dict, train logits, test logits).
+def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_y, test_x, test_y, device):
+    """Per snapshot epoch: (epoch, state(member) -> stacked state dict, train logits, test logits, robust),
+    ``robust`` being the PGD accuracies ``([V, K], [V, K])`` on subsets and test set of a robust
+    grid (:func:`etio.traces.robust.robust_accuracies`), else None.
 
     The job's models are trained ``training.models_per_batch`` at a time (all at once by default);
     with several chunks the snapshots are gathered on the CPU and joined once every chunk is done.
@@ -372,16 +380,23 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
                         list(job.epochs), cfg.training, cfg.seed)
         for snap in train_job(tjob, pool_x, pool_y, device):
             train_logits, test_logits = snap.outputs(pool_x, test_x, cfg.training.eval_batch_size)
+            robust = None
+            if cfg.is_robust:
+                from etio.traces.robust import robust_accuracies
+
+                robust = robust_accuracies(snap, pool_x, pool_y, test_x, test_y, cfg.training.eval_batch_size)
             if len(chunks) == 1:
-                yield snap.epoch, snap.state, train_logits, test_logits
+                yield snap.epoch, snap.state, train_logits, test_logits, robust
                 continue
             states = [{n: t.cpu() for n, t in snap.state(mi).items()} for mi in range(len(job.members))]
-            gathered.setdefault(snap.epoch, []).append((states, train_logits.cpu(), test_logits.cpu()))
+            gathered.setdefault(snap.epoch, []).append(
+                (states, train_logits.cpu(), test_logits.cpu(), None if robust is None else [r.cpu() for r in robust]))
     for epoch, parts in sorted(gathered.items()):
         states = [{n: torch.cat([p[0][mi][n] for p in parts]) for n in parts[0][0][mi]} for mi in range(len(job.members))]
         train_logits = torch.cat([p[1] for p in parts], dim=1).to(device)
         test_logits = torch.cat([p[2] for p in parts], dim=1).to(device)
-        yield epoch, states.__getitem__, train_logits, test_logits
+        robust = None if parts[0][3] is None else tuple(torch.cat([p[3][i] for p in parts], dim=1) for i in (0, 1))
+        yield epoch, states.__getitem__, train_logits, test_logits, robust
 
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
@@ -575,5 +590,40 @@ def bench_train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden"
     t_batched = time.perf_counter() - t0
     del model
     return {"arch": arch, "widths": widths, "models": n_models, "epochs": epochs, "device": str(device),
+            "single_models_per_s": n_models / t_single, "batched_models_per_s": n_models / t_batched,
+            "speedup": t_single / t_batched}
+
+
+def bench_robust_train(epochs: int = 5, device: str = "cpu") -> dict:
+    """PGD training, models per second: the digits MLPs (n = 12 per budget, widths 16–64, ε ∈ {0.05, 0.1, 0.2})
+    one at a time (plain ``nn.Module`` + per-model PGD) vs batched in one job."""
+    import torch
+
+    from etio.traces.config import Training
+    from etio.traces.datasets import disjoint_split, load
+    from etio.traces.training import TrainJob, Variant, train_job, train_one
+
+    data = load("digits")
+    info = data.info
+    training = Training(batch_size=32, lr_step_size=20)
+    subsets = torch.as_tensor(disjoint_split(info.pool_size, 50, 1, 0))           # n = 12 models
+    widths = [16, 64]
+    variants = [Variant("ce", 5e-4, False, 0.1, eps) for eps in (0.05, 0.1, 0.2)]
+    ids = list(range(1, len(subsets) + 1))
+    px, py = data.pool_x.to(device), data.pool_y.to(device)
+    t0 = time.time()
+    for w in widths:
+        for variant in variants:
+            for j, mid in enumerate(ids):
+                train_one("mlp_1hidden", w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x,
+                          data.pool_y)
+    t_single = time.time() - t0
+    n_models = len(widths) * len(variants) * len(ids)
+    t0 = time.time()
+    job = TrainJob(info, "mlp_1hidden", [(w, v) for w in widths for v in variants], subsets, ids, [epochs], training, 0)
+    for snap in train_job(job, px, py, device):
+        snap.params["hidden.weight"].sum().item()
+    t_batched = time.time() - t0
+    return {"models": n_models, "epochs": epochs, "pgd_steps": training.pgd_steps,
             "single_models_per_s": n_models / t_single, "batched_models_per_s": n_models / t_batched,
             "speedup": t_single / t_batched}

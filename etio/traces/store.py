@@ -136,6 +136,20 @@ class Ensemble:
                     outs.append(self._vmapped(sel, xb))
         return torch.cat(outs, dim=1)
 
+    def logits_each(self, model_ids, x):
+        """Differentiable outputs ``[M, n, C]``: model ``model_ids[i]`` on its own inputs ``x[i]``."""
+        from etio.traces.training import mlp_forward
+
+        sel = self._select(model_ids)
+        x = x.to(self.device)
+        if self._is_mlp:
+            return mlp_forward(sel["hidden.weight"], sel["output.weight"], x.flatten(2))
+        from torch.func import functional_call, vmap
+
+        params = {k: v for k, v in sel.items() if k in self._param_names}
+        buffers = {k: v for k, v in sel.items() if k not in self._param_names}
+        return vmap(lambda p, b, xi: functional_call(self._skeleton, (p, b), (xi,)))(params, buffers, x)
+
     def _vmapped(self, sel, xb):
         from torch.func import functional_call, vmap
 
@@ -250,21 +264,32 @@ class TraceStore:
         """One row per completed configuration, the 53 trace columns in the authors' order.
 
         Attack columns are filled from every stored attack result whose keys are trace
-        columns; absent results leave NaN.
+        columns; absent results leave NaN. A store of a robust grid (``grid.adv_eps``) appends
+        the robust columns (``ROBUST_TRACE_COLUMNS``, then ``ROBUST_ATTACK_COLUMNS``).
         """
         import pandas as pd
 
+        columns = self.trace_columns()
+        wanted = set(columns)
         rows = []
         for key in self.keys():
             rec = self.record(key)
-            row = {c: float("nan") for c in TRACE_COLUMNS}
-            row.update(rec.identity)
+            row = {c: float("nan") for c in columns}
+            row.update({k: v for k, v in rec.identity.items() if k in wanted})
             row["NumParams"] = rec.num_params
-            row.update({k: v for k, v in self.stats(key).items() if k in TRACE_COLUMNS})
+            row.update({k: v for k, v in self.stats(key).items() if k in wanted})
             for result in self.attack_results(key).values():
-                row.update({k: v for k, v in result.items() if k in TRACE_COLUMNS})
+                row.update({k: v for k, v in result.items() if k in wanted})
             rows.append(row)
-        return pd.DataFrame(rows, columns=TRACE_COLUMNS)
+        return pd.DataFrame(rows, columns=columns)
+
+    def trace_columns(self) -> list[str]:
+        """The columns of this store's trace table: the authors' 53, and the robust ones for a robust grid."""
+        from etio.core.schema import ROBUST_ATTACK_COLUMNS, ROBUST_TRACE_COLUMNS
+
+        if "adv_eps" in self.meta.get("config", {}).get("grid", {}):
+            return TRACE_COLUMNS + ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS
+        return list(TRACE_COLUMNS)
 
     def write_traces_csv(self, extra_provenance: dict | None = None) -> Path:
         table = self.traces_table()

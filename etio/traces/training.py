@@ -23,6 +23,15 @@ only in loss, weight decay, scheduler or epochs therefore start from the same mo
 the same batches; the epoch-E model of a longer run *is* the E-epoch configuration (StepLR
 does not depend on the total number of epochs), so each run is snapshotted at every epoch
 count of the grid.
+
+Robust training (``Variant.adv_eps`` > 0, :mod:`etio.traces.robust`): each mini-batch is
+replaced, model by model, by its PGD adversarial examples against the model's current
+parameters (Madry et al.'s inner maximisation: random start, ``training.pgd_steps`` signed
+gradient steps of ``pgd_step_size`` · ε on the model's own training loss); the models of a job
+still share one batched forward and backward, now on per-model inputs. The random start of
+model id ``k`` is drawn from ``derive_seed(seed, "pgd-start", dataset, s, k)``, so batched and
+one-at-a-time training see the same starts; a member with ε = 0 in a robust job sees its
+clean batch and trains exactly as natural training does.
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ class Variant:
     weight_decay: float
     scheduler: bool
     lr: float
+    adv_eps: float = 0.0     # PGD training budget in pixel units (0: natural training)
 
 
 @dataclass
@@ -171,10 +181,12 @@ def _build_forward(job: TrainJob, device):
         params = {"hidden.weight": w1.view(v * k, wmax, in_dim).to(device),
                   "output.weight": w2.view(v * k, c, wmax).to(device)}
 
-        def forward(p, b, x, train=True):
+        def forward(p, b, x, train=True, each=False):
             # x [K, b, ...] is shared by the V members: broadcast instead of copying.
+            # each=True: x [V·K, b, ...] holds every model's own inputs (adversarial examples).
+            xs = x.reshape(v, k, x.shape[1], -1) if each else x.flatten(2)
             out = mlp_forward(p["hidden.weight"].view(v, k, *p["hidden.weight"].shape[1:]),
-                              p["output.weight"].view(v, k, *p["output.weight"].shape[1:]), x.flatten(2))
+                              p["output.weight"].view(v, k, *p["output.weight"].shape[1:]), xs)
             return out.reshape(v * k, *out.shape[2:])
 
         return params, {}, forward
@@ -188,9 +200,9 @@ def _build_forward(job: TrainJob, device):
     params = {n: stacked[n] for n in param_names}
     buffers = {n: t for n, t in stacked.items() if n not in params}
 
-    def forward(p, b, x, train=True):
+    def forward(p, b, x, train=True, each=False):
         skeleton.train(train)
-        xs = x.unsqueeze(0).expand(v, *x.shape).reshape(v * k, *x.shape[1:])
+        xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(v * k, *x.shape[1:])
         return vmap(lambda pi, bi, xi: functional_call(skeleton, (pi, bi), (xi,)))(p, b, xs)
 
     return params, buffers, forward
@@ -221,6 +233,7 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
 
     orders = [batch_orders(job.info, s, job.seed, mid, job.max_epochs) for mid in job.model_ids]
     snapshots = set(job.snapshot_epochs)
+    robust = _RobustBatches(job, device) if any(var.adv_eps > 0 for var in variants) else None
     for epoch in range(job.max_epochs):
         lr = per_model([var.lr * lr_factor(epoch, var.scheduler, t) for var in variants])
         drawn = [next(o) for o in orders]
@@ -235,7 +248,11 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
             if job.info.augment:
                 xb = augment_batch(xb, crops[:, start:start + t.batch_size], flips[:, start:start + t.batch_size],
                                    job.info)
-            logits = forward(dict(zip(names, tensors)), buffers, xb).view(v, k, -1, c)
+            if robust is None:
+                logits = forward(dict(zip(names, tensors)), buffers, xb).view(v, k, -1, c)
+            else:
+                x_adv = robust.examples(forward, tensors, names, buffers, xb, yb)
+                logits = forward(dict(zip(names, tensors)), buffers, x_adv, each=True).view(v, k, -1, c)
             y = yb.unsqueeze(0).expand(v, *yb.shape)
             losses = []
             if any_ce:
@@ -255,6 +272,36 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
             yield Snapshot(epoch + 1, job, {n: x.detach() for n, x in zip(names, tensors)}, buffers, forward)
 
 
+class _RobustBatches:
+    """The PGD inner maximisation of a job's mini-batches (members with ε = 0 keep their batch)."""
+
+    def __init__(self, job: TrainJob, device):
+        from etio.traces.robust import pixel_box, start_generator
+
+        v, k = len(job.members), len(job.model_ids)
+        self.v, self.k = v, k
+        self.box = pixel_box(job.info).to(device)
+        self.eps = torch.tensor([var.adv_eps for _, var in job.members], device=device).repeat_interleave(k)
+        self.is_ce = torch.tensor([var.loss == "ce" for _, var in job.members], device=device).repeat_interleave(k)
+        self.training = job.training
+        self.generators = [start_generator(job.seed, job.info, job.subsets.shape[1], mid) for mid in job.model_ids]
+        self.device = device
+
+    def examples(self, forward, tensors, names, buffers, xb, yb):
+        """Adversarial examples ``[V·K, b, ...]`` of the batch ``xb [K, b, ...]`` for every member."""
+        from etio.traces.robust import pgd, uniform_start
+
+        v, k = self.v, self.k
+        # One start per model id, shared by its V members (each scales it by its own ε): the
+        # stream depends on the model id only, as for a model trained alone.
+        start = torch.stack([uniform_start(g, xb.shape[1:]) for g in self.generators]).to(self.device)
+        expand = lambda t: t.unsqueeze(0).expand(v, *t.shape).reshape(v * k, *t.shape[1:])  # noqa: E731
+        frozen = {n: t.detach() for n, t in zip(names, tensors)}
+        t = self.training
+        return pgd(lambda xe: forward(frozen, buffers, xe, train=False, each=True), expand(xb), expand(yb),
+                   self.eps, t.pgd_step_size, t.pgd_steps, self.box, expand(start), is_ce=self.is_ce)
+
+
 def train_one(arch: str, width: int, info: DatasetInfo, variant: Variant, subset: torch.Tensor, model_id: int,
               epochs: int, training: Training, seed: int, pool_x, pool_y, device=None) -> torch.nn.Module:
     """Reference: one model, plain ``nn.Module`` + ``torch.optim.SGD`` + ``StepLR`` (same seeds)."""
@@ -266,6 +313,11 @@ def train_one(arch: str, width: int, info: DatasetInfo, variant: Variant, subset
                           weight_decay=variant.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, training.lr_step_size, training.lr_decay) if variant.scheduler else None
     s = len(subset)
+    if variant.adv_eps > 0:
+        from etio.traces.robust import pgd, pixel_box, start_generator, uniform_start
+
+        box, starts = pixel_box(info), start_generator(seed, info, s, model_id)
+        is_ce = torch.tensor([variant.loss == "ce"])
     for perm, crops, flips in batch_orders(info, s, seed, model_id, epochs):
         model.train()
         order = subset[perm.to(subset.device)]
@@ -277,6 +329,13 @@ def train_one(arch: str, width: int, info: DatasetInfo, variant: Variant, subset
             if info.augment:
                 xb = augment_batch(xb, crops[start:start + training.batch_size],
                                    flips[start:start + training.batch_size], info)
+            if variant.adv_eps > 0:
+                model.eval()
+                noise = uniform_start(starts, xb.shape)
+                xb = pgd(lambda xe: model(xe[0]).unsqueeze(0), xb.unsqueeze(0), yb.unsqueeze(0),
+                         torch.tensor([variant.adv_eps]), training.pgd_step_size, training.pgd_steps, box,
+                         noise.unsqueeze(0), is_ce=is_ce)[0]
+                model.train()
             out = model(xb)
             if variant.loss == "ce":
                 loss = F.cross_entropy(out, yb)
