@@ -17,10 +17,12 @@ p > 0.05 → ◦; otherwise ✓ when the effect (or the difference of effects) i
 when it is negative. A query over several attacks combines as in Table 3.
 
 Estimators: :data:`ESTIMATORS` maps a name to ``f(data, identification) -> Estimate`` (ATE,
-p-value, confidence interval). It holds the paper's backdoor linear regression
-(:func:`etio.causal.effects.backdoor_linear_regression`); a second estimator with the same
-signature is added to the mapping and every query is answered under it too, in its own
-columns of :func:`robust_verdicts`.
+p-value, confidence interval). It holds the two estimators of the query stage
+(:mod:`etio.causal.estimation`): ``paper``, dowhy's backdoor linear regression and its test of
+T's coefficient, and ``sound``, the same adjustment with the modifiers' main effects and the
+ATE's own test. An effect whose treatment its adjustment set fixes (an exact identity) is not
+identifiable: both estimators return no number for it. Every query is answered under each
+estimator of the mapping, in its own columns of :func:`robust_verdicts`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from etio.causal.effects import Estimate, Identification, backdoor_linear_regression, identify, query_slice
+from etio.causal import estimation
+from etio.causal.effects import Identification, identify, query_slice
 from etio.causal.hypotheses import NOT_SIGNIFICANT, REFUTED, SIGNIFICANCE_LEVEL, SUPPORTED, combine
 from etio.core.errors import EtioInputError
 from etio.core.schema import LOSSES, ROBUST_ATTACKS
@@ -42,9 +45,45 @@ INCREASES = "increases"
 GROWS_WITH = "effect grows with"
 EXCEEDS = "exceeds"
 
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's answer: the ATE (control = min T, treatment = max T), its p-value and 95 % CI."""
+
+    ate: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+
+_NOT_IDENTIFIABLE = Estimate(math.nan, math.nan, math.nan, math.nan)
+
+
+def _identifiable(data: pd.DataFrame, ident: Identification) -> bool:
+    return not ident.backdoor_set or estimation.overlap(data, ident.treatment, ident.backdoor_set).identifiable
+
+
+def paper_estimator(data: pd.DataFrame, ident: Identification) -> Estimate:
+    """The paper's estimate: dowhy's estimate_effect (backdoor.linear_regression) and its test."""
+    if not _identifiable(data, ident):
+        return _NOT_IDENTIFIABLE
+    paper = estimation.paper_estimate(
+        data, estimation.backdoor_estimand(ident.treatment, ident.outcome, ident.backdoor_set),
+        ident.treatment, ident.effect_modifiers)
+    return Estimate(paper.ate, paper.p_value, paper.ate - paper.half_width, paper.ate + paper.half_width)
+
+
+def sound_estimator(data: pd.DataFrame, ident: Identification) -> Estimate:
+    """The sound estimate: modifiers' main effects in the model, the ATE's own (delta-method) test."""
+    if not _identifiable(data, ident):
+        return _NOT_IDENTIFIABLE
+    sound = estimation.sound_estimate(data, ident.treatment, ident.outcome, ident.backdoor_set,
+                                      ident.effect_modifiers)
+    return Estimate(sound.ate, sound.p_value, sound.ci_low, sound.ci_high)
+
+
 Estimator = Callable[[pd.DataFrame, Identification], Estimate]
 #: name -> estimator; every robust query is answered under each of them.
-ESTIMATORS: dict[str, Estimator] = {"linear": backdoor_linear_regression}
+ESTIMATORS: dict[str, Estimator] = {"paper": paper_estimator, "sound": sound_estimator}
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     with timings.stage("figures", echo):
         figure_paths = _figures(traces, layout, echo)
         graph_comparisons = _graph_comparisons(layout, weight_decays, echo)
-        estimators = _estimator_section(ates, layout, echo)
+        estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -339,12 +339,12 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     return None
 
 
-def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo: Echo):
+def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo: Echo, table3: bool = True):
     """Both estimators' verdicts and the ATE forest plots; the verdicts also as a CSV."""
     from etio.core.provenance import atomic_write_text
     from etio.report.estimates import estimator_section
 
-    section = estimator_section(ates, layout.figures)
+    section = estimator_section(ates, layout.figures, table3=table3)
     if section.verdicts is not None:
         atomic_write_text(layout.root / "ates" / "verdicts-both-estimators.csv", section.verdicts.to_csv(index=False))
         echo(f"   Table 3: {len(section.changes)} of {len(section.verdicts)} verdicts differ between the paper "

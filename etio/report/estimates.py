@@ -86,10 +86,12 @@ def status_counts(ates: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["weight decay", "loss", *STATUSES])
 
 
-def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | str | None = None) -> EstimatorSection:
+def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | str | None = None,
+                      table3: bool = True) -> EstimatorSection:
     """The section for a run's ATE tables (weight decay -> table); forest plots are written
-    under ``figures_dir`` (none when it is None)."""
-    verdicts = verdict_changes(ates[NORMAL_WD]) if NORMAL_WD in ates else None
+    under ``figures_dir`` (none when it is None). ``table3``: whether the run has the paper's
+    attacks, whose Table 3 verdicts the section compares (a robust-only study has none)."""
+    verdicts = verdict_changes(ates[NORMAL_WD]) if table3 and NORMAL_WD in ates else None
     unidentified = pd.concat([t[t["status"] == STATUS_NOT_IDENTIFIABLE] for t in ates.values()] or [pd.DataFrame()])
     listing = pd.DataFrame({
         "weight decay": [f"{wd:g}" for wd in unidentified.get("weight_decay", [])],
