@@ -539,7 +539,7 @@ def traces_on(cfg, out: Path, settings: ExecutorSettings, device: str, shard=(0,
 
     echo_line = echo or (lambda line: None)
     started = time.time()
-    store = prepare_traces(cfg, out, data_dir)
+    store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
     units = trace_units(cfg, out, settings, device, shard, data_dir)
     total = sum(len(u.keys) for u in plan(cfg, None, shard, pending_only=False))
     done_before = total - sum(sum(not store.is_done(k) for k in u.configurations) for u in units)

@@ -679,6 +679,7 @@ def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], 
             ("provenance", "Provenance")]
     context = {
         "version": __version__, "method": run_info.get("method"), "mode": mode,
+        "data_notice": run_info.get("data_notice"),
         "headline": _headline(facts, mode), "agreement": _agreement_lines(agreement, mode), "toc": toc,
         "legend": _LEGEND, "flags": FLAGS, "summary_rows": _summary_rows(comparisons),
         "summary_markdown": markdown_table(["table", "title", "rows compared", *FLAGS], _summary_rows(comparisons),
