@@ -53,7 +53,7 @@ def test_tex_carries_packages_label_grouped_headers_and_right_aligned_numbers():
     assert r"\caption{Predictive power" in tex          # LaTeX numbers the table: no "Table 2:" twice
     assert r"\multicolumn{5}{c}{Normal WD}" in tex and r"\multicolumn{5}{c}{High WD}" in tex
     # Loss, Attack and the variable are text; the correlations and MSE are numbers.
-    assert r"\begin{tabular}{lllrrrllrrrl}" in tex
+    assert r"\begin{tabular}{lllrrrllrrrll}" in tex   # ... and the Notes column
 
 
 @requires_pdflatex

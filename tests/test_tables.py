@@ -177,7 +177,7 @@ def test_table2_mse_code_is_an_empty_value_with_a_reason():
     normal.loc[hit, "MSE-w_dk"] = -1.0
     t = tables.table2(normal, paper.results(0.005)).set_index(["Loss", "Attack"])
     cell = t.loc[("ce", "ShadowAcc")]
-    assert pd.isna(cell["Normal WD Etio MSE"]) and "undirected arc" in cell["Normal WD Etio MSE note"]
+    assert pd.isna(cell["Normal WD Etio MSE"]) and "undirected arc" in cell["Notes"]
     assert t["Normal WD Etio MSE"].drop(("ce", "ShadowAcc")).gt(0).all()
     assert tables.formatted(t.reset_index()).loc[8, "Normal WD Etio MSE"] == "—"
     flags = compare_cells("Normal WD Etio MSE", cell["Normal WD Etio MSE"], 0.000645, 0.1)

@@ -82,8 +82,8 @@ def status_counts(ates: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
     for wd, table in sorted(ates.items()):
         for loss, part in table.groupby("loss", sort=True):
             counts = part["status"].value_counts()
-            rows.append({"weight decay": f"{wd:g}", "loss": loss, **{s: int(counts.get(s, 0)) for s in STATUSES}})
-    return pd.DataFrame(rows, columns=["weight decay", "loss", *STATUSES])
+            rows.append({"loss": loss, "weight decay": f"{wd:g}", **{s: int(counts.get(s, 0)) for s in STATUSES}})
+    return pd.DataFrame(rows, columns=["loss", "weight decay", *STATUSES])
 
 
 def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | str | None = None,
@@ -94,8 +94,8 @@ def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | st
     verdicts = verdict_changes(ates[NORMAL_WD]) if table3 and NORMAL_WD in ates else None
     unidentified = pd.concat([t[t["status"] == STATUS_NOT_IDENTIFIABLE] for t in ates.values()] or [pd.DataFrame()])
     listing = pd.DataFrame({
-        "weight decay": [f"{wd:g}" for wd in unidentified.get("weight_decay", [])],
-        "loss": unidentified.get("loss", []), "attack": unidentified.get("attack", []),
+        "loss": unidentified.get("loss", []),
+        "weight decay": [f"{wd:g}" for wd in unidentified.get("weight_decay", [])], "attack": unidentified.get("attack", []),
         "feature": unidentified.get("feature", []), "reason": unidentified.get("reason", []),
     })
     figures: list[Path] = []

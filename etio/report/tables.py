@@ -90,7 +90,10 @@ def _flags(rows: pd.DataFrame) -> list[str]:
     for _, r in rows.iterrows():
         parts = []
         if r["status"] == STATUS_NOT_IDENTIFIABLE:
-            parts.append(str(r.get("reason", "") or STATUS_NOT_IDENTIFIABLE))
+            # the defining columns only; the full reason is in the ATE CSV
+            reason = str(r.get("reason", "") or "")
+            defining = reason.split("function of ", 1)[1].split(" in the", 1)[0] if "function of " in reason else ""
+            parts.append(f"fixed by {defining}" if defining else STATUS_NOT_IDENTIFIABLE)
         if isinstance(r.get("flags"), str) and r.get("flags"):
             parts.append(r["flags"])
         out.append("; ".join(parts))
@@ -149,8 +152,11 @@ def compare_ate_table(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """``ours`` with the paper's ATE and p-value beside each row (matched on attack and feature)."""
     ref = paper[["Attack", "Feature", "ATE", "p-value"]].rename(columns={"ATE": "paper ATE", "p-value": "paper p-value"})
     out = ours.merge(ref, on=["Attack", "Feature"], how="left")
+    # status and flags in one column, so that the table beside the paper's still fits a page
+    short = {STATUS_ESTIMATED: "", STATUS_NO_PATH: "no path", STATUS_NOT_IDENTIFIABLE: "n/i"}
+    out["status"] = [f or short.get(s, s) for s, f in zip(out["status"], out["flags"])]
     first = [c for c in ours.columns if c not in ("ATE", "p-value", "status", "flags")]
-    return out[[*first[:2], "ATE", "paper ATE", "p-value", "paper p-value", *first[2:], "status", "flags"]]
+    return out[[*first[:2], "ATE", "paper ATE", "p-value", "paper p-value", *first[2:], "status"]]
 
 
 # --------------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     The column ``improved`` says whether the predictive correlation beats the best correlation
     by at least 0.03 (the paper counts 17 of 24 setups). "Best Corr." is the hypothesis variable
     with the largest signed correlation, as in the authors' code (docs/differences.md). An MSE
-    that bnlearn could not compute (its -1 code) is empty, with the reason in ``... MSE note``.
+    that bnlearn could not compute (its -1 code) is empty, with the reason in ``Notes``.
     A setup without a learned graph (see :func:`etio.causal.learning.learn_all`) reads "not learned"
     and has no numbers.
     """
@@ -237,6 +243,7 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     for attack in TABLE2_ATTACKS:
         for loss in ("ce", "mse"):
             row = {"Loss": loss, "Attack": symbol(attack)}
+            notes: list[str] = []
             for label, res in (("Normal WD", normal), ("High WD", high)):
                 hit = res[(res["Loss"] == loss) & (res["Attack"] == attack)]
                 if len(hit) == 0:   # no graph learned (e.g. a constant attack column): a status, no numbers
@@ -254,8 +261,10 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
                 row[f"{label} Best Corr. Value"] = float(h["Max Corr"])
                 row[f"{label} Etio Pred."] = float(h["PredCor-w_dk"])
                 row[f"{label} Etio MSE"] = math.nan if mse == MSE_NOT_COMPUTED else mse
-                row[f"{label} Etio MSE note"] = MSE_NOT_COMPUTED_REASON if mse == MSE_NOT_COMPUTED else ""
+                if mse == MSE_NOT_COMPUTED:
+                    notes.append(f"{label} MSE {MSE_NOT_COMPUTED_REASON}")
                 row[f"{label} improved"] = float(h["PredCor-w_dk"]) - float(h["Max Corr"]) >= IMPROVEMENT_GAP
+            row["Notes"] = "; ".join(notes)
             rows.append(row)
     return pd.DataFrame(rows)
 
