@@ -282,3 +282,41 @@ def test_derived_seeds_are_fixed_values():
 
     assert derived_seed(0, "cfg", "tuples") == zlib.crc32(b"0/cfg/tuples") & 0x7FFFFFFF
     assert derived_seed(0, "cfg", "tuples") != derived_seed(1, "cfg", "tuples")
+
+
+def test_mlleaks_separates_confident_members_from_flat_non_members():
+    """Members' outputs are confident, every non-member's is flat: each variant's attack model
+    learns that on the shadow and scores 1.0 on the target (run_mlleaks end to end)."""
+    from etio.attacks.mlleaks import run_mlleaks
+
+    confident, flat = [6.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]
+    pool = [confident] * 40 + [flat] * 20                   # models 1, 2: confident rows; model 3: flat rows
+    subsets = [list(range(0, 20)), list(range(20, 40)), list(range(40, 60))]
+    outputs = echo_outputs(pool, [0] * 60, [flat] * 30, [1] * 30, subsets)
+    names = ["mlleak", "mlleak_l", "top3", "top3_l"]
+    results = run_mlleaks(outputs, [(1, 2, 3)], names, AttackModelSpec(epochs=40),
+                          lambda request: derived_seed(0, *request[0], request[1]))
+    for name in names:
+        prefix = VARIANTS[name].column_prefix
+        assert (results[name][f"{prefix}MemAcc"], results[name][f"{prefix}NonmemAcc"]) == (1.0, 1.0), name
+        assert results[name]["eval_size"] == 20 and results[name]["tuples"] == [[1, 2, 3]]
+
+
+def test_oak17_on_confident_members_and_flat_non_members():
+    """Every model is confident in the true class of its members and flat on test points: the
+    per-class attack models are perfect, and the "correctly classified" baseline is right on
+    members and on the non-members of classes 1 and 2 (a flat vector's argmax is class 0)."""
+    from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
+
+    labels = [i % 3 for i in range(36)]
+    pool = [[6.0 if j == y else 0.0 for j in range(3)] for y in labels]
+    subsets = [list(range(0, 12)), list(range(12, 24)), list(range(24, 36))]
+    outputs = echo_outputs(pool, labels, [[0.0, 0.0, 0.0]] * 24, [i % 3 for i in range(24)], subsets)
+    spec = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": 60})
+    r = run_oak17(outputs, 1, [2, 3], 3, spec, [0, 1], 0, "cfg")
+    assert (r["Oak17MemAcc"], r["Oak17NonmemAcc"], r["Oak17Acc"]) == (1.0, 1.0, 1.0)
+    assert r["per_class"]["Acc"] == [1.0] * 6 and r["per_class"]["MemAcc"] == [1.0] * 6
+    assert r["baseline"]["MemAcc"] == 1.0
+    assert r["baseline"]["NonmemAcc"] == pytest.approx(2 / 3) and r["baseline"]["Acc"] == pytest.approx(5 / 6)
+    assert (r["target"], r["shadows"], r["seeds"], r["set_size"]) == (1, [2, 3], [0, 1], 12)
+    assert r["attack_model"] == {"hidden": [64], "lr": 0.01, "epochs": 60, "batch_size": 100, "l2": 1e-6}
