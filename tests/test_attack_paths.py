@@ -74,14 +74,17 @@ def test_threshold_attack_on_losses_either_side_of_tau_and_one_equal_to_it():
 def test_threshold_attack_with_cross_entropy_reads_the_true_class():
     # Three classes; the loss is -log softmax of the *true* class. Pool point 0 is confident in
     # its class 2 (loss 0.0003), point 1 puts 0.5 on its class 1 against 0.5 on class 0 (log 2 = 0.69).
-    pool = [[0.0, 0.0, 8.0], [0.0, 0.0, -50.0]]
+    # Point 2 has probabilities (0.41, 0.59, 0) and class 0: CE loss 0.89, but MSE only 0.70.
+    pool = [[0.0, 0.0, 8.0], [0.0, 0.0, -50.0], [math.log(0.41), math.log(0.59), -50.0]]
     test = [[8.0, 0.0, 0.0], [0.0, 8.0, 0.0]]     # classes 0 and 1: confidently right (loss 0.0007) and wrong (8)
-    outputs = echo_outputs(pool, [2, 1], test, [0, 0], [[0, 1]])
+    outputs = echo_outputs(pool, [2, 1, 0], test, [0, 0], [[0, 1, 2]])
     losses = per_sample_loss(outputs.on_subset(1), outputs.labels_of(1), "ce")
-    expected = [-math.log(math.exp(8) / (2 + math.exp(8))), math.log(2)]
+    expected = [-math.log(math.exp(8) / (2 + math.exp(8))), math.log(2), -math.log(0.41)]
     assert losses.tolist() == pytest.approx(expected, rel=1e-4)     # float32 outputs
     r = run_threshold(outputs, [[1]], "ce", 0.1)
-    assert (r["ThresholdMemAcc"], r["ThresholdNonMemAcc"]) == pytest.approx((1 / 2, 1 / 2))
+    assert (r["ThresholdMemAcc"], r["ThresholdNonMemAcc"]) == pytest.approx((1 / 3, 1 / 2))
+    r = run_threshold(outputs, [[1]], "ce", 0.8)                    # 0.89 > 0.8 (an MSE of 0.70 would not be)
+    assert (r["ThresholdMemAcc"], r["ThresholdNonMemAcc"]) == pytest.approx((2 / 3, 1 / 2))
     r = run_threshold(outputs, [[1]], "ce", 1.0)
     assert (r["ThresholdMemAcc"], r["ThresholdNonMemAcc"]) == pytest.approx((1.0, 1 / 2))
 
@@ -192,9 +195,12 @@ def test_mlleak_summary_by_hand():
 def test_attack_model_l2_term_equals_torch_weight_penalty():
     """With l2 > 0 the stack minimises CE + l2 * sum of squared weight matrices (biases not
     penalised); a plain nn.Sequential with that loss and torch.optim.Adam gives the same model."""
+    # 201 samples: the last mini-batch of each epoch holds one sample. A second model, stacked with
+    # the first, must not add its own penalty to the first one's loss.
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(230, 6, generator=g)
+    x = torch.randn(201, 6, generator=g)
     y = (x[:, 1] - x[:, 2] > 0).long()
+    other_x = torch.randn(201, 6, generator=g) * 3
     spec = AttackModelSpec(hidden=(16,), epochs=3, l2=0.05)
     net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
     init = init_stacked_mlp([6], spec, [torch.Generator().manual_seed(9)])
@@ -202,14 +208,14 @@ def test_attack_model_l2_term_equals_torch_weight_penalty():
         for lin, w, b in zip(net[::2], init.weights, init.biases):
             lin.weight.copy_(w[0].T)
             lin.bias.copy_(b[0, 0])
-    stacked = train_attack_models(x[None], y[None], spec, [9])
+    stacked = train_attack_models(torch.stack([x, other_x]), torch.stack([y, 1 - y]), spec, [9, 4]).select([0])
     plain = train_attack_models(x[None], y[None], AttackModelSpec(hidden=(16,), epochs=3), [9])
     gen = torch.Generator().manual_seed(9)
     init_stacked_mlp([6], spec, [gen])
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr)
     for _ in range(spec.epochs):
-        order = torch.rand(230, generator=gen).argsort()
-        for start in range(0, 230, spec.batch_size):
+        order = torch.rand(201, generator=gen).argsort()
+        for start in range(0, 201, spec.batch_size):
             i = order[start:start + spec.batch_size]
             opt.zero_grad()
             penalty = sum((layer.weight ** 2).sum() for layer in net[::2])
@@ -320,3 +326,29 @@ def test_oak17_on_confident_members_and_flat_non_members():
     assert r["baseline"]["NonmemAcc"] == pytest.approx(2 / 3) and r["baseline"]["Acc"] == pytest.approx(5 / 6)
     assert (r["target"], r["shadows"], r["seeds"], r["set_size"]) == (1, [2, 3], [0, 1], 12)
     assert r["attack_model"] == {"hidden": [64], "lr": 0.01, "epochs": 60, "batch_size": 100, "l2": 1e-6}
+
+
+def test_attack_model_initialisation_is_torch_linear_layers():
+    """nn.Linear's default: weights and biases uniform in +-1/sqrt(fan_in), fan_in = the layer's true
+    input size; rows of the first layer beyond a model's own input size are zero."""
+    spec = AttackModelSpec(hidden=(64, 32))
+    model = init_stacked_mlp([5, 11], spec, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    assert [tuple(w.shape) for w in model.weights] == [(2, 11, 64), (2, 64, 32), (2, 32, 2)]
+    assert torch.count_nonzero(model.weights[0][0, 5:]) == 0 and torch.count_nonzero(model.weights[0][1]) == 11 * 64
+    for layer, (w, b) in enumerate(zip(model.weights, model.biases)):
+        for i, fan_in in enumerate((5, 11)):
+            bound = 1 / math.sqrt(fan_in if layer == 0 else w.shape[1])
+            rows = w[i, :fan_in] if layer == 0 else w[i]
+            assert rows.abs().max() <= bound and b[i].abs().max() <= bound
+            assert rows.max() > 0.8 * bound and rows.min() < -0.8 * bound, (layer, i)
+            assert torch.count_nonzero(rows.abs().sum(-1)) == rows.shape[0]      # no zero row
+            if layer < 2:
+                assert b[i].max() > 0.5 * bound and b[i].min() < -0.5 * bound, (layer, i)
+
+
+def test_stacked_models_with_as_many_samples_as_inputs():
+    # A narrow model's features are padded to the stack's width, also when the sample count equals it.
+    model = init_stacked_mlp([11, 4], AttackModelSpec(), [torch.Generator().manual_seed(s) for s in (1, 2)])
+    x = torch.randn(1, 11, 4, generator=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x, (0, 7))
+    assert torch.equal(model.select([1]).logits(x), model.select([1]).logits(padded))
