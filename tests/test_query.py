@@ -161,7 +161,11 @@ def test_cli_query_and_identify(tmp_path):
                               "--wd", "0.005", "--out", str(out)])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
-    assert len(table) == 156 and (out.parent / "ates.csv.provenance.json").exists()
+    assert len(table) == 156
+    import json
+
+    record = json.loads((out.parent / "ates.csv.provenance.json").read_text())
+    assert record["config"]["weight_decay"] == 0.005 and record["config"]["method"] == "backdoor.linear_regression"
     ident = tmp_path / "ident.csv"
     res = runner.invoke(app, ["identify", "--graphs", str(paper.graphs_dir(0.005)), "--out", str(ident)])
     assert res.exit_code == 0, res.output
