@@ -352,3 +352,33 @@ def test_stacked_models_with_as_many_samples_as_inputs():
     x = torch.randn(1, 11, 4, generator=torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(x, (0, 7))
     assert torch.equal(model.select([1]).logits(x), model.select([1]).logits(padded))
+
+
+def test_oak17_classes_without_samples_and_its_seeds():
+    """A class no target member or test point has gets no accuracy (None) and no baseline, and is
+    left out of the means; the split of the test points depends on the base seed, the
+    configuration and the attack seed, and on nothing else."""
+    from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
+
+    labels = [i % 3 for i in range(36)]
+    pool = [[6.0 if j == y else 0.0 for j in range(4)] for y in labels]   # 4 classes, class 3 never occurs
+    subsets = [list(range(0, 12)), list(range(12, 24)), list(range(24, 36))]
+    outputs = echo_outputs(pool, labels, [[0.0, 0.0, 0.0, 0.0]] * 24, [i % 3 for i in range(24)], subsets)
+    spec = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": 40})
+    r = run_oak17(outputs, 1, [2, 3], 4, spec, [0], 0, "cfg")
+    assert r["per_class"]["Acc"] == [1.0, 1.0, 1.0, None] and r["per_class"]["NonmemAcc"] == [1.0, 1.0, 1.0, None]
+    assert r["Oak17Acc"] == 1.0 and r["baseline"]["MemAcc"] == 1.0
+
+    # Noisy outputs: which test points become the target's non-members changes the numbers.
+    g = torch.Generator().manual_seed(0)
+    noisy = echo_outputs(torch.randn(36, 3, generator=g).tolist(), labels, torch.randn(24, 3, generator=g).tolist(),
+                         [i % 3 for i in range(24)], subsets)
+    small = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": 2})
+
+    def per_class(**kw):
+        args = {"seeds": [0], "seed_base": 0, "key": "cfg", **kw}
+        return run_oak17(noisy, 1, [2, 3], 3, small, args["seeds"], args["seed_base"], args["key"])["per_class"]
+
+    base = per_class()
+    assert per_class() == base                                              # deterministic
+    assert per_class(seed_base=1) != base and per_class(key="other") != base and per_class(seeds=[5]) != base
