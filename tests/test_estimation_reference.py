@@ -128,8 +128,8 @@ def _small_study(n=40, seed=0):
     rng = np.random.default_rng(seed)
     nodes = features_for("Oak17Acc") + ["Oak17Acc"]
     rows = pd.DataFrame(rng.normal(size=(n, len(nodes))), columns=nodes)
-    rows["TrainSize"] = np.where(np.arange(n) % 2 == 0, "1k", "5k")
-    size = rows["TrainSize"].map({"1k": 1000.0, "5k": 5000.0})
+    rows["TrainSize"] = np.where(np.arange(n) % 2 == 0, 1000.0, 5000.0)     # read_traces has parsed 1k / 5k
+    size = rows["TrainSize"]
     rows["AccDiff"] = 1e-4 * size + rng.normal(scale=0.1, size=n)
     rows["Oak17Acc"] = 0.5 * rows["AccDiff"] - 0.2 * rows["TestVar"] + rng.normal(scale=0.05, size=n)
     rows["WeightDecay"], rows["Loss"] = 0.0005, "ce"
@@ -154,7 +154,7 @@ def test_estimate_ates_on_a_hand_built_graph():
     absent = table[table["status"] == effects.STATUS_NO_PATH]
     assert (absent["ate"] == 0).all() and absent["p_value"].isna().all()
     assert (absent["ci_low"] == 0).all() and (absent["ci_high"] == 0).all() and (absent["backdoor_set"] == "").all()
-    data = rows.assign(TrainSize=rows["TrainSize"].map({"1k": 1000.0, "5k": 5000.0}))
+    data = rows
     for feature in ("AccDiff", "TestVar", "TrainSize"):
         row = estimated.loc[feature]
         ident = effects.identify(graph, feature, "Oak17Acc")
@@ -192,7 +192,7 @@ def test_estimate_ates_with_refuters_and_on_bad_input():
     assert str(raised.value) == "the ce-Oak17Acc graph has node(s) TrainVar, TestVar that the trace table lacks"
 
 
-def test_query_slice_drops_incomplete_rows_and_reads_sizes():
+def test_query_slice_drops_incomplete_rows():
     traces, graph, rows = _small_study()
     traces.loc[3, "TestVar"] = np.nan
     data = effects.query_slice(traces, 0.0005, "ce", "Oak17Acc", ["TrainSize", "TestVar", "Oak17Acc"])
