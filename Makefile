@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup test reproduce reproduce-paper bench vocabulary clean-venv
+.PHONY: setup r-setup test reproduce reproduce-paper bench vocabulary mutation clean-venv
 
 setup: r-setup $(STAMP)
 
@@ -43,6 +43,11 @@ bench: setup
 # r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/test_vocabulary.py fails while stale).
 vocabulary: setup
 	$(BIN)/python -m etio.core.vocabulary
+
+# Not part of `make test`: the planted bugs and mutmut's mutants of the scientific core, with the
+# killed share per module (scripts/mutation.py; equivalent survivors in docs/mutation.md).
+mutation: setup
+	$(BIN)/python scripts/mutation.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -42,3 +42,15 @@ def rscript():
     def run(script: str | Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return run_command(["Rscript", str(script), *map(str, args)], timeout=timeout)
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where CUDA is available."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

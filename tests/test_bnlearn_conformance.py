@@ -107,11 +107,26 @@ def test_the_comparison_detects_a_difference(tmp_path):
     assert len(problems) == 2 and "boot_strength.csv" in problems[0] and "bnfit.csv" in problems[1]
 
 
+def _bnlearn_installed() -> bool:
+    import subprocess
+
+    probe = subprocess.run(["Rscript", "-e", "cat(requireNamespace('bnlearn', quietly = TRUE))"],
+                           capture_output=True, text=True)
+    return probe.stdout.strip() == "TRUE"
+
+
+@pytest.mark.parametrize("mode", ["compat", "auto"])
 @pytest.mark.parametrize("case", CASES)
-def test_replay_through_rscript_matches_bnlearn(case, tmp_path, rscript):
-    result = rscript(REPLAY, GOLDEN / case, tmp_path, "compat")
+def test_replay_through_rscript_matches_bnlearn(case, mode, tmp_path, rscript):
+    """``compat`` forces the stand-in; ``auto`` takes bnlearn itself where it is installed, so a
+    machine with bnlearn checks the real branch against the same golden files."""
+    result = rscript(REPLAY, GOLDEN / case, tmp_path, mode)
     assert result.returncode == 0, result.stderr
-    assert "backend: bnlearn-compat" in result.stdout
+    backend = next(line for line in result.stdout.splitlines() if line.startswith("backend:"))
+    if mode == "auto" and _bnlearn_installed():
+        assert backend.startswith("backend: bnlearn ") and "compat" not in backend, backend
+    else:
+        assert backend.startswith("backend: bnlearn-compat"), backend
     assert compare_with_golden(case, tmp_path) == []
 
 

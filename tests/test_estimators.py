@@ -98,3 +98,95 @@ def test_centroid_distances_by_hand():
     assert d["CentroidDistance(sorted_10)"] == pytest.approx(1.0)      # C = 3 < 10: all sorted entries
     # MSE: the centroid uses softmax outputs; identical outputs give distance 0.
     assert centroid_distances(test, test, "mse")["CentroidDistance(origin)"] == 0.0
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _reference_stats(loss, train, test, subsets, pool_y, test_y, n_rep):
+    """The module docstring's formulas, one loop at a time (numpy, float64)."""
+    k, _, c = test.shape
+    n = k // n_rep
+    out = {}
+    if loss == "mse":
+        f_te, f_tr = _softmax(test), _softmax(train)
+        y_te = np.eye(c)[test_y]
+        var_r, loss_r = [], []
+        for r in range(n_rep):
+            models = range(r * n, r * n + n)
+            per_x = []
+            for x in range(test.shape[1]):
+                vecs = np.array([f_te[m, x] for m in models])
+                per_x.append(n / (n - 1) * ((vecs ** 2).sum(-1).mean() - (vecs.mean(0) ** 2).sum()))
+            var_r.append(np.mean(per_x))
+            loss_r.append(np.mean([((f_te[m] - y_te) ** 2).sum(-1).mean() for m in models]))
+        out["TestVar"], out["TestLoss"] = np.mean(var_r), np.mean(loss_r)
+        seen = {}
+        for m in range(k):
+            for j, x in enumerate(subsets[m]):
+                seen.setdefault(int(x), []).append(f_tr[m, j])
+        tv, tl = [], []
+        for x, vecs in seen.items():
+            if len(vecs) < 2:
+                continue                                   # a point seen by one model has no variance
+            vecs = np.array(vecs)
+            y = np.eye(c)[pool_y[x]]
+            tv.append((vecs ** 2).sum(-1).mean() - (vecs.mean(0) ** 2).sum())
+            tl.append(((vecs - y) ** 2).sum(-1).mean())
+        out["TrainVar"], out["TrainLoss"] = np.mean(tv), np.mean(tl)
+    else:
+        lp_te = np.log(_softmax(test))
+        centre = _softmax(lp_te.mean(0))
+        out["TestLoss"] = np.mean([-lp_te[m, np.arange(len(test_y)), test_y].mean() for m in range(k)])
+        out["TestBias2"] = -np.log(centre[np.arange(len(test_y)), test_y]).mean()
+        out["TestVar"] = np.mean([(centre * (np.log(centre) - lp_te[m])).sum(-1).mean() for m in range(k)])
+        lp_tr = np.log(_softmax(train))
+        logs = {}
+        for m in range(k):
+            for j, x in enumerate(subsets[m]):
+                logs.setdefault(int(x), []).append(lp_tr[m, j])
+        centres = {x: _softmax(np.mean(v, 0)) for x, v in logs.items()}
+        per_model_var, per_model_bias = [], []
+        for m in range(k):
+            cs = np.array([centres[int(x)] for x in subsets[m]])
+            ys = pool_y[subsets[m]]
+            per_model_bias.append(-np.log(cs[np.arange(len(ys)), ys]).mean())
+            per_model_var.append((cs * (np.log(cs) - lp_tr[m])).sum(-1).mean())
+        out["TrainBias2"], out["TrainVar"] = np.mean(per_model_bias), np.mean(per_model_var)
+    out["TrainAcc"] = (train.argmax(-1) == pool_y[subsets]).mean()
+    out["TestAcc"] = (test.argmax(-1) == test_y[None]).mean()
+    return out
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_statistics_equal_the_formulas_written_as_loops(loss):
+    # 2 repeats x 3 models; repeat 0 covers pool points 0-8, repeat 1 points 0-5 and 9-11, so
+    # points 6-11 are seen by one model only. Training labels never reach the last class (4).
+    rng = np.random.RandomState(3)
+    n_rep, s, c, pool = 2, 3, 5, 12
+    subsets = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [5, 0, 9], [1, 10, 3], [11, 2, 4]])
+    pool_y = rng.randint(0, c - 1, pool)
+    test_y = rng.randint(0, c, 7)
+    train = rng.randn(n_rep * 3, s, c) * 2
+    test = rng.randn(n_rep * 3, 7, c) * 2
+    st = generalization_stats(loss, torch.as_tensor(train), torch.as_tensor(test), torch.as_tensor(subsets),
+                              torch.as_tensor(pool_y), torch.as_tensor(test_y), n_rep, pool)
+    for column, value in _reference_stats(loss, train, test, subsets, pool_y, test_y, n_rep).items():
+        assert st[column] == pytest.approx(value, rel=1e-10), column
+
+
+def test_mse_centroids_use_the_softmax_outputs():
+    # Two models, 3 classes, 2 training and 4 test points: the softmax is taken per output vector.
+    rng = np.random.RandomState(4)
+    train, test = rng.randn(2, 2, 3) * 2, rng.randn(2, 4, 3) * 2
+    d = centroid_distances(torch.as_tensor(train), torch.as_tensor(test), "mse")
+    p_tr, p_te = _softmax(train), _softmax(test)
+    origin = np.linalg.norm(p_tr.mean(1) - p_te.mean(1), axis=-1).mean()
+    top = np.linalg.norm(np.sort(p_tr, -1).mean(1) - np.sort(p_te, -1).mean(1), axis=-1).mean()
+    assert d["CentroidDistance(origin)"] == pytest.approx(origin, rel=1e-12)
+    assert d["CentroidDistance(sorted_3)"] == pytest.approx(top, rel=1e-12)
+    ce = centroid_distances(torch.as_tensor(train), torch.as_tensor(test), "ce")
+    assert ce["CentroidDistance(origin)"] == pytest.approx(
+        np.linalg.norm(train.mean(1) - test.mean(1), axis=-1).mean(), rel=1e-12)

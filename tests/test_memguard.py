@@ -3,6 +3,7 @@ ML-Leaks attack loses accuracy on defended outputs."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,16 +101,46 @@ def test_memguard_lowers_the_top3_attack_and_keeps_labels(defended_results):
     assert set(map(tuple, mg["tuples"][0][0:1])) <= set(map(tuple, defended_results["top3"]["tuples"]))
 
 
-def test_defended_statistics_of_untouched_outputs():
+def _reference_statistics(probs: np.ndarray, labels: np.ndarray, n_members: int, loss: str) -> dict:
+    """The Memguard* columns written out with loops: per test point the centre of the sets'
+    vectors (arithmetic mean for MSE, normalised geometric mean for CE), variance = mean
+    distance to the centre (squared Euclidean / KL(centre || p)), bias² = loss of the centre."""
+    sets, n, c = probs.shape
+    onehot = np.eye(c)[labels]
+    if loss == "ce":
+        per = -np.log(probs[np.arange(sets)[:, None], np.arange(n)[None, :], labels])
+    else:
+        per = ((probs - onehot) ** 2).sum(-1)
+    var, bias2 = [], []
+    for j in range(n_members, n):
+        column = probs[:, j]
+        if loss == "ce":
+            centre = np.exp(np.log(column).mean(0))
+            centre /= centre.sum()
+            var.append(np.mean([(centre * np.log(centre / column[p])).sum() for p in range(sets)]))
+            bias2.append(-np.log(centre[labels[0, j]]))
+        else:
+            centre = column.mean(0)
+            var.append(np.mean([((column[p] - centre) ** 2).sum() for p in range(sets)]))
+            bias2.append(((centre - onehot[0, j]) ** 2).sum())
+    correct = probs.argmax(-1) == labels
+    return {"MemguardTrainAcc": correct[:, :n_members].mean(), "MemguardTestAcc": correct[:, n_members:].mean(),
+            "MemguardTrainLoss": per[:, :n_members].mean(), "MemguardTestLoss": per[:, n_members:].mean(),
+            "MemguardTestVar": np.mean(var), "MemguardTestBias2": np.mean(bias2)}
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_defended_statistics_equal_a_loop_over_the_test_points(loss):
     g = torch.Generator().manual_seed(5)
-    probs = torch.softmax(torch.randn(3, 50, 10, generator=g), -1)
+    probs = torch.softmax(torch.randn(3, 50, 10, generator=g) * 2, -1)
     labels = torch.randint(10, (1, 50), generator=g).expand(3, -1)
     is_member = torch.arange(50) < 20
-    ce = defended_statistics(probs, labels, is_member, "ce")
-    nll = -torch.log(probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)).double()
-    assert ce["MemguardTrainLoss"] == pytest.approx(nll[:, :20].mean().item(), rel=1e-6)
-    assert ce["MemguardTestLoss"] == pytest.approx(ce["MemguardTestVar"] + ce["MemguardTestBias2"], rel=1e-6)
-    mse = defended_statistics(probs, labels, is_member, "mse")
-    assert mse["MemguardTestBias2"] == pytest.approx(mse["MemguardTestLoss"] - mse["MemguardTestVar"])
-    same = defended_statistics(probs[:1].expand(3, -1, -1), labels, is_member, "mse")
-    assert same["MemguardTestVar"] == pytest.approx(0.0, abs=1e-12)
+    got = defended_statistics(probs, labels, is_member, loss)
+    expected = _reference_statistics(probs.double().numpy(), labels.numpy(), 20, loss)
+    for column, value in expected.items():
+        assert got[column] == pytest.approx(value, rel=1e-9), column
+    assert got["MemguardAccDiff"] == pytest.approx(expected["MemguardTrainAcc"] - expected["MemguardTestAcc"])
+    assert got["MemguardLossDiff"] == pytest.approx(expected["MemguardTestLoss"] - expected["MemguardTrainLoss"])
+    same = defended_statistics(probs[:1].expand(3, -1, -1), labels, is_member, loss)
+    assert same["MemguardTestVar"] == pytest.approx(0.0, abs=1e-7)   # identical sets: no variance (float32 sums)
+    assert same["MemguardTestBias2"] == pytest.approx(same["MemguardTestLoss"], rel=1e-6)

@@ -165,10 +165,5 @@ check(grepl("unknown node label.*Z", error_of(hc(small, blacklist = rbind(c("A",
 check(grepl("partially directed", error_of(bn.fit(undirected_net, small[, 1:3]))),
       "error: bn.fit on an undirected graph")
 
-# --- speed ------------------------------------------------------------------------------
-etio <- read.csv(file.path(fixtures, "etio14", "data.csv"))
-wl <- read_arcs(file.path(fixtures, "etio14", "whitelist.csv"))
-bl <- read_arcs(file.path(fixtures, "etio14", "blacklist.csv"))
-times <- replicate(50, system.time(hc(etio, whitelist = wl, blacklist = bl))[["elapsed"]])
-cat(sprintf("hc on etio14 (280 x 14): median %.1f ms over 50 runs\n", 1000 * median(times)))
-check(median(times) < 0.25, "hc on etio14 well within its time budget")
+# hc's speed on etio14 is measured by `etio bench learn`, not asserted here: a time limit
+# depends on the machine and its load.

@@ -1,0 +1,83 @@
+"""Every ``etio bench`` command runs with tiny arguments and prints its figures in the documented
+layout. Only the structure is checked: the speeds themselves depend on the machine."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import requires_r
+from etio.commands.app import app
+
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def _bench(*args: str) -> list[str]:
+    result = CliRunner().invoke(app, ["bench", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()
+
+
+def test_bench_lists_every_benchmark():
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    for name in ("learn", "train", "ate", "attacks"):
+        assert re.search(rf"^\s*│?\s*{name}\s", result.stdout, re.M), (name, result.stdout)
+
+
+def test_bench_train():
+    lines = _bench("train", "--epochs", 1, "--device", "cpu")
+    assert lines[0] == "models 60 epochs 1 device cpu"              # 5 widths x 12 models
+    assert re.fullmatch(rf"one-at-a-time {NUMBER} models/s", lines[1]), lines
+    assert re.fullmatch(rf"batched {NUMBER} models/s", lines[2]), lines
+    assert re.fullmatch(rf"speedup {NUMBER}x", lines[3]) and len(lines) == 4, lines
+
+
+def test_bench_ate():
+    lines = _bench("ate", "--wd", "0.005")
+    # 12 graphs of the authors at weight decay 5e-3 (no MemGuard) x 13 treatments
+    assert len(lines) == 1 and re.fullmatch(rf"ates 156 in {NUMBER} s \({NUMBER} ms/estimate\)", lines[0]), lines
+
+
+@requires_r
+def test_bench_learn():
+    lines = _bench("learn", "--repetitions", 2, "--replicates", 4)
+    assert len(lines) == 1
+    assert re.fullmatch(rf"hc median {NUMBER} ms; boot.strength R=4 {NUMBER} s; backend bnlearn.*", lines[0]), lines
+
+
+ATTACKS = """
+[attacks]
+mlleak_tuples = 3
+mlleak_epochs = 2
+oak17_epochs = 2
+oak17_seeds = [0]
+memguard_max_iteration = 3
+memguard_samples = 10
+memguard_weight_decays = []
+"""
+
+
+def test_bench_attacks(tmp_path):
+    from attack_helpers import make_digits_store
+
+    store = tmp_path / "store"
+    make_digits_store(store, widths=(8, 16), per_repeat=4, subset=30, steps=20)
+    config = tmp_path / "attacks.toml"
+    config.write_text(ATTACKS)
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    lines = _bench("attacks", "--out", store, "--config", config, "--limit", 1)
+    names = ["mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard"]
+    assert [line.split()[0] for line in lines] == names + ["all"]
+    for line in lines[:-1]:
+        assert re.fullmatch(rf"\w+\s+{NUMBER} s/configuration", line), line
+    assert re.fullmatch(rf"all\s+{NUMBER} s/configuration \(wall, incl. model queries\)", lines[-1])
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before      # nothing stored
+
+
+@pytest.mark.parametrize("args,message", [(["train", "--device", "tpu"], "--device 'tpu': use cpu or cuda")])
+def test_bench_bad_input(args, message):
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code != 0 and message in str(result.exception)

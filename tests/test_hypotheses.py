@@ -1,0 +1,105 @@
+"""The verdict rule of Table 3 on every branch, and the verdicts of a hand-built ATE table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from etio.causal import hypotheses as H
+from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH
+from etio.core.errors import EtioInputError
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("claim,has_path,p,expected", [
+    (H.IS_CAUSE, False, NAN, H.REFUTED),
+    (H.IS_CAUSE, True, 0.01, H.SUPPORTED),
+    (H.IS_CAUSE, True, 0.05, H.SUPPORTED),            # p <= alpha counts as significant
+    (H.IS_CAUSE, True, 0.0500001, H.NOT_SIGNIFICANT),
+    (H.IS_CAUSE, True, NAN, H.NOT_SIGNIFICANT),       # no p-value: not shown significant
+    (H.IS_NOT_CAUSE, False, NAN, H.SUPPORTED),
+    (H.IS_NOT_CAUSE, True, 0.9, H.REFUTED),
+    (H.IS_NOT_CAUSE, True, 0.001, H.REFUTED),
+])
+def test_mark(claim, has_path, p, expected):
+    assert H.mark(claim, has_path, p) == expected
+
+
+def test_mark_with_another_alpha_and_an_unknown_claim():
+    assert H.mark(H.IS_CAUSE, True, 0.03, alpha=0.01) == H.NOT_SIGNIFICANT
+    assert H.mark(H.IS_CAUSE, True, 0.03, alpha=0.05) == H.SUPPORTED
+    with pytest.raises(ValueError, match="unknown claim 'may cause'"):
+        H.mark("may cause", True, 0.01)
+
+
+@pytest.mark.parametrize("marks,expected", [
+    ([H.SUPPORTED], H.SUPPORTED), ([H.SUPPORTED, H.SUPPORTED], H.SUPPORTED),
+    ([H.SUPPORTED, H.NOT_SIGNIFICANT], H.NOT_SIGNIFICANT), ([H.NOT_SIGNIFICANT, H.REFUTED], H.REFUTED),
+    ([H.REFUTED, H.SUPPORTED], H.REFUTED), ([H.NOT_SIGNIFICANT, H.NOT_SIGNIFICANT], H.NOT_SIGNIFICANT),
+])
+def test_combine(marks, expected):
+    assert H.combine(marks) == expected
+
+
+def test_hypotheses_are_the_papers_queries():
+    # Table 3 of the paper: the attack and feature(s) of each query, and Q5, Q7 claim absence.
+    assert [h.query for h in H.HYPOTHESES] == [f"Q{i}" for i in range(1, 10)]
+    assert [h.claim for h in H.HYPOTHESES].count(H.IS_NOT_CAUSE) == 2
+    assert {h.query for h in H.HYPOTHESES if h.claim == H.IS_NOT_CAUSE} == {"Q5", "Q7"}
+    assert sum(len(h.ate_queries) for h in H.HYPOTHESES) == 16
+    assert H.HYPOTHESES[7].ate_queries == (("Top3MLLeakAcc", "CentroidDistance(sorted_3)"),)
+    assert H.HYPOTHESES[8].ate_queries == (("ThresholdAcc", "LossDiff"),)
+
+
+def _ates(overrides: dict) -> pd.DataFrame:
+    """Every query of Table 3 for both losses: significant (p = 0.01, ATE 0.5) unless overridden
+    by (loss, attack, feature) -> (status, ate, p)."""
+    rows = []
+    for hyp in H.HYPOTHESES:
+        for attack, feature in hyp.ate_queries:
+            for loss in ("ce", "mse"):
+                status, ate, p = overrides.get((loss, attack, feature), (STATUS_ESTIMATED, 0.5, 0.01))
+                rows.append({"loss": loss, "attack": attack, "feature": feature, "ate": ate, "p_value": p,
+                             "status": status})
+    return pd.DataFrame(rows)
+
+
+def test_verdicts_of_a_hand_built_table():
+    no_path = (STATUS_NO_PATH, 0.0, NAN)
+    table = H.verdicts(_ates({
+        ("ce", "Oak17Acc", "AccDiff"): no_path,                                  # Q1 ce: refuted
+        ("mse", "Oak17Acc", "TestVar"): (STATUS_ESTIMATED, 0.2, 0.3),            # Q2 mse: not significant
+        ("ce", "Top3MLLeakAcc", "TrainVar"): no_path,                            # Q5 ce: one of two absent
+        ("mse", "Top3MLLeakAcc", "TrainVar"): no_path,                           # Q5 mse: both absent
+        ("mse", "Top3MLLeakAcc", "TestVar"): no_path,
+        ("ce", "ThresholdAcc", "LossDiff"): (STATUS_ESTIMATED, 1.4711, NAN),     # Q9 ce: no p-value
+    }))
+    assert list(table.columns) == H.VERDICT_SCHEMA_COLUMNS and len(table) == 18
+    marks = table.set_index(["query", "loss"])["mark"]
+    assert marks["Q1", "ce"] == H.REFUTED and marks["Q1", "mse"] == H.SUPPORTED
+    assert marks["Q2", "ce"] == H.SUPPORTED and marks["Q2", "mse"] == H.NOT_SIGNIFICANT
+    assert marks["Q5", "ce"] == H.REFUTED and marks["Q5", "mse"] == H.SUPPORTED
+    assert marks["Q7", "ce"] == H.REFUTED                                        # variance estimated: a cause
+    assert marks["Q9", "ce"] == H.NOT_SIGNIFICANT and marks["Q9", "mse"] == H.SUPPORTED
+    evidence = table.set_index(["query", "loss"])["evidence"]
+    assert evidence["Q1", "ce"] == "Oak17Acc/AccDiff: 0.0000 (no path) ×"
+    assert evidence["Q2", "mse"] == "Oak17Acc/TrainVar: 0.5000 (p=0.01) ✓; Oak17Acc/TestVar: 0.2000 (p=0.3) ◦"
+    assert evidence["Q9", "ce"] == "ThresholdAcc/LossDiff: 1.4711 (p=n/a) ◦"
+    assert table.set_index(["query", "loss"])["claim"]["Q5", "ce"] == H.IS_NOT_CAUSE
+    stricter = H.verdicts(_ates({}), alpha=0.001).set_index(["query", "loss"])["mark"]
+    assert stricter["Q1", "ce"] == H.NOT_SIGNIFICANT
+
+
+def test_lookup_needs_exactly_one_row():
+    ates = _ates({})
+    assert H.lookup(ates, "ce", "Oak17Acc", "AccDiff")["ate"] == 0.5
+    with pytest.raises(EtioInputError) as raised:
+        H.lookup(ates, "ce", "Oak17Acc", "Width")
+    assert str(raised.value) == "the ATE table has 0 row(s) for ce Oak17Acc Width; Table 3 needs exactly one"
+    doubled = pd.concat([ates, ates.iloc[:1]])
+    with pytest.raises(EtioInputError, match=r"has 2 row\(s\) for ce Oak17Acc AccDiff"):
+        H.lookup(doubled, "ce", "Oak17Acc", "AccDiff")
+    assert math.isnan(NAN)

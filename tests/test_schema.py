@@ -1,0 +1,155 @@
+"""The trace schema and its checks: the authors' 53 columns, the R spellings, the per-attack
+features and treatments, typed tables and the trace reader's errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from etio.core import schema
+from etio.core.errors import EtioInputError
+from etio.core.schema import TableSchema
+
+#: The header of the authors' full-summary.csv (trace schema of their repository), typed in.
+AUTHORS_HEADER = (
+    "WeightDecay,EpochNum,Dataset,Arch,Width,TrainSize,Loss,Scheduler?,lr,NumParams,TrainAcc,TestAcc,TrainLoss,"
+    "TestLoss,TrainVar,TestVar,TrainBias2,TestBias2,AccDiff,LossDiff,CentroidDistance(sorted_3),"
+    "CentroidDistance(sorted_10),CentroidDistance(origin),MLLeakMemAcc,MLLeakNonmemAcc,MLLeakAcc,MLLeakLMemAcc,"
+    "MLLeakLNonmemAcc,MLLeakLAcc,Top3MLLeakMemAcc,Top3MLLeakNonmemAcc,Top3MLLeakAcc,Top3MLLeakLMemAcc,"
+    "Top3MLLeakLNonmemAcc,Top3MLLeakLAcc,Oak17MemAcc,Oak17NonmemAcc,Oak17Acc,ThresholdMemAcc,ThresholdNonMemAcc,"
+    "ThresholdAcc,Threshold,MemguardTrainAcc,MemguardTestAcc,MemguardTrainLoss,MemguardTestLoss,MemguardTestVar,"
+    "MemguardTestBias2,MemguardAccDiff,MemguardLossDiff,MemguardMemberAcc,MemguardNonmemberAcc,MemguardAcc"
+).split(",")
+
+
+def test_trace_columns_are_the_authors_header():
+    assert schema.TRACE_COLUMNS == AUTHORS_HEADER and len(AUTHORS_HEADER) == 53
+
+
+def test_r_names_round_trip():
+    assert schema.to_r_name("CentroidDistance(origin)") == "CentroidDistance.origin."
+    assert schema.to_r_name("Scheduler?") == "Scheduler."
+    assert schema.to_r_name("TrainAcc") == "TrainAcc"
+    for column in AUTHORS_HEADER:
+        assert schema.from_r_name(schema.to_r_name(column)) == column
+    assert schema.from_r_name("Something.else.") == "Something.else."
+    assert schema.normalize_trace_columns(["CentroidDistance.sorted_3.", "Loss"]) == ["CentroidDistance(sorted_3)",
+                                                                                       "Loss"]
+
+
+def test_features_and_treatments_per_attack():
+    # The authors' graphs: 11 shared features, the centroid variant of the attack, TrainSize.
+    base = ["TrainAcc", "TestAcc", "AccDiff", "TrainLoss", "TestLoss", "LossDiff", "TrainVar", "TestVar",
+            "TrainBias2", "TestBias2", "NumParams"]
+    assert schema.features_for("Oak17Acc") == base + ["CentroidDistance(origin)", "TrainSize"]
+    assert schema.features_for("Top3MLLeakAcc") == base + ["CentroidDistance(sorted_3)", "TrainSize"]
+    assert schema.features_for("MemguardAcc", weight_decay_fixed=False)[-1] == "WeightDecay"
+    assert len(schema.features_for("MLLeakAcc", weight_decay_fixed=False)) == 14
+    assert {a: schema.centroid_for(a) for a in schema.ATTACKS} == {
+        "MLLeakAcc": "CentroidDistance(origin)", "MLLeakLAcc": "CentroidDistance(origin)",
+        "Top3MLLeakAcc": "CentroidDistance(sorted_3)", "Top3MLLeakLAcc": "CentroidDistance(sorted_3)",
+        "Oak17Acc": "CentroidDistance(origin)", "ThresholdAcc": "CentroidDistance(origin)",
+        "MemguardAcc": "CentroidDistance(sorted_3)"}
+    assert schema.treatments_for("ThresholdAcc") == [
+        "TrainBias2", "TestBias2", "TrainAcc", "TestAcc", "TrainLoss", "TestLoss", "TrainVar", "TestVar",
+        "LossDiff", "AccDiff", "NumParams", "TrainSize", "CentroidDistance(origin)"]
+    with pytest.raises(EtioInputError) as raised:
+        schema.centroid_for("ShadowAcc")
+    assert str(raised.value) == ("unknown attack 'ShadowAcc'; known attacks: MLLeakAcc, MLLeakLAcc, Top3MLLeakAcc, "
+                                 "Top3MLLeakLAcc, Oak17Acc, ThresholdAcc, MemguardAcc")
+    assert schema.check_attack("Oak17Acc") == "Oak17Acc"
+
+
+@pytest.mark.parametrize("value,expected", [("1k", 1000.0), ("5K", 5000.0), (" 2.5k ", 2500.0), ("200", 200.0),
+                                            (300, 300.0), (1.5, 1.5)])
+def test_train_size_values(value, expected):
+    assert schema.parse_train_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "k", "1m", None])
+def test_train_size_errors(value):
+    assert math.isnan(schema.parse_train_size(float("nan")))       # a missing size stays missing
+    with pytest.raises(EtioInputError) as raised:
+        schema.parse_train_size(value)
+    assert str(raised.value) == f"TrainSize value {value!r} is neither a number nor of the form '1k'/'5k'"
+
+
+TABLE = TableSchema("demo table", required={"a": "float", "n": "int", "s": "str"}, optional={"b": "bool", "o": "int",
+                                                                                              "f": "float"})
+
+
+def test_table_schema_coerces_every_kind():
+    df = pd.DataFrame({"a": ["1.5", "2"], "n": ["3", 4], "s": [1, "x"], "b": [1, 0], "o": [None, "7"], "f": ["", " "]})
+    out = TABLE.validate(df)
+    assert out["a"].tolist() == [1.5, 2.0] and out["a"].dtype == "float64"
+    assert out["n"].tolist() == [3, 4] and out["n"].dtype == "int64"
+    assert out["s"].tolist() == [1, "x"] and out["s"].dtype == object
+    assert out["b"].tolist() == [True, False] and out["b"].dtype == bool
+    assert out["o"].isna().tolist() == [True, False] and out["o"].dtype == "float64"   # optional int may be empty
+    assert out["f"].isna().all()                                                       # blanks are missing values
+    assert TABLE.columns == ["a", "n", "s", "b", "o", "f"]
+    assert df["a"].tolist() == ["1.5", "2"]                                            # the input is not modified
+    assert TABLE.validate(pd.DataFrame({"a": [1.0], "n": [1], "s": ["x"]})).columns.tolist() == ["a", "n", "s"]
+
+
+def test_table_schema_errors_name_the_column_and_row():
+    with pytest.raises(EtioInputError) as raised:
+        TABLE.validate(pd.DataFrame({"a": [1.0]}), source="f.csv")
+    assert str(raised.value) == "demo table in f.csv: missing column(s) 'n', 's'"
+    with pytest.raises(EtioInputError) as raised:
+        TABLE.validate(pd.DataFrame({"a": [1.0, "x?"], "n": [1, 2], "s": ["", ""]}))
+    assert str(raised.value) == "demo table: column 'a' has non-numeric value 'x?' (row 1)"
+    with pytest.raises(EtioInputError) as raised:
+        TABLE.validate(pd.DataFrame({"a": [1.0, 2.0], "n": [1, None], "s": ["", ""]}), source="g")
+    assert str(raised.value) == "demo table in g: column 'n' has a missing value (row 1)"
+    with pytest.raises(AssertionError, match="unknown column kinds"):
+        TableSchema("bad", required={"x": "complex"})
+
+
+def test_empty_table_has_the_declared_dtypes():
+    empty = TABLE.empty()
+    assert list(empty.columns) == TABLE.columns and len(empty) == 0
+    assert [str(empty[c].dtype) for c in TABLE.columns] == ["float64", "int64", "object", "bool", "int64", "float64"]
+
+
+def test_read_traces_accepts_r_names_and_placeholders(tmp_path):
+    path = tmp_path / "traces.csv"
+    path.write_text("WeightDecay,Loss,CentroidDistance.origin.,MemguardAcc,TrainSize\n"
+                    "0.0005,ce,0.25,-,1k\n0.005,mse,0.5,0.61,5k\n")
+    table = schema.read_traces(path)
+    assert list(table.columns) == ["WeightDecay", "Loss", "CentroidDistance(origin)", "MemguardAcc", "TrainSize"]
+    assert math.isnan(table["MemguardAcc"][0]) and table["MemguardAcc"][1] == 0.61
+    assert table["CentroidDistance(origin)"].tolist() == [0.25, 0.5] and table["TrainSize"].tolist() == [1000.0, 5000.0]
+
+
+def test_read_traces_errors(tmp_path):
+    with pytest.raises(EtioInputError) as raised:
+        schema.read_traces(tmp_path / "none.csv")
+    assert str(raised.value) == f"trace file not found: {tmp_path / 'none.csv'}"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(EtioInputError, match=r"^cannot read trace file .*empty.csv: No columns to parse"):
+        schema.read_traces(empty)
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(EtioInputError, match=r"^cannot read trace file .*dir.csv: "):
+        schema.read_traces(tmp_path / "dir.csv")
+    missing = tmp_path / "missing.csv"
+    missing.write_text("Loss,TrainAcc\nce,0.5\n")
+    with pytest.raises(EtioInputError) as raised:
+        schema.read_traces(missing)
+    assert str(raised.value) == f"trace table in {missing}: missing column(s) 'WeightDecay'"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("WeightDecay,Loss,TrainAcc\n0.0005,ce,high\n")
+    with pytest.raises(EtioInputError, match=r"column 'TrainAcc' has non-numeric value 'high' \(row 0\)"):
+        schema.read_traces(bad)
+
+
+def test_vocabulary_of_the_paper():
+    assert schema.LOSSES == ["ce", "mse"] and schema.WEIGHT_DECAYS == [0.0005, 0.005]
+    assert len(schema.ATTACKS) == 7 and set(schema.ATTACKS) == {a for a in AUTHORS_HEADER if a.endswith("Acc")
+                                                                 and a[:-3] + "MemAcc" in AUTHORS_HEADER
+                                                                 or a == "MemguardAcc"}
+    assert np.all([c in schema.TRACE_SCHEMA.columns for c in AUTHORS_HEADER])
