@@ -32,8 +32,10 @@ import pandas as pd
 
 from etio.causal import rbridge
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, provenance, write_json
-from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, from_r_name, to_r_name
+from etio.core.outputs import check_output_dir, output_dir
+from etio.core.provenance import provenance, write_json
+from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_trace_columns, features_for,
+                              from_r_name, to_r_name)
 from etio.core.paths import DATA_DIR
 
 METHODS = ("boot", "cv")
@@ -205,7 +207,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
               attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
               R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
               input_path: Path | None = None,
-              draw: Callable[[LearnedGraph, Path], None] | None = None) -> list[LearnedGraph]:
+              draw: Callable[[LearnedGraph, Path], None] | None = None, force: bool = False) -> list[LearnedGraph]:
     """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
 
     Files (the authors' names and columns; ``%f`` is the weight decay as C's ``%f``):
@@ -216,13 +218,21 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     ``progress(done, total, name)`` is called after each graph. ``draw(graph, stem)``, when
     given, writes the graph's figures (``stem.svg``/``.png``) into the same staged directory; the
     report stage supplies it (:func:`etio.report.figures.draw_learned_graph`), since drawing is
-    not this stage's business.
+    not this stage's business. ``out_dir`` is written under the rules of
+    :mod:`etio.core.outputs` (``force`` writes beside files etio did not write).
     """
     _check_method(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
+    for loss, attack in pairs:
+        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
+                            source=str(input_path) if input_path else "trace table",
+                            what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
+                            may_be_missing=[attack])
+    inputs = [input_path] if input_path is not None else []
+    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     r_traces = rbridge.to_r(traces)  # converted once, shared by every graph
     graphs = []
-    with atomic_dir(Path(out_dir)) as staging:
+    with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
         for done, (loss, attack) in enumerate(pairs, start=1):
             graph = learn_graph(r_traces, loss, weight_decay, attack, method=method, seed=seed, R=R, runs=runs, k=k)
             write_graph(graph, staging)

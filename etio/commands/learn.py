@@ -21,7 +21,7 @@ def register(app, bench_app) -> None:
     @app.command("learn")
     def learn(
         traces: Path = typer.Argument(..., help="Trace table (CSV, the authors' 53-column schema)."),
-        out: Path = typer.Option(..., "--out", help="Output directory (replaced as a whole on success)."),
+        out: Path = typer.Option(..., "--out", help="Output directory (new, or etio learn's own; replaced as a whole on success)."),
         weight_decay: float = typer.Option(0.0005, "--weight-decay", help="Weight decay whose rows are analysed."),
         method: str = typer.Option("boot", "--method", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attack columns (default: all present)."),
@@ -29,13 +29,17 @@ def register(app, bench_app) -> None:
         seed: int = typer.Option(1, "--seed", help="R seed, set before each graph."),
         replicates: int = typer.Option(200, "--replicates", help="Bootstrap replicates R (method boot)."),
         runs: int = typer.Option(20, "--runs", help="Hold-out runs (method cv, and the predictive power)."),
+        force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
         from etio.causal import learning as stage
         from etio.core.schema import read_traces
         from etio.report.figures import draw_learned_graph
 
+        from etio.core.outputs import check_output_dir
+
         table = read_traces(traces)
+        check_output_dir(out, "learn", force=force, inputs=[traces])
         started = time.perf_counter()
 
         def progress(done: int, total: int, name: str) -> None:
@@ -46,7 +50,7 @@ def register(app, bench_app) -> None:
             graphs = stage.learn_all(
                 table, out, weight_decay, method=method, attacks=_split(attacks), losses=_split(losses),
                 seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
-                draw=draw_learned_graph,
+                draw=draw_learned_graph, force=force,
             )
         for warning in caught:
             typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)

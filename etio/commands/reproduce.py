@@ -27,13 +27,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         refuters: bool = typer.Option(False, "--refuters", help="Run dowhy's refuters beside each ATE."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="torchvision dataset directory."),
+        force: bool = typer.Option(False, "--force", help="Use an --out that holds files etio did not write "
+                                   "(they are kept; only the run's own entries are written)."),
     ) -> None:
         """traces -> attacks -> graphs (both losses, every weight decay) -> ATEs -> Tables 2, 3, 5-8 -> figures -> report."""
         from etio.pipeline.reproduce import reproduce, reproduce_paper
 
         echo = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress goes to stderr
         if paper:
-            reproduce_paper(out or Path("artifacts/paper"), echo=echo)
+            reproduce_paper(out or Path("artifacts/paper"), echo=echo, force=force)
             return
         from dataclasses import replace
 
@@ -47,4 +49,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             overrides["refuters"] = True
         analysis = replace(analysis, **overrides)
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
-                  data_dir=data_dir, echo=echo)
+                  data_dir=data_dir, echo=echo, force=force)

@@ -23,7 +23,8 @@ from typing import Callable, Iterator
 import pandas as pd
 
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.core.outputs import claim_output_dir, output_dir
+from etio.core.provenance import provenance, write_json
 from etio.causal.settings import Analysis
 from etio.core.schema import WEIGHT_DECAYS, read_traces
 
@@ -32,6 +33,9 @@ Echo = Callable[[str], None]
 #: The paper's tables, in the order the report lists them.
 TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
 NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
+#: The top-level entries of a run folder (artifacts/README.md); the run folder's marker lists them.
+RUN_ENTRIES = ("store", "traces.csv", "graphs", "ates", "tables", "figures", "report.md", "report.html",
+               "provenance.json")
 
 
 @dataclass
@@ -81,8 +85,12 @@ class Timings:
 # --------------------------------------------------------------------------------------
 
 def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
-              data_dir: Path | None = None, echo: Echo = print) -> Path:
-    """The whole pipeline on ``config_path``; returns the report path."""
+              data_dir: Path | None = None, echo: Echo = print, force: bool = False) -> Path:
+    """The whole pipeline on ``config_path``; returns the report path.
+
+    ``out`` is a run folder: new, empty or one this command made (its marker says so); any
+    other directory only with ``force``, and then only the run's own entries are written.
+    """
     from etio.attacks.settings import ATTACK_NAMES
     from etio.attacks.stage import run_attack_stage
     from etio.pipeline.study import load_study
@@ -90,6 +98,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
 
     study = load_study(config_path)
     config = study.experiment
+    claim_output_dir(Path(out), "reproduce", force=force, inputs=[config_path], produces=RUN_ENTRIES)
     layout = RunLayout(Path(out))
     timings = Timings()
 
@@ -294,7 +303,7 @@ def _report(root: Path, report_tables, run_info: dict, method: str, figures: lis
 # From the authors' published artifacts
 # --------------------------------------------------------------------------------------
 
-def reproduce_paper(out: Path, echo: Echo = print) -> Path:
+def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
     """Every table and graph figure from the authors' published artifacts (no training)."""
     from etio.report import paper
     from etio.report import tables
@@ -303,7 +312,7 @@ def reproduce_paper(out: Path, echo: Echo = print) -> Path:
     from etio.causal.effects import graph_files
 
     timings = Timings()
-    with atomic_dir(Path(out)) as staging:
+    with output_dir(Path(out), "reproduce --paper", force=force) as staging:
         layout = RunLayout(staging)
         with timings.stage("tables from the authors' published results", echo):
             built = {

@@ -250,7 +250,7 @@ class _progress:
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     """Merge shards of one config into a new store at ``out`` (built aside, renamed into place)."""
-    from etio.core.provenance import atomic_dir
+    from etio.core.outputs import check_output_dir, output_dir
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
@@ -260,9 +260,12 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
         if st.meta["config"] != config:
             raise EtioInputError(f"{st.root} was made from a different config than {stores[0].root}; cannot merge")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise EtioInputError(f"--out {out} exists and is not empty")
-    with atomic_dir(out) as staging:
+    # A store keeps changing after the merge (resumed training, attack results), so an existing
+    # one is never replaced: --out must be new or empty.
+    if out.is_dir() and any(out.iterdir()):
+        raise EtioInputError(f"--out {out} exists and is not empty; `etio traces merge` writes a new store")
+    check_output_dir(out, "traces merge", inputs=dirs)
+    with output_dir(out, "traces merge", inputs=dirs) as staging:
         shutil.copy2(stores[0].root / "store.json", staging / "store.json")
         for st in stores:
             if (st.root / "splits").exists():
