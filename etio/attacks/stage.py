@@ -15,6 +15,7 @@ on its own, gives the same numbers as a complete run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -266,14 +267,25 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
                      progress: Callable[[str], None] | None = None, threads: int = 1) -> dict:
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
-    Returns a summary: configurations, attacks computed / already stored, seconds.
+    Returns a summary: configurations, attacks computed / already stored, seconds. The store's
+    lock is held throughout (a second writer waits), and every configuration is verified
+    before its models are used.
     """
+    lock = store.lock("etio attack") if hasattr(store, "lock") else contextlib.nullcontext()
+    with lock:
+        return _run_attack_stage(store, attacks, settings, device, progress, threads)
+
+
+def _run_attack_stage(store, attacks, settings, device, progress, threads) -> dict:
     for a in attacks:
         if a not in ATTACK_NAMES:
             raise EtioInputError(f"unknown attack {a!r}; known attacks: {', '.join(ATTACK_NAMES)}")
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")
+    if hasattr(store, "require_intact"):
+        for key in keys:
+            store.require_intact(key)
     views = {key: view_of(store, key) for key in keys}
     problems = [p for key in keys for p in requirement_problems(views[key], attacks, settings)]
     if problems:

@@ -2,19 +2,26 @@
 
 Each area of the pipeline registers its commands from ``etio.commands.<area>``; heavy
 imports (torch, rpy2, dowhy) happen inside the commands, so ``etio --help`` stays fast.
-Errors in user input arrive as :class:`etio.core.errors.EtioError` and are printed as one line
-with exit code 2.
+
+There is one error path: every failure - bad input (:class:`EtioError`, exit 2), a usage
+error (exit 2), a filesystem fault (exit 1), an unexpected error (exit 1), Ctrl-C (exit 130,
+with what was kept and how to resume) - is one line on stderr. ``etio --debug CMD`` shows
+the traceback instead.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import signal
 import sys
 import warnings
 
 import typer
+from typer import _click as click  # typer's own copy of click: its exceptions are the ones raised
+from typer.exceptions import Abort
 
-from etio.core.errors import EtioError
+from etio.core.errors import EtioError, Interrupted, interrupt_note
 
 app = typer.Typer(
     name="etio",
@@ -26,6 +33,16 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print measured speed figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
+#: Set by ``--debug``: failures show their traceback.
+DEBUG = False
+
+
+@app.callback()
+def root(debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of a failure.")) -> None:
+    global DEBUG
+    DEBUG = debug
+
+
 # Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce.
 _AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce")
 for _area in _AREAS:
@@ -36,18 +53,57 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def _sigint(signum, frame):
+    raise Interrupted()
+
+
+def _error(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(code)
+
+
+def _os_message(exc: OSError) -> str:
+    path = exc.filename if exc.filename is not None else ""
+    cause = exc.strerror or str(exc)
+    return f"{path}: {cause}" if path else cause
+
+
 def main() -> None:
     warnings.formatwarning = _one_line_warning  # users read warnings as messages, not as code locations
-    # Standalone mode lets click report usage errors itself; our own errors propagate out of
-    # it and are printed here as one line.
+    signal.signal(signal.SIGINT, _sigint)
+    debug = "--debug" in sys.argv[1:2]  # the option of the root command; known before it is parsed
     try:
-        app()
-    except EtioError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except click.exceptions.ClickException as exc:     # usage errors: one line, no usage box
+        _error(exc.format_message().replace("\n", " "), exc.exit_code)
+    except Abort:
+        _error("aborted", 1)
+    except Interrupted:
+        typer.secho(f"interrupted: {interrupt_note()}", fg=typer.colors.YELLOW, err=True)
         sys.exit(130)
+    except EtioError as exc:
+        if debug:
+            raise
+        _error(str(exc), 2)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            sys.exit(1)
+        if debug:
+            raise
+        _error(_os_message(exc), 1)
+    except MemoryError:
+        if debug:
+            raise
+        _error("out of memory", 1)
+    except Exception as exc:  # noqa: BLE001 - the one place where any failure becomes one line
+        if debug:
+            raise
+        _error(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+               f"(run with --debug for the traceback)", 1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

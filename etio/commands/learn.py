@@ -10,11 +10,16 @@ from typing import Optional
 import typer
 
 
-def _split(value: Optional[str]) -> Optional[list[str]]:
+def _split(value: Optional[str], option: str) -> Optional[list[str]]:
+    """A comma-separated option; None (absent) means all, an empty list is an error, not "all"."""
+    from etio.core.errors import EtioInputError
+
     if value is None:
         return None
     items = [item.strip() for item in value.split(",") if item.strip()]
-    return items or None
+    if not items:
+        raise EtioInputError(f"{option} {value!r} names nothing; leave it out to use all")
+    return items
 
 
 def register(app, bench_app) -> None:
@@ -48,7 +53,7 @@ def register(app, bench_app) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             graphs = stage.learn_all(
-                table, out, weight_decay, method=method, attacks=_split(attacks), losses=_split(losses),
+                table, out, weight_decay, method=method, attacks=_split(attacks, "--attacks"), losses=_split(losses, "--losses"),
                 seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
                 draw=draw_learned_graph, force=force,
             )

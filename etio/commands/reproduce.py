@@ -37,7 +37,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if paper:
             reproduce_paper(out or Path("artifacts/paper"), echo=echo, force=force)
             return
-        from dataclasses import replace
 
         from etio.pipeline.study import load_study
 
@@ -47,6 +46,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      if v is not None}
         if refuters:
             overrides["refuters"] = True
-        analysis = replace(analysis, **overrides)
+        from dataclasses import asdict
+
+        from etio.causal.settings import parse_analysis
+
+        analysis = parse_analysis({**asdict(analysis), **overrides}, source="command line")
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
                   data_dir=data_dir, echo=echo, force=force)

@@ -7,11 +7,31 @@ from typing import List, Optional
 
 import typer
 
+from etio.core.errors import on_interrupt
+
 
 def _device(device: Optional[str]) -> str:
     from etio.traces.training import resolve_device
 
     return resolve_device(device)
+
+
+def _kept(out: Path, command: str) -> str:
+    """What an interrupted ``etio traces``/``etio attack`` kept in the store, and how to resume."""
+    import json
+
+    configs = Path(out) / "configs"
+    done = list(configs.glob("*/stats.json")) if configs.is_dir() else []
+    attacks = list(configs.glob("*/attacks/*.json")) if configs.is_dir() else []
+    total = ""
+    try:
+        from etio.traces.config import parse_config
+
+        total = f" of {len(parse_config(json.loads((Path(out) / 'store.json').read_text())['config']).configurations())}"
+    except Exception:  # the note is best effort
+        pass
+    return (f"{len(done)}{total} trained configurations and {len(attacks)} attack results are kept in {out}; "
+            f"rerun `{command}` to resume")
 
 
 def register(app, bench_app) -> None:
@@ -39,6 +59,8 @@ def register(app, bench_app) -> None:
             raise EtioInputError("etio traces needs --config FILE and --out DIR (or the subcommand `merge`)")
         cfg = load_study(config).experiment   # every table checked before any training
         shard_t = parse_shard(shard)
+        on_interrupt(lambda: _kept(out, f"etio traces --config {config} --out {out}"
+                                        + (f" --shard {shard}" if shard else "")))
         store = run_traces(cfg, out, device=_device(device), shard=shard_t, data_dir=data_dir, progress=not quiet)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
 
@@ -49,6 +71,8 @@ def register(app, bench_app) -> None:
     ) -> None:
         """Merge shards of one config into one store and trace table."""
         from etio.traces.stage import merge_stores
+
+        on_interrupt(lambda: f"nothing was written to {out} (it appears only once complete); rerun the merge")
 
         store = merge_stores(list(dirs), out)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")

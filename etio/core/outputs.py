@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, file_error
 
 #: The marker file of an output directory written by etio.
 MARKER = ".etio-output.json"
@@ -133,9 +133,12 @@ def output_dir(out: Path, command: str, *, force: bool = False, inputs: Iterable
     out = Path(out)
     inputs = [Path(p) for p in inputs if p is not None]
     check_output_dir(out, command, force=force, inputs=inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes the directory private; results are for sharing
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes the directory private; results are for sharing
+    except OSError as exc:
+        raise file_error(out, exc) from None
     try:
         yield staging
         produced = _entries(staging)

@@ -36,6 +36,7 @@ trace stage's part happens here: an unknown key, dataset, architecture or width 
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,9 +172,16 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             fail(f"{what} must be an integer ≥ {minimum}, got {v!r}")
         return v
 
-    def as_float(v, what, minimum=0.0):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
-            fail(f"{what} must be a number ≥ {minimum}, got {v!r}")
+    def as_float(v, what, minimum=0.0, maximum=math.inf, exclusive=()):
+        # NaN compares false with everything, so finiteness is checked first: lr = nan trains NaN models.
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            fail(f"{what} must be a finite number, got {v!r}")
+        low_ok = v > minimum if "min" in exclusive else v >= minimum
+        high_ok = v < maximum if "max" in exclusive else v <= maximum
+        if not (low_ok and high_ok):
+            lo = "(" if "min" in exclusive else "["
+            hi = ")" if "max" in exclusive or maximum == math.inf else "]"
+            fail(f"{what} must be in {lo}{minimum:g}, {maximum:g}{hi}, got {v!r}")
         return float(v)
 
     def as_list(v, what):
@@ -195,15 +203,17 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     overrides = []
     for o in t.get("lr_overrides", [{"arch": "alexnetwol", "loss": "ce", "lr": 0.01}]):
         check_keys(o, _OVERRIDE_KEYS, "[training].lr_overrides")
-        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr")))
+        if not {"arch", "loss", "lr"} <= set(o):
+            fail("each [training].lr_overrides entry needs arch, loss and lr")
+        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr", exclusive=("min",))))
     training = Training(
         batch_size=as_int(t.get("batch_size", 128), "training.batch_size"),
         eval_batch_size=as_int(t.get("eval_batch_size", 1000), "training.eval_batch_size"),
-        lr=as_float(t.get("lr", 0.1), "training.lr"),
+        lr=as_float(t.get("lr", 0.1), "training.lr", exclusive=("min",)),
         lr_overrides=tuple(overrides),
-        momentum=as_float(t.get("momentum", 0.9), "training.momentum"),
+        momentum=as_float(t.get("momentum", 0.9), "training.momentum", 0.0, 1.0, exclusive=("max",)),
         lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
-        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
+        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay", 0.0, 1.0, exclusive=("min",)),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
                           if "models_per_batch" in t else None),
     )
@@ -237,7 +247,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for x in losses:
         if x not in LOSSES:
             fail(f"unknown loss {x!r}; known losses: {', '.join(LOSSES)}")
-    wds = [as_float(x, "weight_decay") for x in as_list(g["weight_decay"], "grid.weight_decay")]
+    wds = [as_float(x, "weight_decay", 0.0, 1.0, exclusive=("max",)) for x in as_list(g["weight_decay"], "grid.weight_decay")]
     epochs = [as_int(e, "epochs") for e in as_list(g["epochs"], "grid.epochs")]
     scheds = as_list(g["scheduler"], "grid.scheduler")
     for s in scheds:
@@ -253,6 +263,25 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
 
     grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
             "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
-    return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
-                            training=training, grid=grid, description=str(raw.get("description", "")),
-                            stage_tables=stage_tables)
+    config = ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
+                              training=training, grid=grid, description=str(raw.get("description", "")),
+                              stage_tables=stage_tables)
+    _check_distinct_keys(config, fail)
+    return config
+
+
+def _check_distinct_keys(config: ExperimentConfig, fail) -> None:
+    """Two grid points with one store key would share one stored configuration (a weight decay
+    of 0.0005000001 prints as 0.0005): the grid would silently shrink."""
+    seen: dict[str, TrainConfig] = {}
+    for conf in config.configurations():
+        other = seen.setdefault(conf.key, conf)
+        if other is conf:
+            continue
+        differ = [f"{name} {getattr(other, name)!r} and {getattr(conf, name)!r}"
+                  for name in ("arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler", "lr")
+                  if getattr(other, name) != getattr(conf, name)]
+        if differ:
+            fail(f"grid values {'; '.join(differ)} map to the same store key {conf.key!r}; "
+                 f"use values that differ in their first 6 significant digits")
+        fail(f"the grid lists configuration {conf.key!r} twice (a value repeated in [grid])")

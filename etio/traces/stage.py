@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from etio.traces.config import ExperimentConfig, TrainConfig
 from etio.core.errors import EtioInputError
-from etio.traces.store import ConfigRecord, TraceStore, create_store, open_store
+from etio.traces.store import ConfigRecord, TraceStore, check_store_dir, create_store, open_store, store_lock
 
 
 @dataclass(frozen=True)
@@ -119,53 +120,57 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     from etio.traces.models import count_params
 
     data = load(cfg.dataset, data_dir)           # a missing dataset fails before anything is written
-    store = create_store(out, cfg.to_dict(), data_dir)
-    info = data.info
-    jobs = [j for i, j in enumerate(plan_jobs(cfg)) if i % shard[1] == shard[0]]
-    pending = [j for j in jobs if not all(store.is_done(c.key) for c in j.configs.values())]
-    total = sum(len(j.configs) for j in jobs)
-    done_before = total - sum(sum(not store.is_done(c.key) for c in j.configs.values()) for j in pending)
-    started = time.time()
-    default_threads = torch.get_num_threads()
-    pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
-    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    check_store_dir(out)                         # a foreign directory is refused before the lock file appears
+    with store_lock(Path(out), "etio traces"):   # a second writer of the store waits here
+        store = create_store(out, cfg.to_dict(), data_dir)
+        store.invalidate_damaged()               # verified before reuse: damaged configurations are recomputed
+        info = data.info
+        jobs = [j for i, j in enumerate(plan_jobs(cfg)) if i % shard[1] == shard[0]]
+        for size in sorted({j.train_size for j in jobs}):   # verified (and rewritten if damaged) on every run
+            store.write_split(split_name(cfg, size), disjoint_split(info.pool_size, size, cfg.repeats, cfg.seed))
+        pending = [j for j in jobs if not all(store.is_done(c.key) for c in j.configs.values())]
+        total = sum(len(j.configs) for j in jobs)
+        done_before = total - sum(sum(not store.is_done(c.key) for c in j.configs.values()) for j in pending)
+        started = time.time()
+        default_threads = torch.get_num_threads()
+        pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
+        test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
-    with _progress(progress and echo is None, total, done_before, echo) as advance:
-        for job in pending:
-            s = job.train_size
-            subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
-            store.write_split(split_name(cfg, s), subsets)
-            n = info.pool_size // s
-            subsets_dev = torch.as_tensor(subsets, device=device)
-            if str(device) == "cpu":
-                torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
-            t0 = time.time()
-            for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
-                                                                       test_x, device):
-                t_train = time.time() - t0
-                for mi, (width, variant) in enumerate(job.members):
-                    conf: TrainConfig = job.configs[(mi, epoch)]
-                    if store.is_done(conf.key):
-                        continue
-                    t1 = time.time()
-                    stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
-                                                 pool_y, test_y, cfg.repeats, info.pool_size)
-                    stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
-                    record = ConfigRecord(
-                        key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
-                        width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
-                        num_classes=info.num_classes, input_shape=tuple(info.input_shape),
-                        num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
-                        split_file=split_name(cfg, s),
-                        seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
-                        timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
-                                 "stats_s": round(time.time() - t1, 4), "device": str(device)})
-                    store.write_config(record, states(mi), stats)
-                    advance()
-    torch.set_num_threads(default_threads)
-    store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
-                            "torch_threads": default_threads,
-                            "wall_s_this_run": round(time.time() - started, 2)})
+        with _progress(progress and echo is None, total, done_before, echo) as advance:
+            for job in pending:
+                s = job.train_size
+                subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
+                n = info.pool_size // s
+                subsets_dev = torch.as_tensor(subsets, device=device)
+                if str(device) == "cpu":
+                    torch.set_num_threads(_threads_for(job, len(subsets), info, default_threads))
+                t0 = time.time()
+                for epoch, states, train_logits, test_logits in _snapshots(job, cfg, info, subsets, pool_x, pool_y,
+                                                                           test_x, device):
+                    t_train = time.time() - t0
+                    for mi, (width, variant) in enumerate(job.members):
+                        conf: TrainConfig = job.configs[(mi, epoch)]
+                        if store.is_done(conf.key):
+                            continue
+                        t1 = time.time()
+                        stats = generalization_stats(variant.loss, train_logits[mi], test_logits[mi], subsets_dev,
+                                                     pool_y, test_y, cfg.repeats, info.pool_size)
+                        stats.update(centroid_distances(train_logits[mi], test_logits[mi], variant.loss))
+                        record = ConfigRecord(
+                            key=conf.key, identity=conf.identity(), dataset=cfg.dataset, arch=conf.arch,
+                            width=conf.width, train_size=s, loss=conf.loss, n_repeats=cfg.repeats, models_per_repeat=n,
+                            num_classes=info.num_classes, input_shape=tuple(info.input_shape),
+                            num_params=count_params(conf.arch, conf.width, info.num_classes, info.input_shape),
+                            split_file=split_name(cfg, s),
+                            seeds={"split_seed": cfg.seed, "model_seed_base": cfg.seed},
+                            timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
+                                     "stats_s": round(time.time() - t1, 4), "device": str(device)})
+                        store.write_config(record, states(mi), stats)
+                        advance()
+        torch.set_num_threads(default_threads)
+        store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
+                                "torch_threads": default_threads,
+                                "wall_s_this_run": round(time.time() - started, 2)})
     return store
 
 
@@ -272,8 +277,13 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
                 shutil.copytree(st.root / "splits", staging / "splits", dirs_exist_ok=True)
             for key in st.keys():
                 dest = staging / "configs" / key
-                if not dest.exists():
-                    shutil.copytree(st.config_dir(key), dest)
+                if dest.exists():
+                    continue
+                problem = st.damage(key)
+                if problem is not None:   # left for `etio traces` on the merged store to recompute
+                    warnings.warn(f"{problem}; configuration {key} is not merged", stacklevel=2)
+                    continue
+                shutil.copytree(st.config_dir(key), dest, ignore=shutil.ignore_patterns(".*"))
         open_store(staging).write_traces_csv({"merged_from": [str(d) for d in dirs]})
     return open_store(out)
 
