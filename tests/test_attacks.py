@@ -270,15 +270,17 @@ def test_bad_input_fails_clearly_and_loses_nothing(digits_store, tmp_path, monke
     assert _main(monkeypatch, "attack", "--out", tmp_path, "--attacks", "threshold") == 2
     assert "not a trace store" in capsys.readouterr().err
     assert [p.read_text() for p in stored] == before
-    # Models of the second configuration disappear: the first is attacked and kept, then a clear error.
+    # Models of the second configuration disappear: every configuration is verified before any
+    # attack runs, so the error (naming the file and the way to recompute it) comes first.
     second = sorted(store.glob("configs/*"))[1]
     (second / "models.pt").unlink()
     assert _main(monkeypatch, "attack", "--out", store, "--config", _config(tmp_path)) == 2
     err = capsys.readouterr().err
-    assert second.name in err and "models" in err
-    assert [p.read_text() for p in stored] == before                  # resumed, not recomputed
+    assert second.name in err and "models.pt is missing" in err and "etio traces" in err
+    assert err.count("\n") == 1
+    assert [p.read_text() for p in stored] == before
     first_cfg = sorted(store.glob("configs/*"))[0]
-    assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == set(ATTACK_NAMES)
+    assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == {"threshold", "top3"}
 
 
 def test_attack_command_end_to_end(digits_store, tmp_path, etio_cli):

@@ -192,7 +192,7 @@ def test_etio_learn_writes_every_expected_file(cli_run):
     out, result = cli_run
     assert result.returncode == 0, result.stderr
     expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", ".png", "-strength.csv")}
-    expected |= set(TABLES) | {"provenance.json"}
+    expected |= set(TABLES) | {"provenance.json", ".etio-output.json"}   # the last: etio's marker of its outputs
     assert {p.name for p in out.iterdir()} == expected
     progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert [line.split()[1] for line in progress] == ["ce-Oak17Acc", "ce-MemguardAcc", "mse-Oak17Acc", "mse-MemguardAcc"]

@@ -70,7 +70,14 @@ def _os_message(exc: OSError) -> str:
 
 def main() -> None:
     warnings.formatwarning = _one_line_warning  # users read warnings as messages, not as code locations
-    signal.signal(signal.SIGINT, _sigint)
+    previous = signal.signal(signal.SIGINT, _sigint)
+    try:
+        _run()
+    finally:
+        signal.signal(signal.SIGINT, previous)   # main() may run inside another program (tests)
+
+
+def _run() -> None:
     debug = "--debug" in sys.argv[1:2]  # the option of the root command; known before it is parsed
     try:
         code = app(standalone_mode=False)

@@ -53,9 +53,21 @@ def register(app, bench_app) -> None:
                                    + (f" --config {config}" if config else "")))
         settings = _attack_settings(config, store)
         n = len(store.keys())
-        with typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr) as bar:
-            summary = run_attack_stage(store, names, settings, device, progress=lambda key: bar.update(1),
-                                       threads=threads)
+        bar = None
+
+        def tick(_key: str) -> None:
+            # The bar appears with the first finished configuration, after every input check
+            # passed: a refused run prints its one error line and nothing else.
+            nonlocal bar
+            if bar is None:
+                bar = typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr).__enter__()
+            bar.update(1)
+
+        try:
+            summary = run_attack_stage(store, names, settings, device, progress=tick, threads=threads)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "

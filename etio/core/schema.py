@@ -297,13 +297,19 @@ def check_trace_columns(table: pd.DataFrame, columns: Iterable[str], rows: pd.Se
     may_be_missing = set(may_be_missing)
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise EtioInputError(f"{source}: {what} needs column(s) {', '.join(map(repr, missing))}, "
-                             f"which the trace table lacks")
+        raise EtioInputError(f"{source}: no column {', '.join(map(repr, missing))} ({what} needs it)")
     part = table if rows is None else table[rows]
     for col in columns:
         raw = part[col]
         if col == "TrainSize":
-            raw = raw.map(lambda v: v if pd.isna(v) else parse_train_size(v))
+            sizes = []
+            for label, v in raw.items():
+                try:
+                    sizes.append(v if pd.isna(v) else parse_train_size(v))
+                except EtioInputError:
+                    raise EtioInputError(f"{source}: column 'TrainSize' has a value that is not a size: {v!r} "
+                                         f"(CSV line {_lines([label])})") from None
+            raw = pd.Series(sizes, index=raw.index, dtype=float)
         values = pd.to_numeric(raw, errors="coerce")
         bad = raw.index[values.isna() & raw.notna()]
         if len(bad):
@@ -315,8 +321,8 @@ def check_trace_columns(table: pd.DataFrame, columns: Iterable[str], rows: pd.Se
             raise EtioInputError(f"{source}: column {col!r} has a non-finite value at CSV line(s) {_lines(inf)}")
         nan = values.index[values.isna()]
         if len(nan) and col not in may_be_missing:
-            raise EtioInputError(f"{source}: column {col!r} has missing value(s) at CSV line(s) {_lines(nan)} "
-                                 f"({what})")
+            raise EtioInputError(f"{source}: column {col!r} has {len(nan)} row(s) with a missing value "
+                                 f"(CSV line(s) {_lines(nan)}) in {what}")
         present = values.dropna()
         if len(present) > 1 and present.nunique() == 1:
             raise EtioInputError(f"{source}: column {col!r} is constant ({present.iloc[0]:g}) in the "
