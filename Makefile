@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup test reproduce reproduce-paper bench clean-venv
+.PHONY: setup r-setup test reproduce reproduce-paper bench vocabulary clean-venv
 
 setup: r-setup $(STAMP)
 
@@ -37,6 +37,10 @@ bench: setup
 	$(BIN)/etio bench learn
 	$(BIN)/etio bench train
 	$(BIN)/etio bench ate
+
+# r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/test_vocabulary.py fails while stale).
+vocabulary: setup
+	$(BIN)/python -m etio.core.vocabulary
 
 clean-venv:
 	rm -rf $(VENV)

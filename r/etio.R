@@ -6,13 +6,16 @@
 #   traces <- etio_read_traces("traces.csv")
 #   data   <- etio_prepare(traces, loss = "ce", weight_decay = 5e-4, attack = "Oak17Acc")
 #   graph  <- etio_learn(data, "Oak17Acc", method = "boot")
+#   print(graph$network); averaged.network(graph$strength, threshold = 0.8)
 #   etio_predictive(data, "Oak17Acc", graph$network)
 #   etio_correlations(data, "Oak17Acc")
 #   etio_write_dot(graph$network, "ce-Oak17Acc.dot")
+#   etio_learn_all(traces, "graphs/", weight_decay = 5e-4)   # every graph and table, as `etio learn`
 #
 # One verb per step, in the manner of bnlearn's API. Every function takes plain
-# data.frame / character / numeric arguments and returns plain lists and data.frames, so
-# it can be called on its own from R or from Python (rpy2). Inputs are checked once, in
+# data.frame / character / numeric arguments and returns plain lists and data.frames, with
+# bnlearn's own objects (bn, bn.strength) where bnlearn would return them, so it can be
+# called on its own from R or from Python (rpy2). Inputs are checked once, in
 # etio_prepare(); errors caused by the input start with "etio input error: " so callers can
 # tell them from failures of the code. The algorithms themselves are bnlearn's (real API
 # only), so the same code runs on bnlearn 4.7 and on the compatible implementation.
@@ -39,23 +42,25 @@
   dir
 })
 
-#' Attacks analysed by the authors, in their order (spec: infer_graph.R).
-ETIO_ATTACKS <- c("MLLeakAcc", "MLLeakLAcc", "Top3MLLeakLAcc", "Top3MLLeakAcc", "Oak17Acc",
-                  "ThresholdAcc", "MemguardAcc")
+# The study's vocabulary, generated from etio/core/vocabulary.py (python -m etio.core.vocabulary);
+# Python and R read the same names from it (tests/test_vocabulary.py checks that they agree).
+ETIO_VOCABULARY <- utils::read.csv(file.path(.etio_r_dir, "vocabulary.csv"), stringsAsFactors = FALSE,
+                                   na.strings = character(0), colClasses = "character")
+.etio_vocab_attacks <- ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "attack", ]
+.etio_vocab_variables <- ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "variable", ]
+#' Attack columns, in the vocabulary's order (R spelling).
+ETIO_ATTACKS <- .etio_vocab_attacks$r_name
 #' Attacks whose graph uses the top-3 sorted centroid distance.
-ETIO_TOP3_ATTACKS <- c("Top3MLLeakAcc", "Top3MLLeakLAcc", "MemguardAcc")
+ETIO_TOP3_ATTACKS <- .etio_vocab_attacks$r_name[.etio_vocab_attacks$centroid == "CentroidDistance.sorted_3."]
 #' Candidate root nodes: configuration knobs, which nothing in the graph can cause.
-ETIO_ROOT_CANDIDATES <- c("NumParams", "WeightDecay", "TrainSize", "Scheduler.", "EpochNum")
+ETIO_ROOT_CANDIDATES <- .etio_vocab_variables$r_name[.etio_vocab_variables$root == "TRUE"]
+#' Nodes of every attack's graph besides its centroid distance and TrainSize, in graph order.
+ETIO_BASE_FEATURES <- .etio_vocab_variables$r_name[.etio_vocab_variables$node == "base"]
 #' Variables each attack's hypotheses name (the correlation baseline of Table 2).
-ETIO_HYPOTHESES <- list(
-  Oak17Acc = c("AccDiff", "TrainVar", "TestVar", "NumParams"),
-  Top3MLLeakAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  Top3MLLeakLAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  MemguardAcc = c("AccDiff", "NumParams", "CentroidDistance.sorted_3."),
-  MLLeakAcc = c("AccDiff", "NumParams", "CentroidDistance.origin."),
-  MLLeakLAcc = c("AccDiff", "NumParams", "CentroidDistance.origin."),
-  ThresholdAcc = c("LossDiff")
-)
+ETIO_HYPOTHESES <- stats::setNames(strsplit(.etio_vocab_attacks$hypothesis_variables, ";", fixed = TRUE),
+                                   .etio_vocab_attacks$r_name)
+#' Centroid-distance column of each attack's graph.
+ETIO_CENTROIDS <- stats::setNames(.etio_vocab_attacks$centroid, .etio_vocab_attacks$r_name)
 
 .etio_input_error <- function(...) {
   stop(simpleError(paste0("etio input error: ", ...)))
@@ -145,9 +150,7 @@ etio_read_traces <- function(path) {
 #' @return character vector, in the authors' order.
 etio_features <- function(attack, weight_decay = NULL) {
   .etio_check_attack(attack)
-  centroid <- if (attack %in% ETIO_TOP3_ATTACKS) "CentroidDistance.sorted_3." else "CentroidDistance.origin."
-  features <- c("TrainAcc", "TestAcc", "AccDiff", "TrainLoss", "TestLoss", "LossDiff", "TrainVar",
-                "TestVar", "TrainBias2", "TestBias2", "NumParams", centroid, "TrainSize")
+  features <- c(ETIO_BASE_FEATURES, ETIO_CENTROIDS[[attack]], "TrainSize")
   if (is.null(weight_decay) || weight_decay <= 0) features <- c(features, "WeightDecay")
   features
 }
@@ -360,6 +363,11 @@ etio_constraints <- function(features, attack) {
 #' networks of bn.cv (each reduced to its CPDAG), averaged at the default threshold; the
 #' mean hold-out predictive correlation of those runs comes for free.
 #'
+#' `network` and `strength` are the backend's own objects, so bnlearn's verbs apply to them:
+#'   fit <- etio_learn(data, "Oak17Acc")
+#'   print(fit$network)
+#'   averaged.network(fit$strength, threshold = 0.8)
+#'
 #' @param data numeric data.frame from etio_prepare().
 #' @param attack the outcome column of data.
 #' @param method "boot" or "cv".
@@ -367,9 +375,9 @@ etio_constraints <- function(features, attack) {
 #' @param runs,k hold-out runs and splits per run ("cv").
 #' @param seed set before the resampling.
 #' @param features nodes besides the attack; default: every other column of data.
-#' @return list(network (bnlearn bn), arcs = data.frame(from, to),
-#'   strength = data.frame(from, to, strength, direction), threshold, predcor (NA for boot),
-#'   backend, seed, method).
+#' @return list(network (bn: the averaged network), strength (bn.strength: from, to, strength,
+#'   direction, with bnlearn's attributes nodes, method, threshold), arcs = data.frame(from, to),
+#'   threshold, predcor (NA for boot), backend, seed, method).
 etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 20, k = 3, seed = 1,
                        features = NULL) {
   method <- match.arg(method)
@@ -386,15 +394,13 @@ etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 2
     predcor <- NA_real_
   } else {
     xval <- .etio_cv_hc(data, attack, constraints, runs, k)
-    # bnlearn takes the nodes from the cross-validated networks and warns that it ignores
-    # `nodes` (the authors' call passes them); they are the same nodes, so the warning is noise.
-    strength <- withCallingHandlers(custom.strength(xval, names(data)), warning = function(w) {
-      if (grepl("ignoring 'nodes'", conditionMessage(w), fixed = TRUE)) invokeRestart("muffleWarning")
-    })
+    # Without `nodes`: for cross-validated networks bnlearn takes the nodes from the networks
+    # and warns that a `nodes` argument (the authors' call passed names(data)) is ignored.
+    strength <- custom.strength(xval)
     predcor <- .etio_mean_predcor(xval)
   }
   network <- averaged.network(strength)
-  list(network = network, arcs = .etio_arc_frame(arcs(network)), strength = .etio_strength_frame(strength),
+  list(network = network, strength = strength, arcs = .etio_arc_frame(arcs(network)),
        threshold = as.numeric(attr(strength, "threshold")), predcor = predcor, backend = backend,
        seed = seed, method = method)
 }
@@ -471,4 +477,171 @@ etio_write_dot <- function(network, file) {
   etio_backend()
   write.dot(file, network)
   invisible(file)
+}
+
+# ------------------------------------------------------------------------------------------
+# Every graph of a trace table: the learning stage as one function, called by `etio learn`
+# (Python, through rpy2) and by r/learn_graphs.R alike, so both write the same files.
+# ------------------------------------------------------------------------------------------
+
+ETIO_METHODS <- c("boot", "cv")
+
+.etio_check_protocol <- function(method, R, runs, k, seed) {
+  if (!is.character(method) || length(method) != 1 || !(method %in% ETIO_METHODS))
+    .etio_input_error("unknown method '", paste(method, collapse = ","), "'; known methods: ",
+                      paste(ETIO_METHODS, collapse = ", "))
+  count <- function(value, name, minimum) {
+    if (!is.numeric(value) || length(value) != 1 || is.na(value) || value < minimum || value != round(value))
+      .etio_input_error(name, " must be an integer >= ", minimum, ", got '", paste(value, collapse = ","), "'")
+  }
+  count(R, "replicates", 1)
+  count(runs, "runs", 1)
+  count(k, "k", 2)
+  count(seed, "seed", 0)
+}
+
+#' The loss x attack pairs to learn from a trace table at one weight decay, loss-major.
+#'
+#' Named losses and attacks are taken as asked (a loss without rows is reported when its
+#' graph is prepared). By default: every loss with rows at `weight_decay` (ce, mse first)
+#' and every attack column (in ETIO_ATTACKS order) with a value in those rows; MemguardAcc,
+#' for instance, exists only at the weight decay MemGuard was run at.
+#'
+#' @param traces data.frame from etio_read_traces().
+#' @param weight_decay a WeightDecay value, or NULL / <= 0 for all rows.
+#' @param losses,attacks character vectors or NULL.
+#' @return data.frame(loss, attack).
+etio_pairs <- function(traces, weight_decay, losses = NULL, attacks = NULL) {
+  traces <- .etio_normalise_traces(traces)
+  if (!("Loss" %in% names(traces))) .etio_input_error("trace table has no column 'Loss'")
+  for (attack in attacks) {
+    .etio_check_attack(attack)
+    if (!(attack %in% names(traces))) .etio_input_error("trace table has no column '", attack, "'")
+  }
+  if (is.null(losses)) {
+    present <- unique(stats::na.omit(traces$Loss))
+    losses <- c(intersect(c("ce", "mse"), present), setdiff(present, c("ce", "mse")))
+    losses <- Filter(function(loss) any(.etio_rows(traces, loss, weight_decay)), losses)
+  }
+  pairs <- list()
+  for (loss in losses) {
+    rows <- .etio_rows(traces, loss, weight_decay)
+    for (attack in if (is.null(attacks)) intersect(ETIO_ATTACKS, names(traces)) else attacks) {
+      if (is.null(attacks) && all(is.na(suppressWarnings(as.numeric(traces[[attack]][rows]))))) next
+      pairs[[length(pairs) + 1]] <- data.frame(loss = loss, attack = attack, stringsAsFactors = FALSE)
+    }
+  }
+  if (!length(pairs)) {
+    present <- sort(unique(stats::na.omit(suppressWarnings(as.numeric(traces$WeightDecay)))))
+    .etio_input_error("trace table has no rows with weight decay ", format(weight_decay), " and an attack column; ",
+                      "weight decays present: ", paste(format(present, scientific = FALSE, drop0trailing = TRUE),
+                                                       collapse = ", "))
+  }
+  do.call(rbind, pairs)
+}
+
+#' Learn one loss x attack graph from a trace table: rows prepared and checked, graph
+#' learned, its predictive power and the correlation baseline.
+#'
+#' @param traces data.frame from etio_read_traces().
+#' @param loss,weight_decay,attack as for etio_prepare().
+#' @param method,R,runs,k,seed as for etio_learn().
+#' @return list(name ("<loss>-<attack>"), loss, weight_decay, attack, rows, nodes, and
+#'   etio_learn()'s network, strength, arcs, threshold, predcor (etio_predictive's), method,
+#'   seed, backend, plus mse and correlations (etio_correlations())).
+etio_learn_graph <- function(traces, loss, weight_decay, attack, method = "boot", R = 200, runs = 20, k = 3,
+                             seed = 1) {
+  .etio_check_protocol(method, R, runs, k, seed)
+  data <- etio_prepare(traces, loss, weight_decay, attack)
+  learned <- etio_learn(data, attack, method = method, R = R, runs = runs, k = k, seed = seed)
+  predictive <- etio_predictive(data, attack, learned$network, runs = runs, k = k, seed = seed,
+                                predcor = learned$predcor)
+  learned$predcor <- predictive$predcor
+  c(list(name = paste0(loss, "-", attack), loss = loss,
+         weight_decay = if (is.null(weight_decay)) 0 else as.numeric(weight_decay), attack = attack,
+         rows = nrow(data), nodes = names(data)),
+    learned,
+    list(mse = predictive$mse, correlations = etio_correlations(data, attack, loss = loss)))
+}
+
+#' Write one learned graph: <name>.dot (bnlearn's write.dot) and <name>-strength.csv.
+#'
+#' @param graph etio_learn_graph()'s result.
+#' @param directory an existing directory.
+#' @return the two paths, invisibly.
+etio_write_graph <- function(graph, directory) {
+  stem <- file.path(directory, graph$name)
+  etio_write_dot(graph$network, paste0(stem, ".dot"))
+  utils::write.csv(.etio_strength_frame(graph$strength), paste0(stem, "-strength.csv"), row.names = FALSE)
+  invisible(paste0(stem, c(".dot", "-strength.csv")))
+}
+
+#' Write the authors' three result tables of one weight decay (%f = the weight decay printed
+#' with "%f", as their file names have it):
+#'   results-w_dk-cont-wd_%f.csv   DK?, Loss, Attack, Predcor, MSE (graph order)
+#'   results-cont-wd_%f.csv        Loss, Attack, Max Corr Var, Max Corr, PredCor-w_dk, MSE-w_dk
+#'                                 (attack-major, in ETIO_ATTACKS order)
+#'   corr_results-cont-wd_%f.csv   Loss, Attack, Variable, Correlation, p-value
+#' "Max Corr" is the numerically largest correlation (the authors compared them as strings).
+#'
+#' @param graphs list of etio_learn_graph() results.
+#' @param directory an existing directory.
+#' @param weight_decay the weight decay of the graphs (NULL or 0: all rows).
+#' @return the three paths, invisibly.
+etio_write_tables <- function(graphs, directory, weight_decay) {
+  tag <- sprintf("%f", if (is.null(weight_decay)) 0 else weight_decay)
+  paths <- file.path(directory, sprintf(c("results-w_dk-cont-wd_%s.csv", "results-cont-wd_%s.csv",
+                                          "corr_results-cont-wd_%s.csv"), tag))
+  column <- function(field) unlist(lapply(graphs, `[[`, field))
+  predictive <- data.frame(`DK?` = rep(TRUE, length(graphs)), Loss = column("loss"), Attack = column("attack"),
+                           Predcor = column("predcor"), MSE = column("mse"), check.names = FALSE,
+                           stringsAsFactors = FALSE)
+  best <- lapply(graphs, function(graph) graph$correlations[which.max(graph$correlations$Correlation), ])
+  comparison <- data.frame(Loss = predictive$Loss, Attack = predictive$Attack,
+                           `Max Corr Var` = vapply(best, function(row) row$Variable, ""),
+                           `Max Corr` = vapply(best, function(row) row$Correlation, 0),
+                           `PredCor-w_dk` = predictive$Predcor, `MSE-w_dk` = predictive$MSE,
+                           check.names = FALSE, stringsAsFactors = FALSE)
+  comparison <- comparison[order(match(comparison$Attack, ETIO_ATTACKS), match(comparison$Loss, unique(comparison$Loss))), ]
+  rownames(comparison) <- NULL
+  correlations <- do.call(rbind, lapply(graphs, `[[`, "correlations"))
+  rownames(correlations) <- NULL
+  utils::write.csv(predictive, paths[1])
+  utils::write.csv(comparison, paths[2])
+  utils::write.csv(correlations, paths[3])
+  invisible(paths)
+}
+
+#' Learn and write every loss x attack graph of a trace table at one weight decay.
+#'
+#' Writes into `directory` (which must exist) the files of etio_write_graph() for every pair,
+#' then those of etio_write_tables(). Both front ends call this function: `etio learn`
+#' (which stages the directory, draws the figures from `on_graph` and writes provenance.json)
+#' and r/learn_graphs.R.
+#'
+#' @param traces data.frame from etio_read_traces(), or the path of a trace CSV.
+#' @param directory output directory.
+#' @param weight_decay a WeightDecay value, or NULL / <= 0 for all rows.
+#' @param method,R,runs,k,seed as for etio_learn().
+#' @param losses,attacks as for etio_pairs() (ignored when `pairs` is given).
+#' @param pairs data.frame(loss, attack) of the graphs to learn, in this order; default
+#'   etio_pairs(traces, weight_decay, losses, attacks).
+#' @param on_graph NULL, or function(graph, done, total) called after each graph is written.
+#' @return the list of etio_learn_graph() results, invisibly.
+etio_learn_all <- function(traces, directory, weight_decay, method = "boot", R = 200, runs = 20, k = 3,
+                           seed = 1, losses = NULL, attacks = NULL, pairs = NULL, on_graph = NULL) {
+  .etio_check_protocol(method, R, runs, k, seed)
+  if (!dir.exists(directory)) .etio_input_error("output directory does not exist: ", directory)
+  if (is.character(traces)) traces <- etio_read_traces(traces)
+  traces <- .etio_normalise_traces(traces)
+  if (is.null(pairs)) pairs <- etio_pairs(traces, weight_decay, losses, attacks)
+  graphs <- vector("list", nrow(pairs))
+  for (i in seq_len(nrow(pairs))) {
+    graphs[[i]] <- etio_learn_graph(traces, pairs$loss[i], weight_decay, pairs$attack[i], method = method, R = R,
+                                    runs = runs, k = k, seed = seed)
+    etio_write_graph(graphs[[i]], directory)
+    if (!is.null(on_graph)) on_graph(graphs[[i]], i, nrow(pairs))
+  }
+  etio_write_tables(graphs, directory, weight_decay)
+  invisible(graphs)
 }

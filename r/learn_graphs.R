@@ -1,224 +1,106 @@
-# Learn the causal graph of every loss x attack of a trace table (Figure 4: traces -> graphs).
+# Learn the causal graph of every loss x attack of a trace table (Figure 4: traces -> graphs),
+# from R alone: the command line of etio_learn_all() (r/etio.R), the function `etio learn`
+# calls, with `etio learn`'s options.
 #
-#   Rscript r/learn_graphs.R TRACES.csv OUTDIR --weight-decay 0.0005 --method boot|cv
-#           [--seed 1] [--R 200] [--runs 20] [--k 3] [--attacks A,B,...] [--loss ce,mse]
+#   Rscript r/learn_graphs.R TRACES.csv --out DIR [--weight-decay 0.0005] [--method boot|cv]
+#           [--seed 1] [--replicates 200] [--runs 20] [--attacks A,B,...] [--losses ce,mse]
 #
-# Writes into OUTDIR, for every loss x attack whose column has values at that weight decay:
-#   <loss>-<attack>.dot           averaged network, bnlearn write.dot format
-#   <loss>-<attack>-strength.csv  arc strengths (from, to, strength, direction)
-# and, with the columns of the authors' files (%f = the weight decay printed with "%f"):
-#   results-w_dk-cont-wd_%f.csv   DK?, Loss, Attack, Predcor, MSE
-#   results-cont-wd_%f.csv        Loss, Attack, Max Corr Var, Max Corr, PredCor-w_dk, MSE-w_dk
-#   corr_results-cont-wd_%f.csv   Loss, Attack, Variable, Correlation, p-value
-#   provenance.json               backend, seeds, protocol, R version, input file and md5, time
-# OUTDIR appears only when everything succeeded (built in a sibling staging directory and
-# renamed into place). On failure: one line "error: <message>" on stderr and exit status 1.
+# DIR receives what `etio learn` writes there, byte for byte, except the figures (.svg, .png)
+# and the provenance record, which is this script's own (R, its packages and the backend):
+#   <loss>-<attack>.dot, <loss>-<attack>-strength.csv, results-w_dk-cont-wd_%f.csv,
+#   results-cont-wd_%f.csv, corr_results-cont-wd_%f.csv, provenance.json
+# DIR appears only when everything succeeded (built in a sibling staging directory and
+# renamed into place); on failure: one line "error: <message>" on stderr and exit status 1.
+# --weight-decay 0 learns on the rows of every weight decay, with WeightDecay as a node.
 
 script_dir <- local({
   script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(script)) dirname(normalizePath(script[1])) else normalizePath("r")
 })
 source(file.path(script_dir, "etio.R"))
-
-usage <- paste(
-  "usage: Rscript r/learn_graphs.R TRACES.csv OUTDIR --weight-decay WD --method boot|cv",
-  "[--seed 1] [--R 200] [--runs 20] [--k 3] [--attacks A,B,...] [--loss ce,mse]")
-
-parse_args <- function(args) {
-  options <- list(`weight-decay` = NULL, method = NULL, seed = "1", R = "200", runs = "20", k = "3",
-                  attacks = NULL, loss = NULL)
-  positional <- character(0)
-  i <- 1
-  while (i <= length(args)) {
-    arg <- args[i]
-    if (startsWith(arg, "--")) {
-      name <- sub("^--", "", arg)
-      value <- NULL
-      if (grepl("=", name)) {
-        value <- sub("^[^=]*=", "", name)
-        name <- sub("=.*$", "", name)
-      }
-      if (name %in% c("help", "h")) {
-        cat(usage, "\n")
-        quit(status = 0)
-      }
-      if (!(name %in% names(options))) .etio_input_error("unknown option --", name, "; ", usage)
-      if (is.null(value)) {
-        if (i == length(args)) .etio_input_error("option --", name, " needs a value")
-        i <- i + 1
-        value <- args[i]
-      }
-      options[[name]] <- value
-    } else {
-      positional <- c(positional, arg)
-    }
-    i <- i + 1
+for (needed in c("optparse", "jsonlite")) {
+  if (!requireNamespace(needed, quietly = TRUE)) {
+    cat("error: r/learn_graphs.R needs the R package ", needed, "; run `make setup` (scripts/setup-r.sh)\n",
+        sep = "", file = stderr())
+    quit(status = 1, save = "no")
   }
-  if (length(positional) != 2) .etio_input_error("expected TRACES.csv and OUTDIR; ", usage)
-  if (is.null(options$`weight-decay`)) .etio_input_error("--weight-decay is required; ", usage)
-  if (is.null(options$method) || !(options$method %in% c("boot", "cv")))
-    .etio_input_error("--method must be boot or cv; ", usage)
-  number <- function(name, integer = TRUE, minimum = 1) {
-    value <- suppressWarnings(as.numeric(options[[name]]))
-    if (is.na(value) || value < minimum || (integer && value != round(value)))
-      .etio_input_error("--", name, " must be ", if (integer) "an integer" else "a number", " >= ", minimum,
-                        ", got '", options[[name]], "'")
-    value
-  }
-  split <- function(value) if (is.null(value)) NULL else trimws(strsplit(value, ",", fixed = TRUE)[[1]])
-  list(traces = positional[1], outdir = positional[2], weight_decay = number("weight-decay", FALSE, 0),
-       method = options$method, seed = number("seed", minimum = 0), R = number("R"), runs = number("runs"),
-       k = number("k", minimum = 2), attacks = split(options$attacks), losses = split(options$loss))
 }
 
-json_string <- function(x) {
-  x <- gsub("\\\\", "\\\\\\\\", x)
-  x <- gsub("\"", "\\\\\"", x)
-  x <- gsub("\n", "\\\\n", x)
-  x <- gsub("\t", "\\\\t", x)
-  x <- gsub("[[:cntrl:]]", " ", x)
-  paste0("\"", x, "\"")
+option_list <- list(
+  optparse::make_option("--out", type = "character", help = "Output directory (replaced as a whole on success)."),
+  optparse::make_option("--weight-decay", type = "double", default = 0.0005, dest = "weight_decay",
+                        help = "Weight decay whose rows are analysed [default 0.0005]."),
+  optparse::make_option("--method", type = "character", default = "boot",
+                        help = "boot (paper: bootstrap) or cv (authors' code: hold-out CV) [default %default]."),
+  optparse::make_option("--attacks", type = "character", help = "Comma-separated attack columns (default: all present)."),
+  optparse::make_option("--losses", type = "character", help = "Comma-separated losses, e.g. ce,mse (default: all present)."),
+  optparse::make_option("--seed", type = "integer", default = 1L, help = "R seed, set before each graph [default %default]."),
+  optparse::make_option("--replicates", type = "integer", default = 200L,
+                        help = "Bootstrap replicates R (method boot) [default %default]."),
+  optparse::make_option("--runs", type = "integer", default = 20L,
+                        help = "Hold-out runs (method cv, and the predictive power) [default %default].")
+)
+parser <- optparse::OptionParser(usage = "Rscript r/learn_graphs.R TRACES.csv --out DIR [options]",
+                                 option_list = option_list)
+
+split_list <- function(value) {
+  if (is.null(value)) return(NULL)
+  items <- trimws(strsplit(value, ",", fixed = TRUE)[[1]])
+  items <- items[nzchar(items)]
+  if (length(items)) items else NULL
 }
 
-# A JSON document from nested named lists, character, numeric and logical scalars/vectors.
-to_json <- function(x, indent = "") {
-  inner <- paste0(indent, "  ")
-  if (is.list(x)) {
-    if (!length(x)) return(if (is.null(names(x))) "[]" else "{}")
-    items <- vapply(x, to_json, "", indent = inner)
-    if (is.null(names(x)))
-      return(paste0("[\n", paste0(inner, items, collapse = ",\n"), "\n", indent, "]"))
-    return(paste0("{\n", paste0(inner, json_string(names(x)), ": ", items, collapse = ",\n"), "\n", indent, "}"))
-  }
-  scalar <- function(v) {
-    if (is.na(v)) return("null")
-    if (is.character(v)) return(json_string(v))
-    if (is.logical(v)) return(if (v) "true" else "false")
-    format(v, digits = 15)
-  }
-  values <- vapply(seq_along(x), function(i) scalar(x[i]), "")
-  if (length(x) == 1) values else paste0("[", paste(values, collapse = ", "), "]")
-}
-
-# Loss x attack pairs to learn: requested (or present) attacks whose column has at least one
-# value in that loss's rows at this weight decay.
-pairs_to_learn <- function(traces, opts) {
-  losses <- opts$losses
-  if (is.null(losses)) {
-    present <- unique(stats::na.omit(traces$Loss))
-    losses <- c(intersect(c("ce", "mse"), present), setdiff(present, c("ce", "mse")))
-  }
-  attacks <- opts$attacks
-  if (is.null(attacks)) {
-    attacks <- intersect(ETIO_ATTACKS, names(traces))
-    if (!length(attacks))
-      .etio_input_error("the trace table has none of the attack columns ", paste(ETIO_ATTACKS, collapse = ", "))
-  }
-  for (attack in attacks) {
-    .etio_check_attack(attack)
-    if (!(attack %in% names(traces))) .etio_input_error("trace table has no column '", attack, "'")
-  }
-  pairs <- list()
-  for (loss in losses) {
-    rows <- .etio_rows(traces, loss, opts$weight_decay)
-    for (attack in attacks) {
-      values <- suppressWarnings(as.numeric(traces[[attack]][rows]))
-      if (any(rows) && all(is.na(values))) {
-        message(sprintf("skipping %s-%s: no %s values at weight decay %s", loss, attack, attack,
-                        format(opts$weight_decay)))
-        next
-      }
-      pairs[[length(pairs) + 1]] <- c(loss = loss, attack = attack)
-    }
-  }
-  if (!length(pairs)) .etio_input_error("no loss x attack with values to learn a graph from")
-  pairs
-}
-
-write_table <- function(table, path, row.names = TRUE) utils::write.csv(table, path, row.names = row.names)
-
-learn_all <- function(opts, staging) {
-  started <- Sys.time()
-  backend <- etio_backend()
-  traces <- etio_read_traces(opts$traces)
-  pairs <- pairs_to_learn(traces, opts)
-  wd_tag <- sprintf("%f", opts$weight_decay)
-  wd_arg <- if (opts$weight_decay > 0) opts$weight_decay else NULL
-  results <- list()
-  correlations <- list()
-  for (i in seq_along(pairs)) {
-    loss <- pairs[[i]][["loss"]]
-    attack <- pairs[[i]][["attack"]]
-    t0 <- Sys.time()
-    data <- etio_prepare(traces, loss, wd_arg, attack)
-    learned <- etio_learn(data, attack, method = opts$method, R = opts$R, runs = opts$runs, k = opts$k,
-                          seed = opts$seed)
-    predictive <- etio_predictive(data, attack, learned$network, runs = opts$runs, k = opts$k,
-                                  seed = opts$seed, predcor = learned$predcor)
-    correlation <- etio_correlations(data, attack, loss = loss)
-    stem <- file.path(staging, paste0(loss, "-", attack))
-    etio_write_dot(learned$network, paste0(stem, ".dot"))
-    write_table(learned$strength, paste0(stem, "-strength.csv"), row.names = FALSE)
-    # The largest correlation as a number (the authors compared the values as strings).
-    best <- which.max(correlation$Correlation)
-    results[[i]] <- data.frame(`DK?` = TRUE, Loss = loss, Attack = attack, Predcor = predictive$predcor,
-                               MSE = predictive$mse, `Max Corr Var` = correlation$Variable[best],
-                               `Max Corr` = correlation$Correlation[best], rows = nrow(data),
-                               arcs = nrow(learned$arcs), threshold = learned$threshold,
-                               check.names = FALSE, stringsAsFactors = FALSE)
-    correlations[[i]] <- correlation
-    message(sprintf("[%d/%d] %s %s: %d rows, %d arcs (threshold %.3f), predcor %.4f, mse %.3g, %.1f s",
-                    i, length(pairs), loss, attack, nrow(data), nrow(learned$arcs), learned$threshold,
-                    predictive$predcor, predictive$mse, as.numeric(difftime(Sys.time(), t0, units = "secs"))))
-  }
-  results <- do.call(rbind, results)
-  # Authors' row orders: results-w_dk by loss then attack, results-cont by attack then loss.
-  write_table(results[, c("DK?", "Loss", "Attack", "Predcor", "MSE")],
-              file.path(staging, sprintf("results-w_dk-cont-wd_%s.csv", wd_tag)))
-  by_attack <- results[order(match(results$Attack, unique(results$Attack)), match(results$Loss, unique(results$Loss))), ]
-  cont <- data.frame(Loss = by_attack$Loss, Attack = by_attack$Attack, `Max Corr Var` = by_attack$`Max Corr Var`,
-                     `Max Corr` = by_attack$`Max Corr`, `PredCor-w_dk` = by_attack$Predcor,
-                     `MSE-w_dk` = by_attack$MSE, check.names = FALSE, stringsAsFactors = FALSE)
-  rownames(cont) <- NULL
-  write_table(cont, file.path(staging, sprintf("results-cont-wd_%s.csv", wd_tag)))
-  correlations <- do.call(rbind, correlations)
-  rownames(correlations) <- NULL
-  write_table(correlations, file.path(staging, sprintf("corr_results-cont-wd_%s.csv", wd_tag)))
-
-  input <- normalizePath(opts$traces)
-  graphs <- lapply(seq_len(nrow(results)), function(i) list(
-    loss = results$Loss[i], attack = results$Attack[i], rows = results$rows[i], arcs = results$arcs[i],
-    threshold = results$threshold[i], predcor = results$Predcor[i], mse = results$MSE[i]))
-  provenance <- list(
-    stage = "learn_graphs",
+provenance <- function(opts, traces, graphs, backend, started) {
+  input <- normalizePath(traces)
+  list(
+    stage = "learn",
+    created = format(started, "%Y-%m-%dT%H:%M:%S+00:00", tz = "UTC"),
+    command = paste(c("learn_graphs.R", commandArgs(trailingOnly = TRUE)), collapse = " "),
+    versions = list(R = paste(R.version$major, R.version$minor, sep = "."),
+                    optparse = as.character(utils::packageVersion("optparse")),
+                    jsonlite = as.character(utils::packageVersion("jsonlite"))),
+    platform = R.version$platform,
     backend = backend,
-    r_version = R.version.string,
-    method = opts$method,
-    seeds = list(seed = opts$seed),
-    config = list(weight_decay = opts$weight_decay, method = opts$method, R = opts$R, runs = opts$runs,
-                  k = opts$k, hold_out_fraction = 0.2, algorithm = "hc", score = "bic-g",
-                  losses = unique(results$Loss), attacks = unique(results$Attack)),
+    seeds = list(`R set.seed before each graph` = opts$seed),
+    config = list(weight_decay = opts$weight_decay, method = opts$method, R = opts$replicates, runs = opts$runs,
+                  k = 3L, losses = unique(vapply(graphs, `[[`, "", "loss")),
+                  attacks = ETIO_ATTACKS[ETIO_ATTACKS %in% vapply(graphs, `[[`, "", "attack")],
+                  blacklist_whitelist = "authors' domain knowledge (r/etio.R etio_constraints)"),
     input = list(path = input, md5 = unname(tools::md5sum(input))),
-    graphs = graphs,
-    started = format(started, "%Y-%m-%dT%H:%M:%SZ", tz = "UTC"),
-    finished = format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC"),
-    elapsed_s = round(as.numeric(difftime(Sys.time(), started, units = "secs")), 2)
+    graphs = lapply(graphs, function(g) list(name = g$name, rows = g$rows, arcs = nrow(g$arcs),
+                                             threshold = g$threshold, predcor = g$predcor, mse = g$mse))
   )
-  writeLines(to_json(provenance), file.path(staging, "provenance.json"))
 }
 
 main <- function() {
   options(warn = 1)
   staging <- NULL
   outcome <- tryCatch({
-    opts <- parse_args(commandArgs(trailingOnly = TRUE))
-    outdir <- sub("/+$", "", opts$outdir)
+    # optparse only warns about a value of the wrong type (and passes it on): make it the error.
+    parsed <- withCallingHandlers(
+      optparse::parse_args(parser, args = commandArgs(trailingOnly = TRUE), positional_arguments = 1),
+      warning = function(w) stop(conditionMessage(w), call. = FALSE))
+    opts <- parsed$options
+    traces <- parsed$args
+    if (is.null(opts$out)) .etio_input_error("--out DIR is required")
+    started <- Sys.time()
+    backend <- etio_backend()
+    table <- etio_read_traces(traces)
+    outdir <- sub("/+$", "", opts$out)
     parent <- dirname(outdir)
     dir.create(parent, recursive = TRUE, showWarnings = FALSE)
     staging <- file.path(parent, sprintf(".%s.partial-%d", basename(outdir), Sys.getpid()))
     unlink(staging, recursive = TRUE)
     if (!dir.create(staging)) stop("cannot create ", staging)
-    learn_all(opts, staging)
+    progress <- function(graph, done, total) {
+      message(sprintf("[%d/%d] %s learned (%.1f s)", done, total, graph$name,
+                      as.numeric(difftime(Sys.time(), started, units = "secs"))))
+    }
+    graphs <- etio_learn_all(table, staging, opts$weight_decay, method = opts$method, R = opts$replicates,
+                             runs = opts$runs, seed = opts$seed, losses = split_list(opts$losses),
+                             attacks = split_list(opts$attacks), on_graph = progress)
+    jsonlite::write_json(provenance(opts, traces, graphs, backend, started), file.path(staging, "provenance.json"),
+                         auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null")
     backup <- NULL
     if (file.exists(outdir)) {
       backup <- file.path(parent, sprintf(".%s.old-%d", basename(outdir), Sys.getpid()))
@@ -229,11 +111,12 @@ main <- function() {
       stop("cannot rename ", staging, " to ", outdir)
     }
     if (!is.null(backup)) unlink(backup, recursive = TRUE)
-    message("wrote ", outdir)
+    message(sprintf("%d graphs written to %s (backend %s)", length(graphs), outdir, backend))
     0L
   }, error = function(e) {
     if (!is.null(staging)) unlink(staging, recursive = TRUE)
-    cat("error: ", gsub("\n", " ", conditionMessage(e)), "\n", sep = "", file = stderr())
+    message <- sub("^etio input error: ", "", conditionMessage(e))
+    cat("error: ", gsub("\n", " ", message), "\n", sep = "", file = stderr())
     1L
   }, interrupt = function(e) {
     if (!is.null(staging)) unlink(staging, recursive = TRUE)

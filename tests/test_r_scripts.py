@@ -36,9 +36,40 @@ def test_rscript_learn_graphs_rejects_bad_input(tmp_path, rscript, column, value
         table.loc[0, column] = value
     bad = tmp_path / "traces.csv"
     table.to_csv(bad, index=False)
-    result = rscript(REPO / "r" / "learn_graphs.R", bad, tmp_path / "graphs", "--weight-decay", "0.005",
-                     "--method", "boot", "--R", "5", "--runs", "2", "--attacks", "Oak17Acc", "--loss", "ce")
+    result = rscript(REPO / "r" / "learn_graphs.R", bad, "--out", tmp_path / "graphs", "--weight-decay", "0.005",
+                     "--method", "boot", "--replicates", "5", "--runs", "2", "--attacks", "Oak17Acc", "--losses", "ce")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["traces.csv"]
+
+
+def test_rscript_learn_graphs_has_the_options_of_etio_learn(rscript):
+    import re
+
+    import typer.main
+
+    from etio.commands.app import app
+
+    learn = typer.main.get_command(app).commands["learn"]
+    cli_options = {name for param in learn.params for name in param.opts if name.startswith("--")}
+    result = rscript(REPO / "r" / "learn_graphs.R", "--help")
+    assert result.returncode == 0, result.stderr
+    r_options = set(re.findall(r"(--[a-z][a-z-]*)=", result.stdout))
+    assert r_options == cli_options, (r_options ^ cli_options)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "OUT", "--bogus", "1"], "no such option: --bogus"),
+    (["--out", "OUT", "--method", "bayes"], "unknown method 'bayes'; known methods: boot, cv"),
+    (["--out", "OUT", "--replicates", "abc"], "integer expected"),
+    (["--out", "OUT", "--replicates", "0"], "replicates must be an integer >= 1"),
+    ([], "--out DIR is required"),
+])
+def test_rscript_learn_graphs_rejects_bad_options(tmp_path, rscript, args, message):
+    args = [str(tmp_path / "graphs") if a == "OUT" else a for a in args]
+    result = rscript(REPO / "r" / "learn_graphs.R", EXAMPLE_TRACES_PATH, *args)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], result.stderr
+    assert not list(tmp_path.iterdir())

@@ -125,3 +125,25 @@ def test_an_r_dir_without_etio_r_is_reported(tmp_path):
 
     result = _python(code, {**os.environ, "ETIO_R_DIR": str(tmp_path)})
     assert "ERR R is not available" in result.stdout and "etio.R not found" in result.stdout
+
+
+def test_r_code_calls_python_back_with_converted_values(rb):
+    seen = []
+    calls = rb.function("function(f) { for (i in 1:3) f(i, data.frame(x = c(i, 2 * i)), list(name = paste0('g', i))); 'done' }")
+    assert rb.call(calls, rb.callback(lambda i, frame, info: seen.append((i, frame["x"].tolist(), info)))) == "done"
+    assert seen == [(i, [float(i), 2.0 * i], {"name": f"g{i}"}) for i in (1, 2, 3)]
+
+
+def test_an_exception_in_a_python_callback_stops_r_and_is_raised(rb):
+    reached = []
+
+    def fail(i):
+        reached.append(i)
+        if i == 2:
+            raise KeyError("no such graph")
+
+    calls = rb.function("function(f) { for (i in 1:3) f(i); 'finished' }")
+    with pytest.raises(KeyError, match="no such graph"):
+        rb.call(calls, rb.callback(fail))
+    assert reached == [1, 2]  # R stopped at the failing call
+    assert rb.call("identity", 5) == 5  # and the session works on

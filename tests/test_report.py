@@ -191,8 +191,9 @@ def test_write_report_html_is_self_contained_and_marks_cells(tmp_path, figure_pa
     parser.feed(page)
     assert not [u for u in parser.links if re.match(r"https?:", u)]
     assert "<link" not in page and "<script" not in page
-    images = [u for u in parser.links if u.startswith("data:image/svg+xml;base64,")]
-    assert len(images) == 1 and len(parser.links) == 1
+    outside = [u for u in parser.links if not u.startswith("#")]   # in-page anchors of the contents
+    images = [u for u in outside if u.startswith("data:image/svg+xml;base64,")]
+    assert len(images) == 1 and len(outside) == 1
     assert base64.b64decode(images[0].split(",", 1)[1]) == figure_paths[0].read_bytes()
     cells = parser.cells
     assert "flag-sign" in cells[("Table 5", "ce|Oak17Acc|AccDiff", "ATE", "ours")]["class"]
@@ -204,10 +205,11 @@ def test_write_report_html_is_self_contained_and_marks_cells(tmp_path, figure_pa
     assert "flag-verdict" in cells[("Table 3", "ShadowAcc|NumParams", "CE Result", "ours")]["class"]
     assert cells[("Table 3", "ShadowAcc|NumParams", "CE Result", "ours")]["data-flags"] == report.VERDICT
     for name in ("Table 2", "Table 3", "Table 5", "Table 8"):
-        assert f'<h2 id="{name}">' in page
+        anchor = name.lower().replace(" ", "-")
+        assert f'<h2 id="{anchor}">{name}: ' in page and f'<a href="#{anchor}">' in page
     assert "<h2>Differences between the paper and the authors&#x27; code</h2>" in page \
         or "<h2>Differences between the paper and the authors' code</h2>" in page
-    assert "<h2>Provenance</h2>" in page and "r-compat" in page
+    assert '<h2 id="provenance">Provenance</h2>' in page and "r-compat" in page
 
 
 def test_report_embeds_png_when_no_svg(tmp_path, figure_paths):
@@ -215,8 +217,9 @@ def test_report_embeds_png_when_no_svg(tmp_path, figure_paths):
                                              figures=[(figure_paths[1], "my caption")])
     parser = _Cells()
     parser.feed(html_path.read_text())
-    assert len(parser.links) == 1 and parser.links[0].startswith("data:image/png;base64,")
-    assert base64.b64decode(parser.links[0].split(",", 1)[1]) == figure_paths[1].read_bytes()
+    links = [u for u in parser.links if not u.startswith("#")]
+    assert len(links) == 1 and links[0].startswith("data:image/png;base64,")
+    assert base64.b64decode(links[0].split(",", 1)[1]) == figure_paths[1].read_bytes()
     assert "my caption" in html_path.read_text() and "![my caption](figures/" in md_path.read_text()
 
 
@@ -257,16 +260,17 @@ def test_markdown_table_formatter():
     assert len({len(line) for line in lines}) == 1
 
 
-def test_markdown_to_html_subset():
+def test_markdown_to_html_by_markdown_it():
     page = report.markdown_to_html(
-        "## Head\n\nSome *it* and **bold** `x<y` [site](https://example.org).\n\n"
+        "# Top\n\n## Head\n\nSome *it* and **bold** `x<y` [site](https://example.org).\n\n"
         "- one\n  continued\n- two\n\n1. first\n2. second\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
-    assert "<h2>Head</h2>" in page
+    assert "<h1>" not in page and "<h2>Top</h2>" in page and "<h2>Head</h2>" in page  # the title is the only h1
     assert "<em>it</em>" in page and "<strong>bold</strong>" in page and "<code>x&lt;y</code>" in page
-    assert "href" not in page and "site (https://example.org)" in page
-    assert "<ul>\n<li>one continued</li>\n<li>two</li>\n</ul>" in page
-    assert "<ol>\n<li>first</li>\n<li>second</li>\n</ol>" in page
-    assert "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>" in page
+    assert "href" not in page and "site (https://example.org)" in page       # no link out of the report
+    assert report.markdown_to_html("see [the graphs](#graphs)").strip() == '<p>see <a href="#graphs">the graphs</a></p>'
+    assert re.search(r"<ul>\s*<li>one\s+continued</li>\s*<li>two</li>\s*</ul>", page)
+    assert re.search(r"<ol>\s*<li>first</li>\s*<li>second</li>\s*</ol>", page)
+    assert re.search(r"<th>a</th>\s*<th>b</th>.*<td>1</td>\s*<td>2</td>", page, re.S)
 
 
 def test_format_value():
@@ -275,5 +279,116 @@ def test_format_value():
     assert report.format_value(6.45e-4, "MSE") == "6.45E-04"
     assert report.format_value(0.0, "ATE") == "0.0000"
     assert report.format_value(-0.0, "ATE") == "0.0000"
-    assert report.format_value(np.nan, "ATE") == "–"
+    assert report.format_value(np.nan, "ATE") == ""          # empty; the report prints the reason beside it
     assert report.format_value("Q1: ✓", "CE Result") == "Q1: ✓"
+
+
+# --------------------------------------------------------------------------------------
+# The headline, the agreement summary and undefined values
+# --------------------------------------------------------------------------------------
+
+def _run_tables():
+    """Tables named as the pipeline names them, with the undefined values a run produces:
+    a p-value without a causal path (NaN) and the MSE of a graph with an undirected arc (-1)."""
+    from etio.report import paper, tables
+
+    paper_t3 = tables.table3(paper.ates(0.0005))
+    paper_t5 = tables.table5(paper.ates(0.0005))
+    ours_t5 = paper_t5.copy()
+    ours_t5.loc[0, ["ATE", "p-value", "status"]] = [0.0, np.nan, "no causal path"]
+    flipped = next(i for i in ours_t5.index[1:] if ours_t5.loc[i, "ATE"] != 0)
+    ours_t5.loc[flipped, "ATE"] = -ours_t5.loc[flipped, "ATE"]
+    p2 = pd.DataFrame({"Loss": ["ce"], "Attack": ["ShadowAcc"], "Normal WD Etio MSE": [6.45e-4]})
+    o2 = pd.DataFrame({"Loss": ["ce"], "Attack": ["ShadowAcc"], "Normal WD Etio MSE": [-1.0]})
+    return [
+        ReportTable("table2", "Table 2: predictive power", o2, p2, ["Loss", "Attack"], ["Normal WD Etio MSE"],
+                    "predictive"),
+        ReportTable("table3", "Table 3: hypotheses", paper_t3, paper_t3, ["Query", "Attack", "Feature"],
+                    ["CE ATE", "CE Result", "MSE ATE", "MSE Result"], "verdict"),
+        ReportTable("table5", "Table 5: ATEs", ours_t5, paper_t5, ["Attack", "Feature"], ["ATE", "p-value"], "ate"),
+    ]
+
+
+DIGITS = report.RunFacts(datasets=("digits",), architectures=("mlp_1hidden",),
+                         rows_per_slice={"ce wd=0.0005": 108, "mse wd=0.0005": 108}, backend="bnlearn-compat 4.7",
+                         method="boot")
+
+
+def test_report_of_a_run_states_its_dataset_and_the_papers_and_has_no_sentinel(tmp_path):
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info=RUN_INFO,
+                                             differences_md=report.default_differences_md("boot"), facts=DIGITS)
+    md, page = md_path.read_text(), html_path.read_text()
+    head = md[:md.index("## Summary")]
+    assert "Not like-for-like with the paper" in head
+    assert "| dataset " in head and "digits" in head and "cifar10, cifar100, mnist" in head
+    assert "ce wd=0.0005: 108" in head and "ce wd=0.0005: 280" in head
+    assert "Not like-for-like" in page and "cifar10, cifar100, mnist" in page
+    # The agreement summary: Table 3 against itself agrees in all 18 cells; one of the ATE signs flipped.
+    assert "Table 3 verdicts agreeing with the paper: **18 of 18**" in head
+    signs = re.search(r"Tables 5-8\): \*\*(\d+) of (\d+)\*\*", head)
+    assert signs and int(signs.group(2)) - int(signs.group(1)) == 1
+    # Undefined values are empty cells with their reason; no placeholder number or "nan" anywhere.
+    for text in (md, page):
+        assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+        assert "-1.0000" not in text and "-1.00E+00" not in text
+    assert "*(no causal path)*" in md and "*(averaged graph keeps an undirected arc)*" in md
+    # No table can push the page wider than the window: each scrolls in its own box.
+    assert page.count("<table") == page.count('<div class="scroll"><table') > 3
+    assert '<span class="reason">averaged graph keeps an undirected arc</span>' in page
+    # The glossary gives each variable's names once: report, paper, trace column, R.
+    names = md[md.index("## Names"):md.index("## Provenance")]
+    assert re.search(r"\| TrainBias +\| TrainBias +\| TrainBias2 +\| TrainBias2 +\|", names)
+    assert re.search(r"\| CentroidDist \(top-3\) +\| CentroidDist +\| CentroidDistance\(sorted_3\) +\| "
+                     r"CentroidDistance\.sorted_3\. +\|", names)
+    # Contents first; every table reachable from it.
+    assert md.index("## Contents") < md.index("## What this run is") < md.index("## Agreement with the paper")
+    for anchor in ("table2", "table3", "table5", "provenance"):
+        assert f"](#{anchor})" in md and f'<a href="#{anchor}">' in page
+
+
+def test_like_for_like_run(tmp_path):
+    same = report.RunFacts(datasets=("mnist", "cifar10", "cifar100"), architectures=report.PAPER_FACTS.architectures,
+                           rows_per_slice=report.PAPER_FACTS.rows_per_slice, method="cv")
+    md_path, _ = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="", facts=same)
+    assert "**Like-for-like with the paper:**" in md_path.read_text()
+
+
+def test_paper_mode_says_what_it_is_and_claims_no_comparison(tmp_path):
+    from dataclasses import replace
+
+    only_paper = [replace(t, ours=None, note="the paper's values") for t in _run_tables()]
+    md_path, html_path = report.write_report(tmp_path, tables=only_paper, run_info={}, differences_md="", mode="paper")
+    md = md_path.read_text()
+    assert "This report is the paper itself" in md and "nothing is compared" in md
+    assert "rows compared" not in md and "sign change" not in md.split("## Table 2")[0]
+    assert "Agreement with the paper" in md and "not a comparison" in md
+
+
+def test_graph_section_lists_shd_and_parents(tmp_path):
+    from etio.report.comparison import compare_graphs
+
+    authors = nx_graph([("A", "Oak17Acc"), ("B", "Oak17Acc")])
+    ours = nx_graph([("A", "Oak17Acc"), ("C", "Oak17Acc")])
+    comparison = compare_graphs(ours, authors, "Oak17Acc", weight_decay=0.0005, loss="ce")
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="",
+                                             facts=DIGITS, graphs=[comparison])
+    md = md_path.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| 0.0005 ") and "ShadowAcc" in line)
+    assert [c.strip() for c in row.split("|")[1:8]] == ["0.0005", "ce", "ShadowAcc", "2", "2 / 2", "B", "C"]
+    assert "**0 of 1** graphs give the attack the same parents" in md
+
+
+def nx_graph(arcs):
+    import networkx as nx
+
+    return nx.DiGraph(arcs)
+
+
+def test_report_sections_slot(tmp_path, figure_paths):
+    section = report.ReportSection("forest", "ATEs with intervals", "Some **text**.", tuple(figure_paths))
+    md_path, html_path = report.write_report(tmp_path, tables=_run_tables(), run_info={}, differences_md="",
+                                             facts=DIGITS, sections=[section])
+    md, page = md_path.read_text(), html_path.read_text()
+    assert md.index("## Agreement with the paper") < md.index("## ATEs with intervals") < md.index("## Summary")
+    assert '<h2 id="forest">ATEs with intervals</h2>' in page and "<strong>text</strong>" in page
+    assert "](#forest)" in md

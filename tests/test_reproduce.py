@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,7 +48,17 @@ def test_smoke_reproduce_writes_every_table_figure_and_the_report(smoke_run: Pat
         assert png.with_suffix(".svg").stat().st_size > 0
     report = (smoke_run / "report.md").read_text()
     for name in TABLES:
-        assert f"## {name}" in report
+        assert f'<a id="{name}"></a>' in report and f"](#{name})" in report
+    # The headline says what the run is and what the paper ran, before any table.
+    head = report[:report.index("## Summary")]
+    assert "Not like-for-like with the paper" in head and "| dataset " in head
+    assert "digits" in head and "cifar10, cifar100, mnist" in head
+    assert "ce wd=0.0005: 24" in head and "ce wd=0.0005: 280" in head
+    assert re.search(r"Table 3 verdicts agreeing with the paper: \*\*\d+ of 18\*\*", head)
+    # Every graph of the run is compared with the authors' graph of the same slice and drawn beside it.
+    assert len(re.findall(r"^\| 0\.00?05 ", report, re.M)) == 26
+    assert len(list((smoke_run / "figures" / "compare").glob("*.svg"))) == 26
+    assert not re.search(r"\bnan\b", report, re.I) and "-1.0000" not in report
     html = (smoke_run / "report.html").read_text()
     assert "<html" in html and "data:image" in html
 
@@ -92,4 +103,5 @@ def test_reproduce_paper_equals_the_papers_tables(tmp_path):
     pngs = list((out / "figures").rglob("*.png"))
     assert len(pngs) == 26
     report = (out / "report.md").read_text()
-    assert all(f"## {name}" in report for name in TABLES)
+    assert all(f'<a id="{name}"></a>' in report for name in TABLES)
+    assert "This report is the paper itself" in report and "rows compared" not in report

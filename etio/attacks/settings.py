@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.vocabulary import ATTACK_STAGES
 
-#: The attacks of ``etio attack --attacks``, in the order they run.
-ATTACK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard")
+#: The attacks of ``etio attack --attacks``, in the order they run (the vocabulary's order).
+ATTACK_NAMES = ATTACK_STAGES
 MLLEAK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l")
 
 
@@ -98,6 +99,5 @@ def parse_attack_list(text: str | None) -> list[str]:
     if not names:
         raise EtioInputError("--attacks is empty; known attacks: " + ", ".join(ATTACK_NAMES))
     for name in names:
-        if name not in ATTACK_NAMES:
-            raise EtioInputError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACK_NAMES)}")
+        check_choice("attack", name, ATTACK_NAMES)
     return [a for a in ATTACK_NAMES if a in names]

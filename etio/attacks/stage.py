@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from etio import __version__
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.schema import same_weight_decay
 from etio.attacks.attack_model import AttackModelSpec
 from etio.attacks.memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
 from etio.attacks.mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
@@ -117,7 +118,7 @@ def memguard_plan(view: ConfigView, settings: AttackSettings) -> list[tuple[tupl
 
 def memguard_applies(view: ConfigView, settings: AttackSettings) -> bool:
     wds = settings.memguard_weight_decays
-    return not wds or view.weight_decay is None or any(abs(view.weight_decay - w) <= 1e-12 for w in wds)
+    return not wds or view.weight_decay is None or any(same_weight_decay(view.weight_decay, w) for w in wds)
 
 
 TOP3_VARIANTS = ("top3", "top3_l")
@@ -264,7 +265,8 @@ def view_of(store, key: str) -> ConfigView:
 
 
 def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
-                     progress: Callable[[str], None] | None = None, threads: int = 1) -> dict:
+                     progress: Callable[[str], None] | None = None, threads: int = 1,
+                     on_start: Callable[[int, int], None] | None = None) -> dict:
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
     Returns a summary: configurations, attacks computed / already stored, seconds. The store's
@@ -278,8 +280,7 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
 
 def _run_attack_stage(store, attacks, settings, device, progress, threads) -> dict:
     for a in attacks:
-        if a not in ATTACK_NAMES:
-            raise EtioInputError(f"unknown attack {a!r}; known attacks: {', '.join(ATTACK_NAMES)}")
+        check_choice("attack", a, ATTACK_NAMES)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")
@@ -292,6 +293,8 @@ def _run_attack_stage(store, attacks, settings, device, progress, threads) -> di
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EtioInputError(problems[0] + more)
     current = json.loads(json.dumps(settings.to_dict()))  # as stored: JSON types
+    if on_start is not None:  # (configurations, those whose every attack is already stored)
+        on_start(len(keys), sum(all(_is_current(store.read_attack(k, a), current) for a in attacks) for k in keys))
     computed, reused, start = 0, 0, time.perf_counter()
     timing: dict[str, float] = {}
     for key in keys:
@@ -330,3 +333,21 @@ def _is_current(result: dict | None, settings: dict) -> bool:
 
 def store_path(store) -> str:
     return str(getattr(store, "root", getattr(store, "path", "")))
+
+
+def run_attack_stage_with_progress(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
+                                   threads: int = 1, echo=None) -> dict:
+    """:func:`run_attack_stage` with the stage progress display (bar on a terminal, lines otherwise)."""
+    import contextlib
+
+    from etio.core.progress import StageProgress
+
+    with contextlib.ExitStack() as stack:
+        bar: list[StageProgress] = []
+
+        def start(total: int, done: int) -> None:
+            bar.append(stack.enter_context(StageProgress("attacks", total, done=done, unit="configurations",
+                                                         echo=echo)))
+
+        return run_attack_stage(store, attacks, settings, device, threads=threads, on_start=start,
+                                progress=lambda key: bar[0].advance())

@@ -40,7 +40,7 @@ import pandas as pd
 from etio.core.errors import EtioInputError
 from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from etio.core.schema import (
-    ATTACKS, LOSSES, TableSchema, check_attack, check_trace_columns, parse_train_size,
+    LOSSES, TableSchema, check_attack, check_loss, check_trace_columns, select_slice, slice_mask,
     treatments_for,
 )
 
@@ -100,10 +100,8 @@ def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
         if not m:
             raise EtioInputError(f"{path}: graph file names must be <loss>-<attack>.dot")
         loss, attack = m.group("loss"), m.group("attack")
-        if loss not in LOSSES:
-            raise EtioInputError(f"{path}: unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
-        if attack not in ATTACKS:
-            raise EtioInputError(f"{path}: unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+        check_loss(loss, where=str(path))
+        check_attack(attack, where=str(path))
         if (loss, attack) in found:
             raise EtioInputError(f"{graphs_dir}: two graphs for {loss}-{attack}: {found[loss, attack].name}, {path.name}")
         found[loss, attack] = path
@@ -136,20 +134,17 @@ def read_graphs(graphs_dir: Path, losses: Iterable[str] = LOSSES) -> dict[tuple[
 def query_slice(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str, nodes: Iterable[str]) -> pd.DataFrame:
     """The rows and columns one attack's queries use (authors' ``answer_queries`` preparation).
 
-    Rows of that weight decay and loss; ``TrainSize`` ``1k``/``5k`` as numbers; ``NumParams`` raw
+    Rows of that weight decay and loss (``TrainSize`` is a number since :func:`read_traces`); ``NumParams`` raw
     (not normalised: the ATE is invariant to rescaling a column). The slice passes the trace
     check of :func:`etio.core.schema.check_trace_columns`; only the attack column may miss
     values (an attack not run on some configurations - in the authors' traces ``MemguardAcc``),
     and those rows are dropped with a warning saying how many.
     """
     nodes = list(nodes)
-    mask = np.isclose(traces["WeightDecay"].astype(float), weight_decay) & (traces["Loss"] == loss)
+    mask = slice_mask(traces, loss, weight_decay)
     check_trace_columns(traces, nodes, mask, what=f"the {loss}-{attack} slice at weight decay {weight_decay:g}",
                         may_be_missing=[attack])
-    rows = traces[mask]
-    data = rows[nodes].copy()
-    if "TrainSize" in data:
-        data["TrainSize"] = data["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v))
+    data = traces[mask][nodes].copy()
     data = data.apply(pd.to_numeric, errors="raise").astype(float)
     complete = data.dropna()
     if len(complete) < len(data):
@@ -360,7 +355,7 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
     ``identifications`` is a cache keyed by (loss, attack, treatment) that callers may share
     across weight decays; identification depends on the graph only.
     """
-    if not np.isclose(traces["WeightDecay"].astype(float), weight_decay).any():
+    if not slice_mask(traces, None, weight_decay).any():
         present = ", ".join(f"{v:g}" for v in sorted(traces["WeightDecay"].dropna().unique()))
         raise EtioInputError(f"the trace table has no rows with weight decay {weight_decay:g} (present: {present})")
     cache = {} if identifications is None else identifications

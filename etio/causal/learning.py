@@ -34,11 +34,10 @@ from etio.causal import rbridge
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import provenance, write_json
-from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_trace_columns, features_for,
-                              from_r_name, to_r_name)
+from etio.causal.settings import METHODS, check_method  # noqa: F401 - METHODS re-exported
+from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_loss, check_trace_columns,
+                              features_for, from_r_name, slice_mask)
 from etio.core.paths import DATA_DIR
-
-METHODS = ("boot", "cv")
 
 #: Arc strengths of one learned graph: frequency of the arc (either direction) over the
 #: resampled networks, and the fraction of those in which it points from -> to.
@@ -100,8 +99,7 @@ class LearnedGraph:
 # --------------------------------------------------------------------------------------
 
 def _rows_of(traces: pd.DataFrame, loss: str, weight_decay: float) -> pd.Series:
-    wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
-    return (traces["Loss"] == loss) & ((wd - weight_decay).abs() <= 1e-9 * weight_decay)
+    return slice_mask(traces, loss, weight_decay)
 
 
 def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[str] | None = None,
@@ -115,8 +113,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     for attack in attacks or ():
         check_attack(attack)
     for loss in losses or ():
-        if loss not in LOSSES:
-            raise EtioInputError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+        check_loss(loss)
     if not (weight_decay > 0 and math.isfinite(weight_decay)):
         raise EtioInputError(f"weight decay must be a positive number, got {weight_decay!r}")
     pairs = []
@@ -139,9 +136,8 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
 # Learning
 # --------------------------------------------------------------------------------------
 
-def _check_method(method: str, R: int, runs: int) -> None:
-    if method not in METHODS:
-        raise EtioInputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+def _check_learning_settings(method: str, R: int, runs: int) -> None:
+    check_method(method)
     if R < 1 or runs < 1:
         raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
 
@@ -155,22 +151,22 @@ def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str
     ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
     """
     check_attack(attack)
-    _check_method(method, R, runs)
-    data = rbridge.call_raw("etio_prepare", traces, loss, float(weight_decay), attack)
-    learned = rbridge.call("etio_learn", data, attack, method=method, R=int(R), runs=int(runs), k=int(k),
-                           seed=int(seed))
-    predictive = rbridge.call("etio_predictive", data, attack, learned["network"], runs=int(runs), k=int(k),
-                              seed=int(seed), predcor=learned["predcor"])
-    correlations = rbridge.call("etio_correlations", data, attack, loss=loss)
-    rows = int(rbridge.call("nrow", data))
+    _check_learning_settings(method, R, runs)
+    return _learned_graph(rbridge.call("etio_learn_graph", traces, loss, float(weight_decay), attack, method=method,
+                                       R=int(R), runs=int(runs), k=int(k), seed=int(seed)))
+
+
+def _learned_graph(learned: dict) -> LearnedGraph:
+    """A LearnedGraph from ``etio_learn_graph``'s result (converted by :func:`rbridge.call`)."""
     strengths = STRENGTH_SCHEMA.validate(_python_names(learned["strength"], ("from", "to")))
-    nodes = [from_r_name(n) for n in rbridge.call("names", data)]
+    nodes = [from_r_name(n) for n in learned["nodes"]]
     graph = _graph(nodes, _python_names(learned["arcs"], ("from", "to")), strengths)
     return LearnedGraph(
-        loss=loss, weight_decay=float(weight_decay), attack=attack, method=method, graph=graph,
-        strengths=strengths, threshold=float(learned["threshold"]), backend=str(learned["backend"]),
-        seed=int(seed), predcor=_number(predictive["predcor"]), mse=_number(predictive["mse"]),
-        correlations=CORRELATION_SCHEMA.validate(correlations), rows=rows, network=learned["network"],
+        loss=learned["loss"], weight_decay=float(learned["weight_decay"]), attack=learned["attack"],
+        method=learned["method"], graph=graph, strengths=strengths, threshold=float(learned["threshold"]),
+        backend=str(learned["backend"]), seed=int(learned["seed"]), predcor=_number(learned["predcor"]),
+        mse=_number(learned["mse"]), correlations=CORRELATION_SCHEMA.validate(learned["correlations"]),
+        rows=int(learned["rows"]), network=learned["network"],
     )
 
 
@@ -210,18 +206,20 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
               draw: Callable[[LearnedGraph, Path], None] | None = None, force: bool = False) -> list[LearnedGraph]:
     """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
 
-    Files (the authors' names and columns; ``%f`` is the weight decay as C's ``%f``):
-    ``<loss>-<attack>.dot`` (bnlearn write.dot), ``<loss>-<attack>.svg``,
-    ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
-    ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv`` and ``provenance.json``.
-    The directory appears only when everything was computed; on an error nothing is written.
-    ``progress(done, total, name)`` is called after each graph. ``draw(graph, stem)``, when
-    given, writes the graph's figures (``stem.svg``/``.png``) into the same staged directory; the
-    report stage supplies it (:func:`etio.report.figures.draw_learned_graph`), since drawing is
-    not this stage's business. ``out_dir`` is written under the rules of
-    :mod:`etio.core.outputs` (``force`` writes beside files etio did not write).
+    The graphs are learned and written by ``etio_learn_all`` (``r/etio.R``), the function
+    ``Rscript r/learn_graphs.R`` runs too, so both write the same bytes. Files (the authors'
+    names and columns; ``%f`` is the weight decay as C's ``%f``): ``<loss>-<attack>.dot``
+    (bnlearn write.dot), ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
+    ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv``; then, from here, the figures
+    and ``provenance.json``. The directory appears only when everything was computed; on an
+    error nothing is written. ``progress(done, total, name)`` is called after each graph.
+    ``draw(graph, stem)``, when given, writes the graph's figures (``stem.svg``/``.png``) into the
+    same staged directory; the report stage supplies it
+    (:func:`etio.report.figures.draw_learned_graph`), since drawing is not this stage's business.
+    ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes beside
+    files etio did not write; an input inside ``out_dir`` is refused).
     """
-    _check_method(method, R, runs)
+    _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
     for loss, attack in pairs:
         check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
@@ -230,18 +228,20 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
                             may_be_missing=[attack])
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
-    r_traces = rbridge.to_r(traces)  # converted once, shared by every graph
-    graphs = []
+    graphs: list[LearnedGraph] = []
     with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
-        for done, (loss, attack) in enumerate(pairs, start=1):
-            graph = learn_graph(r_traces, loss, weight_decay, attack, method=method, seed=seed, R=R, runs=runs, k=k)
-            write_graph(graph, staging)
+        def learned(result: dict, done: int, total: int) -> None:
+            graph = _learned_graph(result)
             if draw is not None:
                 draw(graph, staging / graph.name)
             graphs.append(graph)
             if progress is not None:
-                progress(done, len(pairs), graph.name)
-        write_tables(graphs, staging, weight_decay)
+                progress(done, total, graph.name)
+
+        rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
+                     runs=int(runs), k=int(k), seed=int(seed),
+                     pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
+        _check_tables(staging, weight_decay)
         backend = graphs[0].backend
         record = provenance(
             "learn",
@@ -271,50 +271,16 @@ def wd_suffix(weight_decay: float) -> str:
     return f"{weight_decay:f}"
 
 
-def write_graph(graph: LearnedGraph, directory: Path) -> None:
-    """``<loss>-<attack>.dot`` (R's write.dot, byte-identical for R users) and ``-strength.csv``."""
-    directory = Path(directory)
-    rbridge.call("etio_write_dot", graph.network, str(directory / f"{graph.name}.dot"))
-    strengths = graph.strengths.copy()
-    strengths["from"] = strengths["from"].map(to_r_name)
-    strengths["to"] = strengths["to"].map(to_r_name)
-    _write_r_table(strengths, directory / f"{graph.name}-strength.csv", row_names=False)
+#: The result tables ``etio_write_tables`` writes, by file-name prefix, with their schemas.
+RESULT_TABLES = {"results-w_dk-cont-wd_": PREDICTIVE_SCHEMA, "results-cont-wd_": COMPARISON_SCHEMA,
+                 "corr_results-cont-wd_": CORRELATION_SCHEMA}
 
 
-def write_tables(graphs: Sequence[LearnedGraph], directory: Path, weight_decay: float) -> None:
-    """The authors' three result tables for one weight decay."""
-    suffix = wd_suffix(weight_decay)
-    predictive = PREDICTIVE_SCHEMA.validate(pd.DataFrame(
-        [{"DK?": True, "Loss": g.loss, "Attack": g.attack, "Predcor": g.predcor, "MSE": g.mse} for g in graphs],
-        columns=list(PREDICTIVE_SCHEMA.columns)))
-    correlations = CORRELATION_SCHEMA.validate(pd.concat(
-        [g.correlations for g in graphs if len(g.correlations)] or [CORRELATION_SCHEMA.empty()], ignore_index=True))
-    comparison = COMPARISON_SCHEMA.validate(_comparison(graphs), source="results-cont")
-    _write_r_table(predictive, Path(directory) / f"results-w_dk-cont-wd_{suffix}.csv")
-    _write_r_table(comparison, Path(directory) / f"results-cont-wd_{suffix}.csv")
-    _write_r_table(correlations, Path(directory) / f"corr_results-cont-wd_{suffix}.csv")
-
-
-def _comparison(graphs: Sequence[LearnedGraph]) -> pd.DataFrame:
-    """Best single correlation next to Etio's prediction, attack-major as the authors wrote it."""
-    order = sorted(graphs, key=lambda g: (ATTACKS.index(g.attack), LOSSES.index(g.loss)))
-    rows = []
-    for g in order:
-        corr = g.correlations
-        best = corr.loc[corr["Correlation"].idxmax()] if len(corr) else None
-        rows.append({"Loss": g.loss, "Attack": g.attack,
-                     "Max Corr Var": best["Variable"] if best is not None else "",
-                     "Max Corr": best["Correlation"] if best is not None else float("nan"),
-                     "PredCor-w_dk": g.predcor, "MSE-w_dk": g.mse})
-    return pd.DataFrame(rows, columns=list(COMPARISON_SCHEMA.columns))
-
-
-def _write_r_table(table: pd.DataFrame, path: Path, row_names: bool = True) -> None:
-    """Written by R's write.csv, so the file is byte-identical to the one ``r/learn_graphs.R`` writes
-    (row names 1..n as the authors' first, unnamed column; 15 significant digits)."""
-    table = table.copy()
-    table.index = range(1, len(table) + 1)
-    rbridge.call("write.csv", table, str(path), **{"row.names": row_names})
+def _check_tables(directory: Path, weight_decay: float) -> None:
+    """The tables R wrote have the columns the later stages read (first column: R's row names)."""
+    for prefix, schema in RESULT_TABLES.items():
+        path = Path(directory) / f"{prefix}{wd_suffix(weight_decay)}.csv"
+        schema.validate(pd.read_csv(path, index_col=0), source=path.name)
 
 
 # --------------------------------------------------------------------------------------

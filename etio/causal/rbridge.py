@@ -19,7 +19,7 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,19 @@ function(.etio_fname, ...) {
 """
 
 
+# An R closure around a Python callback (:func:`callback`): a Python exception inside it
+# stops the R code that called it, and call() re-raises the exception itself.
+_CALLBACK_WRAPPER = r"""
+function(python_function, failed) {
+  function(...) {
+    if (identical(python_function(...), failed)) stop("a Python callback raised an exception", call. = FALSE)
+    invisible(NULL)
+  }
+}
+"""
+_CALLBACK_FAILED = "etio python callback failed"
+
+
 class _RSession:
     """The started embedded R with ``etio.R`` sourced."""
 
@@ -95,6 +108,8 @@ class _RSession:
         except Exception as exc:
             raise RBackendError(f"sourcing {script} failed: {_r_message(exc)}") from None
         self.wrapper = ro.r(_CALL_WRAPPER)
+        self.callback_wrapper = ro.r(_CALLBACK_WRAPPER)
+        self.callback_error: BaseException | None = None
         # Load the backend (bnlearn, or the compatible implementation) once, up front, so every
         # etio.R function and the bnlearn verbs are callable whatever is called first.
         if "etio_backend" in ro.globalenv:
@@ -106,7 +121,11 @@ class _RSession:
             r_args = [_to_r(a) for a in args]
             r_kwargs = {k: _to_r(v) for k, v in kwargs.items()}
         # Converted arguments are passed as R objects, so the wrapper call needs no converter.
+        self.callback_error = None
         outcome = self.wrapper(fname, *r_args, **r_kwargs)
+        failed, self.callback_error = self.callback_error, None
+        if failed is not None:
+            raise failed
         value, warned = outcome[0], outcome[1]
         for message in (list(warned) if warned is not ro.NULL else []):
             warnings.warn(str(message), RWarning, stacklevel=4)
@@ -171,6 +190,34 @@ def call(fname, *args, **kwargs) -> Any:
 def function(code: str):
     """An R function object from its source text (for :func:`call`)."""
     return session().ro.r(code)
+
+
+def callback(fn: Callable[..., Any]):
+    """An R function that calls the Python function ``fn`` (for :func:`call`).
+
+    ``fn`` receives its arguments converted by :func:`to_python`; its return value is dropped.
+    An exception raised by ``fn`` stops the R code that called it, and the :func:`call` that
+    ran that code raises the exception itself.
+    """
+    import rpy2.rinterface as ri
+
+    s = session()
+
+    def run(*args):
+        try:
+            # as robjects, the level every other value reaches Python at (held until exit, rinterface-level
+            # objects make rpy2 print errors as the interpreter shuts down)
+            fn(*[to_python(s.ro.default_converter.rpy2py(a)) for a in args])
+        except BaseException as exc:  # KeyboardInterrupt too: R unwinds, then call() re-raises
+            s.callback_error = exc
+            return ri.StrSexpVector([_CALLBACK_FAILED])
+        return ri.BoolSexpVector([True])
+
+    python_function = ri.rternalize(run)
+    wrapped = s.callback_wrapper(python_function, _CALLBACK_FAILED)
+    # R holds only a handle on the Python function: it must live as long as the R closure.
+    wrapped._etio_python_function = (python_function, run)
+    return wrapped
 
 
 def backend() -> str:

@@ -13,10 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 
 #: The structure-learning methods: the paper's text (boot) and the authors' code (cv).
 METHODS = ("boot", "cv")
+
+
+def check_method(method: str, where: str = "") -> str:
+    """The one check of a structure-learning method (config, CLI, learn stage, report)."""
+    return check_choice("method", method, METHODS, where=where)
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,7 @@ def parse_analysis(raw: Mapping[str, Any] | None, source: str = "config") -> Ana
             fail(f"analysis.{key} must be an integer ≥ {minimum}, got {v!r}")
         return v
 
-    method = raw.get("method", Analysis.method)
-    if method not in METHODS:
-        fail(f"analysis.method must be one of {', '.join(METHODS)}, got {method!r}")
+    method = check_method(raw.get("method", Analysis.method), where=f"{source}: analysis.method")
     refuters = raw.get("refuters", Analysis.refuters)
     if not isinstance(refuters, bool):
         fail(f"analysis.refuters must be true or false, got {refuters!r}")

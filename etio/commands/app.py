@@ -23,25 +23,42 @@ from typer.exceptions import Abort
 
 from etio.core.errors import EtioError, Interrupted, interrupt_note
 
+#: Every command takes -h as well as --help.
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="etio",
     help="Membership inference attacks and generalization: the causal analysis of Baluta et al. (CCS 2022).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: "[analysis]" is a config table, not rich markup to be swallowed.
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
-bench_app = typer.Typer(help="Benchmarks that print measured speed figures.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print measured speed figures.", no_args_is_help=True,
+                        rich_markup_mode=None, context_settings=CONTEXT)
 app.add_typer(bench_app, name="bench")
 
 #: Set by ``--debug``: failures show their traceback.
 DEBUG = False
 
 
+def _version(value: bool) -> None:
+    if value:
+        from etio import __version__
+
+        typer.echo(f"etio {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root(debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of a failure.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of a failure."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print etio's version and exit.")) -> None:
+    """Membership inference attacks and generalization: the causal analysis of Baluta et al. (CCS 2022)."""
     global DEBUG
     DEBUG = debug
-
 
 # Pipeline order (paper Fig. 4): traces -> attacks -> learn graph -> query -> tables -> reproduce.
 _AREAS = ("traces", "attack", "learn", "query", "tables", "reproduce")

@@ -36,10 +36,8 @@ def register(app, bench_app) -> None:
         Results are stored per configuration and attack as they are computed, so a rerun
         resumes where an interrupted one stopped.
         """
-        import sys
-
         from etio.attacks.settings import parse_attack_list
-        from etio.attacks.stage import run_attack_stage
+        from etio.attacks.stage import run_attack_stage_with_progress
         from etio.traces.store import open_store
         from etio.traces.training import resolve_device
 
@@ -52,22 +50,7 @@ def register(app, bench_app) -> None:
         on_interrupt(lambda: _kept(out, f"etio attack --out {out}" + (f" --attacks {attacks}" if attacks else "")
                                    + (f" --config {config}" if config else "")))
         settings = _attack_settings(config, store)
-        n = len(store.keys())
-        bar = None
-
-        def tick(_key: str) -> None:
-            # The bar appears with the first finished configuration, after every input check
-            # passed: a refused run prints its one error line and nothing else.
-            nonlocal bar
-            if bar is None:
-                bar = typer.progressbar(length=n, label=f"attacks ({','.join(names)})", file=sys.stderr).__enter__()
-            bar.update(1)
-
-        try:
-            summary = run_attack_stage(store, names, settings, device, progress=tick, threads=threads)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+        summary = run_attack_stage_with_progress(store, names, settings, device, threads=threads)
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -28,7 +27,7 @@ def register(app, bench_app) -> None:
         traces: Path = typer.Argument(..., help="Trace table (CSV, the authors' 53-column schema)."),
         out: Path = typer.Option(..., "--out", help="Output directory (new, or etio learn's own; replaced as a whole on success)."),
         weight_decay: float = typer.Option(0.0005, "--weight-decay", help="Weight decay whose rows are analysed."),
-        method: str = typer.Option("boot", "--method", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
+        method: str = typer.Option("boot", "--method", metavar="boot|cv", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attack columns (default: all present)."),
         losses: Optional[str] = typer.Option(None, "--losses", help="Comma-separated losses, e.g. ce,mse (default: all present)."),
         seed: int = typer.Option(1, "--seed", help="R seed, set before each graph."),
@@ -42,13 +41,11 @@ def register(app, bench_app) -> None:
         from etio.report.figures import draw_learned_graph
 
         from etio.core.outputs import check_output_dir
+        from etio.core.progress import counted
 
         table = read_traces(traces)
-        check_output_dir(out, "learn", force=force, inputs=[traces])
-        started = time.perf_counter()
-
-        def progress(done: int, total: int, name: str) -> None:
-            typer.echo(f"[{done}/{total}] {name} learned ({time.perf_counter() - started:.1f} s)")
+        check_output_dir(out, "learn", force=force, inputs=[traces])   # refused before R starts
+        progress = counted("learn", unit="graphs")
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

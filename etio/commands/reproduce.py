@@ -19,7 +19,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                            "or artifacts/paper with --paper)."),
         paper: bool = typer.Option(False, "--paper", help="Tables and graph figures from the authors' published "
                                    "artifacts; no training."),
-        method: Optional[str] = typer.Option(None, "--method", help="boot (paper text) or cv (authors' code); "
+        method: Optional[str] = typer.Option(None, "--method", metavar="boot|cv", help="boot (paper text) or cv (authors' code); "
                                              "default from the config's [analysis] section, else boot."),
         replicates: Optional[int] = typer.Option(None, "--replicates", help="Bootstrap replicates R."),
         runs: Optional[int] = typer.Option(None, "--runs", help="Hold-out runs for predictive power."),
@@ -48,8 +48,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             overrides["refuters"] = True
         from dataclasses import asdict
 
-        from etio.causal.settings import parse_analysis
+        from etio.causal.settings import check_method, parse_analysis
 
+        if method is not None:
+            check_method(method, where="--method")
+        # Every value, from the config or the command line, passes the [analysis] table's checks.
         analysis = parse_analysis({**asdict(analysis), **overrides}, source="command line")
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
                   data_dir=data_dir, echo=echo, force=force)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 from etio.report.tables import TITLES
 
 
@@ -33,8 +33,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
     from etio.report import paper
     from etio.report import tables
 
-    if name not in tables.TABLE_NAMES:
-        raise EtioInputError(f"unknown table {name!r}; known tables: {', '.join(tables.TABLE_NAMES)}")
+    check_choice("table", name, tables.TABLE_NAMES)
     if name == "table2":
         if paper_data:
             normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)
@@ -78,19 +77,24 @@ def _read_results(results_dir: Path, weight_decay: float):
 
 
 def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], graphs: Optional[Path],
-              results: Optional[Path], compare_paper: bool) -> None:
+              results: Optional[Path], compare_paper: bool, force: bool = False) -> None:
     from etio.core.provenance import provenance
     from etio.report.tables import to_terminal, write_table
 
+    from etio.core.outputs import check_output_dir
+
     if paper_data and (traces or graphs or results):
         raise EtioInputError("--paper uses the authors' artifacts; do not combine it with --traces/--graphs/--results")
+    inputs = [p for p in (traces, graphs, results) if p is not None]
+    if name in TITLES:
+        check_output_dir(out, name, force=force, inputs=inputs)   # before any estimation
     table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
                         compare_paper=compare_paper)
     source = "authors' published artifacts" if paper_data else "this run"
     write_table(table, out, name, TITLES[name], provenance(
         name, config={"source": source, "traces": str(traces) if traces else None,
                       "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
-                      "compare_paper": compare_paper}))
+                      "compare_paper": compare_paper}), force=force, inputs=inputs)
     typer.echo(TITLES[name])
     typer.echo(to_terminal(table))
     typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
@@ -102,6 +106,8 @@ _TRACES = typer.Option(None, help="Trace table of our run.")
 _GRAPHS = typer.Option(None, help="Graphs of our run (<loss>-<attack>.dot).")
 _RESULTS = typer.Option(None, help="Directory with the results-cont-wd_*.csv files of etio learn (table2).")
 _COMPARE = typer.Option(False, "--compare-paper", help="Add the paper's value beside ours.")
+_FORCE = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; "
+                      "only etio's own outputs are replaced.")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -110,15 +116,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7 or table8"),
                   out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                   graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                  compare_paper: bool = _COMPARE) -> None:
+                  compare_paper: bool = _COMPARE, force: bool = _FORCE) -> None:
         """Any of the paper's tables by name."""
-        run_table(name, out, paper, traces, graphs, results, compare_paper)
+        run_table(name, out, paper, traces, graphs, results, compare_paper, force)
 
     def make(name: str):
         def command(out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                     graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                    compare_paper: bool = _COMPARE) -> None:
-            run_table(name, out, paper, traces, graphs, results, compare_paper)
+                    compare_paper: bool = _COMPARE, force: bool = _FORCE) -> None:
+            run_table(name, out, paper, traces, graphs, results, compare_paper, force)
 
         command.__doc__ = TITLES[name] + "."
         return command

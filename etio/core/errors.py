@@ -57,3 +57,19 @@ def interrupt_note() -> str:
         except Exception:  # the note is best effort; never mask the interruption itself
             pass
     return "nothing was changed (outputs appear only once complete); rerun the command to start again"
+
+
+def check_choice(what: str, value, known, plural: str | None = None, where: str = ""):
+    """``value`` if it is one of ``known``, else the one error for a wrong choice:
+    ``unknown <what> 'value'; known <plural>: a, b, c`` (prefixed by ``where: `` when given).
+
+    Every command, config table and stage reports a wrong name (attack, loss, method, table,
+    dataset, ...) through this helper, so the message reads the same everywhere.
+    """
+    known = list(known)
+    if value in known:
+        return value
+    if plural is None:
+        plural = what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
+    prefix = f"{where}: " if where else ""
+    raise EtioInputError(f"{prefix}unknown {what} {value!r}; known {plural}: {', '.join(map(str, known))}")

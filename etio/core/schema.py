@@ -15,7 +15,10 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is part of the schema
+    ATTACK_BY_COLUMN, ATTACKS, VARIABLES, check_attack, r_spelling,
+)
 
 # --------------------------------------------------------------------------------------
 # Trace vocabulary
@@ -49,46 +52,26 @@ TRACE_COLUMNS: list[str] = (
     + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_STAT_COLUMNS + MEMGUARD_ATTACK_COLUMNS
 )
 
-#: Outcome nodes of the paper's graphs, in the order the authors analysed them.
-ATTACKS: list[str] = [
-    "MLLeakAcc", "MLLeakLAcc", "Top3MLLeakLAcc", "Top3MLLeakAcc", "Oak17Acc", "ThresholdAcc", "MemguardAcc",
-]
-#: Paper symbols for the attack columns (Table 1 of the paper).
-ATTACK_PAPER_NAMES = {
-    "Oak17Acc": "ShadowAcc",
-    "MLLeakAcc": "MLLeakAcc",
-    "MLLeakLAcc": "MLLeakAcc-l",
-    "Top3MLLeakAcc": "MLLeakTop3Acc",
-    "Top3MLLeakLAcc": "MLLeakTop3Acc-l",
-    "ThresholdAcc": "ThreshAcc",
-    "MemguardAcc": "MemGuardAcc",
-}
 LOSSES = ["ce", "mse"]
 #: Weight decays of the paper: "normal" and "high" (the L2 defence).
 WEIGHT_DECAYS = [0.0005, 0.005]
-
-#: Attacks whose graph uses the top-3 sorted centroid; the others use the unsorted one.
-TOP3_ATTACKS = {"Top3MLLeakAcc", "Top3MLLeakLAcc", "MemguardAcc"}
+#: Two weight decays are the same when they differ by less than this fraction: the one
+#: tolerance with which every stage selects the rows of one (loss, weight decay).
+WEIGHT_DECAY_RTOL = 1e-9
 
 #: The generalization features shared by every attack's graph (the centroid is added per attack).
-BASE_FEATURES = [
-    "TrainAcc", "TestAcc", "AccDiff", "TrainLoss", "TestLoss", "LossDiff",
-    "TrainVar", "TestVar", "TrainBias2", "TestBias2", "NumParams",
-]
+BASE_FEATURES = [v.column for v in VARIABLES if v.node == "base"]
 #: Nodes that can only be causes (no arcs into them from non-roots).
-ROOT_CANDIDATES = ["NumParams", "WeightDecay", "TrainSize", "Scheduler?", "EpochNum"]
+ROOT_CANDIDATES = [v.column for v in VARIABLES if v.root]
 
 
-def check_attack(attack: str) -> str:
-    if attack not in ATTACKS:
-        raise EtioInputError(f"unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
-    return attack
+def check_loss(loss: str, where: str = "") -> str:
+    return check_choice("loss", loss, LOSSES, plural="losses", where=where)
 
 
 def centroid_for(attack: str) -> str:
     """The centroid-distance variant the authors used for ``attack``."""
-    check_attack(attack)
-    return "CentroidDistance(sorted_3)" if attack in TOP3_ATTACKS else "CentroidDistance(origin)"
+    return ATTACK_BY_COLUMN[check_attack(attack)].centroid
 
 
 def features_for(attack: str, weight_decay_fixed: bool = True) -> list[str]:
@@ -108,17 +91,41 @@ def treatments_for(attack: str) -> list[str]:
     return order + [centroid_for(attack)]
 
 
+def same_weight_decay(a, b) -> bool:
+    """``a`` and ``b`` (numbers or arrays) name the same weight decay (:data:`WEIGHT_DECAY_RTOL`)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.abs(a - b) <= WEIGHT_DECAY_RTOL * np.maximum(np.abs(a), np.abs(b))
+
+
+def slice_mask(table: pd.DataFrame, loss: str | None, weight_decay: float | None, *,
+               loss_column: str = "Loss", weight_decay_column: str = "WeightDecay") -> pd.Series:
+    """Rows of ``table`` with ``loss`` and ``weight_decay`` (None: any): the one slice selector."""
+    mask = pd.Series(True, index=table.index)
+    if loss is not None:
+        mask &= table[loss_column] == loss
+    if weight_decay is not None:
+        wd = pd.to_numeric(table[weight_decay_column], errors="coerce").to_numpy(float)
+        mask &= pd.Series(same_weight_decay(wd, float(weight_decay)), index=table.index)
+    return mask
+
+
+def select_slice(table: pd.DataFrame, loss: str | None, weight_decay: float | None, **columns) -> pd.DataFrame:
+    """The rows of one (loss, weight decay) slice (see :func:`slice_mask`)."""
+    return table[slice_mask(table, loss, weight_decay, **columns)]
+
+
 # --------------------------------------------------------------------------------------
 # Python <-> R column names
 # --------------------------------------------------------------------------------------
 
-_R_TRANSLATION = str.maketrans({"(": ".", ")": ".", "?": "."})
-_KNOWN_BY_R_NAME = {c.translate(_R_TRANSLATION): c for c in TRACE_COLUMNS}
+_KNOWN_BY_R_NAME = {to_r: c for c in TRACE_COLUMNS for to_r in (r_spelling(c),)}
 
 
 def to_r_name(column: str) -> str:
     """R's ``make.names`` spelling of a trace column (``CentroidDistance(origin)`` -> ``CentroidDistance.origin.``)."""
-    return column.translate(_R_TRANSLATION)
+    return r_spelling(column)
 
 
 def from_r_name(column: str) -> str:
@@ -203,6 +210,14 @@ def parse_train_size(value) -> float:
         raise EtioInputError(f"TrainSize value {value!r} is neither a number nor of the form '1k'/'5k'") from None
 
 
+def _is_size(value) -> bool:
+    try:
+        parse_train_size(value)
+    except EtioInputError:
+        return False
+    return True
+
+
 #: The trace table as read from disk. Identity columns are required; measured columns may be
 #: empty (attack columns stay empty until the attack stage fills them).
 TRACE_SCHEMA = TableSchema(
@@ -211,8 +226,9 @@ TRACE_SCHEMA = TableSchema(
         "WeightDecay": "float", "Loss": "str",
     },
     optional={
-        **{c: "str" for c in ("EpochNum", "Dataset", "Arch", "Width", "TrainSize", "Scheduler?")},
-        "lr": "float",
+        **{c: "str" for c in ("EpochNum", "Dataset", "Arch", "Scheduler?")},
+        "Width": "float",
+        "lr": "float", "TrainSize": "float",
         **{c: "float" for c in TRACE_COLUMNS if c not in IDENTITY_COLUMNS},
     },
 )
@@ -242,6 +258,12 @@ def read_traces(path) -> pd.DataFrame:
     if table.columns.duplicated().any():
         dup = sorted(set(table.columns[table.columns.duplicated()]))
         raise EtioInputError(f"trace table in {path}: column(s) {', '.join(map(repr, dup))} appear more than once")
+    if "TrainSize" in table:  # parsed once, here: the authors write 1k / 5k
+        bad = [label for label, v in table["TrainSize"].items() if not pd.isna(v) and not _is_size(v)]
+        if bad:
+            raise EtioInputError(f"{path}: column 'TrainSize' has a value that is not a size: "
+                                 f"{str(table.loc[bad[0], 'TrainSize'])!r} (CSV line(s) {_lines(bad)})")
+        table["TrainSize"] = table["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v)).astype(float)
     table = TRACE_SCHEMA.validate(table, source=str(path))
     check_trace_rows(table, source=str(path))
     return table

@@ -92,7 +92,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     other directory only with ``force``, and then only the run's own entries are written.
     """
     from etio.attacks.settings import ATTACK_NAMES
-    from etio.attacks.stage import run_attack_stage
+    from etio.attacks.stage import run_attack_stage_with_progress
     from etio.pipeline.study import load_study
     from etio.traces.stage import run_traces
 
@@ -103,10 +103,9 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     timings = Timings()
 
     with timings.stage("traces: training and generalization statistics", echo):
-        store = run_traces(config, layout.store, device=device, data_dir=data_dir, echo=echo)
+        store = run_traces(config, layout.store, device=device, data_dir=data_dir)
     with timings.stage("attacks: ML-Leaks, Shokri shadow models, threshold, MemGuard", echo):
-        run_attack_stage(store, ATTACK_NAMES, study.attacks, device=_device(device),
-                         progress=_counter(len(store.keys()), "configurations attacked", echo))
+        run_attack_stage_with_progress(store, ATTACK_NAMES, study.attacks, device=_device(device))
         _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
@@ -122,6 +121,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         report_tables = _tables(layout, ates, echo)
     with timings.stage("figures", echo):
         figure_paths = _figures(traces, layout, echo)
+        graph_comparisons = _graph_comparisons(layout, weight_decays, echo)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -129,7 +129,11 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
             analysis=asdict(analysis), device=_device(device), timings=timings.seconds,
             rows_per_slice=_rows_per_slice(traces),
         )
-        report = _report(layout.root, report_tables, run_info, analysis.method, figure_paths)
+        report = _report(layout.root, report_tables, run_info, analysis.method,
+                         _not_compared(figure_paths, graph_comparisons),
+                         facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
+                                         dowhy=run_info.get("versions", {}).get("dowhy")),
+                         graphs=graph_comparisons)
     write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
@@ -139,19 +143,6 @@ def _device(device: str | None) -> str:
     from etio.traces.training import resolve_device
 
     return resolve_device(device)
-
-
-def _counter(total: int, what: str, echo: Echo) -> Callable[[str], None]:
-    done = 0
-    step = max(1, total // 10)
-
-    def tick(_key: str) -> None:
-        nonlocal done
-        done += 1
-        if done % step == 0 or done == total:
-            echo(f"   {done}/{total} {what}")
-
-    return tick
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -174,11 +165,10 @@ def _rows_per_slice(traces: pd.DataFrame) -> dict[str, int]:
 
 def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo):
     from etio.causal.learning import learn_all
+    from etio.core.progress import counted
     from etio.report.figures import draw_learned_graph
 
-    def progress(done: int, total: int, name: str) -> None:
-        echo(f"   wd {wd:g}: [{done}/{total}] {name}")
-
+    progress = counted(f"learn wd {wd:g}", unit="graphs")
     return learn_all(traces, layout.graphs(wd), wd, method=analysis.method, seed=analysis.seed,
                      R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces,
                      draw=draw_learned_graph)
@@ -291,12 +281,74 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     return None
 
 
-def _report(root: Path, report_tables, run_info: dict, method: str, figures: list[Path]) -> Path:
+def _report(root: Path, report_tables, run_info: dict, method: str, figures: list[Path], **extra) -> Path:
     from etio.report.document import default_differences_md, write_report
 
     md, _html = write_report(root, tables=report_tables, run_info=run_info,
-                             differences_md=default_differences_md(method), figures=figures)
+                             differences_md=default_differences_md(method), figures=figures, **extra)
     return Path(md)
+
+
+def _not_compared(figure_paths: list[Path], comparisons) -> list[Path]:
+    """The figures the report shows on their own: a graph drawn beside the authors' graph is
+    shown there only (its own drawing stays in figures/graphs)."""
+    from etio.report.figures import graph_figure_stem
+
+    drawn_beside = {graph_figure_stem(Path(), c.weight_decay, c.loss, c.attack).name for c in comparisons if c.figure}
+    return [p for p in figure_paths if p.parent.name != "graphs" or p.stem not in drawn_beside]
+
+
+def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None, dowhy: str | None = None):
+    """What the report's numbers were computed from, read off the trace table itself."""
+    from etio.report.document import RunFacts
+
+    def values(column: str) -> list:
+        return sorted(traces[column].dropna().unique().tolist()) if column in traces else []
+
+    widths = []
+    if {"Arch", "Width"} <= set(traces.columns):
+        for arch, rows in traces.groupby("Arch", sort=True):
+            w = sorted(rows["Width"].dropna().unique())
+            if w:
+                widths.append(f"{arch} {w[0]:g}-{w[-1]:g} ({len(w)})")
+    return RunFacts(datasets=tuple(map(str, values("Dataset"))), architectures=tuple(map(str, values("Arch"))),
+                    rows_per_slice=_rows_per_slice(traces), backend=backend, method=method,
+                    widths=", ".join(widths), train_sizes=", ".join(f"{v:g}" for v in values("TrainSize")),
+                    estimator=f"backdoor linear regression (dowhy {dowhy or 'version not recorded'})")
+
+
+def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo):
+    """Each graph of this run against the authors' graph of the same (weight decay, loss, attack),
+    drawn side by side when graphviz is installed."""
+    import shutil
+
+    from etio.causal.effects import graph_files
+    from etio.causal.graphs import read_bnlearn_dot
+    from etio.core.schema import ATTACKS, LOSSES
+    from etio.report import paper
+    from etio.report.comparison import compare_graphs
+    from etio.report.figures import draw_graph_comparison, graph_title
+
+    comparisons = []
+    for wd in weight_decays:
+        try:
+            theirs = graph_files(paper.graphs_dir(wd))
+        except EtioInputError:
+            continue  # the paper has no graphs at this weight decay
+        ours_files = graph_files(layout.graphs(wd))
+        for (loss, attack) in sorted(ours_files, key=lambda k: (LOSSES.index(k[0]), ATTACKS.index(k[1]))):
+            path = ours_files[loss, attack]
+            if (loss, attack) not in theirs:
+                continue
+            ours, authors = read_bnlearn_dot(path), read_bnlearn_dot(theirs[loss, attack])
+            comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
+            if shutil.which("dot"):
+                stem = layout.figures / "compare" / f"compare-wd_{wd:g}-{loss}-{attack}"
+                _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
+                comparison = replace(comparison, figure=str(png))
+            comparisons.append(comparison)
+    echo(f"   {len(comparisons)} graphs compared with the authors' graphs")
+    return comparisons
 
 
 # --------------------------------------------------------------------------------------
@@ -338,13 +390,14 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
             run_info = {**record, "timings": timings.seconds}
             # Rebuilt from the published artifacts: there is no second column to compare against.
             report_tables = [
-                replace(_report_table(name, _title(name), built[name], None),
-                        note=f"{len(built[name])} rows, rebuilt from the authors' published artifacts.")
+                replace(_report_table(name, _title(name), None, built[name]),
+                        note=f"{len(built[name])} rows, the paper's values, rebuilt from the authors' published "
+                             "artifacts (no run of ours to compare).")
                 for name in TABLES]
             from etio.report.document import default_differences_md, write_report
 
             write_report(staging, tables=report_tables, run_info=run_info,
-                         differences_md=default_differences_md("cv"), figures=figures)
+                         differences_md=default_differences_md("cv"), figures=figures, mode="paper")
         write_json(staging / "provenance.json", run_info)
     echo(f"report: {Path(out) / 'report.md'}")
     return Path(out) / "report.md"

@@ -13,8 +13,15 @@ key columns) and marks the differences that change a conclusion:
   (:data:`RELATIVE_TOLERANCE`);
 - **missing**: a row or value present on one side only.
 
-The HTML embeds its figures (as base64 data: SVG when there is one, else PNG) and its CSS, so the single
-file is complete. Both files are written atomically.
+The report opens with what the run is against what the paper ran (and whether the comparison
+is like-for-like), then the agreement in three numbers (Table 3 verdicts, ATE signs, graphs),
+then the tables, our graphs beside the authors', the figures and the paper/code differences.
+A value that is undefined (a p-value without a causal path, the MSE of a graph with an
+undirected arc) is an empty cell with its reason, never a placeholder number.
+
+Both files come from the Jinja2 templates in ``etio/report/templates``; Markdown sections are
+turned into HTML by markdown-it. The HTML embeds its figures (as base64 data: SVG when there is
+one, else PNG) and its CSS, so the single file is complete. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from etio import __version__
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 from etio.core.provenance import atomic_write_text
+from etio.core.vocabulary import display
+from etio.report.comparison import Agreement, GraphComparison, agreement_summary, sign_agreement
 
 KINDS = ("ate", "verdict", "predictive")
 
@@ -61,6 +70,35 @@ _NUMBER = re.compile(r"^\s*([-+−]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 _VERDICTS = {"✓": "✓", "✔": "✓", "×": "×", "✗": "×", "✘": "×", "◦": "◦", "∘": "◦", "○": "◦"}
 _VERDICT_WORDS = {"yes": "✓", "true": "✓", "supported": "✓", "no": "×", "false": "×", "refuted": "×",
                   "x": "×", "o": "◦", "inconclusive": "◦"}
+
+
+@dataclass(frozen=True)
+class Undefined:
+    """A value that does not exist, with the reason the report prints in its place."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return ""
+
+
+#: Values that stand for "undefined" in stage outputs: column suffix -> (value, reason).
+SENTINELS = {"MSE": (-1.0, "averaged graph keeps an undirected arc")}
+#: Reason for a missing value of a row with status "no causal path".
+NO_PATH_REASON = "no causal path"
+
+
+def defined(column: str, value: Any, row: Mapping[str, Any] | None = None) -> Any:
+    """``value``, or :class:`Undefined` with its reason when it is a sentinel or missing."""
+    for suffix, (sentinel, reason) in SENTINELS.items():
+        if column.endswith(suffix) and parse_number(value) == sentinel:
+            return Undefined(reason)
+    if isinstance(value, Undefined) or not _is_missing(value):
+        return value
+    status = str(row.get("status", "")) if row is not None and hasattr(row, "get") else ""
+    if status and status != "estimated" and status != "nan":
+        return Undefined(status)
+    return Undefined("not computed")
 
 
 @dataclass(frozen=True)
@@ -148,7 +186,7 @@ def parse_verdict(value: Any) -> str | None:
 
 
 def _is_missing(value: Any) -> bool:
-    if value is None:
+    if value is None or isinstance(value, Undefined):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
@@ -221,8 +259,8 @@ def compare_table(table: ReportTable) -> TableComparison:
         o, p = ours.get(key), paper.get(key)
         cells = []
         for col in table.value_columns:
-            vo = o[col] if o is not None else None
-            vp = p[col] if p is not None else None
+            vo = defined(col, o[col], o) if o is not None else None
+            vp = defined(col, p[col], p) if p is not None else None
             flags = compare_cells(col, vo, vp, rel_tol) if (o is not None and p is not None) else ()
             cells.append(ComparedCell(col, vo, vp, flags))
         side = "both" if (o is not None and p is not None) else ("ours" if o is not None else "paper")
@@ -238,15 +276,17 @@ def compare_table(table: ReportTable) -> TableComparison:
 # --------------------------------------------------------------------------------------
 
 def format_value(value: Any, column: str = "") -> str:
+    """A cell as the paper prints it; an undefined or missing value is an empty string (the
+    reason is shown beside it, never a placeholder number)."""
     if _is_missing(value):
-        return "–"
+        return ""
     if isinstance(value, str):
         return value.strip()
     number = parse_number(value)
     if number is None:
         return str(value)
     number = number + 0.0  # no "-0.0000"
-    if _P_VALUE_COLUMN.search(column):
+    if _P_VALUE_COLUMN.search(column) or column.endswith("MSE"):
         return f"{number:.2E}"
     if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e5):
         return f"{number:.2E}"
@@ -312,8 +352,28 @@ def _column_headers(table: ReportTable) -> list[str]:
     return [*table.key_columns] + [f"{c} {side}" for c in table.value_columns for side in sides]
 
 
-def _md_cell(cell: ComparedCell, side: str) -> str:
-    text = format_value(cell.ours if side == "ours" else cell.paper, cell.column)
+def _reason(value: Any, row: ComparedRow, side: str) -> str:
+    """Why a cell is empty: the value's own reason, or the row's absence on that side."""
+    if isinstance(value, Undefined):
+        return value.reason
+    if side == "ours" and row.side == "paper":
+        return "not in this run"
+    if side == "paper" and row.side == "ours":
+        return "not in the paper"
+    return "not computed"
+
+
+def _cell_text(cell: ComparedCell, row: ComparedRow, side: str) -> tuple[str, str]:
+    """(shown text, reason when the cell is empty)."""
+    value = cell.ours if side == "ours" else cell.paper
+    text = format_value(value, cell.column)
+    return (text, "") if text else ("", _reason(value, row, side))
+
+
+def _md_cell(cell: ComparedCell, row: ComparedRow, side: str) -> str:
+    text, reason = _cell_text(cell, row, side)
+    if not text:
+        return f"*({reason})*"
     if side == "ours" and cell.flags and cell.flags != (MISSING,):
         return f"**{text}** ⚠ {', '.join(cell.flags)}"
     return text
@@ -337,17 +397,14 @@ def _flatten(info: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
     return out
 
 
-# --------------------------------------------------------------------------------------
-# Markdown report
-# --------------------------------------------------------------------------------------
-
 _LEGEND = (
     "Each table puts our value beside the paper's. A value of ours in **bold** with ⚠ differs "
     "in a way that matters: *sign change* (opposite signs), *zero vs non-zero* (an ATE of 0 — no "
     "causal path in the graph — on one side only), *verdict change* (✓/×/◦ of Table 3), "
     f"*significance change* (p-value on different sides of {SIGNIFICANCE_LEVEL}) or *large difference* "
     "(same sign, relative difference above "
-    + ", ".join(f"{int(v * 100)} % for {k} tables" for k, v in RELATIVE_TOLERANCE.items()) + ")."
+    + ", ".join(f"{int(v * 100)} % for {k} tables" for k, v in RELATIVE_TOLERANCE.items()) + "). "
+    "An empty cell gives the reason it has no value."
 )
 
 
@@ -373,56 +430,283 @@ def _figure_entries(figures: Sequence[Path | str | tuple[Path | str, str]]) -> l
     return out
 
 
-def render_markdown(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], differences_md: str,
-                    figures: Sequence[tuple[Path, Path | None, str]], out_dir: Path) -> str:
-    md = ["# etio reproduction report", ""]
-    method = run_info.get("method")
-    md.append(f"Generated by etio {__version__}" + (f"; structure-learning networks: **{method}**." if method else "."))
-    md += ["", "## Summary", "", _LEGEND, ""]
-    md.append(markdown_table(["table", "title", "rows compared", *FLAGS], _summary_rows(comparisons),
-                             ["l", "l"] + ["r"] * (1 + len(FLAGS))))
-    for comp in comparisons:
-        table = comp.table
-        md += ["", f"## {table.name}: {table.title}", "", _summary_text(comp), ""]
-        if not comp.rows:
-            md.append("(no rows)")
-            continue
-        body = []
-        for row in comp.rows:
-            cells = list(row.key)
-            for cell in row.cells:
-                cells += [_md_cell(cell, side) for side in _sides(table)]
-            if row.side != "both" and _both_sides(table):
-                cells[0] += f" (only in {'ours' if row.side == 'ours' else 'the paper'})"
-            body.append(cells)
-        md.append(markdown_table(_column_headers(table), body,
-                                 ["l"] * len(table.key_columns)
-                                 + ["r"] * len(_sides(table)) * len(table.value_columns)))
-    if figures:
-        md += ["", "## Figures", ""]
-        for main, svg, caption in figures:
-            rel = os.path.relpath(main, out_dir)
-            md += [f"![{caption}]({rel})", "", f"*{caption}*" + (f" ([SVG]({os.path.relpath(svg, out_dir)}))"
-                                                                  if svg and svg != main else ""), ""]
-    md += ["", differences_md.strip(), "", "## Provenance", ""]
-    md.append(markdown_table(["item", "value"], _flatten(run_info)))
-    return "\n".join(md).rstrip() + "\n"
+def _data_uri(path: Path) -> str:
+    kinds = {".png": "image/png", ".svg": "image/svg+xml"}
+    kind = kinds.get(path.suffix.lower())
+    if kind is None:
+        raise EtioInputError(f"figure file {path} is neither PNG nor SVG")
+    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 # --------------------------------------------------------------------------------------
-# HTML report
+# What the run is, against what the paper ran
 # --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a set of results was computed from: the headline of the report.
+
+    ``rows_per_slice`` maps ``"<loss> wd=<weight decay>"`` to the number of trace rows (models
+    configurations) that one graph was learned from.
+    """
+
+    datasets: tuple[str, ...]
+    architectures: tuple[str, ...]
+    rows_per_slice: Mapping[str, int]
+    backend: str | None = None
+    method: str | None = None          # "boot" or "cv"
+    estimator: str = "backdoor linear regression (dowhy)"
+    widths: str = ""
+    train_sizes: str = ""
+
+
+#: The paper's experiments (its §5 and Table 4; the authors' trace: 880 rows, spec §8.1).
+PAPER_FACTS = RunFacts(
+    datasets=("cifar10", "cifar100", "mnist"),
+    architectures=("alexnetwol", "densenet161", "resnet34", "mlp_1hidden"),
+    rows_per_slice={"ce wd=0.0005": 280, "ce wd=0.005": 280, "mse wd=0.0005": 160, "mse wd=0.005": 160},
+    backend="bnlearn", method="cv",
+    estimator="backdoor linear regression (dowhy 0.7)",
+    widths="AlexNet 16-256, DenseNet161/ResNet34 2-32, MLP 16-256 (5 each)", train_sizes="1000, 5000",
+)
+
+_METHOD_TEXT = {"boot": "bootstrap networks (the paper's text)", "cv": "cross-validation networks (the authors' code)"}
+
+
+def _facts_rows(ours: RunFacts, paper: RunFacts) -> list[tuple[str, str, str, bool]]:
+    def rows(f: RunFacts) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in f.rows_per_slice.items()) or "none"
+
+    def method(f: RunFacts) -> str:
+        return _METHOD_TEXT.get(f.method or "", f.method or "not recorded")
+
+    return [
+        ("dataset", ", ".join(ours.datasets), ", ".join(paper.datasets), set(ours.datasets) == set(paper.datasets)),
+        ("architectures", ", ".join(ours.architectures), ", ".join(paper.architectures),
+         set(ours.architectures) == set(paper.architectures)),
+        ("widths", ours.widths or "not recorded", paper.widths, ours.widths == paper.widths),
+        ("training-set sizes", ours.train_sizes or "not recorded", paper.train_sizes,
+         ours.train_sizes == paper.train_sizes),
+        ("rows per (loss, weight decay)", rows(ours), rows(paper), dict(ours.rows_per_slice) == dict(paper.rows_per_slice)),
+        ("structure-learning backend", ours.backend or "not recorded", paper.backend or "",
+         (ours.backend or "").split(" ")[0] == paper.backend),
+        ("networks behind the averaged graph", method(ours), method(paper), ours.method == paper.method),
+        ("effect estimator", ours.estimator, paper.estimator,
+         ours.estimator.split(" (")[0] == paper.estimator.split(" (")[0]),
+    ]
+
+
+def _headline(facts: RunFacts | None, mode: str) -> dict[str, Any]:
+    if mode == "paper" or facts is None:
+        return {"mode": "paper" if mode == "paper" else "unknown", "rows": [], "like_for_like": None,
+                "differs": [], "paper": PAPER_FACTS, "table_rows": []}
+    rows = _facts_rows(facts, PAPER_FACTS)
+    differs = [label for label, _, _, same in rows if not same and label in (
+        "dataset", "architectures", "rows per (loss, weight decay)")]
+    return {"mode": "run", "rows": rows, "like_for_like": not differs, "differs": differs, "paper": PAPER_FACTS,
+            "table_rows": [[label, ours, paper, "yes" if same else "**no**"] for label, ours, paper, same in rows]}
+
+
+# --------------------------------------------------------------------------------------
+# Rendering (Jinja2 templates in etio/report/templates)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A section another stage adds to the report (e.g. forest plots of the ATEs, a table of
+    verdict changes): ``markdown`` body and figures, placed after the agreement summary."""
+
+    anchor: str
+    title: str
+    markdown: str
+    figures: tuple[Path | str | tuple[Path | str, str], ...] = ()
+
+
+def _markdown_it():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    # Links out of the report are shown as text with their address: the report must not point
+    # outside itself. Links to its own sections (#anchor) stay links.
+    def link_open(renderer, tokens, idx, options, env):
+        href = str(tokens[idx].attrGet("href") or "")
+        env.setdefault("hrefs", []).append(href)
+        return f'<a href="{html.escape(href)}">' if href.startswith("#") else ""
+
+    def link_close(renderer, tokens, idx, options, env):
+        href = env["hrefs"].pop()
+        return "</a>" if href.startswith("#") else f" ({html.escape(href)})"
+
+    md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_close", link_close)
+    return md
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown (CommonMark with pipe tables, by markdown-it) to HTML; headings start at h2, the
+    page's only h1 being its title; links become text; a table scrolls in its own box."""
+    page = _markdown_it().render(text)
+    page = page.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
+    return re.sub(r"<(/?)h1>", r"<\1h2>", page)
+
+
+def _environment():
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("etio.report", "templates"),
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["md"] = lambda text: Markup(markdown_to_html(text))
+    # One paragraph of Markdown inline (a list item, the legend): without its <p>.
+    env.filters["inline_md"] = lambda text: Markup(re.sub(r"^<p>(.*)</p>\n?$", r"\1", markdown_to_html(text),
+                                                          flags=re.S))
+    return env
+
+
+def _anchor(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _html_rows(comp: TableComparison) -> list[dict[str, Any]]:
+    table = comp.table
+    rows = []
+    for row in comp.rows:
+        cells = []
+        for cell in row.cells:
+            for side in _sides(table):
+                text, reason = _cell_text(cell, row, side)
+                flags = cell.flags if side == "ours" else ()
+                classes = ["num", side] + (["flag"] + [f"flag-{FLAG_CLASS[f]}" for f in flags] if flags else []) \
+                    + (["undefined"] if reason else [])
+                cells.append({"text": text, "reason": reason, "classes": " ".join(classes), "flags": flags,
+                              "title": ", ".join(flags) or reason,
+                              "column": cell.column, "side": side})
+        only = row.side if row.side != "both" and _both_sides(table) else None
+        rows.append({"key": list(row.key), "data_key": "|".join(row.key), "cells": cells,
+                     "only": {"ours": "ours", "paper": "the paper"}.get(only or "")})
+    return rows
+
+
+def _md_table(comp: TableComparison) -> str:
+    table = comp.table
+    body = []
+    for row in comp.rows:
+        cells = list(row.key)
+        for cell in row.cells:
+            cells += [_md_cell(cell, row, side) for side in _sides(table)]
+        if row.side != "both" and _both_sides(table):
+            cells[0] += f" (only in {'ours' if row.side == 'ours' else 'the paper'})"
+        body.append(cells)
+    return markdown_table(_column_headers(table), body,
+                          ["l"] * len(table.key_columns) + ["r"] * len(_sides(table)) * len(table.value_columns))
+
+
+def _agreement_lines(agreement: Agreement | None, mode: str) -> list[str]:
+    if mode == "paper":
+        return ["This report rebuilds the paper's tables and graphs from the authors' published artifacts. "
+                "It is the reference the runs are compared with, not a comparison: no run of ours is in it."]
+    if agreement is None:
+        return ["Nothing of this run could be compared with the paper."]
+    lines = []
+    if agreement.verdicts_agreeing is None:
+        lines.append(f"Table 3 verdicts: not computed (this run has no weight decay 5e-4 ATEs); "
+                     f"the paper has {agreement.verdicts_total}.")
+    else:
+        lines.append(f"Table 3 verdicts agreeing with the paper: **{agreement.verdicts_agreeing} of "
+                     f"{agreement.verdicts_total}** (queries Q1-Q9 × CE/MSE).")
+    if agreement.signs_compared is None:
+        lines.append("Sign agreement of ATEs: not computed (no ATE table of this run).")
+    elif agreement.signs_compared == 0:
+        lines.append("Sign agreement of ATEs: no ATE is non-zero on both sides, so no sign can be compared.")
+    else:
+        lines.append(f"Sign agreement of the ATEs non-zero on both sides (Tables 5-8): **{agreement.signs_agreeing} of "
+                     f"{agreement.signs_compared}**.")
+    if agreement.graphs:
+        lines.append(f"Graph agreement: **{agreement.graphs_with_same_parents} of {len(agreement.graphs)}** graphs give "
+                     f"the attack the same parents as the authors' graph; median structural Hamming distance "
+                     f"**{agreement.median_shd:g}** (see [Graphs against the authors' graphs](#graphs)).")
+    else:
+        lines.append("Graph agreement: not computed (no graph of this run).")
+    return lines
+
+
+def _names() -> list[list[str]]:
+    """The vocabulary as the report's glossary: one row per variable and attack."""
+    from etio.core.vocabulary import ATTACKS_VOCABULARY, VARIABLES
+
+    return [[e.display, e.symbol, e.column, e.r_name, e.description] for e in (*ATTACKS_VOCABULARY, *VARIABLES)]
+
+
+def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], differences_md: str,
+           figures: Sequence[tuple[Path, Path | None, str]], out_dir: Path, *, facts: RunFacts | None = None,
+           mode: str = "run", agreement: Agreement | None = None, graphs: Sequence[GraphComparison] = (),
+           sections: Sequence[ReportSection] = ()) -> tuple[str, str]:
+    """The Markdown and HTML text of the report."""
+    def rel(path: Path | str) -> str:
+        return os.path.relpath(path, out_dir)
+
+    tables = [{
+        "anchor": _anchor(c.table.name), "name": c.table.name, "title": c.table.title, "summary": _summary_text(c),
+        "heading": c.table.title if c.table.title.startswith("Table ") else f"{c.table.name}: {c.table.title}",
+        "headers": _column_headers(c.table), "key_count": len(c.table.key_columns), "rows": _html_rows(c),
+        "markdown": _md_table(c) if c.rows else "", "empty": not c.rows,
+    } for c in comparisons]
+    figure_items = [{"caption": caption, "md_path": rel(main), "svg": rel(svg) if svg and svg != main else None,
+                     "data_uri": _data_uri(svg or main)} for main, svg, caption in figures]
+    graph_items = [{
+        "weight_decay": f"{g.weight_decay:g}", "loss": g.loss, "attack": display(g.attack), "shd": g.shd,
+        "arcs": f"{g.arcs_ours} / {g.arcs_authors}",
+        "missing": ", ".join(display(p) for p in g.missing_parents) or "none",
+        "extra": ", ".join(display(p) for p in g.extra_parents) or "none",
+        "figure_md": rel(g.figure) if g.figure else None,
+        "data_uri": _data_uri(Path(g.figure).with_suffix(".svg")) if g.figure else None,
+    } for g in graphs]
+    section_items = [{"anchor": s.anchor, "title": s.title, "markdown": s.markdown.strip(),
+                      "figures": [{"caption": cap, "md_path": rel(m), "data_uri": _data_uri(svg or m)}
+                                  for m, svg, cap in _figure_entries(s.figures)]} for s in sections]
+    toc = [("what-this-run-is", "What this run is"), ("agreement", "Agreement with the paper")]
+    toc += [(s["anchor"], s["title"]) for s in section_items]
+    toc += [("summary", "Differences per table" if mode == "run" else "Tables")]
+    toc += [(t["anchor"], t["heading"]) for t in tables]
+    if graph_items:
+        toc.append(("graphs", "Graphs against the authors' graphs"))
+    if figure_items:
+        toc.append(("figures", "Figures"))
+    toc += [("differences", "Differences between the paper and the authors' code"), ("names", "Names"),
+            ("provenance", "Provenance")]
+    context = {
+        "version": __version__, "method": run_info.get("method"), "mode": mode,
+        "headline": _headline(facts, mode), "agreement": _agreement_lines(agreement, mode), "toc": toc,
+        "legend": _LEGEND, "flags": FLAGS, "summary_rows": _summary_rows(comparisons),
+        "summary_markdown": markdown_table(["table", "title", "rows compared", *FLAGS], _summary_rows(comparisons),
+                                           ["l", "l"] + ["r"] * (1 + len(FLAGS))),
+        "tables": tables, "graphs": graph_items, "figures": figure_items, "sections": section_items,
+        "differences_md": differences_md.strip(), "provenance": _flatten(run_info),
+        "provenance_markdown": markdown_table(["item", "value"], _flatten(run_info)),
+        "css": _CSS, "markdown_table": markdown_table, "names": _names(),
+        "names_markdown": markdown_table(["name in this report", "paper", "trace column", "R", "what it is"], _names()),
+    }
+    env = _environment()
+    markdown = env.get_template("report.md.j2").render(context)
+    page = env.get_template("report.html.j2").render(context)
+    return re.sub(r"\n{3,}", "\n\n", markdown).rstrip() + "\n", page
+
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;
  color:#1b1b1b;line-height:1.45;padding:0 1em}
 h1{border-bottom:2px solid #d62728;padding-bottom:.2em}
 h2{margin-top:2em;border-bottom:1px solid #ddd}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
 th,td{border:1px solid #d5d5d5;padding:.25em .55em;vertical-align:top}
 th{background:#f3f5f8;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.paper{color:#555}
+td.undefined .reason{color:#888;font-size:.8em;font-style:italic;white-space:normal}
 tr.only td{background:#fafafa;color:#888}
 td.flag{font-weight:600}
 td.flag-sign{background:#fdd9d7}
@@ -433,193 +717,68 @@ td.flag-large{background:#fff2d6}
 td.flag-missing{background:#eee}
 .tag{display:inline-block;font-size:.75em;font-weight:400;margin-left:.4em;padding:0 .3em;border-radius:3px;
  background:#fff;border:1px solid #bbb}
+.headline{border:2px solid #4a5a78;border-radius:6px;padding:.4em 1em;background:#f7f9fc}
+.verdict-no{color:#a01c1c;font-weight:600}
+.verdict-yes{color:#1c6b2a;font-weight:600}
+td.differs{background:#fff2d6}
 .summary{font-style:italic}
 figure{margin:1.2em 0;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444}
+details{margin:.4em 0}
 code{background:#f3f3f3;padding:0 .2em;border-radius:2px}
+nav.toc ol{columns:2;font-size:.92em}
 """
 
 
-def _inline(text: str) -> str:
-    """Inline Markdown (code, bold, italic, links as text) to HTML; the text is escaped first."""
-    parts = re.split(r"(`[^`]+`)", text)
-    out = []
-    for part in parts:
-        if part.startswith("`") and part.endswith("`") and len(part) > 1:
-            out.append(f"<code>{html.escape(part[1:-1])}</code>")
-            continue
-        s = html.escape(part, quote=False)
-        # Links are shown as text with their address: the report must not point outside itself.
-        s = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", s)
-        s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-        s = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", s)
-        out.append(s)
-    return "".join(out)
-
-
-def markdown_to_html(text: str) -> str:
-    """The subset of Markdown the report's sections use: headings, paragraphs, bullet and numbered
-    lists (one level), pipe tables, inline code/bold/italic."""
-    lines = text.splitlines()
-    out: list[str] = []
-    para: list[str] = []
-    list_tag: str | None = None
-
-    def flush_para() -> None:
-        if para:
-            out.append("<p>" + _inline(" ".join(s.strip() for s in para)) + "</p>")
-            para.clear()
-
-    def close_list() -> None:
-        nonlocal list_tag
-        if list_tag:
-            out.append(f"</{list_tag}>")
-            list_tag = None
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        bullet = re.match(r"^\s*[-*+]\s+(.*)$", line)
-        numbered = re.match(r"^\s*\d+[.)]\s+(.*)$", line)
-        if not stripped:
-            flush_para()
-            close_list()
-        elif m := re.match(r"^(#{1,6})\s+(.*)$", stripped):
-            flush_para()
-            close_list()
-            level = max(2, len(m.group(1)))  # the page's only h1 is its title
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-        elif stripped.startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|[\s:|-]+\|\s*$", lines[i + 1]):
-            flush_para()
-            close_list()
-            rows = [lines[i]]
-            i += 2
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append(lines[i])
-                i += 1
-            cells = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip())[1:-1]] for r in rows]
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells[0]) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
-                       + "</table>")
-            continue
-        elif bullet or numbered:
-            flush_para()
-            tag = "ul" if bullet else "ol"
-            if list_tag != tag:
-                close_list()
-                out.append(f"<{tag}>")
-                list_tag = tag
-            item = (bullet or numbered).group(1)
-            # Continuation lines (indented, not a new item) belong to this item.
-            while i + 1 < len(lines) and lines[i + 1].startswith(("  ", "\t")) and lines[i + 1].strip() \
-                    and not re.match(r"^\s*([-*+]|\d+[.)])\s+", lines[i + 1]):
-                i += 1
-                item += " " + lines[i].strip()
-            out.append(f"<li>{_inline(item)}</li>")
-        else:
-            if list_tag:
-                close_list()
-            para.append(line)
-        i += 1
-    flush_para()
-    close_list()
-    return "\n".join(out)
-
-
-def _html_table(comp: TableComparison) -> str:
-    table = comp.table
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _column_headers(table))
-    body = []
-    for row in comp.rows:
-        key = "|".join(row.key)
-        tds = [f"<td>{html.escape(k)}</td>" for k in row.key]
-        if row.side != "both" and _both_sides(table):
-            tds[0] = (f"<td>{html.escape(row.key[0])}<span class=\"tag\">only in "
-                      f"{'ours' if row.side == 'ours' else 'the paper'}</span></td>")
-        for cell in row.cells:
-            for side in _sides(table):
-                value = cell.ours if side == "ours" else cell.paper
-                text = html.escape(format_value(value, cell.column))
-                classes = ["num", side]
-                extra = ""
-                if side == "ours" and cell.flags:
-                    classes += ["flag"] + [f"flag-{FLAG_CLASS[f]}" for f in cell.flags]
-                    extra = f' title="{html.escape(", ".join(cell.flags))}" data-flags="{html.escape(";".join(cell.flags))}"'
-                    text += "".join(f'<span class="tag">{html.escape(f)}</span>' for f in cell.flags)
-                tds.append(f'<td class="{" ".join(classes)}" data-column="{html.escape(cell.column)}" '
-                           f'data-side="{side}"{extra}>{text}</td>')
-        cls = ' class="only"' if row.side != "both" and _both_sides(table) else ""
-        body.append(f'<tr{cls} data-table="{html.escape(table.name)}" data-key="{html.escape(key)}">'
-                    + "".join(tds) + "</tr>")
-    return f"<table><tr>{head}</tr>\n" + "\n".join(body) + "</table>"
-
-
-def _embedded_figure(main: Path, caption: str) -> str:
-    data = main.read_bytes()
-    if main.suffix.lower() == ".png":
-        src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    elif main.suffix.lower() == ".svg":
-        src = "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii")
-    else:
-        raise EtioInputError(f"figure file {main} is neither PNG nor SVG")
-    return (f'<figure><img src="{src}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
-def render_html(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], differences_md: str,
-                figures: Sequence[tuple[Path, Path | None, str]]) -> str:
-    method = run_info.get("method")
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<title>etio reproduction report</title>", f"<style>{_CSS}</style></head><body>",
-        "<h1>etio reproduction report</h1>",
-        f"<p>Generated by etio {html.escape(__version__)}"
-        + (f"; structure-learning networks: <strong>{html.escape(str(method))}</strong>." if method else ".") + "</p>",
-        "<h2>Summary</h2>", f"<p>{_inline(_LEGEND)}</p>",
-        "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in ["table", "title", "rows compared", *FLAGS])
-        + "</tr>"
-        + "".join("<tr>" + "".join(f'<td{" class=num" if i >= 2 else ""}>{html.escape(v)}</td>'
-                                   for i, v in enumerate(r)) + "</tr>" for r in _summary_rows(comparisons))
-        + "</table>",
-    ]
-    for comp in comparisons:
-        parts += [f'<h2 id="{html.escape(comp.table.name)}">{html.escape(comp.table.name)}: '
-                  f"{html.escape(comp.table.title)}</h2>",
-                  f'<p class="summary">{html.escape(_summary_text(comp))}</p>',
-                  _html_table(comp) if comp.rows else "<p>(no rows)</p>"]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        parts += [_embedded_figure(svg or main, caption) for main, svg, caption in figures]
-    parts.append(markdown_to_html(differences_md))
-    parts.append("<h2>Provenance</h2>")
-    parts.append("<table><tr><th>item</th><th>value</th></tr>" + "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in _flatten(run_info)) + "</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
 def write_report(out_dir: Path | str, *, tables: Sequence[ReportTable], run_info: Mapping[str, Any],
-                 differences_md: str, figures: Sequence[Path | str | tuple[Path | str, str]] = ()
-                 ) -> tuple[Path, Path]:
+                 differences_md: str, figures: Sequence[Path | str | tuple[Path | str, str]] = (),
+                 facts: RunFacts | None = None, mode: str = "run", graphs: Sequence[GraphComparison] = (),
+                 sections: Sequence[ReportSection] = ()) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` to ``out_dir``; returns their paths.
 
     ``figures`` are paths written by :mod:`etio.report.figures` (the SVG and PNG of a figure count as
-    one) or ``(path, caption)`` pairs. Every input is checked before anything is written.
+    one) or ``(path, caption)`` pairs. ``facts`` says what the run is (the headline compares it with
+    :data:`PAPER_FACTS`); ``mode="paper"`` marks a report rebuilt from the authors' artifacts.
+    ``graphs`` are the comparisons of our graphs with the authors' (their ``figure``: the side-by-side
+    drawing's PNG); ``sections`` are further sections placed after the agreement summary. Every input
+    is checked before anything is written.
     """
+    check_choice("report mode", mode, ("run", "paper"))
     out_dir = Path(out_dir)
     names = [t.name for t in tables]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise EtioInputError(f"report: table name(s) {', '.join(dup)} given twice")
     comparisons = [compare_table(t) for t in tables]
     figure_entries = _figure_entries(figures)
-    markdown = render_markdown(comparisons, run_info, differences_md, figure_entries, out_dir)
-    page = render_html(comparisons, run_info, differences_md, figure_entries)
+    agreement = _agreement(comparisons, graphs) if mode == "run" else None
+    markdown, page = render(comparisons, run_info, differences_md, figure_entries, out_dir, facts=facts, mode=mode,
+                            agreement=agreement, graphs=graphs, sections=sections)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, markdown)
     atomic_write_text(html_path, page)
     return md_path, html_path
+
+
+def _agreement(comparisons: Sequence[TableComparison], graphs: Sequence[GraphComparison]) -> Agreement | None:
+    """The agreement summary from the report's tables (named table3, table5 ... as the pipeline names them)."""
+    by_name = {c.table.name: c.table for c in comparisons}
+    t3 = by_name.get("table3")
+    ates = {n: (t.ours, t.paper) for n, t in by_name.items() if t.kind == "ate" and t.paper is not None}
+    if t3 is None or t3.paper is None or not {"CE Result", "MSE Result", "Query"} <= set(t3.paper.columns):
+        verdicts = (None, None)
+        agreement = Agreement(graphs=list(graphs))
+    else:
+        agreement = agreement_summary(t3.ours, t3.paper, {}, graphs)
+        verdicts = (agreement.verdicts_agreeing, agreement.verdicts_total)
+    signs = [sign_agreement(o, p) for o, p in ates.values()
+             if {"Attack", "Feature", "ATE"} <= set(p.columns) and (o is None or {"Attack", "Feature", "ATE"}
+                                                                    <= set(o.columns))]
+    compared = [s for s in signs if s[1] is not None]
+    agreement.verdicts_agreeing, agreement.verdicts_total = verdicts
+    agreement.signs_agreeing = sum(s for s, _ in compared) if compared else None
+    agreement.signs_compared = sum(c for _, c in compared) if compared else None
+    return agreement
 
 
 # --------------------------------------------------------------------------------------
@@ -632,8 +791,9 @@ def default_differences_md(method: str) -> str:
     ``method`` is the structure-learning scheme of the run: ``"boot"`` (bootstrap networks, as
     the paper describes) or ``"cv"`` (cross-validation networks, as the authors' code runs).
     """
-    if method not in ("boot", "cv"):
-        raise EtioInputError(f"unknown structure-learning method {method!r}; use 'boot' or 'cv'")
+    from etio.causal.settings import check_method
+
+    check_method(method)
     if method == "boot":
         networks = ("This run follows the paper: arc strengths are counted over networks learned on "
                     "bootstrap resamples of the trace, then averaged with the L1-estimated threshold. "

@@ -6,15 +6,17 @@ two paths. Figures are built on :class:`matplotlib.figure.Figure` directly, so n
 or interactive backend is involved. SVG text is kept as text (not outlines) so that node names
 can be searched in the file.
 
-Causal graphs are laid out by graphviz's ``dot`` program when it is on the PATH (the layout the
-authors' ``graphviz.plot`` figures use) and otherwise by a layered layout drawn with matplotlib.
-In both renderings the attack node is filled red, arcs into it are red, and, when arc strengths
+Causal graphs are laid out by graphviz (the ``graphviz`` package driving the ``dot`` program,
+the layout the authors' ``graphviz.plot`` figures use); without graphviz installed a plain
+matplotlib drawing (nodes on a circle) stands in. Nodes are labelled with the vocabulary's
+display names (:mod:`etio.core.vocabulary`). In both renderings the attack node is filled red, arcs into it are red, and, when arc strengths
 are given, an arc's width and label show its strength (the fraction of learned networks that
 contain it).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -22,14 +24,16 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import graphviz
 import matplotlib
 import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from etio.core.errors import EtioInputError
-from etio.core.schema import ATTACK_PAPER_NAMES, ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name
+from etio.core.errors import EtioInputError, check_choice
+from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name, select_slice
+from etio.core.vocabulary import display
 
 ATTACK_FILL = "#d62728"
 ATTACK_TEXT = "#ffffff"
@@ -85,10 +89,8 @@ def svg_arc_id(u: str, v: str) -> str:
 
 
 def paper_label(node: str) -> str:
-    """Display label: the trace column name, with the paper's symbol under an attack name."""
-    name = from_r_name(node)
-    paper = ATTACK_PAPER_NAMES.get(name)
-    return f"{name}\n({paper})" if paper and paper != name else name
+    """A node's label: its name in the vocabulary (the paper's symbol; see etio.core.vocabulary)."""
+    return display(node)
 
 
 # --------------------------------------------------------------------------------------
@@ -103,28 +105,46 @@ def draw_causal_graph(graph: nx.DiGraph, attack: str, out_stem: Path | str,
     ``graph`` may use R or Python node names; undirected arcs (both directions with
     ``undirected=True``) are drawn once without arrow heads. ``strengths`` (columns
     ``from, to, strength[, direction]``, R or Python names) sets each drawn arc's width and label.
-    ``engine`` is ``"graphviz"`` or ``"matplotlib"``; by default graphviz when ``dot`` is installed.
+    ``engine`` is ``"graphviz"`` (layout by graphviz's ``dot``) or ``"matplotlib"`` (the plain
+    fallback for machines without graphviz); by default graphviz when ``dot`` is installed.
     """
-    graph = nx.relabel_nodes(graph, {n: from_r_name(n) for n in graph.nodes}, copy=True)
+    graph = _python_names(graph)
     attack = from_r_name(attack)
     if attack not in graph:
         raise EtioInputError(f"attack node {attack!r} is not in the graph (nodes: {', '.join(graph.nodes)})")
-    if engine not in (None, "graphviz", "matplotlib"):
-        raise EtioInputError(f"unknown graph drawing engine {engine!r}; use 'graphviz' or 'matplotlib'")
+    engine = _engine(engine)
     arcs = _drawn_arcs(graph, _strength_lookup(strengths))
     stem = _stem(out_stem)
-    if engine is None:
-        engine = "graphviz" if shutil.which("dot") else "matplotlib"
     if engine == "graphviz":
-        dot = shutil.which("dot")
-        if dot is None:
-            raise EtioInputError("graphviz's 'dot' program is not installed; use engine='matplotlib'")
         try:
-            return _draw_with_graphviz(dot, graph, arcs, attack, stem, title)
-        except (OSError, subprocess.SubprocessError) as exc:
+            return _render(graphviz_source(graph, arcs, attack, title), stem)
+        except _GRAPHVIZ_FAILURES as exc:
             # A broken graphviz install must not cost the whole report: fall back, but say so.
-            warnings.warn(f"graphviz failed ({exc}); drawing {stem.name} with matplotlib instead", stacklevel=2)
+            warnings.warn(f"graphviz failed ({_first_line(exc)}); drawing {stem.name} with matplotlib instead",
+                          stacklevel=2)
     return _draw_with_matplotlib(graph, arcs, attack, stem, title)
+
+
+def _python_names(graph: nx.DiGraph) -> nx.DiGraph:
+    return nx.relabel_nodes(graph, {n: from_r_name(n) for n in graph.nodes}, copy=True)
+
+
+def _engine(engine: str | None) -> str:
+    if engine is None:
+        return "graphviz" if shutil.which("dot") else "matplotlib"
+    check_choice("graph drawing engine", engine, ("graphviz", "matplotlib"))
+    if engine == "graphviz" and shutil.which("dot") is None:
+        raise EtioInputError("graphviz's 'dot' program is not installed; use engine='matplotlib'")
+    return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "stderr", b"") or b"", "utf-8", "replace") if isinstance(getattr(exc, "stderr", None),
+                                                                                     bytes) else ""
+    return (text.strip().splitlines() or [str(exc)])[0]
+
+
+_GRAPHVIZ_FAILURES = (OSError, subprocess.SubprocessError, graphviz.ExecutableNotFound)
 
 
 def _strength_lookup(strengths: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float, float]]:
@@ -138,8 +158,9 @@ def _strength_lookup(strengths: pd.DataFrame | None) -> dict[tuple[str, str], tu
     }
 
 
-def _drawn_arcs(graph: nx.DiGraph, lookup: Mapping[tuple[str, str], tuple[float, float]]) -> list[dict]:
+def _drawn_arcs(graph: nx.DiGraph, lookup: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> list[dict]:
     """One record per drawn arc: endpoints, directed or not, strength (None when unknown)."""
+    lookup = lookup or {}
     order = {n: i for i, n in enumerate(graph.nodes)}
     arcs = []
     for u, v, data in graph.edges(data=True):
@@ -155,215 +176,161 @@ def _arc_width(strength: float | None) -> float:
     return 1.2 if strength is None else 0.5 + 3.0 * max(0.0, min(1.0, strength))
 
 
-def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _node_attrs(node: str, attack: str, element_id: str) -> dict[str, str]:
+    attrs = {"id": element_id, "label": paper_label(node), "tooltip": node}
+    if node == attack:
+        attrs.update(fillcolor=ATTACK_FILL, fontcolor=ATTACK_TEXT, color="#8b1a1a", penwidth="2")
+    elif node in ROOT_CANDIDATES:
+        attrs.update(shape="box", style="rounded,filled", fillcolor=ROOT_FILL)
+    return attrs
+
+
+def _digraph(title: str | None, **graph_attr: str) -> graphviz.Digraph:
+    dot = graphviz.Digraph("etio", graph_attr={"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.55",
+                                               "fontname": "Helvetica", "bgcolor": "white", "pad": "0.2",
+                                               **graph_attr})
+    if title:
+        dot.attr(label=title, labelloc="t", fontsize="15")
+    dot.attr("node", shape="ellipse", style="filled", fillcolor=NODE_FILL, color=NODE_EDGE, fontname="Helvetica",
+             fontsize="11")
+    dot.attr("edge", color=ARC_COLOR, arrowsize="0.7", fontname="Helvetica", fontsize="9", fontcolor="#333333")
+    return dot
 
 
 def graphviz_source(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, title: str | None) -> str:
     """The DOT text handed to graphviz (node ids are the trace names; ``id`` is the SVG element id)."""
-    lines = [
-        "digraph etio {",
-        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.55, fontname="Helvetica", bgcolor="white", pad=0.2'
-        + (f", label={_dot_quote(title)}, labelloc=t, fontsize=15" if title else "") + "];",
-        f'  node [shape=ellipse, style=filled, fillcolor="{NODE_FILL}", color="{NODE_EDGE}", '
-        'fontname="Helvetica", fontsize=11];',
-        f'  edge [color="{ARC_COLOR}", arrowsize=0.7, fontname="Helvetica", fontsize=9, fontcolor="#333333"];',
-    ]
+    dot = _digraph(title)
     for node in graph.nodes:
-        attrs = {"id": svg_id(node), "label": paper_label(node)}
-        if node == attack:
-            attrs.update(fillcolor=ATTACK_FILL, fontcolor=ATTACK_TEXT, color="#8b1a1a", penwidth="2")
-        elif node in ROOT_CANDIDATES:
-            attrs.update(shape="box", style="rounded,filled", fillcolor=ROOT_FILL)
-        lines.append(f"  {_dot_quote(node)} [" + ", ".join(f"{k}={_dot_quote(v)}" for k, v in attrs.items()) + "];")
+        dot.node(node, **_node_attrs(node, attack, svg_id(node)))
     for arc in arcs:
         attrs = {"id": svg_arc_id(arc["u"], arc["v"]), "penwidth": f"{_arc_width(arc['strength']):.2f}"}
         if not arc["directed"]:
             attrs["dir"] = "none"
-        if arc["v"] == attack or arc["u"] == attack:
+        if attack in (arc["u"], arc["v"]):
             attrs["color"] = ATTACK_FILL
         if arc["strength"] is not None:
             attrs["label"] = f"{arc['strength']:.2f}"
-        lines.append(f"  {_dot_quote(arc['u'])} -> {_dot_quote(arc['v'])} ["
-                     + ", ".join(f"{k}={_dot_quote(v)}" for k, v in attrs.items()) + "];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        dot.edge(arc["u"], arc["v"], **attrs)
+    return dot.source
 
 
-def _draw_with_graphviz(dot: str, graph: nx.DiGraph, arcs: Sequence[dict], attack: str, stem: Path,
-                        title: str | None) -> list[Path]:
-    source = graphviz_source(graph, arcs, attack, title)
+def _render(source: str, stem: Path, engine: str = "dot", neato_no_op: int | None = None) -> list[Path]:
     svg, png = _outputs(stem)
-    for fmt, path, extra in (("svg", svg, []), ("png", png, [f"-Gdpi={PNG_DPI}"])):
-        subprocess.run([dot, f"-T{fmt}", *extra, "-o", str(path)], input=source.encode(), check=True,
-                       capture_output=True, timeout=60)
+    for fmt, path, extra in (("svg", svg, source), ("png", png, source.replace("digraph etio {",
+                                                                                f"digraph etio {{\n\tdpi={PNG_DPI}", 1))):
+        path.write_bytes(graphviz.pipe(engine, fmt, extra.encode(), neato_no_op=neato_no_op, quiet=True))
     return [svg, png]
-
-
-# Layered layout for the matplotlib rendering: nodes on horizontal layers by longest path from
-# the sources (the attack node, which has no children, on the last layer), order within a layer
-# by a few barycentre sweeps to reduce crossings. Coordinates are in inches.
-_LAYER_GAP = 1.25
-_NODE_GAP = 0.4
-_NODE_HEIGHT = 0.36
-_CHAR_WIDTH = 0.075
-
-
-def _node_width(label: str) -> float:
-    return max(len(line) for line in label.split("\n")) * _CHAR_WIDTH + 0.3
-
-
-def layered_layout(graph: nx.DiGraph, sink: str | None = None, sweeps: int = 6) -> dict[str, tuple[float, float]]:
-    """Node centres (inches, y grows upwards) of a top-to-bottom layered drawing of ``graph``."""
-    dag = nx.DiGraph()
-    dag.add_nodes_from(graph.nodes)
-    order = {n: i for i, n in enumerate(graph.nodes)}
-    for u, v, data in graph.edges(data=True):
-        if data.get("undirected") and order[u] > order[v]:
-            continue
-        dag.add_edge(u, v)
-    while True:  # a drawing needs no acyclicity guarantee from the caller: drop back arcs
-        try:
-            cycle = nx.find_cycle(dag)
-        except nx.NetworkXNoCycle:
-            break
-        dag.remove_edge(*cycle[-1][:2])
-    layer: dict[str, int] = {}
-    for node in nx.topological_sort(dag):
-        layer[node] = max((layer[p] + 1 for p in dag.predecessors(node)), default=0)
-    if sink is not None and dag.out_degree(sink) == 0 and dag.in_degree(sink) > 0:
-        layer[sink] = max(layer.values())
-    layers: list[list[str]] = [[] for _ in range(max(layer.values(), default=0) + 1)]
-    for node in graph.nodes:
-        layers[layer[node]].append(node)
-
-    undirected = dag.to_undirected(as_view=True)
-    for sweep in range(sweeps):
-        indices = range(1, len(layers)) if sweep % 2 == 0 else range(len(layers) - 2, -1, -1)
-        for i in indices:
-            ref = layers[i - 1] if sweep % 2 == 0 else layers[i + 1]
-            pos_ref = {n: k for k, n in enumerate(ref)}
-            current = {n: k for k, n in enumerate(layers[i])}
-
-            def barycentre(n: str) -> float:
-                ks = [pos_ref[m] for m in undirected.neighbors(n) if m in pos_ref]
-                return sum(ks) / len(ks) if ks else current[n]
-
-            layers[i].sort(key=lambda n: (barycentre(n), current[n]))
-
-    widths = {n: _node_width(paper_label(n)) for n in graph.nodes}
-    total = [sum(widths[n] for n in row) + _NODE_GAP * (len(row) - 1) for row in layers]
-    span = max(total, default=0.0)
-    pos = {}
-    for i, row in enumerate(layers):
-        x = (span - total[i]) / 2
-        y = (len(layers) - 1 - i) * _LAYER_GAP
-        for n in row:
-            pos[n] = (x + widths[n] / 2, y)
-            x += widths[n] + _NODE_GAP
-    return pos
-
-
-def _arc_ends(arcs: Sequence[dict], pos: Mapping[str, tuple[float, float]],
-               size: Mapping[str, tuple[float, float]]) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    """Start and end point of each arc: arcs leave a node's bottom and enter the next node's top
-    at ports spread along the box (ordered by the other end's x), so arcs into the attack node
-    do not pile up on one point; arcs within a layer join the boxes' sides."""
-    ports: dict[tuple[str, str], list[tuple[float, int]]] = {}
-    for k, arc in enumerate(arcs):
-        u, v = arc["u"], arc["v"]
-        if pos[u][1] == pos[v][1]:
-            continue
-        upper, lower = (u, v) if pos[u][1] > pos[v][1] else (v, u)
-        ports.setdefault((upper, "bottom"), []).append((pos[lower][0], k))
-        ports.setdefault((lower, "top"), []).append((pos[upper][0], k))
-    at: dict[tuple[int, str], tuple[float, float]] = {}
-    for (node, side), items in ports.items():
-        (x, y), (w, h) = pos[node], size[node]
-        items.sort()
-        for i, (_, k) in enumerate(items):
-            offset = (i + 1) / (len(items) + 1) - 0.5
-            at[(k, node)] = (x + 0.8 * w * offset, y - h / 2 if side == "bottom" else y + h / 2)
-    ends = []
-    for k, arc in enumerate(arcs):
-        u, v = arc["u"], arc["v"]
-        if pos[u][1] == pos[v][1]:
-            sign = 1 if pos[v][0] > pos[u][0] else -1
-            ends.append(((pos[u][0] + sign * size[u][0] / 2, pos[u][1]), (pos[v][0] - sign * size[v][0] / 2, pos[v][1])))
-        else:
-            ends.append((at[(k, u)], at[(k, v)]))
-    return ends
-
-
-def _bezier_at_height(p0, p2, rad: float, y: float) -> tuple[float, float]:
-    """The point of matplotlib's ``arc3`` curve from ``p0`` to ``p2`` closest to height ``y``."""
-    (x0, y0), (x2, y2) = p0, p2
-    cx, cy = (x0 + x2) / 2 + rad * (y2 - y0), (y0 + y2) / 2 - rad * (x2 - x0)
-    t = np.linspace(0, 1, 201)
-    bx = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t ** 2 * x2
-    by = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t ** 2 * y2
-    i = int(np.argmin(np.abs(by - y)))
-    return float(bx[i]), float(by[i])
 
 
 def _draw_with_matplotlib(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, stem: Path,
                           title: str | None) -> list[Path]:
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    """The plain fallback without graphviz: nodes on a circle, straight arcs."""
+    from matplotlib.patches import FancyArrowPatch
 
-    pos = layered_layout(graph, sink=attack)
-    labels = {n: paper_label(n) for n in graph.nodes}
-    size = {n: (_node_width(labels[n]), _NODE_HEIGHT * (1 + 0.6 * labels[n].count("\n"))) for n in graph.nodes}
-    margin, head = 0.4, (0.55 if title else 0.2)
-    xs = [x for x, _ in pos.values()]
-    ys = [y for _, y in pos.values()]
-    half = max(w for w, _ in size.values()) / 2
-    x0, x1 = min(xs) - half - margin, max(xs) + half + margin
-    x1 = max(x1, x0 + 3.0)
-    y0, y1 = min(ys) - _NODE_HEIGHT - margin, max(ys) + _NODE_HEIGHT + margin + head
-    fig = Figure(figsize=(x1 - x0, y1 - y0))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
+    nodes = list(graph.nodes)
+    pos = {n: (3.2 * float(np.cos(2 * np.pi * i / len(nodes) + np.pi / 2)),
+               3.2 * float(np.sin(2 * np.pi * i / len(nodes) + np.pi / 2))) for i, n in enumerate(nodes)}
+    fig = Figure(figsize=(8.5, 8.5 if not title else 9.0))
+    ax = fig.add_axes((0, 0, 1, 0.94 if title else 1))
+    ax.set_xlim(-4.6, 4.6)
+    ax.set_ylim(-4.3, 4.3)
     ax.set_axis_off()
     if title:
-        ax.text((x0 + x1) / 2, y1 - 0.3, title, ha="center", va="center", fontsize=12)
-
-    for node in graph.nodes:
-        (w, h), (x, y) = size[node], pos[node]
+        fig.suptitle(title, fontsize=12)
+    for node in nodes:
+        x, y = pos[node]
         is_attack = node == attack
         fill = ATTACK_FILL if is_attack else (ROOT_FILL if node in ROOT_CANDIDATES else NODE_FILL)
-        box = FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.12",
-                             facecolor=fill, edgecolor="#8b1a1a" if is_attack else NODE_EDGE,
-                             linewidth=2.0 if is_attack else 1.0, zorder=3)
-        box.set_gid(svg_id(node))
-        ax.add_patch(box)
-        ax.text(x, y, labels[node], ha="center", va="center", fontsize=9, zorder=4,
-                color=ATTACK_TEXT if is_attack else "#111111", gid=svg_id(node) + "-label")
-
-    for k, (arc, (start, end)) in enumerate(zip(arcs, _arc_ends(arcs, pos, size))):
+        ax.text(x, y, paper_label(node), ha="center", va="center", fontsize=9, zorder=4,
+                color=ATTACK_TEXT if is_attack else "#111111", gid=svg_id(node),
+                bbox=dict(boxstyle="round,pad=0.3", facecolor=fill, edgecolor="#8b1a1a" if is_attack else NODE_EDGE,
+                          linewidth=2.0 if is_attack else 1.0))
+    for arc in arcs:
         u, v = arc["u"], arc["v"]
-        layers_apart = abs(pos[u][1] - pos[v][1]) / _LAYER_GAP
-        # Arcs that skip layers bend a little so they do not run straight through the boxes between.
-        rad = 0.0 if layers_apart <= 1.01 else (0.12 if end[0] >= start[0] else -0.12)
-        if layers_apart < 0.01:
-            rad = -0.3
-        color = ATTACK_FILL if attack in (u, v) else ARC_COLOR
-        patch = FancyArrowPatch(start, end, shrinkA=0, shrinkB=0.5,
+        patch = FancyArrowPatch(pos[u], pos[v], shrinkA=22, shrinkB=22,
                                 arrowstyle="-|>" if arc["directed"] else "-", mutation_scale=11,
-                                connectionstyle=f"arc3,rad={rad}", linewidth=_arc_width(arc["strength"]),
-                                color=color, zorder=2)
+                                linewidth=_arc_width(arc["strength"]),
+                                color=ATTACK_FILL if attack in (u, v) else ARC_COLOR, zorder=2)
         patch.set_gid(svg_arc_id(u, v))
         ax.add_patch(patch)
         if arc["strength"] is not None:
-            # In the gap just above the lower end, where no box can cover the label; alternate
-            # heights so that labels of neighbouring arcs do not overwrite each other.
-            gap = _LAYER_GAP - _NODE_HEIGHT
-            lower_y = min(start[1], end[1])
-            lx, ly = _bezier_at_height(start, end, rad, lower_y + gap * (0.3 + 0.4 * (k % 2))) \
-                if layers_apart > 0.01 else ((start[0] + end[0]) / 2, start[1])
-            ax.text(lx, ly, f"{arc['strength']:.2f}", ha="center", va="center", fontsize=7, color="#333333",
-                    zorder=5, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
+            (x0, y0), (x1, y1) = pos[u], pos[v]
+            ax.text(0.6 * x0 + 0.4 * x1, 0.6 * y0 + 0.4 * y1, f"{arc['strength']:.2f}", ha="center", va="center",
+                    fontsize=7, color="#333333", zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
     return _save(fig, stem)
+
+
+# --------------------------------------------------------------------------------------
+# Our graph beside the authors' (same node positions)
+# --------------------------------------------------------------------------------------
+
+ONLY_OURS_COLOR = "#e67e00"
+ONLY_AUTHORS_COLOR = "#1f6fc5"
+
+
+def _arc_keys(graph: nx.DiGraph) -> dict[frozenset | tuple, dict]:
+    return {(a["u"], a["v"]) if a["directed"] else frozenset((a["u"], a["v"])): a for a in _drawn_arcs(graph)}
+
+
+def shared_layout(graphs: Sequence[nx.DiGraph]) -> dict[str, tuple[float, float]]:
+    """Node positions (points) of graphviz's ``dot`` layout of the union of ``graphs``, so that
+    every graph can be drawn with each node at the same place."""
+    union = nx.DiGraph()
+    for g in graphs:
+        union.add_nodes_from(g.nodes)
+        union.add_edges_from((a["u"], a["v"]) for a in _drawn_arcs(g))
+    dot = _digraph(None)
+    for node in union.nodes:
+        dot.node(node, label=paper_label(node))
+    for u, v in union.edges:
+        dot.edge(u, v)
+    laid = json.loads(graphviz.pipe("dot", "json", dot.source.encode(), quiet=True))
+    return {o["name"]: tuple(float(c) for c in o["pos"].split(",")) for o in laid.get("objects", []) if "pos" in o}
+
+
+def draw_graph_comparison(ours: nx.DiGraph, authors: nx.DiGraph, attack: str, out_stem: Path | str,
+                          titles: tuple[str, str] = ("this run", "authors' graph"),
+                          title: str | None = None) -> list[Path]:
+    """Our graph (left) beside the authors' (right), every node at the same position in both.
+
+    Arcs in both graphs are grey (red into the attack); an arc only in ours is orange, one only
+    in the authors' graph blue and dashed. Needs graphviz; returns ``[svg, png]``.
+    """
+    if shutil.which("dot") is None:
+        raise EtioInputError("graphviz's 'dot' program is not installed; the side-by-side graph comparison needs it")
+    ours, authors = _python_names(ours), _python_names(authors)
+    attack = from_r_name(attack)
+    for name, g in (("our", ours), ("the authors'", authors)):
+        if attack not in g:
+            raise EtioInputError(f"attack node {attack!r} is not in {name} graph")
+    pos = shared_layout([ours, authors])
+    width = max(x for x, _ in pos.values()) - min(x for x, _ in pos.values()) + 160
+    top = max(y for _, y in pos.values()) + 40
+    keys = {"ours": _arc_keys(ours), "authors": _arc_keys(authors)}
+    dot = _digraph(title, splines="true")
+    for panel, (graph, heading, offset) in enumerate(((ours, titles[0], 0.0), (authors, titles[1], width))):
+        side = ("ours", "authors")[panel]
+        other = keys[("authors", "ours")[panel]]
+        xs = [pos[n][0] for n in graph.nodes]
+        dot.node(f"{side}-heading", label=heading, shape="plaintext", style="", fontsize="14",
+                 pos=f"{offset + (min(xs) + max(xs)) / 2:.1f},{top:.1f}!", id=f"{side}-heading")
+        for node in graph.nodes:
+            attrs = _node_attrs(node, attack, f"{side}-{svg_id(node)}")
+            x, y = pos[node]
+            dot.node(f"{side}__{node}", pos=f"{x + offset:.1f},{y:.1f}!", **attrs)
+        for key, arc in keys[side].items():
+            attrs = {"id": f"{side}-{svg_arc_id(arc['u'], arc['v'])}"}
+            if not arc["directed"]:
+                attrs["dir"] = "none"
+            if key not in other:
+                attrs.update(color=ONLY_OURS_COLOR if side == "ours" else ONLY_AUTHORS_COLOR, penwidth="2.4")
+                if side == "authors":
+                    attrs["style"] = "dashed"
+            elif attack in (arc["u"], arc["v"]):
+                attrs["color"] = ATTACK_FILL
+            dot.edge(f"{side}__{arc['u']}", f"{side}__{arc['v']}", **attrs)
+    return _render(dot.source, _stem(out_stem), engine="neato", neato_no_op=2)
 
 
 # --------------------------------------------------------------------------------------
@@ -403,7 +370,7 @@ def figure1_gap_vs_attack(traces: pd.DataFrame, out_stem: Path | str, attack: st
     data = data.dropna()
     if data.empty:
         raise EtioInputError(f"figure 1: no trace row has both AccDiff and {attack}")
-    paper = ATTACK_PAPER_NAMES.get(attack, attack)
+    paper = display(attack)
     fig = Figure(figsize=(6.4, 4.6))
     ax = fig.add_subplot()
     colors = matplotlib.colormaps["tab10"]
@@ -439,18 +406,14 @@ BIAS_VARIANCE_COLUMNS = ["TrainBias2", "TestBias2", "TrainVar", "TestVar"]
 
 
 def bias_variance_by_width(traces: pd.DataFrame) -> pd.DataFrame:
-    """Mean of TrainBias2, TestBias2, TrainVar, TestVar per (Loss, Arch, Width), Width numeric.
+    """Mean of TrainBias2, TestBias2, TrainVar, TestVar per (Loss, Arch, Width).
 
     Averaging is over every other configuration dimension present (dataset, train size,
     weight decay, epochs, scheduler).
     """
     _require(traces, ["Loss", "Arch", "Width", *BIAS_VARIANCE_COLUMNS], "bias/variance figure")
     data = traces[["Loss", "Arch", "Width", *BIAS_VARIANCE_COLUMNS]].copy()
-    width = pd.to_numeric(data["Width"], errors="coerce")
-    bad = data["Width"][width.isna() & data["Width"].notna()]
-    if len(bad):
-        raise EtioInputError(f"bias/variance figure: column 'Width' has non-numeric value {bad.iloc[0]!r}")
-    data["Width"] = width.astype(float)
+    data["Width"] = data["Width"].astype(float)  # a number since read_traces
     for col in BIAS_VARIANCE_COLUMNS:
         data[col] = pd.to_numeric(data[col], errors="coerce")
     data = data.dropna(subset=["Width"])
@@ -505,7 +468,7 @@ def graph_figure_stem(out_dir: Path, weight_decay: float, loss: str, attack: str
 
 
 def graph_title(weight_decay: float, loss: str, attack: str) -> str:
-    paper = ATTACK_PAPER_NAMES.get(attack, attack)
+    paper = display(attack)
     return f"{paper}: {loss.upper()}-trained models, weight decay {weight_decay:g}"
 
 
@@ -514,12 +477,12 @@ def figure_caption(path: Path | str) -> str:
     stem = Path(path).stem
     if m := re.fullmatch(r"graph-wd_([^-]+)-([a-z]+)-(.+)", stem):
         wd, loss, attack = m.groups()
-        paper = ATTACK_PAPER_NAMES.get(attack, attack)
+        paper = display(attack)
         name = paper if paper == attack else f"{paper} ({attack})"
         return f"Causal graph for {name}, {loss.upper()} loss, weight decay {wd} (paper App. D)."
     if m := re.fullmatch(r"fig1-gap-vs-(.+)", stem):
         attack = m.group(1)
-        return f"Train-test accuracy gap vs. {ATTACK_PAPER_NAMES.get(attack, attack)} accuracy, " \
+        return f"Train-test accuracy gap vs. {display(attack)} accuracy, " \
                "by architecture (paper Fig. 1)."
     if stem == "bias-variance-vs-width":
         return "Bias² and variance of members (train) and non-members (test) against width (paper §5.4)."
@@ -531,8 +494,7 @@ def figure1_rows(traces: pd.DataFrame) -> pd.DataFrame:
     paper; all rows when the trace has none of those."""
     if "Loss" not in traces or "WeightDecay" not in traces:
         return traces
-    wd = pd.to_numeric(traces["WeightDecay"], errors="coerce")
-    rows = traces[(traces["Loss"] == "ce") & (wd == wd.min())]
+    rows = select_slice(traces, "ce", pd.to_numeric(traces["WeightDecay"], errors="coerce").min())
     return rows if len(rows) else traces
 
 

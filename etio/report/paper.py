@@ -7,7 +7,6 @@ every ``--paper`` command runs without data.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError
 from etio.causal.effects import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH
-from etio.core.schema import WEIGHT_DECAYS, from_r_name
+from etio.core.schema import WEIGHT_DECAYS, from_r_name, same_weight_decay
 from etio.core.paths import DATA_DIR
 
 PAPER_DIR = DATA_DIR / "paper"
@@ -28,7 +27,7 @@ _RESULT_FILES = {0.0005: "results-cont-wd_0.000500.csv", 0.005: "results-cont-wd
 
 def _wd_key(weight_decay: float) -> float:
     for wd in WEIGHT_DECAYS:
-        if math.isclose(wd, weight_decay):
+        if same_weight_decay(wd, weight_decay):
             return wd
     raise EtioInputError(f"the paper has no results for weight decay {weight_decay:g}; "
                          f"it has {', '.join(f'{w:g}' for w in WEIGHT_DECAYS)}")

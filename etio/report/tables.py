@@ -11,6 +11,7 @@ returns the table in the paper's row order with the paper's names; :func:`write_
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from etio.causal.hypotheses import HYPOTHESES, SIGNIFICANCE_LEVEL, verdicts
 from etio.core.outputs import output_dir
 from etio.core.provenance import write_json
 from etio.causal.effects import ATE_SCHEMA, STATUS_NO_PATH
-from etio.core.schema import ATTACK_PAPER_NAMES, centroid_for, from_r_name, to_r_name
+from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
+from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
 
 #: The paper's tables, by command name, with the title every output of them carries.
 TITLES = {
@@ -33,13 +35,6 @@ TITLES = {
     "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
 }
 
-#: The paper's names of the features (Tables 3, 5-8).
-FEATURE_PAPER_NAMES = {
-    "AccDiff": "AccDiff", "LossDiff": "LossDiff", "TrainVar": "TrainVar", "TestVar": "TestVar",
-    "TrainBias2": "TrainBias", "TestBias2": "TestBias", "TrainSize": "TrainSize", "NumParams": "NumParams",
-    "TrainAcc": "TrainAcc", "TestAcc": "TestAcc", "TrainLoss": "TrainLoss", "TestLoss": "TestLoss",
-    "CentroidDistance(origin)": "CentroidDist", "CentroidDistance(sorted_3)": "CentroidDist",
-}
 #: Features reported per attack in Tables 5-8 (the authors' QUERIES_OF_INTEREST); the centroid
 #: distance is added for every attack except the two whose hypotheses do not mention it.
 QUERY_FEATURES = ["AccDiff", "LossDiff", "TrainVar", "TestVar", "TrainBias2", "TestBias2", "TrainSize", "NumParams"]
@@ -50,7 +45,7 @@ ATE_TABLES = {5: ("ce", 0.0005), 6: ("mse", 0.0005), 7: ("ce", 0.005), 8: ("mse"
 TABLE_NAMES = ["table2", "table3", "table5", "table6", "table7", "table8"]
 
 #: Table 2 rows: the paper lists the six undefended attacks, CE then MSE for each.
-TABLE2_ATTACKS = ["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakAcc", "Top3MLLeakLAcc", "Oak17Acc", "ThresholdAcc"]
+TABLE2_ATTACKS = [a.column for a in ATTACKS_VOCABULARY if a.table2]
 #: The paper's "normal" and "high" weight decay.
 NORMAL_WD, HIGH_WD = 0.0005, 0.005
 #: Table 2: predictive correlation counts as an improvement over the best correlation from this gap on.
@@ -69,7 +64,7 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFram
     """The queries of interest of one (loss, weight decay), sorted as the authors sorted them:
     by attack column name, then feature name in R spelling (ASCII order)."""
     ates = _check_ates(ates)
-    sel = ates[(ates["loss"] == loss) & np.isclose(ates["weight_decay"], weight_decay)]
+    sel = select_slice(ates, loss, weight_decay, loss_column="loss", weight_decay_column="weight_decay")
     if sel.empty:
         raise EtioInputError(f"the ATE table has no {loss} rows at weight decay {weight_decay:g}")
     wanted = sel.apply(lambda r: r["feature"] in QUERY_FEATURES
@@ -78,8 +73,8 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float) -> pd.DataFram
     sel["_feature_r"] = sel["feature"].map(to_r_name)
     sel = sel.sort_values(["attack", "_feature_r"]).reset_index(drop=True)
     return pd.DataFrame({
-        "Attack": sel["attack"].map(ATTACK_PAPER_NAMES),
-        "Feature": sel["feature"].map(FEATURE_PAPER_NAMES),
+        "Attack": sel["attack"].map(symbol),
+        "Feature": sel["feature"].map(symbol),
         "ATE": sel["ate"],
         "p-value": sel["p_value"],
         "status": sel["status"],
@@ -126,7 +121,7 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL) -> pd.DataFram
     rows = []
     for hyp in HYPOTHESES:
         for attack, feature in hyp.ate_queries:
-            row = {"Attack": ATTACK_PAPER_NAMES[attack], "Feature": FEATURE_PAPER_NAMES[feature], "Query": hyp.query}
+            row = {"Attack": symbol(attack), "Feature": symbol(feature), "Query": hyp.query}
             for loss, label in (("ce", "CE"), ("mse", "MSE")):
                 r = lookup(ates, loss, attack, feature)
                 row[f"{label} ATE"] = r["ate"]
@@ -170,14 +165,14 @@ def table2(normal: pd.DataFrame, high: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for attack in TABLE2_ATTACKS:
         for loss in ("ce", "mse"):
-            row = {"Loss": loss, "Attack": ATTACK_PAPER_NAMES[attack]}
+            row = {"Loss": loss, "Attack": symbol(attack)}
             for label, res in (("Normal WD", normal), ("High WD", high)):
                 hit = res[(res["Loss"] == loss) & (res["Attack"] == attack)]
                 if len(hit) != 1:
                     raise EtioInputError(f"the {label} results have {len(hit)} row(s) for {loss} {attack}; expected 1")
                 h = hit.iloc[0]
                 variable = from_r_name(str(h["Max Corr Var"]))
-                row[f"{label} Best Corr. Variable"] = FEATURE_PAPER_NAMES.get(variable, variable)
+                row[f"{label} Best Corr. Variable"] = symbol(variable)
                 row[f"{label} Best Corr. Value"] = float(h["Max Corr"])
                 row[f"{label} Etio Pred."] = float(h["PredCor-w_dk"])
                 row[f"{label} Etio MSE"] = float(h["MSE-w_dk"])
@@ -215,22 +210,86 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "✓": r"\checkmark", "×": r"$\times$", "◦": r"$\circ$",
-                  "—": "--"}
+#: Characters LaTeX treats specially, and the symbols of the tables that pdflatex cannot set as
+#: they are, with what a plain ``article`` (plus the packages of :data:`LATEX_PACKAGES`) sets instead.
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "✓": r"\checkmark{}", "×": r"$\times$", "◦": r"$\circ$", "∗": r"$\ast$", "—": "--", "–": "--", "−": "-",
+    "²": r"\textsuperscript{2}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+#: What a document needs to \input a table written by :func:`to_latex`.
+LATEX_PACKAGES = ("booktabs", "amssymb", "graphicx", "longtable")
+#: Column groups the paper's tables put under one header: Table 2 by weight decay, Table 3 by loss.
+_GROUPS = ("Normal WD", "High WD", "CE", "MSE")
+#: Tables with more rows than this become a ``longtable`` that breaks across pages.
+LONG_TABLE_ROWS = 30
 
 
-def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+def latex_escape(text: str) -> str:
+    r"""``text`` with every LaTeX special character (``\ & % $ # _ { } ~ ^``) escaped."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def to_latex(table: pd.DataFrame, caption: str) -> str:
+def _grouped_columns(columns) -> pd.MultiIndex:
+    """("Normal WD", "Etio Pred.") for "Normal WD Etio Pred.": the paper's grouped headers."""
+    pairs = []
+    for c in columns:
+        group = next((g for g in _GROUPS if c.startswith(g + " ")), "")
+        pairs.append((group, c[len(group) + 1:] if group else c))
+    return pd.MultiIndex.from_tuples(pairs)
+
+
+def _caption(title: str) -> str:
+    """The caption without its "Table N:" prefix: LaTeX numbers the table itself."""
+    text = re.sub(r"^Table \d+:\s*", "", title)
+    return text[:1].upper() + text[1:]
+
+
+#: Font sizes a long table may take, with the rough width of a character in points, and the
+#: text width of a plain article (points).
+_FONT_WIDTHS = ((r"\small", 5.2), (r"\footnotesize", 4.7), (r"\scriptsize", 3.9), (r"\tiny", 3.2))
+_TEXT_WIDTH_PT = 345.0
+
+
+def _long_table_size(text: pd.DataFrame) -> str:
+    """The largest font size at which the widest row of a long table fits the text width."""
+    chars = sum(max([len(str(c))] + [len(v) for v in text[c]]) for c in text.columns)
+    padding = 8.0 * len(text.columns)
+    for size, width in _FONT_WIDTHS:
+        if chars * width + padding <= _TEXT_WIDTH_PT:
+            return size
+    return _FONT_WIDTHS[-1][0]
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
+    r"""A booktabs table that compiles in a plain ``article`` with :data:`LATEX_PACKAGES`: text
+    columns left-aligned, numbers right-aligned, the paper's grouped headers, a ``\label``, and
+    scaled down to the text width when wider (long tables break across pages instead)."""
     text = formatted(table)
-    spec = "l" * len(text.columns)
-    lines = [r"\begin{table}", r"\centering", f"\\caption{{{_latex(caption)}}}", f"\\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(_latex(c) for c in text.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex(v) for v in row) + r" \\" for row in text.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+               for c in table.columns]
+    grouped = _grouped_columns(text.columns)
+    shown = text.map(latex_escape)
+    shown.columns = pd.MultiIndex.from_tuples([(latex_escape(g), latex_escape(c)) for g, c in grouped]) \
+        if any(g for g, _ in grouped) else [latex_escape(c) for _, c in grouped]
+    spec = "".join("r" if n else "l" for n in numeric)
+    long = len(table) > LONG_TABLE_ROWS
+    label = label or "tab:" + re.sub(r"[^a-z0-9]+", "-", caption.lower()).strip("-")[:40]
+    body = shown.style.hide(axis="index").to_latex(
+        column_format=spec, hrules=True, multicol_align="c", environment="longtable" if long else None,
+        caption=latex_escape(_caption(caption)) if long else None, label=label if long else None)
+    header = ("% etio table; needs \\usepackage{" + ",".join(LATEX_PACKAGES) + "} in a plain article.\n")
+    if long:
+        # A long table breaks across pages and cannot be scaled: a smaller font and tighter
+        # columns keep it within the text width.
+        return header + "{" + _long_table_size(text) + r"\setlength{\tabcolsep}{4pt}" + "\n" + body + "}\n"
+    return "\n".join([
+        header.rstrip("\n"), r"\begin{table}[htbp]", r"\centering",
+        f"\\caption{{{latex_escape(_caption(caption))}}}", f"\\label{{{label}}}",
+        # Scale to the text width only when wider than it.
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        body.rstrip("\n"), "}", r"\end{table}", ""])
 
 
 def to_terminal(table: pd.DataFrame) -> str:
@@ -244,5 +303,5 @@ def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenanc
     with output_dir(Path(out), name, force=force, inputs=inputs) as staging:
         table.to_csv(staging / f"{name}.csv", index=False)
         (staging / f"{name}.md").write_text(to_markdown(table, title))
-        (staging / f"{name}.tex").write_text(to_latex(table, title))
+        (staging / f"{name}.tex").write_text(to_latex(table, title, label=f"tab:{name}"))
         write_json(staging / "provenance.json", provenance)

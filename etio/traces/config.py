@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from etio.traces.datasets import dataset_info
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 from etio.traces.models import ARCHS, check_model
-from etio.core.schema import LOSSES
+from etio.core.schema import check_loss
 
 _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks"}
 #: Tables of later stages, kept as written for them to validate.
@@ -225,8 +225,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             fail(f"missing key {k!r} in [grid]")
     archs = [str(a) for a in as_list(g["arch"], "grid.arch")]
     for a in archs:
-        if a not in ARCHS:
-            fail(f"unknown architecture {a!r}; known architectures: {', '.join(ARCHS)}")
+        check_choice("architecture", a, ARCHS, where=source)
     if isinstance(g["width"], dict):
         check_keys(g["width"], set(archs), "[grid.width] (one list per architecture of grid.arch)")
         widths = {}
@@ -245,8 +244,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             fail(f"train_size {s} exceeds the {info.name} training pool ({info.pool_size})")
     losses = [str(x) for x in as_list(g["loss"], "grid.loss")]
     for x in losses:
-        if x not in LOSSES:
-            fail(f"unknown loss {x!r}; known losses: {', '.join(LOSSES)}")
+        check_loss(x, where=source)
     wds = [as_float(x, "weight_decay", 0.0, 1.0, exclusive=("max",)) for x in as_list(g["weight_decay"], "grid.weight_decay")]
     epochs = [as_int(e, "epochs") for e in as_list(g["epochs"], "grid.epochs")]
     scheds = as_list(g["scheduler"], "grid.scheduler")

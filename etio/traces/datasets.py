@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 
 DEFAULT_DATA_DIR = Path("~/.cache/etio/data").expanduser()
 
@@ -53,10 +53,7 @@ DIGITS_HOLDOUT_SEED = 20220607
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise EtioInputError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
+    return DATASETS[check_choice("dataset", name, DATASETS)]
 
 
 @dataclass

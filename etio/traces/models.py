@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, check_choice
 
 #: Widths of the paper per architecture (spec §2).
 PAPER_WIDTHS = {
@@ -145,8 +145,7 @@ ARCHS = {"mlp_1hidden": MLP1Hidden, "alexnetwol": AlexNetWOL, "resnet34": ResNet
 def build_model(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...],
                 device: torch.device | str | None = None) -> nn.Module:
     """A freshly initialised model (uses the global torch RNG; seed it before calling)."""
-    if arch not in ARCHS:
-        raise EtioInputError(f"unknown architecture {arch!r}; known architectures: {', '.join(ARCHS)}")
+    check_choice("architecture", arch, ARCHS)
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise EtioInputError(f"width {width!r} of {arch} is not a positive integer")
     with torch.device(device) if device is not None else _nullcontext():

@@ -106,8 +106,8 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
                data_dir: Path | None = None, progress: bool = True, echo=None) -> TraceStore:
     """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``.
 
-    ``device`` None: CUDA when available. Progress: a progress bar on stderr, or with ``echo``
-    (a print-like callable) one line per trained job.
+    ``device`` None: CUDA when available. Progress (:class:`etio.core.progress.StageProgress`): a
+    bar on a terminal, plain lines otherwise or through ``echo`` (a print-like callable).
     """
     import torch
 
@@ -136,7 +136,10 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
         pool_x, pool_y = data.pool_x.to(device), data.pool_y.to(device)
         test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
-        with _progress(progress and echo is None, total, done_before, echo) as advance:
+        from etio.core.progress import StageProgress
+
+        with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
+                           enabled=progress or echo is not None) as bar:
             for job in pending:
                 s = job.train_size
                 subsets = disjoint_split(info.pool_size, s, cfg.repeats, cfg.seed)
@@ -166,7 +169,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
                             timings={"job": job.job_id, "job_train_s_at_snapshot": round(t_train, 3),
                                      "stats_s": round(time.time() - t1, 4), "device": str(device)})
                         store.write_config(record, states(mi), stats)
-                        advance()
+                        bar.advance()
         torch.set_num_threads(default_threads)
         store.write_traces_csv({"device": str(device), "shard": f"{shard[0]}/{shard[1]}",
                                 "torch_threads": default_threads,
@@ -214,43 +217,6 @@ def _snapshots(job: JobPlan, cfg: ExperimentConfig, info, subsets, pool_x, pool_
         yield epoch, states.__getitem__, train_logits, test_logits
 
 
-class _progress:
-    """A rich progress bar with ETA over configurations; or lines through ``echo``; or silence."""
-
-    def __init__(self, enabled: bool, total: int, done: int, echo=None):
-        self.enabled, self.total, self.done, self.echo = enabled, total, done, echo
-
-    def __enter__(self):
-        if self.echo is not None:
-            return self._echo_line
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        from rich.console import Console
-
-        self._p = Progress(TextColumn("traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
-        self._p.__enter__()
-        task = self._p.add_task("configs", total=self.total, completed=self.done)
-        return lambda: self._p.advance(task)
-
-    def _echo_line(self):
-        if not hasattr(self, "_start"):
-            self._start, self._first = time.time(), self.done
-        self.done += 1
-        new = self.done - self._first
-        # one line per tenth of the work (and at the end), with a linear ETA
-        if self.done == self.total or new % max(1, (self.total - self._first) // 10) == 0:
-            elapsed = time.time() - self._start
-            eta = elapsed / new * (self.total - self.done)
-            self.echo(f"   traces: {self.done}/{self.total} configurations, {elapsed:.0f} s, ETA {eta:.0f} s")
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)
-        return False
 
 
 def merge_stores(dirs: list[Path], out: Path) -> TraceStore:

@@ -136,8 +136,9 @@ bn.cv <- function(data, bn, loss = NULL, ..., algorithm.args = list(), loss.args
   one_run <- function() {
     splits <- .compat_cv_run(data, model, k, m, loss, target, algorithm.args, fit,
                              fit.args, debug)
+    # `bn` is what was cross-validated: the algorithm's name, or the DAG that was fitted.
     structure(splits, mean = .compat_expected_loss(splits, loss), loss = loss,
-              args = loss.args, bn = bn, method = method, class = "bn.kcv")
+              args = loss.args, bn = model, method = method, class = "bn.kcv")
   }
   if (runs == 1) return(one_run())
   structure(lapply(seq_len(runs), function(r) one_run()), class = "bn.kcv.list")
@@ -147,21 +148,4 @@ loss <- function(x) {
   if (inherits(x, "bn.kcv")) return(attr(x, "mean"))
   if (inherits(x, "bn.kcv.list")) return(vapply(unclass(x), function(run) attr(run, "mean"), 0))
   stop("x must be an object of class 'bn.kcv' or 'bn.kcv.list'.")
-}
-
-print.bn.kcv <- function(x, ...) {
-  cat("\n  k-fold cross-validation for Bayesian networks (bnlearn-compatible)\n\n")
-  cat("  loss function:                        ", attr(x, "loss"), "\n")
-  cat("  expected loss:                        ", format(attr(x, "mean")), "\n\n")
-  invisible(x)
-}
-
-print.bn.kcv.list <- function(x, ...) {
-  means <- loss(x)
-  cat("\n  k-fold cross-validation for Bayesian networks (bnlearn-compatible)\n\n")
-  cat("  loss function:                        ", attr(x[[1]], "loss"), "\n")
-  cat("  number of runs:                       ", length(means), "\n")
-  cat("  average loss over the runs:           ", format(mean(means)), "\n")
-  cat("  standard deviation of the loss:       ", format(sd(means)), "\n\n")
-  invisible(x)
 }

@@ -61,21 +61,6 @@ coef.bn.fit.gnode <- function(object, ...) object$coefficients
 
 coef.bn.fit <- function(object, ...) lapply(unclass(object), function(node) node$coefficients)
 
-print.bn.fit.gnode <- function(x, ...) {
-  cat("\n  Parameters of node", x$node, "(Gaussian distribution)\n\n")
-  cat("Conditional density: ", x$node, if (length(x$parents)) paste("|", paste(x$parents, collapse = " + ")), "\n")
-  cat("Coefficients:\n")
-  print(x$coefficients)
-  cat("Standard deviation of the residuals:", format(x$sd), "\n\n")
-  invisible(x)
-}
-
-print.bn.fit <- function(x, ...) {
-  cat("\n  Bayesian network parameters (Gaussian)\n")
-  for (v in names(x)) print(x[[v]])
-  invisible(x)
-}
-
 .compat_predict_from_parents <- function(fit, node, newdata) {
   gnode <- fit[[node]]
   coefs <- gnode$coefficients

@@ -20,7 +20,7 @@
 #   .compat_arc_matrix(arcs)                   any 2-column arc list as a clean character matrix
 #   .compat_is_acyclic(amat)                   TRUE for a DAG (undirected arcs count as 2-cycles)
 # Public (bnlearn names): nodes, arcs, directed, parents, children, empty.graph,
-#   model2network, modelstring, print.bn, tiers2blacklist.
+#   model2network, modelstring, tiers2blacklist (print.bn is in print.R).
 
 .compat_empty_learning <- function() {
   list(whitelist = NULL, blacklist = NULL, test = "none", ntests = 0, algo = "empty",
@@ -219,24 +219,6 @@ modelstring <- function(x) {
     pa <- x$nodes[[v]]$parents
     if (length(pa)) paste0("[", v, "|", paste(pa, collapse = ":"), "]") else paste0("[", v, "]")
   }, ""), collapse = "")
-}
-
-print.bn <- function(x, ...) {
-  amat <- .compat_amat(x)
-  n_und <- sum(amat == 1L & t(amat) == 1L) / 2
-  n_dir <- nrow(x$arcs) - 2 * n_und
-  ms <- if (n_und > 0) "[partially directed graph]" else modelstring(x)
-  cat("\n  Bayesian network (bnlearn-compatible)\n\n")
-  cat("  model:\n  ", ms, "\n")
-  cat("  nodes:                                ", length(x$nodes), "\n")
-  cat("  arcs:                                 ", n_und + n_dir, "\n")
-  cat("    undirected arcs:                    ", n_und, "\n")
-  cat("    directed arcs:                      ", n_dir, "\n")
-  cat("  learning algorithm:                   ", x$learning$algo, "\n")
-  if (!is.null(x$learning$test) && x$learning$test != "none")
-    cat("  score:                                ", x$learning$test, "\n")
-  cat("\n")
-  invisible(x)
 }
 
 # Blacklist every arc from a later tier to an earlier one (spec section 2 row order).

@@ -246,12 +246,6 @@
   res
 }
 
-print.bn.strength <- function(x, ...) {
-  print(as.data.frame(unclass(x)[c("from", "to", "strength", "direction")],
-                      stringsAsFactors = FALSE), ...)
-  invisible(x)
-}
-
 # Networks given to custom.strength (bn, bn.fit, arc matrices) as bn objects over `nodes`.
 .compat_as_networks <- function(networks, nodes) {
   lapply(networks, function(net) {
@@ -276,7 +270,7 @@ custom.strength <- function(networks, nodes, weights = NULL, cpdag = TRUE) {
   if (inherits(networks, c("bn.kcv", "bn.kcv.list"))) {
     networks <- .compat_kcv_networks(networks)
     if (!missing(nodes))
-      warning("the nodes are taken from the cross-validated networks, ignoring 'nodes'.")
+      warning("the labels from the 'nodes' argument will be ignored.")
     nodes <- names(networks[[1]]$nodes)
   }
   if (!is.list(networks) || length(networks) == 0)

@@ -201,6 +201,8 @@ check_equal(boot$threshold, read.csv(file.path(fixture, "boot_threshold.csv"))$t
 check(is.na(boot$predcor) && boot$method == "boot" && boot$seed == 7 && boot$backend == backend, "boot metadata")
 check_equal(names(boot$strength), c("from", "to", "strength", "direction"), "strength columns")
 check_equal(nrow(boot$strength), 14L * 13L, "strength has every ordered pair")
+golden_boot <- read.csv(file.path(fixture, "boot_strength.csv"))
+check_equal(boot$strength$strength, golden_boot$strength, "boot strengths = bnlearn 4.7's", tolerance = 1e-9)
 ci <- read.csv(file.path(fixture, "ci_test.csv"))
 correlations <- etio_correlations(fixture_data, "Oak17Acc", loss = "ce")
 check_equal(names(correlations), c("Loss", "Attack", "Variable", "Correlation", "p-value"), "correlation columns")
@@ -230,6 +232,69 @@ keys <- arc_keys(etio_learn(top3, "MLLeakAcc", method = "boot", R = 50, seed = 3
 check(all(c("AccDiff -> MLLeakAcc", "CentroidDistance.origin. -> MLLeakAcc") %in% keys), "MLLeakAcc parents")
 ok("etio_learn recovers planted arcs (boot and cv)")
 
+# ------------------------------------------------------------------------------------------
+# etio_learn returns bnlearn's own objects, and bnlearn's verbs and print methods apply.
+# ------------------------------------------------------------------------------------------
+options(width = 80)
+check_equal(class(boot$strength), c("bn.strength", "data.frame"), "strength is a bn.strength")
+check_equal(attr(boot$strength, "nodes"), names(fixture_data), "bn.strength nodes attribute")
+check_equal(attr(boot$strength, "method"), "bootstrap", "bn.strength method attribute")
+check_equal(attr(boot$strength, "threshold"), boot$threshold, "bn.strength threshold attribute")
+check_equal(attr(cv$strength, "method"), "bootstrap", "custom.strength's method attribute is bootstrap too")
+check_equal(attr(cv$strength, "nodes"), names(fixture_data), "custom.strength takes the nodes from the networks")
+check_equal(sort(names(attributes(boot$strength))), c("class", "method", "names", "nodes", "row.names", "threshold"),
+            "bn.strength attributes (no 'illegal' for Gaussian data)")
+check_equal(class(boot$network), "bn", "network is a bn")
+check_equal(names(boot$network), c("learning", "nodes", "arcs"), "bn components")
+check_equal(boot$network$learning$algo, "averaged", "averaged network's algorithm")
+check_equal(boot$network$learning$args$threshold, boot$threshold, "averaged network's threshold")
+check_equal(nodes(boot$network), names(fixture_data), "bn nodes")
+
+# At threshold 0.8: the rows of bnlearn 4.7's strength table above 0.8 (or at 1) pointing
+# their way (direction >= 0.5); this selection has no cycle, so it is the graph.
+strict <- averaged.network(boot$strength, threshold = 0.8)
+kept <- golden_boot[(golden_boot$strength > 0.8 | golden_boot$strength == 1) & golden_boot$direction >= 0.5, ]
+check_equal(arc_keys(as.data.frame(arcs(strict))), arc_keys(kept), "averaged.network(fit$strength, threshold = 0.8)")
+check(nrow(kept) < nrow(boot$arcs), "threshold 0.8 keeps fewer arcs than the default")
+check_equal(strict$learning$args$threshold, 0.8, "averaged network records threshold 0.8")
+
+printed <- capture.output(print(boot$network))
+check_equal(printed[2], "  Random/Generated Bayesian network", "print(bn) title of an averaged network")
+check(sprintf("%-40s %s ", "  nodes:", 14) %in% printed, "print(bn) node count line")
+check(sprintf("%-40s %s ", "  arcs:", nrow(boot$arcs)) %in% printed, "print(bn) arc count line")
+check(sprintf("%-40s %s ", "  generation algorithm:", "Model Averaging") %in% printed, "print(bn) algorithm line")
+check(sprintf("%-40s %s ", "  significance threshold:", format(boot$threshold)) %in% printed, "print(bn) threshold")
+check_equal(capture.output(print(model2network("[A][B|A][C|A:B]"))), c(
+  "", "  Random/Generated Bayesian network", "", "  model:", "   [A][B|A][C|A:B] ",
+  "  nodes:                                 3 ",
+  "  arcs:                                  3 ",
+  "    undirected arcs:                     0 ",
+  "    directed arcs:                       3 ",
+  "  average markov blanket size:           2.00 ",
+  "  average neighbourhood size:            2.00 ",
+  "  average branching factor:              1.00 ",
+  "", "  generation algorithm:                  Empty ", ""), "print(bn) in bnlearn's layout")
+learned_hc <- capture.output(print(hc(fixture_data)))
+check_equal(learned_hc[2], "  Bayesian network learned via Score-based methods", "print(hc()) title")
+check(sprintf("%-40s %s ", "  score:", "BIC (Gauss.)") %in% learned_hc, "print(hc()) names the score")
+# bnlearn 4.7 has no print method for bn.strength: it prints as its data frame.
+check_equal(capture.output(print(boot$strength)), capture.output(print.data.frame(boot$strength)),
+            "a bn.strength prints as a data frame")
+# Methods dispatch from code that does not see the search path (registered S3 methods).
+check_equal(capture.output(eval(quote(print(x)), list(x = boot$network), baseenv())), printed,
+            "print(bn) dispatches from any environment")
+fitted <- bn.fit(model2network("[A][B|A]"), data.frame(A = c(1, 2, 3, 4), B = c(2, 4.5, 5.5, 8)))
+check_equal(capture.output(print(fitted))[1:9], c(
+  "", "  Bayesian network parameters", "", "  Parameters of node A (Gaussian distribution)", "",
+  "Conditional density: A", "Coefficients:", "(Intercept)  ", "        2.5  "), "print(bn.fit) in bnlearn's layout")
+check("Conditional density: B | A" %in% capture.output(print(fitted$B)), "print(bn.fit.gnode) names the parents")
+check_equal(unname(coef(fitted$B)), c(0.25, 1.9), "coef(bn.fit.gnode)", tolerance = 1e-12)
+warned <- character(0)
+quiet <- withCallingHandlers(etio_learn(fixture_data, "Oak17Acc", method = "cv", runs = 2, seed = 7),
+                             warning = function(w) { warned <<- c(warned, conditionMessage(w)); invokeRestart("muffleWarning") })
+check_equal(warned, character(0), "etio_learn(method = 'cv') raises no warning")
+ok("etio_learn returns bn / bn.strength objects that print and average as bnlearn's")
+
 dot <- tempfile(fileext = ".dot")
 etio_write_dot(boot$network, dot)
 lines <- readLines(dot)
@@ -243,8 +308,8 @@ ok("etio_write_dot")
 rscript <- file.path(R.home("bin"), "Rscript")
 script <- file.path(repo, "r", "learn_graphs.R")
 out <- file.path(tempdir(), "graphs")
-status <- system2(rscript, c(script, traces_csv, out, "--weight-decay", "0.0005", "--method", "cv", "--runs", "3",
-                             "--attacks", "Oak17Acc,ThresholdAcc,MemguardAcc", "--loss", "ce"),
+status <- system2(rscript, c(script, traces_csv, "--out", out, "--weight-decay", "0.0005", "--method", "cv",
+                             "--runs", "3", "--attacks", "Oak17Acc,ThresholdAcc,MemguardAcc", "--losses", "ce"),
                   stdout = FALSE, stderr = FALSE)
 check_equal(status, 0L, "learn_graphs.R exit status")
 expected_files <- c("ce-MemguardAcc-strength.csv", "ce-MemguardAcc.dot", "ce-Oak17Acc-strength.csv", "ce-Oak17Acc.dot",
@@ -261,9 +326,10 @@ check_equal(cont$`Max Corr Var`, c("AccDiff", "LossDiff", "AccDiff"), "max corre
 corr <- read.csv(file.path(out, "corr_results-cont-wd_0.000500.csv"), check.names = FALSE)
 check_equal(names(corr), c("", "Loss", "Attack", "Variable", "Correlation", "p-value"), "corr_results columns")
 check_equal(nrow(corr), 4L + 1L + 3L, "one correlation row per hypothesis variable")
-provenance <- paste(readLines(file.path(out, "provenance.json")), collapse = "\n")
-check(grepl("\"method\": \"cv\"", provenance) && grepl(unname(tools::md5sum(traces_csv)), provenance, fixed = TRUE) &&
-        grepl(backend, provenance, fixed = TRUE), "provenance names method, input md5 and backend")
+provenance <- jsonlite::fromJSON(file.path(out, "provenance.json"))
+check(identical(provenance$config$method, "cv") && identical(provenance$input$md5, unname(tools::md5sum(traces_csv))) &&
+        identical(provenance$backend, backend), "provenance names method, input md5 and backend")
+check_equal(provenance$graphs$name, c("ce-Oak17Acc", "ce-ThresholdAcc", "ce-MemguardAcc"), "provenance lists the graphs")
 
 bad <- synthetic_traces()
 bad$TestVar <- NULL
@@ -271,11 +337,12 @@ bad_csv <- tempfile("bad-", fileext = ".csv")
 utils::write.csv(bad, bad_csv, row.names = FALSE)
 failed_out <- file.path(tempdir(), "failed")
 stderr_file <- tempfile()
-status <- system2(rscript, c(script, bad_csv, failed_out, "--weight-decay", "0.0005", "--method", "boot", "--R", "5"),
+status <- system2(rscript, c(script, bad_csv, "--out", failed_out, "--weight-decay", "0.0005", "--method", "boot",
+                             "--replicates", "5"),
                   stdout = FALSE, stderr = stderr_file)
 messages <- readLines(stderr_file)
 check_equal(status, 1L, "learn_graphs.R fails on bad input")
-check_equal(messages, "error: etio input error: trace table has no column 'TestVar'", "one error line")
+check_equal(messages, "error: trace table has no column 'TestVar'", "one error line")
 check(!file.exists(failed_out) && !length(list.files(tempdir(), pattern = "^\\.failed")), "no output left behind")
 ok("learn_graphs.R end to end (outputs, provenance, atomic failure)")
 
