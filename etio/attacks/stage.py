@@ -275,10 +275,10 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
     """
     lock = store.lock("etio attack") if hasattr(store, "lock") else contextlib.nullcontext()
     with lock:
-        return _run_attack_stage(store, attacks, settings, device, progress, threads)
+        return _run_attack_stage(store, attacks, settings, device, progress, threads, on_start)
 
 
-def _run_attack_stage(store, attacks, settings, device, progress, threads) -> dict:
+def _run_attack_stage(store, attacks, settings, device, progress, threads, on_start) -> dict:
     for a in attacks:
         check_choice("attack", a, ATTACK_NAMES)
     keys = store.keys()

@@ -225,17 +225,19 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
+    out = Path(out)
+    # A store keeps changing after the merge (resumed training, attack results), so an existing
+    # one is never replaced: --out must be new or empty. Checked first: it costs nothing.
+    if out.is_dir() and any(out.iterdir()):
+        raise EtioInputError(f"--out {out} exists and is not empty; `etio traces merge` writes a new store")
+    check_output_dir(out, "traces merge", inputs=dirs)
+    out = Path(out)
+    check_output_dir(out, "traces merge", inputs=dirs)     # a file where the store should go: refused first
     stores = [open_store(d) for d in dirs]
     config = stores[0].meta["config"]
     for st in stores[1:]:
         if st.meta["config"] != config:
             raise EtioInputError(f"{st.root} was made from a different config than {stores[0].root}; cannot merge")
-    out = Path(out)
-    # A store keeps changing after the merge (resumed training, attack results), so an existing
-    # one is never replaced: --out must be new or empty.
-    if out.is_dir() and any(out.iterdir()):
-        raise EtioInputError(f"--out {out} exists and is not empty; `etio traces merge` writes a new store")
-    check_output_dir(out, "traces merge", inputs=dirs)
     with output_dir(out, "traces merge", inputs=dirs) as staging:
         shutil.copy2(stores[0].root / "store.json", staging / "store.json")
         for st in stores:

@@ -570,7 +570,8 @@ def _repair_store(root: Path, config: dict, data_dir) -> TraceStore:
     """Rebuild a lost or damaged ``store.json`` from ``config``, if the records belong to it."""
     from etio.traces.config import parse_config
 
-    expected = {c.key for c in parse_config(config, source=str(root / "store.json")).configurations()}
+    raw = {**config, "training": {k: v for k, v in config.get("training", {}).items() if v is not None}}  # unset: default
+    expected = {c.key for c in parse_config(raw, source=str(root / "store.json")).configurations()}
     cdir = root / "configs"
     stored = sorted(p.name for p in cdir.iterdir() if p.is_dir()) if cdir.is_dir() else []
     foreign = [k for k in stored if k not in expected]
