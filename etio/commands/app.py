@@ -21,7 +21,7 @@ import typer
 from typer import _click as click  # typer's own copy of click: its exceptions are the ones raised
 from typer.exceptions import Abort
 
-from etio.core.errors import EtioError, Interrupted, interrupt_note
+from etio.core.errors import EtioError, EtioFileError, Interrupted, interrupt_note
 
 #: Every command takes -h as well as --help.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -111,7 +111,7 @@ def _run() -> None:
     except EtioError as exc:
         if debug:
             raise
-        _error(str(exc), 2)
+        _error(str(exc), 1 if isinstance(exc, EtioFileError) else 2)   # a filesystem fault is not bad input
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             sys.exit(1)

@@ -27,7 +27,9 @@ def _kept(out: Path, command: str) -> str:
     try:
         from etio.traces.config import parse_config
 
-        total = f" of {len(parse_config(json.loads((Path(out) / 'store.json').read_text())['config']).configurations())}"
+        raw = json.loads((Path(out) / "store.json").read_text())["config"]
+        raw["training"] = {k: v for k, v in raw.get("training", {}).items() if v is not None}
+        total = f" of {len(parse_config(raw).configurations())}"
     except Exception:  # the note is best effort
         pass
     return (f"{len(done)}{total} trained configurations and {len(attacks)} attack results are kept in {out}; "
