@@ -292,15 +292,17 @@ def test_bad_input_fails_clearly_and_loses_nothing(digits_store, tmp_path, monke
     assert _main(monkeypatch, "attack", "--out", tmp_path, "--attacks", "threshold") == 2
     assert "not a trace store" in capsys.readouterr().err
     assert [p.read_text() for p in stored] == before
-    # Models of the second configuration disappear: the first is attacked and kept, then a clear error.
+    # Models of the second configuration disappear: every configuration is verified before any
+    # attack runs, so the error (naming the file and the way to recompute it) comes first.
     second = sorted(store.glob("configs/*"))[1]
     (second / "models.pt").unlink()
     assert _main(monkeypatch, "attack", "--out", store, "--config", _config(tmp_path)) == 2
     err = capsys.readouterr().err
-    assert second.name in err and "models" in err
-    assert [p.read_text() for p in stored] == before                  # resumed, not recomputed
+    assert second.name in err and "models.pt is missing" in err and "etio traces" in err
+    assert err.count("\n") == 1
+    assert [p.read_text() for p in stored] == before
     first_cfg = sorted(store.glob("configs/*"))[0]
-    assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == set(ATTACK_NAMES)
+    assert {p.stem for p in (first_cfg / "attacks").glob("*.json")} == {"threshold", "top3"}
 
 
 def test_attack_command_end_to_end(digits_store, tmp_path, etio_cli):
@@ -331,3 +333,33 @@ def test_changed_attack_settings_recompute_instead_of_relabelling(digits_store, 
     assert store.read_attack(key, "top3")["settings"]["seed"] == 1
     prov = json.loads((store_dir / "provenance.json").read_text())
     assert prov["attack_stage"]["settings"]["seed"] == 1
+
+
+def test_killed_attack_run_resumes_to_the_identical_table(digits_store, tmp_path, etio_cli):
+    """SIGKILL once the first attack result is stored; the rerun computes only what is missing
+    and writes the traces.csv of an uninterrupted run, byte for byte."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    reference, killed = _copy(digits_store, tmp_path, "reference"), _copy(digits_store, tmp_path, "killed")
+    config = _config(tmp_path)
+    done = etio_cli("attack", "--out", reference, "--config", config)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "etio", "attack", "--out", str(killed), "--config", str(config)],
+                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(killed.glob("configs/*/attacks/*.json")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = {str(p.relative_to(killed)): p.read_bytes() for p in killed.glob("configs/*/attacks/*.json")}
+    assert 1 <= len(kept) < 2 * len(ATTACK_NAMES), len(kept)       # killed midway
+    again = etio_cli("attack", "--out", killed, "--config", config)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(kept)} already stored" in again.stderr
+    assert {k: (killed / k).read_bytes() for k in kept} == kept     # what was kept is reused, not recomputed
+    assert (killed / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()

@@ -193,7 +193,7 @@ def test_etio_learn_writes_every_expected_file(cli_run):
     out, result = cli_run
     assert result.returncode == 0, result.stderr
     expected = {f"{g}{suffix}" for g in GRAPHS for suffix in (".dot", ".svg", ".png", "-strength.csv")}
-    expected |= set(TABLES) | {"provenance.json"}
+    expected |= set(TABLES) | {"provenance.json", ".etio-output.json"}   # the last: etio's marker of its outputs
     assert {p.name for p in out.iterdir()} == expected
     # One progress display (etio.core.progress) on stderr: off a terminal, lines with the last graph learned.
     progress = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("learn:")]

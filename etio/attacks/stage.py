@@ -15,6 +15,7 @@ on its own, gives the same numbers as a complete run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -292,8 +293,16 @@ def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, de
     """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
 
     Returns a summary: configurations, attacks computed / already stored, seconds. This is the
-    in-process run; other executors (etio.pipeline.executors) run :func:`run_attack_unit` elsewhere.
+    in-process run; other executors (etio.pipeline.executors) run :func:`run_attack_unit` elsewhere. The store's lock
+    is held throughout (a second writer waits), and every configuration is verified before its
+    models are used.
     """
+    lock = store.lock("etio attack") if hasattr(store, "lock") else contextlib.nullcontext()
+    with lock:
+        return _run_attack_stage(store, attacks, settings, device, progress, threads, on_start)
+
+
+def _run_attack_stage(store, attacks, settings, device, progress, threads, on_start) -> dict:
     keys = check_attack_inputs(store, attacks, settings)
     computed, start = 0, time.perf_counter()
     timing: dict[str, float] = {}
@@ -320,6 +329,9 @@ def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")
+    if hasattr(store, "require_intact"):
+        for key in keys:
+            store.require_intact(key)
     problems = [p for key in keys for p in requirement_problems(view_of(store, key), attacks, settings)]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -48,7 +48,8 @@ from etio.causal.estimation import REFUTERS, WEAK_OVERLAP
 from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from etio.core.errors import EtioInputError
 from etio.core.schema import (
-    LOSSES, TableSchema, check_attack, check_loss, select_slice, slice_mask, treatments_for,
+    LOSSES, TableSchema, check_attack, check_loss, check_trace_columns, select_slice, slice_mask,
+    treatments_for,
 )
 
 STATUS_ESTIMATED = "estimated"
@@ -147,16 +148,21 @@ def query_rows(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str
     table lacks them).
 
     Rows of that weight decay and loss (``TrainSize`` is a number since :func:`read_traces`); ``NumParams`` raw
-    (not normalised: the ATE is invariant to rescaling a column). Rows with a missing value in a
-    used column are dropped - in the authors' traces only ``MemguardAcc`` has them.
+    (not normalised: the ATE is invariant to rescaling a column). The slice passes the trace
+    check of :func:`etio.core.schema.check_trace_columns`; only the attack column may miss
+    values (an attack not run on some configurations - in the authors' traces ``MemguardAcc``),
+    and those rows are dropped with a warning saying how many.
     """
     nodes = list(nodes)
-    missing = [n for n in nodes if n not in traces.columns]
-    if missing:
-        raise EtioInputError(f"the {loss}-{attack} graph has node(s) {', '.join(missing)} that the trace table lacks")
-    rows = select_slice(traces, loss, weight_decay)
+    mask = slice_mask(traces, loss, weight_decay)
+    check_trace_columns(traces, nodes, mask, what=f"the {loss}-{attack} slice at weight decay {weight_decay:g}",
+                        may_be_missing=[attack])
+    rows = traces[mask]
     data = rows[nodes].copy().apply(pd.to_numeric, errors="raise").astype(float)
     complete = data.notna().all(axis=1).to_numpy()
+    if not complete.all():
+        warnings.warn(f"{loss}-{attack} at weight decay {weight_decay:g}: {int((~complete).sum())} of {len(data)} "
+                      f"rows have no {attack} value and are left out of its queries", stacklevel=2)
     if all(c in rows.columns for c in RUN_COLUMNS):
         runs = rows[RUN_COLUMNS].astype(str).agg("|".join, axis=1).to_numpy()
     else:
@@ -212,13 +218,53 @@ def identify(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
     estimand = model.identify_effect(proceed_when_unidentifiable=True)
     order = {n: i for i, n in enumerate(graph.nodes)}
     directed = not estimand.no_directed_path
-    backdoor = tuple(sorted(estimand.get_adjustment_set() or [], key=order.__getitem__)) if directed else ()
+    backdoor = default_adjustment_set(graph, treatment, outcome) if directed else ()
     modifiers = tuple(sorted(model._graph.get_effect_modifiers([treatment], [outcome]), key=order.__getitem__)) if directed else ()
     return Identification(
         treatment=treatment, outcome=outcome, has_directed_path=directed,
         identified=directed and estimand.estimands.get("backdoor") is not None,
         backdoor_set=backdoor, effect_modifiers=modifiers,
     )
+
+
+def default_adjustment_set(graph: nx.DiGraph, treatment: str, outcome: str) -> tuple[str, ...]:
+    """dowhy's default backdoor set, chosen by a rule that does not depend on hash order.
+
+    dowhy's ``identify_effect`` (method "default") collects the empty set, the maximal set and
+    every valid set of the smallest size, then keeps one with the fewest instruments and, among
+    those, the fewest variables; ties are left to the iteration order of Python sets, so the
+    chosen set (and every ATE estimated with it) changed with ``PYTHONHASHSEED``. The same
+    candidates and preferences are applied here with ties broken by graph node order: the
+    first candidate whose nodes, in graph node order, come first lexicographically. Every node
+    is observed, so the maximal set (all eligible non-descendants of the treatment) is always a
+    valid backdoor set and the search always ends. Returns the set in graph node order.
+    """
+    import itertools
+
+    from dowhy.graph import get_instruments
+
+    nodes = list(graph.nodes)
+    excluded = nx.descendants(graph, treatment) | {treatment, outcome}
+    eligible = [n for n in nodes if n not in excluded
+                and not (nx.is_d_separator(graph, {treatment}, {n}, set())
+                         and nx.is_d_separator(graph, {outcome}, {n}, set()))]
+    candidates: list[tuple[str, ...]] = []
+    if is_valid_backdoor_set(graph, treatment, outcome, ()):
+        candidates.append(())
+    else:
+        if is_valid_backdoor_set(graph, treatment, outcome, eligible):
+            candidates.append(tuple(eligible))
+        for size in range(1, len(eligible) + 1):
+            smallest = [c for c in itertools.combinations(eligible, size)
+                        if is_valid_backdoor_set(graph, treatment, outcome, c)]
+            if smallest:
+                candidates += smallest
+                break
+    if not candidates:                  # unreachable when every node is observed; kept as a guard
+        return ()
+    instruments = set(get_instruments(graph, [treatment], [outcome]))
+    position = {n: i for i, n in enumerate(nodes)}
+    return min(candidates, key=lambda c: (len(instruments.intersection(c)), len(c), [position[n] for n in c]))
 
 
 def is_valid_backdoor_set(graph: nx.DiGraph, treatment: str, outcome: str, adjustment: Iterable[str]) -> bool:
@@ -398,6 +444,10 @@ def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcom
     model = CausalModel(data, treatment=treatment, outcome=outcome, graph=_plain_dag(graph))
     if backdoor_set is None:
         estimand = model.identify_effect(proceed_when_unidentifiable=True)
+        if estimand.backdoor_variables and "backdoor" in estimand.backdoor_variables:
+            # dowhy's own choice among equally good sets follows hash order; use the set of the
+            # stated rule (default_adjustment_set), so the reference estimates the same regression.
+            estimand.backdoor_variables["backdoor"] = list(default_adjustment_set(graph, treatment, outcome))
     else:
         estimand = estimation.backdoor_estimand(treatment, outcome, list(backdoor_set))
     return model.estimate_effect(

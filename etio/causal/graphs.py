@@ -53,6 +53,10 @@ def read_bnlearn_dot(path: Path, python_names: bool = False) -> nx.DiGraph:
         text = path.read_text()
     except OSError as exc:
         raise EtioInputError(f"cannot read graph file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise EtioInputError(f"{path}: not a bnlearn write.dot graph (the file is not text)") from None
+    if "\x00" in text:
+        raise EtioInputError(f"{path}: not a bnlearn write.dot graph (the file is binary)")
     return parse_bnlearn_dot(text, source=str(path), python_names=python_names)
 
 
@@ -144,3 +148,16 @@ def check_acyclic(graph: nx.DiGraph, source: str = "graph") -> None:
         return
     path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
     raise EtioInputError(f"{source}: the graph has a directed cycle {path}")
+
+
+def check_graphs_against_traces(traces, graphs, source="trace table") -> None:
+    """Every graph's nodes are usable trace columns in the rows of its loss (the trace check of
+    :func:`etio.core.schema.check_trace_columns`); ``graphs`` maps (loss, attack) to a graph."""
+    from etio.core.schema import check_trace_columns
+
+    for (loss, attack), graph in sorted(graphs.items()):
+        rows = traces["Loss"] == loss
+        if not rows.any():
+            raise EtioInputError(f"{source}: no rows with loss {loss!r}, which the {loss}-{attack} graph is for")
+        check_trace_columns(traces, list(graph.nodes), rows, source=str(source), what=f"the {loss}-{attack} graph",
+                            may_be_missing=[attack])

@@ -34,9 +34,11 @@ import pandas as pd
 
 from etio.causal import rbridge
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.core.outputs import check_output_dir, output_dir
+from etio.core.provenance import provenance, write_json
 from etio.causal.settings import METHODS, check_method  # noqa: F401 - METHODS re-exported
-from etio.core.schema import ATTACKS, LOSSES, TableSchema, check_attack, check_loss, from_r_name, slice_mask
+from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_loss, check_trace_columns,
+                              features_for, from_r_name, slice_mask)
 from etio.core.paths import DATA_DIR
 
 #: Arc strengths of one learned graph: frequency of the arc (either direction) over the
@@ -204,7 +206,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
               R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
               input_path: Path | None = None,
               draw: Callable[[LearnedGraph, Path], None] | None = None,
-              workers: "int | LearningPool | None" = None) -> list[LearnedGraph]:
+              workers: "int | LearningPool | None" = None, force: bool = False) -> list[LearnedGraph]:
     """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
 
     The graphs are learned and written by ``etio_learn_all`` (``r/etio.R``), the function
@@ -227,9 +229,18 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     seed before it is learned, so the files are the same bytes whatever the number of workers;
     with one, ``etio_learn_all`` runs in this process. A :class:`LearningPool` given as
     ``workers`` is reused (the weight decays of one table start their workers once).
+    ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes beside
+    files etio did not write; an input inside ``out_dir`` is refused).
     """
     _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
+    for loss, attack in pairs:
+        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
+                            source=str(input_path) if input_path else "trace table",
+                            what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
+                            may_be_missing=[attack])
+    inputs = [input_path] if input_path is not None else []
+    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     skipped = []
     if attacks is None:
         for loss, attack in list(pairs):
@@ -254,7 +265,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             raise EtioInputError(f"workers must be ≥ 1, got {count}")
         pool = LearningPool(traces, min(count, len(pairs)))
     graphs: list[LearnedGraph] = []
-    with atomic_dir(Path(out_dir)) as staging:
+    with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
         def learned(result: dict, done: int, total: int) -> None:
             graph = _learned_graph(result)
             if draw is not None:

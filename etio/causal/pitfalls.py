@@ -26,7 +26,8 @@ import networkx as nx
 import pandas as pd
 
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.core.outputs import check_output_dir, output_dir
+from etio.core.provenance import provenance, write_json
 from etio.causal.effects import identify, query_slice, sound_adjustment
 from etio.causal.estimation import sound_estimate
 from etio.core.schema import centroid_for
@@ -87,15 +88,17 @@ def draw_graph(arcs, path: Path, title: str) -> None:
 
 
 def run_pitfalls(traces: pd.DataFrame, out: Path, weight_decay: float = 0.0005, loss: str = "ce",
-                 attack: str = "Oak17Acc", separation_attack: str = "Top3MLLeakAcc") -> pd.DataFrame:
+                 attack: str = "Oak17Acc", separation_attack: str = "Top3MLLeakAcc", *, force: bool = False,
+                 inputs=()) -> pd.DataFrame:
     """Estimate E1-E4 and the Fig. 3 contrast on a trace slice; write CSV, provenance and the
-    small graphs (SVG and PNG) into ``out`` atomically."""
+    small graphs (SVG and PNG) into ``out`` atomically (rules: :mod:`etio.core.outputs`)."""
+    check_output_dir(Path(out), "pitfalls", force=force, inputs=inputs)
     columns = [_X, _Z, attack, separation_attack, centroid_for(separation_attack)]
     data = query_slice(traces, weight_decay, loss, attack, columns)
     if len(data) < 5:
         raise EtioInputError(f"only {len(data)} complete {loss} rows at weight decay {weight_decay:g}; the pitfalls need at least 5")
     table = estimate_pitfalls(data, attack, separation_attack)
-    with atomic_dir(Path(out)) as staging:
+    with output_dir(Path(out), "pitfalls", force=force, inputs=inputs) as staging:
         table.to_csv(staging / "pitfalls.csv", index=False)
         for name, (arcs, *_rest, description) in pitfall_queries(attack, separation_attack).items():
             for ext in ("svg", "png"):

@@ -267,12 +267,15 @@ def run_validation(out: Path, draws: int = 20, seed: int = 0, runs: int = 75, re
     """:func:`validate`, written to ``out`` atomically: ``validate-cells.csv``, ``summary.json``,
     ``provenance.json`` and, when ``draw(cells, stem)`` is given (the report stage's
     :func:`etio.report.figures.validation_figure`), the estimates-vs-truth figure."""
-    from etio.core.provenance import atomic_dir, provenance, write_json
+    from etio.core.outputs import check_output_dir, output_dir
+    from etio.core.provenance import provenance, write_json
+
+    check_output_dir(Path(out), "validate")   # before the simulation, not after it
 
     start = time.perf_counter()
     result = validate(draws, seed, runs, replicates, progress)
     result.summary["seconds"] = round(time.perf_counter() - start, 1)
-    with atomic_dir(Path(out)) as staging:
+    with output_dir(Path(out), "validate") as staging:
         result.cells.to_csv(staging / "validate-cells.csv", index=False)
         write_json(staging / "summary.json", result.summary)
         if draw is not None:

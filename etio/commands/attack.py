@@ -40,7 +40,7 @@ def register(app, bench_app) -> None:
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
                                               "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
-        threads: int = typer.Option(1, "--threads", help="torch threads (attack models are tiny: 1 is fastest; "
+        threads: int = typer.Option(1, "--threads", min=0, help="torch threads (attack models are tiny: 1 is fastest; "
                                     "0 keeps torch's default, which helps only large models' queries on CPU)."),
         executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
@@ -58,9 +58,14 @@ def register(app, bench_app) -> None:
         from etio.traces.store import open_store
         from etio.traces.training import resolve_device
 
+        from etio.commands.traces import _kept
+        from etio.core.errors import on_interrupt
+
         names = parse_attack_list(attacks)
         device = resolve_device(device)
         store = open_store(out)
+        on_interrupt(lambda: _kept(out, f"etio attack --out {out}" + (f" --attacks {attacks}" if attacks else "")
+                                   + (f" --config {config}" if config else "")))
         settings = _attack_settings(config, store)
         execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
                                          slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster)
@@ -77,9 +82,9 @@ def register(app, bench_app) -> None:
     def bench_attacks(
         out: Path = typer.Option(..., "--out", help="Trace store to time the attacks on (results are not stored)."),
         config: Optional[Path] = typer.Option(None, "--config"),
-        limit: int = typer.Option(5, "--limit", help="Configurations to time."),
+        limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time."),
         device: str = typer.Option("cpu", "--device"),
-        threads: int = typer.Option(1, "--threads"),
+        threads: int = typer.Option(1, "--threads", min=0),
     ) -> None:
         """Seconds per attack per configuration on the first ``--limit`` configurations."""
         import time

@@ -9,18 +9,23 @@ from typing import Optional
 import typer
 
 
-def _split(value: Optional[str]) -> Optional[list[str]]:
+def _split(value: Optional[str], option: str) -> Optional[list[str]]:
+    """A comma-separated option; None (absent) means all, an empty list is an error, not "all"."""
+    from etio.core.errors import EtioInputError
+
     if value is None:
         return None
     items = [item.strip() for item in value.split(",") if item.strip()]
-    return items or None
+    if not items:
+        raise EtioInputError(f"{option} {value!r} names nothing; leave it out to use all")
+    return items
 
 
 def register(app, bench_app) -> None:
     @app.command("learn")
     def learn(
         traces: Path = typer.Argument(..., help="Trace table (CSV, the authors' 53-column schema)."),
-        out: Path = typer.Option(..., "--out", help="Output directory (replaced as a whole on success)."),
+        out: Path = typer.Option(..., "--out", help="Output directory (new, or etio learn's own; replaced as a whole on success)."),
         weight_decay: float = typer.Option(0.0005, "--weight-decay", help="Weight decay whose rows are analysed."),
         method: str = typer.Option("boot", "--method", metavar="boot|cv", help="boot (paper: bootstrap) or cv (authors' code: hold-out CV)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attack columns (default: all present)."),
@@ -30,23 +35,26 @@ def register(app, bench_app) -> None:
         runs: int = typer.Option(20, "--runs", help="Hold-out runs (method cv, and the predictive power)."),
         workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once, one R "
                                               "each (default: the cores available); the files do not depend on it."),
+        force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
         from etio.causal import learning as stage
         from etio.core.schema import read_traces
         from etio.report.figures import draw_learned_graph
 
+        from etio.core.outputs import check_output_dir
         from etio.core.progress import counted
 
         table = read_traces(traces)
+        check_output_dir(out, "learn", force=force, inputs=[traces])   # refused before R starts
         progress = counted("learn", unit="graphs")
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             graphs = stage.learn_all(
-                table, out, weight_decay, method=method, attacks=_split(attacks), losses=_split(losses),
+                table, out, weight_decay, method=method, attacks=_split(attacks, "--attacks"), losses=_split(losses, "--losses"),
                 seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
-                draw=draw_learned_graph, workers=workers,
+                draw=draw_learned_graph, workers=workers, force=force,
             )
         for warning in caught:
             typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)

@@ -21,22 +21,27 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Output CSV of ATEs (a .provenance.json is written beside it)."),
         refuters: bool = typer.Option(False, "--refuters", help="Also run the three dowhy refuters (slow)."),
         seed: int = typer.Option(0, help="Seed of the refuters' simulations."),
+        force: bool = typer.Option(False, "--force", help="Replace --out even if etio query did not write it."),
     ) -> None:
         """ATE of each of the 13 features on each attack: dowhy identification, identifiability check, the
         paper estimator (ate_paper, p_value_paper) and the sound one (ate, ci, p_value, q_value)."""
-        from etio.core.provenance import atomic_write_text, provenance, write_json
+        from etio.core.outputs import check_output_file, write_output_file
+        from etio.core.provenance import provenance
         from etio.causal.effects import STATUSES, estimate_ates, read_graphs
+        from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
-        table = estimate_ates(read_traces(traces), read_graphs(graphs), weight_decay, refuters=refuters, seed=seed)
-        atomic_write_text(out, table.to_csv(index=False))
-        write_json(out.with_name(out.name + ".provenance.json"), provenance(
+        check_output_file(out, "query", force=force, inputs=[traces])
+        data, graph_set = read_traces(traces), read_graphs(graphs)
+        check_graphs_against_traces(data, graph_set, traces)
+        table = estimate_ates(data, graph_set, weight_decay, refuters=refuters, seed=seed)
+        write_output_file(out, table.to_csv(index=False), "query", provenance(
             "query", config={"traces": str(traces), "graphs": str(graphs), "weight_decay": weight_decay,
                              "refuters": refuters,
                              "estimators": {"paper": "dowhy estimate_effect, backdoor.linear_regression",
                                             "sound": "modifiers' main effects, delta-method ATE test clustered by "
                                                      "training run, Benjamini-Hochberg q-values per loss"}},
-            seeds={"refuters": seed}))
+            seeds={"refuters": seed}), force=force, inputs=[traces])
         counts = table["status"].value_counts()
         typer.echo(f"{len(table)} queries: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
                    + f" -> {out}")
@@ -45,15 +50,25 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def identify_cmd(
         graphs: Path = typer.Option(..., help="Directory of <loss>-<attack>.dot graphs."),
         out: Path = typer.Option(..., help="Output CSV."),
+        traces: Optional[Path] = typer.Option(None, help="Trace table to check the graphs against (optional)."),
+        force: bool = typer.Option(False, "--force", help="Replace --out even if etio identify did not write it."),
     ) -> None:
         """dowhy's identification (directed path, backdoor set) of every treatment, from the graphs alone."""
-        from etio.core.provenance import atomic_write_text, provenance, write_json
+        from etio.core.outputs import check_output_file, write_output_file
+        from etio.core.provenance import provenance
         from etio.causal.effects import identify_graphs, read_graphs
+        from etio.causal.graphs import check_graphs_against_traces
+        from etio.core.schema import read_traces
 
-        table = identify_graphs(read_graphs(graphs))
-        atomic_write_text(out, table.to_csv(index=False))
-        write_json(out.with_name(out.name + ".provenance.json"),
-                   provenance("identify", config={"graphs": str(graphs)}))
+        check_output_file(out, "identify", force=force, inputs=[traces])
+        graph_set = read_graphs(graphs)
+        if traces is not None:
+            check_graphs_against_traces(read_traces(traces), graph_set, traces)
+        table = identify_graphs(graph_set)
+        write_output_file(out, table.to_csv(index=False), "identify",
+                          provenance("identify", config={"graphs": str(graphs),
+                                                         "traces": str(traces) if traces else None}),
+                          force=force, inputs=[traces])
         typer.echo(f"{len(table)} queries, {int(table['has_directed_path'].sum())} with a directed path -> {out}")
 
     @app.command("pitfalls")
@@ -62,12 +77,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Output directory."),
         weight_decay: float = typer.Option(0.0005, "--weight-decay", "--wd"),
         loss: str = typer.Option("ce"),
+        force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
         """The correlation pitfalls of paper §2 (Figs. 2 and 3): naive vs adjusted effects."""
         from etio.causal.pitfalls import run_pitfalls
         from etio.core.schema import read_traces
 
-        table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss)
+        table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss, force=force,
+                             inputs=[traces])
         from etio.report.tables import to_terminal
 
         typer.echo(to_terminal(table))

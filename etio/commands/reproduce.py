@@ -35,15 +35,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
         slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
         slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
+        force: bool = typer.Option(False, "--force", help="Use an --out that holds files etio did not write "
+                                   "(they are kept; only the run's own entries are written)."),
     ) -> None:
         """traces -> attacks -> graphs (both losses, every weight decay) -> ATEs -> Tables 2, 3, 5-8 -> figures -> report."""
         from etio.pipeline.reproduce import reproduce, reproduce_paper
 
         echo = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress goes to stderr
         if paper:
-            reproduce_paper(out or Path("artifacts/paper"), echo=echo)
+            reproduce_paper(out or Path("artifacts/paper"), echo=echo, force=force)
             return
-        from dataclasses import replace
 
         from etio.pipeline.study import load_study
 
@@ -53,12 +54,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                      if v is not None}
         if refuters:
             overrides["refuters"] = True
-        if method is not None:
-            from etio.causal.settings import check_method
+        from dataclasses import asdict
 
+        from etio.causal.settings import check_method, parse_analysis
+
+        if method is not None:
             check_method(method, where="--method")
-        analysis = replace(analysis, **overrides)
+        # Every value, from the config or the command line, passes the [analysis] table's checks.
+        analysis = parse_analysis({**asdict(analysis), **overrides}, source="command line")
         settings = ex.executor_settings(cfg.executor, executor, ray_address, retries, slurm_partition, slurm_time,
                                         slurm_gpus, slurm_array, slurm_cluster)
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
-                  data_dir=data_dir, echo=echo, executor=settings, workers=workers)
+                  data_dir=data_dir, echo=echo, executor=settings, workers=workers, force=force)

@@ -99,8 +99,10 @@ def _read_results(results_dir: Path, weight_decay: float):
 
 
 def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], graphs: Optional[Path],
-              results: Optional[Path], compare_paper: bool, estimator: str = "paper") -> None:
+              results: Optional[Path], compare_paper: bool, estimator: str = "paper",
+              force: bool = False) -> None:
     from etio.core.provenance import provenance
+    from etio.core.outputs import check_output_dir
     from etio.report.tables import to_terminal, write_table
 
     if name == "robust" and (paper_data or compare_paper):
@@ -112,6 +114,9 @@ def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], gr
     if estimator == "sound" and paper_data:
         raise EtioInputError("--estimator sound needs the trace data (--traces, --graphs); "
                              "the authors' published artifacts hold only the paper estimator's numbers")
+    inputs = [p for p in (traces, graphs, results) if p is not None]
+    if name in TITLES:
+        check_output_dir(out, name, force=force, inputs=inputs)   # before any estimation
     table = build_table(name, paper_data=paper_data, traces=traces, graphs=graphs, results=results,
                         compare_paper=compare_paper, estimator=estimator)
     source = "authors' published artifacts" if paper_data else "this run"
@@ -120,7 +125,7 @@ def run_table(name: str, out: Path, paper_data: bool, traces: Optional[Path], gr
         name, config={"source": source, "traces": str(traces) if traces else None,
                       "graphs": str(graphs) if graphs else None, "results": str(results) if results else None,
                       "compare_paper": compare_paper,
-                      "estimator": estimator if name != "table2" else None}))
+                      "estimator": estimator if name != "table2" else None}), force=force, inputs=inputs)
     typer.echo(title)
     typer.echo(to_terminal(table))
     typer.echo(f"-> {out}/{name}.{{csv,md,tex}}")
@@ -135,6 +140,8 @@ _COMPARE = typer.Option(False, "--compare-paper", help="Add the paper's value be
 _ESTIMATOR = typer.Option("paper", "--estimator",
                           help="paper: dowhy's estimate and p-value of T's coefficient (the faithful reproduction); "
                                "sound: the ATE's own clustered test, q-values, no number where not identifiable.")
+_FORCE = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; "
+                      "only etio's own outputs are replaced.")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -143,15 +150,17 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def table_cmd(name: str = typer.Argument(..., help="table2, table3, table5, table6, table7, table8 or robust"),
                   out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                   graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                  compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR) -> None:
+                  compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR,
+                  force: bool = _FORCE) -> None:
         """Any of the paper's tables by name."""
-        run_table(name, out, paper, traces, graphs, results, compare_paper, estimator)
+        run_table(name, out, paper, traces, graphs, results, compare_paper, estimator, force)
 
     def make(name: str):
         def command(out: Path = _OUT, paper: bool = _PAPER, traces: Optional[Path] = _TRACES,
                     graphs: Optional[Path] = _GRAPHS, results: Optional[Path] = _RESULTS,
-                    compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR) -> None:
-            run_table(name, out, paper, traces, graphs, results, compare_paper, estimator)
+                    compare_paper: bool = _COMPARE, estimator: str = _ESTIMATOR,
+                    force: bool = _FORCE) -> None:
+            run_table(name, out, paper, traces, graphs, results, compare_paper, estimator, force)
 
         command.__doc__ = TITLES[name] + "."
         return command

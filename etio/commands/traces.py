@@ -8,12 +8,33 @@ from typing import List, Optional
 import typer
 
 from etio.commands import executor as ex
+from etio.core.errors import on_interrupt
 
 
 def _device(device: Optional[str]) -> str:
     from etio.traces.training import resolve_device
 
     return resolve_device(device)
+
+
+def _kept(out: Path, command: str) -> str:
+    """What an interrupted ``etio traces``/``etio attack`` kept in the store, and how to resume."""
+    import json
+
+    configs = Path(out) / "configs"
+    done = list(configs.glob("*/stats.json")) if configs.is_dir() else []
+    attacks = list(configs.glob("*/attacks/*.json")) if configs.is_dir() else []
+    total = ""
+    try:
+        from etio.traces.config import parse_config
+
+        raw = json.loads((Path(out) / "store.json").read_text())["config"]
+        raw["training"] = {k: v for k, v in raw.get("training", {}).items() if v is not None}
+        total = f" of {len(parse_config(raw).configurations())}"
+    except Exception:  # the note is best effort
+        pass
+    return (f"{len(done)}{total} trained configurations and {len(attacks)} attack results are kept in {out}; "
+            f"rerun `{command}` to resume")
 
 
 def register(app, bench_app) -> None:
@@ -49,6 +70,8 @@ def register(app, bench_app) -> None:
         settings = ex.executor_settings(study.executor, executor, ray_address, retries, slurm_partition, slurm_time,
                                         slurm_gpus, slurm_array, slurm_cluster)
         shard_t = parse_shard(shard)
+        on_interrupt(lambda: _kept(out, f"etio traces --config {config} --out {out}"
+                                        + (f" --shard {shard}" if shard else "")))
         store = traces_on(study.experiment, out, settings, _device(device), shard=shard_t, data_dir=data_dir,
                           echo=lambda line: typer.echo(line, err=True), progress=not quiet)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
@@ -62,6 +85,8 @@ def register(app, bench_app) -> None:
         """Pool trace stores into one store and one trace table (refused, naming the difference, when their
         training settings disagree)."""
         from etio.traces.stage import merge_stores
+
+        on_interrupt(lambda: f"nothing was written to {out} (it appears only once complete); rerun the merge")
 
         store = merge_stores(list(dirs), out)
         typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")

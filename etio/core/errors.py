@@ -1,10 +1,16 @@
-"""The one exception type that crosses stage boundaries.
+"""The exceptions that cross stage boundaries, and what an interrupted run keeps.
 
 Every check on user input (a trace file, a config, an attack name, a graph) raises
-:class:`EtioInputError` with a message naming the offending column, value or file. The CLI
-turns it into one line on stderr and exit code 2; nothing else is caught there, so genuine
-bugs keep their traceback.
+:class:`EtioInputError` with a message naming the offending column, value or file; a
+filesystem fault (full disk, read-only path, unreadable file) raises :class:`EtioFileError`
+naming the path and the cause. The CLI (:mod:`etio.commands.app`) prints every failure as one
+line on stderr with a non-zero exit; the traceback only with ``etio --debug``.
 """
+
+from __future__ import annotations
+
+import os
+from typing import Callable
 
 
 class EtioError(Exception):
@@ -15,8 +21,42 @@ class EtioInputError(EtioError):
     """Bad input: a malformed trace file, an unknown attack, a cyclic graph, ..."""
 
 
+class EtioFileError(EtioError):
+    """A file could not be read or written: the message names the path and the cause."""
+
+
 class RBackendError(EtioError):
     """R failed (or is missing); the message carries R's own error text."""
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, raised by the CLI's SIGINT handler (a BaseException, so that no ``except
+    Exception`` swallows it and every staging directory is cleaned up on the way out)."""
+
+
+def file_error(path, exc: BaseException, doing: str = "write") -> EtioFileError:
+    """One line for a filesystem fault: ``cannot write PATH: No space left on device``."""
+    cause = getattr(exc, "strerror", None) or (os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc))
+    return EtioFileError(f"cannot {doing} {path}: {cause}")
+
+
+#: What a running command has kept so far, for the message printed on Ctrl-C.
+_interrupt_note: Callable[[], str] | None = None
+
+
+def on_interrupt(note: Callable[[], str] | None) -> None:
+    """Register ``note()``: the line saying what an interrupted run kept and how to resume."""
+    global _interrupt_note
+    _interrupt_note = note
+
+
+def interrupt_note() -> str:
+    if _interrupt_note is not None:
+        try:
+            return _interrupt_note()
+        except Exception:  # the note is best effort; never mask the interruption itself
+            pass
+    return "nothing was changed (outputs appear only once complete); rerun the command to start again"
 
 
 def check_choice(what: str, value, known, plural: str | None = None, where: str = ""):

@@ -2,8 +2,8 @@
 
 Every artifact etio writes carries a provenance record: the stage, the etio version, the
 versions of the packages that computed it, the structure-learning backend, seeds and the
-configuration. Output directories are built in a sibling temporary directory and renamed
-into place only when complete, so a failure never leaves a half-written result behind.
+configuration. Files are written atomically (temporary file + rename), so a failure never
+leaves a half-written file behind; output directories follow :mod:`etio.core.outputs`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from etio import __version__
+from etio.core.errors import file_error
 
 _PACKAGES = ("numpy", "pandas", "scipy", "torch", "torchvision", "scikit-learn", "dowhy", "networkx", "rpy2", "statsmodels")
 
@@ -67,38 +67,19 @@ def write_json(path: Path, obj: Any) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:   # read-only path, a file where a directory is wanted, ...: one line naming the path
+        raise file_error(path, exc) from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; results are for sharing
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):    # full disk, quota, ...
+            raise file_error(path, exc) from None
         raise
-
-
-@contextlib.contextmanager
-def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a fresh staging directory; on success it replaces ``out`` whole.
-
-    On any exception the staging directory is removed and ``out`` is left as it was.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes the directory private
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    backup = None
-    if out.exists():
-        backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, backup)
-    os.replace(staging, out)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)

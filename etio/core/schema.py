@@ -278,10 +278,97 @@ def read_traces(path) -> pd.DataFrame:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
     table.columns = normalize_trace_columns(table.columns)
+    if table.columns.duplicated().any():
+        dup = sorted(set(table.columns[table.columns.duplicated()]))
+        raise EtioInputError(f"trace table in {path}: column(s) {', '.join(map(repr, dup))} appear more than once")
     if "TrainSize" in table:  # parsed once, here: the authors write 1k / 5k
-        try:
-            table["TrainSize"] = table["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v)).astype(float)
-        except EtioInputError:
-            bad = next(v for v in table["TrainSize"] if not pd.isna(v) and not _is_size(v))
-            raise EtioInputError(f"{path}: column 'TrainSize' has a value that is not a size: {str(bad)!r}") from None
-    return TRACE_SCHEMA.validate(table, source=str(path))
+        bad = [label for label, v in table["TrainSize"].items() if not pd.isna(v) and not _is_size(v)]
+        if bad:
+            raise EtioInputError(f"{path}: column 'TrainSize' has a value that is not a size: "
+                                 f"{str(table.loc[bad[0], 'TrainSize'])!r} (CSV line(s) {_lines(bad)})")
+        table["TrainSize"] = table["TrainSize"].map(lambda v: v if pd.isna(v) else parse_train_size(v)).astype(float)
+    table = TRACE_SCHEMA.validate(table, source=str(path))
+    check_trace_rows(table, source=str(path))
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# The trace-table check every analysis runs at its edge
+# --------------------------------------------------------------------------------------
+
+def _lines(index: Iterable, limit: int = 5) -> str:
+    """Row labels as the CSV line numbers a user sees (header = line 1)."""
+    import numbers
+
+    labels = [int(i) + 2 if isinstance(i, numbers.Integral) else i for i in index]
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return ", ".join(str(x) for x in labels[:limit]) + more
+
+
+def check_trace_rows(table: pd.DataFrame, source: str = "trace table") -> None:
+    """Whole-table checks: no ±inf in a numeric column, no configuration listed twice.
+
+    Rows are named by their CSV line (header = line 1). Duplicates are rows that repeat every
+    identity column present (:data:`IDENTITY_COLUMNS`); the error names those columns.
+    """
+    for col in table.columns:
+        if pd.api.types.is_numeric_dtype(table[col]) and not pd.api.types.is_bool_dtype(table[col]):
+            values = table[col].astype(float)
+            bad = values.index[values.isin([math.inf, -math.inf])]
+            if len(bad):
+                raise EtioInputError(f"{source}: column {col!r} has a non-finite value ({values[bad[0]]}) "
+                                     f"at CSV line(s) {_lines(bad)}")
+    identity = [c for c in IDENTITY_COLUMNS if c in table.columns]
+    if identity and len(table):
+        dup = table.duplicated(identity, keep=False)
+        if dup.any():
+            first = table.index[dup][0]
+            same = table.index[dup & (table[identity] == table.loc[first, identity]).all(axis=1)]
+            raise EtioInputError(
+                f"{source}: {int(dup.sum())} rows repeat a configuration (identity columns "
+                f"{', '.join(identity)}); e.g. CSV lines {_lines(same)} are the same configuration")
+
+
+def check_trace_columns(table: pd.DataFrame, columns: Iterable[str], rows: pd.Series | None = None,
+                        source: str = "trace table", what: str = "the analysis",
+                        may_be_missing: Iterable[str] = ()) -> None:
+    """The check at the edge of every analysis (learn, query, identify against data, pitfalls,
+    tables): each column ``what`` uses exists, and within the analysed ``rows`` is numeric,
+    finite, has no missing value (except the columns ``may_be_missing``: attack results that
+    were not computed for some rows) and is not constant. Errors name the column and the
+    CSV lines.
+    """
+    columns = list(dict.fromkeys(columns))
+    may_be_missing = set(may_be_missing)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise EtioInputError(f"{source}: no column {', '.join(map(repr, missing))} ({what} needs it)")
+    part = table if rows is None else table[rows]
+    for col in columns:
+        raw = part[col]
+        if col == "TrainSize":
+            sizes = []
+            for label, v in raw.items():
+                try:
+                    sizes.append(v if pd.isna(v) else parse_train_size(v))
+                except EtioInputError:
+                    raise EtioInputError(f"{source}: column 'TrainSize' has a value that is not a size: {v!r} "
+                                         f"(CSV line {_lines([label])})") from None
+            raw = pd.Series(sizes, index=raw.index, dtype=float)
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = raw.index[values.isna() & raw.notna()]
+        if len(bad):
+            raise EtioInputError(f"{source}: column {col!r} has non-numeric value {raw[bad[0]]!r} "
+                                 f"at CSV line(s) {_lines(bad)}")
+        values = values.astype(float)
+        inf = values.index[values.isin([math.inf, -math.inf])]
+        if len(inf):
+            raise EtioInputError(f"{source}: column {col!r} has a non-finite value at CSV line(s) {_lines(inf)}")
+        nan = values.index[values.isna()]
+        if len(nan) and col not in may_be_missing:
+            raise EtioInputError(f"{source}: column {col!r} has {len(nan)} row(s) with a missing value "
+                                 f"(CSV line(s) {_lines(nan)}) in {what}")
+        present = values.dropna()
+        if len(present) > 1 and present.nunique() == 1:
+            raise EtioInputError(f"{source}: column {col!r} is constant ({present.iloc[0]:g}) in the "
+                                 f"{len(present)} rows of {what}; a constant column carries no effect")

@@ -23,7 +23,8 @@ from typing import Callable, Iterator
 import pandas as pd
 
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, provenance, write_json
+from etio.core.outputs import claim_output_dir, output_dir
+from etio.core.provenance import provenance, write_json
 from etio.causal.settings import Analysis
 from etio.pipeline.executors import ExecutorSettings
 from etio.core.schema import WEIGHT_DECAYS, read_traces
@@ -33,6 +34,9 @@ Echo = Callable[[str], None]
 #: The paper's tables, in the order the report lists them.
 TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
 NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
+#: The top-level entries of a run folder (artifacts/README.md); the run folder's marker lists them.
+RUN_ENTRIES = ("store", "traces.csv", "graphs", "ates", "tables", "figures", "report.md", "report.html",
+               "provenance.json")
 
 
 @dataclass
@@ -83,11 +87,13 @@ class Timings:
 
 def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
               data_dir: Path | None = None, echo: Echo = print, executor: ExecutorSettings | None = None,
-              workers: int | None = None) -> Path:
+              workers: int | None = None, force: bool = False) -> Path:
     """The whole pipeline on ``config_path``; returns the report path.
 
     ``executor``: where the trace and attack units run (default: the config's ``[executor]``
     table); ``workers``: processes learning graphs at once (default: the cores available).
+    ``out`` is a run folder: new, empty or one this command made (its marker says so); any
+    other directory only with ``force``, and then only the run's own entries are written.
     """
     from etio.attacks.settings import ATTACK_NAMES
     from etio.core.progress import StageProgress
@@ -98,6 +104,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     study = load_study(config_path)
     config = study.experiment
     executor = executor or study.executor
+    claim_output_dir(Path(out), "reproduce", force=force, inputs=[config_path], produces=RUN_ENTRIES)
     layout = RunLayout(Path(out))
     timings = Timings()
 
@@ -427,7 +434,7 @@ def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo
 # From the authors' published artifacts
 # --------------------------------------------------------------------------------------
 
-def reproduce_paper(out: Path, echo: Echo = print) -> Path:
+def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
     """Every table and graph figure from the authors' published artifacts (no training)."""
     from etio.report import paper
     from etio.report import tables
@@ -436,7 +443,7 @@ def reproduce_paper(out: Path, echo: Echo = print) -> Path:
     from etio.causal.effects import graph_files
 
     timings = Timings()
-    with atomic_dir(Path(out)) as staging:
+    with output_dir(Path(out), "reproduce --paper", force=force) as staging:
         layout = RunLayout(staging)
         with timings.stage("tables from the authors' published results", echo):
             built = {

@@ -28,7 +28,8 @@ from etio.causal.effects import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH, ST
 from etio.causal.estimation import benjamini_hochberg
 from etio.causal.hypotheses import ESTIMATORS, HYPOTHESES, SIGNIFICANCE_LEVEL, table3_cells, verdicts
 from etio.core.errors import EtioInputError
-from etio.core.provenance import atomic_dir, write_json
+from etio.core.outputs import output_dir
+from etio.core.provenance import write_json
 from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
 from etio.core.schema import ATTACK_PAPER_NAMES
 from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
@@ -392,10 +393,11 @@ def to_terminal(table: pd.DataFrame) -> str:
     return formatted(table).to_string(index=False)
 
 
-def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenance: dict) -> None:
+def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenance: dict, *,
+                force: bool = False, inputs=()) -> None:
     """``<out>/<name>.csv`` (full precision), ``.md``, ``.tex`` and ``provenance.json``, atomically:
-    ``out`` is replaced only once all files exist."""
-    with atomic_dir(Path(out)) as staging:
+    ``out`` is replaced only once all files exist, under the rules of :mod:`etio.core.outputs`."""
+    with output_dir(Path(out), name, force=force, inputs=inputs) as staging:
         table.to_csv(staging / f"{name}.csv", index=False)
         (staging / f"{name}.md").write_text(to_markdown(table, title))
         (staging / f"{name}.tex").write_text(to_latex(table, title, label=f"tab:{name}"))

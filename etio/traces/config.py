@@ -65,6 +65,7 @@ trace stage's part happens here: an unknown key, dataset, architecture or width 
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -271,6 +272,13 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     def fail(msg: str):
         raise EtioInputError(f"{source}: {msg}")
 
+    config = _parse_config(raw, source, fail)
+    _check_distinct_keys(config, fail)
+    return config
+
+
+def _parse_config(raw: dict[str, Any], source: str, fail) -> ExperimentConfig:
+
     def check_keys(table: dict, allowed: set[str], where: str):
         for k in table:
             if k not in allowed:
@@ -281,9 +289,16 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             fail(f"{what} must be an integer ≥ {minimum}, got {v!r}")
         return v
 
-    def as_float(v, what, minimum=0.0):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
-            fail(f"{what} must be a number ≥ {minimum}, got {v!r}")
+    def as_float(v, what, minimum=0.0, maximum=math.inf, exclusive=()):
+        # NaN compares false with everything, so finiteness is checked first: lr = nan trains NaN models.
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            fail(f"{what} must be a finite number, got {v!r}")
+        low_ok = v > minimum if "min" in exclusive else v >= minimum
+        high_ok = v < maximum if "max" in exclusive else v <= maximum
+        if not (low_ok and high_ok):
+            lo = "(" if "min" in exclusive else "["
+            hi = ")" if "max" in exclusive or maximum == math.inf else "]"
+            fail(f"{what} must be in {lo}{minimum:g}, {maximum:g}{hi}, got {v!r}")
         return float(v)
 
     def as_list(v, what):
@@ -314,15 +329,17 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     overrides = []
     for o in t.get("lr_overrides", [{"arch": "alexnetwol", "loss": "ce", "lr": 0.01}]):
         check_keys(o, _OVERRIDE_KEYS, "[training].lr_overrides")
-        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr")))
+        if not {"arch", "loss", "lr"} <= set(o):
+            fail("each [training].lr_overrides entry needs arch, loss and lr")
+        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr", exclusive=("min",))))
     training = Training(
         batch_size=as_int(t.get("batch_size", 128), "training.batch_size"),
         eval_batch_size=as_int(t.get("eval_batch_size", 1000), "training.eval_batch_size"),
-        lr=as_float(t.get("lr", 0.1), "training.lr"),
+        lr=as_float(t.get("lr", 0.1), "training.lr", exclusive=("min",)),
         lr_overrides=tuple(overrides),
-        momentum=as_float(t.get("momentum", 0.9), "training.momentum"),
+        momentum=as_float(t.get("momentum", 0.9), "training.momentum", 0.0, 1.0, exclusive=("max",)),
         lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
-        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay"),
+        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay", 0.0, 1.0, exclusive=("min",)),
         models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
                           if t.get("models_per_batch") is not None else None),   # None: a store's form of "absent"
         pgd_steps=as_int(t.get("pgd_steps", 7), "training.pgd_steps"),
@@ -407,7 +424,7 @@ def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list
     losses = [str(x) for x in as_list(g["loss"], "grid.loss")]
     for x in losses:
         check_loss(x, where=source)
-    wds = [as_float(x, "weight_decay") for x in as_list(g["weight_decay"], "grid.weight_decay")]
+    wds = [as_float(x, "weight_decay", 0.0, 1.0, exclusive=("max",)) for x in as_list(g["weight_decay"], "grid.weight_decay")]
     epochs = [as_int(e, "epochs") for e in as_list(g["epochs"], "grid.epochs")]
     scheds = as_list(g["scheduler"], "grid.scheduler")
     for s in scheds:
@@ -422,3 +439,21 @@ def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list
                 fail(f"adv_eps {e:g} is not below 1: budgets are fractions of the [0, 1] pixel range")
         grid["adv_eps"] = sorted(set(budgets))
     return grid
+
+
+def _check_distinct_keys(config: ExperimentConfig, fail) -> None:
+    """Two grid points with one store key would share one stored configuration (a weight decay
+    of 0.0005000001 prints as 0.0005): the grid would silently shrink."""
+    seen: dict[str, TrainConfig] = {}
+    for conf in config.configurations():
+        other = seen.setdefault(conf.key, conf)
+        if other is conf:
+            continue
+        differ = [f"{name} {getattr(other, name)!r} and {getattr(conf, name)!r}"
+                  for name in ("dataset", "arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler", "lr",
+                               "adv_eps")
+                  if getattr(other, name) != getattr(conf, name)]
+        if differ:
+            fail(f"grid values {'; '.join(differ)} map to the same store key {conf.key!r}; "
+                 f"use values that differ in their first 6 significant digits")
+        fail(f"the grid lists configuration {conf.key!r} twice (a value repeated in [grid])")

@@ -19,12 +19,13 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from etio.traces.config import ExperimentConfig, TrainConfig
 from etio.core.errors import EtioInputError
-from etio.traces.store import ConfigRecord, TraceStore, create_store, open_store
+from etio.traces.store import ConfigRecord, TraceStore, check_store_dir, create_store, open_store, store_lock
 
 
 @dataclass(frozen=True)
@@ -185,18 +186,21 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
     """
     device = _resolve(device)
-    store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
-    units = trace_units(cfg, store, shard)
-    started = time.time()
-    total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
-    done_before = total - sum(sum(not store.is_done(k) for k in u.keys) for u in units)
-    from etio.core.progress import StageProgress
+    check_store_dir(out)                         # a foreign directory is refused before the lock file appears
+    with store_lock(Path(out), "etio traces"):   # a second writer of the store waits here
+        store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
+        store.invalidate_damaged()               # verified before reuse: damaged configurations are recomputed
+        units = trace_units(cfg, store, shard)
+        started = time.time()
+        total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
+        done_before = total - sum(sum(not store.is_done(k) for k in u.keys) for u in units)
+        from etio.core.progress import StageProgress
 
-    with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
-                       enabled=progress or echo is not None) as bar:
-        for unit in units:
-            run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
-    return finish_traces(store, device, shard, started)
+        with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
+                           enabled=progress or echo is not None) as bar:
+            for unit in units:
+                run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
+        return finish_traces(store, device, shard, started)
 
 
 @dataclass(frozen=True)
@@ -409,11 +413,19 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     each with all of its configurations. A configuration present in several stores is taken
     from the first one given.
     """
-    from etio.core.provenance import atomic_dir
+    from etio.core.outputs import check_output_dir, output_dir
     from etio.traces.config import NON_TRAINING_KEYS, parse_config
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
+    out = Path(out)
+    # A store keeps changing after the merge (resumed training, attack results), so an existing
+    # one is never replaced: --out must be new or empty. Checked first: it costs nothing.
+    if out.is_dir() and any(out.iterdir()):
+        raise EtioInputError(f"--out {out} exists and is not empty; `etio traces merge` writes a new store")
+    check_output_dir(out, "traces merge", inputs=dirs)
+    out = Path(out)
+    check_output_dir(out, "traces merge", inputs=dirs)     # a file where the store should go: refused first
     stores = [open_store(d) for d in dirs]
     configs = [parse_config(st.meta["config"], f"{st.root}/store.json") for st in stores]
     reference = configs[0].training_settings()
@@ -424,16 +436,13 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
                                  f"({difference}); their traces cannot be pooled")
     _check_data_subsets(stores, configs)
     _check_shards(stores, configs, NON_TRAINING_KEYS)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise EtioInputError(f"--out {out} exists and is not empty")
     same = all(st.meta["config"] == stores[0].meta["config"] for st in stores)
     pooled_config = stores[0].meta["config"] if same else pooled_study(configs).to_dict()
     meta = {k: v for k, v in stores[0].meta.items() if k not in ("config", "shards")}
     meta.update(config=pooled_config, shards=["1/1"],
                 pooled_from=[{"store": str(st.root), "config": st.meta["config"].get("name"),
                               "shards": st.meta.get("shards", [])} for st in stores])
-    with atomic_dir(out) as staging:
+    with output_dir(out, "traces merge", inputs=dirs) as staging:
         from etio.core.provenance import write_json
 
         write_json(staging / "store.json", meta)
@@ -442,8 +451,13 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
                 shutil.copytree(st.root / "splits", staging / "splits", dirs_exist_ok=True)
             for key in st.keys():
                 dest = staging / "configs" / key
-                if not dest.exists():
-                    shutil.copytree(st.config_dir(key), dest)
+                if dest.exists():
+                    continue
+                problem = st.damage(key)
+                if problem is not None:   # left for `etio traces` on the merged store to recompute
+                    warnings.warn(f"{problem}; configuration {key} is not merged", stacklevel=2)
+                    continue
+                shutil.copytree(st.config_dir(key), dest, ignore=shutil.ignore_patterns(".*"))
         open_store(staging).write_traces_csv({"merged_from": [str(d) for d in dirs]})
     return open_store(out)
 

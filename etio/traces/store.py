@@ -13,20 +13,33 @@ Layout of a store directory ``DIR``::
 
 Every file is written atomically (temporary file + rename), so a killed run leaves either a
 complete configuration or none; a rerun skips what is done.
+
+Every stored file is checked before it is reused: ``record.json`` carries the SHA-256 of
+``models.pt`` and ``stats.json`` and one of its own content, each attack result one of its own
+content, and a split file must equal the split its seed draws. A file that is truncated,
+corrupt or missing makes its configuration (or attack result) count as not done: the rerun
+recomputes it, with a one-line warning naming the file. Writers of one store take an
+advisory lock (``DIR/.lock``), so a second ``etio traces`` or ``etio attack`` on the same store
+waits for the first and then finds its work done. A ``store.json`` that is lost or damaged is
+rebuilt from the records by ``etio traces --config`` (the config says what the store holds).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, file_error
 from etio.core.provenance import atomic_write_text, provenance, write_json
 from etio.core.schema import CENTROID_COLUMNS, GENERALIZATION_COLUMNS, IDENTITY_COLUMNS, TRACE_COLUMNS
 
@@ -34,6 +47,109 @@ STORE_FORMAT = "etio-trace-store"
 STORE_VERSION = 1
 #: Columns the trace stage itself fills (the rest are filled from attack results).
 TRACE_STAGE_COLUMNS = IDENTITY_COLUMNS + ["NumParams"] + GENERALIZATION_COLUMNS + CENTROID_COLUMNS
+#: The key of a stored JSON file's checksum of its own content.
+CHECKSUM_KEY = "sha256"
+LOCK_FILE = ".lock"
+
+
+# --------------------------------------------------------------------------------------
+# Checksums and atomic bytes
+# --------------------------------------------------------------------------------------
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def with_checksum(obj: dict) -> dict:
+    """``obj`` plus the SHA-256 of its own content (formatting-independent)."""
+    body = {k: v for k, v in obj.items() if k != CHECKSUM_KEY}
+    return {**body, CHECKSUM_KEY: sha256_bytes(_canonical(json.loads(json.dumps(body, default=str))))}
+
+
+def checksum_problem(obj: Any) -> str | None:
+    """Why a stored JSON object fails its own checksum (None: it passes, or has none: older stores)."""
+    if not isinstance(obj, dict):
+        return "is not a JSON object"
+    if CHECKSUM_KEY not in obj:
+        return None
+    body = {k: v for k, v in obj.items() if k != CHECKSUM_KEY}
+    return None if sha256_bytes(_canonical(body)) == obj[CHECKSUM_KEY] else "does not match its checksum"
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``; a fault is one line naming ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise file_error(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise file_error(path, exc) from None
+        raise
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+@contextlib.contextmanager
+def store_lock(root: Path, what: str) -> Iterator[None]:
+    """Hold the store's advisory lock (``fcntl.flock`` on ``DIR/.lock``) while writing it.
+
+    A second writer waits, after a one-line message naming the holder; the lock goes with
+    the process, so a killed writer never leaves the store locked.
+    """
+    import fcntl
+
+    root = Path(root)
+    path = root / LOCK_FILE
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise file_error(path, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            _warn(f"{root} is being written by {holder}; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -75,7 +191,7 @@ class ConfigRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> "ConfigRecord":
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k not in ("checksums", CHECKSUM_KEY)}
         d["input_shape"] = tuple(d["input_shape"])
         return cls(**d)
 
@@ -189,12 +305,84 @@ class TraceStore:
             raise EtioInputError(f"configuration {key!r} is not (yet) in the trace store {self.root}")
         return self.config_dir(key)
 
+    def lock(self, what: str):
+        return store_lock(self.root, what)
+
+    # ---- verification ----------------------------------------------------------------------
+    def damage(self, key: str) -> str | None:
+        """Why the stored configuration ``key`` cannot be reused (None: every file checks out)."""
+        cdir = self.config_dir(key)
+        try:
+            stats_bytes = (cdir / "stats.json").read_bytes()
+            json.loads(stats_bytes)
+        except FileNotFoundError:
+            return f"{cdir / 'stats.json'} is missing"
+        except (OSError, ValueError):
+            return f"{cdir / 'stats.json'} is truncated or corrupt"
+        try:
+            record = json.loads((cdir / "record.json").read_text())
+        except FileNotFoundError:
+            return f"{cdir / 'record.json'} is missing"
+        except (OSError, ValueError):
+            return f"{cdir / 'record.json'} is truncated or corrupt"
+        if problem := checksum_problem(record):
+            return f"{cdir / 'record.json'} {problem}"
+        try:
+            ConfigRecord.from_json(record)
+        except (TypeError, KeyError):
+            return f"{cdir / 'record.json'} lacks fields of a configuration record"
+        sums = record.get("checksums") or {}
+        for name in ("models.pt", "stats.json"):
+            path = cdir / name
+            if not path.exists():
+                return f"{path} is missing"
+            if name in sums and (sha256_bytes(stats_bytes) if name == "stats.json" else sha256_file(path)) != sums[name]:
+                return f"{path} does not match the checksum in record.json (truncated or corrupt)"
+        return None
+
+    def invalidate(self, key: str) -> None:
+        """Make ``key`` count as not done (its stats.json goes first), so that it is recomputed;
+        its attack results go too: they were computed from the models being replaced."""
+        import shutil
+
+        cdir = self.config_dir(key)
+        try:
+            (cdir / "stats.json").unlink(missing_ok=True)
+            shutil.rmtree(cdir / "attacks", ignore_errors=True)
+        except OSError as exc:
+            raise file_error(cdir / "stats.json", exc, "remove") from None
+
+    def invalidate_damaged(self) -> list[str]:
+        """Verify every stored configuration; the damaged ones are invalidated (one warning each)."""
+        damaged = []
+        for key in self.keys():
+            problem = self.damage(key)
+            if problem is not None:
+                _warn(f"{problem}; recomputing configuration {key}")
+                self.invalidate(key)
+                damaged.append(key)
+        return damaged
+
+    def require_intact(self, key: str) -> None:
+        problem = self.damage(key)
+        if problem is not None:
+            raise EtioInputError(f"{problem}; rerun `etio traces --config CONFIG --out {self.root}` to recompute "
+                                 f"configuration {key}")
+
     # ---- reading -------------------------------------------------------------------------
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            cause = "truncated or corrupt" if isinstance(exc, ValueError) else (exc.strerror or str(exc))
+            raise EtioInputError(f"{path} is {cause}; rerun `etio traces --config CONFIG --out {self.root}` "
+                                 f"to recompute it") from None
+
     def record(self, key: str) -> ConfigRecord:
-        return ConfigRecord.from_json(json.loads((self._require(key) / "record.json").read_text()))
+        return ConfigRecord.from_json(self._read_json(self._require(key) / "record.json"))
 
     def stats(self, key: str) -> dict:
-        return json.loads((self._require(key) / "stats.json").read_text())
+        return self._read_json(self._require(key) / "stats.json")
 
     def splits(self, key: str) -> DataSplits:
         from etio.traces.datasets import load
@@ -202,13 +390,25 @@ class TraceStore:
         rec = self.record(key)
         # the same images the models were trained and evaluated on
         data = load(rec.dataset, self.data_dir, rec.pool_size, rec.test_size, allow_synthetic=rec.synthetic_data)
-        subsets = np.load(self.root / "splits" / rec.split_file)
+        path = self.root / "splits" / rec.split_file
+        try:
+            subsets = np.load(path)
+        except (OSError, ValueError, EOFError):
+            raise EtioInputError(f"{path} is missing, truncated or corrupt; rerun `etio traces --config CONFIG "
+                                 f"--out {self.root}` to rewrite it") from None
         return DataSplits(data.pool_x, data.pool_y, data.test_x, data.test_y, subsets, rec.models_per_repeat)
 
     def ensemble(self, key: str, device="cpu") -> Ensemble:
         import torch
 
-        state = torch.load(self._require(key) / "models.pt", map_location="cpu", weights_only=True)
+        path = self._require(key) / "models.pt"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise EtioInputError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0][:80]}); rerun "
+                                 f"`etio traces --config CONFIG --out {self.root}` to recompute it") from None
         return Ensemble(self.record(key), state, device)
 
     # ---- writing (trace stage) ---------------------------------------------------------------
@@ -221,43 +421,74 @@ class TraceStore:
             write_json(self.root / "store.json", self.meta)
 
     def write_split(self, name: str, subsets: np.ndarray) -> None:
+        """Store a split; an existing file is kept only if it holds exactly this split."""
         path = self.root / "splits" / name
         if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npy", dir=path.parent)
-        os.close(fd)
-        np.save(tmp, subsets)
-        os.replace(tmp, path)
+            try:
+                if np.array_equal(np.load(path), subsets):
+                    return
+            except (OSError, ValueError, EOFError):
+                pass
+            _warn(f"{path} is truncated or corrupt; rewriting it")
+        buffer = io.BytesIO()
+        np.save(buffer, subsets)
+        write_bytes_atomic(path, buffer.getvalue())
 
     def write_config(self, record: ConfigRecord, state: dict, stats: dict) -> None:
-        """Models, then record, then stats (the completion marker) — each atomically."""
+        """Models, then record (with both files' checksums), then stats (the completion marker),
+        each atomically."""
+        import shutil
+
         import torch
 
         cdir = self.config_dir(record.key)
-        cdir.mkdir(parents=True, exist_ok=True)
-        for stale in cdir.glob(".*"):           # temporary files of a run killed while writing
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".pt", dir=cdir)
-        os.close(fd)
-        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
-        os.replace(tmp, cdir / "models.pt")
-        write_json(cdir / "record.json", record.to_json())
-        write_json(cdir / "stats.json", stats)
+        try:
+            cdir.mkdir(parents=True, exist_ok=True)
+            for stale in cdir.glob(".*"):           # temporary files of a run killed while writing
+                stale.unlink(missing_ok=True)
+            shutil.rmtree(cdir / "attacks", ignore_errors=True)   # results of models being replaced
+        except OSError as exc:
+            raise file_error(cdir, exc) from None
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buffer)
+        models = buffer.getvalue()
+        stats_bytes = _json_bytes(stats)
+        meta = with_checksum({**record.to_json(),
+                              "checksums": {"models.pt": sha256_bytes(models), "stats.json": sha256_bytes(stats_bytes)}})
+        write_bytes_atomic(cdir / "models.pt", models)
+        write_bytes_atomic(cdir / "record.json", _json_bytes(meta))
+        write_bytes_atomic(cdir / "stats.json", stats_bytes)
 
     # ---- attacks -----------------------------------------------------------------------------
     def write_attack(self, key: str, attack_name: str, result: dict) -> None:
-        write_json(self._require(key) / "attacks" / f"{attack_name}.json", result)
+        """One attack's result, written atomically with a checksum of its content."""
+        result = with_checksum(json.loads(json.dumps(result, default=str)))
+        write_bytes_atomic(self._require(key) / "attacks" / f"{attack_name}.json", _json_bytes(result))
+
+    def _attack_file(self, path: Path, action: str) -> dict | None:
+        """A stored attack result, or None (with a warning) when it is truncated or corrupt."""
+        try:
+            result = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            _warn(f"{path} is truncated or corrupt; {action}")
+            return None
+        if problem := checksum_problem(result):
+            _warn(f"{path} {problem}; {action}")
+            return None
+        return {k: v for k, v in result.items() if k != CHECKSUM_KEY}
 
     def read_attack(self, key: str, attack_name: str) -> dict | None:
-        path = self.config_dir(key) / "attacks" / f"{attack_name}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return self._attack_file(self.config_dir(key) / "attacks" / f"{attack_name}.json", "recomputing it")
 
     def attack_results(self, key: str) -> dict[str, dict]:
         adir = self.config_dir(key) / "attacks"
         if not adir.exists():
             return {}
-        return {p.stem: json.loads(p.read_text()) for p in sorted(adir.glob("*.json"))}
+        results = {p.stem: self._attack_file(p, "left out of traces.csv until `etio attack` recomputes it")
+                   for p in sorted(adir.glob("*.json"))}
+        return {name: r for name, r in results.items() if r is not None}
 
     # ---- the trace table -----------------------------------------------------------------------
     def traces_table(self):
@@ -313,18 +544,53 @@ class TraceStore:
         return path
 
 
+def check_store_dir(root: Path | str) -> None:
+    """Raise unless ``root`` can hold a trace store: absent, empty, or a store (even a damaged one)."""
+    root = Path(root)
+    for parent in [root, *root.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise EtioInputError(f"--out {root}: {parent} is a file, not a directory")
+        if parent.exists():
+            break
+    if not root.exists() or _looks_like_store(root):
+        return
+    if any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise EtioInputError(f"{root} exists, is not empty and is not a trace store; use another --out directory")
+
+
+def _looks_like_store(root: Path) -> bool:
+    """store.json, or the configs/ and splits/ a store.json that was lost or damaged described."""
+    return (root / "store.json").exists() or ((root / "configs").is_dir() and (root / "splits").is_dir())
+
+
+def _readable_meta(root: Path) -> dict | None:
+    try:
+        meta = json.loads((root / "store.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def create_store(root: Path | str, config: dict, data_dir: Path | str | None = None) -> TraceStore:
     """Open ``root`` as a store of ``config``, creating it if needed.
 
-    An existing store made from a different config is an error (its results would mix).
+    An existing store made from a different config is an error (its results would mix). A
+    store whose ``store.json`` is lost or unreadable is rebuilt from ``config`` when every
+    stored configuration is one of ``config``'s (with a warning); otherwise it is an error.
     """
     root = Path(root)
     meta_path = root / "store.json"
-    if meta_path.exists():
+    check_store_dir(root)
+    config = json.loads(json.dumps(config))
+    if _looks_like_store(root):
         from etio.traces.config import NON_TRAINING_KEYS
 
+        meta = _readable_meta(root)
+        if meta is not None and meta.get("format") != STORE_FORMAT:
+            raise EtioInputError(f"{meta_path} is not an etio trace store; use another --out directory")
+        if meta is None or not isinstance(meta.get("config"), dict):
+            return _repair_store(root, config, data_dir)
         store = open_store(root, data_dir)
-        config = json.loads(json.dumps(config))
         trained = lambda c: {k: v for k, v in c.items() if k not in NON_TRAINING_KEYS}  # noqa: E731
         if trained(store.meta.get("config", {})) != trained(config):
             raise EtioInputError(f"{root} is a trace store of a different config ({store.meta.get('config', {}).get('name')!r}); "
@@ -333,21 +599,40 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
             store.meta["config"] = config
             write_json(meta_path, store.meta)
         return store
-    if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
-        raise EtioInputError(f"{root} exists, is not empty and is not a trace store")
     meta = {"format": STORE_FORMAT, "version": STORE_VERSION, "config": config,
             "data_dir": str(data_dir) if data_dir else None}
     write_json(meta_path, meta)
     return TraceStore(root, meta, Path(data_dir) if data_dir else None)
 
 
+def _repair_store(root: Path, config: dict, data_dir) -> TraceStore:
+    """Rebuild a lost or damaged ``store.json`` from ``config``, if the records belong to it."""
+    from etio.traces.config import parse_config
+
+    raw = {**config, "training": {k: v for k, v in config.get("training", {}).items() if v is not None}}  # unset: default
+    expected = {c.key for c in parse_config(raw, source=str(root / "store.json")).configurations()}
+    cdir = root / "configs"
+    stored = sorted(p.name for p in cdir.iterdir() if p.is_dir()) if cdir.is_dir() else []
+    foreign = [k for k in stored if k not in expected]
+    if foreign:
+        raise EtioInputError(f"{root}/store.json is missing or damaged and {root}/configs holds configuration(s) "
+                             f"this config does not have ({foreign[0]}); use another --out directory")
+    meta = {"format": STORE_FORMAT, "version": STORE_VERSION, "config": config,
+            "data_dir": str(data_dir) if data_dir else None}
+    write_json(root / "store.json", meta)
+    _warn(f"{root}/store.json was missing or damaged; rebuilt from --config and the {len(stored)} stored "
+          f"configuration record(s)")
+    return TraceStore(root, meta, Path(data_dir) if data_dir else None)
+
+
 def open_store(root: Path | str, data_dir: Path | str | None = None) -> TraceStore:
     root = Path(root)
-    meta_path = root / "store.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        raise EtioInputError(f"{root} is not a trace store (no readable store.json); create one with `etio traces`") from None
+    meta = _readable_meta(root)
+    if meta is None:
+        if root.is_dir() and _looks_like_store(root):
+            raise EtioInputError(f"{root}/store.json is missing or damaged; rebuild it with "
+                                 f"`etio traces --config CONFIG --out {root}` (the config the store was made from)")
+        raise EtioInputError(f"{root} is not a trace store (no readable store.json); create one with `etio traces`")
     if meta.get("format") != STORE_FORMAT:
         raise EtioInputError(f"{root}/store.json is not an etio trace store")
     return TraceStore(root, meta, Path(data_dir) if data_dir else None)
