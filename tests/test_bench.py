@@ -29,16 +29,21 @@ def test_bench_lists_every_benchmark():
 
 def test_bench_train():
     lines = _bench("train", "--epochs", 1, "--device", "cpu")
-    assert lines[0] == "models 60 epochs 1 device cpu"              # 5 widths x 12 models
-    assert re.fullmatch(rf"one-at-a-time {NUMBER} models/s", lines[1]), lines
-    assert re.fullmatch(rf"batched {NUMBER} models/s", lines[2]), lines
-    assert re.fullmatch(rf"speedup {NUMBER}x", lines[3]) and len(lines) == 4, lines
+    assert re.fullmatch(r"device cpu, torch threads \d+", lines[0]), lines
+    # One line per architecture of the paper: the MLP grid (5 widths x 12 models), a conv net at its smallest width.
+    archs = {"mlp_1hidden": ("16,32,64,128,256", 60), "alexnetwol": ("16", 10), "resnet34": ("2", 10),
+             "densenet161": ("2", 10)}
+    assert len(lines) == 1 + len(archs), lines
+    for line, (arch, (widths, models)) in zip(lines[1:], archs.items()):
+        assert re.fullmatch(rf"{arch} +width {widths} models {models} epochs 1: one-at-a-time {NUMBER} models/s, "
+                            rf"batched {NUMBER} models/s, speedup {NUMBER}x", line), lines
 
 
 def test_bench_ate():
     lines = _bench("ate", "--wd", "0.005")
     # 12 graphs of the authors at weight decay 5e-3 (no MemGuard) x 13 treatments
-    assert len(lines) == 1 and re.fullmatch(rf"ates 156 in {NUMBER} s \({NUMBER} ms/estimate\)", lines[0]), lines
+    assert len(lines) == 1 and re.fullmatch(rf"ates 156 queries \(paper \+ sound estimators\) in {NUMBER} s "
+                                            rf"\({NUMBER} ms/query\); {NUMBER} of the 60 s budget", lines[0]), lines
 
 
 @requires_r

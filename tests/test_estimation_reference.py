@@ -11,6 +11,8 @@ from scipy import stats
 
 from etio.causal import effects
 
+#: The columns one refuter adds to the ATE table (``<refuter>_new_effect`` / ``_p_value`` / ``_result``).
+_REFUTER_SUFFIXES = ("_new_effect", "_p_value", "_result")
 
 def _linear_data(n=300, seed=1):
     rng = np.random.default_rng(seed)
@@ -36,6 +38,29 @@ def _formula_interval(data: pd.DataFrame, treatment: str, outcome: str, backdoor
     span = data[treatment].max() - data[treatment].min()
     low, high = np.asarray(test.conf_int(alpha=0.05)).ravel()
     return span * float(np.asarray(test.effect).ravel()[0]), span * low, span * high, float(fit.pvalues[treatment])
+
+
+def _formula_sound(data: pd.DataFrame, treatment: str, outcome: str, backdoor, modifiers):
+    """The sound ATE span * (b_T + sum_k mean(M_k) b_{T:M_k}) of a formula-built OLS with the
+    modifiers' main effects, and its standard error from each row's influence (through the
+    coefficients and through the modifier means), every row its own cluster."""
+    import statsmodels.formula.api as smf
+
+    mains = list(dict.fromkeys([*backdoor, *modifiers]))
+    terms = [treatment, *mains, *(f"{treatment}:{m}" for m in modifiers)]
+    fit = smf.ols(f"{outcome} ~ " + " + ".join(terms), data=data).fit()
+    weights = pd.Series(0.0, index=fit.params.index)
+    weights[treatment] = 1.0
+    for m in modifiers:
+        weights[f"{treatment}:{m}"] = data[m].mean()
+    span = data[treatment].max() - data[treatment].min()
+    x = fit.model.exog
+    n, p = x.shape
+    influence = span * (x * fit.resid.to_numpy()[:, None]) @ np.linalg.inv(x.T @ x) @ weights.to_numpy()
+    for m in modifiers:
+        influence += span * fit.params[f"{treatment}:{m}"] * (data[m] - data[m].mean()).to_numpy() / n
+    factor = n / (n - 1) * (n - 1) / (n - p)
+    return span * float(weights @ fit.params), float(np.sqrt(factor * influence @ influence))
 
 
 def _small_study(n=40, seed=0):
@@ -64,7 +89,11 @@ def _small_study(n=40, seed=0):
 def test_estimate_ates_on_a_hand_built_graph():
     traces, graph, rows = _small_study()
     table = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005)
-    assert list(table.columns) == list(effects.ATE_SCHEMA.required) + ["n_rows"]
+    refuter_columns = [c for c in effects.ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
+    assert len(refuter_columns) == 3 * len(effects.REFUTERS)
+    # Without refuters: every column of the schema, in its order, except the refuters' ones.
+    assert list(table.columns) == [c for c in effects.ATE_SCHEMA.columns if c not in refuter_columns]
+    assert list(table.columns)[:len(effects.ATE_SCHEMA.required)] == list(effects.ATE_SCHEMA.required)
     assert len(table) == 13 and (table["n_rows"] == 40).all()
     assert table["feature"].tolist() == effects.treatments_for("Oak17Acc")
     estimated = table[table["status"] == effects.STATUS_ESTIMATED].set_index("feature")
@@ -79,11 +108,23 @@ def test_estimate_ates_on_a_hand_built_graph():
         assert row["backdoor_set"] == ";".join(ident.backdoor_set)
         # dowhy's effect modifiers: causes of the attack outside the treatment's own ancestry.
         assert "TestVar" in ident.effect_modifiers or feature == "TestVar"
+        # The paper estimator (dowhy's regression: no main effects of the modifiers, the
+        # treatment coefficient's test).
         ate, low, high, p = _formula_interval(data, feature, "Oak17Acc", ident.backdoor_set, ident.effect_modifiers)
-        assert (row["ate"], row["ci_low"], row["ci_high"]) == pytest.approx((ate, low, high), rel=1e-9), feature
-        assert row["p_value"] == pytest.approx(p, rel=1e-6), feature
+        assert row["ate_paper"] == pytest.approx(ate, rel=1e-9), feature
+        assert row["p_value_paper"] == pytest.approx(p, rel=1e-6), feature
+        # The sound estimator: the modifiers' main effects enter, the ATE's own clustered test
+        # (every row its own run here), the interval on 40 - 1 degrees of freedom.
+        modifiers = row["effect_modifiers"].split(";") if row["effect_modifiers"] else []
+        ate, se = _formula_sound(data, feature, "Oak17Acc", ident.backdoor_set, modifiers)
+        assert (row["ate"], row["se"]) == pytest.approx((ate, se), rel=1e-9), feature
+        half = stats.t.ppf(0.975, 39) * se
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((ate - half, ate + half), rel=1e-9), feature
+        assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(ate / se), 39), rel=1e-6), feature
+    assert estimated.loc["TestVar", "effect_modifiers"] == "AccDiff;TrainSize"
     # Through AccDiff: 0.5 x 1e-4 per unit of TrainSize over the 4000 between 1k and 5k.
     assert estimated.loc["TrainSize", "ate"] == pytest.approx(0.5 * 1e-4 * 4000, rel=0.2)
+    assert estimated.loc["TrainSize", "ate_paper"] == pytest.approx(0.5 * 1e-4 * 4000, rel=0.2)
     assert (table["loss"] == "ce").all() and (table["weight_decay"] == 0.0005).all()
 
 
@@ -92,9 +133,15 @@ def test_estimate_ates_with_refuters_and_on_bad_input():
     table = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
     assert list(table.columns) == effects.ATE_SCHEMA.columns
     no_path = table["status"] == effects.STATUS_NO_PATH
-    refuter_columns = [c for c in effects.ATE_SCHEMA.optional if c != "n_rows"]
-    assert table.loc[no_path, refuter_columns].isna().all().all()
-    assert table.loc[~no_path, refuter_columns].notna().all().all()
+    refuter_columns = [c for c in effects.ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
+    assert len(refuter_columns) == 3 * len(effects.REFUTERS)
+    numbers = [c for c in refuter_columns if not c.endswith("_result")]
+    results = [c for c in refuter_columns if c.endswith("_result")]
+    # Queries without a causal path are not refuted: no number, an empty verdict.
+    assert table.loc[no_path, numbers].isna().all().all()
+    assert (table.loc[no_path, results] == "").all().all()
+    assert table.loc[~no_path, numbers].notna().all().all()
+    assert table.loc[~no_path, results].isin(["pass", "fail"]).all().all()
     again = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
     pd.testing.assert_frame_equal(table, again)                                   # seeded
     with pytest.raises(effects.EtioInputError) as raised:
@@ -107,16 +154,31 @@ def test_estimate_ates_with_refuters_and_on_bad_input():
                                  "a regression needs at least 3")
     with pytest.raises(effects.EtioInputError) as raised:
         effects.estimate_ates(traces.drop(columns=["TestVar", "TrainVar"]), {("ce", "Oak17Acc"): graph}, 0.0005)
-    assert str(raised.value) == "the ce-Oak17Acc graph has node(s) TrainVar, TestVar that the trace table lacks"
+    assert str(raised.value) == ("trace table: no column 'TrainVar', 'TestVar' "
+                                 "(the ce-Oak17Acc slice at weight decay 0.0005 needs it)")
 
 
 def test_query_slice_drops_incomplete_rows():
     traces, graph, rows = _small_study()
-    traces.loc[3, "TestVar"] = np.nan
-    data = effects.query_slice(traces, 0.0005, "ce", "Oak17Acc", ["TrainSize", "TestVar", "Oak17Acc"])
-    assert list(data.columns) == ["TrainSize", "TestVar", "Oak17Acc"] and len(data) == 39
+    nodes = ["TrainSize", "TestVar", "Oak17Acc"]
+    # A gap in a feature column is an error naming the column and the CSV line (row 3 -> line 5).
+    gap = traces.copy()
+    gap.loc[3, "TestVar"] = np.nan
+    with pytest.raises(effects.EtioInputError) as raised:
+        effects.query_slice(gap, 0.0005, "ce", "Oak17Acc", nodes)
+    assert str(raised.value) == ("trace table: column 'TestVar' has 1 row(s) with a missing value (CSV line(s) 5) "
+                                 "in the ce-Oak17Acc slice at weight decay 0.0005")
+    # Only the attack column may have gaps: those rows are dropped, with a warning saying how many.
+    traces.loc[3, "Oak17Acc"] = np.nan
+    with pytest.warns(UserWarning) as caught:
+        data = effects.query_slice(traces, 0.0005, "ce", "Oak17Acc", nodes)
+    assert [str(w.message) for w in caught] == [
+        "ce-Oak17Acc at weight decay 0.0005: 1 of 40 rows have no Oak17Acc value and are left out of its queries"]
+    assert list(data.columns) == nodes and len(data) == 39
     assert set(data["TrainSize"]) == {1000.0, 5000.0} and data.index.tolist() == list(range(39))
     assert (data.dtypes == "float64").all()
+    expected = rows.drop(index=3)[nodes].reset_index(drop=True)
+    pd.testing.assert_frame_equal(data, expected)
 
 
 def test_identify_graphs_and_the_backdoor_criterion():

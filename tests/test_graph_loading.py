@@ -38,7 +38,9 @@ def test_graph_files_accepts_both_spellings_of_the_file_name(tmp_path):
     ({"oak17.dot": ""}, "{dir}/oak17.dot: graph file names must be <loss>-<attack>.dot"),
     ({"hinge-Oak17Acc.dot": ""}, "{dir}/hinge-Oak17Acc.dot: unknown loss 'hinge'; known losses: ce, mse"),
     ({"ce-ShadowAcc.dot": ""}, "{dir}/ce-ShadowAcc.dot: unknown attack 'ShadowAcc'; known attacks: MLLeakAcc, "
-                               "MLLeakLAcc, Top3MLLeakAcc, Top3MLLeakLAcc, Oak17Acc, ThresholdAcc, MemguardAcc"),
+                               "MLLeakLAcc, Top3MLLeakAcc, Top3MLLeakLAcc, Oak17Acc, ThresholdAcc, MemguardAcc, "
+                               "ConfInferBenignAcc, ConfInferUntargetedAcc, ModelInferBenignAcc, "
+                               "ModelInferUntargetedAcc, ModelInferTargetedAcc"),
     ({"ce-Oak17Acc.dot": "", "ce-Oak17Acc-cv_avg_net_discovery.dot": ""},
      "{dir}: two graphs for ce-Oak17Acc: ce-Oak17Acc-cv_avg_net_discovery.dot, ce-Oak17Acc.dot"),
 ])

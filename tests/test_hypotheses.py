@@ -62,8 +62,12 @@ def _ates(overrides: dict) -> pd.DataFrame:
         for attack, feature in hyp.ate_queries:
             for loss in ("ce", "mse"):
                 status, ate, p = overrides.get((loss, attack, feature), (STATUS_ESTIMATED, 0.5, 0.01))
-                rows.append({"loss": loss, "attack": attack, "feature": feature, "ate": ate, "p_value": p,
-                             "status": status})
+                # The merged ATE schema: the paper estimator's columns (which the verdicts read) and
+                # the sound estimator's, here given the same numbers.
+                rows.append({"loss": loss, "weight_decay": 0.0005, "attack": attack, "feature": feature,
+                             "status": status, "ate_paper": ate, "p_value_paper": p,
+                             "ate": ate, "p_value": p, "ci_low": ate, "ci_high": ate, "q_value": p,
+                             "backdoor_set": ""})
     return pd.DataFrame(rows)
 
 
@@ -85,7 +89,7 @@ def test_verdicts_of_a_hand_built_table():
     assert marks["Q7", "ce"] == H.REFUTED                                        # variance estimated: a cause
     assert marks["Q9", "ce"] == H.NOT_SIGNIFICANT and marks["Q9", "mse"] == H.SUPPORTED
     evidence = table.set_index(["query", "loss"])["evidence"]
-    assert evidence["Q1", "ce"] == "Oak17Acc/AccDiff: 0.0000 (no path) ×"
+    assert evidence["Q1", "ce"] == "Oak17Acc/AccDiff: no path ×"                 # merged: no ATE printed
     assert evidence["Q2", "mse"] == "Oak17Acc/TrainVar: 0.5000 (p=0.01) ✓; Oak17Acc/TestVar: 0.2000 (p=0.3) ◦"
     assert evidence["Q9", "ce"] == "ThresholdAcc/LossDiff: 1.4711 (p=n/a) ◦"
     assert table.set_index(["query", "loss"])["claim"]["Q5", "ce"] == H.IS_NOT_CAUSE

@@ -16,7 +16,9 @@ from conftest import REPO, requires_r
 from etio.traces import example as example_traces
 from etio.core.errors import EtioInputError
 from etio.traces.example import EXAMPLE_TRACES_PATH, TRUE_ARCS, true_arcs_for
+from etio.core.outputs import MARKER
 from etio.core.schema import ATTACKS, TRACE_COLUMNS, features_for, to_r_name
+from etio.core.vocabulary import PAPER_ATTACKS
 
 PAPER = REPO / "etio" / "data" / "paper"
 FAST = {"R": 20, "runs": 2}  # small resampling: about a second per graph; recovery holds (see example_traces.md)
@@ -43,8 +45,11 @@ def test_bundled_traces_have_the_authors_layout():
     assert set(sizes.index) == {(0.0005, "ce"), (0.0005, "mse"), (0.005, "ce"), (0.005, "mse")}
     assert sizes.min() >= 120
     assert set(traces["TrainSize"]) == {"1k", "5k"}
-    for attack in ATTACKS[:-1]:
+    assert PAPER_ATTACKS[-1] == "MemguardAcc"
+    for attack in PAPER_ATTACKS[:-1]:
         assert traces[attack].notna().all(), attack
+    # The robust-model attacks are not in the authors' traces, so the bundled ones lack them.
+    assert not set(ATTACKS[len(PAPER_ATTACKS):]) & set(traces.columns)
     normal = traces["WeightDecay"] == 0.0005
     assert traces.loc[~normal, "MemguardAcc"].isna().all()  # MemGuard was run at weight decay 5e-4 only
     missing = traces.loc[normal, "MemguardAcc"].isna()
@@ -264,8 +269,11 @@ def rscript_run(tmp_path_factory, rscript):
 def test_rscript_learns_every_attack_of_the_bundled_traces(rscript_run):
     out, result = rscript_run
     assert result.returncode == 0, result.stderr
+    # Only the attacks the traces have are learned: the paper's seven, none of the robust ones.
+    robust = set(ATTACKS) - set(PAPER_ATTACKS)
+    assert robust and not {p.name for p in out.glob("*.dot") if p.stem.split("-", 1)[1] in robust}
     for loss in ("ce", "mse"):
-        for attack in ATTACKS:
+        for attack in PAPER_ATTACKS:
             from etio.causal.graphs import read_bnlearn_dot
 
             graph = read_bnlearn_dot(out / f"{loss}-{attack}.dot", python_names=True)
@@ -284,6 +292,10 @@ def test_python_and_r_command_lines_agree(cli_run, rscript_run):
     r, _ = rscript_run
     figures = {".svg", ".png"}
     python_files = {p.name for p in py.iterdir() if p.suffix not in figures}
+    # etio learn marks its output directory as etio's (etio.core.outputs); the R script
+    # replaces its --out as a whole and writes no marker.
+    assert MARKER in python_files and not (r / MARKER).exists()
+    python_files.discard(MARKER)
     shared = python_files & {p.name for p in r.iterdir()}
     # The R run learned every attack, so it holds all of the Python run's files but the figures.
     assert shared == python_files
@@ -323,7 +335,10 @@ def test_byte_identical_tables_for_the_same_graphs(tmp_path, rscript):
                      "0.005", "--attacks", attacks, "--replicates", "5", "--runs", "2")
     assert result.returncode == 0, result.stderr
     python_files = {p.name for p in (tmp_path / "py").iterdir()}
-    assert python_files == {p.name for p in (tmp_path / "r").iterdir()}
+    # The Python output directory also holds etio's marker (etio.core.outputs); the R one does not.
+    assert python_files == {p.name for p in (tmp_path / "r").iterdir()} | {MARKER}
+    assert MARKER in python_files
+    python_files.discard(MARKER)
     assert len(python_files) == 2 * 2 * 2 + 3 + 1
     for name in sorted(python_files - {"provenance.json"}):
         assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "r" / name).read_bytes(), name

@@ -332,7 +332,7 @@ def test_bad_config_matrix(tmp_path, monkeypatch, capsys, command, case):
     (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--losses", " , "), "--losses"),
     (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--weight-decay", "nan"), "weight decay"),
     (("reproduce", "--config", str(MINI), "--out", "{tmp}/r", "--replicates", "0"), "replicates"),
-    (("traces", "--config", str(MINI), "--out", "{tmp}/s", "--shard", "2/2"), "--shard"),
+    (("traces", "--config", str(MINI), "--out", "{tmp}/s", "--shard", "0/2"), "--shard"),
     (("query", "--traces", str(EXAMPLE), "--graphs", str(GRAPHS[0.0005]), "--wd", "0.1", "--out", "{tmp}/a.csv"),
      "weight decay 0.1"),
     (("table", "table4", "--paper", "--out", "{tmp}/t"), "unknown table"),

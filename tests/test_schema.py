@@ -12,6 +12,10 @@ import pytest
 from etio.core import schema
 from etio.core.errors import EtioInputError
 from etio.core.schema import TableSchema
+from etio.core.vocabulary import PAPER_ATTACKS
+
+ROBUST = ["ConfInferBenignAcc", "ConfInferUntargetedAcc", "ModelInferBenignAcc", "ModelInferUntargetedAcc",
+          "ModelInferTargetedAcc"]
 
 #: The header of the authors' full-summary.csv (trace schema of their repository), typed in.
 AUTHORS_HEADER = (
@@ -48,18 +52,21 @@ def test_features_and_treatments_per_attack():
     assert schema.features_for("Top3MLLeakAcc") == base + ["CentroidDistance(sorted_3)", "TrainSize"]
     assert schema.features_for("MemguardAcc", weight_decay_fixed=False)[-1] == "WeightDecay"
     assert len(schema.features_for("MLLeakAcc", weight_decay_fixed=False)) == 14
-    assert {a: schema.centroid_for(a) for a in schema.ATTACKS} == {
+    assert {a: schema.centroid_for(a) for a in PAPER_ATTACKS} == {
         "MLLeakAcc": "CentroidDistance(origin)", "MLLeakLAcc": "CentroidDistance(origin)",
         "Top3MLLeakAcc": "CentroidDistance(sorted_3)", "Top3MLLeakLAcc": "CentroidDistance(sorted_3)",
         "Oak17Acc": "CentroidDistance(origin)", "ThresholdAcc": "CentroidDistance(origin)",
         "MemguardAcc": "CentroidDistance(sorted_3)"}
+    # The robust-model attacks (Song et al.) use the whole prediction vector's centroid.
+    assert {a: schema.centroid_for(a) for a in schema.ATTACKS if a not in PAPER_ATTACKS} == {
+        a: "CentroidDistance(origin)" for a in ROBUST}
     assert schema.treatments_for("ThresholdAcc") == [
         "TrainBias2", "TestBias2", "TrainAcc", "TestAcc", "TrainLoss", "TestLoss", "TrainVar", "TestVar",
         "LossDiff", "AccDiff", "NumParams", "TrainSize", "CentroidDistance(origin)"]
     with pytest.raises(EtioInputError) as raised:
         schema.centroid_for("ShadowAcc")
     assert str(raised.value) == ("unknown attack 'ShadowAcc'; known attacks: MLLeakAcc, MLLeakLAcc, Top3MLLeakAcc, "
-                                 "Top3MLLeakLAcc, Oak17Acc, ThresholdAcc, MemguardAcc")
+                                 "Top3MLLeakLAcc, Oak17Acc, ThresholdAcc, MemguardAcc, " + ", ".join(ROBUST))
     assert schema.check_attack("Oak17Acc") == "Oak17Acc"
 
 
@@ -149,7 +156,10 @@ def test_read_traces_errors(tmp_path):
 
 def test_vocabulary_of_the_paper():
     assert schema.LOSSES == ["ce", "mse"] and schema.WEIGHT_DECAYS == [0.0005, 0.005]
-    assert len(schema.ATTACKS) == 7 and set(schema.ATTACKS) == {a for a in AUTHORS_HEADER if a.endswith("Acc")
-                                                                 and a[:-3] + "MemAcc" in AUTHORS_HEADER
-                                                                 or a == "MemguardAcc"}
+    assert len(PAPER_ATTACKS) == 7 and set(PAPER_ATTACKS) == {a for a in AUTHORS_HEADER if a.endswith("Acc")
+                                                               and a[:-3] + "MemAcc" in AUTHORS_HEADER
+                                                               or a == "MemguardAcc"}
+    # ATTACKS: the paper's seven, in order, then the five robust-model attacks (none an authors' column).
+    assert schema.ATTACKS == PAPER_ATTACKS + ROBUST
+    assert schema.ROBUST_ATTACKS == ROBUST and not set(ROBUST) & set(AUTHORS_HEADER)
     assert np.all([c in schema.TRACE_SCHEMA.columns for c in AUTHORS_HEADER])

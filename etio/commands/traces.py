@@ -107,7 +107,7 @@ def register(app, bench_app) -> None:
         import torch
 
         from etio.core.errors import EtioInputError
-        from etio.traces.models import ARCHS
+        from etio.traces.models import ARCHS, PAPER_WIDTHS
         from etio.traces.stage import bench_train as run
 
         if arch is not None and arch not in ARCHS:
@@ -116,7 +116,8 @@ def register(app, bench_app) -> None:
             torch.set_num_threads(threads)
         dev = _device(device)
         typer.echo(f"device {dev}, torch threads {torch.get_num_threads()}")
-        for a in [arch] if arch else list(ARCHS):
+        # Default: the paper's architectures (wide_resnet, of the robust-models excerpt, only on request).
+        for a in [arch] if arch else list(PAPER_WIDTHS):
             r = run(epochs=epochs or (30 if a == "mlp_1hidden" else 2), device=dev, arch=a, width=width,
                     models=models)
             typer.echo(f"{a:12s} width {','.join(map(str, r['widths']))} models {r['models']} epochs {r['epochs']}: "

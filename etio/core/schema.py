@@ -74,6 +74,9 @@ ROOT_CANDIDATES = [v.column for v in VARIABLES if v.root]
 #: fraction of the [0, 1] pixel range), PGD accuracy on members and on the test set at that
 #: budget, and their difference (the robust gap). None of them is one of the authors' 53.
 ROBUST_TRACE_COLUMNS = ["AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff"]
+#: The columns that name one configuration (``TrainConfig.identity()``): the authors' identity
+#: columns plus the PGD budget, present only in robust trace tables.
+ROW_IDENTITY_COLUMNS = IDENTITY_COLUMNS + ["AdvEps"]
 #: Inference strategy (``etio attack`` name) -> (column prefix, name in the excerpt's Table 7).
 ROBUST_STRATEGIES = {a.stage: (a.column[:-len("Acc")], a.display) for a in ATTACK_BY_COLUMN.values()
                      if a.study == "robust"}
@@ -309,7 +312,8 @@ def check_trace_rows(table: pd.DataFrame, source: str = "trace table") -> None:
     """Whole-table checks: no ±inf in a numeric column, no configuration listed twice.
 
     Rows are named by their CSV line (header = line 1). Duplicates are rows that repeat every
-    identity column present (:data:`IDENTITY_COLUMNS`); the error names those columns.
+    identity column present (:data:`IDENTITY_COLUMNS`, plus ``AdvEps``, the PGD budget of a
+    robust trace table, as in ``TrainConfig.identity()``); the error names those columns.
     """
     for col in table.columns:
         if pd.api.types.is_numeric_dtype(table[col]) and not pd.api.types.is_bool_dtype(table[col]):
@@ -318,12 +322,14 @@ def check_trace_rows(table: pd.DataFrame, source: str = "trace table") -> None:
             if len(bad):
                 raise EtioInputError(f"{source}: column {col!r} has a non-finite value ({values[bad[0]]}) "
                                      f"at CSV line(s) {_lines(bad)}")
-    identity = [c for c in IDENTITY_COLUMNS if c in table.columns]
+    identity = [c for c in ROW_IDENTITY_COLUMNS if c in table.columns]
     if identity and len(table):
         dup = table.duplicated(identity, keep=False)
         if dup.any():
             first = table.index[dup][0]
-            same = table.index[dup & (table[identity] == table.loc[first, identity]).all(axis=1)]
+            ref = table.loc[first, identity]
+            equal = (table[identity] == ref) | (table[identity].isna() & ref.isna())
+            same = table.index[dup & equal.all(axis=1)]
             raise EtioInputError(
                 f"{source}: {int(dup.sum())} rows repeat a configuration (identity columns "
                 f"{', '.join(identity)}); e.g. CSV lines {_lines(same)} are the same configuration")

@@ -183,17 +183,22 @@ def _memory_gb(cfg, job) -> float:
     from etio.traces.datasets import dataset_info
     from etio.traces.models import count_params
 
-    info = dataset_info(cfg.dataset)
     if job is None:                       # an attack unit: one configuration's models are queried
-        widths = cfg.grid["width"].values() if isinstance(cfg.grid["width"], dict) else [cfg.grid["width"]]
-        biggest = max(count_params(a, max(w), info.num_classes, info.input_shape)
-                      for a in cfg.grid["arch"] for w in widths)
-        models, params, copies = cfg.repeats * (info.pool_size // min(cfg.grid["train_size"])), biggest, 1
-    else:
-        models = cfg.repeats * (info.pool_size // job.train_size) * len(job.members)
-        params, copies = count_params(job.arch, max(job.widths), info.num_classes, info.input_shape), 4
+        need = 0.0
+        for part in cfg.dataset_grids():  # the largest over the study's datasets
+            info, g = dataset_info(part.dataset), part.grid
+            widths = g["width"].values() if isinstance(g["width"], dict) else [g["width"]]
+            biggest = max(count_params(a, max(w), info.num_classes, info.input_shape)
+                          for a in g["arch"] for w in widths)
+            models = cfg.repeats * (info.pool_size // min(g["train_size"]))
+            data = (info.pool_size + info.test_size) * math.prod(info.input_shape) * 4
+            need = max(need, models * biggest * 4 + data)
+        return round(1.0 + need / 2**30, 2)
+    info = dataset_info(job.dataset or cfg.dataset)
+    models = cfg.repeats * (info.pool_size // job.train_size) * len(job.members)
+    params = count_params(job.arch, max(job.widths), info.num_classes, info.input_shape)
     data = (info.pool_size + info.test_size) * math.prod(info.input_shape) * 4
-    return round(1.0 + (models * params * 4 * copies + data) / 2**30, 2)
+    return round(1.0 + (models * params * 4 * 4 + data) / 2**30, 2)
 
 
 def trace_units(cfg, out: Path, settings: ExecutorSettings, device: str, shard=(0, 1),

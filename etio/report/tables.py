@@ -359,6 +359,34 @@ def _long_table_size(text: pd.DataFrame) -> str:
     return _FONT_WIDTHS[-1][0]
 
 
+#: How much wider than estimated a set column may come out (the character widths are rough);
+#: applied when a column is wrapped, where nothing else absorbs the error.
+_WIDTH_MARGIN = 1.15
+
+
+def _long_table_layout(text: pd.DataFrame, spec: str) -> tuple[str, str]:
+    r"""Font size and column spec of a long table. At each size, largest first: the table as it
+    is when it fits; else with its widest text column (a status or notes text) set as a wrapped
+    ``p{}`` column in the width the others leave, when that still holds its longest word. When
+    neither fits at any size: the smallest size, unwrapped (:func:`_long_table_size`)."""
+    widths = [max([len(str(c))] + [len(v) for v in text[c]]) for c in text.columns]
+    padding = 8.0 * len(text.columns)
+    texts = [i for i, kind in enumerate(spec) if kind == "l"]
+    wide = max(texts, key=lambda i: widths[i]) if texts else None
+    for size, char in _FONT_WIDTHS:
+        if sum(widths) * char + padding <= _TEXT_WIDTH_PT:
+            return size, spec
+        if wide is None:
+            continue
+        column = text[text.columns[wide]]
+        word = max([len(w) for v in column for w in str(v).split()] + [len(str(text.columns[wide])), 8])
+        rest = (sum(widths) - widths[wide]) * char * _WIDTH_MARGIN
+        room = _TEXT_WIDTH_PT - padding - rest
+        if room >= word * char * _WIDTH_MARGIN:
+            return size, spec[:wide] + f"p{{{room:.0f}pt}}" + spec[wide + 1:]
+    return _long_table_size(text), spec
+
+
 def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
     r"""A booktabs table that compiles in a plain ``article`` with :data:`LATEX_PACKAGES`: text
     columns left-aligned, numbers right-aligned, the paper's grouped headers, a ``\label``, and
@@ -373,14 +401,17 @@ def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str
     spec = "".join("r" if n else "l" for n in numeric)
     long = len(table) > LONG_TABLE_ROWS
     label = label or "tab:" + re.sub(r"[^a-z0-9]+", "-", caption.lower()).strip("-")[:40]
+    size = None
+    if long:
+        # A long table breaks across pages and cannot be scaled: a smaller font, tighter columns
+        # and, where needed, a wrapped text column keep it within the text width.
+        size, spec = _long_table_layout(text, spec)
     body = shown.style.hide(axis="index").to_latex(
         column_format=spec, hrules=True, multicol_align="c", environment="longtable" if long else None,
         caption=latex_escape(_caption(caption)) if long else None, label=label if long else None)
     header = ("% etio table; needs \\usepackage{" + ",".join(LATEX_PACKAGES) + "} in a plain article.\n")
     if long:
-        # A long table breaks across pages and cannot be scaled: a smaller font and tighter
-        # columns keep it within the text width.
-        return header + "{" + _long_table_size(text) + r"\setlength{\tabcolsep}{4pt}" + "\n" + body + "}\n"
+        return header + "{" + size + r"\setlength{\tabcolsep}{4pt}" + "\n" + body + "}\n"
     return "\n".join([
         header.rstrip("\n"), r"\begin{table}[htbp]", r"\centering",
         f"\\caption{{{latex_escape(_caption(caption))}}}", f"\\label{{{label}}}",

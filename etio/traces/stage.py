@@ -186,10 +186,14 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
     """
     device = _resolve(device)
+    # A missing dataset or a batch that cannot fit fails before the store's directory and lock
+    # file appear (prepare_traces checks again for the executors; the data is cached per process).
+    check_memory(cfg, shard_jobs(cfg, shard), load_study_data(cfg, data_dir, echo), device)
     check_store_dir(out)                         # a foreign directory is refused before the lock file appears
     with store_lock(Path(out), "etio traces"):   # a second writer of the store waits here
         store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
         store.invalidate_damaged()               # verified before reuse: damaged configurations are recomputed
+        _write_splits(cfg, store, shard, data_dir)
         units = trace_units(cfg, store, shard)
         started = time.time()
         total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
@@ -201,6 +205,23 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
             for unit in units:
                 run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
         return finish_traces(store, device, shard, started)
+
+
+def _write_splits(cfg: ExperimentConfig, store: TraceStore, shard: tuple[int, int], data_dir: Path | None) -> None:
+    """Every split file of this shard, verified (and rewritten if damaged) on every run, also
+    when all of its configurations are stored and no unit would write it."""
+    from etio.traces.datasets import disjoint_split
+
+    loaded = load_study_data(cfg, data_dir)      # cached per process
+    parts = {p.dataset: p for p in cfg.dataset_grids()}
+    seen = set()
+    for job in shard_jobs(cfg, shard):
+        info = (loaded[job.dataset] if job.dataset in loaded else loaded[cfg.dataset]).info
+        if (info.name, job.train_size) in seen:
+            continue
+        seen.add((info.name, job.train_size))
+        store.write_split(split_name(cfg, job.train_size, info.name, parts[info.name].pool_size),
+                          disjoint_split(info.pool_size, job.train_size, cfg.repeats, cfg.seed))
 
 
 @dataclass(frozen=True)
@@ -582,7 +603,7 @@ def bench_train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden"
         py = torch.randint(0, 10, (info.pool_size,), generator=gen)
         training = Training(batch_size=16, lr_step_size=20)
         subsets = torch.as_tensor(disjoint_split(info.pool_size, 32, 1, 0))
-        widths = [width or PAPER_WIDTHS[arch][0]]
+        widths = [width or PAPER_WIDTHS.get(arch, [1])[0]]                    # wide_resnet: scale s = 1
         groups = [(w,) for w in widths]
     ids = list(range(1, len(subsets) + 1))
     pxd, pyd = px.to(device), py.to(device)
