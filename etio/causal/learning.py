@@ -234,13 +234,6 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     """
     _check_learning_settings(method, R, runs)
     pairs = present_pairs(traces, weight_decay, losses, attacks)
-    for loss, attack in pairs:
-        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
-                            source=str(input_path) if input_path else "trace table",
-                            what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
-                            may_be_missing=[attack])
-    inputs = [input_path] if input_path is not None else []
-    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     skipped = []
     if attacks is None:
         for loss, attack in list(pairs):
@@ -255,6 +248,14 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     for item in skipped:
         if progress is not None:
             progress(0, len(pairs), f"{item['name']} not learned: {item['reason']}")
+    # The graphs that will be learned (a constant attack column is skipped above, not an error).
+    for loss, attack in pairs:
+        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
+                            source=str(input_path) if input_path else "trace table",
+                            what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
+                            may_be_missing=[attack])
+    inputs = [input_path] if input_path is not None else []
+    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     if isinstance(workers, LearningPool):
         if workers.traces is not traces:
             raise ValueError("a LearningPool learns from the trace table it was started with")
