@@ -87,6 +87,15 @@ def _mode(out: Path, command: str) -> str:
     return "own" if all(owner.get(name) == command for name in entries) else "shared"
 
 
+def check_directory_path(out: Path) -> None:
+    """Raise unless ``out`` can be a directory: no file stands at it or at the nearest existing parent."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise EtioInputError(f"--out {out}: {parent} is a file, not a directory")
+        if parent.exists():
+            break
+
+
 def check_output_dir(out: Path, command: str, *, force: bool = False, inputs: Iterable[Path] = (),
                      produces: Iterable[str] = ()) -> None:
     """Raise :class:`EtioInputError` unless ``command`` may write the directory ``out``.
@@ -95,11 +104,7 @@ def check_output_dir(out: Path, command: str, *, force: bool = False, inputs: It
     foreign files of the same name when ``force`` writes beside them).
     """
     out = Path(out)
-    for parent in [out, *out.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise EtioInputError(f"--out {out}: {parent} is a file, not a directory")
-        if parent.exists():
-            break
+    check_directory_path(out)
     mode = _mode(out, command)
     inputs = [Path(p) for p in inputs if p is not None]
     if mode == "own":

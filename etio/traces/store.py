@@ -40,6 +40,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from etio.core.errors import EtioInputError, file_error
+from etio.core.outputs import check_directory_path
 from etio.core.provenance import atomic_write_text, provenance, write_json
 from etio.core.schema import CENTROID_COLUMNS, GENERALIZATION_COLUMNS, IDENTITY_COLUMNS, TRACE_COLUMNS
 
@@ -547,11 +548,7 @@ class TraceStore:
 def check_store_dir(root: Path | str) -> None:
     """Raise unless ``root`` can hold a trace store: absent, empty, or a store (even a damaged one)."""
     root = Path(root)
-    for parent in [root, *root.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise EtioInputError(f"--out {root}: {parent} is a file, not a directory")
-        if parent.exists():
-            break
+    check_directory_path(root)
     if not root.exists() or _looks_like_store(root):
         return
     if any(p for p in root.iterdir() if not p.name.startswith(".")):
