@@ -88,11 +88,16 @@ def run_planted() -> bool:
     return all_caught
 
 
-def run_mutmut(modules: list[str], max_children: int) -> None:
+def run_mutmut(modules: list[str], max_children: int) -> bool:
+    """mutmut over ``modules``; False when mutmut itself failed (a failing clean test run, say),
+    since its partial results would then be scored as if complete."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     patterns = [f"{dotted(m)}.*" for m in modules]
-    subprocess.run(mutmut + patterns, cwd=REPO, env=env, check=False)
+    code = subprocess.run(mutmut + patterns, cwd=REPO, env=env, check=False).returncode
+    if code != 0:
+        print(f"\nmutmut failed (exit {code}): the scores below are not a measurement")
+    return code == 0
 
 
 def score(modules: list[str]) -> bool:
@@ -116,6 +121,10 @@ def score(modules: list[str]) -> bool:
         equivalent = [k for k in survived if k in equivalents]
         unexplained += [k for k in survived + no_tests if k not in equivalents]
         denominator = len(tested) - len(equivalent)
+        if not tested:
+            print(f"{module:42s}   (no mutant tested)")
+            ok = False
+            continue
         share = (killed + timeout) / denominator if denominator else 1.0
         ok &= share >= GOAL
         print(f"{module:42s} {len(tested):7d} {killed:7d} {timeout:7d} {len(survived):8d} {len(no_tests):7d}"
@@ -138,15 +147,15 @@ def main() -> int:
     args = parser.parse_args()
     modules = select(core_modules(), args.modules)
     started = time.perf_counter()
-    planted_ok = True
+    planted_ok = mutmut_ok = True
     if not args.score_only:
         if args.fresh and (REPO / "mutants" / "etio").is_dir():
             shutil.rmtree(REPO / "mutants")          # mutmut's own working copy, made by an earlier run
         planted_ok = run_planted()
-        run_mutmut(modules, args.max_children)
+        mutmut_ok = run_mutmut(modules, args.max_children)
     scores_ok = score(modules)
     print(f"wall time {time.perf_counter() - started:.0f} s")
-    return 0 if planted_ok and scores_ok else 1
+    return 0 if planted_ok and mutmut_ok and scores_ok else 1
 
 
 if __name__ == "__main__":

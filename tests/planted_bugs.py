@@ -44,6 +44,11 @@ PLANTED: tuple[PlantedBug, ...] = (
          "tests/test_estimation.py::test_sound_tables_keep_p_and_interval_in_step"),
         "the ATE's confidence interval is 10 times too wide when there are effect modifiers"),
     PlantedBug(
+        "refuter-p-values-1.0", "etio/causal/estimation.py",
+        (('out[f"{name}_p_value"] = float(significance["p_value"])', 'out[f"{name}_p_value"] = 1.0'),),
+        ("tests/test_query.py::test_refuter_p_values_are_dowhys_tests_of_the_simulated_effects",),
+        "every refuter p-value is hard-coded to 1.0 (the pass/fail column is untouched)"),
+    PlantedBug(
         "memguard-mse-variance-rescaled", "etio/attacks/memguard.py",
         (("test_var = float(((test ** 2).sum(-1).mean(0) - (test.mean(0) ** 2).sum(-1)).mean())",
           "test_var = float(((test ** 2).sum(-1).mean(0) - (test.mean(0) ** 2).sum(-1)).mean()) * 2"),),

@@ -276,12 +276,9 @@ def test_verdict_changes_name_their_reasons(identity_traces):
     assert q1["sound"] == "?" and q1["reasons"].startswith("not identifiable")
 
 
-def test_cli_sound_table_needs_data(tmp_path):
-    import subprocess
-
+def test_cli_sound_table_needs_data(tmp_path, etio_cli):
     out = tmp_path / "t3"
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "etio"), "table3", "--paper", "--estimator", "sound",
-                           "--out", str(out)], capture_output=True, text=True)
+    proc = etio_cli("table3", "--paper", "--estimator", "sound", "--out", out)
     assert proc.returncode == 2 and "needs the trace data" in proc.stderr and proc.stderr.count("\n") == 1
     assert not out.exists()
     res = CliRunner().invoke(app, ["table3", "--traces", str(EXAMPLE), "--graphs", str(paper.graphs_dir(0.0005)),

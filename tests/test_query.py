@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 
 from etio.report import paper
 from etio.causal import effects as query
+from etio.causal import estimation
 from etio.commands.app import app
 from etio.core.errors import EtioInputError
 from etio.core.schema import read_traces
@@ -22,7 +22,6 @@ from etio.core.schema import TRACE_COLUMNS, from_r_name
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"
-ETIO = ROOT / ".venv" / "bin" / "etio"
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +179,7 @@ def test_cli_query_and_identify(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing_node", "cycle", "unknown_attack"])
-def test_bad_input_clear_error_no_output(tmp_path, case):
+def test_bad_input_clear_error_no_output(tmp_path, case, etio_cli):
     if case == "missing_node":
         gdir = _authors_graph_copy(tmp_path, lambda t: t.replace('"TrainSize" ;', '"TrainSize" ;\n  "Epochs" ;')
                                    .replace('edge [dir=forward] "TrainSize" -> "Oak17Acc" ;',
@@ -195,8 +194,7 @@ def test_bad_input_clear_error_no_output(tmp_path, case):
         _write_graph(gdir / "ce-FooAcc.dot", [("AccDiff", "FooAcc")], ["AccDiff", "FooAcc"])
         expected = "unknown attack 'FooAcc'"
     out = tmp_path / "ates.csv"
-    proc = subprocess.run([str(ETIO), "query", "--traces", str(EXAMPLE), "--graphs", str(gdir), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = etio_cli("query", "--traces", EXAMPLE, "--graphs", gdir, "--out", out)
     assert proc.returncode == 2
     assert expected in proc.stderr and proc.stderr.count("\n") == 1
     assert not out.exists()
@@ -206,3 +204,41 @@ def test_unknown_weight_decay_is_an_input_error():
     traces = read_traces(EXAMPLE)
     with pytest.raises(EtioInputError, match="weight decay 0.1"):
         query.estimate_ates(traces, query.read_graphs(paper.graphs_dir(0.0005)), 0.1)
+
+
+def test_refuter_p_values_are_dowhys_tests_of_the_simulated_effects(monkeypatch):
+    """Each ``<refuter>_p_value`` / ``_result`` is recomputed here from the simulated effects the
+    refuter produced. With fewer than 100 simulations dowhy tests the reference value (0 for the
+    placebo, the original estimate for the other two) against a normal fitted to the simulated
+    effects: p = the normal's tail beyond the reference, on the reference's side (so p <= 0.5),
+    and the refutation fails when p <= 0.05."""
+    from scipy import stats
+    import dowhy.causal_refuters.data_subset_refuter as subset_module
+    import dowhy.causal_refuters.placebo_treatment_refuter as placebo_module
+    import dowhy.causal_refuters.random_common_cause as common_cause_module
+
+    seen: dict[str, tuple[float, np.ndarray]] = {}
+    for name, module in (("placebo_treatment", placebo_module), ("random_common_cause", common_cause_module),
+                         ("data_subset", subset_module)):
+        original = module.test_significance
+
+        def spy(estimate, simulations, *args, _name=name, _original=original, **kwargs):
+            seen[_name] = (float(estimate.value), np.asarray(simulations, dtype=float))
+            return _original(estimate, simulations, *args, **kwargs)
+
+        monkeypatch.setattr(module, "test_significance", spy)
+
+    data = _linear_data(n=400)[["Z", "X", "Y"]]
+    graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
+    row = query.estimate_cell(data, None, graph, query.identify(graph, "X", "Y"), refuters=True, seed=3)
+    assert sorted(seen) == sorted(query.REFUTERS)
+    assert seen["placebo_treatment"][0] == 0.0                       # the placebo's reference is no effect
+    assert seen["random_common_cause"][0] == pytest.approx(row["ate_paper"], rel=1e-12)
+    for name, (reference, simulated) in seen.items():
+        assert len(simulated) == estimation.REFUTER_SIMULATIONS
+        z = (reference - simulated.mean()) / simulated.std()
+        expected = float(stats.norm.sf(abs(z)))
+        assert row[f"{name}_p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15), name
+        assert row[f"{name}_p_value"] <= 0.5
+        assert row[f"{name}_result"] == ("fail" if expected <= 0.05 else "pass"), name
+        assert row[f"{name}_new_effect"] == pytest.approx(simulated.mean(), rel=1e-9), name

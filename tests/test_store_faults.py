@@ -166,3 +166,40 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(reference, tmp_path):
     assert res.returncode == 0, res.stderr
     run_attack_stage(open_store(out), ATTACK_NAMES, _settings(), device="cpu")
     assert (out / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+
+
+@pytest.mark.parametrize("stage", ["traces", "attack"])
+def test_an_executor_run_waits_for_the_stores_lock(reference, tmp_path, stage):
+    """The driver of an executor run (here the local one; Ray and Slurm go through the same
+    driver) takes the store's lock before any unit runs, and its workers write under it."""
+    from etio.traces.store import store_lock
+
+    out = tmp_path / "store"
+    if stage == "traces":
+        cmd = ["traces", "--config", str(MINI), "--out", str(out), "--quiet", "--executor", "local"]
+    else:
+        shutil.copytree(reference, out)
+        for results in out.glob("configs/*/attacks"):
+            shutil.rmtree(results)
+        cmd = ["attack", "--out", str(out), "--config", str(MINI), "--executor", "local"]
+    with store_lock(out, "the test"):
+        proc = subprocess.Popen([sys.executable, "-m", "etio", *cmd, "--device", "cpu"], cwd=ROOT, env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = proc.stderr.readline()          # the first thing it says: who holds the lock
+        assert "is being written by pid" in waiting and "(the test)" in waiting, waiting
+        assert proc.poll() is None                # still waiting: nothing was written meanwhile
+        if stage == "traces":
+            assert not (out / "configs").exists()
+        else:
+            assert not list(out.glob("configs/*/attacks"))
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    if stage == "attack":
+        assert (out / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+    else:   # the reference also holds the attack columns, empty here
+        import pandas as pd
+
+        got, ref = pd.read_csv(out / "traces.csv"), pd.read_csv(reference / "traces.csv")
+        filled = [c for c in got.columns if got[c].notna().all()]
+        assert len(got) == len(ref) == 8 and "TestAcc" in filled and "Oak17Acc" not in filled
+        pd.testing.assert_frame_equal(got[filled], ref[filled])

@@ -134,12 +134,9 @@ def test_cli_table5_from_our_run(tmp_path):
     assert ((t["ATE"] == 0) == (t["paper ATE"] == 0)).all()
 
 
-def test_unknown_table_name_is_a_clear_error(tmp_path):
-    import subprocess
-
+def test_unknown_table_name_is_a_clear_error(tmp_path, etio_cli):
     out = tmp_path / "t"
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "etio"), "table", "table4", "--paper", "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = etio_cli("table", "table4", "--paper", "--out", out)
     assert proc.returncode == 2 and "unknown table 'table4'" in proc.stderr
     assert not out.exists()
 

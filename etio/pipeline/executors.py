@@ -540,20 +540,21 @@ def traces_on(cfg, out: Path, settings: ExecutorSettings, device: str, shard=(0,
     ``echo`` gets the executor's messages and the failed units.
     """
     from etio.core.progress import StageProgress
-    from etio.traces.stage import finish_traces, prepare_traces, trace_units as plan
+    from etio.traces.stage import finish_traces, trace_units as plan, training_store
 
     echo_line = echo or (lambda line: None)
     started = time.time()
-    store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
-    units = trace_units(cfg, out, settings, device, shard, data_dir)
-    total = sum(len(u.keys) for u in plan(cfg, None, shard, pending_only=False))
-    done_before = total - sum(sum(not store.is_done(k) for k in u.configurations) for u in units)
-    local = settings.kind == "local"
-    with StageProgress("traces", total, done=done_before, unit="configurations",
-                       echo=progress_echo if local else None,
-                       enabled=local and (progress or progress_echo is not None)) as bar:
-        outcome = run_units(units, settings, echo_line, progress=lambda key: bar.advance())
-    finish_traces(store, device, shard, started, extra={"executor": _provenance(settings, units)})
+    # the driver holds the store's lock while its workers write (they are its own units)
+    with training_store(cfg, out, device, shard, data_dir, echo, f"etio traces, {settings.kind} executor") as store:
+        units = trace_units(cfg, out, settings, device, shard, data_dir)
+        total = sum(len(u.keys) for u in plan(cfg, None, shard, pending_only=False))
+        done_before = total - sum(sum(not store.is_done(k) for k in u.configurations) for u in units)
+        local = settings.kind == "local"
+        with StageProgress("traces", total, done=done_before, unit="configurations",
+                           echo=progress_echo if local else None,
+                           enabled=local and (progress or progress_echo is not None)) as bar:
+            outcome = run_units(units, settings, echo_line, progress=lambda key: bar.advance())
+        finish_traces(store, device, shard, started, extra={"executor": _provenance(settings, units)})
     raise_for_failures(outcome, store.root, echo_line)
     return store
 
@@ -570,14 +571,15 @@ def attacks_on(store, attacks: Sequence[str], attack_settings, settings: Executo
     echo_line = echo or (lambda line: None)
     started = time.perf_counter()
     keys = check_attack_inputs(store, attacks, attack_settings)
-    units = attack_units(cfg, store, attacks, attack_settings, settings, device, threads)
-    pending = {u.unit_id for u in units}
-    if progress:
-        for key in keys:
-            if key not in pending:
-                progress(key)
-    outcome = run_units(units, settings, echo_line, on_done=lambda unit: progress and progress(unit.unit_id))
-    finish_attacks(store, attacks, attack_settings, device, extra={"executor": _provenance(settings, units)})
+    with store.lock(f"etio attack, {settings.kind} executor"):     # held while the workers write
+        units = attack_units(cfg, store, attacks, attack_settings, settings, device, threads)
+        pending = {u.unit_id for u in units}
+        if progress:
+            for key in keys:
+                if key not in pending:
+                    progress(key)
+        outcome = run_units(units, settings, echo_line, on_done=lambda unit: progress and progress(unit.unit_id))
+        finish_attacks(store, attacks, attack_settings, device, extra={"executor": _provenance(settings, units)})
     raise_for_failures(outcome, store.root, echo_line)
     timing: dict[str, float] = {}
     for seconds in outcome.results.values():

@@ -16,12 +16,14 @@ evaluated; jobs whose configurations are all stored are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from etio.traces.config import ExperimentConfig, TrainConfig
 from etio.core.errors import EtioInputError
@@ -186,14 +188,7 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
     executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
     """
     device = _resolve(device)
-    # A missing dataset or a batch that cannot fit fails before the store's directory and lock
-    # file appear (prepare_traces checks again for the executors; the data is cached per process).
-    check_memory(cfg, shard_jobs(cfg, shard), load_study_data(cfg, data_dir, echo), device)
-    check_store_dir(out)                         # a foreign directory is refused before the lock file appears
-    with store_lock(Path(out), "etio traces"):   # a second writer of the store waits here
-        store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
-        store.invalidate_damaged()               # verified before reuse: damaged configurations are recomputed
-        _write_splits(cfg, store, shard, data_dir)
+    with training_store(cfg, out, device, shard, data_dir, echo, "etio traces") as store:
         units = trace_units(cfg, store, shard)
         started = time.time()
         total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
@@ -205,6 +200,25 @@ def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shar
             for unit in units:
                 run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
         return finish_traces(store, device, shard, started)
+
+
+@contextlib.contextmanager
+def training_store(cfg: ExperimentConfig, out: Path, device: str, shard: tuple[int, int] = (0, 1),
+                   data_dir: Path | None = None, echo=None, what: str = "etio traces") -> Iterator[TraceStore]:
+    """The store at ``out``, ready for this shard's training, held under the store's lock.
+
+    Every run goes through here, in-process or on an executor (whose workers write while the
+    driver holds the lock): a missing dataset, a batch that cannot fit or a foreign directory
+    fails before the store's directory and lock file appear; a second writer waits; damaged
+    configurations are found before reuse and recomputed; split files are verified.
+    """
+    check_memory(cfg, shard_jobs(cfg, shard), load_study_data(cfg, data_dir, echo), device)   # data cached per process
+    check_store_dir(out)
+    with store_lock(Path(out), what):
+        store = prepare_traces(cfg, out, data_dir, device=device, shard=shard, echo=echo)
+        store.invalidate_damaged()
+        _write_splits(cfg, store, shard, data_dir)
+        yield store
 
 
 def _write_splits(cfg: ExperimentConfig, store: TraceStore, shard: tuple[int, int], data_dir: Path | None) -> None:
@@ -253,10 +267,9 @@ def trace_units(cfg: ExperimentConfig, store: TraceStore | None = None, shard: t
 
 def prepare_traces(cfg: ExperimentConfig, out: Path, data_dir: Path | None = None, device: str = "cpu",
                    shard: tuple[int, int] = (0, 1), echo=None) -> TraceStore:
-    """The store at ``out`` for ``cfg``; a missing dataset, or a batch of models that cannot fit in
-    ``device``'s memory, fails here, before anything is written."""
-    loaded = load_study_data(cfg, data_dir, echo)
-    check_memory(cfg, shard_jobs(cfg, shard), loaded, device)
+    """The store at ``out`` for ``cfg``, with this shard and the data's provenance recorded (the
+    checks that must come before anything is written are :func:`training_store`'s)."""
+    loaded = load_study_data(cfg, data_dir, echo)      # cached per process
     store = create_store(out, cfg.to_dict(), data_dir)
     store.add_shard(shard_label(shard))
     store.meta["data"] = data_provenance(loaded)      # for finish_traces' provenance (not written to store.json)
