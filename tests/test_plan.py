@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from etio.pipeline.plan import StudyPlan, UnitEstimate, plan_study
 from etio.pipeline.study import load_study
 from etio.traces.stage import plan_jobs
@@ -45,3 +47,21 @@ def test_calibrated_plan_and_the_command(tmp_path):
     # 2 widths × 2 losses per job; 3 repeats × (600 // 100 + 600 // 200) models each
     assert "8 configurations, 108 models in 2 training jobs" in out
     assert "digits   mlp_1hidden" in out and "memory/batch" in out and "time per stage on this device: traces" in out
+
+
+def test_a_calibration_reads_batched_time_off_the_line_through_one_and_n_models():
+    from etio.traces.resources import Calibration
+
+    # 1 model: 10 ms a step, 4 models: 16 ms -> 8 ms fixed + 2 ms per model
+    cal = Calibration("cifar10", "resnet34", 2, 4, 16, step_s=0.016, eval_s_per_model_point=0.001, peak_bytes=None,
+                      device="cpu", step_s_one=0.010, eval_s_one=0.0025)
+    assert cal.step_seconds(4) == pytest.approx(0.016)
+    assert cal.step_seconds(1) == pytest.approx(0.010)
+    assert cal.step_seconds(32) == pytest.approx(0.008 + 32 * 0.002)       # not 32 x 10 ms
+    assert cal.eval_seconds(4) == pytest.approx(0.004)                      # per point, all 4 models
+    assert cal.eval_seconds(10) == pytest.approx(0.002 + 10 * 0.0005)
+    # a batch cheaper than one model (noise) is no negative per-model cost; without the one-model
+    # measurement the time is proportional to the models
+    noisy = Calibration("c", "a", 1, 4, 16, 0.009, 0.001, None, "cpu", step_s_one=0.010, eval_s_one=None)
+    assert noisy.step_seconds(100) == pytest.approx(0.010)
+    assert noisy.eval_seconds(8) == pytest.approx(0.008)

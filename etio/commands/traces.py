@@ -98,7 +98,7 @@ def register(app, bench_app) -> None:
         arch: Optional[str] = typer.Option(None, "--arch", help="mlp_1hidden, alexnetwol, resnet34 or densenet161 "
                                            "(default: each in turn)"),
         width: Optional[int] = typer.Option(None, "--width", help="default: the paper's smallest (MLP: 16–256)"),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="default: 30 for the MLP, 2 for conv nets"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="default: 30 for the MLP, 6 for conv nets (the first epochs carry a job's one-off set-up)"),
         models: int = typer.Option(10, "--models", help="models per batch for conv nets (the MLP: n = 12)"),
         device: Optional[str] = typer.Option(None, "--device"),
         threads: int = typer.Option(0, "--threads", help="CPU torch threads (0: torch's default)"),
@@ -118,7 +118,7 @@ def register(app, bench_app) -> None:
         typer.echo(f"device {dev}, torch threads {torch.get_num_threads()}")
         # Default: the paper's architectures (wide_resnet, of the robust-models excerpt, only on request).
         for a in [arch] if arch else list(PAPER_WIDTHS):
-            r = run(epochs=epochs or (30 if a == "mlp_1hidden" else 2), device=dev, arch=a, width=width,
+            r = run(epochs=epochs or (30 if a == "mlp_1hidden" else 6), device=dev, arch=a, width=width,
                     models=models)
             typer.echo(f"{a:12s} width {','.join(map(str, r['widths']))} models {r['models']} epochs {r['epochs']}: "
                        f"one-at-a-time {r['single_models_per_s']:.2f} models/s, batched "

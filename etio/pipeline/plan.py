@@ -5,7 +5,8 @@ The plan lists the study's units of work with the resources each needs:
 - ``traces`` units: the training jobs of :func:`etio.traces.stage.plan_jobs` (one batch of
   models each; sharded runs split this list). Seconds come from a short calibration run of
   each (dataset, architecture, width) on the device (:func:`etio.traces.resources.calibrate_training`):
-  a few optimiser steps of a batch of models on random data of the dataset's shape;
+  a few optimiser steps of one model and of a batch of models on random data of the dataset's
+  shape, a job's time read off the line through the two;
   memory is the estimate of :func:`etio.traces.resources.job_memory` (on CUDA the measured
   peak of the calibration batch is reported beside it).
 - ``attacks`` units: one per configuration. Seconds: the model queries (the calibrated
@@ -136,7 +137,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
             ckey = (job.dataset, job.arch, width, threads)
             if ckey not in calibrations:
                 at_once, _ = models_at_once(cfg, job, info)
-                n_cal = at_once if gpus else min(at_once, 2)
+                n_cal = at_once if gpus else min(at_once, 4)      # and one model: the line through both
                 if echo:
                     echo(f"   calibrating {job.dataset} {job.arch} width {width} ({n_cal} models)")
                 torch.set_num_threads(threads)
@@ -165,7 +166,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                 info.pool_size + info.test_size)
             seconds = None
             if calibrate and cal is not None:
-                queries = k * (s + info.test_size) * cal.eval_s_per_model_point
+                queries = (s + info.test_size) * cal.eval_seconds(k)
                 tuples = sum(tuples_per_repeat(cfg.repeats, settings.mlleak_tuples)) if n >= 3 else 0
                 mlleak = timer.epoch_seconds(4 * tuples, 2 * s, 2 * min(c, 10)) * settings.mlleak_epochs if tuples else 0
                 m = oak17_set_size(s, info.test_size)

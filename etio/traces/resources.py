@@ -13,9 +13,12 @@ Layer output sizes come from one forward pass on the meta device (no memory, no 
 estimate is meant to be on the safe side; on CUDA ``calibrate_training`` also measures the
 peak, and ``etio plan`` prints both.
 
-Seconds: ``calibrate_training`` times a few optimiser steps of a batch of models on random data
-of the dataset's shape, and an evaluation pass; :func:`estimate_job_seconds` scales them to a
-job (steps per epoch × epochs × chunks, linear in the number of models per chunk).
+Seconds: ``calibrate_training`` times a few optimiser steps and an evaluation pass on random
+data of the dataset's shape, for one model and for a batch of models; :func:`estimate_job_seconds`
+scales them to a job (steps per epoch × epochs × chunks). A batched step costs a fixed part (the
+operations' dispatch, the same for any number of models) plus a part per model, so the time of
+``m`` models is the line through the two measurements, not ``m`` times the one-model time (which
+overstated small, overhead-bound jobs several times over).
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ def format_bytes(n: float) -> str:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Measured on this device: one optimiser step of ``models`` models, one evaluation pass."""
+    """Measured on this device: one optimiser step and one evaluation pass, of one model and of
+    ``models`` models at once."""
 
     dataset: str
     arch: str
@@ -125,36 +129,70 @@ class Calibration:
     models: int
     batch_size: int
     step_s: float                 # one optimiser step of all ``models`` models
-    eval_s_per_model_point: float  # forward pass, per model and evaluated point
+    eval_s_per_model_point: float  # forward pass of all ``models`` models, per model and evaluated point
     peak_bytes: int | None        # measured peak device memory (CUDA only)
     device: str
+    step_s_one: float | None = None   # one optimiser step of a single model (None: not measured)
+    eval_s_one: float | None = None   # forward pass of a single model, per evaluated point
+
+    def step_seconds(self, models: int) -> float:
+        """One optimiser step of ``models`` models at once: the line through the measurements."""
+        return _through(self.step_s_one, self.step_s, self.models, models)
+
+    def eval_seconds(self, models: int) -> float:
+        """One evaluated point through ``models`` models at once."""
+        return _through(self.eval_s_one, self.eval_s_per_model_point * self.models, self.models, models)
+
+
+def _through(at_one: float | None, at_n: float, n: int, m: int) -> float:
+    """Seconds for ``m`` from the seconds for 1 and for ``n``: fixed + per-model part, neither
+    negative; proportional to ``m`` when only one measurement exists."""
+    if at_one is None or n <= 1:
+        return at_n * m / n
+    per_model = max(0.0, (at_n - at_one) / (n - 1))
+    fixed = max(0.0, at_one - per_model)
+    return fixed + per_model * m
 
 
 def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
                        steps: int = 2) -> Calibration:
-    """Time ``steps`` optimiser steps of ``models`` models (after one warm-up step) on random data."""
+    """Time ``steps`` optimiser steps (after an epoch of warm-up) and an evaluation pass on random
+    data, for ``models`` models at once and, when ``models`` > 1, for one."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    step_s, eval_s = _time_batch(info, arch, width, models, training, device, steps)
+    peak = int(torch.cuda.max_memory_allocated()) if cuda else None
+    step_one, eval_one = _time_batch(info, arch, width, 1, training, device, steps) if models > 1 else (None, None)
+    return Calibration(info.name, arch, width, models, training.batch_size, step_s, eval_s / models, peak,
+                       str(device), step_s_one=step_one, eval_s_one=eval_one)
+
+
+def _time_batch(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
+                steps: int) -> tuple[float, float]:
+    """(seconds of one optimiser step, seconds of one evaluated point) of ``models`` models at once."""
+    from dataclasses import replace
+
     import torch
 
     from etio.traces.training import TrainJob, Variant, train_job
 
+    cuda = str(device).startswith("cuda")
     b = training.batch_size
     gen = torch.Generator().manual_seed(0)
     pool = b * steps
     pool_x = torch.randn(pool, *info.input_shape, generator=gen).to(device)
     pool_y = torch.randint(0, info.num_classes, (pool,), generator=gen).to(device)
     subsets = torch.stack([torch.randperm(pool, generator=gen) for _ in range(models)])
-    from dataclasses import replace
-
-    cal_info = replace(info, pool_size=pool)
-    job = TrainJob(cal_info, arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
-                   list(range(1, models + 1)), [1, 2], replace(training, batch_size=b), seed=0)
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    job = TrainJob(replace(info, pool_size=pool), arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
+                   list(range(1, models + 1)), [1, 2], training, seed=0)
     marks = []
     snap = None
     for snap in train_job(job, pool_x, pool_y, device):
-        if str(device).startswith("cuda"):
+        if cuda:
             torch.cuda.synchronize()
         marks.append(time.perf_counter())        # after epoch 1 (warm-up: steps steps), after epoch 2
     step_s = (marks[1] - marks[0]) / steps
@@ -163,17 +201,16 @@ def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, tr
     start = time.perf_counter()
     with torch.no_grad():
         snap.forward(snap.params, snap.buffers, test_x.unsqueeze(0).expand(models, *test_x.shape), train=False)
-    if str(device).startswith("cuda"):
+    if cuda:
         torch.cuda.synchronize()
-    eval_s = (time.perf_counter() - start) / (models * n_eval)
-    peak = int(torch.cuda.max_memory_allocated()) if str(device).startswith("cuda") else None
-    return Calibration(info.name, arch, width, models, b, step_s, eval_s, peak, str(device))
+    return step_s, (time.perf_counter() - start) / n_eval
 
 
 def estimate_job_seconds(cfg: ExperimentConfig, job, info: DatasetInfo, cal: Calibration) -> float:
     """Seconds for ``job`` from a calibration of the same architecture and width."""
     models, chunks = models_at_once(cfg, job, info)
     steps = math.ceil(job.train_size / cfg.training.batch_size)
-    train = chunks * max(job.epochs) * steps * cal.step_s * models / cal.models
-    evaluated = chunks * len(job.epochs) * models * (job.train_size + info.test_size)
-    return train + evaluated * cal.eval_s_per_model_point
+    train = chunks * max(job.epochs) * steps * cal.step_seconds(models)
+    # each snapshot evaluates every model on its subset and on the test set
+    evaluated = chunks * len(job.epochs) * (job.train_size + info.test_size)
+    return train + evaluated * cal.eval_seconds(models)

@@ -1,11 +1,11 @@
 """Many convolutional models as one network: models stacked along the channel dimension.
 
-``vmap`` over ``functional_call`` (the generic batched path of :mod:`etio.traces.training`)
-pays its batching rules on every operation; DenseNet161 has some 600 small operations per
-forward pass (a dense layer is BatchNorm, ReLU, 1×1 convolution, BatchNorm, ReLU, 3×3
-convolution, and a concatenation of every earlier feature map), so at the paper's smallest
-widths that overhead, not arithmetic, sets the speed. Here the M models of a job are one
-network whose activations are laid out ``[batch, M·C, H, W]``, model-major:
+``vmap`` over ``functional_call`` pays its batching rules on every operation; DenseNet161 has
+some 600 small operations per forward pass (a dense layer is BatchNorm, ReLU, 1×1 convolution,
+BatchNorm, ReLU, 3×3 convolution, and a concatenation of every earlier feature map), ResNet34
+some 200, so at the paper's smallest widths that overhead, not arithmetic, sets the speed.
+Here the M models of a job are one network whose activations are laid out
+``[batch, M·C, H, W]``, model-major:
 
 - a convolution is one grouped convolution with ``groups = M`` (model m's output channels see
   only its own input channels), with the stacked weights ``[M, O, C, k, k]`` viewed as
@@ -13,8 +13,11 @@ network whose activations are laid out ``[batch, M·C, H, W]``, model-major:
 - a BatchNorm is one BatchNorm over ``M·C`` channels: statistics are taken per channel, hence
   per model, and the running statistics update the stacked buffers in place through a view;
 - ReLU and pooling act per channel and need nothing;
+- activations are kept channels last (``torch.channels_last``), where the CPU's grouped
+  convolutions and their gradients run several times faster than in the default layout;
 - the concatenation of a dense block joins feature maps per model, on the ``C`` axis of the
-  ``[batch, M, C, H, W]`` view.
+  ``[batch, M, C, H, W]`` view; a residual sum adds like with like;
+- the classifier is one batched matrix product over the ``[batch, M, features]`` view.
 
 The forward pass walks the skeleton module (built on the meta device) so the structure comes
 from the model definition itself; each model computes exactly what it computes alone (the
@@ -32,11 +35,11 @@ from torch import nn
 Tensors = dict[str, torch.Tensor]
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d) -> torch.Tensor:
     """``x [b, M·C, H, W]``, ``weight [M, O, C, k, k]`` -> ``[b, M·O, H', W']``."""
     m, o = weight.shape[:2]
-    return F.conv2d(x, weight.reshape(m * o, *weight.shape[2:]), stride=conv.stride, padding=conv.padding,
-                    groups=m)
+    return F.conv2d(x, weight.reshape(m * o, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
+                     stride=conv.stride, padding=conv.padding, groups=m)
 
 
 def _batch_norm(x: torch.Tensor, params: Tensors, buffers: Tensors, name: str, norm: nn.BatchNorm2d,
@@ -51,10 +54,11 @@ def _batch_norm(x: torch.Tensor, params: Tensors, buffers: Tensors, name: str, n
 
 
 def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
-    """Feature maps ``[b, M·C_i, H, W]`` joined per model into ``[b, M·ΣC_i, H, W]``."""
+    """Feature maps ``[b, M·C_i, H, W]`` (channels last) joined per model into ``[b, M·ΣC_i, H, W]``."""
     b, _, h, w = parts[0].shape
-    joined = torch.cat([p.view(b, models, -1, h, w) for p in parts], dim=2)
-    return joined.view(b, -1, h, w)
+    # channels last, [b, H, W, M·C] is the memory order: join on C of its [b, H, W, M, C] view
+    joined = torch.cat([p.permute(0, 2, 3, 1).reshape(b, h, w, models, -1) for p in parts], dim=-1)
+    return joined.view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
 def _run(module: nn.Module, name: str, x: torch.Tensor, params: Tensors, buffers: Tensors, train: bool,
@@ -62,10 +66,12 @@ def _run(module: nn.Module, name: str, x: torch.Tensor, params: Tensors, buffers
     """Apply the skeleton's ``module`` (its name in the state dict: ``name``) to the stacked ``x``."""
     from torchvision.models.densenet import _DenseBlock, _DenseLayer
 
+    from etio.traces.models import BasicBlock
+
     if isinstance(module, nn.Conv2d):
-        if module.bias is not None or module.groups != 1 or module.dilation != (1, 1):
-            raise NotImplementedError(f"{name}: only bias-free, ungrouped, undilated convolutions are stacked")
-        return _conv(x, params[f"{name}.weight"], module)
+        if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: only ungrouped, undilated, zero-padded convolutions are stacked")
+        return _conv(x, params[f"{name}.weight"], params.get(f"{name}.bias"), module)
     if isinstance(module, nn.BatchNorm2d):
         return _batch_norm(x, params, buffers, name, module, train)
     if isinstance(module, nn.ReLU):
@@ -74,6 +80,12 @@ def _run(module: nn.Module, name: str, x: torch.Tensor, params: Tensors, buffers
         return F.max_pool2d(x, module.kernel_size, module.stride, module.padding)
     if isinstance(module, nn.AvgPool2d):
         return F.avg_pool2d(x, module.kernel_size, module.stride, module.padding)
+    if isinstance(module, BasicBlock):
+        out = F.relu(_run(module.bn1, f"{name}.bn1", _run(module.conv1, f"{name}.conv1", x, params, buffers, train,
+                                                             models), params, buffers, train, models))
+        out = _run(module.bn2, f"{name}.bn2", _run(module.conv2, f"{name}.conv2", out, params, buffers, train, models),
+                   params, buffers, train, models)
+        return F.relu(out + _run_children(module.shortcut, f"{name}.shortcut", x, params, buffers, train, models))
     if isinstance(module, _DenseBlock):
         features = [x]
         for child_name, layer in module.named_children():
@@ -95,9 +107,32 @@ def _run_children(module: nn.Module, name: str, x: torch.Tensor, params: Tensors
     return x
 
 
-def densenet_forward(skeleton: nn.Module, variants: int, models_per_variant: int) -> Callable:
+def _features(skeleton: nn.Module, h: torch.Tensor, p: Tensors, b: Tensors, train: bool, m: int) -> tuple[torch.Tensor, str]:
+    """The architecture's forward pass up to its classifier (as in :mod:`etio.traces.models`), and
+    the classifier's name."""
+    from etio.traces.models import AlexNetWOL, DenseNet161, ResNet34, WideResNet
+
+    run = lambda name, x: _run(getattr(skeleton, name), name, x, p, b, train, m)  # noqa: E731
+    if isinstance(skeleton, DenseNet161):
+        return F.relu(run("features", h)).mean((-2, -1)), "classifier"          # adaptive_avg_pool2d(1)
+    if isinstance(skeleton, AlexNetWOL):
+        return run("features", h), "classifier"
+    if isinstance(skeleton, (ResNet34, WideResNet)):
+        h = F.relu(run("bn1", run("conv1", h)))
+        for name in (("layer1", "layer2", "layer3", "layer4") if isinstance(skeleton, ResNet34)
+                     else ("group1", "group2", "group3")):
+            h = run(name, h)
+        return (F.avg_pool2d(h, 4) if isinstance(skeleton, ResNet34) else h.mean((-2, -1))), "linear"
+    raise NotImplementedError(f"{type(skeleton).__name__} has no stacked form")
+
+
+#: Architectures trained as one channel-stacked network (the others, under vmap).
+STACKED_ARCHS = ("alexnetwol", "resnet34", "densenet161", "wide_resnet")
+
+
+def stacked_forward(skeleton: nn.Module, variants: int, models_per_variant: int) -> Callable:
     """``forward(params, buffers, x, train, each)`` of :func:`etio.traces.training.train_job` for
-    :class:`etio.traces.models.DenseNet161` models stacked ``[V·K, ...]``.
+    models of ``skeleton``'s architecture stacked ``[V·K, ...]``.
 
     ``x`` is ``[K, b, ...]`` (each model id's batch, shared by its V members) or, with
     ``each=True``, ``[V·K, b, ...]``; the result is the logits ``[V·K, b, classes]``.
@@ -108,10 +143,12 @@ def densenet_forward(skeleton: nn.Module, variants: int, models_per_variant: int
     def forward(p: Tensors, b: Tensors, x: torch.Tensor, train: bool = True, each: bool = False) -> torch.Tensor:
         xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(m, *x.shape[1:])
         batch = xs.shape[1]
-        h = xs.transpose(0, 1).reshape(batch, m * xs.shape[2], *xs.shape[3:])     # [b, M·3, H, W]
-        h = F.relu(_run_children(skeleton.features, "features", h, p, b, train, m))
-        pooled = h.mean((-2, -1)).view(batch, m, -1)                              # adaptive_avg_pool2d(1)
-        logits = torch.einsum("bmc,moc->mbo", pooled, p["classifier.weight"])
-        return logits + p["classifier.bias"].unsqueeze(1)
+        h = xs.transpose(0, 1).reshape(batch, m * xs.shape[2], *xs.shape[3:])     # [b, M·C, H, W]
+        # channels last: the CPU's grouped convolutions (and their backward) run several times
+        # faster in it; convolutions, BatchNorm, ReLU and pooling keep the layout
+        h = h.contiguous(memory_format=torch.channels_last)
+        features, classifier = _features(skeleton, h, p, b, train, m)
+        logits = torch.einsum("bmc,moc->mbo", features.reshape(batch, m, -1), p[f"{classifier}.weight"])
+        return logits + p[f"{classifier}.bias"].unsqueeze(1)
 
     return forward

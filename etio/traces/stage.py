@@ -580,7 +580,8 @@ def pooled_study(configs: list[ExperimentConfig]) -> ExperimentConfig:
 
 def bench_train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden", width: int | None = None,
                 models: int = 10) -> dict:
-    """Models per second, one at a time (``nn.Module`` + ``torch.optim``) vs batched (one job).
+    """Models per second, one at a time (``nn.Module`` + ``torch.optim``) vs batched (one job),
+    both after an untimed warm-up.
 
     ``mlp_1hidden``: the digits MLP grid (n = 12 models, widths 16–256, padded into width groups).
     Conv architectures: ``models`` models at ``width`` (default: the paper's smallest) on random
@@ -620,6 +621,12 @@ def bench_train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden"
         groups = [(w,) for w in widths]
     ids = list(range(1, len(subsets) + 1))
     pxd, pyd = px.to(device), py.to(device)
+    # warm-up, untimed: the first passes of a process pay for the allocator, the thread pool and
+    # the convolution primitives, which would otherwise be charged to whichever side runs first
+    train_one(arch, widths[0], info, variant, subsets[0].to(device), ids[0], 1, training, 0, pxd, pyd, device=device)
+    for snap in train_job(TrainJob(info, arch, [(w, variant) for w in groups[0]], subsets, ids, [1], training, 0),
+                          pxd, pyd, device):
+        next(iter(snap.params.values())).sum().item()
     sync()
     t0 = time.perf_counter()
     for w in widths:

@@ -14,9 +14,9 @@ the mathematics, only the speed:
   zero-padding the hidden layer to the widest: the layers have no bias, so a padded unit has
   zero pre-activation, zero ReLU gradient and zero weight gradient, and stays exactly zero
   under weight decay and momentum — the model is exactly the narrower one;
-- DenseNet161 runs as one channel-stacked network (grouped convolutions, one BatchNorm over
-  every model's channels: :mod:`etio.traces.stacked`); the other architectures go through
-  ``torch.func.functional_call`` under ``vmap``.
+- the convolutional networks run as one channel-stacked network (grouped convolutions, one
+  BatchNorm over every model's channels: :mod:`etio.traces.stacked`); an architecture without a
+  stacked form goes through ``torch.func.functional_call`` under ``vmap``.
 
 Seeds (the authors did not seed training): model id ``k`` of a configuration is initialised
 from ``derive_seed(seed, "init", arch, width, classes, k)`` and visits its subset in the
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from etio.traces.config import Training
 from etio.traces.datasets import DatasetInfo, augment_batch
 from etio.traces.models import build_model
-from etio.traces.stacked import densenet_forward
+from etio.traces.stacked import STACKED_ARCHS, stacked_forward
 
 
 def resolve_device(device: str | None) -> str:
@@ -203,9 +203,9 @@ def _build_forward(job: TrainJob, device):
     params = {n: stacked[n] for n in param_names}
     buffers = {n: t for n, t in stacked.items() if n not in params}
 
-    if job.arch == "densenet161":
+    if job.arch in STACKED_ARCHS:
         # hundreds of small operations per pass: one channel-stacked network beats vmap's per-op cost
-        return params, buffers, densenet_forward(skeleton, v, k)
+        return params, buffers, stacked_forward(skeleton, v, k)
 
     def forward(p, b, x, train=True, each=False):
         skeleton.train(train)
