@@ -184,6 +184,7 @@ def test_mlleak_summary_by_hand():
     out = summarize_mlleaks([((1, 2, 3), "top3"), ((4, 5, 6), "top3")], Fixed(), data, ["top3"])["top3"]
     # tuple 1: members 2/2, non-members 0/2; tuple 2: members 1/2, non-members 2/2
     assert out["per_tuple"]["MemAcc"] == [1.0, 0.5] and out["per_tuple"]["NonmemAcc"] == [0.0, 1.0]
+    assert out["per_tuple"]["Acc"] == [0.5, 0.75]
     assert out["Top3MLLeakMemAcc"] == 0.75 and out["Top3MLLeakNonmemAcc"] == 0.5 and out["Top3MLLeakAcc"] == 0.625
     assert out["tuples"] == [[1, 2, 3], [4, 5, 6]] and out["eval_size"] == 2
 
@@ -382,3 +383,104 @@ def test_oak17_classes_without_samples_and_its_seeds():
     base = per_class()
     assert per_class() == base                                              # deterministic
     assert per_class(seed_base=1) != base and per_class(key="other") != base and per_class(seeds=[5]) != base
+
+
+def test_oak17_split_model_seeds_features_and_baselines_by_hand(monkeypatch):
+    """What Oak17 hands its attack models, and its baseline, recomputed here: the target's
+    non-members are the first m of the 2m test points in the order of
+    ``torch.randperm(2m)`` seeded with crc32("<seed base>/<key>/oak17-split/<attack seed>"); the
+    model of (attack seed s, class c) is seeded with crc32("<seed base>/<key>/oak17-model/<s>/<c>")
+    (both masked to 31 bits); the features are softmax vectors (rows sum to 1) and only each
+    class's own samples are valid; the baseline calls a point a member iff its argmax is its
+    class, averaged per class and then over classes."""
+    import zlib
+
+    import etio.attacks.oak17 as oak17
+
+    def crc(text: str) -> int:
+        return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+    captured = {}
+    original = oak17.train_attack_models
+
+    def spy(train_x, train_y, spec, seeds, valid=None):
+        captured.update(x=train_x, y=train_y, seeds=list(seeds), valid=valid)
+        return original(train_x, train_y, spec, seeds, valid=valid)
+
+    monkeypatch.setattr(oak17, "train_attack_models", spy)
+    g = torch.Generator().manual_seed(3)
+    labels = [i % 3 for i in range(36)]
+    test_y = [(i * 7) % 3 for i in range(24)]
+    pool, test = torch.randn(36, 3, generator=g), torch.randn(24, 3, generator=g)
+    subsets = [list(range(0, 12)), list(range(12, 24)), list(range(24, 36))]
+    outputs = echo_outputs(pool.tolist(), labels, test.tolist(), test_y, subsets)
+    spec = AttackModelSpec(**{**oak17.SHOKRI_ATTACK_MODEL.__dict__, "epochs": 1})
+    r = oak17.run_oak17(outputs, 1, [2, 3], 3, spec, [0, 4], 7, "cfg")
+    m = 12
+    assert captured["seeds"] == [crc(f"7/cfg/oak17-model/{s}/{c}") for s in (0, 4) for c in range(3)]
+    valid = captured["valid"]
+    assert valid is not None and valid.dtype == torch.bool
+    x = captured["x"]
+    torch.testing.assert_close(x[valid].sum(-1), torch.ones(int(valid.sum())))
+    # per (seed, class) set: the shadows' m members of class c each, and their non-members of class c
+    for i, (s, c) in enumerate((s, c) for s in (0, 4) for c in range(3)):
+        perm = torch.randperm(2 * m, generator=torch.Generator().manual_seed(crc(f"7/cfg/oak17-split/{s}")))
+        shadow_out = [int(j) for j in perm[m:] if test_y[j] == c]
+        members = sum(labels[j] == c for j in list(range(12, 24)) + list(range(24, 36)))
+        assert int(valid[i].sum()) == members + 2 * len(shadow_out), (s, c)
+    # the baseline, from the logits by hand
+    target_members = np.asarray(subsets[0])
+    mem_hits, non_hits = [], []
+    for s in (0, 4):
+        perm = torch.randperm(2 * m, generator=torch.Generator().manual_seed(crc(f"7/cfg/oak17-split/{s}")))
+        target_out = perm[:m].numpy()
+        for c in range(3):
+            ins = [j for j in target_members if labels[j] == c]
+            outs = [j for j in target_out if test_y[j] == c]
+            mem_hits.append(np.mean([int(pool[j].argmax()) == c for j in ins]))
+            non_hits.append(np.mean([int(test[j].argmax()) != c for j in outs]))
+    assert r["baseline"]["MemAcc"] == pytest.approx(np.mean(mem_hits))
+    assert r["baseline"]["NonmemAcc"] == pytest.approx(np.mean(non_hits))
+    assert r["baseline"]["Acc"] == pytest.approx(np.mean((np.asarray(mem_hits) + np.asarray(non_hits)) / 2))
+    assert 0 < r["baseline"]["NonmemAcc"] < 1 and 0 < r["baseline"]["MemAcc"] < 1     # not a degenerate case
+
+
+def test_oak17_set_size_is_a_whole_number_and_one_set_stacks():
+    from etio.attacks.oak17 import _stack
+
+    size = oak17_set_size(100, 151)
+    assert size == 75 and isinstance(size, int)
+    x, y, valid = _stack([(torch.ones(2, 3), torch.tensor([1, 0]))], "cpu")
+    assert x.shape == (1, 2, 3) and y.tolist() == [[1, 0]] and valid.all()
+
+
+def test_mlleak_models_get_their_own_seeds_and_input_sizes(monkeypatch):
+    """Requests of different variants train together: each model gets ``seed_of`` of its own
+    request and its variant's feature count (10 for ML-Leaks' sorted top 10 of 12 classes, 3 for
+    top 3), so it starts as it would alone."""
+    import etio.attacks.mlleaks as mlleaks
+
+    seen = {}
+    original = mlleaks.train_attack_models
+
+    def spy(train_x, train_y, spec, seeds, in_dims=None, **kw):
+        seen.update(seeds=list(seeds), in_dims=None if in_dims is None else list(in_dims))
+        return original(train_x, train_y, spec, seeds, in_dims, **kw)
+
+    monkeypatch.setattr(mlleaks, "train_attack_models", spy)
+    g = torch.Generator().manual_seed(0)
+    labels = [i % 12 for i in range(60)]
+    outputs = echo_outputs(torch.randn(60, 12, generator=g).tolist(), labels, torch.randn(40, 12, generator=g).tolist(),
+                           [i % 12 for i in range(40)], [list(range(0, 20)), list(range(20, 40)), list(range(40, 60))])
+    requests = [((1, 2, 3), "mlleak"), ((1, 2, 3), "top3"), ((1, 2, 3), "top3_l")]
+    mlleaks.train_requested_models(outputs, requests, AttackModelSpec(epochs=1), lambda r: 100 + len(r[1]))
+    assert seen["seeds"] == [106, 104, 106]
+    assert seen["in_dims"] == [10, 3, 4]
+
+
+def test_threshold_attack_uses_the_configurations_loss_on_test_points_too():
+    # CE: logits (z, 0) of class 0 have CE log(1 + e^-z) and MSE 2 (1 - sigmoid(z))^2. At tau = 0.6
+    # a test point with z = 0 (CE 0.693, MSE 0.5) is a non-member under CE and a member under MSE.
+    outputs = echo_outputs([[3.0, 0.0]] * 4, [0] * 4, [[0.0, 0.0]] * 2, [0] * 2, [[0, 1], [2, 3]])
+    r = run_threshold(outputs, [[1, 2]], "ce", 0.6)
+    assert r["ThresholdMemAcc"] == 1.0 and r["ThresholdNonMemAcc"] == 1.0
