@@ -3,6 +3,8 @@ ML-Leaks attack loses accuracy on defended outputs."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,127 @@ def test_defended_statistics_equal_a_loop_over_the_test_points(loss):
     same = defended_statistics(probs[:1].expand(3, -1, -1), labels, is_member, loss)
     assert same["MemguardTestVar"] == pytest.approx(0.0, abs=1e-7)   # identical sets: no variance (float32 sums)
     assert same["MemguardTestBias2"] == pytest.approx(same["MemguardTestLoss"], rel=1e-6)
+
+
+def _memguard_one_sample(z0, label, member_probability, settings):
+    """MemGuard for one sample as Jia et al. describe it, with plain loops: for each c3 in turn,
+    restart from the original logits and take normalised gradient steps of
+    C1 |p - 0.5| + C2 relu(max_{j != y} s_j - s_y) + c3 ||s - s0||_1 until p has crossed 0.5 with
+    the label kept (the round succeeds: keep s, go on) or max_iteration - 1 steps are spent (stop).
+    Returns (defended vector, rounds succeeded, evaluations of p)."""
+    s0 = torch.softmax(z0, -1)
+    y = int(s0.argmax())
+    p0 = float(member_probability(s0, label))
+    result, rounds, evaluations = s0, 0, 0
+    if abs(p0 - 0.5) <= 1e-5:
+        return result, rounds, evaluations
+    for c3 in settings.c3_values:
+        z, steps = z0.clone(), 0
+        while True:
+            z = z.detach().requires_grad_(True)
+            s = torch.softmax(z, -1)
+            p = member_probability(s, label)
+            evaluations += 1
+            if (float(p.detach()) - 0.5) * (p0 - 0.5) < 0 and int(s.argmax()) == y:
+                result, rounds = s.detach(), rounds + 1
+                break
+            if steps >= settings.max_iteration - 1:
+                return result, rounds, evaluations
+            others = torch.cat([s[:y], s[y + 1:]])
+            loss = (settings.c1 * (p - 0.5).abs() + settings.c2 * torch.relu(others.max() - s[y])
+                    + c3 * (s - s0).abs().sum())
+            grad, = torch.autograd.grad(loss, z)
+            z = z - settings.step * grad / grad.norm()
+            steps += 1
+    return result, rounds, evaluations
+
+
+def test_batched_defence_equals_memguard_sample_by_sample():
+    """Two output sets (a label-free and a label-aware defence model), several samples each, all
+    defended at once: every vector, round count and defence probability equals MemGuard run on
+    that sample alone, and the batched loop runs as many iterations as the longest sample."""
+    from etio.attacks.memguard import _member_probability
+
+    # A detector by hand: member iff the top-1 probability exceeds 0.6 (p = sigmoid(4 tanh(5 (top1 - 0.6)))),
+    # the second one also leaning on the label feature
+    w1 = torch.zeros(2, 4, 1)
+    w1[:, 0, 0] = 5.0
+    w1[1, 3, 0] = 0.2
+    w2 = torch.zeros(2, 1, 2)
+    w2[:, 0, 1] = 4.0
+    defence = StackedMLP([w1, w2], [torch.full((2, 1, 1), -3.0), torch.zeros(2, 1, 2)])
+    with_label = torch.tensor([False, True])
+    torch.manual_seed(0)
+    logits = torch.randn(2, 8, 4) * 1.5
+    labels = torch.randint(0, 4, (2, 8))
+    settings = MemGuardSettings(max_iteration=40)
+    out = defend(logits, labels, defence, with_label, settings)
+    longest = 0
+    rounds = []
+    for i in range(2):
+        model = defence.select([i])
+
+        def member_probability(s, label, model=model, i=i):
+            return _member_probability(model, s.view(1, 1, -1), torch.tensor([[label]]), with_label[i:i + 1], 3)[0, 0]
+
+        for j in range(8):
+            vector, succeeded, evaluations = _memguard_one_sample(logits[i, j], int(labels[i, j]), member_probability,
+                                                                  settings)
+            torch.testing.assert_close(out.probs[i, j], vector, rtol=1e-5, atol=1e-6)
+            assert int(out.rounds_succeeded[i, j]) == succeeded, (i, j)
+            torch.testing.assert_close(out.defence_after[i, j], member_probability(vector, int(labels[i, j])),
+                                       rtol=1e-5, atol=1e-6)
+            longest = max(longest, evaluations)
+            rounds.append(succeeded)
+    assert out.steps == longest
+    # the case is not degenerate: samples that fail at once, part-way and never
+    assert 0 in rounds and len(settings.c3_values) in rounds and len(set(rounds)) >= 3, rounds
+
+
+def test_noise_budget_accuracies_by_hand_with_an_intermediate_budget():
+    """Per set, the attack's credit for a sample is its accuracy on the original vector, or with
+    probability min(epsilon / d, 1) (d: L1 distance of the two vectors) its accuracy on the
+    defended one, when the defended one is closer to the defence model's boundary; accuracies are
+    means over that set's members and over its non-members (unequal counts here)."""
+    from etio.attacks.memguard import Defended
+
+    w1 = torch.zeros(2, 3, 1)
+    w1[:, 0, 0] = 5.0
+    w2 = torch.zeros(2, 1, 2)
+    w2[:, 0, 1] = 4.0
+    attack = StackedMLP([w1, w2 * torch.tensor([1.0, -1.0]).view(2, 1, 1)], [torch.full((2, 1, 1), -3.0),
+                                                                             torch.zeros(2, 1, 2)])
+    g = torch.Generator().manual_seed(5)
+    original = torch.softmax(torch.randn(2, 6, 3, generator=g) * 2, -1)
+    defended_probs = torch.softmax(torch.randn(2, 6, 3, generator=g) * 2, -1)
+    before, after = torch.rand(2, 6, generator=g), torch.rand(2, 6, generator=g)
+    defended = Defended(defended_probs, before, after, torch.zeros(2, 6, dtype=torch.long), 0)
+    is_member = torch.tensor([[True, True, False, False, False, False], [True, True, True, True, False, True]])
+    labels = torch.zeros(2, 6, dtype=torch.long)
+    epsilon = 0.3
+    mem, non = attack_with_noise_budget(attack, original, defended, labels, torch.tensor([False, False]), is_member,
+                                        epsilon)
+
+    def says_member(i, s):
+        top = torch.sort(s, descending=True).values
+        h = math.tanh(5.0 * float(top[0]) - 3.0)
+        z1 = 4.0 * h * (1.0 if i == 0 else -1.0)
+        return 1 / (1 + math.exp(-z1)) > 0.5
+
+    budgets = []
+    for i in range(2):
+        credit = []
+        for j in range(6):
+            d = float((original[i, j] - defended_probs[i, j]).abs().sum())
+            closer = abs(float(after[i, j]) - 0.5) < abs(float(before[i, j]) - 0.5)
+            budget = min(epsilon / d, 1.0) if closer and d > 0 else 0.0
+            budgets.append(budget)
+            right_before = says_member(i, original[i, j]) == bool(is_member[i, j])
+            right_after = says_member(i, defended_probs[i, j]) == bool(is_member[i, j])
+            credit.append((1 - budget) * right_before + budget * right_after)
+        members = [c for c, m in zip(credit, is_member[i].tolist()) if m]
+        others = [c for c, m in zip(credit, is_member[i].tolist()) if not m]
+        assert float(mem[i]) == pytest.approx(sum(members) / len(members))
+        assert float(non[i]) == pytest.approx(sum(others) / len(others))
+    assert any(0 < b < 1 for b in budgets) and 0 in budgets           # intermediate budgets occur
+    assert float(mem[0]) != float(mem[1]) and float(mem[0]) != float(non[0])
