@@ -163,3 +163,65 @@ def test_vocabulary_of_the_paper():
     assert schema.ATTACKS == PAPER_ATTACKS + ROBUST
     assert schema.ROBUST_ATTACKS == ROBUST and not set(ROBUST) & set(AUTHORS_HEADER)
     assert np.all([c in schema.TRACE_SCHEMA.columns for c in AUTHORS_HEADER])
+
+
+def _rows(**columns) -> pd.DataFrame:
+    base = {"WeightDecay": [5e-4] * 4, "EpochNum": [400] * 4, "Dataset": ["cifar10"] * 4, "Arch": ["resnet34"] * 4,
+            "Width": [2, 4, 8, 16], "TrainSize": [1000.0] * 4, "Loss": ["ce"] * 4, "Scheduler?": [True] * 4,
+            "lr": [0.1] * 4, "TrainAcc": [0.9, 0.8, 0.7, 0.6]}
+    return pd.DataFrame({**base, **columns})
+
+
+def test_check_trace_rows_names_the_value_and_the_csv_lines():
+    schema.check_trace_rows(_rows())                                      # a clean table passes
+    schema.check_trace_rows(_rows(**{"Scheduler?": [True, False, True, False]}))   # a bool column is no number
+    with pytest.raises(EtioInputError) as raised:
+        schema.check_trace_rows(_rows(TrainAcc=[0.9, -math.inf, 0.7, math.inf]), source="t.csv")
+    # index 1 and 3 are CSV lines 3 and 5 (the header is line 1)
+    assert str(raised.value) == "t.csv: column 'TrainAcc' has a non-finite value (-inf) at CSV line(s) 3, 5"
+    with pytest.raises(EtioInputError) as raised:
+        schema.check_trace_rows(_rows(Width=[2, 8, 4, 8]))
+    assert str(raised.value) == (
+        "trace table: 2 rows repeat a configuration (identity columns WeightDecay, EpochNum, Dataset, Arch, Width, "
+        "TrainSize, Loss, Scheduler?, lr); e.g. CSV lines 3, 5 are the same configuration")
+    # two repeated configurations: the example names the lines of the first one only
+    with pytest.raises(EtioInputError) as raised:
+        schema.check_trace_rows(_rows(Width=[8, 2, 8, 2]))
+    assert str(raised.value).startswith("trace table: 4 rows repeat") and "CSV lines 2, 4 are" in str(raised.value)
+    # missing identity values are equal to each other (two robust rows without a budget)
+    robust = _rows(Width=[2, 2, 4, 4], AdvEps=[np.nan, np.nan, 0.1, 0.2])
+    with pytest.raises(EtioInputError, match=r"2 rows repeat .*AdvEps\); e\.g\. CSV lines 2, 3 are"):
+        schema.check_trace_rows(robust)
+    schema.check_trace_rows(_rows(Width=[2, 2, 4, 4], AdvEps=[0.0, 0.1, 0.0, 0.1]))    # the budget tells them apart
+    schema.check_trace_rows(_rows().iloc[:0])                             # an empty table has no repeats
+    assert schema._lines(range(8)) == "2, 3, 4, 5, 6 and 3 more"
+    assert schema._lines(["a", "b"]) == "a, b" and schema._lines(range(5)) == "2, 3, 4, 5, 6"
+
+
+def test_read_traces_rejects_repeated_columns_and_bad_sizes_by_line(tmp_path):
+    # one column under its authors' and its R spelling
+    r_and_authors = tmp_path / "both.csv"
+    r_and_authors.write_text("WeightDecay,Loss,CentroidDistance(origin),CentroidDistance.origin.\n0.0005,ce,0.1,0.2\n")
+    with pytest.raises(EtioInputError) as raised:
+        schema.read_traces(r_and_authors)
+    assert str(raised.value) == (f"trace table in {r_and_authors}: column(s) 'CentroidDistance(origin)' appear "
+                                 "more than once")
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("WeightDecay,Loss,TrainSize\n0.0005,ce,1k\n0.0005,ce,-\n0.0005,ce,lots\n0.0005,ce,many\n")
+    with pytest.raises(EtioInputError) as raised:
+        schema.read_traces(sizes)
+    assert str(raised.value) == (f"{sizes}: column 'TrainSize' has a value that is not a size: 'lots' "
+                                 "(CSV line(s) 4, 5)")
+    ok = tmp_path / "ok.csv"
+    ok.write_text("WeightDecay,Loss,TrainSize,TrainAcc\n0.0005,ce,1k,0.5\n0.0005,ce,-,0.6\n0.005,mse,5000,0.7\n")
+    table = schema.read_traces(ok)
+    assert table["TrainSize"].tolist()[0::2] == [1000.0, 5000.0] and math.isnan(table["TrainSize"][1])
+    assert table["TrainSize"].dtype == float
+    dup_rows = tmp_path / "dup.csv"
+    dup_rows.write_text("WeightDecay,Loss,TrainSize\n0.0005,ce,1k\n0.0005,ce,1000\n")
+    with pytest.raises(EtioInputError, match=rf"^{dup_rows}: 2 rows repeat a configuration .*CSV lines 2, 3 are"):
+        schema.read_traces(dup_rows)
+    infinite = tmp_path / "inf.csv"
+    infinite.write_text("WeightDecay,Loss,TrainAcc\n0.0005,ce,0.5\n0.005,ce,inf\n")
+    with pytest.raises(EtioInputError, match=rf"^{infinite}: column 'TrainAcc' has a non-finite value \(inf\) at CSV line\(s\) 3$"):
+        schema.read_traces(infinite)
