@@ -3,6 +3,8 @@ sound estimator's interval and test are checked against statsmodels in test_esti
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -193,3 +195,48 @@ def test_identify_graphs_and_the_backdoor_criterion():
     ident = effects.identify(nx.DiGraph([("Y", "X")]), "X", "Y")
     assert (ident.has_directed_path, ident.identified, ident.backdoor_set, ident.effect_modifiers) == (
         False, False, (), ())
+
+
+def test_q_values_are_benjamini_hochberg_within_each_loss_and_weight_decay():
+    """q-values adjust the p-values of the estimated cells of one (loss, weight decay) family,
+    independently of the other families and of the cells that have no estimate."""
+    from statsmodels.stats.multitest import multipletests
+
+    rows = [("ce", 5e-4, effects.STATUS_ESTIMATED, 0.01), ("ce", 5e-4, effects.STATUS_ESTIMATED, 0.04),
+            ("ce", 5e-4, effects.STATUS_NO_PATH, math.nan), ("ce", 5e-4, effects.STATUS_ESTIMATED, 0.03),
+            ("mse", 5e-4, effects.STATUS_ESTIMATED, 0.01), ("mse", 5e-4, effects.STATUS_ESTIMATED, 0.5),
+            ("ce", 5e-3, effects.STATUS_ESTIMATED, 0.02), ("ce", 5e-3, effects.STATUS_NOT_IDENTIFIABLE, math.nan),
+            ("ce", 5e-3, effects.STATUS_ESTIMATED, 0.2)]
+    table = pd.DataFrame(rows, columns=["loss", "weight_decay", "status", "p_value"])
+    out = effects.add_q_values(table)
+    assert "q_value" not in table.columns                                  # the input is not changed
+    expected = [math.nan] * len(rows)
+    for family in ([0, 1, 3], [4, 5], [6, 8]):
+        for i, q in zip(family, multipletests([rows[i][3] for i in family], method="fdr_bh")[1]):
+            expected[i] = q
+    np.testing.assert_allclose(out["q_value"].to_numpy(), expected, rtol=1e-12)
+    assert math.isnan(out.loc[2, "q_value"]) and math.isnan(out.loc[7, "q_value"])
+    # by hand: 0.01 x 3/1 = 0.03; 0.03 x 3/2 = 0.045 capped by 0.04 x 3/3; 0.01 x 2/1 = 0.02
+    assert out["q_value"][[0, 3, 1, 4]].tolist() == pytest.approx([0.03, 0.04, 0.04, 0.02])
+
+
+def test_dowhy_reference_is_the_ols_coefficient_over_the_treatments_range():
+    """The dowhy reference (CausalModel -> identify -> estimate, linear regression) equals
+    statsmodels' OLS of Y on X and the backdoor set: ATE = coefficient of X x (max X - min X), and
+    its p-value is the coefficient's t-test; an explicit backdoor set is used as given."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=200)
+    x = 0.8 * z + rng.normal(size=200)
+    y = 0.5 * x + 0.9 * z + 0.3 * rng.normal(size=200)
+    data = pd.DataFrame({"Z": z, "X": x, "Y": y})
+    graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
+    span = x.max() - x.min()
+    adjusted = sm.OLS(y, sm.add_constant(np.column_stack([x, z]))).fit()
+    plain = sm.OLS(y, sm.add_constant(x)).fit()
+    for backdoor, fit in ((None, adjusted), (["Z"], adjusted), ([], plain)):
+        ref = effects.dowhy_estimate(data, graph, "X", "Y", backdoor)
+        assert ref.value == pytest.approx(fit.params[1] * span, rel=1e-9), backdoor
+        assert ref.test_stat_significance()["p_value"][0] == pytest.approx(fit.pvalues[1], rel=1e-6, abs=1e-300)
+    assert abs(plain.params[1] - adjusted.params[1]) > 0.1      # the adjustment matters in this case
