@@ -240,3 +240,24 @@ def test_dowhy_reference_is_the_ols_coefficient_over_the_treatments_range():
         assert ref.value == pytest.approx(fit.params[1] * span, rel=1e-9), backdoor
         assert ref.test_stat_significance()["p_value"][0] == pytest.approx(fit.pvalues[1], rel=1e-6, abs=1e-300)
     assert abs(plain.params[1] - adjusted.params[1]) > 0.1      # the adjustment matters in this case
+
+
+def test_backdoor_sets_are_written_in_graph_node_order_and_unestimated_cells_have_every_column():
+    # AccDiff is confounded by TrainAcc and TestAcc: its set is both, in the graph's node order
+    graph = nx.DiGraph()
+    graph.add_nodes_from(["TrainAcc", "TestAcc", "AccDiff"])
+    graph.add_nodes_from([*effects.treatments_for("Oak17Acc"), "Oak17Acc"])
+    graph.add_edges_from([("TrainAcc", "AccDiff"), ("TestAcc", "AccDiff"), ("TrainAcc", "Oak17Acc"),
+                          ("TestAcc", "Oak17Acc"), ("AccDiff", "Oak17Acc")])
+    table = effects.identify_graphs({("ce", "Oak17Acc"): graph}).set_index("feature")
+    assert table.loc["AccDiff", "backdoor_set"] == "TrainAcc;TestAcc"
+    assert table.loc["NumParams", "backdoor_set"] == "" and not table.loc["NumParams", "has_directed_path"]
+    assert list(effects.identify_graphs({}).columns) == list(effects.IDENTIFICATION_SCHEMA.required)
+    # a cell without a path has every estimate column, all missing
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"X": rng.normal(size=30), "Y": rng.normal(size=30)})
+    g = nx.DiGraph([("Y", "X")])
+    row = effects.estimate_cell(data, None, g, effects.identify(g, "X", "Y"))
+    for column in ("ate", "p_value", "ci_low", "ci_high", "se", "p_value_rows_independent", "robustness_value",
+                   "robustness_value_alpha"):
+        assert math.isnan(row[column]), column

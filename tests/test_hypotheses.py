@@ -107,3 +107,49 @@ def test_lookup_needs_exactly_one_row():
     with pytest.raises(EtioInputError, match=r"has 2 row\(s\) for ce Oak17Acc AccDiff"):
         H.lookup(doubled, "ce", "Oak17Acc", "AccDiff")
     assert math.isnan(NAN)
+
+
+def test_table3_q_values_adjust_the_estimated_cells_that_claim_a_cause():
+    """Table 3's q-values: Benjamini-Hochberg over the estimated cells of the queries that claim
+    a cause (both losses: 15 cells here, 14 with p = 0.01 and one with 0.04); cells without a
+    path and the cells of Q5 and Q7 (which claim absence) get none."""
+    from etio.causal.effects import STATUS_NO_PATH as NO_PATH
+
+    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (NO_PATH, 0.0, NAN),
+                  ("ce", "Oak17Acc", "NumParams"): (STATUS_ESTIMATED, 0.5, 0.04)})
+    cells = H.table3_cells(ates)
+    assert list(cells.columns) == [*ates.columns, "query", "claim", "q_value_table3"]
+    q = cells.set_index(["query", "loss", "attack", "feature"])["q_value_table3"]
+    # by hand: the 0.04 is ranked 15th of 15 (q = 0.04 x 15/15); the fourteen 0.01 get 0.01 x 15/14
+    assert q["Q3", "ce", "Oak17Acc", "NumParams"] == pytest.approx(0.04)
+    assert q["Q2", "mse", "Oak17Acc", "TrainVar"] == pytest.approx(0.01 * 15 / 14)
+    assert q["Q1", "mse", "Oak17Acc", "AccDiff"] == pytest.approx(0.01 * 15 / 14)
+    assert math.isnan(q["Q1", "ce", "Oak17Acc", "AccDiff"])
+    assert q.xs("Q5").isna().all() and q.xs("Q7").isna().all()
+
+
+def test_evidence_names_identification_and_the_number_each_estimator_rests_on():
+    from etio.causal.effects import STATUS_NOT_IDENTIFIABLE
+
+    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (STATUS_NOT_IDENTIFIABLE, 0.3, 0.2)})
+    paper = H.verdicts(ates).set_index(["query", "loss"])["evidence"]
+    sound = H.verdicts(ates, estimator="sound").set_index(["query", "loss"])["evidence"]
+    # the paper's number is shown (it exists) and flagged; the sound estimator shows none
+    assert paper["Q1", "ce"] == "Oak17Acc/AccDiff: 0.3000 (p=0.2) ◦ [not identifiable]"
+    assert sound["Q1", "ce"] == "Oak17Acc/AccDiff: not identifiable ?"
+    # a claimed cause rests on the q-value, a claimed absence on the p-value
+    assert sound["Q3", "ce"] == "Oak17Acc/NumParams: 0.5000 [0.5000, 0.5000] (q=0.01) ✓"
+    assert sound["Q5", "ce"] == ("Top3MLLeakAcc/TrainVar: 0.5000 [0.5000, 0.5000] (p=0.01) ×; "
+                                 "Top3MLLeakAcc/TestVar: 0.5000 [0.5000, 0.5000] (p=0.01) ×")
+    with pytest.raises(EtioInputError, match=r"^unknown estimator 'x'; use one of paper, sound"):
+        H.verdicts(ates, estimator="x")
+
+
+def test_verdict_changes_only_give_reasons_for_verdicts_that_change():
+    ates = _ates({})
+    ates["p_value_rows_independent"] = 0.3          # does not enter either verdict here
+    changes = H.verdict_changes(ates)
+    assert not changes["changed"].any() and (changes["reasons"] == "").all()
+    assert changes["claim"].tolist() == [h.claim for h in H.HYPOTHESES for _ in ("ce", "mse")]
+    ates["p_value_rows_independent"] = None          # an object column of None (not through the schema)
+    assert len(H.verdict_changes(ates)) == 18
