@@ -253,11 +253,12 @@ def test_backdoor_sets_are_written_in_graph_node_order_and_unestimated_cells_hav
     assert table.loc["AccDiff", "backdoor_set"] == "TrainAcc;TestAcc"
     assert table.loc["NumParams", "backdoor_set"] == "" and not table.loc["NumParams", "has_directed_path"]
     assert list(effects.identify_graphs({}).columns) == list(effects.IDENTIFICATION_SCHEMA.required)
-    # a cell without a path has every estimate column, all missing
+    # a cell without a path has every estimate column; nothing but the ATE is a number
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"X": rng.normal(size=30), "Y": rng.normal(size=30)})
     g = nx.DiGraph([("Y", "X")])
     row = effects.estimate_cell(data, None, g, effects.identify(g, "X", "Y"))
-    for column in ("ate", "p_value", "ci_low", "ci_high", "se", "p_value_rows_independent", "robustness_value",
+    assert row["ate"] == 0.0                  # no directed path: the effect is zero, not unknown
+    for column in ("p_value", "ci_low", "ci_high", "se", "p_value_rows_independent", "robustness_value",
                    "robustness_value_alpha"):
         assert math.isnan(row[column]), column
