@@ -258,7 +258,8 @@ def test_backdoor_sets_are_written_in_graph_node_order_and_unestimated_cells_hav
     data = pd.DataFrame({"X": rng.normal(size=30), "Y": rng.normal(size=30)})
     g = nx.DiGraph([("Y", "X")])
     row = effects.estimate_cell(data, None, g, effects.identify(g, "X", "Y"))
-    assert row["ate"] == 0.0                  # no directed path: the effect is zero, not unknown
-    for column in ("p_value", "ci_low", "ci_high", "se", "p_value_rows_independent", "robustness_value",
+    # no directed path: the effect is exactly zero (a point interval), with nothing to test
+    assert (row["ate"], row["ci_low"], row["ci_high"], row["ate_paper"]) == (0.0, 0.0, 0.0, 0.0)
+    for column in ("p_value", "se", "p_value_paper", "p_value_rows_independent", "robustness_value",
                    "robustness_value_alpha"):
         assert math.isnan(row[column]), column
