@@ -28,11 +28,11 @@ def test_bench_lists_every_benchmark():
 
 
 def test_bench_train():
-    lines = _bench("train", "--epochs", 1, "--device", "cpu")
+    lines = _bench("train", "--epochs", 1, "--models", 3, "--device", "cpu")
     assert re.fullmatch(r"device cpu, torch threads \d+", lines[0]), lines
     # One line per architecture of the paper: the MLP grid (5 widths x 12 models), a conv net at its smallest width.
-    archs = {"mlp_1hidden": ("16,32,64,128,256", 60), "alexnetwol": ("16", 10), "resnet34": ("2", 10),
-             "densenet161": ("2", 10)}
+    archs = {"mlp_1hidden": ("16,32,64,128,256", 60), "alexnetwol": ("16", 3), "resnet34": ("2", 3),
+             "densenet161": ("2", 3)}
     assert len(lines) == 1 + len(archs), lines
     for line, (arch, (widths, models)) in zip(lines[1:], archs.items()):
         assert re.fullmatch(rf"{arch} +width {widths} models {models} epochs 1: one-at-a-time {NUMBER} models/s, "

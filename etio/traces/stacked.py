@@ -54,9 +54,12 @@ def _batch_norm(x: torch.Tensor, params: Tensors, buffers: Tensors, name: str, n
 
 
 def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
-    """Feature maps ``[b, M·C_i, H, W]`` (channels last) joined per model into ``[b, M·ΣC_i, H, W]``."""
+    """Feature maps ``[b, M·C_i, H, W]`` joined per model into ``[b, M·ΣC_i, H, W]``, in their layout."""
     b, _, h, w = parts[0].shape
-    # channels last, [b, H, W, M·C] is the memory order: join on C of its [b, H, W, M, C] view
+    if parts[0].is_contiguous():
+        # [b, M, C, H, W] is the memory order: join on C
+        return torch.cat([p.reshape(b, models, -1, h, w) for p in parts], dim=2).view(b, -1, h, w)
+    # channels last, [b, H, W, M, C] is the memory order: join on C of that view
     joined = torch.cat([p.permute(0, 2, 3, 1).reshape(b, h, w, models, -1) for p in parts], dim=-1)
     return joined.view(b, h, w, -1).permute(0, 3, 1, 2)
 
@@ -144,9 +147,11 @@ def stacked_forward(skeleton: nn.Module, variants: int, models_per_variant: int)
         xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(m, *x.shape[1:])
         batch = xs.shape[1]
         h = xs.transpose(0, 1).reshape(batch, m * xs.shape[2], *xs.shape[3:])     # [b, M·C, H, W]
-        # channels last: the CPU's grouped convolutions (and their backward) run several times
-        # faster in it; convolutions, BatchNorm, ReLU and pooling keep the layout
-        h = h.contiguous(memory_format=torch.channels_last)
+        # channels last: the CPU's grouped float32 convolutions (and their backward) run several
+        # times faster in it; convolutions, BatchNorm, ReLU and pooling keep the layout. float64
+        # (the equality tests) has no fast channels-last kernels; the layout changes no value.
+        if h.dtype != torch.float64:
+            h = h.contiguous(memory_format=torch.channels_last)
         features, classifier = _features(skeleton, h, p, b, train, m)
         logits = torch.einsum("bmc,moc->mbo", features.reshape(batch, m, -1), p[f"{classifier}.weight"])
         return logits + p[f"{classifier}.bias"].unsqueeze(1)
