@@ -56,10 +56,11 @@ def _batch_norm(x: torch.Tensor, params: Tensors, buffers: Tensors, name: str, n
 def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
     """Feature maps ``[b, M·C_i, H, W]`` joined per model into ``[b, M·ΣC_i, H, W]``, in their layout."""
     b, _, h, w = parts[0].shape
-    if parts[0].is_contiguous():
-        # [b, M, C, H, W] is the memory order: join on C
+    if not parts[0].is_contiguous(memory_format=torch.channels_last):
+        # the default layout (float64): [b, M, C, H, W] is the memory order, join on C
         return torch.cat([p.reshape(b, models, -1, h, w) for p in parts], dim=2).view(b, -1, h, w)
-    # channels last, [b, H, W, M, C] is the memory order: join on C of that view
+    # channels last, [b, H, W, M, C] is the memory order: join on C of that view (the result stays
+    # channels last, also at 1x1, so every later layer runs the same kernels)
     joined = torch.cat([p.permute(0, 2, 3, 1).reshape(b, h, w, models, -1) for p in parts], dim=-1)
     return joined.view(b, h, w, -1).permute(0, 3, 1, 2)
 
