@@ -148,6 +148,19 @@ def test_defended_statistics_equal_a_loop_over_the_test_points(loss):
     assert same["MemguardTestBias2"] == pytest.approx(same["MemguardTestLoss"], rel=1e-6)
 
 
+def _top1_detectors(inputs: int, label_weights=(0.0, 0.0), signs=(1.0, 1.0)) -> StackedMLP:
+    """Two hand-built detectors on ``inputs`` features (sorted top-3, then the label if 4): model i
+    gives member probability sigmoid(4 signs[i] tanh(5 top1 + label_weights[i] label - 3)), i.e.
+    with sign +1 "member iff the top-1 probability exceeds 0.6" (when the label weight is 0)."""
+    w1 = torch.zeros(2, inputs, 1)
+    w1[:, 0, 0] = 5.0
+    if inputs > 3:
+        w1[:, 3, 0] = torch.tensor(label_weights)
+    w2 = torch.zeros(2, 1, 2)
+    w2[:, 0, 1] = 4.0 * torch.tensor(signs)
+    return StackedMLP([w1, w2], [torch.full((2, 1, 1), -3.0), torch.zeros(2, 1, 2)])
+
+
 def _memguard_one_sample(z0, label, member_probability, settings):
     """MemGuard for one sample as Jia et al. describe it, with plain loops: for each c3 in turn,
     restart from the original logits and take normalised gradient steps of
@@ -187,14 +200,8 @@ def test_batched_defence_equals_memguard_sample_by_sample():
     that sample alone, and the batched loop runs as many iterations as the longest sample."""
     from etio.attacks.memguard import _member_probability
 
-    # A detector by hand: member iff the top-1 probability exceeds 0.6 (p = sigmoid(4 tanh(5 (top1 - 0.6)))),
-    # the second one also leaning on the label feature
-    w1 = torch.zeros(2, 4, 1)
-    w1[:, 0, 0] = 5.0
-    w1[1, 3, 0] = 0.2
-    w2 = torch.zeros(2, 1, 2)
-    w2[:, 0, 1] = 4.0
-    defence = StackedMLP([w1, w2], [torch.full((2, 1, 1), -3.0), torch.zeros(2, 1, 2)])
+    # the second detector also leans on the label feature
+    defence = _top1_detectors(4, label_weights=(0.0, 0.2))
     with_label = torch.tensor([False, True])
     torch.manual_seed(0)
     logits = torch.randn(2, 8, 4) * 1.5
@@ -230,12 +237,7 @@ def test_noise_budget_accuracies_by_hand_with_an_intermediate_budget():
     means over that set's members and over its non-members (unequal counts here)."""
     from etio.attacks.memguard import Defended
 
-    w1 = torch.zeros(2, 3, 1)
-    w1[:, 0, 0] = 5.0
-    w2 = torch.zeros(2, 1, 2)
-    w2[:, 0, 1] = 4.0
-    attack = StackedMLP([w1, w2 * torch.tensor([1.0, -1.0]).view(2, 1, 1)], [torch.full((2, 1, 1), -3.0),
-                                                                             torch.zeros(2, 1, 2)])
+    attack = _top1_detectors(3, signs=(1.0, -1.0))
     g = torch.Generator().manual_seed(5)
     original = torch.softmax(torch.randn(2, 6, 3, generator=g) * 2, -1)
     defended_probs = torch.softmax(torch.randn(2, 6, 3, generator=g) * 2, -1)

@@ -26,6 +26,7 @@ batched-equals-one-at-a-time tests of ``tests/test_train.py`` check it in float6
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -65,58 +66,65 @@ def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
     return joined.view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
-def _run(module: nn.Module, name: str, x: torch.Tensor, params: Tensors, buffers: Tensors, train: bool,
-         models: int) -> torch.Tensor:
-    """Apply the skeleton's ``module`` (its name in the state dict: ``name``) to the stacked ``x``."""
-    from torchvision.models.densenet import _DenseBlock, _DenseLayer
+@dataclass
+class _Pass:
+    """One forward pass of the stacked models: their parameters and buffers, the mode, and M."""
 
-    from etio.traces.models import BasicBlock
+    params: Tensors
+    buffers: Tensors
+    train: bool
+    models: int
 
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros":
-            raise NotImplementedError(f"{name}: only ungrouped, undilated, zero-padded convolutions are stacked")
-        return _conv(x, params[f"{name}.weight"], params.get(f"{name}.bias"), module)
-    if isinstance(module, nn.BatchNorm2d):
-        return _batch_norm(x, params, buffers, name, module, train)
-    if isinstance(module, nn.ReLU):
-        return F.relu(x)
-    if isinstance(module, nn.MaxPool2d):
-        return F.max_pool2d(x, module.kernel_size, module.stride, module.padding)
-    if isinstance(module, nn.AvgPool2d):
-        return F.avg_pool2d(x, module.kernel_size, module.stride, module.padding)
-    if isinstance(module, BasicBlock):
-        out = F.relu(_run(module.bn1, f"{name}.bn1", _run(module.conv1, f"{name}.conv1", x, params, buffers, train,
-                                                             models), params, buffers, train, models))
-        out = _run(module.bn2, f"{name}.bn2", _run(module.conv2, f"{name}.conv2", out, params, buffers, train, models),
-                   params, buffers, train, models)
-        return F.relu(out + _run_children(module.shortcut, f"{name}.shortcut", x, params, buffers, train, models))
-    if isinstance(module, _DenseBlock):
-        features = [x]
-        for child_name, layer in module.named_children():
-            joined = _concat(features, models)
-            features.append(_run_children(layer, f"{name}.{child_name}", joined, params, buffers, train, models))
-        return _concat(features, models)
-    if isinstance(module, (nn.Sequential, _DenseLayer)):
-        # a dense layer's children, in order, are its forward pass (dropout is off in the paper's models)
-        if isinstance(module, _DenseLayer) and module.drop_rate > 0:
-            raise NotImplementedError(f"{name}: dropout in a dense layer is not stacked")
-        return _run_children(module, name, x, params, buffers, train, models)
-    raise NotImplementedError(f"{name}: {type(module).__name__} has no stacked form")
+    def run(self, module: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply the skeleton's ``module`` (its name in the state dict: ``name``) to the stacked ``x``."""
+        from torchvision.models.densenet import _DenseBlock, _DenseLayer
+
+        from etio.traces.models import BasicBlock
+
+        if isinstance(module, nn.Conv2d):
+            if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros":
+                raise NotImplementedError(f"{name}: only ungrouped, undilated, zero-padded convolutions are stacked")
+            return _conv(x, self.params[f"{name}.weight"], self.params.get(f"{name}.bias"), module)
+        if isinstance(module, nn.BatchNorm2d):
+            return _batch_norm(x, self.params, self.buffers, name, module, self.train)
+        if isinstance(module, nn.ReLU):
+            return F.relu(x)
+        if isinstance(module, nn.MaxPool2d):
+            return F.max_pool2d(x, module.kernel_size, module.stride, module.padding)
+        if isinstance(module, nn.AvgPool2d):
+            return F.avg_pool2d(x, module.kernel_size, module.stride, module.padding)
+        if isinstance(module, BasicBlock):
+            out = F.relu(self.child(module, name, "bn1", self.child(module, name, "conv1", x)))
+            out = self.child(module, name, "bn2", self.child(module, name, "conv2", out))
+            return F.relu(out + self.sequence(module.shortcut, f"{name}.shortcut", x))
+        if isinstance(module, _DenseBlock):
+            features = [x]
+            for child_name, layer in module.named_children():
+                features.append(self.sequence(layer, f"{name}.{child_name}", _concat(features, self.models)))
+            return _concat(features, self.models)
+        if isinstance(module, (nn.Sequential, _DenseLayer)):
+            # a dense layer's children, in order, are its forward pass (dropout is off in the paper's models)
+            if isinstance(module, _DenseLayer) and module.drop_rate > 0:
+                raise NotImplementedError(f"{name}: dropout in a dense layer is not stacked")
+            return self.sequence(module, name, x)
+        raise NotImplementedError(f"{name}: {type(module).__name__} has no stacked form")
+
+    def child(self, module: nn.Module, name: str, child_name: str, x: torch.Tensor) -> torch.Tensor:
+        return self.run(getattr(module, child_name), f"{name}.{child_name}" if name else child_name, x)
+
+    def sequence(self, module: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``module``'s children one after the other."""
+        for child_name, _ in module.named_children():
+            x = self.child(module, name, child_name, x)
+        return x
 
 
-def _run_children(module: nn.Module, name: str, x: torch.Tensor, params: Tensors, buffers: Tensors, train: bool,
-                  models: int) -> torch.Tensor:
-    for child_name, child in module.named_children():
-        x = _run(child, f"{name}.{child_name}", x, params, buffers, train, models)
-    return x
-
-
-def _features(skeleton: nn.Module, h: torch.Tensor, p: Tensors, b: Tensors, train: bool, m: int) -> tuple[torch.Tensor, str]:
+def _features(skeleton: nn.Module, h: torch.Tensor, step: _Pass) -> tuple[torch.Tensor, str]:
     """The architecture's forward pass up to its classifier (as in :mod:`etio.traces.models`), and
     the classifier's name."""
     from etio.traces.models import AlexNetWOL, DenseNet161, ResNet34, WideResNet
 
-    run = lambda name, x: _run(getattr(skeleton, name), name, x, p, b, train, m)  # noqa: E731
+    run = lambda name, x: step.child(skeleton, "", name, x)  # noqa: E731
     if isinstance(skeleton, DenseNet161):
         return F.relu(run("features", h)).mean((-2, -1)), "classifier"          # adaptive_avg_pool2d(1)
     if isinstance(skeleton, AlexNetWOL):
@@ -153,7 +161,7 @@ def stacked_forward(skeleton: nn.Module, variants: int, models_per_variant: int)
         # (the equality tests) has no fast channels-last kernels; the layout changes no value.
         if h.dtype != torch.float64:
             h = h.contiguous(memory_format=torch.channels_last)
-        features, classifier = _features(skeleton, h, p, b, train, m)
+        features, classifier = _features(skeleton, h, _Pass(p, b, train, m))
         logits = torch.einsum("bmc,moc->mbo", features.reshape(batch, m, -1), p[f"{classifier}.weight"])
         return logits + p[f"{classifier}.bias"].unsqueeze(1)
 
