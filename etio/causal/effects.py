@@ -30,6 +30,7 @@ same trajectory until the schedule's first step (``etio.traces.training``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -37,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import networkx as nx
 import numpy as np
@@ -207,9 +208,25 @@ def _quiet_dowhy():
 def identify(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
     """dowhy's identification of the effect of ``treatment`` on ``outcome`` in ``graph``.
 
-    CausalModel wants a data frame; identification reads only the graph, so a one-row dummy
-    frame over the graph's nodes stands in.
+    Identification reads the graph only (its nodes in order and its arcs), and dowhy's search
+    is the slow part of every ATE table; so each (graph, treatment, outcome) is identified once
+    per process, however many tables, weight decays or slices ask for it.
     """
+    return _identification_of(tuple(graph.nodes), tuple(graph.edges), treatment, outcome)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identification_of(nodes: tuple[str, ...], arcs: tuple[tuple[str, str], ...],
+                       treatment: str, outcome: str) -> Identification:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(arcs)
+    return _identified(graph, treatment, outcome)
+
+
+def _identified(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
+    """``identify`` without its memory. CausalModel wants a data frame; identification reads
+    only the graph, so a one-row dummy frame over the graph's nodes stands in."""
     from dowhy import CausalModel
 
     _quiet_dowhy()
@@ -244,19 +261,19 @@ def default_adjustment_set(graph: nx.DiGraph, treatment: str, outcome: str) -> t
     from dowhy.graph import get_instruments
 
     nodes = list(graph.nodes)
+    valid = backdoor_criterion(graph, treatment, outcome)
     excluded = nx.descendants(graph, treatment) | {treatment, outcome}
     eligible = [n for n in nodes if n not in excluded
                 and not (nx.is_d_separator(graph, {treatment}, {n}, set())
                          and nx.is_d_separator(graph, {outcome}, {n}, set()))]
     candidates: list[tuple[str, ...]] = []
-    if is_valid_backdoor_set(graph, treatment, outcome, ()):
+    if valid(()):
         candidates.append(())
     else:
-        if is_valid_backdoor_set(graph, treatment, outcome, eligible):
+        if valid(eligible):
             candidates.append(tuple(eligible))
         for size in range(1, len(eligible) + 1):
-            smallest = [c for c in itertools.combinations(eligible, size)
-                        if is_valid_backdoor_set(graph, treatment, outcome, c)]
+            smallest = [c for c in itertools.combinations(eligible, size) if valid(c)]
             if smallest:
                 candidates += smallest
                 break
@@ -270,12 +287,22 @@ def default_adjustment_set(graph: nx.DiGraph, treatment: str, outcome: str) -> t
 def is_valid_backdoor_set(graph: nx.DiGraph, treatment: str, outcome: str, adjustment: Iterable[str]) -> bool:
     """Pearl's backdoor criterion: no descendant of the treatment, and the set d-separates
     treatment and outcome once the treatment's outgoing arcs are removed."""
-    adjustment = set(adjustment)
-    if adjustment & nx.descendants(graph, treatment):
-        return False
+    return backdoor_criterion(graph, treatment, outcome)(adjustment)
+
+
+def backdoor_criterion(graph: nx.DiGraph, treatment: str, outcome: str) -> Callable[[Iterable[str]], bool]:
+    """``is_valid_backdoor_set`` for one treatment and outcome, as a test of adjustment sets: the
+    treatment's descendants and the graph without its outgoing arcs are built once, not once
+    for each of the many sets a search tries."""
+    descendants = nx.descendants(graph, treatment)
     cut = nx.DiGraph(graph)
     cut.remove_edges_from(list(graph.out_edges(treatment)))
-    return nx.is_d_separator(cut, {treatment}, {outcome}, adjustment)
+
+    def satisfies(adjustment: Iterable[str]) -> bool:
+        adjustment = set(adjustment)
+        return not adjustment & descendants and nx.is_d_separator(cut, {treatment}, {outcome}, adjustment)
+
+    return satisfies
 
 
 def identify_graphs(graphs: Mapping[tuple[str, str], nx.DiGraph]) -> pd.DataFrame:
@@ -308,10 +335,11 @@ class SoundAdjustment:
 def sound_adjustment(graph: nx.DiGraph, ident: Identification) -> SoundAdjustment:
     """dowhy's effect modifiers, in graph order, each kept only if the backdoor set enlarged by
     it (and by those kept before it) still satisfies the backdoor criterion."""
+    valid = backdoor_criterion(graph, ident.treatment, ident.outcome)
     kept: list[str] = []
     left_out = []
     for m in ident.effect_modifiers:
-        if is_valid_backdoor_set(graph, ident.treatment, ident.outcome, [*ident.backdoor_set, *kept, m]):
+        if valid([*ident.backdoor_set, *kept, m]):
             kept.append(m)
         else:
             left_out.append((m, "adjusting for it would break the backdoor criterion"))
@@ -398,17 +426,11 @@ def add_q_values(table: pd.DataFrame, by: Iterable[str] = ("loss", "weight_decay
 
 
 def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float,
-                  *, refuters: bool = False, seed: int = 0,
-                  identifications: dict | None = None) -> pd.DataFrame:
-    """All ATEs of one weight decay: for each (loss, attack) graph, each of the 13 treatments.
-
-    ``identifications`` is a cache keyed by (loss, attack, treatment, arcs) that callers may
-    share across weight decays; identification depends on the graph only.
-    """
+                  *, refuters: bool = False, seed: int = 0) -> pd.DataFrame:
+    """All ATEs of one weight decay: for each (loss, attack) graph, each of the 13 treatments."""
     if not slice_mask(traces, None, weight_decay).any():
         present = ", ".join(f"{v:g}" for v in sorted(traces["WeightDecay"].dropna().unique()))
         raise EtioInputError(f"the trace table has no rows with weight decay {weight_decay:g} (present: {present})")
-    cache = {} if identifications is None else identifications
     rows = []
     cell = 0
     for (loss, attack), graph in sorted(graphs.items()):
@@ -419,11 +441,9 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
                 f"{loss}-{attack}: only {len(data)} complete trace row(s) at weight decay {weight_decay:g}; "
                 "a regression needs at least 3")
         for treatment in treatments_for(attack):
-            key = (loss, attack, treatment, tuple(graph.edges))
-            if key not in cache:
-                cache[key] = identify(graph, treatment, attack)
             row = {"loss": loss, "weight_decay": weight_decay, "attack": attack, "feature": treatment}
-            row.update(estimate_cell(data, runs, graph, cache[key], refuters=refuters, seed=seed + 10 * cell))
+            row.update(estimate_cell(data, runs, graph, identify(graph, treatment, attack),
+                                     refuters=refuters, seed=seed + 10 * cell))
             rows.append(row)
             cell += 1
     columns = [c for c in ATE_SCHEMA.columns if refuters or c not in _REFUTER_COLUMNS]
