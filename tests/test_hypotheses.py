@@ -153,3 +153,33 @@ def test_verdict_changes_only_give_reasons_for_verdicts_that_change():
     assert changes["claim"].tolist() == [h.claim for h in H.HYPOTHESES for _ in ("ce", "mse")]
     ates["p_value_rows_independent"] = None          # an object column of None (not through the schema)
     assert len(H.verdict_changes(ates)) == 18
+
+
+def test_a_graph_that_was_not_learned_makes_its_cells_unknown_not_an_error():
+    """A tiny or degenerate study can have an attack column constant over a slice; its graph is
+    then not learned and the ATE table has no rows of that (loss, attack). Table 3 must still be
+    written: those cells read "graph not learned", without numbers, and their queries are ?."""
+    ates = _ates({})
+    ates = ates[~((ates["loss"] == "ce") & (ates["attack"] == "Oak17Acc"))]
+    assert H.lookup(ates, "ce", "Oak17Acc", "AccDiff") is None
+    cells = H.table3_cells(ates).set_index(["query", "loss", "attack", "feature"])
+    lost = cells.xs("ce", level="loss").xs("Oak17Acc", level="attack")
+    assert (lost["status"] == H.STATUS_NOT_LEARNED).all() and len(lost) == 5      # Q1, Q2 (two), Q3, Q4
+    assert lost[["ate", "ate_paper", "p_value", "p_value_paper", "q_value_table3"]].isna().all().all()
+    # the q-value family loses those 5 of its 16 cells (8 claims of a cause per loss): 11 remain,
+    # all with p = 0.01, so each q-value is 0.01
+    assert cells["q_value_table3"].dropna().tolist() == pytest.approx([0.01] * 11)
+    for estimator in H.ESTIMATORS:
+        table = H.verdicts(ates, estimator=estimator).set_index(["query", "loss"])
+        assert [table.loc[(q, "ce"), "mark"] for q in ("Q1", "Q2", "Q3", "Q4")] == [H.NOT_IDENTIFIED] * 4
+        assert table.loc[("Q1", "mse"), "mark"] == H.SUPPORTED and table.loc[("Q6", "ce"), "mark"] == H.SUPPORTED
+        assert table.loc[("Q2", "ce"), "evidence"] == ("Oak17Acc/TrainVar: graph not learned ?; "
+                                                         "Oak17Acc/TestVar: graph not learned ?")
+    changes = H.verdict_changes(ates).set_index(["query", "loss"])
+    assert changes.loc[("Q1", "ce"), "paper"] == changes.loc[("Q1", "ce"), "sound"] == H.NOT_IDENTIFIED
+    assert not changes["changed"].any()
+    # a graph whose rows lack one of Table 3's features is still a malformed table
+    partial = ates[~((ates["loss"] == "mse") & (ates["attack"] == "ThresholdAcc"))]
+    partial = pd.concat([partial, ates[(ates["loss"] == "mse") & (ates["attack"] == "ThresholdAcc")].assign(feature="Width")])
+    with pytest.raises(EtioInputError, match=r"has 0 row\(s\) for mse ThresholdAcc LossDiff"):
+        H.table3_cells(partial)

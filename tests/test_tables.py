@@ -204,3 +204,30 @@ def test_table2_mse_code_is_an_empty_value_with_a_reason():
     assert tables.formatted(t.reset_index()).loc[8, "Normal WD Etio MSE"] == "—"
     flags = compare_cells("Normal WD Etio MSE", cell["Normal WD Etio MSE"], 0.000645, 0.1)
     assert flags == (MISSING,) and SIGN not in flags
+
+
+def test_table3_from_graphs_with_one_not_learned(tmp_path):
+    """A slice whose attack column was constant has no graph; `etio table3` still writes the
+    table, with that graph's cells marked and its queries ?, and the other cells unchanged."""
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    for dot in paper.graphs_dir(0.0005).glob("*.dot"):
+        if not dot.name.startswith("ce-Oak17Acc"):
+            (graphs / dot.name).write_text(dot.read_text())
+    out = tmp_path / "t3"
+    res = CliRunner().invoke(app, ["table3", "--traces", str(EXAMPLE), "--graphs", str(graphs), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = pd.read_csv(out / "table3.csv", keep_default_na=False, na_values=[""])
+    shadow = written[written["Attack"] == "ShadowAcc"]
+    assert shadow["Query"].tolist() == ["Q1", "Q2", "Q2", "Q3", "Q4"]
+    assert (shadow["CE status"] == hypotheses.STATUS_NOT_LEARNED).all() and shadow["CE ATE"].isna().all()
+    assert shadow["CE Result"].tolist() == ["Q1: ?", "Q2: ?", "Q2: ?", "Q3: ?", "Q4: ?"]
+    # the cells of the graphs that were learned are those of the full graph set
+    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.core.schema import read_traces
+
+    full = tables.table3(estimate_ates(read_traces(EXAMPLE), read_graphs(paper.graphs_dir(0.0005)), 0.0005))
+    others = written["Attack"] != "ShadowAcc"
+    assert written.loc[others, "CE ATE"].to_numpy() == pytest.approx(full.loc[others.to_numpy(), "CE ATE"].to_numpy())
+    assert written["MSE Result"].tolist() == full["MSE Result"].tolist()
+

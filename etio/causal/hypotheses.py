@@ -52,6 +52,10 @@ from etio.core.errors import EtioInputError
 from etio.core.schema import LOSSES, centroid_for
 
 SUPPORTED, REFUTED, NOT_SIGNIFICANT, NOT_IDENTIFIED = "✓", "×", "◦", "?"
+#: The status of a Table 3 cell whose (loss, attack) has no graph, hence no ATE row: its attack
+#: column was constant over the slice (an attack at chance everywhere), so no graph was learned
+#: (etio.causal.learning). Nothing can be said about the claim: the cell is ? under both estimators.
+STATUS_NOT_LEARNED = "graph not learned"
 ESTIMATORS = ("paper", "sound")
 IS_CAUSE, IS_NOT_CAUSE = "is a cause", "is not a cause"
 
@@ -112,8 +116,13 @@ def combine(marks: list[str]) -> str:
     return SUPPORTED
 
 
-def lookup(ates: pd.DataFrame, loss: str, attack: str, feature: str) -> pd.Series:
-    row = ates[(ates["loss"] == loss) & (ates["attack"] == attack) & (ates["feature"] == feature)]
+def lookup(ates: pd.DataFrame, loss: str, attack: str, feature: str) -> pd.Series | None:
+    """The ATE row of one cell; None when the table has no row of that (loss, attack) at all (no
+    graph was learned for it). A graph's rows that lack the feature, or repeat it, are an error."""
+    graph_rows = ates[(ates["loss"] == loss) & (ates["attack"] == attack)]
+    if graph_rows.empty:
+        return None
+    row = graph_rows[graph_rows["feature"] == feature]
     if len(row) != 1:
         raise EtioInputError(f"the ATE table has {len(row)} row(s) for {loss} {attack} {feature}; Table 3 needs exactly one")
     return row.iloc[0]
@@ -128,8 +137,11 @@ def table3_cells(ates: pd.DataFrame) -> pd.DataFrame:
         for loss in LOSSES:
             for attack, feature in hyp.ate_queries:
                 r = lookup(ates, loss, attack, feature)
-                rows.append({**r.to_dict(), "query": hyp.query, "claim": hyp.claim})
-    cells = pd.DataFrame(rows).reset_index(drop=True)
+                found = r.to_dict() if r is not None else \
+                    {"loss": loss, "attack": attack, "feature": feature, "status": STATUS_NOT_LEARNED}
+                rows.append({**found, "query": hyp.query, "claim": hyp.claim})
+    # every column of the ATE table, NaN in the cells without a graph
+    cells = pd.DataFrame(rows, columns=list(dict.fromkeys([*ates.columns, "query", "claim"]))).reset_index(drop=True)
     tested = (cells["claim"] == IS_CAUSE) & (cells["status"] == STATUS_ESTIMATED)
     # One test per (loss, attack, feature), however many queries use it.
     unique = cells[tested].drop_duplicates(["loss", "attack", "feature"])
@@ -152,6 +164,8 @@ STEPS = {
 
 
 def _cell_mark(cell: pd.Series, step: str, alpha: float) -> str:
+    if cell["status"] == STATUS_NOT_LEARNED:
+        return NOT_IDENTIFIED
     column, check_identifiable = STEPS[step]
     has_path = cell["status"] != STATUS_NO_PATH
     identifiable = not (check_identifiable and cell["status"] == STATUS_NOT_IDENTIFIABLE)
@@ -161,6 +175,8 @@ def _cell_mark(cell: pd.Series, step: str, alpha: float) -> str:
 
 def _evidence(cell: pd.Series, estimator: str, cell_mark: str) -> str:
     name = f"{cell['attack']}/{cell['feature']}"
+    if cell["status"] == STATUS_NOT_LEARNED:
+        return f"{name}: {STATUS_NOT_LEARNED} {cell_mark}"
     if cell["status"] == STATUS_NO_PATH:
         return f"{name}: no path {cell_mark}"
     if estimator == "paper":

@@ -170,7 +170,9 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
     ``ates`` holds both losses at one weight decay (the paper uses 5e-4). ``paper``: dowhy's ATE
     and p-value, the paper's rule. ``sound``: the sound ATE, its 95 % CI and the q-value over
     Table 3's tested cells decide (:func:`etio.causal.hypotheses.verdicts`). Every cell carries
-    its status; a non-identifiable one is flagged under both.
+    its status; a non-identifiable one is flagged under both. A cell whose (loss, attack) has no
+    graph, so no ATE rows (its attack column was constant over the slice), reads "graph not
+    learned", has no numbers, and makes its query ? under both estimators.
     """
     _check_estimator(estimator)
     ates = _check_ates(ates)
