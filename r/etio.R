@@ -530,12 +530,15 @@ ETIO_METHODS <- c("boot", "cv")
 #' Named losses and attacks are taken as asked (a loss without rows is reported when its
 #' graph is prepared). By default: every loss with rows at `weight_decay` (ce, mse first)
 #' and every attack column (in ETIO_ATTACKS order) with a value in those rows; MemguardAcc,
-#' for instance, exists only at the weight decay MemGuard was run at.
+#' for instance, exists only at the weight decay MemGuard was run at. An attack whose column is
+#' constant over a loss's rows (an attack at chance on every configuration, as on tiny studies)
+#' cannot be a node of a Gaussian network: by default its pair is left out, and the reason is
+#' kept (as `etio learn` does, etio.causal.learning.learn_all).
 #'
 #' @param traces data.frame from etio_read_traces().
 #' @param weight_decay a WeightDecay value, or NULL / <= 0 for all rows.
 #' @param losses,attacks character vectors or NULL.
-#' @return data.frame(loss, attack).
+#' @return data.frame(loss, attack), with attribute "skipped": a list of list(name, reason).
 etio_pairs <- function(traces, weight_decay, losses = NULL, attacks = NULL) {
   traces <- .etio_normalise_traces(traces)
   if (!("Loss" %in% names(traces))) .etio_input_error("trace table has no column 'Loss'")
@@ -549,12 +552,27 @@ etio_pairs <- function(traces, weight_decay, losses = NULL, attacks = NULL) {
     losses <- Filter(function(loss) any(.etio_rows(traces, loss, weight_decay)), losses)
   }
   pairs <- list()
+  skipped <- list()
   for (loss in losses) {
     rows <- .etio_rows(traces, loss, weight_decay)
     for (attack in if (is.null(attacks)) intersect(ETIO_ATTACKS, names(traces)) else attacks) {
-      if (is.null(attacks) && all(is.na(suppressWarnings(as.numeric(traces[[attack]][rows]))))) next
+      if (is.null(attacks)) {
+        values <- stats::na.omit(suppressWarnings(as.numeric(traces[[attack]][rows])))
+        if (!length(values)) next
+        if (length(unique(values)) == 1) {
+          skipped[[length(skipped) + 1]] <- list(
+            name = paste0(loss, "-", attack),
+            reason = sprintf("%s is constant (%s) over the %d rows of loss %s: not a node of a Gaussian network",
+                             attack, format(values[1], digits = 6), length(values), loss))
+          next
+        }
+      }
       pairs[[length(pairs) + 1]] <- data.frame(loss = loss, attack = attack, stringsAsFactors = FALSE)
     }
+  }
+  if (!length(pairs) && length(skipped)) {
+    .etio_input_error("no graph can be learned at weight decay ", format(weight_decay), ": ",
+                      paste(vapply(skipped, `[[`, "", "reason"), collapse = "; "))
   }
   if (!length(pairs)) {
     present <- sort(unique(stats::na.omit(suppressWarnings(as.numeric(traces$WeightDecay)))))
@@ -562,7 +580,7 @@ etio_pairs <- function(traces, weight_decay, losses = NULL, attacks = NULL) {
                       "weight decays present: ", paste(format(present, scientific = FALSE, drop0trailing = TRUE),
                                                        collapse = ", "))
   }
-  do.call(rbind, pairs)
+  structure(do.call(rbind, pairs), skipped = skipped)
 }
 
 #' Learn one loss x attack graph from a trace table: rows prepared and checked, graph
@@ -652,20 +670,40 @@ etio_write_tables <- function(graphs, directory, weight_decay) {
 #' @param pairs data.frame(loss, attack) of the graphs to learn, in this order; default
 #'   etio_pairs(traces, weight_decay, losses, attacks).
 #' @param on_graph NULL, or function(graph, done, total) called after each graph is written.
+#' @param workers number of processes learning graphs at once (forked with the parallel
+#'   package; 1: all in this process). Each graph sets the seed itself and the files are
+#'   written here, in pair order, so the output is the same bytes for any number of workers.
 #' @return the list of etio_learn_graph() results, invisibly.
 etio_learn_all <- function(traces, directory, weight_decay, method = "boot", R = 200, runs = 20, k = 3,
-                           seed = 1, losses = NULL, attacks = NULL, pairs = NULL, on_graph = NULL) {
+                           seed = 1, losses = NULL, attacks = NULL, pairs = NULL, on_graph = NULL, workers = 1L) {
   .etio_check_protocol(method, R, runs, k, seed)
+  if (!is.numeric(workers) || length(workers) != 1 || is.na(workers) || workers < 1 || workers != round(workers))
+    .etio_input_error("workers must be an integer >= 1, got '", paste(workers, collapse = ","), "'")
   if (!dir.exists(directory)) .etio_input_error("output directory does not exist: ", directory)
   if (is.character(traces)) traces <- etio_read_traces(traces)
   traces <- .etio_normalise_traces(traces)
   if (is.null(pairs)) pairs <- etio_pairs(traces, weight_decay, losses, attacks)
+  learn <- function(i) etio_learn_graph(traces, pairs$loss[i], weight_decay, pairs$attack[i], method = method,
+                                        R = R, runs = runs, k = k, seed = seed)
+  write <- function(graph, i) {
+    etio_write_graph(graph, directory)
+    if (!is.null(on_graph)) on_graph(graph, i, nrow(pairs))
+  }
   graphs <- vector("list", nrow(pairs))
-  for (i in seq_len(nrow(pairs))) {
-    graphs[[i]] <- etio_learn_graph(traces, pairs$loss[i], weight_decay, pairs$attack[i], method = method, R = R,
-                                    runs = runs, k = k, seed = seed)
-    etio_write_graph(graphs[[i]], directory)
-    if (!is.null(on_graph)) on_graph(graphs[[i]], i, nrow(pairs))
+  if (workers > 1 && nrow(pairs) > 1) {
+    graphs <- parallel::mclapply(seq_len(nrow(pairs)), learn, mc.cores = min(workers, nrow(pairs)),
+                                 mc.preschedule = FALSE)
+    for (i in seq_along(graphs)) {
+      # a worker's error comes back as a try-error carrying the condition; a killed worker as NULL
+      if (inherits(graphs[[i]], "try-error")) stop(attr(graphs[[i]], "condition"))
+      if (is.null(graphs[[i]])) stop("the worker learning ", pairs$loss[i], "-", pairs$attack[i], " stopped")
+      write(graphs[[i]], i)
+    }
+  } else {
+    for (i in seq_len(nrow(pairs))) {
+      graphs[[i]] <- learn(i)
+      write(graphs[[i]], i)
+    }
   }
   etio_write_tables(graphs, directory, weight_decay)
   invisible(graphs)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -292,9 +293,13 @@ def test_python_and_r_command_lines_agree(cli_run, rscript_run):
     r, _ = rscript_run
     figures = {".svg", ".png"}
     python_files = {p.name for p in py.iterdir() if p.suffix not in figures}
-    # etio learn marks its output directory as etio's (etio.core.outputs); the R script
-    # replaces its --out as a whole and writes no marker.
-    assert MARKER in python_files and not (r / MARKER).exists()
+    # Both mark their output directory as etio's (etio.core.outputs), each listing what it wrote
+    # as the entries of `learn`: the R run's are the Python run's without the figures (it
+    # learned every attack, the Python run only some).
+    python_marker, r_marker = (json.loads((d / MARKER).read_text()) for d in (py, r))
+    assert set(python_marker["entries"].values()) == set(r_marker["entries"].values()) == {"learn"}
+    assert sorted(r_marker["entries"]) == sorted(p.name for p in r.iterdir() if p.name != MARKER)
+    assert {n for n in python_marker["entries"] if Path(n).suffix not in figures} <= set(r_marker["entries"])
     python_files.discard(MARKER)
     shared = python_files & {p.name for p in r.iterdir()}
     # The R run learned every attack, so it holds all of the Python run's files but the figures.
@@ -335,9 +340,10 @@ def test_byte_identical_tables_for_the_same_graphs(tmp_path, rscript):
                      "0.005", "--attacks", attacks, "--replicates", "5", "--runs", "2")
     assert result.returncode == 0, result.stderr
     python_files = {p.name for p in (tmp_path / "py").iterdir()}
-    # The Python output directory also holds etio's marker (etio.core.outputs); the R one does not.
-    assert python_files == {p.name for p in (tmp_path / "r").iterdir()} | {MARKER}
+    # both hold etio's marker (etio.core.outputs) and the same files
+    assert python_files == {p.name for p in (tmp_path / "r").iterdir()}
     assert MARKER in python_files
+    assert (tmp_path / "py" / MARKER).read_bytes() == (tmp_path / "r" / MARKER).read_bytes()
     python_files.discard(MARKER)
     assert len(python_files) == 2 * 2 * 2 + 3 + 1
     for name in sorted(python_files - {"provenance.json"}):
