@@ -225,3 +225,107 @@ def test_read_traces_rejects_repeated_columns_and_bad_sizes_by_line(tmp_path):
     infinite = tmp_path / "inf.csv"
     assert _read_error(infinite, "WeightDecay,Loss,TrainAcc\n0.0005,ce,0.5\n0.005,ce,inf\n") \
         == f"{infinite}: column 'TrainAcc' has a non-finite value (inf) at CSV line(s) 3"
+
+
+# --- survivors of make mutation ---
+
+def _columns_error(table: pd.DataFrame, columns, **kwargs) -> str:
+    """The one-line error of :func:`schema.check_trace_columns` on ``table``."""
+    with pytest.raises(EtioInputError) as raised:
+        schema.check_trace_columns(table, columns, **kwargs)
+    return str(raised.value)
+
+
+def test_check_trace_columns_parses_sizes_of_the_whole_table_by_default():
+    # No ``rows``: the whole table is analysed. TrainSize is read as a size ("1k" = 1000, "5k" =
+    # 5000, "2k" = 2000); a missing size (None, kept as None by an object column) stays missing,
+    # allowed here by ``may_be_missing``.
+    table = pd.DataFrame({"TrainSize": pd.Series(["1k", "5k", None, "2k"], dtype=object),
+                          "TrainAcc": [0.9, 0.8, 0.7, 0.6]})
+    assert schema.check_trace_columns(table, ["TrainSize", "TrainAcc", "TrainSize"],
+                                      may_be_missing=["TrainSize"]) is None
+    # a one-row slice has a single value, which is not "constant"
+    assert schema.check_trace_columns(table.iloc[:1], ["TrainSize", "TrainAcc"]) is None
+    # the missing size, when not allowed, is named by its CSV line (index 2 -> line 4)
+    assert _columns_error(table, ["TrainSize"]) == (
+        "trace table: column 'TrainSize' has 1 row(s) with a missing value (CSV line(s) 4) in the analysis")
+
+
+def test_check_trace_columns_checks_only_the_analysed_rows_by_their_csv_lines():
+    table = pd.DataFrame({"TrainSize": ["1k", "5k", "2k", np.nan], "TrainAcc": [np.nan, 0.8, 0.7, 0.6]},
+                         index=[0, 1, 2, 3])
+    rows = pd.Series([False, True, True, True], index=table.index)
+    # row 0 (missing TrainAcc) is outside the analysed rows: TrainAcc is fine there
+    assert schema.check_trace_columns(table, ["TrainAcc"], rows) is None
+    # ... but not in the whole table
+    assert _columns_error(table, ["TrainAcc"]) == (
+        "trace table: column 'TrainAcc' has 1 row(s) with a missing value (CSV line(s) 2) in the analysis")
+    # the missing size is the table's row label 3, i.e. CSV line 5 (not its position 2 among the rows)
+    assert _columns_error(table, ["TrainSize"], rows=rows, source="t.csv", what="the ce-Oak17Acc graph") == (
+        "t.csv: column 'TrainSize' has 1 row(s) with a missing value (CSV line(s) 5) in the ce-Oak17Acc graph")
+
+
+def test_check_trace_columns_error_messages_name_the_value_and_lines():
+    def table(values):
+        return pd.DataFrame({"TrainAcc": values, "TrainSize": ["1k", "2k", "lots", "3k"]})
+
+    # a size that is no size: the first offender, at index 2 = CSV line 4
+    assert _columns_error(table([0.9, 0.8, 0.7, 0.6]), ["TrainSize"]) == (
+        "trace table: column 'TrainSize' has a value that is not a size: 'lots' (CSV line 4)")
+    # non-numeric values: the first one ('high') is shown, every line is listed (indices 1, 2)
+    assert _columns_error(table([0.9, "high", "low", 0.6]), ["TrainAcc"], source="t.csv") == (
+        "t.csv: column 'TrainAcc' has non-numeric value 'high' at CSV line(s) 3, 4")
+    # -inf and +inf are both non-finite
+    assert _columns_error(table([0.9, -math.inf, 0.7, math.inf]), ["TrainAcc"]) == (
+        "trace table: column 'TrainAcc' has a non-finite value at CSV line(s) 3, 5")
+    assert _columns_error(table([0.9, 0.8, -math.inf, 0.6]), ["TrainAcc"]) == (
+        "trace table: column 'TrainAcc' has a non-finite value at CSV line(s) 4")
+    # a constant column, already with two rows; the value is the first one's (0.0, not -0.0)
+    two = pd.DataFrame({"TrainAcc": [0.5, 0.5]})
+    assert _columns_error(two, ["TrainAcc"]) == (
+        "trace table: column 'TrainAcc' is constant (0.5) in the 2 rows of the analysis; "
+        "a constant column carries no effect")
+    signed_zero = pd.DataFrame({"TrainAcc": [0.0, -0.0, np.nan]})
+    assert _columns_error(signed_zero, ["TrainAcc"], may_be_missing=["TrainAcc"], what="the slice") == (
+        "trace table: column 'TrainAcc' is constant (0) in the 2 rows of the slice; "
+        "a constant column carries no effect")
+
+
+def test_check_trace_rows_without_identity_columns_has_no_repeats():
+    # no identity column at all: two equal rows are not "the same configuration"
+    assert schema.check_trace_rows(pd.DataFrame({"TrainAcc": [0.5, 0.5]})) is None
+
+
+def test_check_trace_rows_example_is_one_configuration_when_a_budget_is_missing():
+    # rows 0, 1 (no budget) repeat one configuration and rows 2, 3 (budget 0.1) another; the
+    # example is the first one only: CSV lines 2, 3, not the rows with a budget.
+    table = _rows(Width=[2, 2, 2, 2], AdvEps=[np.nan, np.nan, 0.1, 0.1])
+    with pytest.raises(EtioInputError) as raised:
+        schema.check_trace_rows(table)
+    assert str(raised.value) == (
+        "trace table: 4 rows repeat a configuration (identity columns WeightDecay, EpochNum, Dataset, Arch, Width, "
+        "TrainSize, Loss, Scheduler?, lr, AdvEps); e.g. CSV lines 2, 3 are the same configuration")
+
+
+def test_read_traces_names_every_repeated_column(tmp_path):
+    path = tmp_path / "twice.csv"
+    assert _read_error(path, "WeightDecay,Loss,Scheduler?,CentroidDistance.origin.,Scheduler.,"
+                             "CentroidDistance(origin)\n0.0005,ce,True,0.1,True,0.1\n") \
+        == f"trace table in {path}: column(s) 'CentroidDistance(origin)', 'Scheduler?' appear more than once"
+
+
+def test_select_slice_selects_the_weight_decay():
+    table = pd.DataFrame({"Loss": ["ce", "ce", "mse", "ce"], "WeightDecay": [0.0005, 0.005, 0.005, 0.005]})
+    assert schema.select_slice(table, "ce", 0.005).index.tolist() == [1, 3]
+    assert schema.select_slice(table, None, 0.0005).index.tolist() == [0]
+    assert schema.select_slice(table, "mse", None).index.tolist() == [2]
+
+
+@pytest.mark.parametrize("missing", [pd.NA, pd.NaT, None], ids=["NA", "NaT", "None"])
+def test_check_trace_columns_reads_any_missing_size_as_missing(missing):
+    # a table built in Python (not read from CSV) may mark a missing size with pd.NA or NaT; it is
+    # a missing value like NaN (CSV line 3 = index 1), not a crash in float()
+    table = pd.DataFrame({"TrainSize": pd.Series(["1k", missing, "5k"], dtype=object)})
+    assert _columns_error(table, ["TrainSize"]) == (
+        "trace table: column 'TrainSize' has 1 row(s) with a missing value (CSV line(s) 3) in the analysis")
+    assert schema.check_trace_columns(table, ["TrainSize"], may_be_missing=["TrainSize"]) is None

@@ -356,7 +356,7 @@ def check_trace_columns(table: pd.DataFrame, columns: Iterable[str], rows: pd.Se
             sizes = []
             for label, v in raw.items():
                 try:
-                    sizes.append(v if pd.isna(v) else parse_train_size(v))
+                    sizes.append(math.nan if pd.isna(v) else parse_train_size(v))  # pd.NA, NaT: missing
                 except EtioInputError:
                     raise EtioInputError(f"{source}: column 'TrainSize' has a value that is not a size: {v!r} "
                                          f"(CSV line {_lines([label])})") from None
