@@ -262,8 +262,8 @@ def test_sound_tables_keep_p_and_interval_in_step(identity_ates):
         assert (table.loc[est, "q-value"] >= table.loc[est, "p-value"]).all()
 
 
-def test_verdict_changes_name_their_reasons(identity_traces):
-    ates = effects.estimate_ates(identity_traces, effects.read_graphs(paper.graphs_dir(0.0005)), 0.0005)
+def test_verdict_changes_name_their_reasons(identity_ates):
+    ates = identity_ates
     changes = verdict_changes(ates)
     assert len(changes) == 18
     paper_marks = tables.table3_marks(tables.table3(ates))

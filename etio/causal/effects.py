@@ -225,63 +225,73 @@ def _identification_of(nodes: tuple[str, ...], arcs: tuple[tuple[str, str], ...]
 
 
 def _identified(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
-    """``identify`` without its memory. CausalModel wants a data frame; identification reads
-    only the graph, so a one-row dummy frame over the graph's nodes stands in."""
+    """``identify`` without its memory: the steps of dowhy's ``identify_effect`` (its
+    ``identify_effect_auto``, non-parametric ATE) that the ATE rests on, called directly.
+
+    First the directed path (none: the effect is zero), then dowhy's backdoor identification
+    (``identify_backdoor``, its default method; every node is observed): the effect is
+    identified when it finds an adjustment set. ``identify_effect`` goes on to search
+    instruments, frontdoor and mediation sets and generalised adjustment sets, which no
+    estimator here uses, and which took half its time. The effect modifiers are those of
+    dowhy's graph (``CausalGraph.get_effect_modifiers``); CausalModel wants a data frame, and a
+    one-row dummy frame over the graph's nodes stands in, since all of this reads only the graph.
+    """
     from dowhy import CausalModel
+    from dowhy.graph import has_directed_path
 
     _quiet_dowhy()
+    plain = _plain_dag(graph)
+    if not has_directed_path(plain, [treatment], [outcome]):
+        return Identification(treatment=treatment, outcome=outcome, has_directed_path=False, identified=False,
+                              backdoor_set=(), effect_modifiers=())
+    found = _dowhy_backdoor_sets(graph, treatment, outcome)
     dummy = pd.DataFrame(np.zeros((1, graph.number_of_nodes())), columns=list(graph.nodes))
-    model = CausalModel(dummy, treatment=treatment, outcome=outcome, graph=_plain_dag(graph))
-    estimand = model.identify_effect(proceed_when_unidentifiable=True)
+    model = CausalModel(dummy, treatment=treatment, outcome=outcome, graph=plain)
     order = {n: i for i, n in enumerate(graph.nodes)}
-    directed = not estimand.no_directed_path
-    backdoor = default_adjustment_set(graph, treatment, outcome) if directed else ()
-    modifiers = tuple(sorted(model._graph.get_effect_modifiers([treatment], [outcome]), key=order.__getitem__)) if directed else ()
+    modifiers = tuple(sorted(model._graph.get_effect_modifiers([treatment], [outcome]), key=order.__getitem__))
     return Identification(
-        treatment=treatment, outcome=outcome, has_directed_path=directed,
-        identified=directed and estimand.estimands.get("backdoor") is not None,
-        backdoor_set=backdoor, effect_modifiers=modifiers,
+        treatment=treatment, outcome=outcome, has_directed_path=True, identified=len(found) > 0,
+        backdoor_set=_preferred_set(graph, treatment, outcome, found), effect_modifiers=modifiers,
     )
 
 
 def default_adjustment_set(graph: nx.DiGraph, treatment: str, outcome: str) -> tuple[str, ...]:
     """dowhy's default backdoor set, chosen by a rule that does not depend on hash order.
 
-    dowhy's ``identify_effect`` (method "default") collects the empty set, the maximal set and
-    every valid set of the smallest size, then keeps one with the fewest instruments and, among
-    those, the fewest variables; ties are left to the iteration order of Python sets, so the
-    chosen set (and every ATE estimated with it) changed with ``PYTHONHASHSEED``. The same
-    candidates and preferences are applied here with ties broken by graph node order: the
-    first candidate whose nodes, in graph node order, come first lexicographically. Every node
-    is observed, so the maximal set (all eligible non-descendants of the treatment) is always a
-    valid backdoor set and the search always ends. Returns the set in graph node order.
+    dowhy's backdoor identification (``identify_backdoor``, default method) finds the empty set
+    when it is valid, and otherwise the maximal set and every valid set of the smallest size;
+    ``identify_effect`` then keeps one with the fewest instruments and, among those, the fewest
+    variables, leaving ties to the iteration order of Python sets, so the chosen set (and every
+    ATE estimated with it) changed with ``PYTHONHASHSEED``. The same candidates, dowhy's own, and
+    the same preferences are used here, with ties broken by graph node order: the first
+    candidate whose nodes, in graph node order, come first lexicographically. Every node is
+    observed, so the maximal set (all eligible non-descendants of the treatment) is always a
+    valid backdoor set. Returns the set in graph node order.
     """
-    import itertools
+    return _preferred_set(graph, treatment, outcome, _dowhy_backdoor_sets(graph, treatment, outcome))
 
+
+def _dowhy_backdoor_sets(graph: nx.DiGraph, treatment: str, outcome: str) -> list[frozenset[str]]:
+    """The adjustment sets of dowhy's backdoor identification (default method, every node observed)."""
+    from dowhy.causal_identifier.auto_identifier import BackdoorAdjustment, identify_backdoor
+
+    _quiet_dowhy()
+    found = identify_backdoor(_plain_dag(graph), [treatment], [outcome], list(graph.nodes),
+                              BackdoorAdjustment.BACKDOOR_DEFAULT)
+    return [frozenset(s.get_adjustment_variables()) for s in found]
+
+
+def _preferred_set(graph: nx.DiGraph, treatment: str, outcome: str,
+                   candidates: list[frozenset[str]]) -> tuple[str, ...]:
+    """:func:`default_adjustment_set`'s choice among ``candidates``, in graph node order."""
     from dowhy.graph import get_instruments
 
-    nodes = list(graph.nodes)
-    valid = backdoor_criterion(graph, treatment, outcome)
-    excluded = nx.descendants(graph, treatment) | {treatment, outcome}
-    eligible = [n for n in nodes if n not in excluded
-                and not (nx.is_d_separator(graph, {treatment}, {n}, set())
-                         and nx.is_d_separator(graph, {outcome}, {n}, set()))]
-    candidates: list[tuple[str, ...]] = []
-    if valid(()):
-        candidates.append(())
-    else:
-        if valid(eligible):
-            candidates.append(tuple(eligible))
-        for size in range(1, len(eligible) + 1):
-            smallest = [c for c in itertools.combinations(eligible, size) if valid(c)]
-            if smallest:
-                candidates += smallest
-                break
     if not candidates:                  # unreachable when every node is observed; kept as a guard
         return ()
+    position = {n: i for i, n in enumerate(graph.nodes)}
     instruments = set(get_instruments(graph, [treatment], [outcome]))
-    position = {n: i for i, n in enumerate(nodes)}
-    return min(candidates, key=lambda c: (len(instruments.intersection(c)), len(c), [position[n] for n in c]))
+    ordered = [tuple(sorted(c, key=position.__getitem__)) for c in candidates]
+    return min(ordered, key=lambda c: (len(instruments.intersection(c)), len(c), [position[n] for n in c]))
 
 
 def is_valid_backdoor_set(graph: nx.DiGraph, treatment: str, outcome: str, adjustment: Iterable[str]) -> bool:

@@ -119,6 +119,10 @@ def _standardised(columns: np.ndarray) -> np.ndarray:
     """Columns centred and scaled to unit norm (constant columns become 0), so that rank and
     R² do not depend on units (NumParams is ~1e7, accuracies ~1)."""
     centred = columns - columns.mean(axis=0)
+    # by the largest magnitude first: the norm of a column in units of 1e160 (or 1e-170) would
+    # overflow (underflow to 0) and the column would be taken for a constant
+    largest = np.abs(centred).max(axis=0) if len(centred) else np.zeros(centred.shape[1:])
+    centred = centred / np.where(largest > 0, largest, 1.0)
     norms = np.linalg.norm(centred, axis=0)
     return centred / np.where(norms > 0, norms, 1.0)
 
@@ -196,13 +200,15 @@ class PaperEstimate:
 def backdoor_estimand(treatment: str, outcome: str, backdoor_set: Sequence[str]):
     """dowhy's identified estimand of a backdoor adjustment for exactly ``backdoor_set`` (in
     that order): the set that identification reported, whichever way it was chosen."""
+    from dowhy.causal_identifier.auto_identifier import EstimandType, construct_adjustment_estimand
     from dowhy.causal_identifier.identified_estimand import IdentifiedEstimand
-    from dowhy.causal_identifier.auto_identifier import EstimandType
 
     return IdentifiedEstimand(
         None, treatment_variable=[treatment], outcome_variable=[outcome],
         estimand_type=EstimandType.NONPARAMETRIC_ATE,
-        estimands={"backdoor": f"d/d{treatment} E[{outcome} | {', '.join(backdoor_set)}]"},
+        # dowhy's own expression and assumptions, so that the estimand (and an estimate made with
+        # it) prints as dowhy's do
+        estimands={"backdoor": construct_adjustment_estimand([treatment], [outcome], list(backdoor_set))},
         backdoor_variables={"backdoor": list(backdoor_set)}, default_backdoor_id="backdoor",
         identifier_method="backdoor")
 

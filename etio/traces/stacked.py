@@ -13,8 +13,15 @@ Here the M models of a job are one network whose activations are laid out
 - a BatchNorm is one BatchNorm over ``M·C`` channels: statistics are taken per channel, hence
   per model, and the running statistics update the stacked buffers in place through a view;
 - ReLU and pooling act per channel and need nothing;
-- activations are kept channels last (``torch.channels_last``), where the CPU's grouped
-  convolutions and their gradients run several times faster than in the default layout;
+- each float32 convolution gets its input in the layout where the CPU's grouped convolutions
+  (and their gradients) are fast: channels last (``torch.channels_last``) on feature maps of
+  at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels, several times faster there than the default
+  layout, and the default layout on smaller maps, where channels-last grouped kernels were
+  measured up to 40× slower (AlexNetWOL's 2×2 layers). DenseNet161 keeps channels last at
+  every size: its dense blocks join each layer's input from earlier maps, so switching layouts
+  costs a copy per layer, and its batched training was measured 20 % slower with the switch
+  (AlexNetWOL 20 % and ResNet34 30 % faster). BatchNorm, ReLU and pooling keep the layout
+  they are given;
 - the concatenation of a dense block joins feature maps per model, on the ``C`` axis of the
   ``[batch, M, C, H, W]`` view; a residual sum adds like with like;
 - the classifier is one batched matrix product over the ``[batch, M, features]`` view.
@@ -36,8 +43,27 @@ from torch import nn
 Tensors = dict[str, torch.Tensor]
 
 
+#: The smallest feature map (H·W of a convolution's input) given to a float32 grouped convolution
+#: on the CPU in channels-last layout; smaller ones get the default layout. Measured on the CPU
+#: at the paper's smallest widths, 10 models, one thread (forward and backward): channels last
+#: takes AlexNetWOL's first convolution (32×32 input) from 25–55 ms to 1.5 ms, and its 3×3
+#: convolutions on 2×2 maps from 1.5–4 ms to 6–88 ms; on 4×4 maps the two are within 20 %.
+CHANNELS_LAST_MIN_PIXELS = 64
+
+
+def _conv_input(x: torch.Tensor, by_size: bool) -> torch.Tensor:
+    """``x`` in the layout its convolution runs fastest in: with ``by_size``, channels last from
+    :data:`CHANNELS_LAST_MIN_PIXELS` up and the default layout below, otherwise channels last.
+    A float64 tensor (the equality tests: no fast channels-last kernels) keeps the default
+    layout, and off the CPU every float32 map is channels last (the rule was measured on the CPU)."""
+    if x.dtype == torch.float64:
+        return x
+    small = by_size and x.device.type == "cpu" and x.shape[-2] * x.shape[-1] < CHANNELS_LAST_MIN_PIXELS
+    return x.contiguous(memory_format=torch.contiguous_format if small else torch.channels_last)
+
+
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d) -> torch.Tensor:
-    """``x [b, M·C, H, W]``, ``weight [M, O, C, k, k]`` -> ``[b, M·O, H', W']``."""
+    """``x [b, M·C, H, W]`` (in the layout it should run in), ``weight [M, O, C, k, k]`` -> ``[b, M·O, H', W']``."""
     m, o = weight.shape[:2]
     return F.conv2d(x, weight.reshape(m * o, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
                      stride=conv.stride, padding=conv.padding, groups=m)
@@ -58,7 +84,8 @@ def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
     """Feature maps ``[b, M·C_i, H, W]`` joined per model into ``[b, M·ΣC_i, H, W]``, in their layout."""
     b, _, h, w = parts[0].shape
     if not parts[0].is_contiguous(memory_format=torch.channels_last):
-        # the default layout (float64): [b, M, C, H, W] is the memory order, join on C
+        # the default layout (float64, and float32 maps below CHANNELS_LAST_MIN_PIXELS on the CPU):
+        # [b, M, C, H, W] is the memory order, join on C
         return torch.cat([p.reshape(b, models, -1, h, w) for p in parts], dim=2).view(b, -1, h, w)
     # channels last, [b, H, W, M, C] is the memory order: join on C of that view (the result stays
     # channels last, also at 1x1, so every later layer runs the same kernels)
@@ -74,6 +101,7 @@ class _Pass:
     buffers: Tensors
     train: bool
     models: int
+    layout_by_size: bool      # _conv_input's rule (False: channels last at every size)
 
     def run(self, module: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
         """Apply the skeleton's ``module`` (its name in the state dict: ``name``) to the stacked ``x``."""
@@ -84,7 +112,8 @@ class _Pass:
         if isinstance(module, nn.Conv2d):
             if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros":
                 raise NotImplementedError(f"{name}: only ungrouped, undilated, zero-padded convolutions are stacked")
-            return _conv(x, self.params[f"{name}.weight"], self.params.get(f"{name}.bias"), module)
+            return _conv(_conv_input(x, self.layout_by_size), self.params[f"{name}.weight"],
+                         self.params.get(f"{name}.bias"), module)
         if isinstance(module, nn.BatchNorm2d):
             return _batch_norm(x, self.params, self.buffers, name, module, self.train)
         if isinstance(module, nn.ReLU):
@@ -149,19 +178,18 @@ def stacked_forward(skeleton: nn.Module, variants: int, models_per_variant: int)
     ``x`` is ``[K, b, ...]`` (each model id's batch, shared by its V members) or, with
     ``each=True``, ``[V·K, b, ...]``; the result is the logits ``[V·K, b, classes]``.
     """
+    from etio.traces.models import DenseNet161
+
     v, k = variants, models_per_variant
     m = v * k
+    layout_by_size = not isinstance(skeleton, DenseNet161)     # see the module text
 
     def forward(p: Tensors, b: Tensors, x: torch.Tensor, train: bool = True, each: bool = False) -> torch.Tensor:
         xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(m, *x.shape[1:])
         batch = xs.shape[1]
         h = xs.transpose(0, 1).reshape(batch, m * xs.shape[2], *xs.shape[3:])     # [b, M·C, H, W]
-        # channels last: the CPU's grouped float32 convolutions (and their backward) run several
-        # times faster in it; convolutions, BatchNorm, ReLU and pooling keep the layout. float64
-        # (the equality tests) has no fast channels-last kernels; the layout changes no value.
-        if h.dtype != torch.float64:
-            h = h.contiguous(memory_format=torch.channels_last)
-        features, classifier = _features(skeleton, h, _Pass(p, b, train, m))
+        # each convolution puts its input in its fastest layout (_conv_input); no value depends on it
+        features, classifier = _features(skeleton, h, _Pass(p, b, train, m, layout_by_size))
         logits = torch.einsum("bmc,moc->mbo", features.reshape(batch, m, -1), p[f"{classifier}.weight"])
         return logits + p[f"{classifier}.bias"].unsqueeze(1)
 
