@@ -216,7 +216,6 @@ main <- function() {
     opts <- parsed$options
     traces <- parsed$args
     if (is.null(opts$out)) .etio_input_error("--out DIR is required")
-    if (is.na(opts$workers) || opts$workers < 1) .etio_input_error("workers must be an integer >= 1")
     started <- Sys.time()
     outdir <- sub("/+$", "", opts$out)
     check_output(outdir, opts$force, traces)

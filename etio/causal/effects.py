@@ -38,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import networkx as nx
 import numpy as np
@@ -218,14 +218,14 @@ def identify(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
 @functools.lru_cache(maxsize=4096)
 def _identification_of(nodes: tuple[str, ...], arcs: tuple[tuple[str, str], ...],
                        treatment: str, outcome: str) -> Identification:
-    graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from(arcs)
-    return _identified(graph, treatment, outcome)
+    plain = nx.DiGraph()            # the graph as dowhy takes it (_plain_dag): nodes and arcs only
+    plain.add_nodes_from(nodes)
+    plain.add_edges_from(arcs)
+    return _identified(plain, treatment, outcome)
 
 
-def _identified(graph: nx.DiGraph, treatment: str, outcome: str) -> Identification:
-    """``identify`` without its memory: the steps of dowhy's ``identify_effect`` (its
+def _identified(plain: nx.DiGraph, treatment: str, outcome: str) -> Identification:
+    """``identify`` without its memory, on the graph's plain DAG: the steps of dowhy's ``identify_effect`` (its
     ``identify_effect_auto``, non-parametric ATE) that the ATE rests on, called directly.
 
     First the directed path (none: the effect is zero), then dowhy's backdoor identification
@@ -240,18 +240,17 @@ def _identified(graph: nx.DiGraph, treatment: str, outcome: str) -> Identificati
     from dowhy.graph import has_directed_path
 
     _quiet_dowhy()
-    plain = _plain_dag(graph)
     if not has_directed_path(plain, [treatment], [outcome]):
         return Identification(treatment=treatment, outcome=outcome, has_directed_path=False, identified=False,
                               backdoor_set=(), effect_modifiers=())
-    found = _dowhy_backdoor_sets(graph, treatment, outcome)
-    dummy = pd.DataFrame(np.zeros((1, graph.number_of_nodes())), columns=list(graph.nodes))
+    found = _dowhy_backdoor_sets(plain, treatment, outcome)
+    dummy = pd.DataFrame(np.zeros((1, plain.number_of_nodes())), columns=list(plain.nodes))
     model = CausalModel(dummy, treatment=treatment, outcome=outcome, graph=plain)
-    order = {n: i for i, n in enumerate(graph.nodes)}
+    order = {n: i for i, n in enumerate(plain.nodes)}
     modifiers = tuple(sorted(model._graph.get_effect_modifiers([treatment], [outcome]), key=order.__getitem__))
     return Identification(
         treatment=treatment, outcome=outcome, has_directed_path=True, identified=len(found) > 0,
-        backdoor_set=_preferred_set(graph, treatment, outcome, found), effect_modifiers=modifiers,
+        backdoor_set=_preferred_set(plain, treatment, outcome, found), effect_modifiers=modifiers,
     )
 
 
@@ -268,16 +267,17 @@ def default_adjustment_set(graph: nx.DiGraph, treatment: str, outcome: str) -> t
     observed, so the maximal set (all eligible non-descendants of the treatment) is always a
     valid backdoor set. Returns the set in graph node order.
     """
-    return _preferred_set(graph, treatment, outcome, _dowhy_backdoor_sets(graph, treatment, outcome))
+    plain = _plain_dag(graph)
+    return _preferred_set(plain, treatment, outcome, _dowhy_backdoor_sets(plain, treatment, outcome))
 
 
-def _dowhy_backdoor_sets(graph: nx.DiGraph, treatment: str, outcome: str) -> list[frozenset[str]]:
-    """The adjustment sets of dowhy's backdoor identification (default method, every node observed)."""
+def _dowhy_backdoor_sets(plain: nx.DiGraph, treatment: str, outcome: str) -> list[frozenset[str]]:
+    """The adjustment sets of dowhy's backdoor identification (default method, every node
+    observed) on a plain DAG (:func:`_plain_dag`)."""
     from dowhy.causal_identifier.auto_identifier import BackdoorAdjustment, identify_backdoor
 
     _quiet_dowhy()
-    found = identify_backdoor(_plain_dag(graph), [treatment], [outcome], list(graph.nodes),
-                              BackdoorAdjustment.BACKDOOR_DEFAULT)
+    found = identify_backdoor(plain, [treatment], [outcome], list(plain.nodes), BackdoorAdjustment.BACKDOOR_DEFAULT)
     return [frozenset(s.get_adjustment_variables()) for s in found]
 
 
@@ -297,22 +297,12 @@ def _preferred_set(graph: nx.DiGraph, treatment: str, outcome: str,
 def is_valid_backdoor_set(graph: nx.DiGraph, treatment: str, outcome: str, adjustment: Iterable[str]) -> bool:
     """Pearl's backdoor criterion: no descendant of the treatment, and the set d-separates
     treatment and outcome once the treatment's outgoing arcs are removed."""
-    return backdoor_criterion(graph, treatment, outcome)(adjustment)
-
-
-def backdoor_criterion(graph: nx.DiGraph, treatment: str, outcome: str) -> Callable[[Iterable[str]], bool]:
-    """``is_valid_backdoor_set`` for one treatment and outcome, as a test of adjustment sets: the
-    treatment's descendants and the graph without its outgoing arcs are built once, not once
-    for each of the many sets a search tries."""
-    descendants = nx.descendants(graph, treatment)
+    adjustment = set(adjustment)
+    if adjustment & nx.descendants(graph, treatment):
+        return False
     cut = nx.DiGraph(graph)
     cut.remove_edges_from(list(graph.out_edges(treatment)))
-
-    def satisfies(adjustment: Iterable[str]) -> bool:
-        adjustment = set(adjustment)
-        return not adjustment & descendants and nx.is_d_separator(cut, {treatment}, {outcome}, adjustment)
-
-    return satisfies
+    return nx.is_d_separator(cut, {treatment}, {outcome}, adjustment)
 
 
 def identify_graphs(graphs: Mapping[tuple[str, str], nx.DiGraph]) -> pd.DataFrame:
@@ -345,11 +335,10 @@ class SoundAdjustment:
 def sound_adjustment(graph: nx.DiGraph, ident: Identification) -> SoundAdjustment:
     """dowhy's effect modifiers, in graph order, each kept only if the backdoor set enlarged by
     it (and by those kept before it) still satisfies the backdoor criterion."""
-    valid = backdoor_criterion(graph, ident.treatment, ident.outcome)
     kept: list[str] = []
     left_out = []
     for m in ident.effect_modifiers:
-        if valid([*ident.backdoor_set, *kept, m]):
+        if is_valid_backdoor_set(graph, ident.treatment, ident.outcome, [*ident.backdoor_set, *kept, m]):
             kept.append(m)
         else:
             left_out.append((m, "adjusting for it would break the backdoor criterion"))
