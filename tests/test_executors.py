@@ -224,6 +224,31 @@ def test_default_requests_come_from_the_config(study, tmp_path):
     assert first.resources.memory_gb == pytest.approx(1.0 + (models + (600 + 1197) * 64 * 4) / 2**30, abs=0.005)
 
 
+def test_default_requests_use_the_sizes_a_pooled_study_reads():
+    from etio.pipeline.executors import unit_resources
+    from etio.traces.models import count_params
+    from etio.traces.stage import plan_jobs
+
+    cfg = load_study(Path(__file__).resolve().parents[1] / "experiments" / "paper-tiny.toml").experiment
+    # each dataset: its first 120 training and 60 test images, 2 repeats x (120 // 30) = 8 models at most;
+    # (sized from the full datasets, 50 000 or 60 000 images and 3 333 models, an attack unit asked Ray for
+    # 41 GB; each architecture is sized at its own widths, not at DenseNet161's with AlexNetWOL's width 16)
+    images = {"cifar10": (120 + 60) * 3 * 32 * 32, "cifar100": (120 + 60) * 3 * 32 * 32, "mnist": (120 + 60) * 28 * 28}
+    biggest = {d: max(count_params(a, w, c, shape) for a, w in arches)
+               for d, c, shape, arches in (
+                   ("cifar10", 10, (3, 32, 32), [("alexnetwol", 16), ("resnet34", 2), ("densenet161", 2)]),
+                   ("cifar100", 100, (3, 32, 32), [("alexnetwol", 16), ("resnet34", 2), ("densenet161", 2)]),
+                   ("mnist", 10, (1, 28, 28), [("mlp_1hidden", 16)]))}
+    attack = unit_resources(cfg, "attacks", None, ExecutorSettings(kind="ray"), "cpu")
+    need = max(8 * biggest[d] * 4 + images[d] * 4 for d in images)
+    assert attack.memory_gb == pytest.approx(round(1.0 + need / 2**30, 2))
+    job = next(j for j in plan_jobs(cfg) if j.dataset == "mnist")
+    models = 2 * (120 // job.train_size) * len(job.members)
+    params = count_params("mlp_1hidden", max(job.widths), 10, (1, 28, 28))
+    trace = unit_resources(cfg, "traces", job, ExecutorSettings(kind="ray"), "cpu")
+    assert trace.memory_gb == pytest.approx(round(1.0 + (models * params * 16 + images["mnist"] * 4) / 2**30, 2))
+
+
 @pytest.mark.parametrize("table, message", [
     ({"kind": "dask"}, "unknown executor 'dask'"),
     ({"retries": -1}, "retries must be a whole number"),

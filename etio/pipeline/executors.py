@@ -180,21 +180,20 @@ def unit_resources(cfg, stage: str, job, settings: ExecutorSettings, device: str
 
 
 def _memory_gb(cfg, job) -> float:
-    from etio.traces.datasets import dataset_info
     from etio.traces.models import count_params
 
+    parts = {part.dataset: part for part in cfg.dataset_grids()}
     if job is None:                       # an attack unit: one configuration's models are queried
         need = 0.0
-        for part in cfg.dataset_grids():  # the largest over the study's datasets
-            info, g = dataset_info(part.dataset), part.grid
-            widths = g["width"].values() if isinstance(g["width"], dict) else [g["width"]]
-            biggest = max(count_params(a, max(w), info.num_classes, info.input_shape)
-                          for a in g["arch"] for w in widths)
+        for part in parts.values():       # the largest over the study's datasets, at the sizes it uses
+            info, g = part.info(), part.grid
+            biggest = max(count_params(a, max(g["width"][a] if isinstance(g["width"], dict) else g["width"]),
+                                       info.num_classes, info.input_shape) for a in g["arch"])
             models = cfg.repeats * (info.pool_size // min(g["train_size"]))
             data = (info.pool_size + info.test_size) * math.prod(info.input_shape) * 4
             need = max(need, models * biggest * 4 + data)
         return round(1.0 + need / 2**30, 2)
-    info = dataset_info(job.dataset or cfg.dataset)
+    info = parts[job.dataset or cfg.dataset].info()
     models = cfg.repeats * (info.pool_size // job.train_size) * len(job.members)
     params = count_params(job.arch, max(job.widths), info.num_classes, info.input_shape)
     data = (info.pool_size + info.test_size) * math.prod(info.input_shape) * 4

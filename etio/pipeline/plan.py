@@ -106,7 +106,6 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     from etio.attacks.mlleaks import tuples_per_repeat
     from etio.attacks.oak17 import oak17_set_size
     from etio.attacks.settings import ATTACK_NAMES
-    from etio.traces.datasets import dataset_info
     from etio.traces.models import count_params
     from etio.traces.resources import available_memory, calibrate_training, estimate_job_seconds, job_memory, \
         models_at_once
@@ -115,13 +114,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     cfg, settings = study.experiment, study.attacks
     gpus = 1 if str(device).startswith("cuda") else 0
     parts = {p.dataset: p for p in cfg.dataset_grids()}
-    infos = {}
-    for name, part in parts.items():
-        from dataclasses import replace
-
-        info = dataset_info(name)
-        infos[name] = replace(info, pool_size=part.pool_size or info.pool_size,
-                              test_size=part.test_size or info.test_size)
+    infos = {name: part.info() for name, part in parts.items()}
     jobs = plan_jobs(cfg)
     default_threads = torch.get_num_threads()
     calibrations: dict[tuple, object] = {}

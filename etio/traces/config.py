@@ -241,6 +241,15 @@ class DatasetGrid:
         """Whether the grid trains robust models (it has ``adv_eps``)."""
         return "adv_eps" in self.grid
 
+    def info(self) -> "DatasetInfo":  # noqa: F821
+        """The dataset's description with the sizes this grid uses (``pool_size`` / ``test_size``)."""
+        from dataclasses import replace
+
+        from etio.traces.datasets import dataset_info
+
+        info = dataset_info(self.dataset)
+        return replace(info, pool_size=self.pool_size or info.pool_size, test_size=self.test_size or info.test_size)
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in self.grid.items()}
         d.update({k: v for k, v in (("pool_size", self.pool_size), ("test_size", self.test_size)) if v is not None})
