@@ -1,9 +1,11 @@
-"""The stored ensemble evaluates each model as the model itself would: the CNN path (vmap over
-stacked parameters *and* BatchNorm buffers, the path of 720 of the paper's 880 rows), the MLP
-path, and inputs split into several chunks."""
+"""The stored ensemble evaluates each model as the model itself would: the CNN path (the
+channel-stacked network of etio.traces.stacked over stacked parameters *and* BatchNorm buffers,
+the path of 720 of the paper's 880 rows) for every convolutional architecture, on shared and on
+per-model inputs, the MLP path, and inputs split into several chunks."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from etio.traces.models import build_model
@@ -35,6 +37,28 @@ def _models(arch: str, width: int, input_shape, n: int) -> list[torch.nn.Module]
 def _stacked(models) -> dict[str, torch.Tensor]:
     states = [m.state_dict() for m in models]
     return {k: torch.stack([s[k] for s in states]) for k in states[0]}
+
+
+@pytest.mark.parametrize("arch, width", [("alexnetwol", 4), ("densenet161", 2), ("wide_resnet", 1)])
+def test_every_cnn_ensemble_equals_each_model_on_shared_and_own_inputs(arch, width):
+    shape = (3, 32, 32)
+    models = _models(arch, width, shape, 3)
+    ensemble = Ensemble(_record(arch, width, shape, 3), _stacked(models), "cpu")
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(4, *shape, generator=gen)
+    own = torch.randn(2, 3, *shape, generator=gen)                 # model 3 on own[0], model 1 on own[1]
+    with torch.no_grad():
+        expected = torch.stack([models[2](x), models[0](x)])
+        expected_own = torch.stack([models[2](own[0]), models[0](own[1])])
+    torch.testing.assert_close(ensemble.logits([3, 1], x), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ensemble.logits_each([3, 1], own), expected_own, rtol=1e-4, atol=1e-5)
+    # differentiable in the inputs (the robust strategies take these gradients)
+    inputs = own.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(ensemble.logits_each([3, 1], inputs)[0].sum(), inputs)
+    alone = own[0].clone().requires_grad_(True)
+    (grad_alone,) = torch.autograd.grad(models[2](alone).sum(), alone)
+    torch.testing.assert_close(grad[0], grad_alone, rtol=1e-4, atol=1e-5)
+    assert torch.count_nonzero(grad[1]) == 0
 
 
 def test_cnn_ensemble_with_batchnorm_buffers_equals_each_model():

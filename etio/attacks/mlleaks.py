@@ -100,6 +100,9 @@ def _pad(x: torch.Tensor, width: int) -> torch.Tensor:
 
 def build_attack_data(outputs: ModelOutputs, requests: Sequence[Request], eval_size: int) -> AttackData:
     """Shadow members vs nm's subset for training; target members vs ``eval_size`` test points for evaluation."""
+    # every output the requests need, in one batched query
+    outputs.on_subsets([pair for (target, shadow, nm), _ in requests
+                        for pair in ((shadow, shadow), (shadow, nm), (target, target))])
     n_classes = outputs.on_subset(requests[0][0][0]).shape[-1]
     width = max(feature_dim(n_classes, VARIANTS[v]) for _, v in requests)
     targets = sorted({t for (t, _, _), _ in requests})

@@ -227,8 +227,9 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
     defence_idx = [index[(defender, v)] for _, defender in plan for v in variants]
     n_members = min(settings.memguard_samples or outputs.subset_size, outputs.subset_size)
     n_test = min(settings.memguard_samples or outputs.n_test, outputs.n_test)
-    logits = torch.stack([torch.cat([outputs.on_subset(t)[:n_members], outputs.on_test([t])[0, :n_test]])
-                          for t in targets for _ in variants])
+    members, non_members = outputs.on_subsets([(t, t) for t in targets]), outputs.on_test(targets)   # batched
+    logits = torch.stack([torch.cat([members[i, :n_members], non_members[i, :n_test]])
+                          for i in range(len(targets)) for _ in variants])
     labels = torch.stack([torch.cat([outputs.labels_of(t)[:n_members], outputs.test_y[:n_test]])
                           for t in targets for _ in variants])
     with_label = torch.tensor([VARIANTS[v].with_label for _ in targets for v in variants], device=outputs.device)

@@ -32,13 +32,14 @@ def run_threshold(outputs: ModelOutputs, model_ids_by_repeat: Sequence[Sequence[
                   tau: float) -> dict:
     """``ThresholdMemAcc``, ``ThresholdNonMemAcc``, ``ThresholdAcc`` (their mean) and ``Threshold`` = tau."""
     mem_by_repeat, non_by_repeat = [], []
+    every = [m for ids in model_ids_by_repeat for m in ids]
+    outputs.on_test(every), outputs.on_subsets([(m, m) for m in every])       # each one batched query
     for ids in model_ids_by_repeat:
         test_loss = per_sample_loss(outputs.on_test(ids), outputs.test_y, loss)          # [M, n_test]
         non = (test_loss > tau).double().mean(dim=1)
-        mem = torch.stack([
-            (per_sample_loss(outputs.on_subset(m), outputs.labels_of(m), loss) <= tau).double().mean()
-            for m in ids
-        ])
+        own = outputs.on_subsets([(m, m) for m in ids])
+        mem = torch.stack([(per_sample_loss(own[i], outputs.labels_of(m), loss) <= tau).double().mean()
+                           for i, m in enumerate(ids)])
         mem_by_repeat.append(mem.cpu().numpy())
         non_by_repeat.append(non.cpu().numpy())
     mem_acc = float(np.mean([m.mean() for m in mem_by_repeat]))
