@@ -487,3 +487,50 @@ def test_threshold_attack_uses_the_configurations_loss_on_test_points_too():
     outputs = echo_outputs([[3.0, 0.0]] * 4, [0] * 4, [[0.0, 0.0]] * 2, [0] * 2, [[0, 1], [2, 3]])
     r = run_threshold(outputs, [[1, 2]], "ce", 0.6)
     assert r["ThresholdMemAcc"] == 1.0 and r["ThresholdNonMemAcc"] == 1.0
+
+
+class CountingEnsemble(EchoEnsemble):
+    """An echo ensemble that records each query: (kind, models, points per model)."""
+
+    def __init__(self):
+        self.queries = []
+
+    def logits(self, model_ids, x):
+        self.queries.append(("shared", list(model_ids), len(x)))
+        return super().logits(model_ids, x)
+
+    def logits_each(self, model_ids, x):
+        self.queries.append(("each", list(model_ids), x.shape[1]))
+        return super().logits_each(model_ids, x)
+
+
+def _counting_outputs(n_models: int, s: int = 4, n_test: int = 6):
+    pool_y = [i % 3 for i in range(n_models * s)]
+    pool = [[3.0 if j == y else 0.0 for j in range(3)] for y in pool_y]
+    splits = Splits(torch.tensor(pool), torch.tensor(pool_y), torch.zeros(n_test, 3), torch.tensor([0, 1, 2] * 2),
+                    np.arange(n_models * s).reshape(n_models, s))
+    ensemble = CountingEnsemble()
+    return ModelOutputs(splits, ensemble), ensemble
+
+
+def test_each_attack_asks_for_its_outputs_in_one_batched_query_per_kind():
+    # A query of many conv models costs little more than a query of one (DenseNet161: some 600 small
+    # operations either way), so the attacks must not query model by model.
+    from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
+
+    outputs, ensemble = _counting_outputs(4)
+    run_threshold(outputs, [[1, 2], [3, 4]], "ce", 0.5)
+    assert ensemble.queries == [("shared", [1, 2, 3, 4], 6), ("each", [1, 2, 3, 4], 4)]
+
+    outputs, ensemble = _counting_outputs(4)
+    run_oak17(outputs, 1, [2, 3, 4], 3, AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": 1}), [0], 0, "c")
+    assert ensemble.queries == [("shared", [2, 3, 4, 1], 6), ("each", [2, 3, 4, 1], 4)]
+
+    outputs, ensemble = _counting_outputs(3)
+    build_attack_data(outputs, [((1, 2, 3), "mlleak"), ((1, 2, 3), "top3"), ((2, 3, 1), "mlleak")], 2)
+    # the shadows on their own subsets and on their non-members' subsets, the targets on theirs: each pair once
+    assert ensemble.queries[0] == ("each", [2, 2, 1, 3, 3], 4)     # (2,2) (2,3) (1,1) (3,3) (3,1)
+    assert ensemble.queries[1:] == [("shared", [1, 2], 6)]
+    # later questions are answered from the cache
+    outputs.on_subset(3, subset_of=1), outputs.on_test([2, 1])
+    assert len(ensemble.queries) == 2
