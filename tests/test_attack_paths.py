@@ -117,6 +117,20 @@ def test_features_by_hand():
     assert [feature_dim(100, VARIANTS[v]) for v in ("mlleak", "mlleak_l", "top3", "top3_l")] == [10, 11, 3, 4]
 
 
+def test_features_of_stacked_softmax_vectors_are_those_of_each_stack():
+    # [..., n, C] with leading dimensions (documented): each [n, C] slice as if given alone
+    probs = torch.tensor([[[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], [[0.7, 0.2, 0.1], [0.2, 0.2, 0.6]]])
+    labels = torch.tensor([2, 0])
+    for variant in ("mlleak", "mlleak_l", "top3", "top3_l"):
+        stacked = prediction_features(probs, labels, VARIANTS[variant])
+        assert torch.equal(stacked, torch.stack([prediction_features(p, labels, VARIANTS[variant]) for p in probs]))
+    assert torch.equal(prediction_features(probs, labels, VARIANTS["top3_l"])[1],
+                       torch.tensor([[0.7, 0.2, 0.1, 2.0], [0.6, 0.2, 0.2, 0.0]]))
+    wide = torch.stack([torch.arange(12.0), torch.arange(12.0).flip(0)]).unsqueeze(1) / 66       # [2, 1, 12]
+    assert torch.equal(prediction_features(wide, torch.tensor([0]), VARIANTS["mlleak"])[:, 0],
+                       torch.arange(11.0, 1.0, -1).expand(2, 10) / 66)
+
+
 def test_balanced_accuracies_by_hand():
     predicted = torch.tensor([[True, True, False, False, True], [False, False, False, True, True]])
     is_member = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]])

@@ -38,11 +38,11 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
               spec: AttackModelSpec, seeds: Sequence[int], seed_base: int, key: str) -> dict:
     """Per-class attack models for every seed, trained together; the ``Oak17*`` trace columns."""
     set_size = oak17_set_size(outputs.subset_size, outputs.n_test)
-    # the outputs needed, each in one batched query: test set and own subsets of shadows and target
-    on_test = torch.softmax(outputs.on_test([*shadows, target])[:, :2 * set_size], -1)
-    shadow_test_all, target_test_all = on_test[:-1], on_test[-1]                        # [S, 2m, C], [2m, C]
+    # every output needed, in one batched query per kind (the lines below read the cache)
+    outputs.on_test([*shadows, target]), outputs.on_subsets([(s, s) for s in [*shadows, target]])
+    shadow_test_all = torch.softmax(outputs.on_test(list(shadows))[:, :2 * set_size], -1)   # [S, 2m, C]
+    target_test_all = torch.softmax(outputs.on_test([target])[0, :2 * set_size], -1)        # [2m, C]
     test_y = outputs.test_y[:2 * set_size]
-    outputs.on_subsets([(s, s) for s in shadows] + [(target, target)])
     shadow_in = torch.cat([torch.softmax(outputs.on_subset(s)[:set_size], -1) for s in shadows])
     shadow_in_y = torch.cat([outputs.labels_of(s)[:set_size] for s in shadows])
     target_in = torch.softmax(outputs.on_subset(target)[:set_size], -1)

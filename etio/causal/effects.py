@@ -446,9 +446,7 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
             rows.append(row)
             cell += 1
     columns = [c for c in ATE_SCHEMA.columns if refuters or c not in _REFUTER_COLUMNS]
-    table = pd.DataFrame(rows)
-    table["q_value"] = math.nan
-    return ATE_SCHEMA.validate(add_q_values(table)[columns])
+    return ATE_SCHEMA.validate(add_q_values(pd.DataFrame(rows))[columns])
 
 
 def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcome: str,

@@ -131,7 +131,7 @@ def consistent_extension(graph: nx.DiGraph, source: str = "graph") -> tuple[nx.D
             remaining.remove(v)
             changed = True
     if undirected:
-        u, v = sorted(next(iter(undirected)))
+        u, v = min(sorted(arc) for arc in undirected)      # the first by name, not by hash order
         raise EtioInputError(f"{source}: the undirected arc {u} - {v} cannot be oriented without creating a cycle "
                              "or a new v-structure")
     return dag, oriented
