@@ -187,8 +187,8 @@ def _memory_gb(cfg, job) -> float:
         need = 0.0
         for part in parts.values():       # the largest over the study's datasets, at the sizes it uses
             info, g = part.info(), part.grid
-            biggest = max(count_params(a, max(g["width"][a] if isinstance(g["width"], dict) else g["width"]),
-                                       info.num_classes, info.input_shape) for a in g["arch"])
+            biggest = max(count_params(a, max(part.widths_of(a)), info.num_classes, info.input_shape)
+                          for a in g["arch"])
             models = cfg.repeats * (info.pool_size // min(g["train_size"]))
             data = (info.pool_size + info.test_size) * math.prod(info.input_shape) * 4
             need = max(need, models * biggest * 4 + data)

@@ -223,13 +223,17 @@ class DatasetGrid:
         g = self.grid
         out = []
         for arch in g["arch"]:
-            widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
             for width, s, loss, wd, epochs, sched, eps in itertools.product(
-                    widths, g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"],
+                    self.widths_of(arch), g["train_size"], g["loss"], g["weight_decay"], g["epochs"], g["scheduler"],
                     self.adv_eps):
                 out.append(TrainConfig(self.dataset, arch, width, s, loss, wd, epochs, sched,
                                        training.lr_for(arch, loss), eps))
         return sorted(out, key=lambda c: c.key)
+
+    def widths_of(self, arch: str) -> list[int]:
+        """The widths of ``arch`` in this grid (one list for every architecture, or a table of them)."""
+        widths = self.grid["width"]
+        return widths[arch] if isinstance(widths, dict) else widths
 
     @property
     def adv_eps(self) -> list[float]:

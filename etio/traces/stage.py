@@ -79,7 +79,7 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
         g = part.grid
         epochs = tuple(g["epochs"])
         for arch in g["arch"]:
-            widths = g["width"][arch] if isinstance(g["width"], dict) else g["width"]
+            widths = part.widths_of(arch)
             # Robust budgets are one more optimisation setting: models of every ε share a batch.
             variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss), eps)
                         for loss, wd, sched, eps in itertools.product(g["loss"], g["weight_decay"], g["scheduler"],
