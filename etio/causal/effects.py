@@ -34,7 +34,6 @@ import functools
 import logging
 import math
 import re
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -470,13 +469,5 @@ def dowhy_estimate(data: pd.DataFrame, graph: nx.DiGraph, treatment: str, outcom
     return model.estimate_effect(
         estimand, method_name="backdoor.linear_regression",
         control_value=data[treatment].min(), treatment_value=data[treatment].max(),
-        test_significance=True, method_params={"init_params": {"need_conditional_estimates": False}},
+        method_params={"init_params": {"need_conditional_estimates": False}},
     )
-
-
-def time_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float) -> tuple[int, float]:
-    """(number of queries, seconds) for all ATEs of one weight decay, identification and both
-    estimators included, no refuters."""
-    start = time.perf_counter()
-    table = estimate_ates(traces, graphs, weight_decay)
-    return len(table), time.perf_counter() - start
