@@ -533,7 +533,7 @@ ETIO_METHODS <- c("boot", "cv")
 #' for instance, exists only at the weight decay MemGuard was run at. An attack whose column is
 #' constant over a loss's rows (an attack at chance on every configuration, as on tiny studies)
 #' cannot be a node of a Gaussian network: by default its pair is left out, and the reason is
-#' kept (as `etio learn` does, etio.causal.learning.learn_all).
+#' kept. `etio learn` chooses its pairs with this function too (etio.causal.learning.present_pairs).
 #'
 #' @param traces data.frame from etio_read_traces().
 #' @param weight_decay a WeightDecay value, or NULL / <= 0 for all rows.

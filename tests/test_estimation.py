@@ -3,6 +3,7 @@ q-values, robustness values, refuters; and the tables that show them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -177,17 +178,19 @@ def test_p_value_tests_the_ate_and_agrees_with_the_interval(identity_ates):
 
 
 def test_modifier_that_would_break_the_backdoor_criterion_is_left_out():
-    # W is an ancestor of Y that is not an ancestor of X; it is a collider of X <- A -> W <- B -> Y,
-    # so adjusting for it would open that path.
-    graph = nx.DiGraph([("A", "X"), ("A", "W"), ("B", "W"), ("B", "Y"), ("W", "Y"), ("X", "Y")])
+    # W is a collider of X <- A -> W <- B -> Y: the empty backdoor set is valid, and adjusting
+    # for W would open that path. dowhy never proposes such a modifier (its modifiers are
+    # ancestors of Y), so the guard is checked on an identification that names W among them.
+    graph = nx.DiGraph([("A", "X"), ("A", "W"), ("B", "W"), ("B", "Y"), ("X", "Y")])
     ident = effects.identify(graph, "X", "Y")
-    assert "W" in ident.effect_modifiers
-    adjustment = effects.sound_adjustment(graph, ident)
-    if effects.is_valid_backdoor_set(graph, "X", "Y", [*ident.backdoor_set, "W"]):
-        assert "W" in adjustment.modifiers
-    else:
-        assert "W" not in adjustment.modifiers and adjustment.left_out[0][0] == "W"
-        assert "backdoor" in adjustment.left_out[0][1]
+    assert ident.backdoor_set == () and ident.effect_modifiers == ("B",)
+    named = dataclasses.replace(ident, effect_modifiers=("W", "B"))
+    assert effects.sound_adjustment(graph, named) == effects.SoundAdjustment(
+        modifiers=("B",), left_out=(("W", "adjusting for it would break the backdoor criterion"),))
+    # a modifier kept first enlarges the set the next one is checked with: with B adjusted for,
+    # the path through W is blocked
+    named = dataclasses.replace(ident, effect_modifiers=("B", "W"))
+    assert effects.sound_adjustment(graph, named) == effects.SoundAdjustment(modifiers=("B", "W"))
 
 
 # --------------------------------------------------------------------------------------

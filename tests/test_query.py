@@ -107,6 +107,47 @@ def test_paper_estimator_is_dowhys_estimate_effect(arcs, treatment):
     assert row["status"] == query.STATUS_ESTIMATED and row["ci_low"] < row["ate"] < row["ci_high"]
 
 
+def test_dowhy_is_quieted_and_nothing_else():
+    """dowhy's INFO logging and its warnings are muted; the root logger and other modules'
+    warnings are left alone."""
+    import logging
+    import warnings
+
+    dowhy_logger, root = logging.getLogger("dowhy"), logging.getLogger()
+    levels = dowhy_logger.level, root.level
+    dowhy_logger.setLevel(logging.NOTSET)
+    root.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            query._quiet_dowhy()
+            for module in ("dowhy", "dowhy.causal_model", "dowhyish", "etio.causal.effects"):
+                warnings.warn_explicit(f"from {module}", UserWarning, "module.py", 1, module=module)
+        assert [str(w.message) for w in caught] == ["from dowhyish", "from etio.causal.effects"]
+        assert (dowhy_logger.level, root.level) == (logging.ERROR, logging.WARNING)
+    finally:
+        dowhy_logger.setLevel(levels[0])
+        root.setLevel(levels[1])
+
+
+def test_adjustment_set_rule():
+    """dowhy's candidate sets and preferences (fewest instruments, then fewest variables), ties
+    broken by graph node order."""
+    # Two minimal sets, {Z, W} and {X, W}, block M's backdoor paths; Z comes first in node order.
+    graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y"), ("W", "Y"), ("W", "M")])
+    assert query.default_adjustment_set(graph, "M", "Y") == ("Z", "W")
+    reordered = nx.DiGraph()
+    reordered.add_nodes_from(["X", "Z", "Y", "M", "W"])
+    reordered.add_edges_from(graph.edges)
+    assert query.default_adjustment_set(reordered, "M", "Y") == ("X", "W")
+    # X <- I <- U -> Y: {I} and {U} both block the one backdoor path, and I comes first. I is no
+    # instrument (dowhy's test: it is d-connected to Y once X's incoming arcs are cut), so the
+    # tie goes to node order; counted as an instrument, I would lose to U.
+    graph = nx.DiGraph([("I", "X"), ("U", "I"), ("U", "Y"), ("X", "Y")])
+    assert sorted(query._dowhy_backdoor_sets(graph, "X", "Y"), key=sorted) == \
+        [frozenset({"I"}), frozenset({"I", "U"}), frozenset({"U"})]
+    assert query.default_adjustment_set(graph, "X", "Y") == ("I",)
+
+
 def test_paper_estimator_equals_dowhy_on_example_traces():
     traces = read_traces(EXAMPLE)
     graph = query.read_attack_graph(paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot", "Oak17Acc")

@@ -401,7 +401,7 @@ def estimate_cell(data: pd.DataFrame, clusters: np.ndarray | None, graph: nx.DiG
     row.update(
         status=STATUS_ESTIMATED, ate=sound.ate, se=sound.se, ci_low=sound.ci_low, ci_high=sound.ci_high,
         p_value=sound.p_value, p_value_rows_independent=sound.p_value_rows_independent,
-        overlap_r2=final.r2, vif=final.vif, n_clusters=sound.n_clusters,
+        overlap_r2=final.r2, vif=final.vif,
         robustness_value=estimation.robustness_value(sound.t_stat, sound.dof_resid),
         robustness_value_alpha=estimation.robustness_value(sound.t_stat, sound.dof_resid, estimation.SIGNIFICANCE_LEVEL),
         effect_modifiers=";".join(sound.modifiers), flags="; ".join(flags),

@@ -105,12 +105,16 @@ def _rows_of(traces: pd.DataFrame, loss: str, weight_decay: float) -> pd.Series:
 
 
 def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[str] | None = None,
-                  attacks: Sequence[str] | None = None) -> list[tuple[str, str]]:
-    """(loss, attack) pairs to learn, in the authors' order (loss-major).
+                  attacks: Sequence[str] | None = None) -> tuple[list[tuple[str, str]], list[dict]]:
+    """(loss, attack) pairs to learn, in the authors' order (loss-major), and the pairs left out.
 
-    Named losses/attacks are taken as asked (a missing one is then reported by the R check);
-    by default every loss with rows at ``weight_decay`` and every attack column with a value
-    in those rows (MemguardAcc exists only at weight decay 5e-4).
+    The choice is R's ``etio_pairs`` (``r/etio.R``), the one ``Rscript r/learn_graphs.R``
+    makes, so both learn the same graphs and give the same reasons. Named losses/attacks are
+    taken as asked (a missing one is then reported by the R check); by default every loss with
+    rows at ``weight_decay`` and every attack column with a value in those rows (MemguardAcc
+    exists only at weight decay 5e-4), except an attack constant over a loss's rows: it
+    cannot be a node of a Gaussian network, and is returned among the skipped pairs as
+    ``{"name": "<loss>-<attack>", "reason": ...}``.
     """
     for attack in attacks or ():
         check_attack(attack)
@@ -118,20 +122,11 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
         check_loss(loss)
     if not (weight_decay > 0 and math.isfinite(weight_decay)):
         raise EtioInputError(f"weight decay must be a positive number, got {weight_decay!r}")
-    pairs = []
-    for loss in losses or LOSSES:
-        rows = _rows_of(traces, loss, weight_decay)
-        if losses is None and not rows.any():
-            continue
-        for attack in attacks or ATTACKS:
-            if attacks is None and (attack not in traces.columns or traces.loc[rows, attack].isna().all()):
-                continue
-            pairs.append((loss, attack))
-    if not pairs:
-        present = sorted(pd.to_numeric(traces["WeightDecay"], errors="coerce").dropna().unique())
-        raise EtioInputError(f"trace table has no rows with weight decay {weight_decay:g} and an attack column; "
-                             f"weight decays present: {', '.join(f'{w:g}' for w in present)}")
-    return pairs
+    chosen = rbridge.call_raw("etio_pairs", traces, float(weight_decay),
+                              losses=list(losses) if losses else None, attacks=list(attacks) if attacks else None)
+    table = rbridge.to_python(chosen)
+    skipped = rbridge.to_python(chosen.do_slot("skipped")) or []
+    return list(zip(table["loss"], table["attack"])), [dict(item) for item in skipped]
 
 
 # --------------------------------------------------------------------------------------
@@ -233,29 +228,18 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     files etio did not write; an input inside ``out_dir`` is refused).
     """
     _check_learning_settings(method, R, runs)
-    pairs = present_pairs(traces, weight_decay, losses, attacks)
-    skipped = []
-    if attacks is None:
-        for loss, attack in list(pairs):
-            values = pd.to_numeric(traces.loc[_rows_of(traces, loss, weight_decay), attack], errors="coerce").dropna()
-            if values.nunique() == 1:
-                pairs.remove((loss, attack))
-                skipped.append({"name": f"{loss}-{attack}", "reason": f"{attack} is constant ({values.iloc[0]:g}) over "
-                                f"the {len(values)} rows of loss {loss}: not a node of a Gaussian network"})
-    if not pairs:
-        raise EtioInputError(f"no graph can be learned at weight decay {weight_decay:g}: "
-                             + "; ".join(s["reason"] for s in skipped))
+    inputs = [input_path] if input_path is not None else []
+    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
+    pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
     for item in skipped:
         if progress is not None:
             progress(0, len(pairs), f"{item['name']} not learned: {item['reason']}")
-    # The graphs that will be learned (a constant attack column is skipped above, not an error).
+    # The graphs that will be learned (a constant attack column is skipped, not an error).
     for loss, attack in pairs:
         check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
                             source=str(input_path) if input_path else "trace table",
                             what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
                             may_be_missing=[attack])
-    inputs = [input_path] if input_path is not None else []
-    check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     if isinstance(workers, LearningPool):
         if workers.traces is not traces:
             raise ValueError("a LearningPool learns from the trace table it was started with")
