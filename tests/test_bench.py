@@ -23,7 +23,7 @@ def _bench(*args: str) -> list[str]:
 def test_bench_lists_every_benchmark():
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0
-    for name in ("learn", "train", "ate", "attacks"):
+    for name in ("learn", "train", "ate", "attacks", "executors", "checks", "robust-train"):
         assert re.search(rf"^\s*│?\s*{name}\s", result.stdout, re.M), (name, result.stdout)
 
 
@@ -86,3 +86,65 @@ def test_bench_attacks(tmp_path):
 def test_bench_bad_input(args, message):
     result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code != 0 and message in str(result.exception)
+
+
+def test_check_timer_counts_nested_checks_once_and_restores_every_binding(tmp_path):
+    """Calls through the defining module and through a name bound by ``from ... import`` are both
+    timed; a checksum inside a verification counts for the verification only; the lock's block is
+    not charged to the lock; afterwards every binding is the original function again."""
+    import time
+
+    import etio.traces.stage as stage_module
+    import etio.traces.store as store_module
+    from etio.pipeline.checks import CheckTimer
+
+    originals = (store_module.sha256_bytes, store_module.store_lock, stage_module.store_lock,
+                 store_module.TraceStore.damage)
+    store = make_small_store(tmp_path / "store")
+    key = store.keys()[0]
+    with CheckTimer() as timer:
+        store_module.sha256_bytes(b"x" * 1000)
+        assert store.damage(key) is None                  # verifies two checksums inside
+        with stage_module.store_lock(tmp_path / "store", "test"):
+            time.sleep(0.3)
+    assert timer.calls["checksums"] == 1
+    assert timer.calls["verifying stored configurations"] == 1
+    assert timer.calls["store lock"] == 2                 # entry and exit
+    assert timer.seconds["store lock"] < 0.1 and 0 < timer.seconds["checksums"]
+    assert (store_module.sha256_bytes, store_module.store_lock, stage_module.store_lock,
+            store_module.TraceStore.damage) == originals
+
+
+def make_small_store(root):
+    from attack_helpers import make_digits_store
+
+    return make_digits_store(root, widths=(8,), per_repeat=2, subset=20, steps=5)
+
+
+def test_bench_checks(tmp_path, monkeypatch):
+    """The benchmark's layout, with the pipeline replaced by a real store being written and a
+    trace table checked: the store's writes and the table check are what it times."""
+    import pandas as pd
+
+    import etio.core.schema as schema
+    import etio.pipeline.reproduce as reproduce_module
+
+    def small_reproduce(config_path, out, **kwargs):
+        assert (kwargs["executor"].kind, kwargs["executor"].processes) == ("local", 1)   # every check in sight
+        make_small_store(out / "store")
+        schema.check_trace_rows(pd.DataFrame({"Width": [8, 16]}))
+
+    monkeypatch.setattr(reproduce_module, "reproduce", small_reproduce)
+    lines = _bench("checks", "--config", "experiments/smoke.toml")
+    assert re.fullmatch(rf"1 configurations \(experiments/smoke.toml\): reproduce {NUMBER} s, checks {NUMBER} s "
+                        rf"\({NUMBER} % of the run\)", lines[0]), lines
+    rows = {re.match(r"\s+(.+?)\s+\d", line).group(1): line for line in lines[1:-1]}
+    assert list(rows) == ["checksums", "verifying stored configurations", "trace-table checks", "output rules",
+                          "store lock"], lines
+    calls = {name: int(line.split()[-2]) for name, line in rows.items()}
+    # one configuration written: its record, models and stats checksums, in with_checksum (outermost) and
+    # sha256_bytes twice; one table check; nothing verified during the run
+    assert calls == {"checksums": 3, "verifying stored configurations": 0, "trace-table checks": 1,
+                     "output rules": 0, "store lock": 0}, lines
+    assert re.fullmatch(rf"verifying the finished store again \(what a rerun pays before reusing it\): {NUMBER} s, "
+                        r"0 damaged", lines[-1]), lines

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,8 +23,8 @@ import pytest
 from etio.attacks.settings import ATTACK_NAMES
 from etio.attacks.stage import run_attack_stage
 from etio.core.errors import EtioInputError
-from etio.pipeline.executors import (ExecutorSettings, Resources, attacks_on, parse_executor_settings,
-                                     run_units, sbatch_script, store_status, trace_units, traces_on)
+from etio.pipeline.executors import (ExecutorSettings, Resources, Unit, attacks_on, parse_executor_settings,
+                                     read_entry, run_units, sbatch_script, store_status, trace_units, traces_on)
 from etio.pipeline.study import load_study
 from etio.traces.stage import run_trace_unit, run_traces
 from etio.traces.store import TRACE_STAGE_COLUMNS, open_store
@@ -83,14 +84,7 @@ def test_ray_gives_the_local_trace_table_and_attack_columns(ray_cluster, study, 
     assert (out / "traces.csv").read_bytes() == (attacked / "traces.csv").read_bytes()
     table = pd.read_csv(out / "traces.csv")
     assert table[["MLLeakAcc", "Oak17Acc", "ThresholdAcc", "MemguardAcc"]].notna().all().all()
-    for key in open_store(out).keys():            # each stored result, not only the table's columns
-        for name in ATTACK_NAMES:
-            ours = json.loads((out / "configs" / key / "attacks" / f"{name}.json").read_text())
-            local = json.loads((attacked / "configs" / key / "attacks" / f"{name}.json").read_text())
-            # the timing differs, and with it the checksum that covers the whole result
-            for field in ("seconds", "sha256"):
-                ours.pop(field, None), local.pop(field, None)
-            assert ours == local, (key, name)
+    _same_results(out, attacked)                  # each stored result, not only the table's columns
     traces, attacks = store_status(out)
     assert (traces.units, traces.done, traces.failed, traces.configurations_done) == (2, 2, [], 8)
     assert (attacks.units, attacks.done, attacks.failed) == (8, 8, [])
@@ -98,6 +92,91 @@ def test_ray_gives_the_local_trace_table_and_attack_columns(ray_cluster, study, 
     assert entry["state"] == "done" and entry["executor"] == "ray" and entry["pid"] != os.getpid()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["attack_stage"]["executor"]["kind"] == "ray"
+
+
+def _same_results(out: Path, reference: Path) -> None:
+    """Every stored attack result of ``out`` equals ``reference``'s, but for the timing (and the
+    checksum that covers it)."""
+    for key in open_store(out).keys():
+        for name in ATTACK_NAMES:
+            ours = json.loads((out / "configs" / key / "attacks" / f"{name}.json").read_text())
+            theirs = json.loads((reference / "configs" / key / "attacks" / f"{name}.json").read_text())
+            for field in ("seconds", "sha256"):
+                ours.pop(field, None), theirs.pop(field, None)
+            assert ours == theirs, (key, name)
+
+
+def test_local_worker_processes_give_the_in_process_table(study, trained, attacked, tmp_path):
+    out = tmp_path / "store"
+    shutil.copytree(trained, out)
+    store = open_store(out)
+    progress = []
+    summary = attacks_on(store, ATTACK_NAMES, study.attacks, ExecutorSettings(processes=2), "cpu",
+                         cfg=study.experiment, progress=progress.append)
+    assert summary["units"] == 8 and summary["computed"] == 8 * len(ATTACK_NAMES)
+    assert sorted(progress) == sorted(store.keys())                # each configuration once, as it finished
+    assert (out / "traces.csv").read_bytes() == (attacked / "traces.csv").read_bytes()
+    _same_results(out, attacked)
+    pids = {json.loads(p.read_text())["pid"] for p in (out / "units" / "attacks").glob("*.json")}
+    assert len(pids) == 2 and os.getpid() not in pids             # both workers, none of it here
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["attack_stage"]["executor"] == {**prov["attack_stage"]["executor"], "kind": "local", "processes": 2}
+
+
+def _unit(stage="attacks", gpus=0.0, unit_id="u"):
+    return Unit(stage, unit_id, Path("store"), (unit_id,), print, resources=Resources(gpus=gpus))
+
+
+def test_which_units_the_local_executor_gives_to_worker_processes(monkeypatch):
+    import etio.causal.learning as learning
+    from etio.pipeline.executors import POOL_MIN_UNITS, local_processes
+
+    monkeypatch.setattr(learning, "available_workers", lambda: 4)
+    many = [_unit(unit_id=str(i)) for i in range(POOL_MIN_UNITS)]
+    assert local_processes(many, ExecutorSettings()) == 4                       # one per core
+    assert local_processes(many[:3], ExecutorSettings()) == 1                   # too few to repay the start
+    assert local_processes(many[:3], ExecutorSettings(processes=2)) == 2        # unless asked for
+    assert local_processes(many[:1], ExecutorSettings(processes=2)) == 1
+    assert local_processes(many[:3], ExecutorSettings(processes=8)) == 3        # never more than the units
+    assert local_processes([_unit(gpus=1.0, unit_id=str(i)) for i in range(10)], ExecutorSettings()) == 1
+    assert local_processes([_unit("traces", unit_id=str(i)) for i in range(10)],
+                           ExecutorSettings(processes=2)) == 1                  # training uses every core here
+    monkeypatch.setattr(learning, "available_workers", lambda: 1)
+    assert local_processes(many, ExecutorSettings()) == 1
+
+
+def _killed(ledger):
+    """Dies once the other unit is done (its result must survive the dead worker)."""
+    other = ledger / "a.json"
+    for _ in range(200):
+        if (read_entry(other) or {}).get("state") == "done":
+            break
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fails(ledger):
+    raise EtioInputError("a damaged configuration")
+
+
+@pytest.mark.parametrize("fn, message", [
+    (_killed, "a worker process died (killed, or out of memory) in the attacks stage; what finished is stored "
+              "(etio status --out {store} names the unit it was running): rerun to resume"),
+    (_fails, "a damaged configuration"),
+])
+def test_a_failed_worker_unit_stops_the_local_run_with_one_line(tmp_path, fn, message):
+    from etio.core.errors import EtioError
+
+    ledger = tmp_path / "units" / "attacks"
+    units = [Unit("attacks", name, tmp_path, (name,), fn if name == "b" else _noop, (ledger,)) for name in "ab"]
+    with pytest.raises(EtioError) as raised:
+        run_units(units, ExecutorSettings(processes=2))
+    assert str(raised.value) == message.format(store=tmp_path)
+    assert json.loads((tmp_path / "units" / "attacks" / "a.json").read_text())["state"] == "done"
+
+
+def _noop(*args):
+    return {}
 
 
 def _dies_once(marker: Path, cfg, out, unit_id, device, data_dir, on_written=None):
@@ -255,6 +334,8 @@ def test_default_requests_use_the_sizes_a_pooled_study_reads():
     ({"slurm_array": 0}, "slurm_array must be a whole number ≥ 1"),
     ({"gpu": 1}, "unknown key 'gpu' in [executor]"),
     ({"slurm_cluster": "pbs"}, "slurm_cluster must be one of"),
+    ({"processes": 0}, "processes must be a whole number ≥ 1, got 0"),
+    ({"processes": 1.5}, "processes must be a whole number ≥ 1, got 1.5"),
 ])
 def test_bad_executor_settings_are_named(table, message):
     with pytest.raises(EtioInputError, match=__import__("re").escape(message)):

@@ -47,6 +47,18 @@ def test_calibrated_plan_and_the_command(tmp_path):
     # 2 widths × 2 losses per job; 3 repeats × (600 // 100 + 600 // 200) models each
     assert "8 configurations, 108 models in 2 training jobs" in out
     assert "digits   mlp_1hidden" in out and "memory/batch" in out and "time per stage on this device: traces" in out
+    from etio.pipeline.executors import ExecutorSettings, attack_processes
+
+    # 8 attack units: worker processes when this machine has more than one core
+    assert (f"attacks in {attack_processes(8, ExecutorSettings())} worker processes" in out) == \
+        (attack_processes(8, ExecutorSettings()) > 1)
+    assert "MemGuard is costed at max_iteration steps" in out
+    # with worker processes, the summed attack time is shared out among them
+    from etio.pipeline.plan import format_plan
+
+    attack_s = seconds["attacks"]
+    [line] = [x for x in format_plan(plan, study.experiment, attack_processes=4) if "worker processes" in x]
+    assert line == f"  attacks in 4 worker processes (local executor): about {attack_s / 4:.0f} s of wall time"
 
 
 def test_a_calibration_reads_batched_time_off_the_line_through_one_and_n_models():

@@ -46,6 +46,7 @@ def register(app, bench_app) -> None:
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
         slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
         slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
+        processes: Optional[int] = ex.PROCESSES,
     ) -> None:
         """Run the attacks (and MemGuard) on every configuration of a trace store; fill traces.csv.
 
@@ -68,7 +69,8 @@ def register(app, bench_app) -> None:
                                    + (f" --config {config}" if config else "")))
         settings = _attack_settings(config, store)
         execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
-                                         slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster)
+                                         slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster,
+                                         processes)
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             summary = attacks_on(store, names, settings, execution, device, threads,
                                  echo=lambda line: typer.echo(line, err=True), cfg=experiment_of(store),

@@ -22,13 +22,15 @@ SLURM_GPUS = typer.Option(None, "--slurm-gpus", help="GPUs per array job (defaul
 SLURM_ARRAY = typer.Option(None, "--slurm-array", help="Array jobs running at once (default 16).")
 SLURM_CLUSTER = typer.Option(None, "--slurm-cluster", help="slurm (sbatch) or local (submitit runs the "
                              "array as processes on this machine).")
+PROCESSES = typer.Option(None, "--processes", min=1, help="local executor: worker processes for the attacks "
+                         "(default: one per core on the CPU, from 8 configurations up; 1: in this process).")
 
 
 def executor_settings(base, executor: Optional[str], ray_address: Optional[str], retries: Optional[int],
                       slurm_partition: Optional[str], slurm_time: Optional[int], slurm_gpus: Optional[int],
-                      slurm_array: Optional[int], slurm_cluster: Optional[str]):
+                      slurm_array: Optional[int], slurm_cluster: Optional[str], processes: Optional[int] = None):
     """``base`` (the config's settings) with the options that were given."""
-    return base.with_overrides(kind=executor, ray_address=ray_address, retries=retries,
+    return base.with_overrides(kind=executor, ray_address=ray_address, retries=retries, processes=processes,
                                slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus,
                                slurm_array=slurm_array, slurm_cluster=slurm_cluster)
 

@@ -25,5 +25,8 @@ def register(app, bench_app) -> None:
         dev = resolve_device(device)
         result = plan_study(study, dev, calibrate=not no_calibration, calibration_steps=steps,
                             echo=lambda line: typer.echo(line, err=True))
-        for line in format_plan(result, study.experiment):
+        from etio.pipeline.executors import attack_processes
+
+        processes = attack_processes(len(result.by_stage("attacks")), study.executor, gpu=dev.startswith("cuda"))
+        for line in format_plan(result, study.experiment, attack_processes=processes):
             typer.echo(line)

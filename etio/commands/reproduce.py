@@ -35,6 +35,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
         slurm_time: Optional[int] = ex.SLURM_TIME, slurm_gpus: Optional[int] = ex.SLURM_GPUS,
         slurm_array: Optional[int] = ex.SLURM_ARRAY, slurm_cluster: Optional[str] = ex.SLURM_CLUSTER,
+        processes: Optional[int] = ex.PROCESSES,
         force: bool = typer.Option(False, "--force", help="Use an --out that holds files etio did not write "
                                    "(they are kept; only the run's own entries are written)."),
     ) -> None:
@@ -63,6 +64,26 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         # Every value, from the config or the command line, passes the [analysis] table's checks.
         analysis = parse_analysis({**asdict(analysis), **overrides}, source="command line")
         settings = ex.executor_settings(cfg.executor, executor, ray_address, retries, slurm_partition, slurm_time,
-                                        slurm_gpus, slurm_array, slurm_cluster)
+                                        slurm_gpus, slurm_array, slurm_cluster, processes)
         reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
                   data_dir=data_dir, echo=echo, executor=settings, workers=workers, force=force)
+
+    @bench_app.command("checks")
+    def bench_checks(
+        config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Experiment config run end to end "
+                                    "(default: the main job's)."),
+        device: Optional[str] = typer.Option("cpu", "--device", help="cpu or cuda."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once."),
+    ) -> None:
+        """Seconds the reliability checks (checksums, store verification, trace-table checks, output
+        rules, the store lock) take in one `etio reproduce`, and their share of it."""
+        from etio.pipeline.checks import benchmark_checks
+        from etio.traces.training import resolve_device
+
+        r = benchmark_checks(config, resolve_device(device), workers=workers)
+        typer.echo(f"{r['configurations']} configurations ({config}): reproduce {r['run_s']:.1f} s, checks "
+                   f"{r['checks_s']:.2f} s ({100 * r['share']:.2f} % of the run)")
+        for category, seconds in r["by_category"].items():
+            typer.echo(f"  {category:32s} {seconds:8.3f} s  {r['calls'][category]:7d} calls")
+        typer.echo(f"verifying the finished store again (what a rerun pays before reusing it): "
+                   f"{r['reverify_s']:.2f} s, {len(r['damaged'])} damaged")

@@ -10,7 +10,10 @@ same ``traces.csv``.
 
 Executors (``--executor``, or ``kind`` in the config's ``[executor]`` table):
 
-- ``local`` (the default): the units one after another in this process; the first failure stops the run.
+- ``local`` (the default): the training units one after another in this process; the attack units
+  too, or, from :data:`POOL_MIN_UNITS` units up, in ``processes`` worker processes of this machine
+  (default: one per core on the CPU; attack models are tiny, so each worker runs one torch thread,
+  as the in-process run does, and the results are the same bytes). The first failure stops the run.
 - ``ray``: one Ray task per unit with the unit's CPU/GPU/memory request, retried ``retries``
   times (a killed worker as well as an exception); ``ray_address`` joins a running cluster,
   otherwise a local Ray is started for the run and stopped after it.
@@ -31,6 +34,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -56,6 +60,9 @@ class UnitsFailed(EtioError):
 @dataclass(frozen=True)
 class ExecutorSettings:
     kind: str = "local"
+    #: local: worker processes for the attack units (None: one per core on the CPU from
+    #: POOL_MIN_UNITS units up, else this process); 1 runs them in this process.
+    processes: int | None = None
     #: Further attempts of a failed unit (ray: max_retries; slurm: resubmissions).
     retries: int = 2
     #: Per unit; None: derived from the config and the device (:func:`unit_resources`).
@@ -116,6 +123,9 @@ def _checked(s: ExecutorSettings, source: str) -> ExecutorSettings:
         value = getattr(s, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(f"{name} must be a whole number ≥ 1, got {value!r}")
+    if s.processes is not None and (isinstance(s.processes, bool) or not isinstance(s.processes, int)
+                                    or s.processes < 1):
+        fail(f"processes must be a whole number ≥ 1, got {s.processes!r}")
     for name in ("ray_cpus", "slurm_gpus"):
         value = getattr(s, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -311,10 +321,90 @@ def run_units(units: Sequence[Unit], settings: ExecutorSettings, echo: Echo | No
         if (read_entry(_entry_path(unit)) or {}).get("state") != "running":
             _record(unit, settings.kind, "queued", error=None)
     if settings.kind == "local":
+        processes = local_processes(units, settings)
+        if processes > 1:
+            return _run_pool(units, processes, on_done)
         return _run_local(units, progress, on_done)
     if settings.kind == "ray":
         return _run_ray(units, settings, echo, on_done)
     return _run_slurm(units, settings, echo, on_done)
+
+
+#: Fewest attack units the local executor gives to worker processes by default: starting them
+#: (a fork server that imports etio and torch) takes about 2 s, which a few units do not repay.
+POOL_MIN_UNITS = 8
+
+
+def local_processes(units: Sequence[Unit], settings: ExecutorSettings) -> int:
+    """How many worker processes the local executor runs ``units`` in (1: this process).
+
+    Only attack units go to workers: training units use every core in this process already.
+    """
+    if not units or any(unit.stage != "attacks" for unit in units):
+        return 1
+    return attack_processes(len(units), settings, gpu=any(unit.resources.gpus for unit in units))
+
+
+def attack_processes(n_units: int, settings: ExecutorSettings, gpu: bool = False) -> int:
+    """Worker processes of the local executor for ``n_units`` attack units (1: this process)."""
+    from etio.causal.learning import available_workers
+
+    if settings.kind != "local" or n_units < 2:
+        return 1
+    if settings.processes is not None:
+        return min(settings.processes, n_units)
+    if gpu or n_units < POOL_MIN_UNITS:
+        return 1
+    return min(available_workers(), n_units)
+
+
+def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
+    """The units in ``processes`` fresh worker processes (a fork server: no state of this process,
+    its threads or an embedded R, is inherited); the first failure stops the run, as in-process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(sorted({unit.fn.__module__ for unit in units}))
+    results: dict[str, Any] = {}
+    # the workers print warnings as this process does (the command line's one-line messages)
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_setup,
+                               initargs=(_picklable(warnings.formatwarning),))
+    try:
+        futures = {pool.submit(execute_unit, unit, "local"): unit for unit in units}
+        for future in as_completed(futures):
+            unit = futures[future]
+            try:
+                results[unit.unit_id] = future.result()
+            except BrokenProcessPool:
+                # every unfinished unit fails with the pool, so which one was running is in the ledger
+                raise EtioError(f"a worker process died (killed, or out of memory) in the {unit.stage} stage; "
+                                f"what finished is stored (etio status --out {unit.store} names the unit it "
+                                f"was running): rerun to resume") from None
+            if on_done is not None:
+                on_done(unit)                     # as each finishes: the progress display
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcome = Outcome()
+    for unit in units:                            # the run's order, whichever worker finished first
+        outcome.finished(unit, results[unit.unit_id], None)
+    return outcome
+
+
+def _picklable(fn):
+    import pickle
+
+    try:
+        pickle.dumps(fn)
+    except Exception:       # a formatter defined in a function: the workers keep Python's own
+        return None
+    return fn
+
+
+def _worker_setup(formatwarning) -> None:
+    if formatwarning is not None:
+        warnings.formatwarning = formatwarning
 
 
 def _run_local(units, progress, on_done) -> Outcome:
@@ -570,6 +660,8 @@ def attacks_on(store, attacks: Sequence[str], attack_settings, settings: Executo
     echo_line = echo or (lambda line: None)
     started = time.perf_counter()
     keys = check_attack_inputs(store, attacks, attack_settings)
+    if threads != 1 and settings.kind == "local" and settings.processes is None:
+        settings = replace(settings, processes=1)     # units of several threads share this process's cores
     with store.lock(f"etio attack, {settings.kind} executor"):     # held while the workers write
         units = attack_units(cfg, store, attacks, attack_settings, settings, device, threads)
         pending = {u.unit_id for u in units}
@@ -591,6 +683,8 @@ def attacks_on(store, attacks: Sequence[str], attack_settings, settings: Executo
 
 def _provenance(settings: ExecutorSettings, units: Sequence[Unit]) -> dict:
     record = {"kind": settings.kind, "units_this_run": len(units), "retries": settings.retries}
+    if settings.kind == "local":
+        record["processes"] = local_processes(units, settings)
     if units:
         record["resources_per_unit"] = _largest(units).__dict__
     if settings.kind == "ray":

@@ -13,7 +13,9 @@ The plan lists the study's units of work with the resources each needs:
   forward cost × models × evaluated points) plus the attack models, timed by training one
   epoch of the same stacked attack models (:mod:`etio.attacks.attack_model`) on random
   features of the right shape and scaled to the configured epochs; MemGuard's defence
-  iterations are counted as one attack-model step each.
+  iterations are counted as one attack-model step each, all ``max_iteration`` of them (the
+  defence stops most samples sooner, so this part is an upper bound). With the local executor
+  the units' summed time is shared among its worker processes (``etio plan`` prints both).
 - ``learn`` / ``query``: structure learning (R) and the ATEs (dowhy) run on the CPU over the
   pooled table; their cost depends on the table, not the device, and is not calibrated
   (``seconds`` is None).
@@ -188,15 +190,18 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                                           1, 0, 0, None))
     notes = (f"learn/query: {len(ATTACK_NAMES)} attacks per (loss, weight decay) slice, {analysis.method} with "
              f"R = {analysis.replicates}, {analysis.runs} hold-out runs, over {rows} trace rows, on the CPU "
-             f"(R, dowhy); not calibrated",)
+             f"(R, dowhy); not calibrated",
+             "attacks: MemGuard is costed at max_iteration steps for every sample, but stops a sample as soon "
+             "as its defended output crosses 0.5, so the attack time is an upper bound")
     return StudyPlan(config=cfg.name, device=str(device), units=tuple(units),
                      calibrations=tuple(calibrations.values()), notes=notes,
                      calibration_s=round(time.perf_counter() - started, 2),
                      device_memory_bytes=available_memory(device))
 
 
-def format_plan(plan: StudyPlan, cfg) -> list[str]:
-    """The lines ``etio plan`` prints."""
+def format_plan(plan: StudyPlan, cfg, attack_processes: int = 1) -> list[str]:
+    """The lines ``etio plan`` prints; ``attack_processes``: the local executor's worker processes
+    for the attack units (their summed time is shared out among them)."""
     from etio.traces.resources import format_bytes
 
     def duration(seconds: float | None) -> str:
@@ -228,6 +233,9 @@ def format_plan(plan: StudyPlan, cfg) -> list[str]:
     stages = plan.stage_seconds()
     lines.append("time per stage on this device: " + ", ".join(f"{s} {duration(stages.get(s))}"
                                                                for s in ("traces", "attacks", "learn", "query")))
+    if attack_processes > 1 and stages.get("attacks") is not None:
+        lines.append(f"  attacks in {attack_processes} worker processes (local executor): about "
+                     f"{duration(stages['attacks'] / attack_processes)} of wall time")
     if plan.device_memory_bytes is not None:
         worst = max(traces, key=lambda u: u.memory_bytes) if traces else None
         if worst is not None:
