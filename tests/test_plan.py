@@ -52,7 +52,7 @@ def test_calibrated_plan_and_the_command(tmp_path):
     # 8 attack units: worker processes when this machine has more than one core
     assert (f"attacks in {attack_processes(8, ExecutorSettings())} worker processes" in out) == \
         (attack_processes(8, ExecutorSettings()) > 1)
-    assert "MemGuard is costed at max_iteration steps" in out
+    assert "the plan counts 2 × max_iteration steps per defended target" in out
     # with worker processes, the summed attack time is shared out among them
     from etio.pipeline.plan import format_plan
 

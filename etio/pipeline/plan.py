@@ -13,8 +13,9 @@ The plan lists the study's units of work with the resources each needs:
   forward cost × models × evaluated points) plus the attack models, timed by training one
   epoch of the same stacked attack models (:mod:`etio.attacks.attack_model`) on random
   features of the right shape and scaled to the configured epochs; MemGuard's defence
-  iterations are counted as one attack-model step each, all ``max_iteration`` of them (the
-  defence stops most samples sooner, so this part is an upper bound). With the local executor
+  iterations are counted as one attack-model step each, ``2 × max_iteration`` per defended
+  target (the real count depends on the trained models: a sample runs one round per c3 value
+  and stops at its first failed round, so this part is rough). With the local executor
   the units' summed time is shared among its worker processes (``etio plan`` prints both).
 - ``learn`` / ``query``: structure learning (R) and the ATEs (dowhy) run on the CPU over the
   pooled table; their cost depends on the table, not the device, and is not calibrated
@@ -191,8 +192,9 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     notes = (f"learn/query: {len(ATTACK_NAMES)} attacks per (loss, weight decay) slice, {analysis.method} with "
              f"R = {analysis.replicates}, {analysis.runs} hold-out runs, over {rows} trace rows, on the CPU "
              f"(R, dowhy); not calibrated",
-             "attacks: MemGuard is costed at max_iteration steps for every sample, but stops a sample as soon "
-             "as its defended output crosses 0.5, so the attack time is an upper bound")
+             "attacks: MemGuard's iterations depend on the trained models (a sample runs one round per c3 "
+             "value and stops at its first failed round); the plan counts 2 × max_iteration steps per "
+             "defended target, a rough figure")
     return StudyPlan(config=cfg.name, device=str(device), units=tuple(units),
                      calibrations=tuple(calibrations.values()), notes=notes,
                      calibration_s=round(time.perf_counter() - started, 2),
