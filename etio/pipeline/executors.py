@@ -119,13 +119,12 @@ def _checked(s: ExecutorSettings, source: str) -> ExecutorSettings:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
                                   or not math.isfinite(value)):
             fail(f"{name} must be a number ≥ 0, got {value!r}")
-    for name in ("slurm_time_min", "slurm_array"):
+    for name in ("slurm_time_min", "slurm_array", "processes"):
         value = getattr(s, name)
+        if value is None and name == "processes":          # chosen per run (local_processes)
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(f"{name} must be a whole number ≥ 1, got {value!r}")
-    if s.processes is not None and (isinstance(s.processes, bool) or not isinstance(s.processes, int)
-                                    or s.processes < 1):
-        fail(f"processes must be a whole number ≥ 1, got {s.processes!r}")
     for name in ("ray_cpus", "slurm_gpus"):
         value = getattr(s, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
