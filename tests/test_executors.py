@@ -128,10 +128,10 @@ def _unit(stage="attacks", gpus=0.0, unit_id="u"):
 
 
 def test_which_units_the_local_executor_gives_to_worker_processes(monkeypatch):
-    import etio.causal.learning as learning
+    import etio.pipeline.executors as executors
     from etio.pipeline.executors import POOL_MIN_UNITS, local_processes
 
-    monkeypatch.setattr(learning, "available_workers", lambda: 4)
+    monkeypatch.setattr(executors, "available_cores", lambda: 4)
     many = [_unit(unit_id=str(i)) for i in range(POOL_MIN_UNITS)]
     assert local_processes(many, ExecutorSettings()) == 4                       # one per core
     assert local_processes(many[:3], ExecutorSettings()) == 1                   # too few to repay the start
@@ -141,7 +141,7 @@ def test_which_units_the_local_executor_gives_to_worker_processes(monkeypatch):
     assert local_processes([_unit(gpus=1.0, unit_id=str(i)) for i in range(10)], ExecutorSettings()) == 1
     assert local_processes([_unit("traces", unit_id=str(i)) for i in range(10)],
                            ExecutorSettings(processes=2)) == 1                  # training uses every core here
-    monkeypatch.setattr(learning, "available_workers", lambda: 1)
+    monkeypatch.setattr(executors, "available_cores", lambda: 1)
     assert local_processes(many, ExecutorSettings()) == 1
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from etio.causal import rbridge
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
-from etio.core.provenance import provenance, write_json
+from etio.core.provenance import available_cores, provenance, write_json
 from etio.causal.settings import METHODS, check_method  # noqa: F401 - METHODS re-exported
 from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_loss, check_trace_columns,
                               features_for, from_r_name, slice_mask)
@@ -245,7 +245,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             raise ValueError("a LearningPool learns from the trace table it was started with")
         pool = workers
     else:
-        count = available_workers() if workers is None else int(workers)
+        count = available_cores() if workers is None else int(workers)
         if count < 1:
             raise EtioInputError(f"workers must be ≥ 1, got {count}")
         pool = LearningPool(traces, min(count, len(pairs)))
@@ -286,14 +286,6 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     return graphs
 
 
-def available_workers() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:          # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class LearningPool:
     """``workers`` processes, each with its own embedded R holding ``traces``, for one or more
     :func:`learn_all` calls on that table (pass it as ``workers``); started on first use.
@@ -304,7 +296,7 @@ class LearningPool:
 
     def __init__(self, traces: pd.DataFrame, workers: int | None = None):
         self.traces = traces
-        self.workers = available_workers() if workers is None else int(workers)
+        self.workers = available_cores() if workers is None else int(workers)
         self._executor = None
         self._depth = 0
 
@@ -484,5 +476,5 @@ def benchmark_workers(traces_path: Path, workers: int, weight_decay: float = 0.0
             "speedup": seconds[1] / seconds[workers], "identical": files[1] == files[workers],
             "serial_cpu_s": serial_cpu, "parallel_cpu_s": own[workers] + children[workers],
             "cpu_bound_speedup": serial_cpu / (own[workers] + children[workers] / workers),
-            "cores": available_workers(), "R": R, "runs": runs, "method": method,
+            "cores": available_cores(), "R": R, "runs": runs, "method": method,
             "load_average": os.getloadavg()[0]}

@@ -54,6 +54,14 @@ def provenance(stage: str, *, config: Mapping[str, Any] | None = None, seeds: Ma
     return record
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of the machine's off Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

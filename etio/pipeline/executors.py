@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from etio.core.errors import EtioError, EtioInputError
-from etio.core.provenance import write_json
+from etio.core.provenance import available_cores, write_json
 
 EXECUTORS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
@@ -346,15 +346,13 @@ def local_processes(units: Sequence[Unit], settings: ExecutorSettings) -> int:
 
 def attack_processes(n_units: int, settings: ExecutorSettings, gpu: bool = False) -> int:
     """Worker processes of the local executor for ``n_units`` attack units (1: this process)."""
-    from etio.causal.learning import available_workers
-
     if settings.kind != "local" or n_units < 2:
         return 1
     if settings.processes is not None:
         return min(settings.processes, n_units)
     if gpu or n_units < POOL_MIN_UNITS:
         return 1
-    return min(available_workers(), n_units)
+    return min(available_cores(), n_units)
 
 
 def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
