@@ -1,6 +1,6 @@
 # etio — the two commands of the README are `make reproduce` and `make test`.
-# Both do every set-up step they need (R from Debian, the Python venv, bnlearn when CRAN is
-# reachable) and are idempotent: a second run reuses what the first installed.
+# Both do every set-up step they need (R and Fashion-MNIST from Debian, the Python venv, bnlearn
+# when CRAN is reachable) and are idempotent: a second run reuses what the first installed.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,12 +9,16 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup test reproduce reproduce-paper bench vocabulary mutation clean-venv
+.PHONY: setup r-setup data-setup test reproduce reproduce-paper bench vocabulary mutation clean-venv
 
-setup: r-setup $(STAMP)
+setup: r-setup data-setup $(STAMP)
 
 r-setup:
 	@bash scripts/setup-r.sh
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist) for the real-data study and its tests.
+data-setup:
+	@bash scripts/setup-data.sh
 
 # rpy2 compiles against the installed R, so R comes first. requirements.lock also pins the
 # extras etio[ray] and etio[slurm] (ray, submitit), so the executor tests run them for real.
