@@ -1,0 +1,139 @@
+"""ROC metrics of a membership-inference attack from its per-example scores.
+
+Members are positives, non-members negatives; a higher score means "member". For one
+configuration the scores of all its targets are pooled (each target is scored against its
+own references, so the scores are on one scale) and the threshold is swept over them:
+
+* ``AUC``: area under (FPR, TPR) (``sklearn.metrics.roc_auc_score``);
+* ``TPR@α``: the largest TPR among the thresholds whose FPR is at most α — read off
+  ``sklearn.metrics.roc_curve``, not interpolated — with its exact (Clopper–Pearson) 95 %
+  interval over the positives;
+* the balanced accuracy of the best threshold (what LiRA's code reports as its accuracy);
+* the empirical ε lower bound at δ: for an (ε, δ)-DP mechanism every test obeys
+  FPR + e^ε·FNR ≥ 1 − δ and FNR + e^ε·FPR ≥ 1 − δ, so with FPR and FNR replaced by their
+  one-sided Clopper–Pearson upper bounds each threshold gives
+  ε ≥ max(ln((TPR_lo − δ)/FPR_hi), ln((1 − FPR_hi − δ)/(1 − TPR_lo))). The bound reported is
+  the largest over thresholds; the choice of threshold is not corrected for, and the models are
+  not trained with DP: it is a comparable measure of leakage, not a guarantee.
+
+With M negatives the smallest non-zero FPR is 1/M, and a TPR at α read from fewer than
+``min_negatives_factor / α`` negatives is noise: it is reported missing, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+#: The false-positive rates every attack's TPR is reported at (0.1 % and 1 %).
+LOW_FPRS = (0.001, 0.01)
+
+
+@dataclass(frozen=True)
+class RocSettings:
+    alphas: tuple[float, ...] = LOW_FPRS
+    min_negatives_factor: float = 10.0   # TPR at α needs at least factor/α negatives
+    delta: float = 1e-5                  # δ of the empirical ε bound
+    confidence: float = 0.95             # of the TPR intervals and of each rate's bound in the ε bound
+    curve_points: int = 40               # log-spaced FPR values of the stored ROC curve
+
+    def min_negatives(self, alpha: float) -> int:
+        return int(math.ceil(self.min_negatives_factor / alpha - 1e-9))
+
+
+def alpha_label(alpha: float) -> str:
+    """``0.001`` -> ``"0.1"`` (a percentage, as the trace columns spell it)."""
+    return f"{alpha * 100:g}"
+
+
+def clopper_pearson(k, n, confidence: float = 0.95, side: str = "two") -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial bounds on k/n: (lower, upper); ``side="one"`` gives one-sided bounds at ``confidence``."""
+    from scipy.stats import beta
+
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    tail = (1 - confidence) / 2 if side == "two" else 1 - confidence
+    with np.errstate(invalid="ignore"):
+        lower = np.where(k > 0, beta.ppf(tail, k, n - k + 1), 0.0)
+        upper = np.where(k < n, beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    return lower, upper
+
+
+def epsilon_lower_bound(true_positives, positives, false_positives, negatives, delta: float,
+                        confidence: float = 0.95) -> np.ndarray:
+    """ε lower bound(s) of (TP, FP) counts: each rate replaced by its one-sided Clopper–Pearson bound.
+
+    ``max(ln((TPR_lo − δ)/FPR_hi), ln((1 − FPR_hi − δ)/(1 − TPR_lo)))``, 0 where neither is positive.
+    """
+    tpr_lo, _ = clopper_pearson(true_positives, positives, confidence, side="one")
+    _, fpr_hi = clopper_pearson(false_positives, negatives, confidence, side="one")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.log((tpr_lo - delta) / fpr_hi)
+        second = np.log((1 - fpr_hi - delta) / (1 - tpr_lo))
+    eps = np.fmax(np.nan_to_num(first, nan=-np.inf), np.nan_to_num(second, nan=-np.inf))
+    return np.maximum(eps, 0.0)
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
+    """The largest TPR among ROC points with FPR ≤ α (no interpolation)."""
+    return float(tpr[fpr <= alpha + 1e-15].max())
+
+
+def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings = RocSettings()) -> dict:
+    """AUC, TPR at each α with its interval, best balanced accuracy, ε bound and a log-spaced ROC curve.
+
+    Every metric that cannot be computed is None, and ``missing`` says why.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    scores = np.asarray(scores, dtype=float)
+    members = np.asarray(members, dtype=bool)
+    keep = np.isfinite(scores)
+    dropped = int((~keep).sum())
+    scores, members = scores[keep], members[keep]
+    positives, negatives = int(members.sum()), int((~members).sum())
+    out: dict = {"positives": positives, "negatives": negatives, "unscored": dropped, "missing": {}}
+    tpr_keys = [f"TPR@{alpha_label(a)}%" for a in settings.alphas]
+    if positives == 0 or negatives == 0:
+        reason = f"{positives} members and {negatives} non-members scored; a ROC needs both"
+        out.update({"AUC": None, "Acc": None, "epsilon": None, "curve": None,
+                    **{k: None for k in tpr_keys}, "intervals": {}})
+        out["missing"] = {k: reason for k in ["AUC", "Acc", "epsilon", *tpr_keys]}
+        return out
+    fpr, tpr, _ = roc_curve(members, scores, drop_intermediate=False)
+    out["AUC"] = float(roc_auc_score(members, scores))
+    out["Acc"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
+    out["intervals"] = {}
+    for alpha, key in zip(settings.alphas, tpr_keys):
+        need = settings.min_negatives(alpha)
+        if negatives < need:
+            out[key] = None
+            out["missing"][key] = (f"{negatives} non-members behind the ROC; TPR at {alpha_label(alpha)} % FPR needs "
+                                   f"at least {need} ({settings.min_negatives_factor:g}/α)")
+            continue
+        value = tpr_at_fpr(fpr, tpr, alpha)
+        lo, hi = clopper_pearson(round(value * positives), positives, settings.confidence)
+        out[key] = value
+        out["intervals"][key] = [float(lo), float(hi)]
+    tp = np.rint(tpr * positives)
+    fp = np.rint(fpr * negatives)
+    eps = epsilon_lower_bound(tp, positives, fp, negatives, settings.delta, settings.confidence)
+    best = int(np.argmax(eps))
+    out["epsilon"] = float(eps[best])
+    out["epsilon_at"] = {"TPR": float(tpr[best]), "FPR": float(fpr[best]), "delta": settings.delta,
+                         "confidence": settings.confidence}
+    grid = np.logspace(math.log10(1.0 / negatives), 0.0, settings.curve_points)
+    out["curve"] = {"FPR": [float(g) for g in grid], "TPR": [tpr_at_fpr(fpr, tpr, g) for g in grid]}
+    return out
+
+
+def trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS) -> dict:
+    """The trace columns of one attack's ROC: ``{prefix}AUC`` and ``{prefix}TPR{α %}`` (NaN when missing)."""
+    nan = float("nan")
+    values = {f"{prefix}AUC": nan if metrics.get("AUC") is None else metrics["AUC"]}
+    for alpha in alphas:
+        v = metrics.get(f"TPR@{alpha_label(alpha)}%")
+        values[f"{prefix}TPR{alpha_label(alpha)}"] = nan if v is None else v
+    return values
