@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml requirements.lock | r-setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
+# The bad-input and fault matrix alone (part of `make test` too); ends with "qa matrix: N held, M failed".
+qa: setup
+	$(BIN)/python -m pytest -q tests/test_qa_matrix.py
+
 reproduce: setup
 	$(BIN)/etio reproduce --config $(CONFIG) --out $(OUT)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -26,6 +27,34 @@ def run_command(args: list[str], timeout: float = 300, env: dict | None = None) 
     """Run a command from the repository root, capturing text output."""
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def run_main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """``etio ARGS`` in this process (fast: imports are shared); (exit code, stderr)."""
+    from etio.commands import app as cli
+
+    monkeypatch.setattr("sys.argv", ["etio", *map(str, args)])
+    capsys.readouterr()
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones included) -> SHA-256 of its content."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error: ...`` line a failing command prints (no traceback, nothing else)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +108,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+#: The module ``make qa`` runs; its outcome is summarised in one line.
+QA_MODULE = "test_qa_matrix.py"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After the bad-input and fault matrix ran: ``qa matrix: N held, M failed``."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        counts[outcome] = sum(1 for report in terminalreporter.stats.get(outcome, [])
+                              if getattr(report, "when", "call") in ("call", "setup")
+                              and Path(str(getattr(report, "fspath", ""))).name == QA_MODULE)
+    if not any(counts.values()):
+        return
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    terminalreporter.write_line(f"qa matrix: {counts['passed']} held, {counts['failed'] + counts['error']} "
+                                f"failed{skipped}")

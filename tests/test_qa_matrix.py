@@ -1,0 +1,227 @@
+"""The bad-input and fault matrix: every command, fed what a new user feeds it, keeps its promises.
+
+Each case runs one ``etio`` command (in this process: the imports are shared, so the whole
+module stays fast) on a damaged input, a wrong option or a fault, and checks the promise of
+the README: one line on stderr naming the problem, the documented exit code (2 bad input,
+1 filesystem fault, 130 interrupted), no traceback, and no file created, changed or lost.
+``make qa`` runs this module alone and ends with the line ``qa matrix: N held, M failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import one_error_line as _one_error_line, run_main as _main, tree as _tree
+from etio.report import paper
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "etio" / "data" / "example_traces.csv"
+MINI = ROOT / "tests" / "data" / "traces-mini.toml"
+GRAPHS = {wd: paper.graphs_dir(wd) for wd in (0.0005, 0.005)}
+
+
+# --------------------------------------------------------------------------------------
+# A file where a directory is wanted
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["pitfalls", "table5", "learn", "query", "identify", "merge", "reproduce"])
+def test_a_file_where_a_directory_is_wanted_is_an_error(tmp_path, monkeypatch, capsys, command):
+    target = tmp_path / "results"
+    target.write_text("a file of mine\n")
+    args = {
+        "pitfalls": ("pitfalls", "--traces", EXAMPLE, "--out", target),
+        "table5": ("table5", "--traces", EXAMPLE, "--graphs", GRAPHS[0.0005], "--out", target),
+        "learn": ("learn", EXAMPLE, "--out", target),
+        "query": ("query", "--traces", EXAMPLE, "--graphs", GRAPHS[0.0005], "--out", target / "ates.csv"),
+        "identify": ("identify", "--graphs", GRAPHS[0.0005], "--out", target / "ident.csv"),
+        "merge": ("traces", "merge", tmp_path, "--out", target),
+        "reproduce": ("reproduce", "--config", MINI, "--out", target),
+    }[command]
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code != 0 and str(target) in _one_error_line(err)
+    assert _tree(tmp_path) == before
+
+
+
+# --------------------------------------------------------------------------------------
+# The bad-input matrix
+# --------------------------------------------------------------------------------------
+
+def _traces(tmp_path: Path, case: str) -> Path:
+    table = pd.read_csv(EXAMPLE, na_values=["-"])
+    ce = table.index[(table["Loss"] == "ce") & (table["WeightDecay"] == 0.0005)]
+    path = tmp_path / "bad.csv"
+    if case == "nan":
+        table.loc[ce[3], "AccDiff"] = np.nan
+    elif case == "inf":
+        table["NumParams"] = table["NumParams"].astype(float)
+        table.loc[ce[3], "NumParams"] = np.inf
+    elif case == "-inf":
+        table.loc[ce[5], "Oak17Acc"] = -np.inf
+    elif case == "non-numeric":
+        table["TestLoss"] = table["TestLoss"].astype(object)
+        table.loc[ce[2], "TestLoss"] = "abc"
+    elif case == "constant":
+        table["NumParams"] = 1000
+    elif case == "duplicate rows":
+        table = pd.concat([table, table.loc[[ce[0], ce[1]]]], ignore_index=True)
+    elif case == "missing column":
+        table = table.drop(columns=["AccDiff"])
+    elif case == "empty file":
+        path.write_text("")
+        return path
+    elif case == "binary file":
+        path.write_bytes(bytes(range(256)) * 8)
+        return path
+    elif case == "directory":
+        path.mkdir()
+        return path
+    table.to_csv(path, index=False)
+    return path
+
+
+#: case -> what the one line must name.
+TRACE_CASES = {
+    "nan": "'AccDiff'", "inf": "'NumParams'", "-inf": "'Oak17Acc'", "non-numeric": "'TestLoss'",
+    "constant": "'NumParams' is constant", "duplicate rows": "repeat a configuration",
+    "missing column": "'AccDiff'", "empty file": "bad.csv", "binary file": "bad.csv", "directory": "bad.csv",
+}
+TRACE_COMMANDS = {
+    "query": lambda t, o: ("query", "--traces", t, "--graphs", GRAPHS[0.0005], "--out", o / "ates.csv"),
+    "identify": lambda t, o: ("identify", "--traces", t, "--graphs", GRAPHS[0.0005], "--out", o / "ident.csv"),
+    "pitfalls": lambda t, o: ("pitfalls", "--traces", t, "--out", o / "pitfalls"),
+    "table5": lambda t, o: ("table5", "--traces", t, "--graphs", GRAPHS[0.0005], "--out", o / "t5"),
+    "table3": lambda t, o: ("table", "table3", "--traces", t, "--graphs", GRAPHS[0.0005], "--out", o / "t3"),
+    "learn": lambda t, o: ("learn", t, "--out", o / "graphs", "--attacks", "Oak17Acc", "--losses", "ce"),
+}
+# The damaged columns (AccDiff, NumParams, Oak17Acc) are read by every command above.
+
+
+@pytest.mark.parametrize("case", list(TRACE_CASES))
+@pytest.mark.parametrize("command", list(TRACE_COMMANDS))
+def test_bad_trace_table_matrix(tmp_path, monkeypatch, capsys, command, case):
+    traces = _traces(tmp_path, case)
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *TRACE_COMMANDS[command](traces, tmp_path))
+    assert code == 2, err
+    assert TRACE_CASES[case] in _one_error_line(err)
+    assert _tree(tmp_path) == before and sorted(tmp_path.iterdir()) == [traces]
+
+
+def _graphs(tmp_path: Path, case: str) -> Path:
+    gdir = tmp_path / "graphs"
+    gdir.mkdir()
+    src = GRAPHS[0.0005] / "ce-Oak17Acc-cv_avg_net_discovery.dot"
+    text = src.read_text()
+    if case == "binary .dot":
+        (gdir / "ce-Oak17Acc.dot").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00" + bytes(range(200)))
+    elif case == "node not in traces":
+        (gdir / "ce-Oak17Acc.dot").write_text(
+            text.replace('"TrainSize" ;', '"TrainSize" ;\n  "Epochs" ;')
+                .replace("}", '  edge [dir=forward] "Epochs" -> "Oak17Acc" ;\n}'))
+    elif case == "cycle":
+        (gdir / "ce-Oak17Acc.dot").write_text(text.replace("}", '  edge [dir=forward] "Oak17Acc" -> "TrainAcc" ;\n}'))
+    elif case == "empty directory":
+        pass
+    return gdir
+
+
+GRAPH_CASES = {"binary .dot": "not a bnlearn write.dot", "node not in traces": "Epochs", "cycle": "cycle",
+               "empty directory": "no <loss>-<attack>.dot"}
+
+
+@pytest.mark.parametrize("case", list(GRAPH_CASES))
+@pytest.mark.parametrize("command", ["query", "identify", "table5"])
+def test_bad_graph_matrix(tmp_path, monkeypatch, capsys, command, case):
+    gdir = _graphs(tmp_path, case)
+    args = {"query": ("query", "--traces", EXAMPLE, "--graphs", gdir, "--out", tmp_path / "ates.csv"),
+            "identify": ("identify", "--traces", EXAMPLE, "--graphs", gdir, "--out", tmp_path / "ident.csv"),
+            "table5": ("table5", "--traces", EXAMPLE, "--graphs", gdir, "--out", tmp_path / "t5")}[command]
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2, err
+    assert GRAPH_CASES[case] in _one_error_line(err)
+    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["graphs"]
+
+
+def _config(tmp_path: Path, case: str) -> Path:
+    text = MINI.read_text()
+    replace = {
+        "lr nan": ("lr = 0.1", "lr = nan"),
+        "lr inf": ("lr = 0.1", "lr = inf"),
+        "lr zero": ("lr = 0.1", "lr = 0.0"),
+        "momentum 1": ("momentum = 0.9", "momentum = 1.0"),
+        "weight decay nan": ("weight_decay = [0.0005]", "weight_decay = [nan]"),
+        "weight decays with one store key": ("weight_decay = [0.0005]", "weight_decay = [0.0005, 0.0005000001]"),
+        "width repeated": ("width = [8, 64]", "width = [8, 8, 64]"),
+        "epochs 0": ("epochs = [20]", "epochs = [0]"),
+        "width negative": ("width = [8, 64]", "width = [-8, 64]"),
+        "not toml": ("[grid]", "[grid"),
+    }[case]
+    assert replace[0] in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(replace[0], replace[1]))
+    return path
+
+
+CONFIG_CASES = {"lr nan": "training.lr", "lr inf": "training.lr", "lr zero": "training.lr",
+                "momentum 1": "training.momentum", "weight decay nan": "weight_decay",
+                "weight decays with one store key": "same store key", "width repeated": "twice",
+                "epochs 0": "epochs", "width negative": "width", "not toml": "not valid TOML"}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+@pytest.mark.parametrize("command", ["traces", "reproduce"])
+def test_bad_config_matrix(tmp_path, monkeypatch, capsys, command, case):
+    config = _config(tmp_path, case)
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, command, "--config", config, "--out", tmp_path / "out")
+    assert code == 2, err
+    assert CONFIG_CASES[case] in _one_error_line(err)
+    assert _tree(tmp_path) == before and sorted(tmp_path.iterdir()) == [config]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("attack", "--out", "{store}", "--threads", "-1"), "--threads"),
+    (("attack", "--out", "{store}", "--attacks", ","), "--attacks"),
+    (("attack", "--out", "{store}", "--attacks", "top3,shokri"), "shokri"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--attacks", ","), "--attacks"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--losses", " , "), "--losses"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--weight-decay", "nan"), "weight decay"),
+    (("reproduce", "--config", str(MINI), "--out", "{tmp}/r", "--replicates", "0"), "replicates"),
+    (("traces", "--config", str(MINI), "--out", "{tmp}/s", "--shard", "0/2"), "--shard"),
+    (("query", "--traces", str(EXAMPLE), "--graphs", str(GRAPHS[0.0005]), "--wd", "0.1", "--out", "{tmp}/a.csv"),
+     "weight decay 0.1"),
+    (("table", "table4", "--paper", "--out", "{tmp}/t"), "unknown table"),
+    (("learn", "--bogus"), "--bogus"),
+])
+def test_bad_options(tmp_path, monkeypatch, capsys, args, message):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "store.json").write_text(json.dumps({"format": "etio-trace-store", "version": 1, "config": {}}))
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *[a.format(store=store, tmp=tmp_path) for a in args])
+    assert code == 2, err
+    assert message in _one_error_line(err)
+    assert _tree(tmp_path) == before
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    plain = subprocess.run([sys.executable, "-m", "etio", "learn", tmp_path / "none.csv", "--out", tmp_path / "g"],
+                           capture_output=True, text=True, env=env, cwd=ROOT)
+    debug = subprocess.run([sys.executable, "-m", "etio", "--debug", "learn", tmp_path / "none.csv", "--out",
+                            tmp_path / "g"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert plain.returncode == 2 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "EtioInputError" in debug.stderr
+
+
