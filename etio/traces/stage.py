@@ -72,7 +72,7 @@ def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list
 
 def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
     """The jobs of every dataset of ``cfg``, in config order (shards number this list)."""
-    from etio.traces.training import Variant
+    from etio.traces.config import Variant
 
     epochs_plans = []
     for part in cfg.dataset_grids():
@@ -141,12 +141,12 @@ def load_study_data(cfg: ExperimentConfig, data_dir: Path | str | None = None, e
     dataset's own format are written there first (:mod:`etio.traces.synthetic`) and read back
     through the same loaders. Returns dataset -> LoadedData.
     """
-    from etio.traces.datasets import load
+    from etio.traces.datasets import TORCHVISION_FILES, load
     from etio.traces.synthetic import DEFAULT_SIZES, is_empty_dir, write_synthetic_data
 
     parts = cfg.dataset_grids()
     directory = resolve_data_dir(data_dir)
-    needs_files = [p for p in parts if p.dataset != "digits"]
+    needs_files = [p for p in parts if p.dataset in TORCHVISION_FILES]
     if cfg.synthetic_data and needs_files and is_empty_dir(directory):
         sizes = {p.dataset: (p.pool_size or DEFAULT_SIZES["train"], p.test_size or DEFAULT_SIZES["test"])
                  for p in needs_files}
@@ -159,23 +159,16 @@ def load_study_data(cfg: ExperimentConfig, data_dir: Path | str | None = None, e
             import warnings
 
             warnings.warn(notice, stacklevel=2)
-    return {p.dataset: load(p.dataset, directory if p.dataset != "digits" else data_dir, p.pool_size, p.test_size,
-                            allow_synthetic=cfg.synthetic_data)
+    # load resolves a missing data_dir per dataset (the default directory, or a Debian package's)
+    return {p.dataset: load(p.dataset, data_dir, p.pool_size, p.test_size, allow_synthetic=cfg.synthetic_data)
             for p in parts}
 
 
 def data_provenance(loaded: dict) -> dict:
-    """What each dataset was read from, for the provenance records."""
-    from etio.traces.datasets import TORCHVISION_FILES
-
-    def root(name: str, source: str) -> str | None:
-        if name not in TORCHVISION_FILES:
-            return None
-        depth = len(Path(TORCHVISION_FILES[name][0]).parts)
-        return str(Path(source).parents[depth - 1])
-
-    return {name: {"source": d.source, "data_dir": root(name, d.source), "synthetic": d.synthetic,
-                   "train_images": d.info.pool_size, "test_images": d.info.test_size}
+    """What each dataset was read from, for the provenance records: the files with their SHA-256."""
+    return {name: {"source": d.source, "data_dir": d.data_dir, "synthetic": d.synthetic,
+                   "train_images": d.info.pool_size, "test_images": d.info.test_size,
+                   "files": [{"path": path, "sha256": digest} for path, digest in d.files]}
             for name, d in sorted(loaded.items())}
 
 

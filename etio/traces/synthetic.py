@@ -1,4 +1,4 @@
-"""Generated stand-ins for MNIST, CIFAR-10 and CIFAR-100, written in each dataset's own on-disk format.
+"""Generated stand-ins for MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, written in each dataset's own on-disk format.
 
 They exist so that the whole pipeline (torchvision's readers included) can run anywhere without
 the real data: a quick study (``synthetic_data = true``, e.g. ``experiments/paper-tiny.toml``)
@@ -8,7 +8,7 @@ and only configs that ask for synthetic data read such a directory.
 
 Formats (as torchvision reads them):
 
-- MNIST: ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, the idx format: a big-endian
+- MNIST and Fashion-MNIST: ``MNIST/raw/`` and ``FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, the idx format: a big-endian
   magic number (0x0803 images / 0x0801 labels), the dimension sizes as big-endian int32, then
   the uint8 values.
 - CIFAR-10: ``cifar-10-batches-py/data_batch_{1..5}``, ``test_batch`` (pickled dicts with
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ DEFAULT_SIZES = {"train": 600, "test": 300}
 
 
 def generate_images(name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images ``[n, H, W]`` (MNIST) or ``[n, 32, 32, 3]`` (CIFAR) and int64 labels ``[n]``.
+    """uint8 images ``[n, H, W]`` (grey: MNIST, Fashion-MNIST) or ``[n, 32, 32, 3]`` (CIFAR) and int64 labels ``[n]``.
 
     Each class has a template of coarse 4 × 4-pixel blocks, so the class survives the CIFAR
     crop-and-flip augmentation and small networks learn it within a few epochs: for CIFAR a
@@ -48,10 +49,11 @@ def generate_images(name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     the per-image noise.
     """
     info = dataset_info(name)
-    side = 28 if name == "mnist" else 32
-    channels = () if name == "mnist" else (3,)
+    grey = info.input_shape[0] == 1
+    side = info.input_shape[-1]
+    channels = () if grey else (info.input_shape[0],)
     rs_t = np.random.RandomState(len(name) * 1000 + info.num_classes)
-    if name == "mnist":
+    if grey:
         lit = rs_t.uniform(0, 1, (info.num_classes, side // 4, side // 4)) < 0.2
         templates = (230.0 * lit).repeat(4, axis=1).repeat(4, axis=2)
     else:
@@ -82,8 +84,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_mnist(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> None:
-    raw = root / TORCHVISION_FILES["mnist"][0]
+def write_idx(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+              name: str = "mnist") -> None:
+    raw = root / TORCHVISION_FILES[name][0]
     for prefix, (images, labels) in (("train", train), ("t10k", test)):
         _write_bytes(raw / f"{prefix}-images-idx3-ubyte", _idx_bytes(images))
         _write_bytes(raw / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels.astype(np.uint8)))
@@ -119,7 +122,8 @@ def write_cifar100(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple
                                                protocol=2))
 
 
-WRITERS = {"mnist": write_mnist, "cifar10": write_cifar10, "cifar100": write_cifar100}
+WRITERS = {"mnist": write_idx, "fashion-mnist": partial(write_idx, name="fashion-mnist"),
+           "cifar10": write_cifar10, "cifar100": write_cifar100}
 
 
 def write_dataset(root: Path | str, name: str, train_size: int, test_size: int, seed: int = 0) -> None:
