@@ -28,7 +28,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="R seed for structure learning."),
         refuters: bool = typer.Option(False, "--refuters", help="Run dowhy's refuters beside each ATE."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="torchvision dataset directory."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data; fashion-mnist: Debian's /usr/share/datasets/fashion-mnist)"),
         workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once, one R "
                                               "each (default: the cores available)."),
         executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,

@@ -49,7 +49,7 @@ def register(app, bench_app) -> None:
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
         shard: Optional[str] = typer.Option(None, "--shard", help="i/N (1 ≤ i ≤ N): train only the i-th of N shards "
                                             "of the jobs; `traces merge` checks that all N are present"),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data)"),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data; fashion-mnist: Debian's /usr/share/datasets/fashion-mnist)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
         executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,

@@ -236,7 +236,7 @@ def read_idx(path: Path, dims: int, item_shape: tuple[int, ...] = ()) -> tuple[n
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:   # truncated stream, bad header or CRC
             reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise ValueError(f"is not a complete gzip file ({reason})") from None
+            raise ValueError(f"is not a valid gzip file ({reason})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0":
         raise ValueError("is not an idx file (it does not start with two zero bytes)")
     if raw[2] != 0x08:
