@@ -162,14 +162,14 @@ def test_damaged_cifar_pickle_is_named(tmp_path):
 def test_etios_writer_produces_what_the_loader_reads(tmp_path):
     from etio.traces.synthetic import generate_images, synthetic_record, write_synthetic_data
 
-    sizes = {"mnist": (30, 12), "cifar10": (25, 10), "cifar100": (200, 20)}
+    sizes = {"mnist": (30, 12), "fashion-mnist": (20, 10), "cifar10": (25, 10), "cifar100": (200, 20)}
     marker = write_synthetic_data(tmp_path, sizes, seed=3)
     assert synthetic_record(tmp_path) == marker and set(marker["datasets"]) == set(sizes)
     for name, (n_train, n_test) in sizes.items():
         data = load(name, tmp_path, allow_synthetic=True)
         assert data.synthetic and (data.info.pool_size, data.info.test_size) == (n_train, n_test)
         images, labels = generate_images(name, n_train, 3)
-        nchw = images[:, None] if name == "mnist" else images.transpose(0, 3, 1, 2)
+        nchw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
         torch.testing.assert_close(data.pool_x, _normalized(nchw, name))
         assert data.pool_y.tolist() == labels.tolist()
     with pytest.raises(EtioInputError, match="not empty"):
