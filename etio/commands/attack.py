@@ -57,13 +57,11 @@ def register(app, bench_app) -> None:
         from etio.core.progress import StageProgress
         from etio.pipeline.executors import attacks_on, experiment_of
         from etio.traces.store import open_store
-        from etio.traces.training import resolve_device
 
         from etio.commands.traces import _kept
         from etio.core.errors import on_interrupt
 
         names = parse_attack_list(attacks)
-        device = resolve_device(device)
         store = open_store(out)
         on_interrupt(lambda: _kept(out, f"etio attack --out {out}" + (f" --attacks {attacks}" if attacks else "")
                                    + (f" --config {config}" if config else "")))
@@ -71,6 +69,9 @@ def register(app, bench_app) -> None:
         execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
                                          slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster,
                                          processes)
+        from etio.traces.training import resolve_device
+
+        device = resolve_device(device)   # imports torch: after every input is checked
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             summary = attacks_on(store, names, settings, execution, device, threads,
                                  echo=lambda line: typer.echo(line, err=True), cfg=experiment_of(store),

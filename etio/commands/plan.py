@@ -17,11 +17,12 @@ def register(app, bench_app) -> None:
         steps: int = typer.Option(2, "--steps", help="optimiser steps timed per architecture and width"),
     ) -> None:
         """What the study costs on this device: a short calibration run of each architecture and width."""
-        from etio.pipeline.plan import format_plan, plan_study
         from etio.pipeline.study import load_study
+
+        study = load_study(config)   # checked before torch is imported
+        from etio.pipeline.plan import format_plan, plan_study
         from etio.traces.training import resolve_device
 
-        study = load_study(config)
         dev = resolve_device(device)
         result = plan_study(study, dev, calibrate=not no_calibration, calibration_steps=steps,
                             echo=lambda line: typer.echo(line, err=True))

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.report.tables import EXTRA_TABLES, TITLES
+from etio.report.titles import EXTRA_TABLES, TITLES
 
 
 

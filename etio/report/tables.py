@@ -33,20 +33,7 @@ from etio.core.provenance import write_json
 from etio.core.schema import centroid_for, from_r_name, select_slice, to_r_name
 from etio.core.schema import ATTACK_PAPER_NAMES
 from etio.core.vocabulary import ATTACKS_VOCABULARY, symbol
-
-#: The robust study's table (``etio table robust``): not one of the paper's, so not a command of its own.
-ROBUST_TITLE = "Robust models (Song et al.): hypotheses R1-R3 as ATE queries, one verdict per estimator"
-EXTRA_TABLES = {"robust": ROBUST_TITLE}
-
-#: The paper's tables, by command name, with the title every output of them carries.
-TITLES = {
-    "table2": "Table 2: predictive power of the graphs vs the best single correlation",
-    "table3": "Table 3: prior-work hypotheses Q1-Q9 as ATE queries (weight decay 5e-4)",
-    "table5": "Table 5: ATEs, CE-trained models, weight decay 5e-4",
-    "table6": "Table 6: ATEs, MSE-trained models, weight decay 5e-4",
-    "table7": "Table 7: ATEs, CE-trained models, weight decay 5e-3 (L2 regularization)",
-    "table8": "Table 8: ATEs, MSE-trained models, weight decay 5e-3 (L2 regularization)",
-}
+from etio.report.titles import EXTRA_TABLES, ROBUST_TITLE, TITLES  # noqa: F401 - read from here too
 
 #: Features reported per attack in Tables 5-8 (the authors' QUERIES_OF_INTEREST); the centroid
 #: distance is added for every attack except the two whose hypotheses do not mention it.

@@ -73,7 +73,7 @@ from typing import Any
 
 from etio.traces.datasets import dataset_info
 from etio.core.errors import EtioInputError, check_choice
-from etio.traces.models import ARCHS, check_model
+from etio.traces.architectures import ARCH_NAMES
 from etio.core.schema import check_loss
 
 _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks",
@@ -260,6 +260,18 @@ class DatasetGrid:
         return d
 
 
+@dataclass(frozen=True)
+class Variant:
+    """Optimisation settings of one trained member (everything but width and epochs); plain data,
+    so that planning a study's jobs does not import torch."""
+
+    loss: str
+    weight_decay: float
+    scheduler: bool
+    lr: float
+    adv_eps: float = 0.0     # PGD training budget in pixel units (0: natural training)
+
+
 def read_config_file(path: Path | str) -> dict[str, Any]:
     """The TOML mapping of a config file; a missing or malformed file is one clear error."""
     path = Path(path)
@@ -280,17 +292,21 @@ def load_config(path: Path | str) -> ExperimentConfig:
     return parse_config(read_config_file(path), source=str(path))
 
 
-def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a config mapping (as read from TOML or from a store's ``store.json``)."""
+def parse_config(raw: dict[str, Any], source: str = "config", *, check_models: bool = True) -> ExperimentConfig:
+    """Validate a config mapping (as read from TOML or from a store's ``store.json``).
+
+    ``check_models``: build every (architecture, width) on torch's meta device to prove it runs on
+    its dataset; a reader of a store made from an already checked config (``etio status``) skips
+    it, and so does not import torch."""
     def fail(msg: str):
         raise EtioInputError(f"{source}: {msg}")
 
-    config = _parse_config(raw, source, fail)
+    config = _parse_config(raw, source, fail, check_models)
     _check_distinct_keys(config, fail)
     return config
 
 
-def _parse_config(raw: dict[str, Any], source: str, fail) -> ExperimentConfig:
+def _parse_config(raw: dict[str, Any], source: str, fail, check_models: bool = True) -> ExperimentConfig:
 
     def check_keys(table: dict, allowed: set[str], where: str):
         for k in table:
@@ -367,7 +383,7 @@ def _parse_config(raw: dict[str, Any], source: str, fail) -> ExperimentConfig:
         fail(f"[grid] must be a table, got {shared!r}")
     if not multi:
         info = dataset_info(raw["dataset"])
-        grid = _parse_grid(shared, info, "[grid]", fail, check_keys, as_int, as_float, as_list, source)
+        grid = _parse_grid(shared, info, "[grid]", fail, check_keys, as_int, as_float, as_list, source, check_models)
     else:
         check_keys(shared, _GRID_KEYS | _OPTIONAL_GRID_KEYS, "[grid]")
         parts = {}
@@ -388,7 +404,8 @@ def _parse_config(raw: dict[str, Any], source: str, fail) -> ExperimentConfig:
             if "pool_size" in sizes:
                 info = replace(info, pool_size=sizes["pool_size"])
             parts[info.name] = DatasetGrid(info.name, _parse_grid(merged, info, f"{where} (with [grid])", fail,
-                                                                  check_keys, as_int, as_float, as_list, source),
+                                                                  check_keys, as_int, as_float, as_list, source,
+                                                                  check_models),
                                            sizes.get("pool_size"), sizes.get("test_size"))
     stage_tables = {}
     for name in STAGE_TABLES:
@@ -409,7 +426,7 @@ def _parse_config(raw: dict[str, Any], source: str, fail) -> ExperimentConfig:
 
 
 def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list,
-                source: str = "config") -> dict[str, Any]:
+                source: str = "config", check_models: bool = True) -> dict[str, Any]:
     """The validated grid of one dataset (``where`` names the table in messages)."""
     check_keys(g, _GRID_KEYS | _OPTIONAL_GRID_KEYS, where)
     for k in sorted(_GRID_KEYS):
@@ -417,7 +434,7 @@ def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list
             fail(f"missing key {k!r} in {where}")
     archs = [str(a) for a in as_list(g["arch"], "grid.arch")]
     for a in archs:
-        check_choice("architecture", a, ARCHS, where=source)
+        check_choice("architecture", a, ARCH_NAMES, where=source)
     if isinstance(g["width"], dict):
         check_keys(g["width"], set(archs), f"the widths of {where} (one list per architecture of arch)")
         widths = {}
@@ -427,9 +444,12 @@ def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list
             widths[a] = [as_int(w, f"width of {a}") for w in as_list(g["width"][a], f"grid.width.{a}")]
     else:
         widths = [as_int(w, "width") for w in as_list(g["width"], "grid.width")]
-    for a in archs:
-        for w in (widths[a] if isinstance(widths, dict) else widths):
-            check_model(a, w, info.num_classes, info.input_shape, info.name)
+    if check_models:
+        from etio.traces.models import check_model
+
+        for a in archs:
+            for w in (widths[a] if isinstance(widths, dict) else widths):
+                check_model(a, w, info.num_classes, info.input_shape, info.name)
     sizes = [as_int(s, "train_size") for s in as_list(g["train_size"], "grid.train_size")]
     for s in sizes:
         if s > info.pool_size:

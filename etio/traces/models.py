@@ -26,14 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from etio.core.errors import EtioInputError, check_choice
-
-#: Widths of the paper per architecture (spec §2).
-PAPER_WIDTHS = {
-    "mlp_1hidden": [16, 32, 64, 128, 256],
-    "alexnetwol": [16, 32, 64, 128, 256],
-    "resnet34": [2, 4, 8, 16, 32],
-    "densenet161": [2, 4, 8, 16, 32],
-}
+from etio.traces.architectures import ARCH_NAMES, PAPER_WIDTHS  # noqa: F401 - PAPER_WIDTHS is read from here too
 
 
 class MLP1Hidden(nn.Module):
@@ -169,6 +162,7 @@ class DenseNet161(nn.Module):
 
 ARCHS = {"mlp_1hidden": MLP1Hidden, "alexnetwol": AlexNetWOL, "resnet34": ResNet34, "densenet161": DenseNet161,
          "wide_resnet": WideResNet}
+assert tuple(ARCHS) == ARCH_NAMES, "etio.traces.architectures.ARCH_NAMES must list the models built here"
 
 
 def build_model(arch: str, width: int, num_classes: int, input_shape: tuple[int, ...],

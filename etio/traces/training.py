@@ -45,7 +45,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from etio.traces.config import Training
+from etio.traces.config import Training, Variant  # noqa: F401 - Variant is read from here too
 from etio.traces.datasets import DatasetInfo, augment_batch
 from etio.traces.models import build_model
 from etio.traces.stacked import STACKED_ARCHS, stacked_forward
@@ -68,17 +68,6 @@ def derive_seed(*parts) -> int:
     """A 63-bit seed from a tuple of values (stable across runs and platforms)."""
     digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """Optimisation settings of one trained member (everything but width and epochs)."""
-
-    loss: str
-    weight_decay: float
-    scheduler: bool
-    lr: float
-    adv_eps: float = 0.0     # PGD training budget in pixel units (0: natural training)
 
 
 @dataclass
