@@ -225,3 +225,88 @@ def test_debug_shows_the_traceback(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "EtioInputError" in debug.stderr
 
 
+
+
+# --------------------------------------------------------------------------------------
+# Writes onto what etio did not create
+# --------------------------------------------------------------------------------------
+
+def _graph_dir(tmp_path: Path) -> Path:
+    gdir = tmp_path / "g"
+    gdir.mkdir()
+    (gdir / "ce-Oak17Acc.dot").write_bytes((GRAPHS[0.0005] / "ce-Oak17Acc-cv_avg_net_discovery.dot").read_bytes())
+    return gdir
+
+
+INPUT_AS_OUTPUT = {
+    "query onto an input graph": lambda g: ("query", "--traces", EXAMPLE, "--graphs", g, "--out", g / "ce-Oak17Acc.dot",
+                                            "--force"),
+    "query into the graphs directory": lambda g: ("query", "--traces", EXAMPLE, "--graphs", g, "--out", g / "a.csv"),
+    "identify onto an input graph": lambda g: ("identify", "--graphs", g, "--out", g / "ce-Oak17Acc.dot", "--force"),
+    "identify onto its traces": lambda g: ("identify", "--graphs", g, "--traces", g / "t.csv", "--out", g / "t.csv",
+                                           "--force"),
+    "table5 into the graphs directory": lambda g: ("table5", "--traces", EXAMPLE, "--graphs", g, "--out", g / "t5"),
+}
+
+
+@pytest.mark.parametrize("case", list(INPUT_AS_OUTPUT))
+def test_an_input_is_never_an_output(tmp_path, monkeypatch, capsys, case):
+    gdir = _graph_dir(tmp_path)
+    (gdir / "t.csv").write_bytes(EXAMPLE.read_bytes())
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *INPUT_AS_OUTPUT[case](gdir))
+    assert code == 2, err
+    assert "an input of `etio" in _one_error_line(err)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["table3 directory", "query file"])
+def test_out_through_a_symbolic_link_is_refused(tmp_path, monkeypatch, capsys, kind):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real if kind == "table3 directory" else real / "ates.csv")
+    args = {"table3 directory": ("table3", "--paper", "--out", link),
+            "query file": ("query", "--traces", EXAMPLE, "--graphs", GRAPHS[0.0005], "--out", link, "--force")}[kind]
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2 and "symbolic link" in _one_error_line(err)
+    assert link.is_symlink() and list(real.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]     # no .link.old-<pid> left
+
+
+def test_an_empty_directory_of_the_user_is_filled_not_renamed_over(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    out.chmod(0o750)
+    before = out.stat()
+    code, err = _main(monkeypatch, capsys, "table3", "--paper", "--out", out)
+    assert code == 0, err
+    after = out.stat()
+    assert (after.st_ino, after.st_mode, after.st_uid) == (before.st_ino, before.st_mode, before.st_uid)
+    assert {"table3.csv", "table3.md", "table3.tex", "provenance.json"} <= {p.name for p in out.iterdir()}
+    code, err = _main(monkeypatch, capsys, "table3", "--paper", "--out", out)   # its own entries, replaced in place
+    assert code == 0, err
+    assert out.stat().st_ino == before.st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_a_read_only_empty_directory_is_a_filesystem_fault(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    before = out.stat()
+    code, err = _main(monkeypatch, capsys, "table3", "--paper", "--out", out)
+    assert code == 1 and str(out) in _one_error_line(err)
+    assert out.stat().st_ino == before.st_ino and list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/etio-elsewhere", "a/b", ".."])
+def test_a_config_name_is_one_path_component(tmp_path, monkeypatch, capsys, name):
+    config = tmp_path / "c.toml"
+    config.write_text(MINI.read_text().replace('name = "smoke"', f"name = {json.dumps(name)}"))
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, "reproduce", "--config", config)
+    assert code == 2 and "plain name" in _one_error_line(err)
+    assert _tree(tmp_path) == before and not Path("/tmp/etio-elsewhere").exists()

@@ -32,7 +32,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
-        check_output_file(out, "query", force=force, inputs=[traces])
+        check_output_file(out, "query", force=force, inputs=[traces, graphs])
         data, graph_set = read_traces(traces), read_graphs(graphs)
         check_graphs_against_traces(data, graph_set, traces)
         table = estimate_ates(data, graph_set, weight_decay, refuters=refuters, seed=seed)
@@ -42,7 +42,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                              "estimators": {"paper": "dowhy estimate_effect, backdoor.linear_regression",
                                             "sound": "modifiers' main effects, delta-method ATE test clustered by "
                                                      "training run, Benjamini-Hochberg q-values per loss"}},
-            seeds={"refuters": seed}), force=force, inputs=[traces])
+            seeds={"refuters": seed}), force=force, inputs=[traces, graphs])
         counts = table["status"].value_counts()
         typer.echo(f"{len(table)} queries: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
                    + f" -> {out}")
@@ -61,7 +61,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
-        check_output_file(out, "identify", force=force, inputs=[traces])
+        check_output_file(out, "identify", force=force, inputs=[traces, graphs])
         graph_set = read_graphs(graphs)
         if traces is not None:
             check_graphs_against_traces(read_traces(traces), graph_set, traces)
@@ -69,7 +69,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         write_output_file(out, table.to_csv(index=False), "identify",
                           provenance("identify", config={"graphs": str(graphs),
                                                          "traces": str(traces) if traces else None}),
-                          force=force, inputs=[traces])
+                          force=force, inputs=[traces, graphs])
         typer.echo(f"{len(table)} queries, {int(table['has_directed_path'].sum())} with a directed path -> {out}")
 
     @app.command("pitfalls")

@@ -10,9 +10,14 @@ etio put there and the command that wrote it. A command may write ``--out DIR`` 
   there; an entry of the same name is replaced only if etio wrote it (it is in the marker),
   the same command's stale entries are removed, and nothing else is touched.
 
-An input of the command may never be inside what is replaced or removed, an existing file
-where a directory is wanted is an error (never renamed), and every refusal happens before
-any work. A single output file (``--out FILE.csv``) is etio's when its provenance record
+An input of the command may never be inside what is replaced or removed, and the output may
+never be an input or lie inside an input directory (paths compared with links resolved). An
+existing file where a directory is wanted is an error (never renamed); ``--out`` that is a
+symbolic link is refused (etio writes through no link it did not create). A directory etio
+did not create (an empty one the user made, or one holding their files) is never renamed
+over: the outputs are moved into it, so its owner and mode stay; only a directory etio
+created itself (its marker says so) is replaced as a whole. Every refusal happens before any
+work. A single output file (``--out FILE.csv``) is etio's when its provenance record
 ``FILE.csv.provenance.json`` names the same command; any other existing file is replaced
 only with ``force``, and never when it is one of the command's inputs.
 """
@@ -51,11 +56,21 @@ def read_marker(directory: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data["entries"].items()}
 
 
-def _write_marker(directory: Path, entries: dict[str, str]) -> None:
+def created_by_etio(directory: Path) -> bool:
+    """Whether etio created ``directory`` itself (renamed its staging into place), per its marker."""
+    try:
+        return json.loads((Path(directory) / MARKER).read_text()).get("created") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_marker(directory: Path, entries: dict[str, str], created: bool = False) -> None:
     from etio.core.provenance import atomic_write_text
 
-    text = json.dumps({"format": MARKER_FORMAT, "entries": dict(sorted(entries.items()))}, indent=2) + "\n"
-    atomic_write_text(Path(directory) / MARKER, text)
+    record = {"format": MARKER_FORMAT, "entries": dict(sorted(entries.items()))}
+    if created:
+        record["created"] = True
+    atomic_write_text(Path(directory) / MARKER, json.dumps(record, indent=2) + "\n")
 
 
 def _inside(path: Path, container: Path) -> bool:
@@ -87,6 +102,25 @@ def _mode(out: Path, command: str) -> str:
     return "own" if all(owner.get(name) == command for name in entries) else "shared"
 
 
+def check_not_input(out: Path, command: str, inputs: Iterable[Path]) -> None:
+    """Raise unless ``out`` is a path ``command`` may write: not a symbolic link, not one of its
+    inputs and not inside an input directory (links resolved on both sides)."""
+    out = Path(out)
+    if out.is_symlink():
+        raise EtioInputError(f"--out {out} is a symbolic link (to {os.readlink(out)}); etio writes through no link "
+                             f"it did not create: give the target itself as --out")
+    target = out.resolve()
+    for path in inputs:
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if target == source:
+            raise EtioInputError(f"--out {out} is an input of `etio {command}`; choose another --out")
+        if Path(path).is_dir() and _inside(target, source):
+            raise EtioInputError(f"--out {out} is inside {path}, an input of `etio {command}`; "
+                                 f"choose another --out")
+
+
 def check_directory_path(out: Path) -> None:
     """Raise unless ``out`` can be a directory: no file stands at it or at the nearest existing parent."""
     for parent in [out, *out.parents]:
@@ -104,9 +138,10 @@ def check_output_dir(out: Path, command: str, *, force: bool = False, inputs: It
     foreign files of the same name when ``force`` writes beside them).
     """
     out = Path(out)
+    inputs = [Path(p) for p in inputs if p is not None]
+    check_not_input(out, command, inputs)
     check_directory_path(out)
     mode = _mode(out, command)
-    inputs = [Path(p) for p in inputs if p is not None]
     if mode == "own":
         for path in inputs:
             if _inside(path, out):
@@ -148,12 +183,11 @@ def output_dir(out: Path, command: str, *, force: bool = False, inputs: Iterable
         yield staging
         produced = _entries(staging)
         check_output_dir(out, command, force=force, inputs=inputs, produces=produced)
-        _write_marker(staging, {name: command for name in produced})
-        mode = _mode(out, command)
-        if mode == "shared":
-            _install_beside(staging, out, command, produced, inputs)
-        else:
+        if not out.exists() or (_mode(out, command) == "own" and created_by_etio(out)):
+            _write_marker(staging, {name: command for name in produced}, created=True)
             _swap(staging, out)
+        else:   # a directory etio did not create: its entries change, never the directory itself
+            _install_beside(staging, out, command, produced, inputs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -183,20 +217,42 @@ def _install_beside(staging: Path, out: Path, command: str, produced: list[str],
             if (out / name).exists() and _inside(path, out / name):
                 raise EtioInputError(f"input {path} is {out / name}, which `etio {command}` would replace; "
                                      f"choose another --out")
-    for name in produced:
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(staging / name, target)
-        owner[name] = command
-    for name in stale:
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-        owner.pop(name, None)
-    _write_marker(out, {name: cmd for name, cmd in owner.items() if (out / name).exists()})
+    # The replaced entries are set aside first and restored if a move fails (a full disk, a
+    # read-only directory), so the directory holds the old outputs or the new ones, not a mix.
+    aside: list[tuple[Path, Path]] = []
+    moved: list[Path] = []
+    try:
+        for name in produced + stale:
+            target = out / name
+            if target.exists() or target.is_symlink():
+                backup = out / f".{name}.old-{os.getpid()}"
+                os.replace(target, backup)
+                aside.append((backup, target))
+        for name in produced:
+            os.replace(staging / name, out / name)
+            moved.append(out / name)
+            owner[name] = command
+        for name in stale:
+            owner.pop(name, None)
+        created = created_by_etio(out)
+        _write_marker(out, {name: cmd for name, cmd in owner.items() if (out / name).exists()}, created=created)
+    except BaseException as exc:
+        for path in moved:
+            _remove(path)
+        for backup, target in reversed(aside):
+            os.replace(backup, target)
+        if isinstance(exc, OSError):
+            raise file_error(out, exc) from None
+        raise
+    for backup, _ in aside:
+        _remove(backup)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def claim_output_dir(out: Path, command: str, *, force: bool = False, inputs: Iterable[Path] = (),
@@ -206,19 +262,18 @@ def claim_output_dir(out: Path, command: str, *, force: bool = False, inputs: It
     out = Path(out)
     produces = list(produces)
     check_output_dir(out, command, force=force, inputs=inputs, produces=produces)
+    created = not out.exists() or created_by_etio(out)
     out.mkdir(parents=True, exist_ok=True)
     owner = read_marker(out)
     owner.update({name: command for name in produces})
-    _write_marker(out, owner)
+    _write_marker(out, owner, created=created)
     return out
 
 
 def check_output_file(out: Path, command: str, *, force: bool = False, inputs: Iterable[Path] = ()) -> None:
     """Raise :class:`EtioInputError` unless ``command`` may write the file ``out``."""
     out = Path(out)
-    for path in inputs:
-        if path is not None and Path(path).exists() and out.exists() and os.path.samefile(path, out):
-            raise EtioInputError(f"--out {out} is an input of `etio {command}`; choose another --out")
+    check_not_input(out, command, inputs)
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise EtioInputError(f"--out {out}: {parent} is a file, not a directory")

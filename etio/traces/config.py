@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -81,6 +82,8 @@ _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid
 #: Tables of later stages, kept as written for them to validate.
 STAGE_TABLES = ("attacks", "analysis", "executor")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
+#: A config's name: one path component (``reproduce`` writes ``artifacts/<name>``), never ``..``.
+_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
                   "models_per_batch", *("pgd_steps", "pgd_step_size", "pgd_eval_steps")}
@@ -337,6 +340,9 @@ def _parse_config(raw: dict[str, Any], source: str, fail, check_models: bool = T
         return v
 
     check_keys(raw, _TOP_KEYS, "the top level")
+    if "name" in raw and not (isinstance(raw["name"], str) and _NAME.fullmatch(raw["name"])):
+        fail(f"name = {raw['name']!r} must be a plain name (letters, digits, '.', '_', '+', '-'; no path): "
+             f"it names the run folder artifacts/<name>")
     multi = "datasets" in raw
     if multi:
         if "dataset" in raw:
