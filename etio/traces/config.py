@@ -81,9 +81,9 @@ _TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid
              "executor", "datasets", "synthetic_data"}
 #: Tables of later stages, kept as written for them to validate.
 STAGE_TABLES = ("attacks", "analysis", "executor")
-#: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 #: A config's name: one path component (``reproduce`` writes ``artifacts/<name>``), never ``..``.
 _NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
+#: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
 _TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
                   "models_per_batch", *("pgd_steps", "pgd_step_size", "pgd_eval_steps")}
