@@ -50,14 +50,17 @@ def alpha_label(alpha: float) -> str:
 
 
 def clopper_pearson(k, n, confidence: float = 0.95, side: str = "two") -> tuple[np.ndarray, np.ndarray]:
-    """Exact binomial bounds on k/n: (lower, upper); ``side="one"`` gives one-sided bounds at ``confidence``."""
-    from scipy.stats import beta
+    """Exact binomial bounds on k/n: (lower, upper); ``side="one"`` gives one-sided bounds at ``confidence``.
+
+    The beta quantiles of Clopper and Pearson (``betaincinv(a, b, q)`` is ``scipy.stats.beta.ppf(q, a, b)``).
+    """
+    from scipy.special import betaincinv
 
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     tail = (1 - confidence) / 2 if side == "two" else 1 - confidence
-    with np.errstate(invalid="ignore"):
-        lower = np.where(k > 0, beta.ppf(tail, k, n - k + 1), 0.0)
-        upper = np.where(k < n, beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = np.where(k > 0, betaincinv(np.maximum(k, 1), n - k + 1, tail), 0.0)
+        upper = np.where(k < n, betaincinv(k + 1, np.maximum(n - k, 1), 1 - tail), 1.0)
     return lower, upper
 
 
@@ -76,9 +79,23 @@ def epsilon_lower_bound(true_positives, positives, false_positives, negatives, d
     return np.maximum(eps, 0.0)
 
 
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
-    """The largest TPR among ROC points with FPR ≤ α (no interpolation)."""
-    return float(tpr[fpr <= alpha + 1e-15].max())
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha):
+    """The largest TPR among ROC points with FPR ≤ α (no interpolation); ``alpha`` may be an array.
+
+    ``fpr`` and ``tpr`` as ``roc_curve`` returns them: both non-decreasing, starting at (0, 0).
+    """
+    at = np.searchsorted(fpr, np.asarray(alpha, dtype=float) + 1e-15, side="right") - 1
+    return tpr[at]
+
+
+def rank_auc(members: np.ndarray, scores: np.ndarray) -> float:
+    """AUC as the Mann–Whitney statistic (ties count one half): ``roc_auc_score`` without its input checks."""
+    from scipy.stats import rankdata
+
+    members = np.asarray(members, dtype=bool)
+    positives, negatives = int(members.sum()), int((~members).sum())
+    ranks = rankdata(scores)
+    return float((ranks[members].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings = RocSettings()) -> dict:
@@ -86,7 +103,7 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
 
     Every metric that cannot be computed is None, and ``missing`` says why.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import auc, roc_curve
 
     scores = np.asarray(scores, dtype=float)
     members = np.asarray(members, dtype=bool)
@@ -103,7 +120,7 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
         out["missing"] = {k: reason for k in ["AUC", "Acc", "epsilon", *tpr_keys]}
         return out
     fpr, tpr, _ = roc_curve(members, scores, drop_intermediate=False)
-    out["AUC"] = float(roc_auc_score(members, scores))
+    out["AUC"] = float(auc(fpr, tpr))          # what roc_auc_score computes from the same curve
     out["Acc"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
     out["intervals"] = {}
     for alpha, key in zip(settings.alphas, tpr_keys):
@@ -113,19 +130,21 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
             out["missing"][key] = (f"{negatives} non-members behind the ROC; TPR at {alpha_label(alpha)} % FPR needs "
                                    f"at least {need} ({settings.min_negatives_factor:g}/α)")
             continue
-        value = tpr_at_fpr(fpr, tpr, alpha)
+        value = float(tpr_at_fpr(fpr, tpr, alpha))
         lo, hi = clopper_pearson(round(value * positives), positives, settings.confidence)
         out[key] = value
         out["intervals"][key] = [float(lo), float(hi)]
-    tp = np.rint(tpr * positives)
-    fp = np.rint(fpr * negatives)
+    # the bound grows with TP and falls with FP: only the ROC's upper-left corners can hold its maximum
+    corner = np.r_[True, np.diff(tpr) > 0] & np.r_[np.diff(fpr) > 0, True]
+    tp = np.rint(tpr[corner] * positives)
+    fp = np.rint(fpr[corner] * negatives)
     eps = epsilon_lower_bound(tp, positives, fp, negatives, settings.delta, settings.confidence)
     best = int(np.argmax(eps))
     out["epsilon"] = float(eps[best])
-    out["epsilon_at"] = {"TPR": float(tpr[best]), "FPR": float(fpr[best]), "delta": settings.delta,
+    out["epsilon_at"] = {"TPR": float(tpr[corner][best]), "FPR": float(fpr[corner][best]), "delta": settings.delta,
                          "confidence": settings.confidence}
     grid = np.logspace(math.log10(1.0 / negatives), 0.0, settings.curve_points)
-    out["curve"] = {"FPR": [float(g) for g in grid], "TPR": [tpr_at_fpr(fpr, tpr, g) for g in grid]}
+    out["curve"] = {"FPR": [float(g) for g in grid], "TPR": [float(v) for v in tpr_at_fpr(fpr, tpr, grid)]}
     return out
 
 

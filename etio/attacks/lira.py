@@ -1,0 +1,125 @@
+"""LiRA (Carlini et al., "Membership Inference Attacks From First Principles", S&P 2022).
+
+The study already trains LiRA's shadow models: in a configuration every pool point is a
+member of exactly N models (one per repeat) and a non-member of the others, and every model
+shares the target's recipe. For a target model t and a point x the references are the
+configuration's other models: IN references trained on x, OUT references did not. The target
+is never its own reference, and no OUT reference has trained on x (the membership matrix says
+which models did).
+
+Signal: the logit-scaled confidence of the true label, φ = log(p_y / (1 − p_y)), computed
+from the logits as φ = z_y − logsumexp_{j≠y} z_j (no softmax is formed, so φ stays finite when
+p_y rounds to 1).
+
+Reference statistics per (target, x): μ = the median of φ over the references (as the
+authors' code), σ = their standard deviation around the mean (ddof 1: with two references the
+population form would halve the variance). *Per-example* variance uses each x's own σ (it needs
+two references); *fixed* variance one σ per target and side, the pooled within-example
+standard deviation over all points — Carlini et al. recommend it when references are few.
+
+* **online**: log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²). Only points with an IN
+  reference are scored: pool points, never test points (no model trained on them).
+* **offline** (OUT references only): the one-sided test of the paper, Λ = Pr[Z ≤ φ_t] with
+  Z ~ N(μ_out, σ_out²), reported as −ln(1 − Λ) (computed with ``log_ndtr``, monotone in Λ so the
+  ROC is the paper's). Not the negated OUT log-density some code uses: that is a two-sided
+  test, which also calls a point whose confidence is far *below* the non-members' a member,
+  while training only raises a member's confidence. −ln(1 − Λ) keeps confident members apart
+  where Λ itself rounds to 1.
+
+With N = 3 a member of the target has only N − 1 = 2 IN references besides the target, a
+non-member of it N = 3: the per-example σ_in of an online score rests on two values and differs
+in precision between members and non-members. The trace columns therefore report the fixed-
+variance variants (``[attacks].lira_variance``); all four are in the per-example scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: The four variants, in the order their scores are stored.
+LIRA_VARIANTS = ("offline", "offline_fixed", "online", "online_fixed")
+
+
+def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """φ = z_y − logsumexp_{j≠y} z_j in float64, for logits ``[..., X, C]`` and labels ``[X]``."""
+    z = logits.double()
+    y = labels.to(z.device).expand(z.shape[:-1]).unsqueeze(-1)
+    z_y = torch.gather(z, -1, y).squeeze(-1)
+    others = z.scatter(-1, y, float("-inf"))
+    return z_y - torch.logsumexp(others, dim=-1)
+
+
+def limit_references(mask: np.ndarray, references: int) -> np.ndarray:
+    """Keep the first ``references`` eligible models (model order) of each point; 0 keeps all."""
+    if not references:
+        return mask
+    return mask & (np.cumsum(mask, axis=0) <= references)
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of the masked-in values (mean of the two middle ones); NaN where none."""
+    k = mask.sum(axis=0)
+    ordered = np.sort(np.where(mask, values, np.nan), axis=0)          # NaN last
+    lo = np.take_along_axis(ordered, np.maximum((k - 1) // 2, 0)[None], axis=0)[0]
+    hi = np.take_along_axis(ordered, (k // 2)[None].clip(max=values.shape[0] - 1), axis=0)[0]
+    return np.where(k > 0, (lo + hi) / 2, np.nan)
+
+
+def reference_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
+    """Per point (axis 1): median, per-example sd (ddof 1), and the pooled within-point sd."""
+    k = mask.sum(axis=0)
+    safe = np.where(mask, values, 0.0)
+    mean = safe.sum(axis=0) / np.maximum(k, 1)
+    squares = (np.where(mask, values - mean, 0.0) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.where(k >= 2, np.sqrt(squares / (k - 1)), np.nan)
+    dof = int(np.maximum(k - 1, 0).sum())
+    pooled = float(np.sqrt(squares.sum() / dof)) if dof else float("nan")
+    return {"median": masked_median(values, mask), "sd": sd, "pooled": pooled, "count": k}
+
+
+def _floor(sd):
+    return np.maximum(sd, 1e-12)
+
+
+def offline_score(phi_t: np.ndarray, mu_out: np.ndarray, sd_out) -> np.ndarray:
+    """−ln(1 − Λ), Λ = Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²)."""
+    from scipy.special import log_ndtr
+
+    return -log_ndtr(-(phi_t - mu_out) / _floor(sd_out))
+
+
+def online_score(phi_t: np.ndarray, mu_in, sd_in, mu_out, sd_out) -> np.ndarray:
+    """log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)."""
+    sd_in, sd_out = _floor(sd_in), _floor(sd_out)
+    return (np.log(sd_out) - np.log(sd_in) - (phi_t - mu_in) ** 2 / (2 * sd_in ** 2)
+            + (phi_t - mu_out) ** 2 / (2 * sd_out ** 2))
+
+
+def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
+    """Scores ``[M, X]`` of every variant: row t is model t attacked on every point, NaN where undefined.
+
+    ``phi``: ``[M, X]`` φ of every model on every point; ``inside[m, x]``: model m trained on x.
+    ``references``: at most that many references per side (0: every eligible model).
+    One loop over targets; every operation inside is over all models and points at once.
+    """
+    phi = np.asarray(phi, dtype=float)
+    inside = np.asarray(inside, dtype=bool)
+    n_models = phi.shape[0]
+    out = {v: np.full(phi.shape, np.nan) for v in LIRA_VARIANTS}
+    for t in range(n_models):
+        others = np.ones(n_models, dtype=bool)
+        others[t] = False
+        out_mask = limit_references(~inside & others[:, None], references)
+        in_mask = limit_references(inside & others[:, None], references)
+        o = reference_statistics(phi, out_mask)
+        i = reference_statistics(phi, in_mask)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            out["offline"][t] = offline_score(phi[t], o["median"], o["sd"])
+            out["offline_fixed"][t] = offline_score(phi[t], o["median"], o["pooled"])
+            out["online"][t] = online_score(phi[t], i["median"], i["sd"], o["median"], o["sd"])
+            out["online_fixed"][t] = online_score(phi[t], i["median"], i["pooled"], o["median"], o["pooled"])
+        for v in LIRA_VARIANTS:
+            out[v][t][~np.isfinite(out[v][t])] = np.nan
+    return out
