@@ -27,6 +27,14 @@ The robust study's inference strategies (:mod:`etio.attacks.robust`; Song et al.
     robust_pgd_steps = 10      # PGD steps of the adversarial examples
     robust_step_size = 0.25    # PGD step as a fraction of the budget
     robust_nonmembers = 0      # non-members per target: 0 = the whole test set, else its first n
+
+Membership inference at low false-positive rates (:mod:`etio.attacks.lowfpr`: LiRA, RMIA, ROC metrics):
+
+    lowfpr_references = 0      # reference models per point and side (IN / OUT); 0 = every other eligible model
+    lira_variance = "fixed"    # LiRA variance behind the trace columns: "fixed" or "per_example"
+    rmia_gamma = 2.0           # RMIA's γ (≥ 1): x beats z when LR(x, z) ≥ γ
+    lowfpr_delta = 1e-5        # δ of the empirical ε lower bound
+    lowfpr_min_negatives = 10  # TPR at FPR α needs at least this/α non-members (else missing)
 """
 
 from __future__ import annotations
@@ -35,15 +43,17 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.core.vocabulary import ATTACK_STAGES, PAPER_ATTACK_STAGES
+from etio.core.vocabulary import ATTACK_STAGES, LOWFPR_STAGE, PAPER_ATTACK_STAGES
 
-#: The attacks of ``etio attack --attacks``, in the order they run (the vocabulary's order).
-ATTACK_NAMES = PAPER_ATTACK_STAGES
+#: The attacks ``etio attack`` and ``etio reproduce`` run by default, in the order they run: the
+#: paper's (the vocabulary's order), then the low-FPR attacks (LiRA, RMIA, ROC metrics).
+ATTACK_NAMES = (*PAPER_ATTACK_STAGES, LOWFPR_STAGE)
 MLLEAK_NAMES = ("mlleak", "mlleak_l", "top3", "top3_l")
 #: The robust study's inference strategies (Song et al., Table 7), in the order they run.
 ROBUST_ATTACK_NAMES = tuple(s for s in ATTACK_STAGES if s not in PAPER_ATTACK_STAGES)
 #: Every attack ``--attacks`` accepts.
-ALL_ATTACK_NAMES = ATTACK_STAGES
+ALL_ATTACK_NAMES = (*ATTACK_STAGES, LOWFPR_STAGE)
+LIRA_VARIANCES = ("fixed", "per_example")
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,11 @@ class AttackSettings:
     robust_pgd_steps: int = 10
     robust_step_size: float = 0.25
     robust_nonmembers: int = 0
+    lowfpr_references: int = 0
+    lira_variance: str = "fixed"
+    rmia_gamma: float = 2.0
+    lowfpr_delta: float = 1e-5
+    lowfpr_min_negatives: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -82,6 +97,15 @@ class AttackSettings:
         return RobustAttackSettings(targets_per_repeat=self.robust_targets, calibration=self.robust_calibration,
                                     epochs=self.robust_epochs, eps=self.robust_eps, pgd_steps=self.robust_pgd_steps,
                                     step_size=self.robust_step_size, nonmembers=self.robust_nonmembers)
+
+    def lowfpr(self):
+        """The low-FPR attacks' settings (:class:`etio.attacks.lowfpr.LowFprSettings`)."""
+        from etio.attacks.lowfpr import LowFprSettings
+        from etio.attacks.roc import RocSettings
+
+        return LowFprSettings(references=self.lowfpr_references, lira_variance=self.lira_variance,
+                              rmia_gamma=self.rmia_gamma,
+                              roc=RocSettings(min_negatives_factor=self.lowfpr_min_negatives, delta=self.lowfpr_delta))
 
 
 def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config") -> AttackSettings:
@@ -126,6 +150,14 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
     step = number("robust_step_size", 0.0)
     if step <= 0:
         raise EtioInputError(f"{source}: [attacks].robust_step_size must be > 0, got {step!r}")
+    variance = raw.get("lira_variance", defaults.lira_variance)
+    if variance not in LIRA_VARIANCES:
+        raise EtioInputError(f"{source}: [attacks].lira_variance must be one of {', '.join(LIRA_VARIANCES)}, "
+                             f"got {variance!r}")
+    delta = number("lowfpr_delta", 0.0, 1.0)
+    if not delta < 1:
+        raise EtioInputError(f"{source}: [attacks].lowfpr_delta must be below 1, got {delta!r}")
+    min_negatives = number("lowfpr_min_negatives", 1.0)
     wds = raw.get("memguard_weight_decays", list(defaults.memguard_weight_decays))
     if not isinstance(wds, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in wds):
         raise EtioInputError(f"{source}: [attacks].memguard_weight_decays must be a list of numbers, got {wds!r}")
@@ -149,11 +181,16 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
         robust_pgd_steps=integer("robust_pgd_steps", 1),
         robust_step_size=step,
         robust_nonmembers=integer("robust_nonmembers", 0),
+        lowfpr_references=integer("lowfpr_references", 0),
+        lira_variance=variance,
+        rmia_gamma=number("rmia_gamma", 1.0),
+        lowfpr_delta=delta,
+        lowfpr_min_negatives=min_negatives,
     )
 
 
 def parse_attack_list(text: str | None) -> list[str]:
-    """``"mlleak,oak17"`` -> the attacks in run order; ``None`` -> the paper's seven."""
+    """``"mlleak,oak17"`` -> the attacks in run order; ``None`` -> the default run (:data:`ATTACK_NAMES`)."""
     if text is None:
         return list(ATTACK_NAMES)
     names = [t.strip() for t in text.split(",") if t.strip()]

@@ -35,6 +35,7 @@ from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
 from etio.attacks.settings import ALL_ATTACK_NAMES, MLLEAK_NAMES, ROBUST_ATTACK_NAMES, AttackSettings
 from etio.attacks.threshold import run_threshold
+from etio.core.vocabulary import LOWFPR_STAGE
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ def requirement_problems(view: ConfigView, attacks: Sequence[str], settings: Att
         ids = view.model_ids_by_repeat
         if not ids or min(len(r) for r in ids) < settings.robust_targets:
             problems.append(f"robust_targets = {settings.robust_targets} exceeds the models per repeat of {view.key}")
+    n_models = sum(len(ids) for ids in view.model_ids_by_repeat)
+    if LOWFPR_STAGE in attacks and n_models < 3:
+        problems.append(f"the low-FPR attacks need at least 3 models (a target and its references); {view.key} "
+                        f"has {n_models}")
     if "threshold" in attacks and (view.train_loss is None or not math.isfinite(view.train_loss)):
         problems.append(f"the threshold attack needs the configuration's TrainLoss; {view.key} has none")
     return problems
@@ -196,6 +201,13 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
         share = (time.perf_counter() - start) / len(robust)
         for name in robust:
             on_result(name, {**results[name], "seconds": share})
+    if LOWFPR_STAGE in attacks:
+        from etio.attacks.lowfpr import run_lowfpr
+
+        start = time.perf_counter()
+        result = run_lowfpr(outputs, [m for ids in view.model_ids_by_repeat for m in ids], view.loss,
+                            settings.lowfpr())
+        on_result(LOWFPR_STAGE, {**result, "seconds": time.perf_counter() - start})
     if "memguard" in attacks:
         if not with_memguard:
             on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
@@ -349,7 +361,8 @@ def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> lis
 def _todo(store, key: str, attacks: Sequence[str], current: dict) -> list[str]:
     # A stored result counts only if it was computed with these settings; after a change
     # of the [attacks] table it is recomputed rather than relabelled.
-    return [a for a in attacks if not _is_current(store.read_attack(key, a), current)]
+    return [a for a in attacks if not _is_current(store.read_attack(key, a), current)
+            or (a == LOWFPR_STAGE and not store.scores_intact(key, store.read_attack(key, a).get("scores_sha256")))]
 
 
 def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
@@ -373,6 +386,8 @@ def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSet
     outputs = ModelOutputs(store.splits(key), ensemble, device)
 
     def write(name: str, result: dict) -> None:
+        if "scores" in result:     # the per-example scores first: the result file marks the attack done
+            result = {**result, "scores_sha256": store.write_scores(key, result.pop("scores"), name)}
         store.write_attack(key, name, {**result, "settings": settings.to_dict(), "device": str(device),
                                        "etio": __version__})
         seconds[name] = float(result.get("seconds", 0.0))

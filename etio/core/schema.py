@@ -17,7 +17,7 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError, check_choice
 from etio.core.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is part of the schema
-    ATTACK_BY_COLUMN, ATTACKS, VARIABLES, check_attack, r_spelling,
+    ATTACK_BY_COLUMN, ATTACKS, LOWFPR_COLUMNS, VARIABLES, check_attack, r_spelling,
 )
 
 # --------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def select_slice(table: pd.DataFrame, loss: str | None, weight_decay: float | No
 # Python <-> R column names
 # --------------------------------------------------------------------------------------
 
-_KNOWN_BY_R_NAME = {to_r: c for c in TRACE_COLUMNS for to_r in (r_spelling(c),)}
+_KNOWN_BY_R_NAME = {to_r: c for c in TRACE_COLUMNS + LOWFPR_COLUMNS for to_r in (r_spelling(c),)}
 
 
 def to_r_name(column: str) -> str:
@@ -256,6 +256,7 @@ TRACE_SCHEMA = TableSchema(
         "lr": "float", "TrainSize": "float",
         **{c: "float" for c in TRACE_COLUMNS if c not in IDENTITY_COLUMNS},
         **{c: "float" for c in ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS},
+        **{c: "float" for c in LOWFPR_COLUMNS},
     },
 )
 

@@ -149,6 +149,49 @@ ATTACKS_VOCABULARY: tuple[Attack, ...] = (
 )
 
 VARIABLE_BY_COLUMN = {v.column: v for v in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A result of the low-FPR attack stage (``etio attack --attacks lowfpr``; :mod:`etio.attacks.lowfpr`).
+
+    ``method``: the scored attack (``threshold``, ``lira_offline``, ``lira_online``, ``rmia``);
+    ``metric``: ``Acc`` (best balanced accuracy over thresholds), ``AUC``, ``TPR0.1`` / ``TPR1`` (TPR at
+    0.1 % / 1 % FPR) or ``Eps`` (empirical ε lower bound). None of them is one of the authors' 53 columns;
+    a store's trace table appends them once a configuration has low-FPR results.
+    """
+
+    column: str
+    method: str
+    metric: str
+    symbol: str
+    display: str
+    description: str
+
+    @property
+    def r_name(self) -> str:
+        return r_spelling(self.column)
+
+
+#: The stage name of the low-FPR attacks (LiRA, RMIA and every ROC metric).
+LOWFPR_STAGE = "lowfpr"
+_METRICS = (("Acc", "Acc", "balanced accuracy of the best threshold"), ("AUC", "AUC", "area under the ROC curve"),
+            ("TPR0.1", "TPR@0.1%", "TPR at 0.1 % FPR"), ("TPR1", "TPR@1%", "TPR at 1 % FPR"),
+            ("Eps", "ε", "empirical ε lower bound at δ (Clopper–Pearson)"))
+_LOWFPR_METHODS = (("Threshold", "threshold", "Thresh", "loss-threshold attack"),
+                   ("LiraOffline", "lira_offline", "LiRA-off", "LiRA offline"),
+                   ("LiraOnline", "lira_online", "LiRA-on", "LiRA online"),
+                   ("Rmia", "rmia", "RMIA", "RMIA (offline)"))
+#: The low-FPR trace columns, method-major. ``ThresholdAcc`` is the paper's column, so the
+#: threshold attack has no ``Acc`` measure here.
+MEASURES: tuple[Measure, ...] = tuple(
+    Measure(f"{prefix}{metric}", method, metric, f"{sym}{metric_symbol}", f"{sym} {metric_symbol}",
+            f"{what}: {meaning}")
+    for prefix, method, sym, what in _LOWFPR_METHODS
+    for metric, metric_symbol, meaning in _METRICS
+    if not (prefix == "Threshold" and metric == "Acc"))
+LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES]
+MEASURE_BY_COLUMN = {m.column: m for m in MEASURES}
 ATTACK_BY_COLUMN = {a.column: a for a in ATTACKS_VOCABULARY}
 ATTACK_BY_STAGE = {a.stage: a for a in ATTACKS_VOCABULARY}
 
@@ -164,7 +207,7 @@ PAPER_ATTACK_STAGES: tuple[str, ...] = tuple(a.stage for a in ATTACKS_VOCABULARY
 def entry(column: str) -> Variable | Attack | None:
     """The vocabulary entry of a trace column (either spelling), or None."""
     name = _BY_R_NAME.get(column, column)
-    return ATTACK_BY_COLUMN.get(name) or VARIABLE_BY_COLUMN.get(name)
+    return ATTACK_BY_COLUMN.get(name) or VARIABLE_BY_COLUMN.get(name) or MEASURE_BY_COLUMN.get(name)
 
 
 def symbol(column: str) -> str:
@@ -189,7 +232,7 @@ def attack_of_stage(stage: str) -> Attack:
 
 
 #: R spelling -> column, for the lookups above (every trace column: etio.core.schema.from_r_name).
-_BY_R_NAME = {e.r_name: e.column for e in (*VARIABLES, *ATTACKS_VOCABULARY)}
+_BY_R_NAME = {e.r_name: e.column for e in (*VARIABLES, *ATTACKS_VOCABULARY, *MEASURES)}
 
 
 # --------------------------------------------------------------------------------------
@@ -201,7 +244,7 @@ R_VOCABULARY_COLUMNS = ["kind", "column", "r_name", "symbol", "display", "node",
 
 
 def r_vocabulary_text() -> str:
-    """The text of ``r/vocabulary.csv``: one row per variable, then one per attack; R spellings
+    """The text of ``r/vocabulary.csv``: one row per variable, one per attack, one per low-FPR measure; R spellings
     in ``centroid`` and ``hypothesis_variables`` (``;``-separated)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -213,6 +256,9 @@ def r_vocabulary_text() -> str:
         writer.writerow(["attack", a.column, a.r_name, a.symbol, a.display, "outcome", "FALSE", a.stage,
                          r_spelling(a.centroid), ";".join(r_spelling(h) for h in a.hypothesis_variables),
                          str(a.table2).upper()])
+    for m in MEASURES:
+        writer.writerow(["measure", m.column, m.r_name, m.symbol, m.display, "", "FALSE", LOWFPR_STAGE, "", "",
+                         "FALSE"])
     return buffer.getvalue()
 
 

@@ -9,6 +9,8 @@ Layout of a store directory ``DIR``::
     DIR/configs/<key>/stats.json        generalization + centroid columns; written last, so a
                                         configuration counts as done exactly when it exists
     DIR/configs/<key>/attacks/<attack>.json   results of the attack stage
+    DIR/configs/<key>/attacks/lowfpr-scores.npy.gz   per-example scores of the low-FPR stage
+                                        (:meth:`TraceStore.read_scores`)
     DIR/traces.csv, DIR/provenance.json
 
 Every file is written atomically (temporary file + rename), so a killed run leaves either a
@@ -27,6 +29,7 @@ rebuilt from the records by ``etio traces --config`` (the config says what the s
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -490,17 +493,57 @@ class TraceStore:
                    for p in sorted(adir.glob("*.json"))}
         return {name: r for name, r in results.items() if r is not None}
 
+    # ---- per-example scores --------------------------------------------------------------------
+    def scores_path(self, key: str, attack_name: str = "lowfpr") -> Path:
+        return self.config_dir(key) / "attacks" / f"{attack_name}-scores.npy.gz"
+
+    def write_scores(self, key: str, table: np.ndarray, attack_name: str = "lowfpr") -> str:
+        """Write a structured array of per-example scores (gzip of its ``.npy``, no timestamp); returns its SHA-256."""
+        buffer = io.BytesIO()
+        np.save(buffer, table, allow_pickle=False)
+        data = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
+        write_bytes_atomic(self._require(key) / "attacks" / f"{attack_name}-scores.npy.gz", data)
+        return sha256_bytes(data)
+
+    def scores_intact(self, key: str, sha256: str | None, attack_name: str = "lowfpr") -> bool:
+        path = self.scores_path(key, attack_name)
+        return sha256 is not None and path.exists() and sha256_file(path) == sha256
+
+    def read_scores(self, key: str, attack_name: str = "lowfpr"):
+        """The per-example scores of one configuration as a DataFrame.
+
+        One row per (model, point): ``model`` (model id), ``test`` (1: a test point, 0: a pool point),
+        ``point`` (its row in the test set or the pool), ``member`` (1: the model trained on it), then one
+        float32 column per scored method (:data:`etio.attacks.lowfpr.SCORE_METHODS`; NaN: not scored).
+        Without etio: ``pandas.DataFrame(numpy.load(gzip.open(path)))``.
+        """
+        import pandas as pd
+
+        path = self.scores_path(key, attack_name)
+        result = self.read_attack(key, attack_name)
+        if result is None or not self.scores_intact(key, result.get("scores_sha256"), attack_name):
+            raise EtioInputError(f"no intact per-example scores of {attack_name!r} for configuration {key} "
+                                 f"({path}); run `etio attack --attacks {attack_name}`")
+        with gzip.open(path, "rb") as fh:
+            return pd.DataFrame(np.load(io.BytesIO(fh.read()), allow_pickle=False))
+
     # ---- the trace table -----------------------------------------------------------------------
     def traces_table(self):
         """One row per completed configuration, the 53 trace columns in the authors' order.
 
         Attack columns are filled from every stored attack result whose keys are trace
         columns; absent results leave NaN. A store of a robust grid (``grid.adv_eps``) appends
-        the robust columns (``ROBUST_TRACE_COLUMNS``, then ``ROBUST_ATTACK_COLUMNS``).
+        the robust columns (``ROBUST_TRACE_COLUMNS``, then ``ROBUST_ATTACK_COLUMNS``), and a store
+        with low-FPR results (attack ``lowfpr``) the low-FPR columns (``LOWFPR_COLUMNS``).
         """
         import pandas as pd
 
+        from etio.core.schema import LOWFPR_COLUMNS
+
+        results = {key: self.attack_results(key) for key in self.keys()}
         columns = self.trace_columns()
+        if any("lowfpr" in r for r in results.values()):
+            columns = columns + LOWFPR_COLUMNS
         wanted = set(columns)
         rows = []
         for key in self.keys():
@@ -509,7 +552,7 @@ class TraceStore:
             row.update({k: v for k, v in rec.identity.items() if k in wanted})
             row["NumParams"] = rec.num_params
             row.update({k: v for k, v in self.stats(key).items() if k in wanted})
-            for result in self.attack_results(key).values():
+            for result in results[key].values():
                 row.update({k: v for k, v in result.items() if k in wanted})
             rows.append(row)
         return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,160 @@
+"""Membership inference at low false-positive rates on one configuration (attack ``lowfpr``).
+
+Every model of the configuration is a target, attacked on every point: the pool points
+(members of the models whose subset holds them) and the test points (members of none).
+For each target the others are its reference models (:mod:`.lira`, :mod:`.rmia`). Per target
+and point the attack keeps one score per method:
+
+* ``threshold``: minus the loss (Yeom et al.; the trace column ``ThresholdAcc`` thresholds it at
+  ``TrainLoss``);
+* ``lira_offline``, ``lira_offline_fixed``, ``lira_online``, ``lira_online_fixed``;
+* ``rmia`` (offline, ``a`` chosen on a reference model, γ from ``[attacks].rmia_gamma``).
+
+The ROC of each method pools all targets of the configuration (members positives, non-members
+negatives; :mod:`.roc`). Online LiRA scores only pool points (a test point has no IN reference),
+so its ROC has fewer negatives than the others; each ROC records how many it rests on.
+
+The scores go to one file per configuration (:func:`scores_table`, read back with
+``etio.traces.store.TraceStore.read_scores``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
+from etio.attacks.outputs import ModelOutputs
+from etio.attacks.rmia import choose_a, rmia_scores, true_label_probability
+from etio.attacks.roc import RocSettings, roc_metrics, trace_values
+from etio.attacks.threshold import per_sample_loss
+
+#: Score columns of the per-example file, in order.
+SCORE_METHODS = ("threshold", *(f"lira_{v}" for v in LIRA_VARIANTS), "rmia")
+
+
+@dataclass(frozen=True)
+class LowFprSettings:
+    references: int = 0            # references per side and point; 0 = every other eligible model
+    lira_variance: str = "fixed"   # which LiRA variance the trace columns report: "fixed" or "per_example"
+    rmia_gamma: float = 2.0
+    roc: RocSettings = RocSettings()
+
+
+#: Trace-column prefix of each method whose ROC metrics are trace columns (``fixed`` default).
+def reported_methods(variance: str) -> dict[str, str]:
+    suffix = "_fixed" if variance == "fixed" else ""
+    return {"Threshold": "threshold", "LiraOffline": f"lira_offline{suffix}", "LiraOnline": f"lira_online{suffix}",
+            "Rmia": "rmia"}
+
+
+@dataclass
+class PointSet:
+    """The points every target is attacked on: pool rows (sorted), then test rows."""
+
+    pool_rows: np.ndarray
+    n_test: int
+    inside: np.ndarray        # [M, X] bool: model i (of model_ids) trained on point x
+    model_ids: list[int]
+
+    @property
+    def split(self) -> np.ndarray:
+        return np.array(["pool"] * len(self.pool_rows) + ["test"] * self.n_test, dtype=object)
+
+    @property
+    def index(self) -> np.ndarray:
+        return np.concatenate([self.pool_rows, np.arange(self.n_test)])
+
+    @property
+    def population(self) -> np.ndarray:
+        return np.arange(len(self.pool_rows), len(self.pool_rows) + self.n_test)
+
+
+def point_set(outputs: ModelOutputs, model_ids: list[int]) -> PointSet:
+    subsets = outputs.subsets.numpy()
+    pool_rows = np.unique(subsets[np.asarray(model_ids) - 1])
+    position = np.full(int(pool_rows.max()) + 1, -1)
+    position[pool_rows] = np.arange(len(pool_rows))
+    inside = np.zeros((len(model_ids), len(pool_rows) + outputs.n_test), dtype=bool)
+    for i, m in enumerate(model_ids):
+        inside[i, position[subsets[m - 1]]] = True
+    return PointSet(pool_rows, outputs.n_test, inside, list(model_ids))
+
+
+def gather_logits(outputs: ModelOutputs, points: PointSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[M, X, C]`` of every model on every point, and the labels ``[X]``.
+
+    The pool is queried as the subsets that cover it (one batched query, cached for the other attacks).
+    """
+    ids = points.model_ids
+    covering, seen = [], set()
+    for m in ids:
+        rows = set(outputs.rows(m).tolist())
+        if not rows <= seen:
+            covering.append(m)
+            seen |= rows
+    stacked = outputs.on_subsets([(m, k) for m in ids for k in covering])          # [M*K, s, C]
+    c = stacked.shape[-1]
+    pool_logits = stacked.reshape(len(ids), -1, c)                                  # [M, K*s, C]
+    order_rows = torch.cat([outputs.rows(k) for k in covering]).numpy()
+    _, first = np.unique(order_rows, return_index=True)                             # sorted pool rows
+    pool_logits = pool_logits[:, torch.as_tensor(first)]
+    logits = torch.cat([pool_logits, outputs.on_test(ids)], dim=1)
+    labels = torch.cat([outputs.pool_y[torch.as_tensor(points.pool_rows)].to(outputs.device), outputs.test_y])
+    return logits, labels
+
+
+def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings: LowFprSettings) -> dict:
+    """Scores of every method for every (target, point), their ROC metrics and trace values.
+
+    The result's ``scores`` entry is the per-example table (:func:`scores_table`); the rest is JSON.
+    """
+    points = point_set(outputs, model_ids)
+    logits, labels = gather_logits(outputs, points)
+    scores = {"threshold": (-per_sample_loss(logits, labels, loss)).double().cpu().numpy()}
+    phi = logit_confidence(logits, labels).cpu().numpy()
+    for variant, s in lira_scores(phi, points.inside, settings.references).items():
+        scores[f"lira_{variant}"] = s
+    prob = true_label_probability(logits, labels)
+    a, aucs = choose_a(prob, points.inside, points.population, settings.rmia_gamma, reference=0,
+                       references=settings.references)
+    scores["rmia"] = rmia_scores(prob, points.inside, points.population, a, settings.rmia_gamma, settings.references)
+    # the metrics are those of the stored (float32) scores, so anyone can recompute them from the file
+    scores = {name: s.astype(np.float32) for name, s in scores.items()}
+    metrics = {name: roc_metrics(s.ravel(), points.inside.ravel(), settings.roc) for name, s in scores.items()}
+    values = {}
+    for prefix, method in reported_methods(settings.lira_variance).items():
+        m = metrics[method]
+        values.update(trace_values(prefix, m, settings.roc.alphas))
+        values[f"{prefix}Eps"] = float("nan") if m["epsilon"] is None else m["epsilon"]
+        if prefix != "Threshold":     # ThresholdAcc is the paper's column (tau = TrainLoss)
+            values[f"{prefix}Acc"] = float("nan") if m["Acc"] is None else m["Acc"]
+    return {
+        **values,
+        "metrics": metrics,
+        "reported": reported_methods(settings.lira_variance),
+        "rmia": {"a": a, "auc_by_a": aucs, "a_chosen_on_model": model_ids[0], "gamma": settings.rmia_gamma,
+                 "population": "test points"},
+        "targets": len(model_ids),
+        "points": {"pool": int(len(points.pool_rows)), "test": int(points.n_test)},
+        "references": settings.references or "all other models",
+        "scores": scores_table(points, scores),
+    }
+
+
+def scores_table(points: PointSet, scores: dict[str, np.ndarray]) -> np.ndarray:
+    """One record per (model, point): model id, test (1) or pool (0) point, its row there, membership,
+    each method's score (float32; NaN where the method does not score the point)."""
+    m, x = points.inside.shape
+    dtype = np.dtype([("model", "<i4"), ("test", "i1"), ("point", "<i4"), ("member", "i1")]
+                     + [(name, "<f4") for name in SCORE_METHODS])
+    table = np.zeros(m * x, dtype=dtype)
+    table["model"] = np.repeat(np.asarray(points.model_ids, dtype=np.int32), x)
+    table["test"] = np.tile(np.r_[np.zeros(len(points.pool_rows)), np.ones(points.n_test)].astype(np.int8), m)
+    table["point"] = np.tile(points.index.astype(np.int32), m)
+    table["member"] = points.inside.ravel().astype(np.int8)
+    for name in SCORE_METHODS:
+        table[name] = scores[name].ravel()
+    return table
