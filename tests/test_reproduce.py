@@ -14,6 +14,7 @@ import pytest
 from etio.report import paper
 from etio.report import tables
 from etio.pipeline.reproduce import TABLES
+from tests.conftest import tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,3 +145,20 @@ def test_reproduce_paper_equals_the_papers_tables(tmp_path):
     report = (out / "report.md").read_text()
     assert all(f'<a id="{name}"></a>' in report for name in TABLES)
     assert "This report is the paper itself" in report and "rows compared" not in report
+
+
+def test_reproduce_paper_twice_gives_the_same_bytes(tmp_path):
+    # Timestamps, the command line and the stage timings live in provenance files only: every other
+    # file (tables, figures, report.md and report.html) is the same bytes on a second run.
+    from etio.pipeline.reproduce import reproduce_paper
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    reproduce_paper(first, echo=lambda line: None)
+    reproduce_paper(second, echo=lambda line: None)
+    files = lambda root: {k: v for k, v in tree(root).items() if not k.endswith("provenance.json")}  # noqa: E731
+    assert files(first) == files(second) and len(files(first)) > 40
+    report = (first / "report.md").read_text()
+    record = json.loads((first / "provenance.json").read_text())
+    assert {"created", "command", "timings"} <= set(record)
+    assert record["created"] not in report and "| timings." not in report and "| command " not in report
+    assert "provenance.json" in report

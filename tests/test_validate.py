@@ -71,3 +71,22 @@ def test_validate_twenty_draws(validated):
     assert len(summary["shd"]) == 20 and all(v >= 0 for v in summary["shd"])
     for name in ("estimates-vs-truth.svg", "estimates-vs-truth.png", "provenance.json"):
         assert (out / name).stat().st_size > 0
+
+
+def test_results_hold_no_timing_or_float_noise(tmp_path):
+    # The wall time goes to provenance.json; dowhy's and the paper estimator's difference is written
+    # to a fixed number of places (its last bits depend on the BLAS threads); the figure's bytes
+    # do not depend on the run.
+    from etio.report.figures import validation_figure
+
+    out = tmp_path / "run"
+    result = validation.run_validation(out, draws=1, runs=10, replicates=5, draw=validation_figure)
+    summary = json.loads((out / "summary.json").read_text())
+    assert "seconds" not in summary
+    assert json.loads((out / "provenance.json").read_text())["seconds"] == result.seconds >= 0
+    differences = pd.read_csv(out / "validate-cells.csv")["dowhy_difference"].dropna()
+    assert len(differences) > 0
+    assert all(round(d, validation.DIFFERENCE_DECIMALS) == d for d in differences)
+    again = tmp_path / "again"
+    validation_figure(result.cells, again)
+    assert again.with_suffix(".svg").read_bytes() == (out / "estimates-vs-truth.svg").read_bytes()

@@ -76,6 +76,8 @@ def draw_graph(arcs, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from etio.core.figure_files import save_figure
+
     graph = nx.DiGraph(arcs)
     fig, ax = plt.subplots(figsize=(4, 3))
     pos = nx.circular_layout(graph)
@@ -83,7 +85,7 @@ def draw_graph(arcs, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)     # no date, fixed ids: the same bytes on every run
     plt.close(fig)
 
 

@@ -29,7 +29,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         result = run_validation(out, draws=draws, seed=seed, runs=runs, replicates=replicates,
                                 progress=progress, draw=validation_figure)
         s = result.summary
-        typer.echo(f"{s['draws']} draws, {s['cells']} effects, {s['seconds']} s; learned graphs: "
+        typer.echo(f"{s['draws']} draws, {s['cells']} effects, {result.seconds} s; learned graphs: "
                    f"mean SHD {s['shd_mean']:.2f} to the true graph")
         for which in ("true", "learned"):
             w = s[which]

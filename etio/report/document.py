@@ -384,6 +384,17 @@ def _summary_rows(comparisons: Sequence[TableComparison]) -> list[list[str]]:
             + [str(c.counts[f]) for f in FLAGS] for c in comparisons]
 
 
+#: Provenance that changes from one run to the next although the results do not (when, on which
+#: machine, with which command line, how long each stage took): kept in ``provenance.json`` only, so
+#: that the same inputs give the same report bytes.
+RUN_ONLY_PROVENANCE = ("created", "command", "platform", "timings")
+
+
+def report_provenance(run_info: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_info`` as the report lists it: without :data:`RUN_ONLY_PROVENANCE`."""
+    return {k: v for k, v in run_info.items() if k not in RUN_ONLY_PROVENANCE}
+
+
 def _flatten(info: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for key, value in info.items():
@@ -685,8 +696,8 @@ def render(comparisons: Sequence[TableComparison], run_info: Mapping[str, Any], 
         "summary_markdown": markdown_table(["table", "title", "rows compared", *FLAGS], _summary_rows(comparisons),
                                            ["l", "l"] + ["r"] * (1 + len(FLAGS))),
         "tables": tables, "graphs": graph_items, "figures": figure_items, "sections": section_items,
-        "differences_md": differences_md.strip(), "provenance": _flatten(run_info),
-        "provenance_markdown": markdown_table(["item", "value"], _flatten(run_info)),
+        "differences_md": differences_md.strip(), "provenance": _flatten(report_provenance(run_info)),
+        "provenance_markdown": markdown_table(["item", "value"], _flatten(report_provenance(run_info))),
         "css": _CSS, "markdown_table": markdown_table, "names": _names(),
         "names_markdown": markdown_table(["name in this report", "paper", "trace column", "R", "what it is"], _names()),
     }

@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from etio.core.errors import EtioInputError, check_choice
+from etio.core.figure_files import save_figure
 from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name, select_slice
 from etio.core.vocabulary import display
 
@@ -50,7 +51,7 @@ ARC_STRENGTH_SCHEMA = TableSchema(
     optional={"direction": "float"},
 )
 
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "etio", "font.size": 9}
+_RC = {"font.size": 9}   # with etio.core.figure_files.FIGURE_RC: fixed SVG ids, no dates
 
 
 # --------------------------------------------------------------------------------------
@@ -72,9 +73,8 @@ def _outputs(stem: Path) -> tuple[Path, Path]:
 
 def _save(fig: Figure, stem: Path) -> list[Path]:
     svg, png = _outputs(stem)
-    with matplotlib.rc_context(_RC):
-        fig.savefig(svg, format="svg", metadata={"Date": None})
-        fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": None})
+    save_figure(fig, svg, rc=_RC)
+    save_figure(fig, png, rc=_RC, dpi=PNG_DPI)
     return [svg, png]
 
 
