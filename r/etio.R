@@ -81,34 +81,8 @@ ETIO_ROBUST_NODES <- c("AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff")
     .etio_input_error("data has no column '", attack, "' (prepare it with etio_prepare())")
 }
 
-#' Load the bnlearn backend once and say which one it is.
-#'
-#' Uses the installed bnlearn package when there is one; otherwise sources
-#' `compat/bnlearn.R` (next to this file) into an environment attached to the search path
-#' as "etio:bnlearn-compat", so hc(), bn.cv() etc. are callable from user code as with
-#' bnlearn. Set the environment variable ETIO_R_BACKEND=compat to use the compatible
-#' implementation even when bnlearn is installed.
-#'
-#' @return "bnlearn <version>" or the compatible implementation's own description.
-etio_backend <- function() {
-  if ("etio:bnlearn-compat" %in% search())
-    return(get(".etio_compat_backend", envir = as.environment("etio:bnlearn-compat")))
-  if ("package:bnlearn" %in% search())
-    return(paste("bnlearn", utils::packageVersion("bnlearn")))
-  force_compat <- identical(Sys.getenv("ETIO_R_BACKEND"), "compat")
-  if (!force_compat && requireNamespace("bnlearn", quietly = TRUE)) {
-    suppressPackageStartupMessages(library(bnlearn))
-    return(paste("bnlearn", utils::packageVersion("bnlearn")))
-  }
-  compat <- file.path(.etio_r_dir, "compat", "bnlearn.R")
-  if (!file.exists(compat))
-    stop("bnlearn is not installed and its compatible implementation is missing: ", compat)
-  env <- new.env(parent = globalenv())
-  source(compat, local = env, chdir = TRUE)
-  attached <- attach(NULL, name = "etio:bnlearn-compat", warn.conflicts = FALSE)
-  for (name in ls(env, all.names = TRUE)) assign(name, get(name, envir = env), envir = attached)
-  get(".etio_compat_backend", envir = attached)
-}
+# etio_backend(), etio_backend_info() and the bnlearn calls whose meaning changed after 4.7.
+source(file.path(.etio_r_dir, "backend.R"), local = environment())
 
 #' Read a trace CSV in the authors' 53-column schema.
 #'
@@ -343,42 +317,23 @@ etio_constraints <- function(features, attack) {
 # k = 3 hold-out splits with test sets of floor(0.2 n) rows, hc with the constraints, the
 # attack predicted from its parents in each test set.
 #
-# The authors asked bn.cv for loss = "cor"; we ask for "mse" and pool the correlation
-# ourselves (.etio_mean_predcor). The random draws, the networks and the predictions are the
-# same, and so is the result wherever bnlearn's "cor" is defined; but bnlearn's pooled
-# correlation stops with an error when the attack has parents in some splits of a run and
-# none in others (it files those predictions under another name), which small trace tables
-# hit. Pooling every split's predictions (the training mean where there are no parents)
-# keeps the quantity defined there.
+# The authors asked bn.cv for loss = "cor"; etio_cv() keeps the predictions and
+# etio_cv_predcor() applies bnlearn 4.7's "cor" rule to them (r/backend.R), so the value is
+# 4.7's on every bnlearn version, and stays defined where 4.7's pooled correlation stops with
+# an error (the attack has parents in some splits of a run and none in others, which small
+# trace tables hit).
 .etio_cv_hc <- function(data, attack, constraints, runs, k) {
-  xval <- bn.cv(data, bn = "hc",
-                algorithm.args = list(blacklist = .etio_arc_matrix(constraints$blacklist),
-                                      whitelist = .etio_arc_matrix(constraints$whitelist)),
-                loss = "mse", loss.args = list(target = attack), fit = "mle", method = "hold-out",
-                k = k, m = floor(0.2 * nrow(data)), runs = runs)
-  .etio_runs(xval)
+  etio_cv(data, "hc", attack, runs = runs, k = k, m = floor(0.2 * nrow(data)),
+          algorithm.args = list(blacklist = .etio_arc_matrix(constraints$blacklist),
+                                whitelist = .etio_arc_matrix(constraints$whitelist)))
 }
 
-# bn.cv returns a bn.kcv for one run and a bn.kcv.list for several: always a list of runs.
-.etio_runs <- function(xval) if (inherits(xval, "bn.kcv")) structure(list(xval), class = "bn.kcv.list") else xval
-
-# Pooled hold-out correlation of one run (observed vs predicted over its k test sets, in split
-# order, as bnlearn pools it); NA when every prediction is the same (no parents anywhere).
-.etio_pooled_cor <- function(run) {
-  predicted <- unlist(lapply(run, function(split) if (is.null(split$predicted)) split$predictions else split$predicted))
-  observed <- unlist(lapply(run, `[[`, "observed"))
-  if (length(unique(predicted)) < 2) return(NA_real_)
-  cor(predicted, observed)
-}
-
-# Mean over runs of the pooled correlation; runs where it is undefined are left out (NA only
-# when it is undefined in every run).
-.etio_mean_predcor <- function(xval) {
-  values <- vapply(xval, .etio_pooled_cor, 0)
+# Mean over runs of the predictive correlation; runs where it is undefined (the attack a root in
+# every split) are left out, NA only when it is undefined in every run.
+.etio_mean_predcor <- function(xval, attack) {
+  values <- etio_cv_predcor(xval, attack)
   if (all(is.na(values))) NA_real_ else mean(values, na.rm = TRUE)
 }
-
-.etio_mean_loss <- function(xval) mean(vapply(.etio_runs(xval), function(run) as.numeric(attr(run, "mean")), 0))
 
 #' Learn the averaged causal graph of one attack.
 #'
@@ -402,7 +357,7 @@ etio_constraints <- function(features, attack) {
 #' @param features nodes besides the attack; default: every other column of data.
 #' @return list(network (bn: the averaged network), strength (bn.strength: from, to, strength,
 #'   direction, with bnlearn's attributes nodes, method, threshold), arcs = data.frame(from, to),
-#'   threshold, predcor (NA for boot), backend, seed, method).
+#'   threshold, predcor (NA for boot), backend, backend_info (etio_backend_info()), seed, method).
 etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 20, k = 3, seed = 1,
                        features = NULL) {
   method <- match.arg(method)
@@ -413,21 +368,21 @@ etio_learn <- function(data, attack, method = c("boot", "cv"), R = 200, runs = 2
   constraints <- etio_constraints(features, attack)
   set.seed(seed)
   if (method == "boot") {
-    strength <- boot.strength(data, R = R, algorithm = "hc",
-                              algorithm.args = list(whitelist = .etio_arc_matrix(constraints$whitelist),
-                                                    blacklist = .etio_arc_matrix(constraints$blacklist)))
+    strength <- etio_boot_strength(data, R = R, algorithm = "hc",
+                                   algorithm.args = list(whitelist = .etio_arc_matrix(constraints$whitelist),
+                                                         blacklist = .etio_arc_matrix(constraints$blacklist)))
     predcor <- NA_real_
   } else {
     xval <- .etio_cv_hc(data, attack, constraints, runs, k)
     # Without `nodes`: for cross-validated networks bnlearn takes the nodes from the networks
     # and warns that a `nodes` argument (the authors' call passed names(data)) is ignored.
     strength <- custom.strength(xval)
-    predcor <- .etio_mean_predcor(xval)
+    predcor <- .etio_mean_predcor(xval, attack)
   }
   network <- averaged.network(strength)
   list(network = network, strength = strength, arcs = .etio_arc_frame(arcs(network)),
        threshold = as.numeric(attr(strength, "threshold")), predcor = predcor, backend = backend,
-       seed = seed, method = method)
+       backend_info = etio_backend_info(), seed = seed, method = method)
 }
 
 #' Predictive power of the graph (Table 2's Etio Pred. and MSE).
@@ -452,15 +407,14 @@ etio_predictive <- function(data, attack, network, runs = 20, k = 3, seed = 1, p
     features <- setdiff(names(data), attack)
     set.seed(seed)
     predcor <- .etio_mean_predcor(.etio_cv_hc(data[, c(features, attack), drop = FALSE], attack,
-                                              etio_constraints(features, attack), runs, k))
+                                              etio_constraints(features, attack), runs, k), attack)
   }
   mse <- -1
   if (directed(network)) {
     set.seed(seed)
-    xval <- bn.cv(data[, nodes(network), drop = FALSE], bn = network, loss = "mse",
-                  loss.args = list(target = attack), method = "hold-out", k = k,
-                  m = floor(0.2 * nrow(data)), runs = runs)
-    mse <- .etio_mean_loss(xval)
+    xval <- etio_cv(data[, nodes(network), drop = FALSE], network, attack, runs = runs, k = k,
+                    m = floor(0.2 * nrow(data)))
+    mse <- mean(etio_cv_mse(xval))
   }
   list(predcor = predcor, mse = mse)
 }

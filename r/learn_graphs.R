@@ -192,6 +192,7 @@ provenance <- function(opts, traces, graphs, backend, started, skipped) {
                     jsonlite = as.character(utils::packageVersion("jsonlite"))),
     platform = R.version$platform,
     backend = backend,
+    structure_learning = etio_backend_info(),
     seeds = list(`R set.seed before each graph` = opts$seed),
     config = list(weight_decay = opts$weight_decay, method = opts$method, R = opts$replicates, runs = opts$runs,
                   workers = opts$workers,
@@ -220,6 +221,8 @@ main <- function() {
     outdir <- sub("/+$", "", opts$out)
     check_output(outdir, opts$force, traces)
     backend <- etio_backend()
+    note <- etio_backend_info()$note
+    if (nzchar(note)) message("warning: ", note)
     table <- etio_read_traces(traces)
     pairs <- etio_pairs(table, opts$weight_decay, split_list(opts$losses), split_list(opts$attacks))
     skipped <- attr(pairs, "skipped")
@@ -246,7 +249,8 @@ main <- function() {
     } else {
       swap_in(staging, outdir)
     }
-    message(sprintf("%d graphs written to %s (backend %s)", length(graphs), outdir, backend))
+    message(sprintf("%d graphs written to %s (backend %s, results as %s)", length(graphs), outdir, backend,
+                    ETIO_RESULTS_FOLLOW))
     0L
   }, error = function(e) {
     if (!is.null(staging)) unlink(staging, recursive = TRUE)

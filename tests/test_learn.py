@@ -250,6 +250,9 @@ def test_etio_learn_records_provenance(cli_run):
     record = json.loads((out / "provenance.json").read_text())
     assert record["stage"] == "learn"
     assert record["backend"] == rbridge.backend()
+    learning = record["structure_learning"]
+    assert learning["backend"] == record["backend"] and learning["results_follow"] == "bnlearn 4.7"
+    assert learning["bnlearn_found"] == "not installed" or learning["bnlearn_found"][0].isdigit()
     assert record["seeds"] == {"R set.seed before each graph": 1}
     config = record["config"]
     assert (config["weight_decay"], config["method"], config["R"], config["runs"]) == (0.0005, "boot", FAST["R"], FAST["runs"])

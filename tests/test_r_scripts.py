@@ -15,7 +15,7 @@ from etio.traces.example import EXAMPLE_TRACES_PATH
 pytestmark = requires_r
 
 
-@pytest.mark.parametrize("script", ["test_compat_core.R", "test_compat_strength.R", "test_etio.R"])
+@pytest.mark.parametrize("script", ["test_compat_core.R", "test_compat_strength.R", "test_etio.R", "test_backend.R"])
 def test_r_self_checks_pass(script, rscript):
     path = REPO / "tests" / "r" / script
     if not path.is_file():

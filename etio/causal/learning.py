@@ -33,6 +33,7 @@ import networkx as nx
 import pandas as pd
 
 from etio.causal import rbridge
+from etio.core import interrupts
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
@@ -84,6 +85,9 @@ class LearnedGraph:
     mse: float
     correlations: pd.DataFrame = field(default_factory=CORRELATION_SCHEMA.empty)
     rows: int = 0
+    #: What the backend found and chose (``etio_backend_info()`` in ``r/backend.R``): ``backend``,
+    #: ``bnlearn_found``, ``results_follow`` and ``note`` (why an installed bnlearn was not used).
+    backend_info: dict = field(default_factory=dict)
     #: The averaged network as an R object (for write.dot); None once detached from R.
     network: object = field(default=None, repr=False)
 
@@ -164,6 +168,7 @@ def _learned_graph(learned: dict) -> LearnedGraph:
         backend=str(learned["backend"]), seed=int(learned["seed"]), predcor=_number(learned["predcor"]),
         mse=_number(learned["mse"]), correlations=CORRELATION_SCHEMA.validate(learned["correlations"]),
         rows=int(learned["rows"]), network=learned["network"],
+        backend_info={key: str(value) for key, value in learned["backend_info"].items()},
     )
 
 
@@ -264,11 +269,12 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
                          runs=int(runs), k=int(k), seed=int(seed),
                          pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
         else:
-            with pool:
+            with pool, interrupts.stopping(pool.kill):
                 graphs = _learn_in_workers(pool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
                                            draw)
         _check_tables(staging, weight_decay)
         backend = graphs[0].backend
+        _say_backend_note(graphs[0].backend_info.get("note", ""))
         record = provenance(
             "learn",
             config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
@@ -277,6 +283,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
                     "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
             seeds={"R set.seed before each graph": seed},
             backend=backend,
+            structure_learning=graphs[0].backend_info,
             input=_input_record(input_path),
             graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
                      "predcor": g.predcor, "mse": g.mse} for g in graphs],
@@ -284,6 +291,20 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
         )
         write_json(staging / "provenance.json", record)
     return graphs
+
+
+_SAID_NOTES: set[str] = set()
+
+
+def _say_backend_note(note: str) -> None:
+    """Why an installed bnlearn was not used (r/backend.R), as a warning once per process."""
+    if note and note not in _SAID_NOTES:
+        _SAID_NOTES.add(note)
+        warnings.warn(note, BackendNote, stacklevel=3)
+
+
+class BackendNote(UserWarning):
+    """The structure-learning backend differs from the installed bnlearn, and why."""
 
 
 class LearningPool:
@@ -314,12 +335,20 @@ class LearningPool:
         self._depth += 1
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, kind, value, traceback) -> bool:
         self._depth -= 1
+        if self._executor is not None and kind is not None and not issubclass(kind, Exception):
+            interrupts.terminate_pool(self._executor)   # Ctrl-C: the workers stop now, not after their graph
+            self._executor = None
         if self._depth == 0 and self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None
         return False
+
+    def kill(self) -> None:
+        """Terminate the workers (the interrupt path calls it from its signal handler)."""
+        if self._executor is not None:
+            interrupts.kill_workers(self._executor)
 
 
 def _learn_in_workers(pool: LearningPool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
@@ -358,6 +387,7 @@ _worker_traces = None
 def _start_worker(traces: pd.DataFrame) -> None:
     global _worker_traces
     _worker_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(traces))
+    interrupts.ignore_in_worker()       # after R started (it takes SIGINT over): the parent stops us
 
 
 def _learn_in_worker(loss, weight_decay, attack, method, seed, R, runs, k, staging, saved, draw):

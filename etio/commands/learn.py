@@ -58,7 +58,9 @@ def register(app, bench_app) -> None:
             )
         for warning in caught:
             typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
-        typer.echo(f"{len(graphs)} graphs written to {out} (backend {graphs[0].backend})")
+        follows = graphs[0].backend_info.get("results_follow")
+        typer.echo(f"{len(graphs)} graphs written to {out} (backend {graphs[0].backend}"
+                   + (f", results as {follows})" if follows else ")"))
 
     @bench_app.command("learn")
     def bench_learn(

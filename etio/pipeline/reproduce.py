@@ -342,7 +342,10 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     for wd in weight_decays:
         record = layout.graphs(wd) / "provenance.json"
         if record.is_file():
-            return json.loads(record.read_text()).get("backend")
+            record = json.loads(record.read_text())
+            follows = record.get("structure_learning", {}).get("results_follow")
+            return f"{record['backend']}, results as {follows}" if follows and "backend" in record else \
+                record.get("backend")
     return None
 
 

@@ -104,8 +104,12 @@ bn.cv <- function(data, bn, loss = NULL, ..., algorithm.args = list(), loss.args
     stop("loss '", loss, "' needs loss.args$target, the name of a single node.")
   if (!target %in% nodes)
     stop("the target node '", target, "' is not a column of the data.")
-  if (!identical(fit, "mle"))
-    stop("fit '", fit, "' is not supported by the compatible implementation (only \"mle\").")
+  # "mle-g" is bnlearn >= 4.8's name for the Gaussian maximum likelihood estimator, which 4.7's
+  # "mle" is on Gaussian data.
+  if (!is.character(fit) || length(fit) != 1 || !fit %in% c("mle", "mle-g"))
+    stop("fit '", paste(fit, collapse = ", "), "' is not supported by the compatible implementation ",
+         "(only \"mle\" or \"mle-g\", the Gaussian maximum likelihood estimator).")
+  fit <- "mle"
   if (!is.null(cluster))
     warning("the compatible implementation runs sequentially, ignoring 'cluster'.")
 

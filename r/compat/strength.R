@@ -304,7 +304,7 @@ custom.strength <- function(networks, nodes, weights = NULL, cpdag = TRUE) {
 }
 
 boot.strength <- function(data, cluster = NULL, R = 200, m = nrow(data), algorithm,
-                          algorithm.args = list(), cpdag = TRUE, shuffle = TRUE, debug = FALSE) {
+                          algorithm.args = list(), cpdag = TRUE, shuffle = FALSE, debug = FALSE) {
   if (!is.data.frame(data) || ncol(data) < 2 || nrow(data) < 2)
     stop("data must be a data frame with at least two columns and two rows.")
   if (!all(vapply(data, is.double, TRUE)))
@@ -319,8 +319,11 @@ boot.strength <- function(data, cluster = NULL, R = 200, m = nrow(data), algorit
     stop("the compatible implementation supports algorithm = \"hc\" only.")
   if (!is.null(cluster))
     warning("the compatible implementation runs sequentially, ignoring 'cluster'.")
-  # shuffle is accepted for the signature only: with it, bnlearn 4.7 draws exactly the same
-  # random numbers as below (one sample() per replicate), as the golden outputs confirm.
+  # bnlearn 4.7 does not shuffle the columns of a replicate (4.9 added shuffle = TRUE as the
+  # default); shuffle = FALSE, accepted so that calls written for later versions run here, draws
+  # exactly the random numbers below (one sample() per replicate), as the golden outputs confirm.
+  if (!identical(shuffle, FALSE))
+    stop("shuffle = TRUE is not supported by the compatible implementation (bnlearn 4.7 does not shuffle).")
   # Look the algorithm up from here, not from the caller: bnlearn finds hc in its namespace,
   # and this file may be sourced into a private environment.
   learn <- get(algorithm, mode = "function", envir = environment())
