@@ -2,8 +2,8 @@
 # Make R ready for etio: install R from Debian when Rscript is missing, graphviz for the
 # graph figures, optparse and jsonlite (r/learn_graphs.R's options and provenance record),
 # pdflatex (texlive; ~20 s) for the tests that compile the .tex tables, and try bnlearn from
-# CRAN. A failed bnlearn install is reported, not fatal:
-# r/compat/bnlearn.R (the bnlearn-compatible implementation) is used instead.
+# CRAN: 4.7.1, the paper's 4.7 with compile fixes, on R < 4.5 (below). A failed bnlearn install
+# is reported, not fatal: r/compat/bnlearn.R (the bnlearn-compatible implementation) is used instead.
 set -euo pipefail
 
 r_has() { command -v Rscript >/dev/null 2>&1 && Rscript --vanilla -e "quit(status = !requireNamespace('$1', quietly = TRUE))" >/dev/null 2>&1; }
@@ -45,19 +45,5 @@ for (needed in c("optparse", "jsonlite")) {
     }
   }
 }
-if (requireNamespace("bnlearn", quietly = TRUE)) {
-  cat("etio setup: bnlearn", as.character(packageVersion("bnlearn")), "is installed and will be used\n")
-} else {
-  lib <- Sys.getenv("R_LIBS_USER")
-  dir.create(lib, recursive = TRUE, showWarnings = FALSE)
-  .libPaths(c(lib, .libPaths()))
-  ok <- tryCatch({
-    suppressWarnings(install.packages("bnlearn", repos = "https://cloud.r-project.org", lib = lib, quiet = TRUE))
-    requireNamespace("bnlearn", quietly = TRUE)
-  }, error = function(e) FALSE)
-  if (isTRUE(ok)) {
-    cat("etio setup: installed bnlearn", as.character(packageVersion("bnlearn")), "\n")
-  } else {
-    cat("etio setup: bnlearn could not be installed from CRAN; using the bnlearn-compatible implementation in r/compat/\n")
-  }
-}'
+'
+Rscript --vanilla "$(dirname "$0")/setup-bnlearn.R"
