@@ -138,14 +138,40 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
     corner = np.r_[True, np.diff(tpr) > 0] & np.r_[np.diff(fpr) > 0, True]
     tp = np.rint(tpr[corner] * positives)
     fp = np.rint(fpr[corner] * negatives)
-    eps = epsilon_lower_bound(tp, positives, fp, negatives, settings.delta, settings.confidence)
-    best = int(np.argmax(eps))
-    out["epsilon"] = float(eps[best])
+    best, value = _largest_bound(tp, positives, fp, negatives, settings)
+    out["epsilon"] = value
     out["epsilon_at"] = {"TPR": float(tpr[corner][best]), "FPR": float(fpr[corner][best]), "delta": settings.delta,
                          "confidence": settings.confidence}
     grid = np.logspace(math.log10(1.0 / negatives), 0.0, settings.curve_points)
     out["curve"] = {"FPR": [float(g) for g in grid], "TPR": [float(v) for v in tpr_at_fpr(fpr, tpr, grid)]}
     return out
+
+
+def _largest_bound(tp: np.ndarray, positives: int, fp: np.ndarray, negatives: int, settings: RocSettings,
+                   first: int = 64) -> tuple[int, float]:
+    """(index, value) of the largest ε bound over the (TP, FP) pairs; ties: the first index.
+
+    Exact, but the beta quantiles are computed only where they can matter: TPR_lo ≤ TP/P and
+    FPR_hi ≥ max(FP/N, FPR_hi at FP = 0) (likewise for the miss rate) give each pair a cheap upper
+    bound; the ``first`` pairs with the largest upper bounds are computed, then only the pairs whose
+    upper bound exceeds the best value found.
+    """
+    _, fpr_floor = clopper_pearson(0, negatives, settings.confidence, side="one")
+    _, fnr_floor = clopper_pearson(0, positives, settings.confidence, side="one")
+    tpr, fpr = tp / positives, fp / negatives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upper = np.fmax(np.log((tpr - settings.delta) / np.maximum(fpr, fpr_floor)),
+                        np.log((1 - fpr - settings.delta) / np.maximum(1 - tpr, fnr_floor)))
+    upper = np.nan_to_num(upper, nan=-np.inf)
+    order = np.argsort(-upper, kind="stable")
+    head = order[:first]
+    exact = np.full(len(tp), -np.inf)
+    exact[head] = epsilon_lower_bound(tp[head], positives, fp[head], negatives, settings.delta, settings.confidence)
+    rest = order[first:]
+    rest = rest[upper[rest] > exact[head].max()]
+    exact[rest] = epsilon_lower_bound(tp[rest], positives, fp[rest], negatives, settings.delta, settings.confidence)
+    best = int(np.argmax(exact))
+    return best, float(exact[best])
 
 
 def trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS) -> dict:
