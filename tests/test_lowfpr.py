@@ -1,0 +1,294 @@
+"""Membership inference at low FPR: LiRA and RMIA against their definitions, the reference rules,
+ROC metrics against scikit-learn on the stored scores, the ε bound by hand, and the attack on a
+small study."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
+from etio.attacks.rmia import choose_a, marginal, rmia_scores
+from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "tests" / "data" / "traces-mini.toml"
+
+
+def _gaussian_study(seed=0, models=8, points=30, shift=1.5):
+    """φ of every model on every point: N(μ_x, 1) for non-members, N(μ_x + shift, 1) for members;
+    each point a member of half the models (a pattern that varies by point)."""
+    rng = np.random.default_rng(seed)
+    inside = np.zeros((models, points), dtype=bool)
+    for x in range(points):
+        inside[rng.permutation(models)[: models // 2], x] = True
+    mu = rng.normal(0, 2, size=points)
+    phi = rng.normal(mu + shift * inside, 1.0)
+    return phi, inside
+
+
+def _by_definition(phi, inside, t, x):
+    """The four LiRA scores of target t on point x, reference by reference, with scipy's normal."""
+    others = [m for m in range(phi.shape[0]) if m != t]
+    ins = np.array([phi[m, x] for m in others if inside[m, x]])
+    outs = np.array([phi[m, x] for m in others if not inside[m, x]])
+
+    def pooled(side_in: bool):
+        resid, dof = 0.0, 0
+        for y in range(phi.shape[1]):
+            v = np.array([phi[m, y] for m in others if inside[m, y] == side_in])
+            if len(v):
+                resid += ((v - v.mean()) ** 2).sum()
+                dof += len(v) - 1
+        return math.sqrt(resid / dof)
+
+    s_in, s_out = np.std(ins, ddof=1), np.std(outs, ddof=1)
+    m_in, m_out = np.median(ins), np.median(outs)
+    p_in, p_out = pooled(True), pooled(False)
+    v = phi[t, x]
+    return {
+        "offline": -stats.norm.logsf(v, m_out, s_out),
+        "offline_fixed": -stats.norm.logsf(v, m_out, p_out),
+        "online": stats.norm.logpdf(v, m_in, s_in) - stats.norm.logpdf(v, m_out, s_out),
+        "online_fixed": stats.norm.logpdf(v, m_in, p_in) - stats.norm.logpdf(v, m_out, p_out),
+    }
+
+
+def test_lira_scores_equal_the_gaussian_likelihood_ratio_and_one_sided_test():
+    phi, inside = _gaussian_study()
+    scores = lira_scores(phi, inside)
+    for t in (0, 3, 7):
+        for x in range(phi.shape[1]):
+            expected = _by_definition(phi, inside, t, x)
+            for variant in LIRA_VARIANTS:
+                assert scores[variant][t, x] == pytest.approx(expected[variant], abs=1e-9, rel=1e-9), (variant, t, x)
+
+
+def test_logit_confidence_is_log_odds_and_stays_finite():
+    logits = torch.tensor([[[2.0, 0.5, -1.0], [0.0, 0.0, 0.0], [800.0, 0.0, 1.0]]])
+    labels = torch.tensor([0, 2, 0])
+    phi = logit_confidence(logits, labels)[0].numpy()
+    p = torch.softmax(logits.double(), -1)[0].numpy()
+    assert phi[0] == pytest.approx(math.log(p[0, 0] / (1 - p[0, 0])), abs=1e-12)
+    assert phi[1] == pytest.approx(math.log(0.5), abs=1e-12)            # 1/3 against 2/3
+    assert phi[2] == pytest.approx(800.0 - math.log(1 + math.e), abs=1e-9)   # p_y rounds to 1; φ does not
+
+
+def test_offline_never_uses_a_model_that_trained_on_the_point():
+    # Target 0 and model 1 trained on point 0; models 2-5 did not. Model 1's φ there is huge.
+    phi = np.array([[3.0, 0.1], [50.0, 0.2], [0.0, 0.3], [1.0, 0.4], [-1.0, 0.5], [0.5, 0.6]])
+    inside = np.zeros_like(phi, dtype=bool)
+    inside[[0, 1], 0] = True
+    scores = lira_scores(phi, inside)
+    outs = phi[2:, 0]
+    assert scores["offline"][0, 0] == pytest.approx(-stats.norm.logsf(3.0, np.median(outs), np.std(outs, ddof=1)),
+                                                    abs=1e-12)
+    # Were model 1 an OUT reference, the answer would change; moving its φ leaves offline unchanged.
+    with_it = -stats.norm.logsf(3.0, np.median(phi[1:, 0]), np.std(phi[1:, 0], ddof=1))
+    assert abs(with_it - scores["offline"][0, 0]) > 1.0
+    moved = phi.copy()
+    moved[1, 0] = -50.0
+    assert lira_scores(moved, inside)["offline"][0, 0] == scores["offline"][0, 0]
+    # the target is never its own reference: on point 1 (a member of none) its references are models 1-5
+    own = phi.copy()
+    own[0, 1] = 9.0
+    refs = phi[1:, 1]
+    assert lira_scores(own, inside)["offline"][0, 1] == pytest.approx(
+        -stats.norm.logsf(9.0, np.median(refs), np.std(refs, ddof=1)), abs=1e-12)
+    # a point without IN references (besides the target) has no online score
+    assert np.isnan(scores["online"][0, 0]) and np.isnan(scores["online_fixed"][0, 0])
+
+
+def test_rmia_scores_follow_the_pairwise_definition():
+    rng = np.random.default_rng(3)
+    models, points = 6, 40
+    prob = rng.uniform(0.05, 0.95, size=(models, points))
+    inside = np.zeros((models, points), dtype=bool)
+    inside[rng.integers(models, size=25), np.arange(25)] = True           # points 25.. are the population
+    population = np.arange(25, points)
+    for gamma, a in ((1.0, 0.3), (2.0, 0.0), (1.5, 1.0)):
+        scores = rmia_scores(prob, inside, population, a, gamma)
+        for t in (0, 4):
+            ref = [m for m in range(models) if m != t]
+
+            def pr(y):
+                outs = [prob[m, y] for m in ref if not inside[m, y]]
+                return 0.5 * ((1 + a) * np.mean(outs) + (1 - a))
+
+            for x in range(points):
+                zs = [z for z in population if z != x]
+                wins = sum((prob[t, x] / pr(x)) / (prob[t, z] / pr(z)) >= gamma for z in zs)
+                assert scores[t, x] == pytest.approx(wins / len(zs), abs=1e-12), (gamma, a, t, x)
+    assert marginal(np.array([0.4]), 1.0)[0] == pytest.approx(0.4)       # a = 1: Pr(x) = Pr_OUT(x)
+    assert marginal(np.array([0.4]), 0.0)[0] == pytest.approx(0.7)
+
+
+def test_rmia_a_is_the_best_on_a_reference_model():
+    rng = np.random.default_rng(5)
+    models, points = 6, 200
+    inside = np.zeros((models, points), dtype=bool)
+    inside[np.arange(150) % models, np.arange(150)] = True
+    prob = np.clip(rng.uniform(0.2, 0.8, size=(models, points)) + 0.15 * inside, 0, 1)
+    population = np.arange(150, points)
+    a, aucs = choose_a(prob, inside, population, gamma=1.0)
+    from sklearn.metrics import roc_auc_score
+
+    rows = inside[0] | (np.arange(points) >= 150)
+    for key, value in aucs.items():
+        s = rmia_scores(prob, inside, population, float(key), 1.0)[0]
+        assert value == pytest.approx(roc_auc_score(inside[0][rows], s[rows]), abs=1e-12)
+    assert aucs[f"{a:g}"] == max(aucs.values())
+
+
+def test_epsilon_bound_of_a_known_pair_by_hand():
+    # 900 of 1000 members found, 10 of 1000 non-members called members, δ = 1e-5, 95 % one-sided bounds
+    tpr_lo = stats.binomtest(900, 1000).proportion_ci(0.90, method="exact").low
+    fpr_hi = stats.binomtest(10, 1000).proportion_ci(0.90, method="exact").high
+    hand = max(math.log((tpr_lo - 1e-5) / fpr_hi), math.log((1 - fpr_hi - 1e-5) / (1 - tpr_lo)))
+    assert float(epsilon_lower_bound(900, 1000, 10, 1000, 1e-5)) == pytest.approx(hand, rel=1e-9)
+    assert 3.0 < hand < 4.5
+    # no evidence, no leakage
+    assert float(epsilon_lower_bound(500, 1000, 500, 1000, 1e-5)) == 0.0
+
+
+def test_roc_metrics_missing_with_a_reason_when_negatives_are_few():
+    rng = np.random.default_rng(0)
+    members = np.r_[np.ones(100, bool), np.zeros(500, bool)]
+    out = roc_metrics(rng.normal(members * 1.0), members, RocSettings())
+    assert out["TPR@0.1%"] is None and "500 non-members" in out["missing"]["TPR@0.1%"]
+    assert out["TPR@1%"] is None and "needs at least 1000" in out["missing"]["TPR@1%"]
+    assert 0.5 < out["AUC"] < 1 and "AUC" not in out["missing"]
+
+
+# --------------------------------------------------------------------------------------
+# The attack on stores
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mini_store(tmp_path_factory):
+    from etio.attacks.settings import parse_attack_settings
+    from etio.attacks.stage import run_attack_stage
+    from etio.traces.config import load_config
+    from etio.traces.stage import run_traces
+    from etio.traces.store import open_store
+
+    out = tmp_path_factory.mktemp("lowfpr") / "store"
+    cfg = load_config(MINI)
+    run_traces(cfg, out, progress=False)
+    store = open_store(out)
+    run_attack_stage(store, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    return out
+
+
+def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini_store):
+    from etio.core.schema import LOWFPR_COLUMNS, TRACE_COLUMNS
+    from etio.traces.store import open_store
+
+    table = pd.read_csv(mini_store / "traces.csv")
+    assert list(table.columns) == TRACE_COLUMNS + LOWFPR_COLUMNS
+    store = open_store(mini_store)
+    for (_, row), key in zip(table.iterrows(), store.keys()):
+        result = store.read_attack(key, "lowfpr")
+        for column in LOWFPR_COLUMNS:
+            value = row[column]
+            if column.endswith("Eps"):
+                assert 0 <= value < 20, (key, column, value)
+            elif np.isnan(value):
+                method = result["reported"][re.match(r"Threshold|LiraOffline|LiraOnline|Rmia", column).group()]
+                assert result["metrics"][method]["missing"], (key, column)
+                assert column.endswith("TPR0.1") and result["metrics"][method]["negatives"] < 10_000
+            else:
+                assert 0 <= value <= 1, (key, column, value)
+        # offline attacks pool every target's pool and test non-members: enough for 0.1 %
+        assert not np.isnan(row["LiraOfflineTPR0.1"]) and not np.isnan(row["RmiaTPR0.1"])
+        assert row["LiraOfflineAUC"] > 0.5 and row["ThresholdAUC"] > 0.5
+
+
+def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_store):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    table = pd.read_csv(mini_store / "traces.csv")
+    key = store.keys()[0]
+    scores = store.read_scores(key)
+    models = len([m for r in range(store.record(key).n_repeats) for m in store.record(key).model_ids(r)])
+    assert len(scores) == models * (600 + 1197)
+    assert (scores.groupby("model")["member"].sum() == store.record(key).train_size).all()
+    assert (scores.loc[scores["test"] == 1, "member"] == 0).all()
+    row = table.iloc[0]
+    for prefix, column in (("Threshold", "threshold"), ("LiraOffline", "lira_offline_fixed"), ("Rmia", "rmia"),
+                           ("LiraOnline", "lira_online_fixed")):
+        scored = scores[np.isfinite(scores[column])]
+        y, s = scored["member"].to_numpy(), scored[column].to_numpy()
+        assert row[f"{prefix}AUC"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        fpr, tpr, _ = roc_curve(y, s)
+        assert row[f"{prefix}TPR1"] == pytest.approx(tpr[fpr <= 0.01].max(), abs=1e-12)
+        if not np.isnan(row[f"{prefix}TPR0.1"]):
+            assert row[f"{prefix}TPR0.1"] == pytest.approx(tpr[fpr <= 0.001].max(), abs=1e-12)
+    online = scores[np.isfinite(scores["lira_online_fixed"])]
+    assert (online["test"] == 0).all()               # a test point has no IN reference
+
+
+def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
+    import shutil
+
+    from etio.attacks.settings import parse_attack_settings
+    from etio.attacks.stage import run_attack_stage
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    key = store.keys()[1]
+    copy = tmp_path / "store"
+    shutil.copytree(mini_store, copy)
+    again = open_store(copy)
+    summary = run_attack_stage(again, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    assert summary["computed"] == 0
+    # losing the scores file makes the attack count as not done; the rerun writes the same bytes
+    again.scores_path(key).unlink()
+    summary = run_attack_stage(again, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    assert summary["computed"] == 1
+    assert again.scores_path(key).read_bytes() == store.scores_path(key).read_bytes()
+    assert (copy / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
+    first = json.loads((store.config_dir(key) / "attacks" / "lowfpr.json").read_text())
+    second = json.loads((again.config_dir(key) / "attacks" / "lowfpr.json").read_text())
+    for d in (first, second):
+        d.pop("seconds"), d.pop("sha256")
+    assert first == second
+
+
+def test_lira_finds_members_at_low_fpr_that_the_loss_threshold_misses():
+    from attack_helpers import synthetic_config
+    from etio.attacks.lowfpr import LowFprSettings, run_lowfpr
+
+    config = synthetic_config("ce", repeats=3, per_repeat=5)
+    result = run_lowfpr(config.outputs(), [m for ids in config.view.model_ids_by_repeat for m in ids], "ce",
+                        LowFprSettings())
+    assert result["metrics"]["threshold"]["negatives"] == result["metrics"]["lira_offline_fixed"]["negatives"] == \
+        15 * (400 + 500)
+    assert result["LiraOfflineTPR1"] > result["ThresholdTPR1"] + 0.1
+    assert result["LiraOnlineTPR1"] > result["ThresholdTPR1"] + 0.1
+    assert result["ThresholdAUC"] > 0.8            # the models overfit: both see membership on average
+
+
+def test_low_fpr_settings_are_checked_at_the_edge():
+    from etio.attacks.settings import parse_attack_settings
+    from etio.core.errors import EtioInputError
+
+    with pytest.raises(EtioInputError, match=r"lira_variance must be one of fixed, per_example, got 'median'"):
+        parse_attack_settings({"lira_variance": "median"})
+    with pytest.raises(EtioInputError, match=r"rmia_gamma must be a number ≥ 1, got 0.5"):
+        parse_attack_settings({"rmia_gamma": 0.5})
+    with pytest.raises(EtioInputError, match=r"lowfpr_delta must be below 1"):
+        parse_attack_settings({"lowfpr_delta": 1})
+    s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()
+    assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")
