@@ -457,8 +457,8 @@ function(dir, repetitions, R) {
   hc_ms <- vapply(seq_len(repetitions), function(i)
     1000 * system.time(hc(data, whitelist = wl, blacklist = bl))[["elapsed"]], 0)
   set.seed(7)
-  boot_s <- system.time(boot.strength(data, R = R, algorithm = "hc",
-                                      algorithm.args = list(whitelist = wl, blacklist = bl)))[["elapsed"]]
+  boot_s <- system.time(etio_boot_strength(data, R = R, algorithm = "hc",
+                                           algorithm.args = list(whitelist = wl, blacklist = bl)))[["elapsed"]]
   c(hc_median_ms = median(hc_ms), boot_s = boot_s)
 }
 """)
