@@ -15,7 +15,9 @@ The plan lists the study's units of work with the resources each needs:
   features of the right shape and scaled to the configured epochs; MemGuard's defence
   iterations are counted as one attack-model step each, ``2 × max_iteration`` per defended
   target (the real count depends on the trained models: a sample runs one round per c3 value
-  and stops at its first failed round, so this part is rough). With the local executor
+  and stops at its first failed round, so this part is rough). The low-FPR attacks add the
+  queries of every model on the rest of the pool and their scoring, timed on a small random
+  problem and scaled by models² × points (a note gives their share). With the local executor
   the units' summed time is shared among its worker processes (``etio plan`` prints both).
 - ``learn`` / ``query``: structure learning (R) and the ATEs (dowhy) run on the CPU over the
   pooled table; their cost depends on the table, not the device, and is not calibrated
@@ -100,6 +102,34 @@ class _AttackTimer:
             self.cache[key] = time.perf_counter() - start
         return self.cache[key]
 
+    def lowfpr_seconds(self, n_models: int, n_points: int) -> float:
+        """Seconds of the low-FPR scoring and ROC metrics of ``n_models`` targets on ``n_points`` points.
+
+        Timed on at most 40 models and 5000 random points, and scaled beyond by models² × points (one loop
+        over targets, each over every model and point), so planning a large study stays quick.
+        """
+        import numpy as np
+
+        from etio.attacks.lira import lira_scores
+        from etio.attacks.roc import roc_metrics
+
+        m0, x0 = min(n_models, 40), min(n_points, 5000)
+        key = ("lowfpr", m0, x0)
+        if key not in self.cache:
+            if not self.cache.get("lowfpr-warm"):       # the first call pays imports and first-use costs
+                lira_scores(np.zeros((3, 10)), np.eye(3, 10, dtype=bool))
+                roc_metrics(np.arange(10.0), np.arange(10) % 2 == 0)
+                self.cache["lowfpr-warm"] = True
+            rng = np.random.default_rng(0)
+            inside = rng.random((m0, x0)) < 1 / 3
+            phi = rng.normal(inside * 1.0)
+            start = time.perf_counter()
+            scores = lira_scores(phi, inside)
+            for s in (*scores.values(), phi, phi):          # the six scored methods' ROCs
+                roc_metrics(s.ravel(), inside.ravel())
+            self.cache[key] = time.perf_counter() - start
+        return self.cache[key] * (n_models / m0) ** 2 * (n_points / x0)
+
 
 def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibration_steps: int = 2,
                echo: Callable[[str], None] | None = None) -> StudyPlan:
@@ -109,6 +139,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     from etio.attacks.mlleaks import tuples_per_repeat
     from etio.attacks.oak17 import oak17_set_size
     from etio.attacks.settings import ATTACK_NAMES
+    from etio.core.vocabulary import LOWFPR_STAGE
     from etio.traces.models import count_params
     from etio.traces.resources import available_memory, calibrate_training, estimate_job_seconds, job_memory, \
         models_at_once
@@ -149,6 +180,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                                   threads if not gpus else 1, gpus, mem.total, seconds))
 
     timer = _AttackTimer(device)
+    lowfpr_total = 0.0
     for job in jobs:
         info = infos[job.dataset]
         s, c = job.train_size, info.num_classes
@@ -160,6 +192,8 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
             params = count_params(conf.arch, conf.width, c, info.input_shape)
             memory = 4 * k * (params + (s + info.test_size) * c) + 4 * int(math.prod(info.input_shape)) * (
                 info.pool_size + info.test_size)
+            if LOWFPR_STAGE in settings.run:   # logits of every model on every point, seven float64 score arrays
+                memory += (4 * c + 8 * 7) * k * (info.pool_size + info.test_size)
             seconds = None
             if calibrate and cal is not None:
                 queries = (s + info.test_size) * cal.eval_seconds(k)
@@ -176,7 +210,13 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                     samples = settings.memguard_samples or (s + info.test_size)
                     step = timer.epoch_seconds(1, min(2 * samples, 100), 6)
                     memguard = targets * 2 * settings.memguard_max_iteration * step * max(1, 2 * samples / 100)
-                seconds = queries + mlleak + oak17 + memguard
+                lowfpr = 0.0
+                if LOWFPR_STAGE in settings.run:
+                    # forward passes of every model on the rest of the pool, then scoring every (model, point)
+                    lowfpr = (info.pool_size - s) * cal.eval_seconds(k) + \
+                        timer.lowfpr_seconds(k, info.pool_size + info.test_size)
+                lowfpr_total += lowfpr
+                seconds = queries + mlleak + oak17 + memguard + lowfpr
             units.append(UnitEstimate("attacks", conf.key, conf.dataset, conf.arch, (conf.width,), 1, k, 0,
                                       1, gpus, memory, seconds))
 
@@ -189,12 +229,15 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
             for stage in ("learn", "query"):
                 units.append(UnitEstimate(stage, f"wd_{wd:g}-{loss}", "+".join(parts), "", (), n_rows, 0, 0,
                                           1, 0, 0, None))
-    notes = (f"learn/query: {len(ATTACK_NAMES)} attacks per (loss, weight decay) slice, {analysis.method} with "
+    notes = (f"learn/query: {sum(a != LOWFPR_STAGE for a in ATTACK_NAMES)} attacks per (loss, weight decay) slice, {analysis.method} with "
              f"R = {analysis.replicates}, {analysis.runs} hold-out runs, over {rows} trace rows, on the CPU "
              f"(R, dowhy); not calibrated",
              "attacks: MemGuard's iterations depend on the trained models (a sample runs one round per c3 "
              "value and stops at its first failed round); the plan counts 2 × max_iteration steps per "
              "defended target, a rough figure")
+    if LOWFPR_STAGE in settings.run and calibrate:
+        notes += (f"attacks: the low-FPR attacks (every model on every pool and test point; LiRA, RMIA, ROC "
+                  f"metrics) are about {lowfpr_total:.0f} s of it",)
     return StudyPlan(config=cfg.name, device=str(device), units=tuple(units),
                      calibrations=tuple(calibrations.values()), notes=notes,
                      calibration_s=round(time.perf_counter() - started, 2),
