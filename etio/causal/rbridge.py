@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from etio.core import interrupts
 from etio.core.errors import EtioInputError, RBackendError
 
 INPUT_ERROR_PREFIX = "etio input error:"
@@ -103,6 +104,7 @@ class _RSession:
             # from it (a learning worker, a command) would load the system's libpython instead
             # of its own with that path, so children get the path this process started with.
             _restore("LD_LIBRARY_PATH", library_path)
+            interrupts.reinstall()      # rpy2 took SIGINT over when it started R
         self.ro = ro
         self.converter = ro.default_converter + pandas2ri.converter
         self.localconverter = localconverter
@@ -129,7 +131,8 @@ class _RSession:
             r_kwargs = {k: _to_r(v) for k, v in kwargs.items()}
         # Converted arguments are passed as R objects, so the wrapper call needs no converter.
         self.callback_error = None
-        outcome = self.wrapper(fname, *r_args, **r_kwargs)
+        with interrupts.deferred(_stop_r):     # Ctrl-C makes R unwind; Interrupted is raised here
+            outcome = self.wrapper(fname, *r_args, **r_kwargs)
         failed, self.callback_error = self.callback_error, None
         if failed is not None:
             raise failed
@@ -142,6 +145,13 @@ class _RSession:
                 raise EtioInputError(message[len(INPUT_ERROR_PREFIX):].strip())
             raise RBackendError(f"R error in {fname if isinstance(fname, str) else 'an R function'}(): {message}")
         return value
+
+
+def _stop_r() -> None:
+    """Ask the embedded R to stop: it unwinds at its next interrupt check (as on Ctrl-C in R)."""
+    from rpy2.rinterface_lib import openrlib
+
+    openrlib.rlib.R_interrupts_pending = 1
 
 
 def _restore(name: str, value: str | None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import importlib
-import signal
+import os
 import sys
 import warnings
 
@@ -21,6 +21,7 @@ import typer
 from typer import _click as click  # typer's own copy of click: its exceptions are the ones raised
 from typer.exceptions import Abort
 
+from etio.core import interrupts
 from etio.core.errors import EtioError, EtioFileError, Interrupted, interrupt_note
 
 #: Every command takes -h as well as --help.
@@ -73,10 +74,6 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
-def _sigint(signum, frame):
-    raise Interrupted()
-
-
 def _error(message: str, code: int) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     sys.exit(code)
@@ -90,11 +87,25 @@ def _os_message(exc: OSError) -> str:
 
 def main() -> None:
     warnings.formatwarning = _one_line_warning  # users read warnings as messages, not as code locations
-    previous = signal.signal(signal.SIGINT, _sigint)
+    previous = interrupts.install()     # whatever the launcher left SIGINT as
     try:
         _run()
+    except SystemExit as exc:
+        if exc.code == 130 and _is_the_program():
+            # Interrupted: everything was cleaned up on the way here and the line is printed; the
+            # interpreter's own shutdown (torch, R, thread pools) would add seconds to Ctrl-C.
+            interrupts.release_process_resources()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
     finally:
-        signal.signal(signal.SIGINT, previous)   # main() may run inside another program (tests)
+        interrupts.uninstall(previous)      # main() may run inside another program (tests)
+
+
+def _is_the_program() -> bool:
+    """True when main() is the process's entry point (the ``etio`` script, ``python -m etio``)."""
+    return getattr(sys.modules.get("__main__"), "main", None) is main
 
 
 def _run() -> None:

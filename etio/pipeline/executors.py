@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from etio.core import interrupts
 from etio.core.errors import EtioError, EtioInputError
 from etio.core.provenance import available_cores, write_json
 
@@ -368,6 +369,7 @@ def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
     # the workers print warnings as this process does (the command line's one-line messages)
     pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_setup,
                                initargs=(_picklable(warnings.formatwarning),))
+    stopped = False
     try:
         futures = {pool.submit(execute_unit, unit, "local"): unit for unit in units}
         for future in as_completed(futures):
@@ -381,8 +383,14 @@ def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
                                 f"was running): rerun to resume") from None
             if on_done is not None:
                 on_done(unit)                     # as each finishes: the progress display
+    except BaseException as exc:
+        if not isinstance(exc, Exception):        # Ctrl-C: the workers stop now, not after their unit
+            interrupts.terminate_pool(pool)
+            stopped = True
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not stopped:
+            pool.shutdown(wait=True, cancel_futures=True)
     outcome = Outcome()
     for unit in units:                            # the run's order, whichever worker finished first
         outcome.finished(unit, results[unit.unit_id], None)
@@ -400,6 +408,7 @@ def _picklable(fn):
 
 
 def _worker_setup(formatwarning) -> None:
+    interrupts.ignore_in_worker()                 # Ctrl-C is the parent's: it terminates the workers
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
 
