@@ -259,10 +259,10 @@ def test_refuter_columns_with_pass_fail(tmp_path, identity_traces):
 def test_sound_tables_keep_p_and_interval_in_step(identity_ates):
     for table in (tables.table5(identity_ates, estimator="sound"),):
         est = table["status"] == effects.STATUS_ESTIMATED
-        excludes = (table.loc[est, "CI low"] > 0) | (table.loc[est, "CI high"] < 0)
-        assert ((table.loc[est, "p-value"] < 0.05) == excludes).all()
-        assert table.loc[~est & (table["status"] == effects.STATUS_NOT_IDENTIFIABLE), "ATE"].isna().all()
-        assert (table.loc[est, "q-value"] >= table.loc[est, "p-value"]).all()
+        excludes = (table.loc[est, "CI low (sound)"] > 0) | (table.loc[est, "CI high (sound)"] < 0)
+        assert ((table.loc[est, "p-value (sound)"] < 0.05) == excludes).all()
+        assert table.loc[~est & (table["status"] == effects.STATUS_NOT_IDENTIFIABLE), "ATE (sound)"].isna().all()
+        assert (table.loc[est, "q-value (sound)"] >= table.loc[est, "p-value (sound)"]).all()
 
 
 def test_verdict_changes_name_their_reasons(identity_ates):
@@ -288,11 +288,11 @@ def test_cli_sound_table_needs_data(tmp_path, etio_cli):
                                    "--estimator", "sound", "--out", str(out)])
     assert res.exit_code == 0, res.output
     t3 = pd.read_csv(out / "table3.csv")
-    assert {"CE CI low", "CE q-value", "CE status", "MSE Result"} <= set(t3.columns)
+    assert {"CE CI low (sound)", "CE q-value (sound)", "CE status", "MSE Result (sound)"} <= set(t3.columns)
     for label in ("CE", "MSE"):
         est = t3[t3[f"{label} status"] == effects.STATUS_ESTIMATED]
-        excludes = (est[f"{label} CI low"] > 0) | (est[f"{label} CI high"] < 0)
-        assert ((est[f"{label} p-value"] < 0.05) == excludes).all()
+        excludes = (est[f"{label} CI low (sound)"] > 0) | (est[f"{label} CI high (sound)"] < 0)
+        assert ((est[f"{label} p-value (sound)"] < 0.05) == excludes).all()
 
 
 def test_near_deterministic_treatment_is_estimated_with_a_weak_overlap_flag():

@@ -121,11 +121,11 @@ def test_reproduce_paper_equals_the_papers_tables(tmp_path):
     t5 = pd.read_csv(out / "tables" / "table5" / "table5.csv")
     text = tables.formatted(t5).set_index(["Attack", "Feature"])
     # cells as printed in the paper's Table 5
-    assert text.loc[("ShadowAcc", "AccDiff"), "ATE"] == "0.2949"
-    assert text.loc[("ShadowAcc", "AccDiff"), "p-value"] == "1.54E-136"
-    assert text.loc[("ThreshAcc", "LossDiff"), "ATE"] == "1.4711"
+    assert text.loc[("ShadowAcc", "AccDiff"), tables.PAPER_ATE] == "0.2949"
+    assert text.loc[("ShadowAcc", "AccDiff"), tables.PAPER_P_VALUE] == "1.54E-136"
+    assert text.loc[("ThreshAcc", "LossDiff"), tables.PAPER_ATE] == "1.4711"
     t8 = tables.formatted(pd.read_csv(out / "tables" / "table8" / "table8.csv")).set_index(["Attack", "Feature"])
-    assert t8.loc[("ShadowAcc", "TrainVar"), "ATE"] == "0.4038"
+    assert t8.loc[("ShadowAcc", "TrainVar"), tables.PAPER_ATE] == "0.4038"
     t3 = pd.read_csv(out / "tables" / "table3" / "table3.csv")
     assert list(t3.columns[:3]) == ["Attack", "Feature", "Query"]
     marks = tables.table3_marks(t3)
@@ -139,7 +139,7 @@ def test_reproduce_paper_equals_the_papers_tables(tmp_path):
         ours = pd.read_csv(out / "tables" / f"table{number}" / f"table{number}.csv")
         ref = paper.query_table(wd, loss)
         assert len(ours) == len(ref) == {5: 61, 6: 61, 7: 52, 8: 52}[number]
-        assert [float(v) for v in ref["ATE"]] == [float(f"{v:.4f}") for v in ours["ATE"]]
+        assert [float(v) for v in ref["ATE"]] == [float(f"{v:.4f}") for v in ours[tables.PAPER_ATE]]
     pngs = list((out / "figures").rglob("*.png"))
     assert len(pngs) == 26
     report = (out / "report.md").read_text()

@@ -65,14 +65,17 @@ def test_ate_tables_print_the_paper_values(number):
     assert len(table) == PAPER_ROWS[number]
     text = tables.formatted(table).set_index(["Attack", "Feature"])
     for key, (ate, p) in PAPER_CELLS[number].items():
-        assert text.loc[key, "ATE"] == ate
-        assert text.loc[key, "p-value"] == p
+        assert text.loc[key, tables.PAPER_ATE] == ate
+        assert text.loc[key, tables.PAPER_P_VALUE] == p
+    # the authors' numbers are the paper recipe's only: no sound column, no unlabelled number
+    assert list(table.columns) == ["Attack", "Feature", "ATE (paper recipe)", "p-value (paper recipe)", "status",
+                                   "flags"]
     # full equality with the authors' .ce/.mse CSV, row by row in their order
     ref = paper.query_table(wd, loss)
-    assert [float(v) for v in ref["ATE"]] == [float(f"{v:.4f}") for v in table["ATE"]]
+    assert [float(v) for v in ref["ATE"]] == [float(f"{v:.4f}") for v in table[tables.PAPER_ATE]]
     ref_p = [float(v) for v in ref["p-value"]]
     ours_p = [0.0 if s == STATUS_NO_PATH else float(f"{p:.2E}")
-              for p, s in zip(table["p-value"], table["status"])]
+              for p, s in zip(table[tables.PAPER_P_VALUE], table["status"])]
     assert ref_p == ours_p
 
 
@@ -129,9 +132,76 @@ def test_cli_table5_from_our_run(tmp_path):
                                    "--compare-paper", "--out", str(out)])
     assert res.exit_code == 0, res.output
     t = pd.read_csv(out / "table5.csv")
-    assert len(t) == 61 and {"ATE", "paper ATE"} <= set(t.columns)
+    assert len(t) == 61
+    assert list(t.columns) == ["Attack", "Feature", "ATE (paper recipe)", "paper ATE (paper recipe)",
+                               "p-value (paper recipe)", "paper p-value (paper recipe)", "ATE (sound)", "status"]
     # same graphs -> same rows without a causal path as in the paper
-    assert ((t["ATE"] == 0) == (t["paper ATE"] == 0)).all()
+    assert ((t["ATE (paper recipe)"] == 0) == (t["paper ATE (paper recipe)"] == 0)).all()
+
+
+def _run_like_ates(wd: float) -> pd.DataFrame:
+    """The authors' ATEs as a run of ours has them: the sound estimator's numbers where estimated
+    (here: the paper recipe's, shifted), none where the effect is not identifiable."""
+    ates = paper.ates(wd).copy()
+    estimated = ates["status"] == "estimated"
+    ates.loc[estimated, "ate"] = ates.loc[estimated, "ate_paper"] + 0.01
+    ates.loc[estimated, ["ci_low", "ci_high", "p_value"]] = [-1.0, 1.0, 0.5]
+    return ates
+
+
+def test_a_number_no_data_identifies_is_labelled_the_paper_recipes(tmp_path):
+    # Table 6 of a run: where the treatment is fixed by its adjustment set, the paper recipe still
+    # prints a number (as the paper did); every column says whose number it is, and the sound
+    # estimator's cell beside it is empty, its reason in the status and flags. CSV, Markdown, LaTeX.
+    table = tables.table6(_run_like_ates(0.0005))
+    tables.write_table(table, tmp_path / "t6", "table6", tables.TITLES["table6"], {})
+    t = pd.read_csv(tmp_path / "t6" / "table6.csv", keep_default_na=False, dtype=str).set_index(["Attack", "Feature"])
+    assert list(t.columns) == ["ATE (paper recipe)", "p-value (paper recipe)", "ATE (sound)", "status", "flags"]
+    cell = t.loc[("ShadowAcc", "TestBias")]
+    assert cell["status"] == "not identifiable" and cell["flags"] == "fixed by TestLoss, TestVar"
+    assert cell["ATE (paper recipe)"] != "" and cell["ATE (sound)"] == ""
+    unidentified = t[t["status"] == "not identifiable"]
+    assert len(unidentified) > 1 and (unidentified["ATE (sound)"] == "").all()
+    assert (t.loc[t["status"] == "estimated", "ATE (sound)"] != "").all()
+    md = (tmp_path / "t6" / "table6.md").read_text().splitlines()
+    assert md[2] == "| Attack | Feature | ATE (paper recipe) | p-value (paper recipe) | ATE (sound) | status | flags |"
+    tex = (tmp_path / "t6" / "table6.tex").read_text()
+    assert "\\multicolumn{2}{c}{paper recipe} & sound" in tex
+    # The sound table names its estimator in every number's column and prints no number there.
+    sound = tables.table6(_run_like_ates(0.0005), estimator="sound").set_index(["Attack", "Feature"])
+    assert [c for c in sound.columns if c not in ("status", "flags")] == [
+        "ATE (sound)", "CI low (sound)", "CI high (sound)", "p-value (sound)", "q-value (sound)", "RV (sound)"]
+    assert sound.loc[("ShadowAcc", "TestBias"), ["ATE (sound)", "p-value (sound)"]].isna().all()
+    # Table 3 the same way: each loss's numbers and verdict name their estimator.
+    t3 = tables.table3(_run_like_ates(0.0005))
+    assert {"CE ATE (paper recipe)", "CE p-value (paper recipe)", "CE ATE (sound)", "CE Result (paper recipe)",
+            "MSE ATE (sound)", "MSE Result (paper recipe)"} <= set(t3.columns)
+    assert not any(c.endswith((" ATE", " p-value", " Result")) for c in t3.columns)
+    assert "CE Result (sound)" in tables.table3(_run_like_ates(0.0005), estimator="sound").columns
+
+
+def test_the_report_labels_the_paper_recipe_beside_the_empty_sound_cell(tmp_path):
+    # The report's Table 6 of a run: headers name the estimator; a non-identifiable effect shows the
+    # paper recipe's number, and the sound ATE's empty cell with its reason, on our side only.
+    from etio.pipeline.reproduce import _report_table
+    from etio.report.document import write_report
+
+    ours = tables.table6(_run_like_ates(0.0005))
+    theirs = tables.table6(paper.ates(0.0005))
+    report_table = _report_table("table6", tables.TITLES["table6"], ours, theirs)
+    md, _html = write_report(tmp_path, tables=[report_table], run_info={}, differences_md="")
+    text = md.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| Attack"))
+    assert [h.strip() for h in header.strip("|").split("|")] == [
+        "Attack", "Feature", "ATE (paper recipe) ours", "ATE (paper recipe) paper", "ATE (sound) ours",
+        "ATE (sound) paper", "p-value (paper recipe) ours", "p-value (paper recipe) paper", "status ours",
+        "status paper"]
+    row = next(line for line in text.splitlines() if line.startswith("| ShadowAcc") and "| TestBias " in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{ours.set_index(['Attack', 'Feature']).loc[('ShadowAcc', 'TestBias'), 'ATE (paper recipe)']:.4f}"
+    assert cells[4] == "*(not identifiable: fixed by TestLoss, TestVar)*"
+    assert cells[5].startswith("*(not published")
+    assert "ATE ours" not in text
 
 
 def test_unknown_table_name_is_a_clear_error(tmp_path, etio_cli):
@@ -186,7 +256,7 @@ def test_table3_paper_shows_the_flags():
         for label, loss in (("CE", "ce"), ("MSE", "mse")):
             cell = ates.loc[(loss, attack, feature)]
             assert row[f"{label} status"] == cell["status"]
-            assert row[f"{label} ATE"] == cell["ate_paper"]
+            assert row[f"{label} ATE (paper recipe)"] == cell["ate_paper"]
     # Q1 CE: AccDiff on the shadow-model attack, adjusted for TrainAcc and TestAcc
     assert t3.loc[t3["Query"] == "Q1", "CE status"].iloc[0] == STATUS_NOT_IDENTIFIABLE
 
@@ -220,14 +290,15 @@ def test_table3_from_graphs_with_one_not_learned(tmp_path):
     written = pd.read_csv(out / "table3.csv", keep_default_na=False, na_values=[""])
     shadow = written[written["Attack"] == "ShadowAcc"]
     assert shadow["Query"].tolist() == ["Q1", "Q2", "Q2", "Q3", "Q4"]
-    assert (shadow["CE status"] == hypotheses.STATUS_NOT_LEARNED).all() and shadow["CE ATE"].isna().all()
-    assert shadow["CE Result"].tolist() == ["Q1: ?", "Q2: ?", "Q2: ?", "Q3: ?", "Q4: ?"]
+    assert (shadow["CE status"] == hypotheses.STATUS_NOT_LEARNED).all() and shadow["CE ATE (paper recipe)"].isna().all()
+    assert shadow["CE Result (paper recipe)"].tolist() == ["Q1: ?", "Q2: ?", "Q2: ?", "Q3: ?", "Q4: ?"]
     # the cells of the graphs that were learned are those of the full graph set
     from etio.causal.effects import estimate_ates, read_graphs
     from etio.core.schema import read_traces
 
     full = tables.table3(estimate_ates(read_traces(EXAMPLE), read_graphs(paper.graphs_dir(0.0005)), 0.0005))
     others = written["Attack"] != "ShadowAcc"
-    assert written.loc[others, "CE ATE"].to_numpy() == pytest.approx(full.loc[others.to_numpy(), "CE ATE"].to_numpy())
-    assert written["MSE Result"].tolist() == full["MSE Result"].tolist()
+    ate = "CE ATE (paper recipe)"
+    assert written.loc[others, ate].to_numpy() == pytest.approx(full.loc[others.to_numpy(), ate].to_numpy())
+    assert written["MSE Result (paper recipe)"].tolist() == full["MSE Result (paper recipe)"].tolist()
 

@@ -55,7 +55,8 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
         if compare_paper:
             ref = tables.table3(paper.ates(tables.NORMAL_WD))
             for label in ("CE", "MSE"):
-                table[f"paper {label} Result"] = ref[f"{label} Result"]
+                published = tables.result_column(ref, label)
+                table[f"paper {published}"] = ref[published]
         return table
     number = int(name[-1])
     loss, wd = tables.ATE_TABLES[number]

@@ -302,21 +302,29 @@ def _title(name: str) -> str:
 def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table: pd.DataFrame | None):
     from etio.report.document import ReportTable
 
+    from etio.report.tables import PAPER_ATE, PAPER_P_VALUE, SOUND_ATE, result_column
+
     columns = (ours if ours is not None else paper_table).columns
+    # The paper recipe's numbers face the paper's (the recipe that made them); a run's sound ATE,
+    # empty where no data identifies the effect, stands beside them on our side only.
+    sound = [c for c in columns if c.endswith(SOUND_ATE)] if ours is not None else []
     if name == "table2":
         keys = ["Loss", "Attack"]
         values = [c for c in columns if c.endswith(("Value", "Pred.", "MSE"))]
         kind = "predictive"
     elif name == "table3":
         keys = ["Query", "Attack", "Feature"]
-        values = ["CE ATE", "CE status", "CE Result", "MSE ATE", "MSE status", "MSE Result"]
+        table = ours if ours is not None else paper_table
+        values = [c for label in ("CE", "MSE") for c in (
+            f"{label} {PAPER_ATE}", *[s for s in sound if s.startswith(label + " ")], f"{label} status",
+            result_column(table, label))]
         kind = "verdict"
     else:
         keys = ["Attack", "Feature"]
-        values = ["ATE", "p-value", "status"]
+        values = [PAPER_ATE, *sound, PAPER_P_VALUE, "status"]
         kind = "ate"
     return ReportTable(name=name, title=title, ours=ours, paper=paper_table, key_columns=keys,
-                       value_columns=values, kind=kind)
+                       value_columns=values, kind=kind, ours_only=tuple(sound))
 
 
 def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:

@@ -121,12 +121,16 @@ def verdict_agreement(ours: pd.DataFrame | None, paper: pd.DataFrame) -> tuple[i
 
 
 def sign_agreement(ours: pd.DataFrame | None, paper: pd.DataFrame, zero: float = 1e-12) -> tuple[int | None, int | None]:
-    """Of the ATEs (attack, feature) non-zero on both sides, how many have the same sign."""
+    """Of the ATEs (attack, feature) non-zero on both sides, how many have the same sign: the paper
+    recipe's on both sides, the one estimator the paper's numbers come from."""
+    from etio.report.tables import PAPER_ATE
+
     if ours is None:
         return None, None
-    joined = ours.merge(paper, on=["Attack", "Feature"], suffixes=(" ours", " paper"))
-    a = pd.to_numeric(joined["ATE ours"], errors="coerce")
-    b = pd.to_numeric(joined["ATE paper"], errors="coerce")
+    joined = ours[["Attack", "Feature", PAPER_ATE]].merge(paper[["Attack", "Feature", PAPER_ATE]],
+                                                          on=["Attack", "Feature"], suffixes=(" ours", " paper"))
+    a = pd.to_numeric(joined[f"{PAPER_ATE} ours"], errors="coerce")
+    b = pd.to_numeric(joined[f"{PAPER_ATE} paper"], errors="coerce")
     both = (a.abs() > zero) & (b.abs() > zero)
     return int(((a > 0) == (b > 0))[both].sum()), int(both.sum())
 

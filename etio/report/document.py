@@ -95,9 +95,15 @@ def defined(column: str, value: Any, row: Mapping[str, Any] | None = None) -> An
             return Undefined(reason)
     if isinstance(value, Undefined) or not _is_missing(value):
         return value
-    status = str(row.get("status", "")) if row is not None and hasattr(row, "get") else ""
+    status, detail = "", ""
+    if row is not None and hasattr(row, "get"):
+        # Table 3 keeps one status per loss ("CE status"); the others one per row.
+        group = column.split(" ", 1)[0]
+        status = str(row.get(f"{group} status", row.get("status", "")))
+        flags = row.get("flags", "")
+        detail = flags if isinstance(flags, str) and flags.startswith("fixed by") else ""
     if status and status != "estimated" and status != "nan":
-        return Undefined(status)
+        return Undefined(f"{status}: {detail}" if detail else status)
     return Undefined("not computed")
 
 
@@ -118,6 +124,10 @@ class ReportTable:
     kind: str
     rel_tol: float | None = None
     note: str = ""              # replaces the one-line summary above the table when given
+    #: Value columns only our side can have (the sound estimator's, where the paper published the
+    #: paper recipe's numbers only): shown, never compared; the paper's cell gives the reason.
+    ours_only: tuple[str, ...] = ()
+    ours_only_reason: str = "not published"
 
 
 @dataclass
@@ -241,7 +251,8 @@ def check_table(table: ReportTable) -> None:
     for side, df in (("our", table.ours), ("paper", table.paper)):
         if df is None:
             continue
-        missing = [c for c in [*table.key_columns, *table.value_columns] if c not in df.columns]
+        missing = [c for c in [*table.key_columns, *table.value_columns] if c not in df.columns
+                   and not (side == "paper" and c in table.ours_only)]
         if missing:
             raise EtioInputError(f"{table.name}: {side} table has no column(s) {', '.join(map(repr, missing))}")
 
@@ -260,6 +271,10 @@ def compare_table(table: ReportTable) -> TableComparison:
         cells = []
         for col in table.value_columns:
             vo = defined(col, o[col], o) if o is not None else None
+            if col in table.ours_only:
+                vp = Undefined(table.ours_only_reason) if p is not None else None
+                cells.append(ComparedCell(col, vo, vp, ()))
+                continue
             vp = defined(col, p[col], p) if p is not None else None
             flags = compare_cells(col, vo, vp, rel_tol) if (o is not None and p is not None) else ()
             cells.append(ComparedCell(col, vo, vp, flags))
@@ -778,15 +793,22 @@ def _agreement(comparisons: Sequence[TableComparison], graphs: Sequence[GraphCom
     by_name = {c.table.name: c.table for c in comparisons}
     t3 = by_name.get("table3")
     ates = {n: (t.ours, t.paper) for n, t in by_name.items() if t.kind == "ate" and t.paper is not None}
-    if t3 is None or t3.paper is None or not {"CE Result", "MSE Result", "Query"} <= set(t3.paper.columns):
+    from etio.report.tables import PAPER_ATE
+
+    def has_verdicts(table: pd.DataFrame) -> bool:
+        return "Query" in table.columns and all(
+            any(c == f"{label} Result" or c.startswith(f"{label} Result (") for c in table.columns)
+            for label in ("CE", "MSE"))
+
+    if t3 is None or t3.paper is None or not has_verdicts(t3.paper):
         verdicts = (None, None)
         agreement = Agreement(graphs=list(graphs))
     else:
         agreement = agreement_summary(t3.ours, t3.paper, {}, graphs)
         verdicts = (agreement.verdicts_agreeing, agreement.verdicts_total)
     signs = [sign_agreement(o, p) for o, p in ates.values()
-             if {"Attack", "Feature", "ATE"} <= set(p.columns) and (o is None or {"Attack", "Feature", "ATE"}
-                                                                    <= set(o.columns))]
+             if {"Attack", "Feature", PAPER_ATE} <= set(p.columns) and (o is None or {"Attack", "Feature", PAPER_ATE}
+                                                                        <= set(o.columns))]
     compared = [s for s in signs if s[1] is not None]
     agreement.verdicts_agreeing, agreement.verdicts_total = verdicts
     agreement.signs_agreeing = sum(s for s, _ in compared) if compared else None

@@ -8,8 +8,10 @@ Tables 3 and 5-8 exist for both estimators (:mod:`etio.causal.estimation`): ``pa
 default, the faithful reproduction: dowhy's estimate and its p-value of T's coefficient) and
 ``sound`` (the ATE with its clustered 95 % interval, p-value and Benjamini-Hochberg q-value over
 the table's tested cells). Either way every row carries its status (``estimated``, ``no causal
-path``, ``not identifiable``) and flags, and a non-identifiable cell of the sound table has no
-number.
+path``, ``not identifiable``) and flags, and every number's column names the estimator that
+filled it: ``ATE (paper recipe)``, ``ATE (sound)`` (:func:`estimated_by`). The paper's recipe
+prints a number even where no data can identify the effect, as the paper did; a table of our
+run puts the sound estimator's ATE beside it, empty there, with the status saying why.
 
 Each ``tableN`` function takes the stage outputs (ATE tables, predictive-power results) and
 returns the table in the paper's row order with the paper's names; :func:`write_table` renders it.
@@ -52,6 +54,35 @@ NORMAL_WD, HIGH_WD = 0.0005, 0.005
 IMPROVEMENT_GAP = 0.03
 
 
+#: The label each estimator's columns carry (``"ATE (paper recipe)"``, ``"CE q-value (sound)"``).
+ESTIMATOR_LABELS = {"paper": "paper recipe", "sound": "sound"}
+
+
+def estimated_by(column: str, estimator: str) -> str:
+    """``column`` with the estimator that fills it: ``estimated_by("ATE", "paper")`` is
+    ``"ATE (paper recipe)"``."""
+    return f"{column} ({ESTIMATOR_LABELS[_check_estimator(estimator)]})"
+
+
+#: The paper recipe's ATE and p-value, and the sound ATE: the columns every reader joins on.
+PAPER_ATE, PAPER_P_VALUE, SOUND_ATE = "ATE (paper recipe)", "p-value (paper recipe)", "ATE (sound)"
+
+
+def _has_sound(ates: pd.DataFrame) -> bool:
+    """Whether ``ates`` holds the sound estimator's numbers (a run of ours; the authors' published
+    ATEs have the paper recipe's only)."""
+    estimated = ates["status"] == STATUS_ESTIMATED
+    return bool(estimated.any() and ates.loc[estimated, "ate"].notna().any())
+
+
+def result_column(table: pd.DataFrame, label: str) -> str:
+    """Table 3's verdict column of ``label`` (``"CE"``/``"MSE"``), whichever estimator decided it."""
+    names = [c for c in table.columns if c == f"{label} Result" or c.startswith(f"{label} Result (")]
+    if len(names) != 1:
+        raise EtioInputError(f"Table 3 has {len(names)} verdict column(s) for {label}; expected one")
+    return names[0]
+
+
 def _check_ates(ates: pd.DataFrame) -> pd.DataFrame:
     return ATE_SCHEMA.validate(ates, source="tables")
 
@@ -92,9 +123,12 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float, estimator: str
     """The queries of interest of one (loss, weight decay), sorted as the authors sorted them:
     by attack column name, then feature name in R spelling (ASCII order).
 
-    ``paper``: ATE and p-value are dowhy's (the paper's), shown for every cell with a path as
-    the paper did, with the status beside. ``sound``: ATE, 95 % CI, p-value, the q-value over
-    this table's estimated cells and the robustness value; empty where not identifiable.
+    ``paper``: ``ATE (paper recipe)`` and ``p-value (paper recipe)`` are dowhy's (the paper's),
+    shown for every cell with a path as the paper did, with the status beside; when ``ates`` has
+    the sound estimator's numbers (a run of ours), ``ATE (sound)`` stands beside them, empty where
+    the effect is not identifiable. ``sound``: ATE, 95 % CI, p-value, the q-value over this
+    table's estimated cells and the robustness value, each labelled ``(sound)``; empty where not
+    identifiable.
     """
     _check_estimator(estimator)
     ates = _check_ates(ates)
@@ -108,15 +142,17 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float, estimator: str
     sel = sel.sort_values(["attack", "_feature_r"]).reset_index(drop=True)
     keys = {"Attack": sel["attack"].map(symbol), "Feature": sel["feature"].map(symbol)}
     if estimator == "paper":
-        return pd.DataFrame({**keys, "ATE": sel["ate_paper"], "p-value": sel["p_value_paper"],
+        sound = {SOUND_ATE: sel["ate"]} if _has_sound(sel) else {}
+        return pd.DataFrame({**keys, PAPER_ATE: sel["ate_paper"], PAPER_P_VALUE: sel["p_value_paper"], **sound,
                              "status": sel["status"], "flags": _flags(sel)})
     _require_sound(sel)
     q = np.full(len(sel), np.nan)
     estimated = (sel["status"] == STATUS_ESTIMATED).to_numpy()
     q[estimated] = benjamini_hochberg(sel.loc[estimated, "p_value"].to_numpy(float))
     robustness = sel["robustness_value"] if "robustness_value" in sel else np.nan
-    return pd.DataFrame({**keys, "ATE": sel["ate"], "CI low": sel["ci_low"], "CI high": sel["ci_high"],
-                         "p-value": sel["p_value"], "q-value": q, "RV": robustness,
+    values = {"ATE": sel["ate"], "CI low": sel["ci_low"], "CI high": sel["ci_high"], "p-value": sel["p_value"],
+              "q-value": q, "RV": robustness}
+    return pd.DataFrame({**keys, **{estimated_by(c, "sound"): v for c, v in values.items()},
                          "status": sel["status"], "flags": _flags(sel)})
 
 
@@ -137,14 +173,23 @@ def table8(ates: pd.DataFrame, estimator: str = "paper") -> pd.DataFrame:
 
 
 def compare_ate_table(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """``ours`` with the paper's ATE and p-value beside each row (matched on attack and feature)."""
-    ref = paper[["Attack", "Feature", "ATE", "p-value"]].rename(columns={"ATE": "paper ATE", "p-value": "paper p-value"})
+    """``ours`` with the paper's published ATE and p-value (``paper ATE (paper recipe)``, ``paper
+    p-value (paper recipe)``) beside each row (matched on attack and feature)."""
+    published = {PAPER_ATE: f"paper {PAPER_ATE}", PAPER_P_VALUE: f"paper {PAPER_P_VALUE}"}
+    ref = paper[["Attack", "Feature", *published]].rename(columns=published)
     out = ours.merge(ref, on=["Attack", "Feature"], how="left")
     # status and flags in one column, so that the table beside the paper's still fits a page
     short = {STATUS_ESTIMATED: "", STATUS_NO_PATH: "no path", STATUS_NOT_IDENTIFIABLE: "n/i"}
     out["status"] = [f or short.get(s, s) for s, f in zip(out["status"], out["flags"])]
-    first = [c for c in ours.columns if c not in ("ATE", "p-value", "status", "flags")]
-    return out[[*first[:2], "ATE", "paper ATE", "p-value", "paper p-value", *first[2:], "status"]]
+    values = [c for c in ours.columns if c not in ("Attack", "Feature", "status", "flags")]
+    columns = ["Attack", "Feature"]
+    for column in values:      # the paper's number right after ours of the same recipe
+        columns.append(column)
+        if column in published:
+            columns.append(published[column])
+    if PAPER_ATE not in values:  # the sound table: the paper's numbers after ours
+        columns += list(published.values())
+    return out[[*columns, "status"]]
 
 
 # --------------------------------------------------------------------------------------
@@ -156,8 +201,10 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
 
     ``ates`` holds both losses at one weight decay (the paper uses 5e-4). ``paper``: dowhy's ATE
     and p-value, the paper's rule. ``sound``: the sound ATE, its 95 % CI and the q-value over
-    Table 3's tested cells decide (:func:`etio.causal.hypotheses.verdicts`). Every cell carries
-    its status; a non-identifiable one is flagged under both. A cell whose (loss, attack) has no
+    Table 3's tested cells decide (:func:`etio.causal.hypotheses.verdicts`). Every number's and
+    verdict's column names its estimator (``CE ATE (paper recipe)``, ``CE Result (sound)``); under
+    ``paper``, a run of ours also shows ``CE ATE (sound)``, empty where not identifiable. Every
+    cell carries its status; a non-identifiable one is flagged under both. A cell whose (loss, attack) has no
     graph, so no ATE rows (its attack column was constant over the slice), reads "graph not
     learned", has no numbers, and makes its query ? under both estimators.
     """
@@ -167,6 +214,11 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
         _require_sound(ates)
     marks = verdicts(ates, alpha, estimator=estimator).set_index(["query", "loss"])["mark"]
     cells = table3_cells(ates).set_index(["query", "loss", "attack", "feature"])
+    sound_beside = estimator == "paper" and _has_sound(ates)
+
+    def by(column: str) -> str:
+        return estimated_by(column, estimator)
+
     rows = []
     for hyp in HYPOTHESES:
         for attack, feature in hyp.ate_queries:
@@ -174,17 +226,19 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
             for loss, label in (("ce", "CE"), ("mse", "MSE")):
                 r = cells.loc[(hyp.query, loss, attack, feature)]
                 if estimator == "paper":
-                    row[f"{label} ATE"] = r["ate_paper"]
-                    row[f"{label} p-value"] = r["p_value_paper"]
+                    row[f"{label} {PAPER_ATE}"] = r["ate_paper"]
+                    row[f"{label} {PAPER_P_VALUE}"] = r["p_value_paper"]
+                    if sound_beside:
+                        row[f"{label} {SOUND_ATE}"] = r["ate"]
                 else:
-                    row[f"{label} ATE"] = r["ate"]
-                    row[f"{label} CI low"] = r["ci_low"]
-                    row[f"{label} CI high"] = r["ci_high"]
-                    row[f"{label} p-value"] = r["p_value"]
-                    row[f"{label} q-value"] = r["q_value_table3"]
+                    row[f"{label} {by('ATE')}"] = r["ate"]
+                    row[f"{label} {by('CI low')}"] = r["ci_low"]
+                    row[f"{label} {by('CI high')}"] = r["ci_high"]
+                    row[f"{label} {by('p-value')}"] = r["p_value"]
+                    row[f"{label} {by('q-value')}"] = r["q_value_table3"]
                 row[f"{label} no path"] = r["status"] == STATUS_NO_PATH
                 row[f"{label} status"] = r["status"]
-                row[f"{label} Result"] = f"{hyp.query}: {marks[hyp.query, loss]}"
+                row[f"{label} {by('Result')}"] = f"{hyp.query}: {marks[hyp.query, loss]}"
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -192,9 +246,10 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
 def table3_marks(table: pd.DataFrame) -> dict[tuple[str, str], str]:
     """``(query, "ce"|"mse") -> mark`` from a :func:`table3` frame."""
     out = {}
+    columns = {label: result_column(table, label) for label in ("CE", "MSE")}
     for _, r in table.iterrows():
         for loss, label in (("ce", "CE"), ("mse", "MSE")):
-            out[r["Query"], loss] = r[f"{label} Result"].split(": ", 1)[1]
+            out[r["Query"], loss] = r[columns[label]].split(": ", 1)[1]
     return out
 
 
@@ -317,12 +372,22 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
+_BY_ESTIMATOR = re.compile(r"(.+) \((" + "|".join(map(re.escape, ESTIMATOR_LABELS.values())) + r")\)")
+
+
 def _grouped_columns(columns) -> pd.MultiIndex:
-    """("Normal WD", "Etio Pred.") for "Normal WD Etio Pred.": the paper's grouped headers."""
+    """("Normal WD", "Etio Pred.") for "Normal WD Etio Pred.": the paper's grouped headers; outside
+    those groups, ("paper recipe", "ATE") for "ATE (paper recipe)": the estimator over its columns."""
     pairs = []
     for c in columns:
         group = next((g for g in _GROUPS if c.startswith(g + " ")), "")
-        pairs.append((group, c[len(group) + 1:] if group else c))
+        by = _BY_ESTIMATOR.fullmatch(c)
+        if group:
+            pairs.append((group, c[len(group) + 1:]))
+        elif by:
+            pairs.append((by.group(2), by.group(1)))
+        else:
+            pairs.append(("", c))
     return pd.MultiIndex.from_tuples(pairs)
 
 
@@ -338,9 +403,10 @@ _FONT_WIDTHS = ((r"\small", 5.2), (r"\footnotesize", 4.7), (r"\scriptsize", 3.9)
 _TEXT_WIDTH_PT = 345.0
 
 
-def _long_table_size(text: pd.DataFrame) -> str:
+def _long_table_size(text: pd.DataFrame, headers=None) -> str:
     """The largest font size at which the widest row of a long table fits the text width."""
-    chars = sum(max([len(str(c))] + [len(v) for v in text[c]]) for c in text.columns)
+    headers = list(headers or text.columns)
+    chars = sum(max([len(str(h))] + [len(v) for v in text[c]]) for h, c in zip(headers, text.columns))
     padding = 8.0 * len(text.columns)
     for size, width in _FONT_WIDTHS:
         if chars * width + padding <= _TEXT_WIDTH_PT:
@@ -353,12 +419,14 @@ def _long_table_size(text: pd.DataFrame) -> str:
 _WIDTH_MARGIN = 1.15
 
 
-def _long_table_layout(text: pd.DataFrame, spec: str) -> tuple[str, str]:
+def _long_table_layout(text: pd.DataFrame, spec: str, headers=None) -> tuple[str, str]:
     r"""Font size and column spec of a long table. At each size, largest first: the table as it
     is when it fits; else with its widest text column (a status or notes text) set as a wrapped
     ``p{}`` column in the width the others leave, when that still holds its longest word. When
-    neither fits at any size: the smallest size, unwrapped (:func:`_long_table_size`)."""
-    widths = [max([len(str(c))] + [len(v) for v in text[c]]) for c in text.columns]
+    neither fits at any size: the smallest size, unwrapped (:func:`_long_table_size`). ``headers``:
+    the column headers' bottom line, where a group header stands over them."""
+    headers = list(headers or text.columns)
+    widths = [max([len(str(h))] + [len(v) for v in text[c]]) for h, c in zip(headers, text.columns)]
     padding = 8.0 * len(text.columns)
     texts = [i for i, kind in enumerate(spec) if kind == "l"]
     wide = max(texts, key=lambda i: widths[i]) if texts else None
@@ -368,12 +436,12 @@ def _long_table_layout(text: pd.DataFrame, spec: str) -> tuple[str, str]:
         if wide is None:
             continue
         column = text[text.columns[wide]]
-        word = max([len(w) for v in column for w in str(v).split()] + [len(str(text.columns[wide])), 8])
+        word = max([len(w) for v in column for w in str(v).split()] + [len(str(headers[wide])), 8])
         rest = (sum(widths) - widths[wide]) * char * _WIDTH_MARGIN
         room = _TEXT_WIDTH_PT - padding - rest
         if room >= word * char * _WIDTH_MARGIN:
             return size, spec[:wide] + f"p{{{room:.0f}pt}}" + spec[wide + 1:]
-    return _long_table_size(text), spec
+    return _long_table_size(text, headers), spec
 
 
 def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str:
@@ -394,7 +462,7 @@ def to_latex(table: pd.DataFrame, caption: str, label: str | None = None) -> str
     if long:
         # A long table breaks across pages and cannot be scaled: a smaller font, tighter columns
         # and, where needed, a wrapped text column keep it within the text width.
-        size, spec = _long_table_layout(text, spec)
+        size, spec = _long_table_layout(text, spec, [c for _, c in grouped])
     body = shown.style.hide(axis="index").to_latex(
         column_format=spec, hrules=True, multicol_align="c", environment="longtable" if long else None,
         caption=latex_escape(_caption(caption)) if long else None, label=label if long else None)
