@@ -174,7 +174,6 @@ def test_roc_metrics_missing_with_a_reason_when_negatives_are_few():
 
 @pytest.fixture(scope="module")
 def mini_store(tmp_path_factory):
-    from etio.attacks.settings import parse_attack_settings
     from etio.attacks.stage import run_attack_stage
     from etio.traces.config import load_config
     from etio.traces.stage import run_traces
@@ -184,8 +183,16 @@ def mini_store(tmp_path_factory):
     cfg = load_config(MINI)
     run_traces(cfg, out, progress=False)
     store = open_store(out)
-    run_attack_stage(store, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    run_attack_stage(store, ["top3", "oak17", "lowfpr"], _mini_settings())
     return out
+
+
+def _mini_settings():
+    import tomllib
+
+    from etio.attacks.settings import parse_attack_settings
+
+    return parse_attack_settings(tomllib.loads(MINI.read_text())["attacks"])
 
 
 def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini_store):
@@ -194,10 +201,12 @@ def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini
 
     table = pd.read_csv(mini_store / "traces.csv")
     assert list(table.columns) == TRACE_COLUMNS + LOWFPR_COLUMNS
+    from etio.core.vocabulary import MEASURES
+
     store = open_store(mini_store)
     for (_, row), key in zip(table.iterrows(), store.keys()):
         result = store.read_attack(key, "lowfpr")
-        for column in LOWFPR_COLUMNS:
+        for column in [m.column for m in MEASURES if m.stage == "lowfpr"]:
             value = row[column]
             if column.endswith("Eps"):
                 assert 0 <= value < 20, (key, column, value)
@@ -239,10 +248,34 @@ def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_store):
     assert (online["test"] == 0).all()               # a test point has no IN reference
 
 
+def test_paper_attacks_roc_from_their_stored_scores(mini_store):
+    from sklearn.metrics import roc_auc_score
+
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    table = pd.read_csv(mini_store / "traces.csv")
+    for i, key in enumerate(store.keys()[:2]):
+        for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17")):
+            scores = store.read_scores(key, attack)
+            assert set(scores["member"]) == {0, 1}
+            assert table.loc[i, f"{prefix}AUC"] == pytest.approx(roc_auc_score(scores["member"], scores["score"]),
+                                                                 abs=1e-12)
+            result = store.read_attack(key, attack)
+            negatives = int((scores["member"] == 0).sum())
+            assert result["roc"]["negatives"] == negatives < 1000
+            assert np.isnan(table.loc[i, f"{prefix}TPR1"]) and "needs at least 1000" in result["roc"]["missing"]["TPR@1%"]
+        top3 = store.read_scores(key, "top3")
+        # the ML-Leaks evaluation set: each tuple's target members (its own subset) and the first test points
+        rows = store.splits(key).subsets
+        for t, part in top3[top3["test"] == 0].groupby("model"):
+            assert set(part["point"]) <= set(rows[t - 1]) and (part["member"] == 1).all()
+        assert (top3.loc[top3["test"] == 1, "member"] == 0).all()
+
+
 def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
     import shutil
 
-    from etio.attacks.settings import parse_attack_settings
     from etio.attacks.stage import run_attack_stage
     from etio.traces.store import open_store
 
@@ -251,11 +284,11 @@ def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
     copy = tmp_path / "store"
     shutil.copytree(mini_store, copy)
     again = open_store(copy)
-    summary = run_attack_stage(again, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    summary = run_attack_stage(again, ["top3", "oak17", "lowfpr"], _mini_settings())
     assert summary["computed"] == 0
     # losing the scores file makes the attack count as not done; the rerun writes the same bytes
     again.scores_path(key).unlink()
-    summary = run_attack_stage(again, ["lowfpr"], parse_attack_settings({"seed": 0}))
+    summary = run_attack_stage(again, ["top3", "oak17", "lowfpr"], _mini_settings())
     assert summary["computed"] == 1
     assert again.scores_path(key).read_bytes() == store.scores_path(key).read_bytes()
     assert (copy / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()

@@ -158,3 +158,30 @@ def scores_table(points: PointSet, scores: dict[str, np.ndarray]) -> np.ndarray:
     for name in SCORE_METHODS:
         table[name] = scores[name].ravel()
     return table
+
+
+def pairs_table(model, test, point, member, scores: dict[str, np.ndarray], extra: dict | None = None) -> np.ndarray:
+    """Per-example scores of an attack that scores chosen (model, point) pairs (ML-Leaks, Oak17): the
+    layout of :func:`scores_table`, with ``extra`` integer columns (the tuple, the seed) after ``member``."""
+    extra = extra or {}
+    dtype = np.dtype([("model", "<i4"), ("test", "i1"), ("point", "<i4"), ("member", "i1")]
+                     + [(name, "<i4") for name in extra] + [(name, "<f4") for name in scores])
+    table = np.zeros(len(np.asarray(model)), dtype=dtype)
+    table["model"], table["test"], table["point"], table["member"] = model, test, point, member
+    for name, values in {**extra, **scores}.items():
+        table[name] = values
+    return table
+
+
+def mlleak_scores_table(outputs: ModelOutputs, tuples, scores: np.ndarray) -> np.ndarray:
+    """The ML-Leaks scores ``[tuples, 2n]`` (the target's first n members, then the first n test points)."""
+    n = scores.shape[1] // 2
+    model, test, point, member, which = [], [], [], [], []
+    for i, (target, _, _) in enumerate(tuples):
+        model.append(np.full(2 * n, target))
+        test.append(np.r_[np.zeros(n), np.ones(n)])
+        point.append(np.r_[outputs.rows(target)[:n].numpy(), np.arange(n)])
+        member.append(np.r_[np.ones(n), np.zeros(n)])
+        which.append(np.full(2 * n, i))
+    return pairs_table(np.concatenate(model), np.concatenate(test), np.concatenate(point), np.concatenate(member),
+                       {"score": scores.ravel()}, {"tuple": np.concatenate(which)})

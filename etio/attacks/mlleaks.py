@@ -22,6 +22,7 @@ import torch
 
 from etio.attacks.attack_model import AttackModelSpec, StackedMLP, balanced_accuracies, train_attack_models
 from etio.attacks.outputs import ModelOutputs
+from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 
 
 @dataclass(frozen=True)
@@ -137,16 +138,24 @@ def train_requested_models(outputs: ModelOutputs, requests: Sequence[Request], s
 
 
 def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: AttackData,
-                      variant_names: Sequence[str]) -> dict[str, dict]:
+                      variant_names: Sequence[str], roc: RocSettings = RocSettings()) -> dict[str, dict]:
     """Per variant the trace columns: means over every tuple of that variant's requests.
 
     Returns ``{variant: {"<prefix>MemAcc": ..., "<prefix>NonmemAcc": ..., "<prefix>Acc": ...,
     "tuples": [...], "per_tuple": {...}}}`` (the authors' parser dropped one of the 30 logs;
     every tuple counts here). The evaluation set is balanced, so the overall accuracy is
     the mean of the member and non-member accuracies.
+
+    Each attack model's per-example score is its member-minus-non-member logit (float32); the
+    ROC of a variant pools its tuples (:func:`etio.attacks.roc.roc_metrics`): ``<prefix>AUC``,
+    ``<prefix>TPR0.1``, ``<prefix>TPR1``, ``<prefix>Eps``, and the scores under ``scores``
+    (``[tuples, n_eval]``, members first).
     """
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(data.eval_x), data.eval_y)
+        logits = models.logits(data.eval_x)
+        margin = (logits[..., 1] - logits[..., 0]).float().cpu().numpy()
+    is_member = data.eval_y.cpu().numpy().astype(bool)
     mem, non = mem.cpu(), non.cpu()
     results = {}
     for name in variant_names:
@@ -162,6 +171,10 @@ def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: Att
             "per_tuple": {"MemAcc": m.tolist(), "NonmemAcc": n.tolist(), "Acc": acc.tolist()},
             "eval_size": int(data.eval_y.shape[1] // 2),
         }
+        metrics = roc_metrics(margin[rows].ravel(), is_member[rows].ravel(), roc)
+        results[name].update(roc_trace_values(p, metrics, roc.alphas))
+        results[name]["roc"] = metrics
+        results[name]["scores"] = margin[rows]
     return results
 
 

@@ -24,6 +24,7 @@ import torch
 
 from etio.attacks.attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
 from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
+from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 
 #: One hidden layer of 64 tanh units, 2-way softmax, Adam lr 0.01, batch 100, 100 epochs,
 #: L2 penalty 1e-6 on the weights.
@@ -35,8 +36,16 @@ def oak17_set_size(subset_size: int, n_test: int) -> int:
 
 
 def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_classes: int,
-              spec: AttackModelSpec, seeds: Sequence[int], seed_base: int, key: str) -> dict:
-    """Per-class attack models for every seed, trained together; the ``Oak17*`` trace columns."""
+              spec: AttackModelSpec, seeds: Sequence[int], seed_base: int, key: str,
+              roc: RocSettings = RocSettings()) -> dict:
+    """Per-class attack models for every seed, trained together; the ``Oak17*`` trace columns.
+
+    Besides the accuracies: the ROC of the attack over every (seed, class) evaluation set pooled
+    (``Oak17AUC``, ``Oak17TPR0.1``, ``Oak17TPR1``, ``Oak17Eps``) and the per-example scores
+    (``scores``: :func:`etio.attacks.lowfpr.pairs_table`).
+    """
+    from etio.attacks.lowfpr import pairs_table
+
     set_size = oak17_set_size(outputs.subset_size, outputs.n_test)
     # every output needed, in one batched query per kind (the lines below read the cache)
     outputs.on_test([*shadows, target]), outputs.on_subsets([(s, s) for s in [*shadows, target]])
@@ -47,8 +56,9 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
     shadow_in_y = torch.cat([outputs.labels_of(s)[:set_size] for s in shadows])
     target_in = torch.softmax(outputs.on_subset(target)[:set_size], -1)
     target_in_y = outputs.labels_of(target)[:set_size]
+    target_rows = outputs.rows(target)[:set_size].to(outputs.device)
 
-    train_sets, eval_sets, baselines = [], [], []
+    train_sets, eval_sets, baselines, eval_points = [], [], [], []
     for seed in seeds:
         # The random split of the 2m test points into target and shadow non-members.
         perm = torch.randperm(2 * set_size, generator=generator_for(seed_base, key, "oak17-split", seed))
@@ -61,6 +71,7 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
             ein, eout = target_in[target_in_y == c], target_out[target_out_y == c]
             train_sets.append((torch.cat([tin, tout]), _membership(len(tin), len(tout))))
             eval_sets.append((torch.cat([ein, eout]), _membership(len(ein), len(eout))))
+            eval_points.append((seed, target_rows[target_in_y == c], target_idx[target_out_y == c]))
             # "Member iff correctly classified", the baseline the authors log next to the attack.
             baselines.append(((ein.argmax(-1) == c).double().mean().item() if len(ein) else float("nan"),
                               (eout.argmax(-1) != c).double().mean().item() if len(eout) else float("nan")))
@@ -70,7 +81,13 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
     models = train_attack_models(train_x, train_y, spec, model_seeds, valid=train_valid)
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(eval_x), eval_y, eval_valid)
+        logits = models.logits(eval_x)
+        margin = (logits[..., 1] - logits[..., 0]).float()
     mem, non = mem.cpu().numpy(), non.cpu().numpy()
+    # per-example scores (member-minus-non-member logit of the point's class model), pooled over classes and seeds
+    score = torch.cat([margin[i, :len(y)] for i, (_, y) in enumerate(eval_sets)]).cpu().numpy()
+    member = torch.cat([y for _, y in eval_sets]).numpy().astype(bool)
+    metrics = roc_metrics(score, member, roc)
     per_class = (mem + non) / 2
     base = np.asarray(baselines, dtype=float)
     return {
@@ -83,6 +100,14 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
         "set_size": set_size,
         "attack_model": {"hidden": list(spec.hidden), "lr": spec.lr, "epochs": spec.epochs,
                          "batch_size": spec.batch_size, "l2": spec.l2},
+        **roc_trace_values("Oak17", metrics, roc.alphas),
+        "roc": metrics,
+        "scores": pairs_table(
+            np.full(len(score), target),
+            np.concatenate([np.r_[np.zeros(len(i)), np.ones(len(o))] for _, i, o in eval_points]),
+            np.concatenate([torch.cat([i, o]).cpu().numpy() for _, i, o in eval_points]),
+            member, {"score": score},
+            {"seed": np.concatenate([np.full(len(i) + len(o), seed) for seed, i, o in eval_points])}),
         "per_class": {"MemAcc": _listed(mem), "NonmemAcc": _listed(non), "Acc": _listed(per_class)},
         "baseline": {"MemAcc": float(np.nanmean(base[:, 0])), "NonmemAcc": float(np.nanmean(base[:, 1])),
                      "Acc": float(np.nanmean(base.mean(axis=1)))},

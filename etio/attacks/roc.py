@@ -182,3 +182,9 @@ def trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS)
         v = metrics.get(f"TPR@{alpha_label(alpha)}%")
         values[f"{prefix}TPR{alpha_label(alpha)}"] = nan if v is None else v
     return values
+
+
+def roc_trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS) -> dict:
+    """:func:`trace_values` and ``{prefix}Eps`` (NaN when missing)."""
+    eps = metrics.get("epsilon")
+    return {**trace_values(prefix, metrics, alphas), f"{prefix}Eps": float("nan") if eps is None else eps}

@@ -168,7 +168,12 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
             mine = [r for r in requests if r[1] in mlleak and r[0] in set(mlleak_tuples(view, settings))]
             index = {r: i for i, r in enumerate(requests)}
             results = summarize_mlleaks(mine, models.select([index[r] for r in mine]),
-                                        _select_data(data, [index[r] for r in mine]), mlleak)
+                                        _select_data(data, [index[r] for r in mine]), mlleak, settings.lowfpr().roc)
+            from etio.attacks.lowfpr import mlleak_scores_table
+
+            for name in mlleak:
+                results[name]["scores"] = mlleak_scores_table(outputs, results[name]["tuples"],
+                                                              results[name]["scores"])
             share = (time.perf_counter() - start) / len(mlleak)
             for name in mlleak:
                 n_models = sum(1 for r in mine if r[1] == name)
@@ -179,7 +184,7 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
         shadows = first[1:1 + settings.oak17_shadows] if settings.oak17_shadows else first[1:]
         spec = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": settings.oak17_epochs})
         result = run_oak17(outputs, first[0], shadows, view.num_classes, spec, settings.oak17_seeds,
-                           settings.seed, view.key)
+                           settings.seed, view.key, settings.lowfpr().roc)
         on_result("oak17", {**result, "seconds": time.perf_counter() - start})
     if "threshold" in attacks:
         start = time.perf_counter()
@@ -359,10 +364,11 @@ def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> lis
 
 
 def _todo(store, key: str, attacks: Sequence[str], current: dict) -> list[str]:
-    # A stored result counts only if it was computed with these settings; after a change
-    # of the [attacks] table it is recomputed rather than relabelled.
-    return [a for a in attacks if not _is_current(store.read_attack(key, a), current)
-            or (a == LOWFPR_STAGE and not store.scores_intact(key, store.read_attack(key, a).get("scores_sha256")))]
+    # A stored result counts only if it was computed with these settings (and its per-example
+    # scores file is intact); after a change of the [attacks] table it is recomputed rather
+    # than relabelled.
+    return [a for a in attacks if not _is_current(result := store.read_attack(key, a), current)
+            or ("scores_sha256" in result and not store.scores_intact(key, result["scores_sha256"], a))]
 
 
 def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",

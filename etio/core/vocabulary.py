@@ -155,7 +155,8 @@ VARIABLE_BY_COLUMN = {v.column: v for v in VARIABLES}
 class Measure:
     """A result of the low-FPR attack stage (``etio attack --attacks lowfpr``; :mod:`etio.attacks.lowfpr`).
 
-    ``method``: the scored attack (``threshold``, ``lira_offline``, ``lira_online``, ``rmia``);
+    ``method``: the scored attack (``threshold``, ``lira_offline``, ``lira_online``, ``rmia``, or a paper
+    attack's stage);
     ``metric``: ``Acc`` (best balanced accuracy over thresholds), ``AUC``, ``TPR0.1`` / ``TPR1`` (TPR at
     0.1 % / 1 % FPR) or ``Eps`` (empirical ε lower bound). None of them is one of the authors' 53 columns;
     a store's trace table appends them once a configuration has low-FPR results.
@@ -167,6 +168,7 @@ class Measure:
     symbol: str
     display: str
     description: str
+    stage: str = "lowfpr"    # the attack (``etio attack --attacks``) whose result holds it
 
     @property
     def r_name(self) -> str:
@@ -182,14 +184,24 @@ _LOWFPR_METHODS = (("Threshold", "threshold", "Thresh", "loss-threshold attack")
                    ("LiraOffline", "lira_offline", "LiRA-off", "LiRA offline"),
                    ("LiraOnline", "lira_online", "LiRA-on", "LiRA online"),
                    ("Rmia", "rmia", "RMIA", "RMIA (offline)"))
-#: The low-FPR trace columns, method-major. ``ThresholdAcc`` is the paper's column, so the
-#: threshold attack has no ``Acc`` measure here.
+#: The low-FPR trace columns, method-major: the loss threshold, LiRA and RMIA (attack ``lowfpr``),
+#: then the ROC of ML-Leaks and Oak17 (their own attacks). ``ThresholdAcc`` and the paper's
+#: accuracies are the paper's columns, so these attacks have no ``Acc`` measure here.
 MEASURES: tuple[Measure, ...] = tuple(
     Measure(f"{prefix}{metric}", method, metric, f"{sym}{metric_symbol}", f"{sym} {metric_symbol}",
             f"{what}: {meaning}")
     for prefix, method, sym, what in _LOWFPR_METHODS
     for metric, metric_symbol, meaning in _METRICS
-    if not (prefix == "Threshold" and metric == "Acc"))
+    if not (prefix == "Threshold" and metric == "Acc")) + tuple(
+    # the ROC of the paper's attacks that score examples, from their own evaluation sets
+    Measure(f"{prefix}{metric}", stage, metric, f"{sym}{metric_symbol}", f"{sym} {metric_symbol}",
+            f"{what}: {meaning}", stage)
+    for prefix, stage, sym, what in (("MLLeak", "mlleak", "MLLeak", "ML-Leaks, whole vector"),
+                                     ("MLLeakL", "mlleak_l", "MLLeak-l", "ML-Leaks with the label"),
+                                     ("Top3MLLeak", "top3", "MLLeakTop3", "ML-Leaks, top-3"),
+                                     ("Top3MLLeakL", "top3_l", "MLLeakTop3-l", "ML-Leaks with the label, top-3"),
+                                     ("Oak17", "oak17", "Shadow", "Shokri et al. shadow models"))
+    for metric, metric_symbol, meaning in _METRICS if metric != "Acc")
 LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES]
 MEASURE_BY_COLUMN = {m.column: m for m in MEASURES}
 ATTACK_BY_COLUMN = {a.column: a for a in ATTACKS_VOCABULARY}
@@ -257,7 +269,7 @@ def r_vocabulary_text() -> str:
                          r_spelling(a.centroid), ";".join(r_spelling(h) for h in a.hypothesis_variables),
                          str(a.table2).upper()])
     for m in MEASURES:
-        writer.writerow(["measure", m.column, m.r_name, m.symbol, m.display, "", "FALSE", LOWFPR_STAGE, "", "",
+        writer.writerow(["measure", m.column, m.r_name, m.symbol, m.display, "", "FALSE", m.stage, "", "",
                          "FALSE"])
     return buffer.getvalue()
 

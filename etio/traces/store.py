@@ -9,8 +9,8 @@ Layout of a store directory ``DIR``::
     DIR/configs/<key>/stats.json        generalization + centroid columns; written last, so a
                                         configuration counts as done exactly when it exists
     DIR/configs/<key>/attacks/<attack>.json   results of the attack stage
-    DIR/configs/<key>/attacks/lowfpr-scores.npy.gz   per-example scores of the low-FPR stage
-                                        (:meth:`TraceStore.read_scores`)
+    DIR/configs/<key>/attacks/<attack>-scores.npy.gz   per-example scores of an attack that has
+                                        them (:meth:`TraceStore.read_scores`)
     DIR/traces.csv, DIR/provenance.json
 
 Every file is written atomically (temporary file + rename), so a killed run leaves either a
@@ -512,9 +512,10 @@ class TraceStore:
     def read_scores(self, key: str, attack_name: str = "lowfpr"):
         """The per-example scores of one configuration as a DataFrame.
 
-        One row per (model, point): ``model`` (model id), ``test`` (1: a test point, 0: a pool point),
-        ``point`` (its row in the test set or the pool), ``member`` (1: the model trained on it), then one
-        float32 column per scored method (:data:`etio.attacks.lowfpr.SCORE_METHODS`; NaN: not scored).
+        One row per scored (model, point): ``model`` (model id), ``test`` (1: a test point, 0: a pool
+        point), ``point`` (its row in the test set or the pool), ``member`` (1: the model trained on it),
+        then for ``lowfpr`` one float32 column per scored method (:data:`etio.attacks.lowfpr.SCORE_METHODS`;
+        NaN: not scored), for ML-Leaks the ``tuple`` and its ``score``, for Oak17 the ``seed`` and ``score``.
         Without etio: ``pandas.DataFrame(numpy.load(gzip.open(path)))``.
         """
         import pandas as pd
@@ -534,7 +535,7 @@ class TraceStore:
         Attack columns are filled from every stored attack result whose keys are trace
         columns; absent results leave NaN. A store of a robust grid (``grid.adv_eps``) appends
         the robust columns (``ROBUST_TRACE_COLUMNS``, then ``ROBUST_ATTACK_COLUMNS``), and a store
-        with low-FPR results (attack ``lowfpr``) the low-FPR columns (``LOWFPR_COLUMNS``).
+        with low-FPR results (ROC metrics of any attack) the low-FPR columns (``LOWFPR_COLUMNS``).
         """
         import pandas as pd
 
@@ -542,7 +543,7 @@ class TraceStore:
 
         results = {key: self.attack_results(key) for key in self.keys()}
         columns = self.trace_columns()
-        if any("lowfpr" in r for r in results.values()):
+        if any(c in result for r in results.values() for result in r.values() for c in LOWFPR_COLUMNS):
             columns = columns + LOWFPR_COLUMNS
         wanted = set(columns)
         rows = []
