@@ -329,7 +329,8 @@ class LearningPool:
             self._executor = ProcessPoolExecutor(max_workers=self.workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_start_worker, initargs=(self.traces,))
-        return self._executor.submit(fn, *args)
+        with interrupts.held():         # a worker being started gets all of its start-up data
+            return self._executor.submit(fn, *args)
 
     def __enter__(self) -> "LearningPool":
         self._depth += 1

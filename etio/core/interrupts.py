@@ -47,7 +47,23 @@ def handler(signum, frame) -> None:
             except Exception:
                 pass
         return
+    if _in_finaliser(frame):
+        # An exception raised in __del__ is printed and dropped: the signal comes again in 50 ms.
+        import os
+
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+        return
     raise Interrupted()
+
+
+def _in_finaliser(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install():
@@ -107,6 +123,12 @@ def deferred(ask_to_stop: Callable[[], None]) -> Iterator[None]:
     finally:
         _deferring.remove(ask_to_stop)
     raise_if_pending()
+
+
+def held() -> "contextlib.AbstractContextManager[None]":
+    """A block a SIGINT must not cut in two (starting a worker process: a child that got half its
+    start-up data prints a traceback); the interrupt is raised as the block ends."""
+    return deferred(lambda: None)
 
 
 def kill_workers(executor) -> None:

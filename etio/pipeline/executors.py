@@ -371,7 +371,8 @@ def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
                                initargs=(_picklable(warnings.formatwarning),))
     stopped = False
     try:
-        futures = {pool.submit(execute_unit, unit, "local"): unit for unit in units}
+        with interrupts.held():                   # a worker being started gets all of its start-up data
+            futures = {pool.submit(execute_unit, unit, "local"): unit for unit in units}
         for future in as_completed(futures):
             unit = futures[future]
             try:
