@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -310,3 +313,92 @@ def test_a_config_name_is_one_path_component(tmp_path, monkeypatch, capsys, name
     code, err = _main(monkeypatch, capsys, "reproduce", "--config", config)
     assert code == 2 and "plain name" in _one_error_line(err)
     assert _tree(tmp_path) == before and not Path("/tmp/etio-elsewhere").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Ctrl-C: every long command stops within a second and says what it kept
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory):
+    """The 8 configurations of tests/data/traces-mini.toml, trained once (no attack results)."""
+    from etio.traces.config import load_config
+    from etio.traces.stage import run_traces
+
+    out = tmp_path_factory.mktemp("qa") / "store"
+    run_traces(load_config(MINI), out, device="cpu", progress=False)
+    return out
+
+
+def _children(pid: int) -> set[int]:
+    """The process ids of ``pid``'s descendants (from /proc)."""
+    found, frontier = set(), [pid]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = {int(k) for k in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            frontier.extend(kids - found)
+            found |= kids
+    return found
+
+
+def _interrupt(args, ready, launcher=signal.SIG_DFL, settle: float = 0.3, timeout: float = 120):
+    """Run ``etio ARGS`` from a launcher that left SIGINT as ``launcher``; once ``ready()`` holds,
+    send SIGINT. Returns (exit code, stderr, seconds to the 'interrupted' line, descendants left)."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "etio", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, launcher))
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), line) for line in proc.stderr))
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the command ended before it could be interrupted: " + "".join(l for _, l in lines)
+    time.sleep(settle)
+    workers = _children(proc.pid)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=30)
+    reader.join(timeout=10)
+    said = [t - sent for t, line in lines if line.startswith("interrupted: ")]
+    time.sleep(0.2)
+    alive = {pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()}
+    return code, "".join(line for _, line in lines), (said[0] if said else None), alive
+
+
+def _staging(parent: Path):
+    return lambda: any(p.name.startswith(".gi.partial-") for p in parent.iterdir())
+
+
+@pytest.mark.parametrize("workers, launcher", [("1", signal.SIG_DFL), ("1", signal.SIG_IGN), ("2", signal.SIG_DFL)],
+                         ids=["one worker", "one worker, SIGINT ignored by the launcher", "two workers"])
+def test_learn_stops_on_ctrl_c(tmp_path, workers, launcher):
+    code, err, seconds, alive = _interrupt(
+        ["learn", EXAMPLE, "--out", tmp_path / "gi", "--replicates", "100", "--runs", "2", "--workers", workers],
+        _staging(tmp_path), launcher=launcher, settle=1.0)
+    assert code == 130, err
+    assert seconds is not None and seconds <= 1.0, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: ")
+    assert not alive                                          # no R worker left running
+    assert list(tmp_path.iterdir()) == []                     # the staging directory is gone, nothing written
+
+
+def test_attack_stops_on_ctrl_c_and_keeps_its_results(trained_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(trained_store, store)
+    code, err, seconds, alive = _interrupt(["attack", "--out", store, "--device", "cpu"],
+                                           lambda: any(store.glob("configs/*/attacks/*.json")))
+    assert code == 130, err
+    assert seconds is not None and seconds <= 1.0, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted: 8 of 8 trained configurations and ") and "attack results are kept" in line
+    kept = int(line.split(" and ")[1].split()[0])
+    assert kept == len(list(store.glob("configs/*/attacks/*.json"))) >= 1
+    assert not alive
