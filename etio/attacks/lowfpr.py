@@ -28,7 +28,7 @@ import torch
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.outputs import ModelOutputs
 from etio.attacks.rmia import choose_a, rmia_scores, true_label_probability
-from etio.attacks.roc import RocSettings, roc_metrics, trace_values
+from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 from etio.attacks.threshold import per_sample_loss
 
 #: Score columns of the per-example file, in order.
@@ -127,10 +127,9 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     values = {}
     for prefix, method in reported_methods(settings.lira_variance).items():
         m = metrics[method]
-        values.update(trace_values(prefix, m, settings.roc.alphas))
-        values[f"{prefix}Eps"] = float("nan") if m["epsilon"] is None else m["epsilon"]
+        values.update(roc_trace_values(prefix, m, settings.roc.alphas))
         if prefix != "Threshold":     # ThresholdAcc is the paper's column (tau = TrainLoss)
-            values[f"{prefix}Acc"] = float("nan") if m["Acc"] is None else m["Acc"]
+            values[f"{prefix}Acc"] = m["Acc"]
     return {
         **values,
         "metrics": metrics,

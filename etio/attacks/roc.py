@@ -175,16 +175,14 @@ def _largest_bound(tp: np.ndarray, positives: int, fp: np.ndarray, negatives: in
 
 
 def trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS) -> dict:
-    """The trace columns of one attack's ROC: ``{prefix}AUC`` and ``{prefix}TPR{α %}`` (NaN when missing)."""
-    nan = float("nan")
-    values = {f"{prefix}AUC": nan if metrics.get("AUC") is None else metrics["AUC"]}
+    """The trace columns of one attack's ROC: ``{prefix}AUC`` and ``{prefix}TPR{α %}`` (None when missing:
+    an empty cell of the trace table, and JSON that compares equal on a rerun)."""
+    values = {f"{prefix}AUC": metrics.get("AUC")}
     for alpha in alphas:
-        v = metrics.get(f"TPR@{alpha_label(alpha)}%")
-        values[f"{prefix}TPR{alpha_label(alpha)}"] = nan if v is None else v
+        values[f"{prefix}TPR{alpha_label(alpha)}"] = metrics.get(f"TPR@{alpha_label(alpha)}%")
     return values
 
 
 def roc_trace_values(prefix: str, metrics: dict, alphas: Sequence[float] = LOW_FPRS) -> dict:
-    """:func:`trace_values` and ``{prefix}Eps`` (NaN when missing)."""
-    eps = metrics.get("epsilon")
-    return {**trace_values(prefix, metrics, alphas), f"{prefix}Eps": float("nan") if eps is None else eps}
+    """:func:`trace_values` and ``{prefix}Eps`` (None when missing)."""
+    return {**trace_values(prefix, metrics, alphas), f"{prefix}Eps": metrics.get("epsilon")}
