@@ -325,3 +325,27 @@ def test_low_fpr_settings_are_checked_at_the_edge():
         parse_attack_settings({"lowfpr_delta": 1})
     s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()
     assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")
+
+
+def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, tmp_path):
+    from etio.core.schema import read_traces
+    from etio.report.lowfpr import lowfpr_section, median_curve, summary
+
+    traces = read_traces(mini_store / "traces.csv")
+    table = summary(traces)
+    ce = table[(table["loss"] == "ce") & (table["attack"] == "LiRA offline")].iloc[0]
+    rows = traces[traces["Loss"] == "ce"]
+    assert ce["configurations"] == len(rows) == 4
+    assert ce["TPR1_median"] == pytest.approx(rows["LiraOfflineTPR1"].median())
+    online = table[(table["attack"] == "LiRA online") & (table["loss"] == "ce")].iloc[0]
+    assert online["TPR0.1_n"] == rows["LiraOnlineTPR0.1"].notna().sum() < 4      # the 9-model ones lack it
+    section = lowfpr_section(traces, mini_store, tmp_path)
+    assert section.title == "The paper's findings at low FPR"
+    assert "| 0.0005 | CE | LiRA offline | 4 |" in section.markdown
+    svgs = sorted(p.name for p, _ in section.figures if p.suffix == ".svg")
+    assert svgs == ["roc-lowfpr-wd_0.0005-ce.svg", "roc-lowfpr-wd_0.0005-mse.svg"]
+    assert "LiRA offline (4)" in (tmp_path / svgs[0]).read_text()
+    # the median curve: a configuration counts only from its own resolution on
+    curves = [{"FPR": [0.01, 0.1, 1.0], "TPR": [0.2, 0.5, 1.0]}, {"FPR": [0.001, 0.1, 1.0], "TPR": [0.1, 0.3, 1.0]}]
+    med = median_curve(curves, np.array([0.001, 0.01, 0.2]))
+    assert med.tolist() == [0.1, pytest.approx(0.15), pytest.approx(0.4)]

@@ -143,6 +143,9 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         figure_paths = _figures(traces, layout, echo)
         graph_comparisons = _graph_comparisons(layout, weight_decays, echo)
         estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
+        from etio.report.lowfpr import lowfpr_section
+
+        low_fpr = lowfpr_section(traces, layout.store, layout.figures)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -157,7 +160,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
                          facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons,
-                         sections=[estimators.report_section()])
+                         sections=[estimators.report_section(), *([low_fpr] if low_fpr else [])])
     write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
