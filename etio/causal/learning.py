@@ -37,7 +37,7 @@ from etio.core import interrupts
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
-from etio.causal.settings import METHODS, check_method  # noqa: F401 - METHODS re-exported
+from etio.causal.settings import METHODS, check_method, check_r_integer  # noqa: F401 - METHODS re-exported
 from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_loss, check_trace_columns,
                               features_for, from_r_name, slice_mask)
 from etio.core.paths import DATA_DIR
@@ -137,10 +137,13 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
 # Learning
 # --------------------------------------------------------------------------------------
 
-def _check_learning_settings(method: str, R: int, runs: int) -> None:
+def _check_learning_settings(method: str, R: int, runs: int, seed: int = 1) -> None:
     check_method(method)
     if R < 1 or runs < 1:
         raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
+    check_r_integer("replicates", R, 1)
+    check_r_integer("runs", runs, 1)
+    check_r_integer("seed", seed, 0)
 
 
 def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str = "boot", seed: int = 1,
@@ -152,7 +155,7 @@ def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str
     ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
     """
     check_attack(attack)
-    _check_learning_settings(method, R, runs)
+    _check_learning_settings(method, R, runs, seed)
     return _learned_graph(rbridge.call("etio_learn_graph", traces, loss, float(weight_decay), attack, method=method,
                                        R=int(R), runs=int(runs), k=int(k), seed=int(seed)))
 
@@ -232,7 +235,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes beside
     files etio did not write; an input inside ``out_dir`` is refused).
     """
-    _check_learning_settings(method, R, runs)
+    _check_learning_settings(method, R, runs, seed)
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)

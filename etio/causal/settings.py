@@ -17,6 +17,16 @@ from etio.core.errors import EtioInputError, check_choice
 
 #: The structure-learning methods: the paper's text (boot) and the authors' code (cv).
 METHODS = ("boot", "cv")
+#: R's largest integer: replicates, runs and seeds travel to R as integers.
+R_INTEGER_MAX = 2**31 - 1
+
+
+def check_r_integer(what: str, value: int, minimum: int) -> int:
+    """``value`` if it is an integer in [minimum, R's largest integer], else one line naming ``what``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= R_INTEGER_MAX:
+        raise EtioInputError(f"{what} must be an integer in [{minimum}, {R_INTEGER_MAX}] (R's integers), "
+                             f"got {value!r}")
+    return value
 
 
 def check_method(method: str, where: str = "") -> str:
@@ -51,6 +61,8 @@ def parse_analysis(raw: Mapping[str, Any] | None, source: str = "config") -> Ana
         v = raw.get(key, getattr(Analysis, key))
         if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
             fail(f"analysis.{key} must be an integer ≥ {minimum}, got {v!r}")
+        if v > R_INTEGER_MAX:
+            fail(f"analysis.{key} must be at most {R_INTEGER_MAX} (R's largest integer), got {v!r}")
         return v
 
     method = check_method(raw.get("method", Analysis.method), where=f"{source}: analysis.method")

@@ -14,7 +14,7 @@ def register(app, bench_app) -> None:
         config: Path = typer.Option(..., "--config", help="study config (TOML), e.g. experiments/paper.toml"),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
         no_calibration: bool = typer.Option(False, "--no-calibration", help="counts and memory only; no timing run"),
-        steps: int = typer.Option(2, "--steps", help="optimiser steps timed per architecture and width"),
+        steps: int = typer.Option(2, "--steps", min=1, help="optimiser steps timed per architecture and width (≥ 1)"),
     ) -> None:
         """What the study costs on this device: a short calibration run of each architecture and width."""
         from etio.pipeline.study import load_study

@@ -310,7 +310,8 @@ def _lines(index: Iterable, limit: int = 5) -> str:
 
 
 def check_trace_rows(table: pd.DataFrame, source: str = "trace table") -> None:
-    """Whole-table checks: no ±inf in a numeric column, no configuration listed twice.
+    """Whole-table checks: no ±inf in a numeric column, accuracies (``*Acc``) in [0, 1] and their
+    differences (``*AccDiff``) in [-1, 1], only known losses, no configuration listed twice.
 
     Rows are named by their CSV line (header = line 1). Duplicates are rows that repeat every
     identity column present (:data:`IDENTITY_COLUMNS`, plus ``AdvEps``, the PGD budget of a
@@ -323,6 +324,18 @@ def check_trace_rows(table: pd.DataFrame, source: str = "trace table") -> None:
             if len(bad):
                 raise EtioInputError(f"{source}: column {col!r} has a non-finite value ({values[bad[0]]}) "
                                      f"at CSV line(s) {_lines(bad)}")
+            low = -1.0 if col.endswith("AccDiff") else 0.0 if col.endswith("Acc") else None
+            if low is not None:
+                bad = values.index[(values < low) | (values > 1.0)]
+                if len(bad):
+                    kind = "a difference of accuracies" if low < 0 else "an accuracy"
+                    raise EtioInputError(f"{source}: column {col!r} is {kind}, in [{low:g}, 1], but has "
+                                         f"{values[bad[0]]:g} at CSV line(s) {_lines(bad)}")
+    if "Loss" in table.columns:
+        bad = table.index[table["Loss"].notna() & ~table["Loss"].isin(LOSSES)]
+        if len(bad):
+            raise EtioInputError(f"{source}: column 'Loss' has {table.loc[bad[0], 'Loss']!r} at CSV line(s) "
+                                 f"{_lines(bad)}; known losses: {', '.join(LOSSES)}")
     identity = [c for c in ROW_IDENTITY_COLUMNS if c in table.columns]
     if identity and len(table):
         dup = table.duplicated(identity, keep=False)

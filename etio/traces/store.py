@@ -592,6 +592,9 @@ def check_store_dir(root: Path | str) -> None:
     """Raise unless ``root`` can hold a trace store: absent, empty, or a store (even a damaged one)."""
     root = Path(root)
     check_directory_path(root)
+    meta = _readable_meta(root) if root.is_dir() else None
+    if meta is not None and meta.get("format") == STORE_FORMAT:
+        _check_version(meta, root / "store.json")      # before the lock file or anything else is written
     if not root.exists() or _looks_like_store(root):
         return
     if any(p for p in root.iterdir() if not p.name.startswith(".")):
@@ -601,6 +604,14 @@ def check_store_dir(root: Path | str) -> None:
 def _looks_like_store(root: Path) -> bool:
     """store.json, or the configs/ and splits/ a store.json that was lost or damaged described."""
     return (root / "store.json").exists() or ((root / "configs").is_dir() and (root / "splits").is_dir())
+
+
+def _check_version(meta: dict, path: Path) -> None:
+    """A store of another format version is refused before anything reads or rewrites it."""
+    version = meta.get("version")
+    if version != STORE_VERSION:
+        raise EtioInputError(f"{path} is a trace store of format version {version!r}; this etio reads and writes "
+                             f"version {STORE_VERSION} only (use the etio that wrote it, or another --out)")
 
 
 def _readable_meta(root: Path) -> dict | None:
@@ -628,6 +639,8 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
         meta = _readable_meta(root)
         if meta is not None and meta.get("format") != STORE_FORMAT:
             raise EtioInputError(f"{meta_path} is not an etio trace store; use another --out directory")
+        if meta is not None:
+            _check_version(meta, meta_path)
         if meta is None or not isinstance(meta.get("config"), dict):
             return _repair_store(root, config, data_dir)
         store = open_store(root, data_dir)
@@ -675,4 +688,8 @@ def open_store(root: Path | str, data_dir: Path | str | None = None) -> TraceSto
         raise EtioInputError(f"{root} is not a trace store (no readable store.json); create one with `etio traces`")
     if meta.get("format") != STORE_FORMAT:
         raise EtioInputError(f"{root}/store.json is not an etio trace store")
+    _check_version(meta, root / "store.json")
+    if not isinstance(meta.get("config"), dict):
+        raise EtioInputError(f"{root}/store.json is damaged (it holds no config table); rebuild it with "
+                             f"`etio traces --config CONFIG --out {root}` (the config the store was made from)")
     return TraceStore(root, meta, Path(data_dir) if data_dir else None)
