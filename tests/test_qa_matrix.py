@@ -75,6 +75,12 @@ def _traces(tmp_path: Path, case: str) -> Path:
         table.loc[ce[2], "TestLoss"] = "abc"
     elif case == "constant":
         table["NumParams"] = 1000
+    elif case == "unknown loss":
+        table.loc[ce[4], "Loss"] = "hinge"
+    elif case == "accuracy above 1":
+        table.loc[ce[5], "Oak17Acc"] = 1.7
+    elif case == "accuracy below 0":
+        table.loc[ce[6], "TestAcc"] = -0.5
     elif case == "duplicate rows":
         table = pd.concat([table, table.loc[[ce[0], ce[1]]]], ignore_index=True)
     elif case == "missing column":
@@ -97,6 +103,8 @@ TRACE_CASES = {
     "nan": "'AccDiff'", "inf": "'NumParams'", "-inf": "'Oak17Acc'", "non-numeric": "'TestLoss'",
     "constant": "'NumParams' is constant", "duplicate rows": "repeat a configuration",
     "missing column": "'AccDiff'", "empty file": "bad.csv", "binary file": "bad.csv", "directory": "bad.csv",
+    "unknown loss": "'Loss' has 'hinge'", "accuracy above 1": "'Oak17Acc' is an accuracy, in [0, 1], but has 1.7",
+    "accuracy below 0": "'TestAcc' is an accuracy, in [0, 1], but has -0.5",
 }
 TRACE_COMMANDS = {
     "query": lambda t, o: ("query", "--traces", t, "--graphs", GRAPHS[0.0005], "--out", o / "ates.csv"),
@@ -206,6 +214,11 @@ def test_bad_config_matrix(tmp_path, monkeypatch, capsys, command, case):
      "weight decay 0.1"),
     (("table", "table4", "--paper", "--out", "{tmp}/t"), "unknown table"),
     (("learn", "--bogus"), "--bogus"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--replicates", "1000000000000"), "replicates must be an integer in"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--seed", "99999999999"), "seed must be an integer in"),
+    (("reproduce", "--config", str(MINI), "--out", "{tmp}/r", "--replicates", "1000000000000"), "analysis.replicates"),
+    (("plan", "--config", str(MINI), "--steps", "0", "--device", "cpu"), "--steps"),
+    (("plan", "--config", str(MINI), "--steps", "-1", "--device", "cpu"), "--steps"),
 ])
 def test_bad_options(tmp_path, monkeypatch, capsys, args, message):
     store = tmp_path / "store"
@@ -216,6 +229,51 @@ def test_bad_options(tmp_path, monkeypatch, capsys, args, message):
     assert code == 2, err
     assert message in _one_error_line(err)
     assert _tree(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------
+# One spelling per option, and values refused before any work
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (("learn", "--traces", "{header}", "--out", "{tmp}/g"), "has a header but no rows"),
+    (("query", "--traces", "{header}", "--graphs", str(GRAPHS[0.0005]), "--out", "{tmp}/a.csv"),
+     "has a header but no rows"),
+    (("pitfalls", "--traces", "{header}", "--out", "{tmp}/p"), "has a header but no rows"),
+    (("query", "--traces", "{text}", "--graphs", str(GRAPHS[0.0005]), "--out", "{tmp}/a.csv"),
+     "'TrainAcc' has non-numeric value 'abc' (CSV line 5)"),
+    (("query", "--traces", str(EXAMPLE), "--graphs", str(EXAMPLE), "--out", "{tmp}/a.csv"), "is not a directory"),
+    (("identify", "--graphs", str(EXAMPLE), "--out", "{tmp}/i.csv"), "is not a directory"),
+    (("query", "--traces", str(EXAMPLE), "--graphs", str(GRAPHS[0.005]), "--weight-decay", "0.005", "--wd",
+      "0.0005", "--out", "{tmp}/a.csv"), "--weight-decay 0.005 and --wd 0.0005 disagree"),
+    (("learn", str(EXAMPLE), "--traces", "{header}", "--out", "{tmp}/g"), "disagree"),
+    (("learn", str(EXAMPLE), "{header}", "--out", "{tmp}/g"), "unexpected argument"),
+    (("learn", "--out", "{tmp}/g"), "missing option --traces"),
+    (("status",), "missing option --store"),
+    (("attack", "--store", "{tmp}/s1", "--out", "{tmp}/s2"), "disagree"),
+    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--workers", "0"), "--workers"),
+    (("bench", "train", "--epochs", "0"), "--epochs"),
+    (("bench", "train", "--models", "0"), "--models"),
+    (("bench", "robust-train", "--epochs", "0"), "--epochs"),
+    (("bench", "learn", "--workers", "0"), "--workers"),
+    (("bench", "learn", "--replicates", "0"), "--replicates"),
+])
+def test_bad_values_and_spellings_are_refused_at_once(tmp_path, monkeypatch, capsys, args, message):
+    import time
+
+    lines = EXAMPLE.read_text().splitlines()
+    (tmp_path / "header.csv").write_text(lines[0] + "\n")
+    column = lines[0].split(",").index("TrainAcc")
+    row = lines[4].split(",")               # CSV line 5: the header is line 1
+    row[column] = "abc"
+    (tmp_path / "text.csv").write_text("\n".join([*lines[:4], ",".join(row), *lines[5:]]) + "\n")
+    before = _tree(tmp_path)
+    start = time.perf_counter()
+    code, err = _main(monkeypatch, capsys, *[a.format(tmp=tmp_path, header=tmp_path / "header.csv",
+                                                       text=tmp_path / "text.csv") for a in args])
+    assert code == 2 and message in _one_error_line(err)
+    assert _tree(tmp_path) == before
+    assert time.perf_counter() - start < 10     # refused before any learning or training starts
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -402,3 +460,29 @@ def test_attack_stops_on_ctrl_c_and_keeps_its_results(trained_store, tmp_path):
     kept = int(line.split(" and ")[1].split()[0])
     assert kept == len(list(store.glob("configs/*/attacks/*.json"))) >= 1
     assert not alive
+
+
+# --------------------------------------------------------------------------------------
+# A store etio cannot read is refused before anything reads or rewrites it
+# --------------------------------------------------------------------------------------
+
+STORE_META = {"unknown format version": {"format": "etio-trace-store", "version": 7, "config": {}},
+              "no config table": {"format": "etio-trace-store", "version": 1}}
+STORE_META_MESSAGE = {"unknown format version": "format version 7", "no config table": "holds no config table"}
+
+
+# (etio traces --config rebuilds a store.json that lost its config: tests/test_store_faults.py)
+@pytest.mark.parametrize("command, case", [(c, k) for c in ("status", "attack", "traces", "merge") for k in STORE_META
+                                           if (c, k) != ("traces", "no config table")])
+def test_a_store_of_another_format_is_refused_and_left_alone(tmp_path, monkeypatch, capsys, command, case):
+    store = tmp_path / "store"
+    (store / "configs").mkdir(parents=True)
+    (store / "splits").mkdir()
+    (store / "store.json").write_text(json.dumps(STORE_META[case]))
+    args = {"status": ("status", "--out", store), "attack": ("attack", "--out", store),
+            "traces": ("traces", "--config", MINI, "--out", store, "--quiet"),
+            "merge": ("traces", "merge", store, "--out", tmp_path / "merged")}[command]
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2 and STORE_META_MESSAGE[case] in _one_error_line(err)
+    assert _tree(tmp_path) == before
