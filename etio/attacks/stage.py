@@ -347,6 +347,10 @@ def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings)
     keys = store.keys()
     if not keys:
         raise EtioInputError(f"the trace store {store_path(store)} has no completed configuration to attack")
+    if hasattr(store, "meta"):
+        from etio.traces.stage import check_complete
+
+        keys = check_complete(store, "attack")
     if hasattr(store, "require_intact"):
         for key in keys:
             store.require_intact(key)

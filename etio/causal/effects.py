@@ -48,9 +48,12 @@ from etio.causal.estimation import REFUTERS, WEAK_OVERLAP
 from etio.causal.graphs import check_acyclic, consistent_extension, read_bnlearn_dot, undirected_arcs
 from etio.core.errors import EtioInputError
 from etio.core.schema import (
-    LOSSES, TableSchema, check_attack, check_loss, check_trace_columns, select_slice, slice_mask,
-    treatments_for,
+    LOSSES, ROBUST_ATTACK_COLUMNS, ROBUST_TRACE_COLUMNS, TRACE_COLUMNS, TableSchema, check_attack, check_loss,
+    check_trace_columns, same_weight_decay, select_slice, slice_mask, treatments_for,
 )
+
+#: The variables a graph's nodes may be: the trace columns (the robust study's included).
+_TRACE_VARIABLES = frozenset(TRACE_COLUMNS + ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS)
 
 STATUS_ESTIMATED = "estimated"
 STATUS_NO_PATH = "no causal path"
@@ -131,6 +134,10 @@ def read_attack_graph(path: Path, attack: str) -> nx.DiGraph:
         arcs = ", ".join(f"{u} -> {v}" for u, v in oriented)
         warnings.warn(f"{path.name}: undirected arc(s) oriented by the consistent extension: {arcs}", stacklevel=2)
     check_acyclic(graph, source=str(path))
+    unknown = [n for n in graph.nodes if n not in _TRACE_VARIABLES]
+    if unknown:
+        raise EtioInputError(f"{path}: node(s) {', '.join(map(repr, unknown))} are not trace columns; a graph's "
+                             f"nodes are variables of the trace table")
     missing = [n for n in [attack] + treatments_for(attack) if n not in graph]
     if missing:
         raise EtioInputError(f"{path}: the graph lacks node(s) {', '.join(missing)} of attack {attack}")
@@ -138,7 +145,45 @@ def read_attack_graph(path: Path, attack: str) -> nx.DiGraph:
 
 
 def read_graphs(graphs_dir: Path, losses: Iterable[str] = LOSSES) -> dict[tuple[str, str], nx.DiGraph]:
-    return {key: read_attack_graph(path, key[1]) for key, path in graph_files(graphs_dir).items() if key[0] in losses}
+    """Every graph of ``graphs_dir``; each records where it came from and the weight decay it was
+    learned at (``graph.graph["weight_decay"]``, from :func:`learned_weight_decay`), which
+    :func:`estimate_ates` checks against the rows it queries."""
+    learned_at = learned_weight_decay(graphs_dir)
+    graphs = {key: read_attack_graph(path, key[1]) for key, path in graph_files(graphs_dir).items() if key[0] in losses}
+    for graph in graphs.values():
+        graph.graph.update(weight_decay=learned_at, source=str(graphs_dir))
+    return graphs
+
+
+#: The authors' graph directories name their weight decay as C's %f: ``graphs-...-wd_0.000500``.
+_WD_SUFFIX = re.compile(r"wd_(\d+\.\d+)$")
+
+
+def learned_weight_decay(graphs_dir: Path) -> float | None:
+    """The weight decay the graphs of ``graphs_dir`` were learned at: ``etio learn``'s
+    provenance.json, else the authors' ``wd_%f`` directory suffix; None when neither says."""
+    import json
+
+    try:
+        record = json.loads((Path(graphs_dir) / "provenance.json").read_text())
+        value = record["config"]["weight_decay"] if record.get("stage") == "learn" else None
+        if value is not None:
+            return float(value)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    match = _WD_SUFFIX.search(Path(graphs_dir).name)
+    return float(match.group(1)) if match else None
+
+
+def check_learned_at(graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float) -> None:
+    """Graphs meet trace rows only at the weight decay they were learned at."""
+    for (loss, attack), graph in sorted(graphs.items()):
+        learned_at = graph.graph.get("weight_decay")
+        if learned_at is not None and not same_weight_decay(learned_at, weight_decay):
+            raise EtioInputError(f"the {loss}-{attack} graph in {graph.graph.get('source', 'the graphs')} was learned at "
+                                 f"weight decay {learned_at:g}, but the rows queried are those at {weight_decay:g}: "
+                                 f"give graphs learned at {weight_decay:g} (etio learn --weight-decay {weight_decay:g}), "
+                                 f"or query weight decay {learned_at:g}")
 
 
 def query_rows(traces: pd.DataFrame, weight_decay: float, loss: str, attack: str,
@@ -429,6 +474,7 @@ def estimate_ates(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGr
     if not slice_mask(traces, None, weight_decay).any():
         present = ", ".join(f"{v:g}" for v in sorted(traces["WeightDecay"].dropna().unique()))
         raise EtioInputError(f"the trace table has no rows with weight decay {weight_decay:g} (present: {present})")
+    check_learned_at(graphs, weight_decay)
     rows = []
     cell = 0
     for (loss, attack), graph in sorted(graphs.items()):

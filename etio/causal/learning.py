@@ -120,6 +120,8 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     cannot be a node of a Gaussian network, and is returned among the skipped pairs as
     ``{"name": "<loss>-<attack>", "reason": ...}``.
     """
+    attacks = list(dict.fromkeys(attacks)) if attacks else attacks     # a name given twice is learned once
+    losses = list(dict.fromkeys(losses)) if losses else losses
     for attack in attacks or ():
         check_attack(attack)
     for loss in losses or ():

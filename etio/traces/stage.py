@@ -436,9 +436,11 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     The stores may be shards of one config, or stores of different configs made on other
     machines at other times (e.g. one per dataset of the paper's study), as long as their
     training settings agree (:meth:`ExperimentConfig.training_settings`): otherwise the
-    first difference is named. Sharded runs must be complete: every shard 1/N … N/N present,
-    each with all of its configurations. A configuration present in several stores is taken
-    from the first one given.
+    first difference is named. Every store must be complete (:func:`check_complete`; sharded
+    runs: every shard 1/N … N/N present, each with all of its configurations), stores holding
+    attack results must have been attacked with the same ``[attacks]`` settings, and a
+    configuration present in several stores must carry the same attack results in each (it is
+    then copied once); otherwise the merge is refused, whatever the order of the stores.
     """
     from etio.core.outputs import check_output_dir, output_dir
     from etio.traces.config import NON_TRAINING_KEYS, parse_config
@@ -463,10 +465,15 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
                                  f"({difference}); their traces cannot be pooled")
     _check_data_subsets(stores, configs)
     _check_shards(stores, configs, NON_TRAINING_KEYS)
+    for st in stores:
+        if len(stores) == 1 or not _sharded(st):   # a shard's own completeness: _check_shards
+            check_complete(st, "traces merge")
+    _check_attack_results(stores)
     same = all(st.meta["config"] == stores[0].meta["config"] for st in stores)
     pooled_config = stores[0].meta["config"] if same else pooled_study(configs).to_dict()
     meta = {k: v for k, v in stores[0].meta.items() if k not in ("config", "shards")}
     meta.update(config=pooled_config, shards=["1/1"],
+                merged_keys=sorted(set().union(*(st.keys() for st in stores))),
                 pooled_from=[{"store": str(st.root), "config": st.meta["config"].get("name"),
                               "shards": st.meta.get("shards", [])} for st in stores])
     with output_dir(out, "traces merge", inputs=dirs) as staging:
@@ -487,6 +494,59 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
                 shutil.copytree(st.config_dir(key), dest, ignore=shutil.ignore_patterns(".*"))
         open_store(staging).write_traces_csv({"merged_from": [str(d) for d in dirs]})
     return open_store(out)
+
+
+def expected_keys(store: TraceStore) -> set[str]:
+    """The configurations ``store`` holds once its training finished: those of its config's
+    shards it was run for (all of them when unsharded), or for a merged store those merged."""
+    from etio.traces.config import parse_config
+
+    if "merged_keys" in store.meta:
+        return set(store.meta["merged_keys"])
+    raw = dict(store.meta["config"])
+    raw["training"] = {k: v for k, v in raw.get("training", {}).items() if v is not None}  # unset: default
+    cfg = parse_config(raw, f"{store.root}/store.json")
+    shards = [parse_shard(label) for label in store.meta.get("shards") or ["1/1"]]
+    return {c.key for shard in shards for job in shard_jobs(cfg, shard) for c in job.configs.values()}
+
+
+def check_complete(store: TraceStore, command: str) -> list[str]:
+    """The one completeness check of every reader of a store (``traces merge``, ``attack``, the
+    attack benchmark): a store whose training stopped part-way (killed, failed, a shard missing
+    configurations) is refused, naming how much is there and how to resume. Returns the keys."""
+    expected = expected_keys(store)
+    have = store.keys()
+    missing = sorted(expected - set(have))
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise EtioInputError(f"{store.root} is incomplete: {len(expected) - len(missing)} of {len(expected)} "
+                             f"configurations are stored ({missing[0]}{more} missing: its training stopped part-way); "
+                             f"resume it with `etio traces --config CONFIG --out {store.root}` before `etio {command}`")
+    return have
+
+
+def _check_attack_results(stores: list[TraceStore]) -> None:
+    """Stores pooled with attack results must have been attacked alike: the same ``[attacks]``
+    settings, and the same result for a configuration held by several stores (never the first one's)."""
+    attacked = [st for st in stores if any((st.root / "configs").glob("*/attacks/*.json"))]
+    for st in attacked[1:]:
+        difference = _first_difference(attacked[0].meta["config"].get("attacks") or {},
+                                       st.meta["config"].get("attacks") or {}, "attacks")
+        if difference:
+            raise EtioInputError(f"{attacked[0].root} and {st.root} were attacked with different settings "
+                                 f"({difference}); their attack results cannot be pooled: rerun `etio attack` on one "
+                                 f"with the other's [attacks] table")
+    seen: dict[str, TraceStore] = {}
+    for st in stores:
+        for key in st.keys():
+            first = seen.setdefault(key, st)
+            if first is st:
+                continue
+            for name in sorted(set(first.attack_results(key)) | set(st.attack_results(key))):
+                mine, theirs = first.read_attack(key, name), st.read_attack(key, name)
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise EtioInputError(f"configuration {key} is in {first.root} and {st.root} with different "
+                                         f"{name} results; merge one of them only")
 
 
 def _first_difference(a, b, path: str = "") -> str | None:
@@ -510,6 +570,10 @@ def _check_data_subsets(stores, configs) -> None:
             if first[1] != sizes:
                 raise EtioInputError(f"{st.root} and {first[0]} use different images of {part.dataset} "
                                      f"(pool_size, test_size {sizes} vs {first[1]}); their traces cannot be pooled")
+
+
+def _sharded(store: TraceStore) -> bool:
+    return any(not label.endswith("/1") for label in store.meta.get("shards") or ["1/1"])
 
 
 def _check_shards(stores, configs, non_training_keys) -> None:
