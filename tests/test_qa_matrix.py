@@ -486,3 +486,109 @@ def test_a_store_of_another_format_is_refused_and_left_alone(tmp_path, monkeypat
     code, err = _main(monkeypatch, capsys, *args)
     assert code == 2 and STORE_META_MESSAGE[case] in _one_error_line(err)
     assert _tree(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------
+# Incomplete or mixed inputs
+# --------------------------------------------------------------------------------------
+
+def _killed_store(trained_store: Path, tmp_path: Path) -> Path:
+    """The store of a training run killed half-way: 4 of its 8 configurations finished."""
+    store = tmp_path / "killed"
+    shutil.copytree(trained_store, store)
+    for config in sorted((store / "configs").iterdir())[::2]:
+        (config / "stats.json").unlink()
+    return store
+
+
+@pytest.mark.parametrize("command", ["merge", "attack"])
+def test_a_store_killed_half_way_is_refused(trained_store, tmp_path, monkeypatch, capsys, command):
+    store = _killed_store(trained_store, tmp_path)
+    args = {"merge": ("traces", "merge", store, "--out", tmp_path / "merged"),
+            "attack": ("attack", "--out", store, "--device", "cpu")}[command]
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *args)
+    line = _one_error_line(err)
+    assert code == 2 and "is incomplete: 4 of 8 configurations are stored" in line, err
+    assert f"before `etio {'traces merge' if command == 'merge' else 'attack'}`" in line
+    assert _tree(tmp_path) == before
+
+
+def _attacked_copy(trained_store: Path, path: Path, oak17_epochs: int, accuracy: float) -> Path:
+    from etio.traces.store import open_store
+
+    shutil.copytree(trained_store, path)
+    meta = json.loads((path / "store.json").read_text())
+    meta["config"]["attacks"]["oak17_epochs"] = oak17_epochs
+    (path / "store.json").write_text(json.dumps(meta))
+    store = open_store(path)
+    store.write_attack(store.keys()[0], "oak17", {"Oak17Acc": accuracy, "Oak17MemAcc": 0.7, "Oak17NonmemAcc": 0.5})
+    return path
+
+
+@pytest.mark.parametrize("order", ["a b", "b a"])
+@pytest.mark.parametrize("conflict", ["attack settings", "attack results"])
+def test_merge_refuses_conflicting_attack_results_in_either_order(trained_store, tmp_path, monkeypatch, capsys,
+                                                                 conflict, order):
+    a = _attacked_copy(trained_store, tmp_path / "a", 20, 0.61)
+    b = _attacked_copy(trained_store, tmp_path / "b", 10 if conflict == "attack settings" else 20, 0.66)
+    first, second = (a, b) if order == "a b" else (b, a)
+    code, err = _main(monkeypatch, capsys, "traces", "merge", first, second, "--out", tmp_path / "merged")
+    expected = "attacks.oak17_epochs" if conflict == "attack settings" else "with different oak17 results"
+    assert code == 2 and expected in _one_error_line(err)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_merge_of_the_same_results_is_accepted(trained_store, tmp_path, monkeypatch, capsys):
+    a = _attacked_copy(trained_store, tmp_path / "a", 20, 0.61)
+    b = _attacked_copy(trained_store, tmp_path / "b", 20, 0.61)
+    code, err = _main(monkeypatch, capsys, "traces", "merge", a, b, "--out", tmp_path / "merged")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "merged" / "traces.csv")
+    assert len(table) == 8 and sorted(table["Oak17Acc"].dropna().tolist()) == [0.61]
+
+
+def _graphs_learned_at(tmp_path: Path, weight_decay: float) -> Path:
+    """The authors' 5e-4 graphs as `etio learn` would have written them, its provenance saying ``weight_decay``."""
+    gdir = tmp_path / "learned"
+    gdir.mkdir()
+    for path in GRAPHS[0.0005].glob("*.dot"):
+        (gdir / path.name.replace("-cv_avg_net_discovery", "")).write_bytes(path.read_bytes())
+    (gdir / "provenance.json").write_text(json.dumps({"stage": "learn", "config": {"weight_decay": weight_decay}}))
+    return gdir
+
+
+WD_MISMATCH = {
+    "query --wd 0.005 on graphs of 5e-4": lambda t: ("query", "--traces", EXAMPLE, "--graphs", GRAPHS[0.0005],
+                                                     "--wd", "0.005", "--out", t / "a.csv"),
+    "table7 on graphs of 5e-4": lambda t: ("table7", "--traces", EXAMPLE, "--graphs", GRAPHS[0.0005],
+                                           "--out", t / "t7"),
+    "table5 on graphs learned at 5e-3 (provenance)": lambda t: ("table5", "--traces", EXAMPLE, "--graphs",
+                                                                _graphs_learned_at(t, 0.005), "--out", t / "t5"),
+    "query on graphs learned at 5e-3 (provenance)": lambda t: ("query", "--traces", EXAMPLE, "--graphs",
+                                                               _graphs_learned_at(t, 0.005), "--out", t / "a.csv"),
+}
+
+
+@pytest.mark.parametrize("case", list(WD_MISMATCH))
+def test_graphs_meet_traces_only_at_the_weight_decay_they_were_learned_at(tmp_path, monkeypatch, capsys, case):
+    args = WD_MISMATCH[case](tmp_path)
+    before = _tree(tmp_path)
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2 and "was learned at weight decay" in _one_error_line(err)
+    assert _tree(tmp_path) == before
+
+
+def test_identify_without_traces_refuses_a_node_no_trace_has(tmp_path, monkeypatch, capsys):
+    gdir = _graphs(tmp_path, "node not in traces")
+    code, err = _main(monkeypatch, capsys, "identify", "--graphs", gdir, "--out", tmp_path / "ident.csv")
+    assert code == 2 and "'Epochs' are not trace columns" in _one_error_line(err)
+    assert not (tmp_path / "ident.csv").exists()
+
+
+def test_an_attack_or_loss_named_twice_is_learned_once():
+    from etio.causal.learning import present_pairs
+    from etio.core.schema import read_traces
+
+    pairs, _ = present_pairs(read_traces(EXAMPLE), 0.0005, losses=["ce", "ce"], attacks=["Oak17Acc", "Oak17Acc"])
+    assert pairs == [("ce", "Oak17Acc")]
