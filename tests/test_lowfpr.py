@@ -349,3 +349,37 @@ def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, t
     curves = [{"FPR": [0.01, 0.1, 1.0], "TPR": [0.2, 0.5, 1.0]}, {"FPR": [0.001, 0.1, 1.0], "TPR": [0.1, 0.3, 1.0]}]
     med = median_curve(curves, np.array([0.001, 0.01, 0.2]))
     assert med.tolist() == [0.1, pytest.approx(0.15), pytest.approx(0.4)]
+
+
+def test_low_fpr_hypotheses_replace_only_the_outcome_and_skip_attacks_without_data():
+    from etio.causal.lowfpr import LOW_FPR_PREFIX, learnable, substituted
+
+    rng = np.random.default_rng(0)
+    n = 8
+    traces = pd.DataFrame({"Loss": ["ce"] * 4 + ["mse"] * 4, "WeightDecay": [5e-4] * n,
+                           "ThresholdAcc": rng.uniform(0.5, 0.6, n), "ThresholdTPR1": rng.uniform(0, 0.1, n),
+                           "Oak17Acc": rng.uniform(0.5, 0.6, n), "Oak17TPR1": [0.01, np.nan] * 4,
+                           "Top3MLLeakTPR1": [0.02] * n, "AccDiff": rng.uniform(0, 1, n)})
+    table = substituted(traces, "TPR1")
+    assert table["ThresholdAcc"].tolist() == traces["ThresholdTPR1"].tolist()
+    assert table["AccDiff"].tolist() == traces["AccDiff"].tolist()          # every other node unchanged
+    assert table["MLLeakAcc"].isna().all()                                  # no MLLeakTPR1 column at all
+    ok, reasons = learnable(table, 5e-4, "TPR1")
+    assert ok == ["ThresholdAcc"]
+    assert "Oak17TPR1 is missing in 2 of 4 CE configurations" in reasons["Oak17Acc"]
+    assert "Top3MLLeakTPR1 is constant" in reasons["Top3MLLeakAcc"]
+    assert set(reasons) | set(ok) == set(LOW_FPR_PREFIX)
+
+
+def test_verdicts_at_low_fpr_are_shown_beside_accuracy():
+    from etio.report.lowfpr import verdict_markdown
+
+    verdicts = pd.DataFrame({"query": ["Q9", "Q9", "Q1"], "loss": ["ce", "mse", "ce"],
+                             "claim": ["is a cause"] * 3, "accuracy (paper)": ["✓", "◦", "✓"],
+                             "accuracy (sound)": ["✓", "◦", "?"], "TPR1 (paper)": ["✓", "✓", "?"],
+                             "TPR1 (sound)": ["◦", "◦", "?"]})
+    md = "\n".join(verdict_markdown(verdicts, {"TPR1": {"Oak17Acc": "Oak17TPR1 is missing"}}))
+    assert "| Q9 | MSE | is a cause | ◦ | ◦ | ✓ | ◦ |" in md
+    assert "TPR1, paper estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 CE)." in md
+    assert "TPR1, sound estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 MSE)." in md
+    assert "no TPR1 graph for Oak17Acc: Oak17TPR1 is missing." in md

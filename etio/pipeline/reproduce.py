@@ -97,6 +97,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     """
     from etio.attacks.settings import ATTACK_NAMES
     from etio.core.progress import StageProgress
+    from etio.core.vocabulary import LOWFPR_STAGE
     from etio.pipeline.executors import attacks_on, traces_on
     from etio.pipeline.study import load_study
     from etio.report.document import ReportTable
@@ -112,7 +113,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         store = traces_on(config, layout.store, executor, _device(device), data_dir=data_dir, echo=echo,
                           progress=True)
     attacks = list(study.attacks.run)
-    paper_attacks = any(a in ATTACK_NAMES for a in attacks)
+    paper_attacks = any(a in ATTACK_NAMES and a != LOWFPR_STAGE for a in attacks)
     with timings.stage(f"attacks: {', '.join(attacks)}", echo):
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             attacks_on(store, attacks, study.attacks, executor, _device(device), echo=echo, cfg=config,
@@ -132,6 +133,10 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
         for wd in weight_decays:
             ates[wd] = _ates(traces, layout, wd, analysis, echo)
+    low_fpr_verdicts = None
+    if paper_attacks and NORMAL_WD in ates and LOWFPR_STAGE in attacks:
+        with timings.stage("low-FPR hypotheses: Table 3 with TPR at 0.1 % / 1 % FPR as the attacks' outcome", echo):
+            low_fpr_verdicts = _low_fpr_verdicts(traces, layout, analysis, echo)
     report_tables: list[ReportTable] = []
     if paper_attacks:
         with timings.stage("tables 2, 3, 5-8", echo):
@@ -145,7 +150,9 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
         from etio.report.lowfpr import lowfpr_section
 
-        low_fpr = lowfpr_section(traces, layout.store, layout.figures)
+        low_fpr = lowfpr_section(traces, layout.store, layout.figures,
+                                 verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
+                                 not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()})
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -236,6 +243,58 @@ def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis
     echo(f"   wd {wd:g}: {len(table)} queries, {estimated} estimated, {unidentified} not identifiable "
          "(treatment fixed by its adjustment set)")
     return table
+
+
+def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysis, echo: Echo) -> dict:
+    """Per low-FPR metric: the Table-3 verdicts under both estimators with that TPR as the attacks'
+    outcome (:mod:`etio.causal.lowfpr`), and the reasons of the attacks without a graph. Graphs go to
+    ``graphs/lowfpr-<metric>-wd_<wd>``, ATEs to ``ates/ates-lowfpr-<metric>-wd_<wd>.csv``."""
+    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.causal.hypotheses import ESTIMATORS, verdicts
+    from etio.causal.learning import learn_all
+    from etio.causal.lowfpr import LOW_FPR_METRICS, low_fpr_ates
+    from etio.core.provenance import atomic_write_text
+    from etio.report.figures import draw_learned_graph
+
+    out = {}
+    for metric in LOW_FPR_METRICS:
+        graphs_dir = layout.root / "graphs" / f"lowfpr-{metric}-wd_{NORMAL_WD:g}"
+
+        def learn(table, directory, attacks):
+            return learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
+                             seed=analysis.seed, R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
+                             draw=draw_learned_graph, workers=1)
+
+        def estimate(table, directory):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*rank-deficient.*")
+                return estimate_ates(table, read_graphs(directory), NORMAL_WD, refuters=analysis.refuters)
+
+        table, reasons = low_fpr_ates(traces, graphs_dir, NORMAL_WD, metric, learn, estimate)
+        if len(table):
+            atomic_write_text(layout.root / "ates" / f"ates-lowfpr-{metric}-wd_{NORMAL_WD:g}.csv",
+                              table.to_csv(index=False))
+        out[metric] = {"verdicts": {e: verdicts(table, estimator=e) for e in ESTIMATORS} if len(table) else None,
+                       "not_learned": reasons}
+        echo(f"   {metric}: graphs for {len(set(table['attack'])) if len(table) else 0} Table-3 attacks; "
+             f"{len(reasons)} without one (their TPR is missing or constant)")
+    return out
+
+
+def _accuracy_and_low_fpr(ates: pd.DataFrame | None, low_fpr: dict | None) -> pd.DataFrame | None:
+    """One row per (query, loss): the Table-3 verdict under accuracy and under each TPR, both estimators."""
+    from etio.causal.hypotheses import ESTIMATORS, NOT_IDENTIFIED, verdicts
+
+    if ates is None or low_fpr is None:
+        return None
+    base = verdicts(ates, estimator="paper")[["query", "loss", "claim"]]
+    for estimator in ESTIMATORS:
+        base[f"accuracy ({estimator})"] = verdicts(ates, estimator=estimator)["mark"].to_numpy()
+    for metric, found in low_fpr.items():
+        for estimator in ESTIMATORS:
+            marks = found["verdicts"][estimator]["mark"].to_numpy() if found["verdicts"] else NOT_IDENTIFIED
+            base[f"{metric} ({estimator})"] = marks
+    return base
 
 
 def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
