@@ -15,7 +15,7 @@ from typing import Iterable
 
 import networkx as nx
 
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioInputError, read_error
 from etio.core.provenance import atomic_write_text
 from etio.core.schema import from_r_name, to_r_name
 
@@ -52,7 +52,7 @@ def read_bnlearn_dot(path: Path, python_names: bool = False) -> nx.DiGraph:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise EtioInputError(f"cannot read graph file {path}: {exc.strerror}") from None
+        raise read_error(path, exc, "graph file") from None
     except UnicodeDecodeError:
         raise EtioInputError(f"{path}: not a bnlearn write.dot graph (the file is not text)") from None
     if "\x00" in text:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from etio.causal import rbridge
 from etio.core import interrupts
-from etio.core.errors import EtioInputError
+from etio.core.errors import EtioFileError, EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
 from etio.causal.settings import METHODS, check_method, check_r_integer  # noqa: F401 - METHODS re-exported
@@ -260,41 +260,44 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             raise EtioInputError(f"workers must be ≥ 1, got {count}")
         pool = LearningPool(traces, min(count, len(pairs)))
     graphs: list[LearnedGraph] = []
-    with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
-        def learned(result: dict, done: int, total: int) -> None:
-            graph = _learned_graph(result)
-            if draw is not None:
-                draw(graph, staging / graph.name)
-            graphs.append(graph)
-            if progress is not None:
-                progress(done, total, graph.name)
+    try:
+        with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
+            def learned(result: dict, done: int, total: int) -> None:
+                graph = _learned_graph(result)
+                if draw is not None:
+                    draw(graph, staging / graph.name)
+                graphs.append(graph)
+                if progress is not None:
+                    progress(done, total, graph.name)
 
-        if pool.workers == 1:
-            rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
-                         runs=int(runs), k=int(k), seed=int(seed),
-                         pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
-        else:
-            with pool, interrupts.stopping(pool.kill):
-                graphs = _learn_in_workers(pool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
-                                           draw)
-        _check_tables(staging, weight_decay)
-        backend = graphs[0].backend
-        _say_backend_note(graphs[0].backend_info.get("note", ""))
-        record = provenance(
-            "learn",
-            config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
-                    "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
-                    "attacks": sorted({g.attack for g in graphs}, key=ATTACKS.index),
-                    "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
-            seeds={"R set.seed before each graph": seed},
-            backend=backend,
-            structure_learning=graphs[0].backend_info,
-            input=_input_record(input_path),
-            graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
-                     "predcor": g.predcor, "mse": g.mse} for g in graphs],
-            skipped=skipped,
-        )
-        write_json(staging / "provenance.json", record)
+            if pool.workers == 1:
+                rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
+                             runs=int(runs), k=int(k), seed=int(seed),
+                             pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
+            else:
+                with pool, interrupts.stopping(pool.kill):
+                    graphs = _learn_in_workers(pool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
+                                               draw)
+            _check_tables(staging, weight_decay)
+            backend = graphs[0].backend
+            _say_backend_note(graphs[0].backend_info.get("note", ""))
+            record = provenance(
+                "learn",
+                config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
+                        "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
+                        "attacks": sorted({g.attack for g in graphs}, key=ATTACKS.index),
+                        "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
+                seeds={"R set.seed before each graph": seed},
+                backend=backend,
+                structure_learning=graphs[0].backend_info,
+                input=_input_record(input_path),
+                graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
+                         "predcor": g.predcor, "mse": g.mse} for g in graphs],
+                skipped=skipped,
+            )
+            write_json(staging / "provenance.json", record)
+    except rbridge.RFileError as exc:     # R's message does not say where it wrote
+        raise EtioFileError(f"cannot write {out_dir}: {exc}") from None
     return graphs
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from etio.core import interrupts
-from etio.core.errors import EtioInputError, RBackendError
+from etio.core.errors import EtioFileError, EtioInputError, RBackendError
 
 INPUT_ERROR_PREFIX = "etio input error:"
 _SETUP_HINT = "run `make setup`"
@@ -37,6 +37,25 @@ _session_error: RBackendError | None = None
 
 class RWarning(UserWarning):
     """A warning raised by R code (its message is R's)."""
+
+
+class RFileError(EtioFileError):
+    """R could not write a file (full disk, read-only or forbidden path); the message is the cause.
+    R's connection errors do not name the file: the caller, which knows where R writes, does."""
+
+
+#: The operating system's words for a write that failed, as R's connection errors carry them.
+_FILESYSTEM_CAUSES = ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+                      "Permission denied")
+
+
+def _filesystem_cause(message: str) -> str | None:
+    for cause in _FILESYSTEM_CAUSES:
+        if cause in message:
+            return cause
+    if "cannot open the connection" in message or "Error writing to connection" in message:
+        return "a file could not be written"
+    return None
 
 
 from etio.core.paths import r_dir  # noqa: E402  (re-exported: the directory of etio.R and compat/)
@@ -143,6 +162,9 @@ class _RSession:
             message = str(value[0][0])
             if message.startswith(INPUT_ERROR_PREFIX):
                 raise EtioInputError(message[len(INPUT_ERROR_PREFIX):].strip())
+            cause = _filesystem_cause(message)
+            if cause is not None:
+                raise RFileError(cause)
             raise RBackendError(f"R error in {fname if isinstance(fname, str) else 'an R function'}(): {message}")
         return value
 

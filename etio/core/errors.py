@@ -40,6 +40,17 @@ def file_error(path, exc: BaseException, doing: str = "write") -> EtioFileError:
     return EtioFileError(f"cannot {doing} {path}: {cause}")
 
 
+def read_error(path, exc: OSError, what: str) -> EtioError:
+    """One line for an input that could not be read: absent or a directory is bad input
+    (:class:`EtioInputError`, exit 2); a fault of the filesystem (no permission, an I/O error)
+    is :class:`EtioFileError` (exit 1), as for writing."""
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        cause = "does not exist" if isinstance(exc, FileNotFoundError) else "is a directory" \
+            if isinstance(exc, IsADirectoryError) else "is not a file"
+        return EtioInputError(f"{what} {path} {cause}")
+    return file_error(path, exc, "read")
+
+
 #: What a running command has kept so far, for the message printed on Ctrl-C.
 _interrupt_note: Callable[[], str] | None = None
 

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from etio.core.errors import EtioInputError, check_choice
+from etio.core.errors import EtioInputError, check_choice, read_error
 from etio.core.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is part of the schema
     ATTACK_BY_COLUMN, ATTACKS, LOWFPR_COLUMNS, VARIABLES, check_attack, r_spelling,
 )
@@ -279,8 +279,10 @@ def read_traces(path) -> pd.DataFrame:
         table = pd.read_csv(path, na_values=["-"])
     except FileNotFoundError:
         raise EtioInputError(f"trace file not found: {path}") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (IsADirectoryError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
+    except OSError as exc:       # no permission, an I/O error: a filesystem fault, not bad input
+        raise read_error(path, exc, "trace file") from None
     table.columns = normalize_trace_columns(table.columns)
     if table.columns.duplicated().any():
         dup = sorted(set(table.columns[table.columns.duplicated()]))

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from etio.traces.datasets import dataset_info
-from etio.core.errors import EtioInputError, check_choice
+from etio.core.errors import EtioInputError, check_choice, read_error
 from etio.traces.architectures import ARCH_NAMES
 from etio.core.schema import check_loss
 
@@ -288,6 +288,8 @@ def read_config_file(path: Path | str) -> dict[str, Any]:
         raise EtioInputError(f"config file {path} is not text") from None
     except tomllib.TOMLDecodeError as exc:
         raise EtioInputError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:      # no permission, an I/O error: a filesystem fault (exit 1)
+        raise read_error(path, exc, "config file") from None
 
 
 def load_config(path: Path | str) -> ExperimentConfig:

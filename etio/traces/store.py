@@ -445,6 +445,7 @@ class TraceStore:
         import torch
 
         cdir = self.config_dir(record.key)
+        created = not cdir.exists()
         try:
             cdir.mkdir(parents=True, exist_ok=True)
             for stale in cdir.glob(".*"):           # temporary files of a run killed while writing
@@ -458,9 +459,14 @@ class TraceStore:
         stats_bytes = _json_bytes(stats)
         meta = with_checksum({**record.to_json(),
                               "checksums": {"models.pt": sha256_bytes(models), "stats.json": sha256_bytes(stats_bytes)}})
-        write_bytes_atomic(cdir / "models.pt", models)
-        write_bytes_atomic(cdir / "record.json", _json_bytes(meta))
-        write_bytes_atomic(cdir / "stats.json", stats_bytes)
+        try:
+            write_bytes_atomic(cdir / "models.pt", models)
+            write_bytes_atomic(cdir / "record.json", _json_bytes(meta))
+            write_bytes_atomic(cdir / "stats.json", stats_bytes)
+        except BaseException:
+            if created:     # a full disk, Ctrl-C: no empty or half-written configs/<key>/ is left behind
+                shutil.rmtree(cdir, ignore_errors=True)
+            raise
 
     # ---- attacks -----------------------------------------------------------------------------
     def write_attack(self, key: str, attack_name: str, result: dict) -> None:
