@@ -592,3 +592,84 @@ def test_an_attack_or_loss_named_twice_is_learned_once():
 
     pairs, _ = present_pairs(read_traces(EXAMPLE), 0.0005, losses=["ce", "ce"], attacks=["Oak17Acc", "Oak17Acc"])
     assert pairs == [("ce", "Oak17Acc")]
+
+
+# --------------------------------------------------------------------------------------
+# Filesystem faults: exit 1, one line naming the path (etio.core.errors)
+# --------------------------------------------------------------------------------------
+
+def _unreadable(monkeypatch, path: Path) -> None:
+    """Reading ``path`` fails as a file without read permission does (also for root, who may read anything)."""
+    import builtins
+    import io
+
+    real = io.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == path.resolve():
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded)
+    monkeypatch.setattr(builtins, "open", guarded)
+
+
+UNREADABLE = {
+    "trace table (query)": lambda t, u: ("query", "--traces", u, "--graphs", GRAPHS[0.0005], "--out", t / "a.csv"),
+    "trace table (learn)": lambda t, u: ("learn", u, "--out", t / "g"),
+    "graph file (identify)": lambda t, u: ("identify", "--graphs", u.parent, "--out", t / "i.csv"),
+    "config (reproduce)": lambda t, u: ("reproduce", "--config", u, "--out", t / "r"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_an_unreadable_input_is_a_filesystem_fault(tmp_path, monkeypatch, capsys, case):
+    kind = case.split(" (")[0]
+    source = {"trace table": EXAMPLE, "config": MINI,
+              "graph file": GRAPHS[0.0005] / "ce-Oak17Acc-cv_avg_net_discovery.dot"}[kind]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    unreadable = folder / ("ce-Oak17Acc.dot" if kind == "graph file" else source.name)
+    unreadable.write_bytes(source.read_bytes())
+    _unreadable(monkeypatch, unreadable)
+    code, err = _main(monkeypatch, capsys, *UNREADABLE[case](tmp_path, unreadable))
+    line = _one_error_line(err)
+    assert code == 1 and line == f"error: cannot read {unreadable}: Permission denied", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_full_disk_leaves_no_empty_configuration_directory(trained_store, tmp_path, monkeypatch):
+    from etio.core.errors import EtioFileError
+    from etio.traces import store as store_module
+
+    shutil.copytree(trained_store, tmp_path / "store")
+    store = store_module.open_store(tmp_path / "store")
+    key = store.keys()[0]
+    record, stats = store.record(key), store.stats(key)
+    state = {"w": __import__("torch").zeros(3)}
+    shutil.rmtree(store.config_dir(key))                     # as before its training finished
+    real = store_module.write_bytes_atomic
+
+    def full(path, data):
+        if Path(path).name == "record.json":
+            raise store_module.file_error(path, OSError(28, "No space left on device"))
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "write_bytes_atomic", full)
+    with pytest.raises(EtioFileError, match="record.json: No space left on device"):
+        store.write_config(record, state, stats)
+    assert not store.config_dir(key).exists() and len(store.keys()) == 7
+
+
+def test_learn_on_a_full_disk_names_its_output(tmp_path, monkeypatch, capsys):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))     # a write beyond 3 kB fails as on a full disk
+    try:
+        code, err = _main(monkeypatch, capsys, "learn", EXAMPLE, "--out", tmp_path / "g", "--attacks", "Oak17Acc",
+                          "--losses", "ce", "--replicates", "3", "--runs", "2", "--workers", "1")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 1 and _one_error_line(err) == f"error: cannot write {tmp_path / 'g'}: File too large"
+    assert list(tmp_path.iterdir()) == []                     # no staging directory left
