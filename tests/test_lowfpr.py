@@ -183,7 +183,7 @@ def mini_store(tmp_path_factory):
     cfg = load_config(MINI)
     run_traces(cfg, out, progress=False)
     store = open_store(out)
-    run_attack_stage(store, ["top3", "oak17", "lowfpr"], _mini_settings())
+    run_attack_stage(store, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
     return out
 
 
@@ -256,7 +256,7 @@ def test_paper_attacks_roc_from_their_stored_scores(mini_store):
     store = open_store(mini_store)
     table = pd.read_csv(mini_store / "traces.csv")
     for i, key in enumerate(store.keys()[:2]):
-        for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17")):
+        for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17"), ("memguard", "Memguard")):
             scores = store.read_scores(key, attack)
             assert set(scores["member"]) == {0, 1}
             assert table.loc[i, f"{prefix}AUC"] == pytest.approx(roc_auc_score(scores["member"], scores["score"]),
@@ -284,11 +284,11 @@ def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
     copy = tmp_path / "store"
     shutil.copytree(mini_store, copy)
     again = open_store(copy)
-    summary = run_attack_stage(again, ["top3", "oak17", "lowfpr"], _mini_settings())
+    summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
     assert summary["computed"] == 0
     # losing the scores file makes the attack count as not done; the rerun writes the same bytes
     again.scores_path(key).unlink()
-    summary = run_attack_stage(again, ["top3", "oak17", "lowfpr"], _mini_settings())
+    summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
     assert summary["computed"] == 1
     assert again.scores_path(key).read_bytes() == store.scores_path(key).read_bytes()
     assert (copy / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()

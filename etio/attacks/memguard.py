@@ -176,6 +176,21 @@ def attack_with_noise_budget(attack: StackedMLP, original: torch.Tensor, defende
     return mem, non
 
 
+def defended_member_scores(attack: StackedMLP, original: torch.Tensor, defended: Defended, labels: torch.Tensor,
+                           with_label: torch.Tensor, epsilon: float, top_k: int = 3) -> torch.Tensor:
+    """Per-example scores ``[P, N]`` of the attack models against defended outputs: the expected member
+    probability under the noise budget, (1 − p)·Pr_before + p·Pr_after with the p of
+    :func:`attack_with_noise_budget` (the per-example form of its credited accuracy)."""
+    with torch.no_grad():
+        before = _member_probability(attack, original, labels, with_label, top_k)
+        after = _member_probability(attack, defended.probs, labels, with_label, top_k)
+        distance = (original - defended.probs).abs().sum(-1)
+        closer = (defended.defence_after - 0.5).abs() < (defended.defence_before - 0.5).abs()
+        p_noise = torch.where(closer & (distance > 0), (epsilon / distance.clamp(min=1e-30)).clamp(max=1.0),
+                              torch.zeros_like(distance))
+        return (1 - p_noise) * before + p_noise * after
+
+
 def defended_statistics(probs: torch.Tensor, labels: torch.Tensor, is_member: torch.Tensor, loss: str) -> dict:
     """The ``Memguard*`` generalization columns from the defended output sets (one set = one "model").
 

@@ -29,7 +29,8 @@ from etio import __version__
 from etio.core.errors import EtioInputError, check_choice
 from etio.core.schema import same_weight_decay
 from etio.attacks.attack_model import AttackModelSpec
-from etio.attacks.memguard import MemGuardSettings, attack_with_noise_budget, defend, defended_statistics
+from etio.attacks.memguard import (MemGuardSettings, attack_with_noise_budget, defend, defended_member_scores,
+                                   defended_statistics)
 from etio.attacks.mlleaks import VARIANTS, draw_tuples, summarize_mlleaks, train_requested_models, tuples_per_repeat
 from etio.attacks.oak17 import SHOKRI_ATTACK_MODEL, run_oak17
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
@@ -261,7 +262,24 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
     before_mem, before_non = attack_with_noise_budget(attackers, original, _undefended(defended, original), labels,
                                                       with_label, members, mg.epsilon)
     mem_acc, non_acc = float(mem.mean()), float(non.mean())
+    # per-example scores against the defended outputs, pooled over targets and attack types
+    from etio.attacks.lowfpr import pairs_table
+    from etio.attacks.roc import roc_metrics, roc_trace_values
+
+    score = defended_member_scores(attackers, original, defended, labels, with_label, mg.epsilon).float().cpu()
+    member = members.cpu().numpy().astype(bool)
+    roc_settings = settings.lowfpr().roc
+    metrics = roc_metrics(score.numpy().ravel(), member.ravel(), roc_settings)
+    sets = [(t, k) for t in targets for k in range(len(variants))]
+    point = [np.r_[outputs.rows(t)[:n_members].numpy(), np.arange(n_test)] for t, _ in sets]
+    scores = pairs_table(np.repeat([t for t, _ in sets], n_members + n_test),
+                         np.tile(np.r_[np.zeros(n_members), np.ones(n_test)], len(sets)), np.concatenate(point),
+                         member.ravel(), {"score": score.numpy().ravel()},
+                         {"attack_type": np.repeat([k for _, k in sets], n_members + n_test)})
     return {
+        **roc_trace_values("Memguard", metrics, roc_settings.alphas),
+        "roc": metrics,
+        "scores": scores,
         "MemguardMemberAcc": mem_acc,
         "MemguardNonmemberAcc": non_acc,
         "MemguardAcc": (mem_acc + non_acc) / 2,

@@ -185,7 +185,7 @@ _LOWFPR_METHODS = (("Threshold", "threshold", "Thresh", "loss-threshold attack")
                    ("LiraOnline", "lira_online", "LiRA-on", "LiRA online"),
                    ("Rmia", "rmia", "RMIA", "RMIA (offline)"))
 #: The low-FPR trace columns, method-major: the loss threshold, LiRA and RMIA (attack ``lowfpr``),
-#: then the ROC of ML-Leaks and Oak17 (their own attacks). ``ThresholdAcc`` and the paper's
+#: then the ROC of ML-Leaks, Oak17 and MemGuard's attack (their own attacks). ``ThresholdAcc`` and the paper's
 #: accuracies are the paper's columns, so these attacks have no ``Acc`` measure here.
 MEASURES: tuple[Measure, ...] = tuple(
     Measure(f"{prefix}{metric}", method, metric, f"{sym}{metric_symbol}", f"{sym} {metric_symbol}",
@@ -200,7 +200,8 @@ MEASURES: tuple[Measure, ...] = tuple(
                                      ("MLLeakL", "mlleak_l", "MLLeak-l", "ML-Leaks with the label"),
                                      ("Top3MLLeak", "top3", "MLLeakTop3", "ML-Leaks, top-3"),
                                      ("Top3MLLeakL", "top3_l", "MLLeakTop3-l", "ML-Leaks with the label, top-3"),
-                                     ("Oak17", "oak17", "Shadow", "Shokri et al. shadow models"))
+                                     ("Oak17", "oak17", "Shadow", "Shokri et al. shadow models"),
+                                     ("Memguard", "memguard", "MemGuard", "top-3 ML-Leaks against MemGuard"))
     for metric, metric_symbol, meaning in _METRICS if metric != "Acc")
 LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES]
 MEASURE_BY_COLUMN = {m.column: m for m in MEASURES}

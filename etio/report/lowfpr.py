@@ -26,7 +26,7 @@ TITLE = "The paper's findings at low FPR"
 #: Methods of the summary table: trace-column prefix -> reader's name.
 METHODS = {"Threshold": "loss threshold", "LiraOffline": "LiRA offline", "LiraOnline": "LiRA online",
            "Rmia": "RMIA", "MLLeak": "ML-Leaks", "MLLeakL": "ML-Leaks-l", "Top3MLLeak": "ML-Leaks top-3",
-           "Top3MLLeakL": "ML-Leaks top-3-l", "Oak17": "Shokri (Oak17)"}
+           "Top3MLLeakL": "ML-Leaks top-3-l", "Oak17": "Shokri (Oak17)", "Memguard": "top-3 vs MemGuard"}
 #: Methods drawn in the ROC figures (scored on every pool and test point): prefix -> score name in lowfpr.json.
 CURVE_METHODS = ("Threshold", "LiraOffline", "LiraOnline", "Rmia")
 METRICS = (("AUC", "AUC"), ("TPR0.1", "TPR@0.1%"), ("TPR1", "TPR@1%"), ("Eps", "ε"))
