@@ -35,7 +35,7 @@ if command -v Rscript >/dev/null; then
 else
   echo "(R is not installed: traces and attacks only)"
   etio traces --config experiments/paper-tiny.toml --out "$WORK/tiny-store" --data-dir "$WORK/data" --device cuda --quiet
-  etio attack --out "$WORK/tiny-store" --device cuda
+  etio attack --store "$WORK/tiny-store" --device cuda
   TRACES="$WORK/tiny-store/traces.csv"
 fi
 echo "tiny study on the GPU: $(( $(date +%s) - start )) s"

@@ -62,3 +62,66 @@ def test_learn_callback_shows_one_display():
     for done in range(1, 5):
         progress(done, 4, f"g{done}")
     assert lines[-1].startswith("   learn: 4/4 graphs, ") and lines[-1].endswith("(last: g4)")
+
+
+# --------------------------------------------------------------------------------------
+# One spelling per option (the old ones accepted for one release, out of the help)
+# --------------------------------------------------------------------------------------
+
+def test_help_shows_the_new_spellings_only(etio_cli):
+    helps = {cmd: etio_cli(*cmd.split(), "--help").stdout for cmd in ("learn", "query", "pitfalls", "attack",
+                                                                       "status", "bench attacks", "bench ate")}
+    assert "--traces" in helps["learn"] and helps["learn"].splitlines()[0].endswith(" learn [OPTIONS]")
+    for cmd in ("learn", "query", "pitfalls", "bench ate"):
+        assert "--weight-decay" in helps[cmd] and "--wd" not in helps[cmd], cmd
+    for cmd in ("attack", "status", "bench attacks"):
+        assert "--store" in helps[cmd] and "--out" not in helps[cmd], cmd
+
+
+def _stdout(monkeypatch, capsys, *args) -> str:
+    from etio.commands import app as cli
+
+    monkeypatch.setattr("sys.argv", ["etio", *map(str, args)])
+    capsys.readouterr()
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_store_and_its_old_spelling_name_the_same_store(tmp_path, monkeypatch, capsys):
+    from etio.pipeline.study import load_study
+    from etio.traces.store import create_store
+    from tests.conftest import REPO
+
+    store = tmp_path / "store"
+    create_store(store, load_study(REPO / "experiments" / "smoke.toml").experiment.to_dict())
+    new = _stdout(monkeypatch, capsys, "status", "--store", store)
+    assert new.startswith("traces: 4 units: 0 done")
+    assert _stdout(monkeypatch, capsys, "status", "--out", store) == new
+
+
+def test_weight_decay_and_its_old_spelling_query_the_same_slice(tmp_path, monkeypatch, capsys):
+    import json
+
+    from tests.conftest import REPO, run_main
+
+    example = REPO / "etio" / "data" / "example_traces.csv"
+    for spelling, out in (("--weight-decay", tmp_path / "new"), ("--wd", tmp_path / "old")):
+        code, err = run_main(monkeypatch, capsys, "pitfalls", "--traces", example, spelling, "0.005", "--out", out)
+        assert code == 0, err
+    records = [json.loads((tmp_path / d / "provenance.json").read_text())["config"] for d in ("new", "old")]
+    assert records[0] == records[1] and records[0]["weight_decay"] == 0.005
+    assert (tmp_path / "new" / "pitfalls.csv").read_bytes() == (tmp_path / "old" / "pitfalls.csv").read_bytes()
+
+
+def test_reproduce_finds_its_default_config_from_any_directory(tmp_path, monkeypatch, capsys):
+    # The default experiments/digits.toml is the checkout's, not the working directory's: from
+    # elsewhere the config loads and the next check (an --replicates of 0) is the one that fails.
+    from tests.conftest import run_main
+
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, "reproduce", "--out", tmp_path / "run", "--replicates", "0")
+    assert code == 2 and "replicates" in err and "does not exist" not in err
+    assert list(tmp_path.iterdir()) == []

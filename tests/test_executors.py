@@ -161,7 +161,7 @@ def _fails(ledger):
 
 @pytest.mark.parametrize("fn, message", [
     (_killed, "a worker process died (killed, or out of memory) in the attacks stage; what finished is stored "
-              "(etio status --out {store} names the unit it was running): rerun to resume"),
+              "(etio status --store {store} names the unit it was running): rerun to resume"),
     (_fails, "a damaged configuration"),
 ])
 def test_a_failed_worker_unit_stops_the_local_run_with_one_line(tmp_path, fn, message):

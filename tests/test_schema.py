@@ -108,10 +108,11 @@ def test_table_schema_errors_name_the_column_and_row():
     assert str(raised.value) == "demo table in f.csv: missing column(s) 'n', 's'"
     with pytest.raises(EtioInputError) as raised:
         TABLE.validate(pd.DataFrame({"a": [1.0, "x?"], "n": [1, 2], "s": ["", ""]}))
-    assert str(raised.value) == "demo table: column 'a' has non-numeric value 'x?' (row 1)"
+    # rows counted as the CSV lines a user sees (header = line 1), as every other message counts them
+    assert str(raised.value) == "demo table: column 'a' has non-numeric value 'x?' (CSV line 3)"
     with pytest.raises(EtioInputError) as raised:
         TABLE.validate(pd.DataFrame({"a": [1.0, 2.0], "n": [1, None], "s": ["", ""]}), source="g")
-    assert str(raised.value) == "demo table in g: column 'n' has a missing value (row 1)"
+    assert str(raised.value) == "demo table in g: column 'n' has a missing value (CSV line 3)"
     with pytest.raises(AssertionError, match="unknown column kinds"):
         TableSchema("bad", required={"x": "complex"})
 
@@ -150,7 +151,7 @@ def test_read_traces_errors(tmp_path):
     assert str(raised.value) == f"trace table in {missing}: missing column(s) 'WeightDecay'"
     bad = tmp_path / "bad.csv"
     bad.write_text("WeightDecay,Loss,TrainAcc\n0.0005,ce,high\n")
-    with pytest.raises(EtioInputError, match=r"column 'TrainAcc' has non-numeric value 'high' \(row 0\)"):
+    with pytest.raises(EtioInputError, match=r"column 'TrainAcc' has non-numeric value 'high' \(CSV line 2\)"):
         schema.read_traces(bad)
 
 

@@ -106,7 +106,8 @@ def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
     ``<loss>-<attack>-cv_avg_net_discovery.dot``) in ``graphs_dir``."""
     graphs_dir = Path(graphs_dir)
     if not graphs_dir.is_dir():
-        raise EtioInputError(f"graphs directory {graphs_dir} does not exist")
+        what = "is not a directory" if graphs_dir.exists() else "does not exist"
+        raise EtioInputError(f"graphs directory {graphs_dir} {what}")
     found: dict[tuple[str, str], Path] = {}
     for path in sorted(graphs_dir.glob("*.dot")):
         m = _GRAPH_FILE.match(path.name)

@@ -131,8 +131,20 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     chosen = rbridge.call_raw("etio_pairs", traces, float(weight_decay),
                               losses=list(losses) if losses else None, attacks=list(attacks) if attacks else None)
     table = rbridge.to_python(chosen)
-    skipped = rbridge.to_python(chosen.do_slot("skipped")) or []
-    return list(zip(table["loss"], table["attack"])), [dict(item) for item in skipped]
+    skipped = [dict(item) for item in rbridge.to_python(chosen.do_slot("skipped")) or []]
+    pairs = list(zip(table["loss"], table["attack"]))
+    if attacks is None:
+        # An attack column without a value in a loss's rows is not a pair to learn; say so too.
+        named = {item["name"] for item in skipped} | {f"{loss}-{attack}" for loss, attack in pairs}
+        for loss in [l for l in LOSSES if (losses is None or l in losses)]:
+            rows = traces.loc[_rows_of(traces, loss, weight_decay)]
+            if rows.empty:
+                continue
+            for attack in [a for a in ATTACKS if a in rows.columns]:
+                if f"{loss}-{attack}" not in named and rows[attack].isna().all():
+                    skipped.append({"name": f"{loss}-{attack}", "reason": f"its column has no value in the {loss} "
+                                                                          f"rows at weight decay {weight_decay:g}"})
+    return pairs, skipped
 
 
 # --------------------------------------------------------------------------------------
@@ -241,9 +253,8 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
-    for item in skipped:
-        if progress is not None:
-            progress(0, len(pairs), f"{item['name']} not learned: {item['reason']}")
+    for item in skipped:      # a warning, not a progress line: the graph is missing from the output
+        warnings.warn(f"{item['name']} skipped, its graph is not learned: {item['reason']}", stacklevel=2)
     # The graphs that will be learned (a constant attack column is skipped, not an error).
     for loss, attack in pairs:
         check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),

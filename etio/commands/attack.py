@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from etio.commands import executor as ex
+from etio.commands import options
 
 
 def _attack_settings(config: Path | None, store):
@@ -34,7 +35,9 @@ def _executor_settings(config: Path | None, store):
 def register(app, bench_app) -> None:
     @app.command("attack")
     def attack(
-        out: Path = typer.Option(..., "--out", help="Trace store written by `etio traces`."),
+        store_dir: Optional[Path] = options.store_option("Trace store written by `etio traces` (its traces.csv "
+                                                         "gets the attack columns)."),
+        out: Optional[Path] = options.STORE_ALIAS,
         config: Optional[Path] = typer.Option(None, "--config", help="Config file whose attacks table sets tuples, "
                                               "epochs and seeds (default: the config the store was made from)."),
         attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
@@ -61,9 +64,10 @@ def register(app, bench_app) -> None:
         from etio.commands.traces import _kept
         from etio.core.errors import on_interrupt
 
+        out = options.store(store_dir, out)
         names = parse_attack_list(attacks)
         store = open_store(out)
-        on_interrupt(lambda: _kept(out, f"etio attack --out {out}" + (f" --attacks {attacks}" if attacks else "")
+        on_interrupt(lambda: _kept(out, f"etio attack --store {out}" + (f" --attacks {attacks}" if attacks else "")
                                    + (f" --config {config}" if config else "")))
         settings = _attack_settings(config, store)
         execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
@@ -83,7 +87,9 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("attacks")
     def bench_attacks(
-        out: Path = typer.Option(..., "--out", help="Trace store to time the attacks on (results are not stored)."),
+        store_dir: Optional[Path] = options.store_option("Trace store to time the attacks on (results are not "
+                                                         "stored)."),
+        out: Optional[Path] = options.STORE_ALIAS,
         config: Optional[Path] = typer.Option(None, "--config"),
         limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time."),
         device: str = typer.Option("cpu", "--device"),
@@ -97,7 +103,7 @@ def register(app, bench_app) -> None:
         from etio.attacks.stage import attack_configuration, view_of
         from etio.traces.store import open_store
 
-        store = open_store(out)
+        store = open_store(options.store(store_dir, out))
         settings = _attack_settings(config, store)
         totals: dict[str, float] = {}
         keys = store.keys()[:limit]

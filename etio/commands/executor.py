@@ -36,12 +36,15 @@ def executor_settings(base, executor: Optional[str], ray_address: Optional[str],
 
 
 def register(app, bench_app) -> None:
+    from etio.commands import options
+
     @app.command("status")
-    def status(out: Path = typer.Option(..., "--out", help="Trace store (of `etio traces`, or a run's store/).")) -> None:
+    def status(store: Optional[Path] = options.store_option("Trace store (of `etio traces`, or a run's store/)."),
+               out: Optional[Path] = options.STORE_ALIAS) -> None:
         """Units of each stage: done, running (where, which attempt), failed (with their configurations and error)."""
         from etio.pipeline.executors import store_status
 
-        for stage in store_status(out):
+        for stage in store_status(options.store(store, out)):
             configs = (f"; {stage.configurations_done}/{stage.configurations} configurations stored"
                        if stage.stage == "traces" else "")
             typer.echo(f"{stage.stage}: {stage.units} units: {stage.done} done, {len(stage.running)} running, "
@@ -58,7 +61,8 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("executors")
     def bench_executors(
-        config: Path = typer.Option(Path("experiments/smoke.toml"), "--config", help="Config to run (traces and attacks)."),
+        config: Path = typer.Option(None, "--config", show_default=False,
+                                    help="Config to run (traces and attacks; default: the checkout's experiments/smoke.toml)."),
         device: str = typer.Option("cpu", "--device"),
         executor: str = typer.Option("ray", "--executor", help="Executor compared with local: ray or slurm."),
         slurm_cluster: str = typer.Option("local", "--slurm-cluster"),
@@ -67,6 +71,9 @@ def register(app, bench_app) -> None:
         from etio.pipeline.executors import benchmark_executors, parse_executor_settings
         from etio.pipeline.study import load_study
 
+        from etio.core.paths import experiment_config
+
+        config = config or experiment_config("smoke.toml")
         other = parse_executor_settings({"kind": executor, "slurm_cluster": slurm_cluster}, "command line")
         r = benchmark_executors(load_study(config), other, device)
         typer.echo(f"{r['configurations']} configurations ({config}): local {r['local_s']:.1f} s, "

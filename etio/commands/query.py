@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from etio.commands import options
 from etio.core.paths import DATA_DIR
 
 EXAMPLE_TRACES = DATA_DIR / "example_traces.csv"
@@ -18,7 +20,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def query_cmd(
         traces: Path = typer.Option(..., help="Trace table (authors' 53-column CSV)."),
         graphs: Path = typer.Option(..., help="Directory of <loss>-<attack>.dot graphs."),
-        weight_decay: float = typer.Option(0.0005, "--weight-decay", "--wd", help="Weight decay slice to query."),
+        weight_decay: Optional[float] = options.WEIGHT_DECAY, wd: Optional[float] = options.WD_ALIAS,
         out: Path = typer.Option(..., help="Output CSV of ATEs (a .provenance.json is written beside it)."),
         refuters: bool = typer.Option(False, "--refuters", help="Also run the three dowhy refuters (slow)."),
         seed: int = typer.Option(0, help="Seed of the refuters' simulations."),
@@ -32,6 +34,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
+        weight_decay = options.weight_decay(weight_decay, wd)
         check_output_file(out, "query", force=force, inputs=[traces, graphs])
         data, graph_set = read_traces(traces), read_graphs(graphs)
         check_graphs_against_traces(data, graph_set, traces)
@@ -76,7 +79,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def pitfalls_cmd(
         traces: Path = typer.Option(..., help="Trace table."),
         out: Path = typer.Option(..., help="Output directory."),
-        weight_decay: float = typer.Option(0.0005, "--weight-decay", "--wd"),
+        weight_decay: Optional[float] = options.WEIGHT_DECAY, wd: Optional[float] = options.WD_ALIAS,
         loss: str = typer.Option("ce"),
         force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
@@ -84,6 +87,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from etio.causal.pitfalls import run_pitfalls
         from etio.core.schema import read_traces
 
+        weight_decay = options.weight_decay(weight_decay, wd)
         table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss, force=force,
                              inputs=[traces])
         from etio.report.tables import to_terminal
@@ -94,7 +98,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def bench_ate(
         traces: Path = typer.Option(EXAMPLE_TRACES, help="Trace table (default: the bundled example traces)."),
         graphs: Optional[Path] = typer.Option(None, help="Graphs directory (default: the authors' graphs)."),
-        weight_decay: float = typer.Option(0.0005, "--weight-decay", "--wd"),
+        weight_decay: Optional[float] = options.WEIGHT_DECAY, wd: Optional[float] = options.WD_ALIAS,
     ) -> None:
         """Time all ATEs of one weight decay: identification, both estimators, no refuters (budget: 60 s)."""
         from etio.report import paper
@@ -102,6 +106,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from etio.core.schema import read_traces
 
         budget = 60.0
+        weight_decay = options.weight_decay(weight_decay, wd)
         table, graph_set = read_traces(traces), read_graphs(graphs or paper.graphs_dir(weight_decay))
         start = time.perf_counter()
         n = len(estimate_ates(table, graph_set, weight_decay))

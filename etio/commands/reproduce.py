@@ -9,14 +9,17 @@ import typer
 
 from etio.commands import executor as ex
 
-DEFAULT_CONFIG = Path("experiments/digits.toml")
+#: The embedded default study, ``experiments/digits.toml`` of the checkout (not of the working directory).
+DEFAULT_CONFIG = "digits.toml"
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @app.command("reproduce")
     def reproduce_cmd(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Experiment config (TOML)."),
+        config: Optional[Path] = typer.Option(None, "--config", show_default=False,
+                                              help="Experiment config (TOML; default: the checkout's "
+                                                   "experiments/digits.toml, wherever etio runs from)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: artifacts/<config name>, "
                                            "or artifacts/paper with --paper)."),
         paper: bool = typer.Option(False, "--paper", help="Tables and graph figures from the authors' published "
@@ -47,8 +50,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             reproduce_paper(out or Path("artifacts/paper"), echo=echo, force=force)
             return
 
+        from etio.core.paths import experiment_config
         from etio.pipeline.study import load_study
 
+        config = config or experiment_config(DEFAULT_CONFIG)
         cfg = load_study(config)
         analysis = cfg.analysis
         overrides = {k: v for k, v in dict(method=method, replicates=replicates, runs=runs, seed=seed).items()
@@ -70,15 +75,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("checks")
     def bench_checks(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Experiment config run end to end "
-                                    "(default: the main job's)."),
+        config: Optional[Path] = typer.Option(None, "--config", show_default=False,
+                                              help="Experiment config run end to end (default: the main job's, "
+                                                   "the checkout's experiments/digits.toml)."),
         device: Optional[str] = typer.Option("cpu", "--device", help="cpu or cuda."),
         workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once."),
     ) -> None:
         """Seconds the reliability checks (checksums, store verification, trace-table checks, output
         rules, the store lock) take in one `etio reproduce`, and their share of it."""
+        from etio.core.paths import experiment_config
         from etio.pipeline.checks import benchmark_checks
         from etio.traces.training import resolve_device
+
+        config = config or experiment_config(DEFAULT_CONFIG)
 
         r = benchmark_checks(config, resolve_device(device), workers=workers)
         typer.echo(f"{r['configurations']} configurations ({config}): reproduce {r['run_s']:.1f} s, checks "

@@ -97,28 +97,29 @@ def register(app, bench_app) -> None:
     def bench_train(
         arch: Optional[str] = typer.Option(None, "--arch", help="mlp_1hidden, alexnetwol, resnet34 or densenet161 "
                                            "(default: each in turn)"),
-        width: Optional[int] = typer.Option(None, "--width", help="default: the paper's smallest (MLP: 16–256)"),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="default: 30 for the MLP, 6 for conv nets (the first epochs carry a job's one-off set-up)"),
-        models: int = typer.Option(10, "--models", help="models per batch for conv nets (the MLP: n = 12)"),
+        width: Optional[int] = typer.Option(None, "--width", min=1, help="default: the paper's smallest (MLP: 16–256)"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="default: 30 for the MLP, 6 for conv nets (the first epochs carry a job's one-off set-up)"),
+        models: int = typer.Option(10, "--models", min=1, help="models per batch for conv nets (the MLP: n = 12)"),
         device: Optional[str] = typer.Option(None, "--device"),
-        threads: int = typer.Option(0, "--threads", help="CPU torch threads (0: torch's default)"),
+        threads: int = typer.Option(0, "--threads", min=0, help="CPU torch threads (0: torch's default)"),
     ) -> None:
         """Models per second, batched vs one at a time, per architecture; prints the ratio."""
+        from etio.core.errors import EtioInputError
+        from etio.traces.architectures import ARCH_NAMES, PAPER_WIDTHS
+
+        if arch is not None and arch not in ARCH_NAMES:
+            raise EtioInputError(f"--arch {arch!r}: known architectures: {', '.join(ARCH_NAMES)}")
         import torch
 
-        from etio.core.errors import EtioInputError
-        from etio.traces.models import ARCHS, PAPER_WIDTHS
         from etio.traces.stage import bench_train as run
 
-        if arch is not None and arch not in ARCHS:
-            raise EtioInputError(f"--arch {arch!r}: known architectures: {', '.join(ARCHS)}")
         if threads:
             torch.set_num_threads(threads)
         dev = _device(device)
         typer.echo(f"device {dev}, torch threads {torch.get_num_threads()}")
         # Default: the paper's architectures (wide_resnet, of the robust-models excerpt, only on request).
         for a in [arch] if arch else list(PAPER_WIDTHS):
-            r = run(epochs=epochs or (30 if a == "mlp_1hidden" else 6), device=dev, arch=a, width=width,
+            r = run(epochs=epochs if epochs is not None else (30 if a == "mlp_1hidden" else 6), device=dev, arch=a, width=width,
                     models=models)
             typer.echo(f"{a:12s} width {','.join(map(str, r['widths']))} models {r['models']} epochs {r['epochs']}: "
                        f"one-at-a-time {r['single_models_per_s']:.2f} models/s, batched "
@@ -126,7 +127,7 @@ def register(app, bench_app) -> None:
 
     @bench_app.command("robust-train")
     def bench_robust_train(
-        epochs: int = typer.Option(5, "--epochs"),
+        epochs: int = typer.Option(5, "--epochs", min=1),
         device: Optional[str] = typer.Option(None, "--device"),
     ) -> None:
         """PGD training, models per second, one at a time vs batched (digits MLP, 72 models)."""

@@ -11,6 +11,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = PACKAGE_DIR / "data"
 
 
+#: The study configs of the checkout (``experiments/``, next to the package as ``r/`` is).
+EXPERIMENTS_DIR = PACKAGE_DIR.parent / "experiments"
+
+
+def experiment_config(name: str) -> Path:
+    """A config of the checkout's ``experiments/`` by file name, wherever the command runs from."""
+    return EXPERIMENTS_DIR / name
+
+
 def r_dir() -> Path:
     """The ``r/`` directory of the checkout (``ETIO_R_DIR`` overrides it)."""
     override = os.environ.get("ETIO_R_DIR")

@@ -214,10 +214,12 @@ def _coerce(series: pd.Series, kind: str, table: str, col: str, required: bool) 
     numeric = pd.to_numeric(series, errors="coerce")
     bad = series[numeric.isna() & series.notna() & (series.astype(str).str.strip() != "")]
     if len(bad):
-        raise EtioInputError(f"{table}: column {col!r} has non-numeric value {bad.iloc[0]!r} (row {bad.index[0]})")
+        raise EtioInputError(f"{table}: column {col!r} has non-numeric value {bad.iloc[0]!r} "
+                             f"(CSV line {_lines([bad.index[0]])})")
     if kind == "int" and required:
         if numeric.isna().any():
-            raise EtioInputError(f"{table}: column {col!r} has a missing value (row {numeric.index[numeric.isna()][0]})")
+            raise EtioInputError(f"{table}: column {col!r} has a missing value "
+                                 f"(CSV line {_lines([numeric.index[numeric.isna()][0]])})")
         return numeric.astype("int64")
     return numeric.astype("float64")
 
@@ -283,6 +285,8 @@ def read_traces(path) -> pd.DataFrame:
         raise EtioInputError(f"cannot read trace file {path}: {exc}") from None
     except OSError as exc:       # no permission, an I/O error: a filesystem fault, not bad input
         raise read_error(path, exc, "trace file") from None
+    if table.empty:
+        raise EtioInputError(f"trace file {path} has a header but no rows")
     table.columns = normalize_trace_columns(table.columns)
     if table.columns.duplicated().any():
         dup = sorted(set(table.columns[table.columns.duplicated()]))

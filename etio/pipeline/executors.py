@@ -380,7 +380,7 @@ def _run_pool(units: list[Unit], processes: int, on_done) -> Outcome:
             except BrokenProcessPool:
                 # every unfinished unit fails with the pool, so which one was running is in the ledger
                 raise EtioError(f"a worker process died (killed, or out of memory) in the {unit.stage} stage; "
-                                f"what finished is stored (etio status --out {unit.store} names the unit it "
+                                f"what finished is stored (etio status --store {unit.store} names the unit it "
                                 f"was running): rerun to resume") from None
             if on_done is not None:
                 on_done(unit)                     # as each finishes: the progress display
