@@ -341,7 +341,7 @@ def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, t
     assert online["TPR0.1_n"] == rows["LiraOnlineTPR0.1"].notna().sum() < 4      # the 9-model ones lack it
     section = lowfpr_section(traces, mini_store, tmp_path)
     assert section.title == "The paper's findings at low FPR"
-    assert "| 0.0005 | CE | LiRA offline | 4 |" in section.markdown
+    assert "| CE | 0.0005 | LiRA offline | 4 |" in section.markdown
     svgs = sorted(p.name for p, _ in section.figures if p.suffix == ".svg")
     assert svgs == ["roc-lowfpr-wd_0.0005-ce.svg", "roc-lowfpr-wd_0.0005-mse.svg"]
     assert "LiRA offline (4)" in (tmp_path / svgs[0]).read_text()

@@ -138,10 +138,10 @@ def roc_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
 
 
 def _md_table(table: pd.DataFrame) -> str:
-    header = ["weight decay", "loss", "attack", "configurations"] + [label for _, label in METRICS]
+    header = ["loss", "weight decay", "attack", "configurations"] + [label for _, label in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
-        cells = [f"{r['weight_decay']:g}", r["loss"].upper(), r["attack"], str(r["configurations"])]
+        cells = [r["loss"].upper(), f"{r['weight_decay']:g}", r["attack"], str(r["configurations"])]
         for metric, _ in METRICS:
             median, n = r[f"{metric}_median"], int(r[f"{metric}_n"])
             cells.append(f"{median:.4f} ({n})" if n else "missing")
