@@ -321,6 +321,8 @@ def test_low_fpr_settings_are_checked_at_the_edge():
         parse_attack_settings({"lira_variance": "median"})
     with pytest.raises(EtioInputError, match=r"rmia_gamma must be a number ≥ 1, got 0.5"):
         parse_attack_settings({"rmia_gamma": 0.5})
+    with pytest.raises(EtioInputError, match=r"lowfpr_references must be 0 .* or at least 2"):
+        parse_attack_settings({"lowfpr_references": 1})
     with pytest.raises(EtioInputError, match=r"lowfpr_delta must be below 1"):
         parse_attack_settings({"lowfpr_delta": 1})
     s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()

@@ -164,10 +164,7 @@ def attack_with_noise_budget(attack: StackedMLP, original: torch.Tensor, defende
     with torch.no_grad():
         says_member_before = _member_probability(attack, original, labels, with_label, top_k) > 0.5
         says_member_after = _member_probability(attack, defended.probs, labels, with_label, top_k) > 0.5
-        distance = (original - defended.probs).abs().sum(-1)
-        closer = (defended.defence_after - 0.5).abs() < (defended.defence_before - 0.5).abs()
-        p_noise = torch.where(closer & (distance > 0), (epsilon / distance.clamp(min=1e-30)).clamp(max=1.0),
-                              torch.zeros_like(distance))
+        p_noise = _noise_probability(original, defended, epsilon)
         right_before = (says_member_before == is_member).double()
         right_after = (says_member_after == is_member).double()
         credit = (1 - p_noise) * right_before + p_noise * right_after
@@ -184,11 +181,17 @@ def defended_member_scores(attack: StackedMLP, original: torch.Tensor, defended:
     with torch.no_grad():
         before = _member_probability(attack, original, labels, with_label, top_k)
         after = _member_probability(attack, defended.probs, labels, with_label, top_k)
-        distance = (original - defended.probs).abs().sum(-1)
-        closer = (defended.defence_after - 0.5).abs() < (defended.defence_before - 0.5).abs()
-        p_noise = torch.where(closer & (distance > 0), (epsilon / distance.clamp(min=1e-30)).clamp(max=1.0),
-                              torch.zeros_like(distance))
+        p_noise = _noise_probability(original, defended, epsilon)
         return (1 - p_noise) * before + p_noise * after
+
+
+def _noise_probability(original: torch.Tensor, defended: Defended, epsilon: float) -> torch.Tensor:
+    """The probability ``[P, N]`` with which the defended vector is released: the noise budget over the
+    distance moved, where the defence moved its own attack model's output towards 0.5 (else 0)."""
+    distance = (original - defended.probs).abs().sum(-1)
+    closer = (defended.defence_after - 0.5).abs() < (defended.defence_before - 0.5).abs()
+    return torch.where(closer & (distance > 0), (epsilon / distance.clamp(min=1e-30)).clamp(max=1.0),
+                       torch.zeros_like(distance))
 
 
 def defended_statistics(probs: torch.Tensor, labels: torch.Tensor, is_member: torch.Tensor, loss: str) -> dict:

@@ -158,6 +158,10 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
     if not delta < 1:
         raise EtioInputError(f"{source}: [attacks].lowfpr_delta must be below 1, got {delta!r}")
     min_negatives = number("lowfpr_min_negatives", 1.0)
+    references = integer("lowfpr_references", 0)
+    if references == 1:
+        raise EtioInputError(f"{source}: [attacks].lowfpr_references must be 0 (every eligible model) or at least "
+                             f"2 (a standard deviation needs two references), got 1")
     wds = raw.get("memguard_weight_decays", list(defaults.memguard_weight_decays))
     if not isinstance(wds, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in wds):
         raise EtioInputError(f"{source}: [attacks].memguard_weight_decays must be a list of numbers, got {wds!r}")
@@ -181,7 +185,7 @@ def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config")
         robust_pgd_steps=integer("robust_pgd_steps", 1),
         robust_step_size=step,
         robust_nonmembers=integer("robust_nonmembers", 0),
-        lowfpr_references=integer("lowfpr_references", 0),
+        lowfpr_references=references,
         lira_variance=variance,
         rmia_gamma=number("rmia_gamma", 1.0),
         lowfpr_delta=delta,
