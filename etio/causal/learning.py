@@ -338,18 +338,31 @@ class LearningPool:
         self.traces = traces
         self.workers = available_cores() if workers is None else int(workers)
         self._executor = None
+        self._traces_file: str | None = None
         self._depth = 0
 
     def submit(self, fn, *args):
         if self._executor is None:
             import multiprocessing
+            import tempfile
             from concurrent.futures import ProcessPoolExecutor
 
+            # The workers read the table from a file: a start-up message that small goes through
+            # the pipe at once, so starting a worker never waits for the child (nor delays Ctrl-C).
+            fd, self._traces_file = tempfile.mkstemp(prefix="etio-learn-traces-", suffix=".pkl")
+            with os.fdopen(fd, "wb") as handle:
+                self.traces.to_pickle(handle)
             self._executor = ProcessPoolExecutor(max_workers=self.workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_worker, initargs=(self.traces,))
+                                                 initializer=_start_worker, initargs=(self._traces_file,))
         with interrupts.held():         # a worker being started gets all of its start-up data
             return self._executor.submit(fn, *args)
+
+    def _closed(self) -> None:
+        self._executor = None
+        if self._traces_file is not None:
+            Path(self._traces_file).unlink(missing_ok=True)
+            self._traces_file = None
 
     def __enter__(self) -> "LearningPool":
         self._depth += 1
@@ -359,10 +372,10 @@ class LearningPool:
         self._depth -= 1
         if self._executor is not None and kind is not None and not issubclass(kind, Exception):
             interrupts.terminate_pool(self._executor)   # Ctrl-C: the workers stop now, not after their graph
-            self._executor = None
+            self._closed()
         if self._depth == 0 and self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
-            self._executor = None
+            self._closed()
         return False
 
     def kill(self) -> None:
@@ -389,9 +402,10 @@ def _learn_in_workers(pool: LearningPool, pairs, staging, weight_decay, method, 
                 graphs[i], caught[i] = future.result()
                 if progress is not None:
                     progress(done, len(pairs), graphs[i].name)
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except BaseException as exc:
+            if isinstance(exc, Exception):      # on Ctrl-C the pool is terminated as a whole instead
+                for future in futures:
+                    future.cancel()
             raise
         # the tables from the graphs as R saved them (exact doubles), in pair order, by a worker's R
         pool.submit(_write_tables_in_worker, saved, str(staging), float(weight_decay)).result()
@@ -404,9 +418,9 @@ def _learn_in_workers(pool: LearningPool, pairs, staging, weight_decay, method, 
 _worker_traces = None
 
 
-def _start_worker(traces: pd.DataFrame) -> None:
+def _start_worker(traces_file: str) -> None:
     global _worker_traces
-    _worker_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(traces))
+    _worker_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(pd.read_pickle(traces_file)))
     interrupts.ignore_in_worker()       # after R started (it takes SIGINT over): the parent stops us
 
 

@@ -144,7 +144,9 @@ def terminate_pool(executor) -> None:
     """Stop a ``ProcessPoolExecutor`` now: its processes are terminated, queued work is
     cancelled, and nothing waits for a running task to finish."""
     kill_workers(executor)
-    executor.shutdown(wait=False, cancel_futures=True)
+    # Queued work is not cancelled one future at a time: the pool, finding its workers gone,
+    # fails every pending future itself (a cancelled one would make it raise in its thread).
+    executor.shutdown(wait=False)
 
 
 def ignore_in_worker() -> None:
