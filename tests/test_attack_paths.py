@@ -194,6 +194,10 @@ def test_mlleak_summary_by_hand():
         def predict_member(self, x):
             return torch.stack([torch.ones(4, dtype=torch.bool), torch.tensor([True, False, False, False])])
 
+        def logits(self, x):       # member logit 1 above the other where it says "member", 1 below elsewhere
+            says = self.predict_member(x).float()
+            return torch.stack([1 - says, says], dim=-1)
+
     from etio.attacks.mlleaks import AttackData
 
     data = AttackData(torch.zeros(2, 4, 3), torch.zeros(2, 4), torch.zeros(2, 4, 3),
@@ -204,6 +208,9 @@ def test_mlleak_summary_by_hand():
     assert out["per_tuple"]["Acc"] == [0.5, 0.75]
     assert out["Top3MLLeakMemAcc"] == 0.75 and out["Top3MLLeakNonmemAcc"] == 0.5 and out["Top3MLLeakAcc"] == 0.625
     assert out["tuples"] == [[1, 2, 3], [4, 5, 6]] and out["eval_size"] == 2
+    # the ROC pools both tuples' margins (+1 / -1): 10 of the 16 member/non-member pairs ordered, ties half
+    assert out["Top3MLLeakAUC"] == 0.625 and out["scores"].tolist() == [[1, 1, 1, 1], [1, -1, -1, -1]]
+    assert out["Top3MLLeakTPR1"] is None and "4 non-members" in out["roc"]["missing"]["TPR@1%"]
 
 
 # ---------------------------------------------------------------------------------------
