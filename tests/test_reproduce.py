@@ -106,12 +106,18 @@ def test_smoke_reproduce_records_provenance(smoke_run: Path):
     record = json.loads((smoke_run / "provenance.json").read_text())
     assert record["backend"].startswith(("bnlearn", "bnlearn-compat"))
     assert record["config"]["name"] == "smoke"
-    assert set(record["timings"]) >= {"report"} and len(record["timings"]) == 7
+    assert set(record["timings"]) >= {"report"} and len(record["timings"]) == 8
+    assert any(stage.startswith("low-FPR hypotheses") for stage in record["timings"])
     assert all(n > 0 for n in record["rows_per_slice"].values()) and len(record["rows_per_slice"]) == 4
     traces = pd.read_csv(smoke_run / "traces.csv")
     assert traces["Oak17Acc"].notna().all() and traces["ThresholdAcc"].notna().all()
     ates = pd.read_csv(smoke_run / "ates" / "ates-wd_0.0005.csv")
     assert len(ates) == 14 * 13  # 7 attacks x 2 losses x 13 treatments
+    # Table 3 at low FPR: the threshold attack's TPR as outcome (the other attacks' TPRs lack non-members)
+    for metric in ("TPR0.1", "TPR1"):
+        low = pd.read_csv(smoke_run / "ates" / f"ates-lowfpr-{metric}-wd_0.0005.csv")
+        assert set(low["attack"]) == {"ThresholdAcc"} and len(low) == 2 * 13
+    assert traces["LiraOfflineTPR1"].between(0, 1).all() and traces["ThresholdTPR1"].notna().all()
 
 
 def test_reproduce_paper_equals_the_papers_tables(tmp_path):
