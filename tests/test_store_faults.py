@@ -78,7 +78,8 @@ def test_a_damaged_file_is_recomputed_to_the_identical_table(reference, tmp_path
         warnings.simplefilter("always")
         _full_run(store)
     named = [str(w.message) for w in caught if str(victim) in str(w.message)]
-    assert named and all(len(m.splitlines()) == 1 for m in named), [str(w.message) for w in caught]
+    # one line, once: the attack stage's planner reports a damaged result, the unit recomputing it does not
+    assert len(named) == 1 and len(named[0].splitlines()) == 1, [str(w.message) for w in caught]
     after = _stats_mtimes(store)
     changed = {k for k in after if after[k] != before.get(k)}
     assert changed == (set() if kind.startswith("attack") else {victim.name})   # exactly the damaged one

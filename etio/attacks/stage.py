@@ -385,11 +385,12 @@ def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> lis
     return [key for key in store.keys() if _todo(store, key, attacks, current)]
 
 
-def _todo(store, key: str, attacks: Sequence[str], current: dict) -> list[str]:
+def _todo(store, key: str, attacks: Sequence[str], current: dict, warn: bool = True) -> list[str]:
     # A stored result counts only if it was computed with these settings (and its per-example
     # scores file is intact); after a change of the [attacks] table it is recomputed rather
-    # than relabelled.
-    return [a for a in attacks if not _is_current(result := store.read_attack(key, a), current)
+    # than relabelled. A damaged result is reported once, by the planner (attack_units), in the
+    # user's process: the unit that recomputes it (maybe in a worker) reads it quietly.
+    return [a for a in attacks if not _is_current(result := store.read_attack(key, a, warn=warn), current)
             or ("scores_sha256" in result and not store.scores_intact(key, result["scores_sha256"], a))]
 
 
@@ -403,7 +404,7 @@ def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSet
         from etio.traces.store import open_store
 
         store = open_store(store)
-    todo = _todo(store, key, attacks, json.loads(json.dumps(settings.to_dict())))
+    todo = _todo(store, key, attacks, json.loads(json.dumps(settings.to_dict())), warn=False)
     seconds: dict[str, float] = {}
     if not todo:
         return seconds

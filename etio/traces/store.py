@@ -123,6 +123,10 @@ def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
+#: Damaged attack result files already reported in this process: (path, mtime, size).
+_REPORTED_ATTACK_FILES: set[tuple] = set()
+
+
 @contextlib.contextmanager
 def store_lock(root: Path, what: str) -> Iterator[None]:
     """Hold the store's advisory lock (``fcntl.flock`` on ``DIR/.lock``) while writing it.
@@ -474,22 +478,35 @@ class TraceStore:
         result = with_checksum(json.loads(json.dumps(result, default=str)))
         write_bytes_atomic(self._require(key) / "attacks" / f"{attack_name}.json", _json_bytes(result))
 
-    def _attack_file(self, path: Path, action: str) -> dict | None:
-        """A stored attack result, or None (with a warning) when it is truncated or corrupt."""
+    def _attack_file(self, path: Path, action: str, warn: bool = True) -> dict | None:
+        """A stored attack result, or None (with a warning, unless ``warn`` is false: a second
+        reader of a file already reported) when it is truncated or corrupt."""
+        def say(message: str) -> None:
+            # Once per damaged file in a process: the trace stage (leaving it out of traces.csv)
+            # and the attack stage (recomputing it) of one run read the same file.
+            try:
+                stat = path.stat()
+                seen = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                seen = (str(path), None, None)
+            if warn and seen not in _REPORTED_ATTACK_FILES:
+                _REPORTED_ATTACK_FILES.add(seen)
+                _warn(message)
+
         try:
             result = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
-            _warn(f"{path} is truncated or corrupt; {action}")
+            say(f"{path} is truncated or corrupt; {action}")
             return None
         if problem := checksum_problem(result):
-            _warn(f"{path} {problem}; {action}")
+            say(f"{path} {problem}; {action}")
             return None
         return {k: v for k, v in result.items() if k != CHECKSUM_KEY}
 
-    def read_attack(self, key: str, attack_name: str) -> dict | None:
-        return self._attack_file(self.config_dir(key) / "attacks" / f"{attack_name}.json", "recomputing it")
+    def read_attack(self, key: str, attack_name: str, warn: bool = True) -> dict | None:
+        return self._attack_file(self.config_dir(key) / "attacks" / f"{attack_name}.json", "recomputing it", warn)
 
     def attack_results(self, key: str) -> dict[str, dict]:
         adir = self.config_dir(key) / "attacks"
