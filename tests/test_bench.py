@@ -74,7 +74,7 @@ def test_bench_attacks(tmp_path):
     config.write_text(ATTACKS)
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     lines = _bench("attacks", "--out", store, "--config", config, "--limit", 1)
-    names = ["mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard"]
+    names = ["mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard", "lowfpr"]
     assert [line.split()[0] for line in lines] == names + ["all"]
     for line in lines[:-1]:
         assert re.fullmatch(rf"\w+\s+{NUMBER} s/configuration", line), line

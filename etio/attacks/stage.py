@@ -207,13 +207,6 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
         share = (time.perf_counter() - start) / len(robust)
         for name in robust:
             on_result(name, {**results[name], "seconds": share})
-    if LOWFPR_STAGE in attacks:
-        from etio.attacks.lowfpr import run_lowfpr
-
-        start = time.perf_counter()
-        result = run_lowfpr(outputs, [m for ids in view.model_ids_by_repeat for m in ids], view.loss,
-                            settings.lowfpr())
-        on_result(LOWFPR_STAGE, {**result, "seconds": time.perf_counter() - start})
     if "memguard" in attacks:
         if not with_memguard:
             on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
@@ -223,6 +216,13 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
             index = {r: i for i, r in enumerate(requests)}
             result = run_memguard(view, outputs, settings, plan, models, index)
             on_result("memguard", {**result, "seconds": time.perf_counter() - start + per_model * 4 * len(plan)})
+    if LOWFPR_STAGE in attacks:
+        from etio.attacks.lowfpr import run_lowfpr
+
+        start = time.perf_counter()
+        result = run_lowfpr(outputs, [m for ids in view.model_ids_by_repeat for m in ids], view.loss,
+                            settings.lowfpr())
+        on_result(LOWFPR_STAGE, {**result, "seconds": time.perf_counter() - start})
 
 
 def _select_data(data, rows):
