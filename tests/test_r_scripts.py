@@ -4,6 +4,7 @@ handling of bad input (one ``error:`` line, non-zero exit status, nothing writte
 from __future__ import annotations
 
 import json
+import warnings
 
 import pandas as pd
 import pytest
@@ -167,7 +168,15 @@ def test_rscript_learn_graphs_skips_a_constant_attack_as_etio_learn_does(tmp_pat
     assert f"mse-ThresholdAcc not learned: {reason}" in result.stderr.splitlines()
     assert not (tmp_path / "r" / "mse-ThresholdAcc.dot").exists() and (tmp_path / "r" / "ce-ThresholdAcc.dot").exists()
     record = json.loads((tmp_path / "r" / "provenance.json").read_text())
-    learn_all(read_traces(traces), tmp_path / "py", 0.005, R=5, runs=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learn_all(read_traces(traces), tmp_path / "py", 0.005, R=5, runs=2)
+    # each graph left out is a warning (not a passing progress line): the constant column, and
+    # MemGuard's, which has no value at this weight decay
+    said = [str(w.message) for w in caught if " skipped, its graph is not learned: " in str(w.message)]
+    assert said == [f"mse-ThresholdAcc skipped, its graph is not learned: {reason}",
+                    *[f"{loss}-MemguardAcc skipped, its graph is not learned: its column has no value in the "
+                      f"{loss} rows at weight decay 0.005" for loss in ("ce", "mse")]]
     python_record = json.loads((tmp_path / "py" / "provenance.json").read_text())
     assert record["skipped"] == python_record["skipped"] == [{"name": "mse-ThresholdAcc", "reason": reason}]
     for name in ("ce-ThresholdAcc.dot", "mse-Oak17Acc.dot", "results-cont-wd_0.005000.csv"):

@@ -131,20 +131,25 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     chosen = rbridge.call_raw("etio_pairs", traces, float(weight_decay),
                               losses=list(losses) if losses else None, attacks=list(attacks) if attacks else None)
     table = rbridge.to_python(chosen)
-    skipped = [dict(item) for item in rbridge.to_python(chosen.do_slot("skipped")) or []]
-    pairs = list(zip(table["loss"], table["attack"]))
-    if attacks is None:
-        # An attack column without a value in a loss's rows is not a pair to learn; say so too.
-        named = {item["name"] for item in skipped} | {f"{loss}-{attack}" for loss, attack in pairs}
-        for loss in [l for l in LOSSES if (losses is None or l in losses)]:
-            rows = traces.loc[_rows_of(traces, loss, weight_decay)]
-            if rows.empty:
-                continue
-            for attack in [a for a in ATTACKS if a in rows.columns]:
-                if f"{loss}-{attack}" not in named and rows[attack].isna().all():
-                    skipped.append({"name": f"{loss}-{attack}", "reason": f"its column has no value in the {loss} "
-                                                                          f"rows at weight decay {weight_decay:g}"})
-    return pairs, skipped
+    skipped = rbridge.to_python(chosen.do_slot("skipped")) or []
+    return list(zip(table["loss"], table["attack"])), [dict(item) for item in skipped]
+
+
+def empty_attack_columns(traces: pd.DataFrame, weight_decay: float, pairs: Sequence[tuple[str, str]],
+                         losses: Sequence[str] | None = None) -> list[dict]:
+    """The attack columns of the table without a value in a loss's rows at ``weight_decay`` (e.g.
+    MemGuard, run at 5e-4 only), which :func:`present_pairs` leaves out without a reason, as
+    ``{"name": "<loss>-<attack>", "reason": ...}``."""
+    out = []
+    for loss in [name for name in LOSSES if losses is None or name in losses]:
+        rows = traces.loc[_rows_of(traces, loss, weight_decay)]
+        if rows.empty:
+            continue
+        for attack in [a for a in ATTACKS if a in rows.columns and (loss, a) not in pairs]:
+            if rows[attack].isna().all():
+                out.append({"name": f"{loss}-{attack}",
+                            "reason": f"its column has no value in the {loss} rows at weight decay {weight_decay:g}"})
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -253,7 +258,8 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
     pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
-    for item in skipped:      # a warning, not a progress line: the graph is missing from the output
+    empty = empty_attack_columns(traces, weight_decay, pairs, losses) if attacks is None else []
+    for item in [*skipped, *empty]:      # a warning, not a progress line: the graph is missing from the output
         warnings.warn(f"{item['name']} skipped, its graph is not learned: {item['reason']}", stacklevel=2)
     # The graphs that will be learned (a constant attack column is skipped, not an error).
     for loss, attack in pairs:
