@@ -106,7 +106,9 @@ def register(app, bench_app) -> None:
         store = open_store(options.store(store_dir, out))
         settings = _attack_settings(config, store)
         totals: dict[str, float] = {}
-        keys = store.keys()[:limit]
+        from etio.traces.stage import check_complete
+
+        keys = check_complete(store, "bench attacks")[:limit]     # as every reader of a store
         start = time.perf_counter()
         for key in keys:
             outputs = ModelOutputs(store.splits(key), store.ensemble(key, device), device)
