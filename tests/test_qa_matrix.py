@@ -9,6 +9,7 @@ the README: one line on stderr naming the problem, the documented exit code (2 b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -467,7 +468,14 @@ def _interrupt(args, ready, launcher=signal.SIG_DFL, settle: float = 0.3, timeou
     workers = _children(proc.pid)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=30)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:                # it ignored the interrupt: stop it and its workers
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(f"still running 30 s after SIGINT: etio {' '.join(map(str, args))}") from None
     reader.join(timeout=10)
     said = [t - sent for t, line in lines if line.startswith("interrupted: ")]
     time.sleep(0.2)
