@@ -2,7 +2,7 @@
 # predictive power and the correlation baseline.
 #
 #   source("r/etio.R")          # from anywhere; finds its own directory
-#   etio_backend()              # bnlearn when installed, else r/compat/bnlearn.R
+#   etio_backend()              # bnlearn 4.7 to 5.2.x when installed, else r/compat/bnlearn.R
 #   traces <- etio_read_traces("traces.csv")
 #   data   <- etio_prepare(traces, loss = "ce", weight_decay = 5e-4, attack = "Oak17Acc")
 #   graph  <- etio_learn(data, "Oak17Acc", method = "boot")
@@ -18,7 +18,8 @@
 # called on its own from R or from Python (rpy2). Inputs are checked once, in
 # etio_prepare(); errors caused by the input start with "etio input error: " so callers can
 # tell them from failures of the code. The algorithms themselves are bnlearn's (real API
-# only), so the same code runs on bnlearn 4.7 and on the compatible implementation.
+# only), so the same code runs on bnlearn and on the compatible implementation; the calls
+# whose meaning changed after bnlearn 4.7 go through r/backend.R, which makes them as 4.7 did.
 
 # Where this file lives, whether it is source()d from any working directory or loaded by a
 # script run with Rscript: source() keeps the file name in its frame as `ofile`.
