@@ -72,6 +72,31 @@ def test_lira_scores_equal_the_gaussian_likelihood_ratio_and_one_sided_test():
                 assert scores[variant][t, x] == pytest.approx(expected[variant], abs=1e-9, rel=1e-9), (variant, t, x)
 
 
+def test_all_targets_at_once_equal_one_target_at_a_time_and_the_reference_limit_holds():
+    phi, inside = _gaussian_study(seed=4, models=9, points=200)
+    fast = lira_scores(phi, inside)                          # every target at once (leave one out)
+    looped = lira_scores(phi, inside, references=9)          # one target at a time; 9 limits nothing
+    for variant in LIRA_VARIANTS:
+        np.testing.assert_allclose(fast[variant], looped[variant], rtol=1e-9, atol=1e-9, equal_nan=True)
+    # at most two references per side: target 0's OUT references on point x are the first two others
+    limited = lira_scores(phi, inside, references=2)
+    for x in range(5):
+        outs = [m for m in range(1, 9) if not inside[m, x]][:2]
+        v = phi[outs, x]
+        assert limited["offline"][0, x] == pytest.approx(-stats.norm.logsf(phi[0, x], v.mean(), np.std(v, ddof=1)),
+                                                         abs=1e-9)
+
+
+def test_rmia_probability_is_the_softmax_of_the_true_label():
+    from etio.attacks.rmia import true_label_probability
+
+    logits = torch.randn(3, 50, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 4
+    labels = torch.randint(10, (50,), generator=torch.Generator().manual_seed(1))
+    softmax = torch.softmax(logits, -1).gather(-1, labels.expand(3, 50).unsqueeze(-1)).squeeze(-1).numpy()
+    np.testing.assert_allclose(true_label_probability(logit_confidence(logits, labels).numpy()), softmax,
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_logit_confidence_is_log_odds_and_stays_finite():
     logits = torch.tensor([[[2.0, 0.5, -1.0], [0.0, 0.0, 0.0], [800.0, 0.0, 1.0]]])
     labels = torch.tensor([0, 2, 0])
@@ -102,7 +127,7 @@ def test_offline_never_uses_a_model_that_trained_on_the_point():
     own[0, 1] = 9.0
     refs = phi[1:, 1]
     assert lira_scores(own, inside)["offline"][0, 1] == pytest.approx(
-        -stats.norm.logsf(9.0, np.median(refs), np.std(refs, ddof=1)), abs=1e-12)
+        -stats.norm.logsf(9.0, np.median(refs), np.std(refs, ddof=1)), rel=1e-12)
     # a point without IN references (besides the target) has no online score
     assert np.isnan(scores["online"][0, 0]) and np.isnan(scores["online_fixed"][0, 0])
 

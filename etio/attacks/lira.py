@@ -97,16 +97,66 @@ def online_score(phi_t: np.ndarray, mu_in, sd_in, mu_out, sd_out) -> np.ndarray:
             + (phi_t - mu_out) ** 2 / (2 * sd_out ** 2))
 
 
+def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
+    """Reference statistics of every target at once: row t describes the masked-in models of each point
+    other than model t (the target is never its own reference).
+
+    For each point the side's values are sorted once; a target inside the side removes its own rank
+    from the sorted list (the median is read at shifted indices) and its own deviation from the sums
+    (mean and variance by difference, around the side's mean for accuracy). Returns ``median``, ``sd``
+    (ddof 1) and ``count`` ``[M, X]`` and ``pooled`` ``[M]``, as :func:`reference_statistics` per target.
+    """
+    n_models = values.shape[0]
+    k = mask.sum(axis=0)                                                   # [X]
+    order = np.argsort(np.where(mask, values, np.inf), axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)                    # side first, ascending
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n_models)[:, None].repeat(values.shape[1], axis=1), axis=0)
+    own = mask                                                             # [M, X]: the target is in the side
+    count = k[None, :] - own                                               # references of (t, x)
+    removed = np.where(own, rank, n_models)                                # rank taken out (none: past the end)
+
+    def at(i):  # element i of the remaining sorted list, for every (t, x)
+        j = i + (i >= removed)
+        return np.take_along_axis(ordered, np.clip(j, 0, n_models - 1), axis=0)
+
+    lo, hi = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
+    median = np.where(count > 0, (at(lo) + at(hi)) / 2, np.nan)
+    safe = np.where(mask, values, 0.0)
+    centre = safe.sum(axis=0) / np.maximum(k, 1)                           # the side's mean per point
+    dev = np.where(mask, values - centre, 0.0)
+    total, squares = dev.sum(axis=0)[None, :] - dev * own, (dev ** 2).sum(axis=0)[None, :] - dev ** 2 * own
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.maximum(squares - np.where(count > 0, total ** 2 / np.maximum(count, 1), 0.0), 0.0)
+        sd = np.where(count >= 2, np.sqrt(within / (count - 1)), np.nan)
+        dof = np.maximum(count - 1, 0).sum(axis=1)
+        pooled = np.where(dof > 0, np.sqrt(within.sum(axis=1) / np.maximum(dof, 1)), np.nan)
+    return {"median": median, "sd": sd, "pooled": pooled, "count": count}
+
+
 def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
     """Scores ``[M, X]`` of every variant: row t is model t attacked on every point, NaN where undefined.
 
     ``phi``: ``[M, X]`` φ of every model on every point; ``inside[m, x]``: model m trained on x.
     ``references``: at most that many references per side (0: every eligible model).
-    One loop over targets; every operation inside is over all models and points at once.
+    With every eligible model as reference all targets are scored at once
+    (:func:`leave_one_out_statistics`); with a limit, one loop over targets, each over all models
+    and points at once.
     """
     phi = np.asarray(phi, dtype=float)
     inside = np.asarray(inside, dtype=bool)
     n_models = phi.shape[0]
+    if not references:
+        o, i = leave_one_out_statistics(phi, ~inside), leave_one_out_statistics(phi, inside)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            out = {"offline": offline_score(phi, o["median"], o["sd"]),
+                   "offline_fixed": offline_score(phi, o["median"], o["pooled"][:, None]),
+                   "online": online_score(phi, i["median"], i["sd"], o["median"], o["sd"]),
+                   "online_fixed": online_score(phi, i["median"], i["pooled"][:, None], o["median"],
+                                                o["pooled"][:, None])}
+        for v in LIRA_VARIANTS:
+            out[v][~np.isfinite(out[v])] = np.nan
+        return out
     out = {v: np.full(phi.shape, np.nan) for v in LIRA_VARIANTS}
     for t in range(n_models):
         others = np.ones(n_models, dtype=bool)

@@ -117,7 +117,7 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     phi = logit_confidence(logits, labels).cpu().numpy()
     for variant, s in lira_scores(phi, points.inside, settings.references).items():
         scores[f"lira_{variant}"] = s
-    prob = true_label_probability(logits, labels)
+    prob = true_label_probability(phi)
     a, aucs = choose_a(prob, points.inside, points.population, settings.rmia_gamma, reference=0,
                        references=settings.references)
     scores["rmia"] = rmia_scores(prob, points.inside, points.population, a, settings.rmia_gamma, settings.references)

@@ -27,13 +27,12 @@ import numpy as np
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def true_label_probability(logits, labels) -> np.ndarray:
-    """Pr(x | θ) ``[M, X]`` from logits ``[M, X, C]`` (float64 softmax)."""
-    import torch
+def true_label_probability(phi: np.ndarray) -> np.ndarray:
+    """Pr(x | θ), the softmax probability of the true label, from LiRA's φ = log(p_y / (1 − p_y)):
+    p_y = 1 / (1 + e^(−φ)) (no second softmax over the logits)."""
+    from scipy.special import expit
 
-    probs = torch.softmax(logits.double(), dim=-1)
-    y = labels.to(probs.device).expand(probs.shape[:-1]).unsqueeze(-1)
-    return torch.gather(probs, -1, y).squeeze(-1).cpu().numpy()
+    return expit(np.asarray(phi, dtype=float))
 
 
 def out_reference_mean(prob: np.ndarray, inside: np.ndarray, target: int, references: int = 0) -> np.ndarray:
