@@ -123,9 +123,12 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     scores["rmia"] = rmia_scores(prob, points.inside, points.population, a, settings.rmia_gamma, settings.references)
     # the metrics are those of the stored (float32) scores, so anyone can recompute them from the file
     scores = {name: s.astype(np.float32) for name, s in scores.items()}
-    metrics = {name: roc_metrics(s.ravel(), points.inside.ravel(), settings.roc) for name, s in scores.items()}
+    # ROC metrics of the reported methods (the other LiRA variance's scores are in the file)
+    reported = reported_methods(settings.lira_variance)
+    metrics = {name: roc_metrics(scores[name].ravel(), points.inside.ravel(), settings.roc)
+               for name in reported.values()}
     values = {}
-    for prefix, method in reported_methods(settings.lira_variance).items():
+    for prefix, method in reported.items():
         m = metrics[method]
         values.update(roc_trace_values(prefix, m, settings.roc.alphas))
         if prefix != "Threshold":     # ThresholdAcc is the paper's column (tau = TrainLoss)
@@ -133,7 +136,7 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     return {
         **values,
         "metrics": metrics,
-        "reported": reported_methods(settings.lira_variance),
+        "reported": reported,
         "rmia": {"a": a, "auc_by_a": aucs, "a_chosen_on_model": model_ids[0], "gamma": settings.rmia_gamma,
                  "population": "test points"},
         "targets": len(model_ids),
