@@ -294,3 +294,23 @@ def test_new_attack_settings_reuse_the_trained_store(smoke):
     assert sorted(p.stat().st_mtime_ns for p in (smoke / "configs").glob("*/stats.json")) == marks
     assert store.meta["config"]["attacks"]["mlleak_tuples"] == 6
     assert json.loads((smoke / "store.json").read_text())["config"]["attacks"]["mlleak_tuples"] == 6
+
+
+def test_fashion_mnist_configs_keep_the_papers_mnist_protocol():
+    paper = load_config(ROOT / "experiments" / "paper-mnist.toml")
+    full = load_config(ROOT / "experiments" / "fashion-mnist.toml")
+    cpu = load_config(ROOT / "experiments" / "fashion-mnist-cpu.toml")
+    assert full.dataset == cpu.dataset == "fashion-mnist"
+    # the GPU study is the paper's MNIST grid and training exactly, on the other dataset
+    assert full.grid == paper.grid and full.training == paper.training and full.repeats == paper.repeats
+    assert [c.key.replace("fashion-mnist-", "mnist-", 1) for c in full.configurations()] == \
+        [c.key for c in paper.configurations()]
+    # the CPU study keeps the pool, subset sizes, models per configuration, losses, weight decays, schedulers
+    confs = cpu.configurations()
+    assert len(confs) == 144 and cpu.repeats == paper.repeats
+    for what in ("train_size", "loss", "weight_decay", "scheduler", "arch"):
+        assert {getattr(c, what) for c in confs} == {getattr(c, what) for c in paper.configurations()}, what
+    assert cpu.dataset_grids()[0].info().pool_size == 60000
+    slices = pd.Series([(c.loss, c.weight_decay) for c in confs]).value_counts()
+    assert sorted(slices.to_dict().items()) == [(("ce", 0.0005), 36), (("ce", 0.005), 36),
+                                                (("mse", 0.0005), 36), (("mse", 0.005), 36)]
