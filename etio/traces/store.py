@@ -547,7 +547,7 @@ class TraceStore:
         result = self.read_attack(key, attack_name)
         if result is None or not self.scores_intact(key, result.get("scores_sha256"), attack_name):
             raise EtioInputError(f"no intact per-example scores of {attack_name!r} for configuration {key} "
-                                 f"({path}); run `etio attack --attacks {attack_name}`")
+                                 f"({path}); run `etio attack --store {self.root} --attacks {attack_name}`")
         with gzip.open(path, "rb") as fh:
             return pd.DataFrame(np.load(io.BytesIO(fh.read()), allow_pickle=False))
 
