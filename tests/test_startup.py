@@ -71,6 +71,8 @@ def test_status_imports_no_heavy_stack(small_store):
     ["plan", "--config", "experiments/missing.toml"],
     ["attack", "--out", "tests"],                           # not a trace store
     ["query", "--traces", "missing.csv", "--graphs", "tests", "--out", "unused.csv"],
+    ["learn", "--traces", "missing.csv", "--out", "unused"],
+    ["pitfalls", "--traces", "missing.csv", "--out", "unused"],
 ], ids=lambda a: a[0])
 def test_input_errors_import_no_heavy_stack(args):
     result = _probe(*args)

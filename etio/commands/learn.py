@@ -42,10 +42,8 @@ def register(app, bench_app) -> None:
         force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
         """Learn the causal graph of every loss x attack from a trace table (paper Fig. 4, step 2)."""
-        from etio.causal import learning as stage
         from etio.core.errors import EtioInputError
         from etio.core.schema import read_traces
-        from etio.report.figures import draw_learned_graph
 
         from etio.core.outputs import check_output_dir
         from etio.core.progress import counted
@@ -59,6 +57,8 @@ def register(app, bench_app) -> None:
         table = read_traces(traces)
         check_output_dir(out, "learn", force=force, inputs=[traces])   # refused before R starts
         progress = counted("learn", unit="graphs")
+        from etio.causal import learning as stage        # the learning stage and figures: inputs checked
+        from etio.report.figures import draw_learned_graph
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

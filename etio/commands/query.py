@@ -84,11 +84,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Write into --out even if it holds files etio did not write; only etio's own outputs are replaced."),
     ) -> None:
         """The correlation pitfalls of paper §2 (Figs. 2 and 3): naive vs adjusted effects."""
-        from etio.causal.pitfalls import run_pitfalls
         from etio.core.schema import read_traces
 
         weight_decay = options.weight_decay(weight_decay, wd)
-        table = run_pitfalls(read_traces(traces), out, weight_decay=weight_decay, loss=loss, force=force,
+        data = read_traces(traces)         # a bad table is refused before the estimation stack loads
+        from etio.causal.pitfalls import run_pitfalls
+
+        table = run_pitfalls(data, out, weight_decay=weight_decay, loss=loss, force=force,
                              inputs=[traces])
         from etio.report.tables import to_terminal
 

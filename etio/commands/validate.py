@@ -19,6 +19,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """Learn -> identify -> estimate on tables from a known structural model: SHD, CI coverage of both
         estimators against the interventional truth, share of non-identifiable effects flagged."""
+        from etio.core.outputs import check_output_dir
+
+        check_output_dir(out, "validate")   # before the simulation stack is even imported
         from etio.causal.validation import run_validation
         from etio.report.figures import validation_figure
 
