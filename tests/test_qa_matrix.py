@@ -277,51 +277,6 @@ def test_bad_values_and_spellings_are_refused_at_once(tmp_path, monkeypatch, cap
     assert time.perf_counter() - start < 10     # refused before any learning or training starts
 
 
-# --------------------------------------------------------------------------------------
-# One spelling per option, and values refused before any work
-# --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("args, message", [
-    (("learn", "--traces", "{header}", "--out", "{tmp}/g"), "has a header but no rows"),
-    (("query", "--traces", "{header}", "--graphs", str(GRAPHS[0.0005]), "--out", "{tmp}/a.csv"),
-     "has a header but no rows"),
-    (("pitfalls", "--traces", "{header}", "--out", "{tmp}/p"), "has a header but no rows"),
-    (("query", "--traces", "{text}", "--graphs", str(GRAPHS[0.0005]), "--out", "{tmp}/a.csv"),
-     "'TrainAcc' has non-numeric value 'abc' (CSV line 5)"),
-    (("query", "--traces", str(EXAMPLE), "--graphs", str(EXAMPLE), "--out", "{tmp}/a.csv"), "is not a directory"),
-    (("identify", "--graphs", str(EXAMPLE), "--out", "{tmp}/i.csv"), "is not a directory"),
-    (("query", "--traces", str(EXAMPLE), "--graphs", str(GRAPHS[0.005]), "--weight-decay", "0.005", "--wd",
-      "0.0005", "--out", "{tmp}/a.csv"), "--weight-decay 0.005 and --wd 0.0005 disagree"),
-    (("learn", str(EXAMPLE), "--traces", "{header}", "--out", "{tmp}/g"), "disagree"),
-    (("learn", str(EXAMPLE), "{header}", "--out", "{tmp}/g"), "unexpected argument"),
-    (("learn", "--out", "{tmp}/g"), "missing option --traces"),
-    (("status",), "missing option --store"),
-    (("attack", "--store", "{tmp}/s1", "--out", "{tmp}/s2"), "disagree"),
-    (("learn", str(EXAMPLE), "--out", "{tmp}/g", "--workers", "0"), "--workers"),
-    (("bench", "train", "--epochs", "0"), "--epochs"),
-    (("bench", "train", "--models", "0"), "--models"),
-    (("bench", "robust-train", "--epochs", "0"), "--epochs"),
-    (("bench", "learn", "--workers", "0"), "--workers"),
-    (("bench", "learn", "--replicates", "0"), "--replicates"),
-])
-def test_bad_values_and_spellings_are_refused_at_once(tmp_path, monkeypatch, capsys, args, message):
-    import time
-
-    lines = EXAMPLE.read_text().splitlines()
-    (tmp_path / "header.csv").write_text(lines[0] + "\n")
-    column = lines[0].split(",").index("TrainAcc")
-    row = lines[4].split(",")               # CSV line 5: the header is line 1
-    row[column] = "abc"
-    (tmp_path / "text.csv").write_text("\n".join([*lines[:4], ",".join(row), *lines[5:]]) + "\n")
-    before = _tree(tmp_path)
-    start = time.perf_counter()
-    code, err = _main(monkeypatch, capsys, *[a.format(tmp=tmp_path, header=tmp_path / "header.csv",
-                                                       text=tmp_path / "text.csv") for a in args])
-    assert code == 2 and message in _one_error_line(err)
-    assert _tree(tmp_path) == before
-    assert time.perf_counter() - start < 10     # refused before any learning or training starts
-
-
 def test_debug_shows_the_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     plain = subprocess.run([sys.executable, "-m", "etio", "learn", tmp_path / "none.csv", "--out", tmp_path / "g"],
