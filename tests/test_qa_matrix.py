@@ -258,6 +258,8 @@ def test_bad_options(tmp_path, monkeypatch, capsys, args, message):
     (("bench", "robust-train", "--epochs", "0"), "--epochs"),
     (("bench", "learn", "--workers", "0"), "--workers"),
     (("bench", "learn", "--replicates", "0"), "--replicates"),
+    (("reproduce", "--config", str(MINI), "--out", "{tmp}/r", "--workers", "0"), "--workers"),
+    (("bench", "checks", "--workers", "0"), "--workers"),
 ])
 def test_bad_values_and_spellings_are_refused_at_once(tmp_path, monkeypatch, capsys, args, message):
     import time

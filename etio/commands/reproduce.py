@@ -32,7 +32,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         refuters: bool = typer.Option(False, "--refuters", help="Run dowhy's refuters beside each ATE."),
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset directory (default ~/.cache/etio/data; fashion-mnist: Debian's /usr/share/datasets/fashion-mnist)"),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once, one R "
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes learning graphs at once, one R "
                                               "each (default: the cores available)."),
         executor: Optional[str] = ex.EXECUTOR, ray_address: Optional[str] = ex.RAY_ADDRESS,
         retries: Optional[int] = ex.RETRIES, slurm_partition: Optional[str] = ex.SLURM_PARTITION,
@@ -79,7 +79,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                               help="Experiment config run end to end (default: the main job's, "
                                                    "the checkout's experiments/digits.toml)."),
         device: Optional[str] = typer.Option("cpu", "--device", help="cpu or cuda."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Processes learning graphs at once."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes learning graphs at once."),
     ) -> None:
         """Seconds the reliability checks (checksums, store verification, trace-table checks, output
         rules, the store lock) take in one `etio reproduce`, and their share of it."""
