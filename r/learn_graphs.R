@@ -13,9 +13,11 @@
 # and etio's marker .etio-output.json, which lists those entries as written by `learn`.
 # The output rules are etio's (etio/core/outputs.py), so the two front ends may write over each
 # other's output and over nothing else: DIR is built in a sibling staging directory and
-#   - renamed into place when DIR is absent, empty, or holds only `learn`'s own entries;
+#   - renamed into place when DIR is absent, or was made by etio and holds only `learn`'s own
+#     entries; an empty directory etio did not make is filled, never renamed over;
 #   - otherwise refused, unless --force: then the new entries are moved in beside the other
-#     files, replacing only `learn`'s entries (never a file etio did not write).
+#     files, replacing only `learn`'s entries (never a file etio did not write);
+#   - DIR as a symbolic link is refused (nothing is written through a link).
 # On failure: one line "error: <message>" on stderr, exit status 1, DIR as it was.
 # --weight-decay 0 learns on the rows of every weight decay, with WeightDecay as a node.
 # An attack whose column is constant over a loss's rows is not learned (unless named in
@@ -82,10 +84,20 @@ read_marker <- function(directory) {
   data$entries
 }
 
-write_marker <- function(directory, entries) {
+# `created`: etio made the directory itself (renamed its staging into place), so a later run may
+# replace it as a whole; a directory etio did not create is only ever filled.
+created_by_etio <- function(directory) {
+  path <- file.path(directory, MARKER)
+  data <- if (file.exists(path)) tryCatch(jsonlite::fromJSON(path, simplifyVector = FALSE), error = function(e) NULL)
+  is.list(data) && isTRUE(data$created)
+}
+
+write_marker <- function(directory, entries, created = FALSE) {
   entries <- entries[order(names(entries), method = "radix")]
   if (!length(entries)) entries <- structure(list(), names = character(0))
-  text <- jsonlite::toJSON(list(format = "etio-output", entries = entries), auto_unbox = TRUE, pretty = TRUE)
+  record <- list(format = "etio-output", entries = entries)
+  if (created) record$created <- TRUE
+  text <- jsonlite::toJSON(record, auto_unbox = TRUE, pretty = TRUE)
   temporary <- tempfile(pattern = ".etio-output-", tmpdir = directory)
   writeLines(text, temporary)
   if (!file.rename(temporary, file.path(directory, MARKER))) stop("cannot write ", file.path(directory, MARKER))
@@ -113,6 +125,10 @@ listing <- function(names, limit = 3) {
 # replaced, other files in DIR without --force, and (with the produced entries known) a
 # foreign file of the same name as one of them.
 check_output <- function(outdir, force, input, produces = character(0)) {
+  link <- Sys.readlink(outdir)   # "" for no link, NA where nothing exists
+  if (!is.na(link) && nzchar(link))
+    .etio_input_error("--out ", outdir, " is a symbolic link (to ", link, "); etio writes through no ",
+                      "link it did not create: give the directory itself, or a new one")
   path <- outdir
   repeat {
     if (file.exists(path)) {
@@ -142,7 +158,7 @@ check_output <- function(outdir, force, input, produces = character(0)) {
   mode
 }
 
-# DIR absent, empty or wholly `learn`'s: rename the staging directory into its place.
+# DIR absent, or made by etio and wholly `learn`'s: rename the staging directory into its place.
 swap_in <- function(staging, outdir) {
   backup <- NULL
   if (file.exists(outdir)) {
@@ -177,7 +193,7 @@ install_beside <- function(staging, outdir, produced, input) {
     unlink(file.path(outdir, name), recursive = TRUE)
     owner[[name]] <- NULL
   }
-  write_marker(outdir, owner[file.exists(file.path(outdir, names(owner)))])
+  write_marker(outdir, owner[file.exists(file.path(outdir, names(owner)))], created = created_by_etio(outdir))
   unlink(staging, recursive = TRUE)
 }
 
@@ -243,11 +259,12 @@ main <- function() {
                          file.path(staging, "provenance.json"),
                          auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null")
     produced <- entries_of(staging)
-    write_marker(staging, stats::setNames(as.list(rep(COMMAND, length(produced))), produced))
-    if (check_output(outdir, opts$force, traces, produces = produced) == "shared") {
-      install_beside(staging, outdir, produced, traces)
-    } else {
+    mode <- check_output(outdir, opts$force, traces, produces = produced)
+    if (!file.exists(outdir) || (mode == "own" && created_by_etio(outdir))) {
+      write_marker(staging, stats::setNames(as.list(rep(COMMAND, length(produced))), produced), created = TRUE)
       swap_in(staging, outdir)
+    } else {
+      install_beside(staging, outdir, produced, traces)
     }
     message(sprintf("%d graphs written to %s (backend %s, results as %s)", length(graphs), outdir, backend,
                     ETIO_RESULTS_FOLLOW))

@@ -137,6 +137,35 @@ def test_rscript_learn_graphs_writes_only_where_etio_may(tmp_path, rscript):
         in result.stderr.splitlines()
 
 
+def test_rscript_learn_graphs_writes_through_no_link_and_never_renames_a_directory_it_did_not_make(tmp_path, rscript):
+    """As etio.core.outputs: --out as a symbolic link is refused; an empty directory etio did not make is
+    filled in place (same inode, its mode kept, no `created` in the marker), while one etio made is replaced."""
+    import os
+
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    refused = _learn_graphs(rscript, EXAMPLE_TRACES_PATH, link, "--attacks", "Oak17Acc", "--losses", "ce")
+    assert refused.returncode == 1 and link.is_symlink() and list(real.iterdir()) == []
+    assert [x for x in refused.stderr.splitlines() if x.startswith("error:")] == [
+        f"error: --out {link} is a symbolic link (to {real}); etio writes through no link it did not create: "
+        "give the directory itself, or a new one"]
+    real.chmod(0o750)
+    inode = real.stat().st_ino
+    filled = _learn_graphs(rscript, EXAMPLE_TRACES_PATH, real, "--attacks", "Oak17Acc", "--losses", "ce")
+    assert filled.returncode == 0, filled.stderr
+    assert real.stat().st_ino == inode and (real.stat().st_mode & 0o777) == 0o750
+    assert (real / "ce-Oak17Acc.dot").exists() and "created" not in json.loads((real / MARKER).read_text())
+    made = tmp_path / "made"
+    assert _learn_graphs(rscript, EXAMPLE_TRACES_PATH, made, "--attacks", "Oak17Acc", "--losses", "ce").returncode == 0
+    assert json.loads((made / MARKER).read_text())["created"] is True
+    inode = made.stat().st_ino
+    assert _learn_graphs(rscript, EXAMPLE_TRACES_PATH, made, "--attacks", "Oak17Acc", "--losses", "ce").returncode == 0
+    assert made.stat().st_ino != inode           # etio's own directory is replaced as a whole
+    assert os.path.isdir(made)
+
+
 def test_rscript_learn_graphs_workers_write_the_same_bytes(tmp_path, rscript):
     args = ["--attacks", "ThresholdAcc,Oak17Acc"]
     serial = _learn_graphs(rscript, EXAMPLE_TRACES_PATH, tmp_path / "one", *args)
