@@ -113,8 +113,13 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     """
     points = point_set(outputs, model_ids)
     logits, labels = gather_logits(outputs, points)
-    scores = {"threshold": (-per_sample_loss(logits, labels, loss)).double().cpu().numpy()}
-    phi = logit_confidence(logits, labels).cpu().numpy()
+    # a few models at a time: no float64 copy of every model's logits at once (CIFAR-100: 100 classes)
+    threshold, phi = np.empty(points.inside.shape), np.empty(points.inside.shape)
+    for start in range(0, len(model_ids), 8):
+        part = logits[start:start + 8]
+        threshold[start:start + 8] = (-per_sample_loss(part, labels, loss)).double().cpu().numpy()
+        phi[start:start + 8] = logit_confidence(part, labels).cpu().numpy()
+    scores = {"threshold": threshold}
     for variant, s in lira_scores(phi, points.inside, settings.references).items():
         scores[f"lira_{variant}"] = s
     prob = true_label_probability(phi)
