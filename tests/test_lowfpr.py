@@ -410,3 +410,15 @@ def test_verdicts_at_low_fpr_are_shown_beside_accuracy():
     assert "TPR1, paper estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 CE)." in md
     assert "TPR1, sound estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 MSE)." in md
     assert "no TPR1 graph for Oak17Acc: Oak17TPR1 is missing." in md
+
+
+def test_predictive_power_at_low_fpr_names_the_measured_outcome():
+    from etio.report.lowfpr import predictive_markdown
+
+    table = pd.DataFrame({"outcome": ["accuracy", "TPR1"], "Loss": ["ce", "ce"],
+                          "Attack": ["ThresholdAcc", "ThresholdAcc"],
+                          "Max Corr Var": ["LossDiff", "CentroidDistance.origin."], "Max Corr": [0.48, 0.3449],
+                          "PredCor-w_dk": [0.809, 0.2951]})
+    md = "\n".join(predictive_markdown(table))
+    assert "| CE | ThreshAcc | LossDiff | 0.480 | 0.809 |" in md
+    assert "| CE | Thresh TPR@1% | CentroidDist | 0.345 | 0.295 |" in md

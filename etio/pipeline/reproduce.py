@@ -152,7 +152,8 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
 
         low_fpr = lowfpr_section(traces, layout.store, layout.figures,
                                  verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
-                                 not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()})
+                                 not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()},
+                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts))
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -274,11 +275,29 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
         if len(table):
             atomic_write_text(layout.root / "ates" / f"ates-lowfpr-{metric}-wd_{NORMAL_WD:g}.csv",
                               table.to_csv(index=False))
+        results = graphs_dir / f"results-cont-wd_{NORMAL_WD:f}.csv"
         out[metric] = {"verdicts": {e: verdicts(table, estimator=e) for e in ESTIMATORS} if len(table) else None,
-                       "not_learned": reasons}
+                       "not_learned": reasons,
+                       "predictive": pd.read_csv(results) if len(table) and results.is_file() else None}
         echo(f"   {metric}: graphs for {len(set(table['attack'])) if len(table) else 0} Table-3 attacks; "
              f"{len(reasons)} without one (their TPR is missing or constant)")
     return out
+
+
+def _low_fpr_predictive(layout: RunLayout, low_fpr: dict | None) -> pd.DataFrame | None:
+    """Table-2-style predictive power of the low-FPR graphs beside the accuracy graphs of the same attacks."""
+    if not low_fpr:
+        return None
+    parts = {metric: found["predictive"] for metric, found in low_fpr.items() if found["predictive"] is not None}
+    accuracy = layout.graphs(NORMAL_WD) / f"results-cont-wd_{NORMAL_WD:f}.csv"
+    if not parts or not accuracy.is_file():
+        return None
+    attacks = set().union(*(set(p["Attack"]) for p in parts.values()))
+    rows = [pd.read_csv(accuracy).assign(outcome="accuracy")]
+    rows += [p.assign(outcome=metric) for metric, p in parts.items()]
+    table = pd.concat(rows, ignore_index=True)
+    return table[table["Attack"].isin(attacks)][["outcome", "Loss", "Attack", "Max Corr Var", "Max Corr",
+                                                 "PredCor-w_dk"]].reset_index(drop=True)
 
 
 def _accuracy_and_low_fpr(ates: pd.DataFrame | None, low_fpr: dict | None) -> pd.DataFrame | None:

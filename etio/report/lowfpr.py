@@ -179,8 +179,30 @@ def verdict_markdown(verdicts: pd.DataFrame, not_learned: dict[str, dict[str, st
     return out + [""]
 
 
+def predictive_markdown(predictive: pd.DataFrame) -> list[str]:
+    """Table-2 style: each low-FPR graph's predictive correlation beside the accuracy graph's."""
+    from etio.causal.lowfpr import LOW_FPR_PREFIX
+    from etio.core.schema import from_r_name
+    from etio.core.vocabulary import display
+
+    def measured(outcome: str, attack: str) -> str:
+        attack = from_r_name(attack)
+        return display(attack) if outcome == "accuracy" else display(f"{LOW_FPR_PREFIX[attack]}{outcome}")
+
+    lines = ["| loss | outcome | best single variable | its correlation | graph's predictive correlation |",
+             "|---|---|---|---|---|"]
+    for _, r in predictive.iterrows():
+        lines.append(f"| {str(r['Loss']).upper()} | {measured(r['outcome'], r['Attack'])} | "
+                     f"{display(r['Max Corr Var'])} | {r['Max Corr']:.3f} | {r['PredCor-w_dk']:.3f} |")
+    return ["### Predictive power of the graphs at low FPR (weight decay 5e-4)", "",
+            "As Table 2: the correlation between the attack's values and the graph's predictions "
+            "(hold-out, with domain knowledge), beside the single variable most correlated with it.", "",
+            *lines, ""]
+
+
 def lowfpr_section(traces: pd.DataFrame, store_dir: Path | str, figures_dir: Path | str,
-                   verdicts: pd.DataFrame | None = None, not_learned: dict[str, dict[str, str]] | None = None):
+                   verdicts: pd.DataFrame | None = None, not_learned: dict[str, dict[str, str]] | None = None,
+                   predictive: pd.DataFrame | None = None):
     """The report section (:class:`etio.report.document.ReportSection`), or None when the run has no
     low-FPR results. ``verdicts``: the Table-3 verdicts under accuracy and under each TPR (both
     estimators), ``not_learned``: per metric, the attacks without a low-FPR graph and why."""
@@ -222,6 +244,8 @@ def lowfpr_section(traces: pd.DataFrame, store_dir: Path | str, figures_dir: Pat
     ]
     if verdicts is not None:
         md += verdict_markdown(verdicts, not_learned or {})
+        if predictive is not None and len(predictive):
+            md += predictive_markdown(predictive)
     else:
         md.append("The Table-3 hypotheses are not answered at low FPR in this run (it has no Table 3 at weight "
                   "decay 5e-4, or no low-FPR attack results).")
