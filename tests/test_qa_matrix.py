@@ -365,15 +365,18 @@ def test_a_read_only_empty_directory_is_a_filesystem_fault(tmp_path, monkeypatch
     assert out.stat().st_ino == before.st_ino and list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["../../x", "/tmp/etio-elsewhere", "a/b", ".."])
+@pytest.mark.parametrize("name", ["../../x", "{absolute}", "a/b", ".."])
 def test_a_config_name_is_one_path_component(tmp_path, monkeypatch, capsys, name):
-    config = tmp_path / "c.toml"
+    work = tmp_path / "deep" / "work"                 # reproduce's default run folder: artifacts/<name>
+    work.mkdir(parents=True)
+    name = name.format(absolute=tmp_path / "elsewhere")
+    config = work / "c.toml"
     config.write_text(MINI.read_text().replace('name = "smoke"', f"name = {json.dumps(name)}"))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(work)
     before = _tree(tmp_path)
     code, err = _main(monkeypatch, capsys, "reproduce", "--config", config)
     assert code == 2 and "plain name" in _one_error_line(err)
-    assert _tree(tmp_path) == before and not Path("/tmp/etio-elsewhere").exists()
+    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.rglob("*")) == ["c.toml", "deep", "work"]
 
 
 # --------------------------------------------------------------------------------------
