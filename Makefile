@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup data-setup test reproduce reproduce-paper bench vocabulary mutation clean-venv
+.PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary mutation clean-venv
 
 setup: r-setup data-setup $(STAMP)
 
