@@ -422,3 +422,26 @@ def test_predictive_power_at_low_fpr_names_the_measured_outcome():
     md = "\n".join(predictive_markdown(table))
     assert "| CE | ThreshAcc | LossDiff | 0.480 | 0.809 |" in md
     assert "| CE | Thresh TPR@1% | CentroidDist | 0.345 | 0.295 |" in md
+
+
+def test_queries_of_every_model_on_its_subsets_stay_within_their_memory_and_give_the_same_logits(monkeypatch):
+    """Every model on the subsets that cover the pool gathers n_models x rows images: on a 60 000-image
+    pool with 180 models that is tens of GB unless the models are queried a group at a time. Groups
+    must not change a single logit."""
+    import torch
+
+    from attack_helpers import synthetic_config
+
+    config = synthetic_config("ce", repeats=3, per_repeat=5)
+    ids = [m for group in config.view.model_ids_by_repeat for m in group]
+    pairs = [(m, k) for m in ids for k in ids]
+    outputs = config.outputs()
+    rows = torch.stack([outputs.rows(k) for _, k in pairs])
+    at_once = outputs._query_each([m for m, _ in pairs], rows)
+    seen = []
+    query = config.ensemble.logits_each
+    monkeypatch.setattr(config.ensemble, "logits_each", lambda models, x: seen.append(x.shape) or query(models, x))
+    row_bytes = outputs.splits.pool_x[0].numel() * outputs.splits.pool_x.element_size()
+    grouped = outputs._query_each([m for m, _ in pairs], rows, input_bytes=row_bytes * rows.shape[1] * 7)
+    assert len(pairs) == 225 and max(shape[0] for shape in seen) == 7 and sum(shape[0] for shape in seen) == 225
+    assert torch.equal(grouped, at_once)

@@ -95,15 +95,24 @@ class ModelOutputs:
         with torch.no_grad():
             return self.ensemble.logits(list(model_ids), x).detach().float().to(self.device)
 
-    def _query_each(self, model_ids: Sequence[int], rows: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
-        """Model ``model_ids[i]`` on pool rows ``rows[i]``, ``chunk`` rows of every model at a time
-        (the memory of a test-set query of as many models)."""
-        outs = []
+    def _query_each(self, model_ids: Sequence[int], rows: torch.Tensor, chunk: int = 2048,
+                    input_bytes: int = 2 ** 28) -> torch.Tensor:
+        """Model ``model_ids[i]`` on pool rows ``rows[i]``, ``chunk`` rows at a time, and as many models
+        at a time as keep their gathered inputs within ``input_bytes`` (every model of a configuration
+        on the subsets covering a 60 000-image pool would otherwise gather tens of GB of images)."""
+        ids = list(model_ids)
+        row_bytes = self.splits.pool_x[0].numel() * self.splits.pool_x.element_size()
+        group = max(1, input_bytes // (row_bytes * min(chunk, rows.shape[1])))
+        parts = []
         with torch.no_grad():
-            for start in range(0, rows.shape[1], chunk):
-                x = self.splits.pool_x[rows[:, start:start + chunk]]
-                outs.append(self.ensemble.logits_each(list(model_ids), x).detach().float().to(self.device))
-        return torch.cat(outs, dim=1)
+            for first in range(0, len(ids), group):
+                outs = []
+                for start in range(0, rows.shape[1], chunk):
+                    x = self.splits.pool_x[rows[first:first + group, start:start + chunk]]
+                    outs.append(self.ensemble.logits_each(ids[first:first + group], x).detach().float()
+                                .to(self.device))
+                parts.append(torch.cat(outs, dim=1))
+        return torch.cat(parts, dim=0)
 
 
 def derived_seed(base: int, *parts: object) -> int:
