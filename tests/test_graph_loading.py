@@ -52,8 +52,10 @@ def test_graph_directory_errors_name_the_problem(tmp_path, files, message):
 
 
 def test_graph_file_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(EtioInputError, match=r"cannot read graph file .*missing.dot: No such file or directory"):
+    with pytest.raises(EtioInputError, match=r"^graph file .*missing.dot does not exist$"):
         read_bnlearn_dot(tmp_path / "missing.dot")
+    with pytest.raises(EtioInputError, match=r"^graph file .* is a directory$"):
+        read_bnlearn_dot(tmp_path)
     with pytest.raises(EtioInputError, match=r"x.dot: not a bnlearn write.dot graph \(expected 'digraph \{' ... '\}'\)"):
         parse_bnlearn_dot("strict digraph {\n}\n", source="x.dot")
     with pytest.raises(EtioInputError, match="not a bnlearn write.dot graph"):
