@@ -53,9 +53,13 @@ def learn(traces: Path, out: Path, method: str, seed: int, replicates: int, runs
     return line[line.find("(backend ") + 9:line.rfind(")")].split(", results as")[0] if line else "?"
 
 
+def compared_files(out: Path) -> list[str]:
+    """The files of one `etio learn` output that are compared: all but the figures and provenance.json."""
+    return sorted(p.name for p in out.iterdir() if p.suffix not in FIGURES and p.name not in COMPARED_OUT)
+
+
 def differing(a: Path, b: Path) -> list[str]:
-    names = sorted(p.name for p in a.iterdir() if p.suffix not in FIGURES and p.name not in COMPARED_OUT)
-    other = sorted(p.name for p in b.iterdir() if p.suffix not in FIGURES and p.name not in COMPARED_OUT)
+    names, other = compared_files(a), compared_files(b)
     if names != other:
         return [f"file lists differ: {sorted(set(names) ^ set(other))}"]
     return [n for n in names if not filecmp.cmp(a / n, b / n, shallow=False)]
@@ -167,7 +171,7 @@ def main() -> int:
         problems = []
         for key, out in outs.items():
             diff = differing(reference[key], out) if out.is_dir() else ["no output"]
-            count = len([p for p in out.iterdir() if p.suffix not in FIGURES and p.name not in COMPARED_OUT])
+            count = len(compared_files(out))
             files, same = files + count, same + count - len(diff)
             problems += [f"{key[0].stem}/{key[1]}/{key[2]}: {', '.join(diff)}"] if diff else []
         failed |= bool(problems)
@@ -177,7 +181,7 @@ def main() -> int:
         worst, files, same = 0.0, 0, 0
         for key, out in compat.items():
             diff = differing(reference[key], out)
-            count = len([p for p in out.iterdir() if p.suffix not in FIGURES and p.name not in COMPARED_OUT])
+            count = len(compared_files(out))
             files, same = files + count, same + count - len(diff)
             worst = max(worst, largest_difference(reference[key], out, diff))
         failed |= worst > 1e-9
