@@ -138,13 +138,10 @@ etio_boot_strength <- function(data, R, algorithm = "hc", algorithm.args = list(
 #'
 #' @return a list of runs, each a list of folds (bnlearn's bn.kcv.list, also for one run).
 etio_cv <- function(data, bn, target, runs, k, m, algorithm.args = list()) {
-  xval <- if (is.character(bn)) {
-    bn.cv(data, bn = bn, algorithm.args = algorithm.args, loss = "mse", loss.args = list(target = target),
-          method = "hold-out", k = k, m = m, runs = runs)
-  } else {
-    bn.cv(data, bn = bn, loss = "mse", loss.args = list(target = target), method = "hold-out", k = k, m = m,
-          runs = runs)
-  }
+  args <- list(data, bn = bn, loss = "mse", loss.args = list(target = target), method = "hold-out", k = k, m = m,
+               runs = runs)
+  if (is.character(bn)) args$algorithm.args <- algorithm.args   # a fixed network is learned by no algorithm
+  xval <- do.call(bn.cv, args)
   if (inherits(xval, "bn.kcv")) structure(list(xval), class = "bn.kcv.list") else xval
 }
 
