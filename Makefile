@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary mutation clean-venv
+.PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary differences mutation clean-venv
 
 setup: r-setup data-setup $(STAMP)
 
@@ -51,6 +51,11 @@ bench: setup
 # r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/test_vocabulary.py fails while stale).
 vocabulary: setup
 	$(BIN)/python -m etio.core.vocabulary
+
+# docs/differences.md quotes the report's differences section, generated from its one source,
+# etio/report/templates/differences.md.j2 (tests/report/test_report.py fails while stale).
+differences: setup
+	$(BIN)/python -m etio.report.document
 
 # Not part of `make test`: the planted bugs and mutmut's mutants of the scientific core, with the
 # killed share per module (scripts/mutation.py; equivalent survivors in docs/mutation.md).
