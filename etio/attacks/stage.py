@@ -15,7 +15,6 @@ on its own, gives the same numbers as a complete run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -74,8 +73,8 @@ def requirement_problems(view: ConfigView, attacks: Sequence[str], settings: Att
                     f"{view.key} has {per_repeat} models per repeat ({len(view.model_ids_by_repeat)} repeats); "
                     f"use mlleak_tuples ≤ {per_repeat * len(view.model_ids_by_repeat)}")
     if "memguard" in attacks and per_repeat >= 3:
-        if settings.memguard_targets > min(tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples)):
-            problems.append(f"memguard_targets = {settings.memguard_targets} exceeds the ML-Leaks tuples per repeat "
+        if settings.memguard.targets > min(tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples)):
+            problems.append(f"[attacks.memguard] targets = {settings.memguard.targets} exceeds the ML-Leaks tuples per repeat "
                             f"of {view.key}")
     if "oak17" in attacks:
         first = view.model_ids_by_repeat[0] if view.model_ids_by_repeat else []
@@ -87,8 +86,8 @@ def requirement_problems(view: ConfigView, attacks: Sequence[str], settings: Att
                             f"other models in its first repeat")
     if any(a in ROBUST_ATTACK_NAMES for a in attacks):
         ids = view.model_ids_by_repeat
-        if not ids or min(len(r) for r in ids) < settings.robust_targets:
-            problems.append(f"robust_targets = {settings.robust_targets} exceeds the models per repeat of {view.key}")
+        if not ids or min(len(r) for r in ids) < settings.robust.targets:
+            problems.append(f"[attacks.robust] targets = {settings.robust.targets} exceeds the models per repeat of {view.key}")
     n_models = sum(len(ids) for ids in view.model_ids_by_repeat)
     if LOWFPR_STAGE in attacks and n_models < 3:
         problems.append(f"the low-FPR attacks need at least 3 models (a target and its references); {view.key} "
@@ -121,7 +120,7 @@ def memguard_plan(view: ConfigView, settings: AttackSettings) -> list[tuple[tupl
     plan, first = [], 0
     for ids, count in zip(view.model_ids_by_repeat, tuples_per_repeat(len(view.model_ids_by_repeat),
                                                                        settings.mlleak_tuples)):
-        for t, s, nm in tuples[first:first + settings.memguard_targets]:
+        for t, s, nm in tuples[first:first + settings.memguard.targets]:
             candidates = [m for m in ids if m not in (t, s, nm)] or [s]
             plan.append(((t, s, nm), (t, t, int(rng.choice(candidates)))))
         first += count
@@ -129,7 +128,7 @@ def memguard_plan(view: ConfigView, settings: AttackSettings) -> list[tuple[tupl
 
 
 def memguard_applies(view: ConfigView, settings: AttackSettings) -> bool:
-    wds = settings.memguard_weight_decays
+    wds = settings.memguard.weight_decays
     return not wds or view.weight_decay is None or any(same_weight_decay(view.weight_decay, w) for w in wds)
 
 
@@ -203,14 +202,14 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
 
             box = pixel_box(dataset_info(view.dataset)).to(outputs.device)
         results = run_robust_strategies(outputs, view.model_ids_by_repeat, view.num_classes, robust, view.adv_eps,
-                                        settings.robust(), settings.seed, view.key, box)
+                                        settings.robust, settings.seed, view.key, box)
         share = (time.perf_counter() - start) / len(robust)
         for name in robust:
             on_result(name, {**results[name], "seconds": share})
     if "memguard" in attacks:
         if not with_memguard:
-            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
-                                              f"{list(settings.memguard_weight_decays)}"})
+            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in [attacks.memguard] weight_decays "
+                                              f"{list(settings.memguard.weight_decays)}"})
         else:
             start = time.perf_counter()
             index = {r: i for i, r in enumerate(requests)}
@@ -243,8 +242,8 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
     targets = [attacker[0] for attacker, _ in plan]
     attack_idx = [index[(attacker, v)] for attacker, _ in plan for v in variants]
     defence_idx = [index[(defender, v)] for _, defender in plan for v in variants]
-    n_members = min(settings.memguard_samples or outputs.subset_size, outputs.subset_size)
-    n_test = min(settings.memguard_samples or outputs.n_test, outputs.n_test)
+    n_members = min(settings.memguard.samples or outputs.subset_size, outputs.subset_size)
+    n_test = min(settings.memguard.samples or outputs.n_test, outputs.n_test)
     members, non_members = outputs.on_subsets([(t, t) for t in targets]), outputs.on_test(targets)   # batched
     logits = torch.stack([torch.cat([members[i, :n_members], non_members[i, :n_test]])
                           for i in range(len(targets)) for _ in variants])
@@ -253,7 +252,7 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
     with_label = torch.tensor([VARIANTS[v].with_label for _ in targets for v in variants], device=outputs.device)
     is_member = torch.zeros(logits.shape[1], dtype=torch.bool, device=outputs.device)
     is_member[:n_members] = True
-    mg = MemGuardSettings(max_iteration=settings.memguard_max_iteration, epsilon=settings.memguard_epsilon)
+    mg = MemGuardSettings(max_iteration=settings.memguard.max_iteration, epsilon=settings.memguard.epsilon)
     defended = defend(logits, labels, models.select(defence_idx), with_label, mg)
     original = torch.softmax(logits, -1)
     attackers = models.select(attack_idx)
@@ -307,7 +306,10 @@ def _undefended(defended, original):
 
 
 # --------------------------------------------------------------------------------------
-# A whole store
+# A whole store: the stage's entry points. check_attack_inputs (before any work),
+# attack_units (the units still to run), run_attack_unit (one unit, wherever an executor
+# runs it), finish_attacks (traces.csv and provenance, once). etio.pipeline.stages.attacks_on
+# runs them on an executor; etio attack, etio reproduce and the tests go through it.
 # --------------------------------------------------------------------------------------
 
 def view_of(store, key: str) -> ConfigView:
@@ -321,41 +323,6 @@ def view_of(store, key: str) -> ConfigView:
                       num_classes=int(rec.num_classes), loss=str(rec.loss), train_loss=train_loss,
                       weight_decay=None if wd is None else float(wd), dataset=str(rec.dataset),
                       adv_eps=float(rec.identity.get("AdvEps", 0.0) or 0.0))
-
-
-def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
-                     progress: Callable[[str], None] | None = None, threads: int = 1,
-                     on_start: Callable[[int, int], None] | None = None) -> dict:
-    """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
-
-    Returns a summary: configurations, attacks computed / already stored, seconds. This is the
-    in-process run; other executors (etio.pipeline.executors) run :func:`run_attack_unit` elsewhere. The store's lock
-    is held throughout (a second writer waits), and every configuration is verified before its
-    models are used.
-    """
-    lock = store.lock("etio attack") if hasattr(store, "lock") else contextlib.nullcontext()
-    with lock:
-        return _run_attack_stage(store, attacks, settings, device, progress, threads, on_start)
-
-
-def _run_attack_stage(store, attacks, settings, device, progress, threads, on_start) -> dict:
-    keys = check_attack_inputs(store, attacks, settings)
-    computed, start = 0, time.perf_counter()
-    timing: dict[str, float] = {}
-    pending = set(attack_units(store, attacks, settings))
-    if on_start is not None:  # (configurations, those whose every attack is already stored)
-        on_start(len(keys), len(keys) - len(pending))
-    for key in keys:
-        if key in pending:
-            done = run_attack_unit(store, key, attacks, settings, device, threads)
-            computed += len(done)
-            for name, seconds in done.items():
-                timing[name] = timing.get(name, 0.0) + seconds
-        if progress:
-            progress(key)
-    finish_attacks(store, attacks, settings, device)
-    return {"configurations": len(keys), "computed": computed, "reused": len(keys) * len(attacks) - computed,
-            "seconds": time.perf_counter() - start, "seconds_by_attack": timing}
 
 
 def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings) -> list[str]:
@@ -379,10 +346,19 @@ def check_attack_inputs(store, attacks: Sequence[str], settings: AttackSettings)
     return keys
 
 
-def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> list[str]:
-    """The configurations (one unit each) with a requested attack not stored under these settings."""
+@dataclass(frozen=True)
+class AttackUnit:
+    """One configuration's attacks: the unit executors schedule. ``keys``: its configuration."""
+
+    unit_id: str
+    keys: tuple[str, ...]
+
+
+def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> list[AttackUnit]:
+    """The configurations (one unit each, named by its key) with a requested attack not stored under
+    these settings."""
     current = json.loads(json.dumps(settings.to_dict()))  # as stored: JSON types
-    return [key for key in store.keys() if _todo(store, key, attacks, current)]
+    return [AttackUnit(key, (key,)) for key in store.keys() if _todo(store, key, attacks, current)]
 
 
 def _todo(store, key: str, attacks: Sequence[str], current: dict, warn: bool = True) -> list[str]:
@@ -443,19 +419,40 @@ def store_path(store) -> str:
     return str(getattr(store, "root", getattr(store, "path", "")))
 
 
-def run_attack_stage_with_progress(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
-                                   threads: int = 1, echo=None) -> dict:
-    """:func:`run_attack_stage` with the stage progress display (bar on a terminal, lines otherwise)."""
+
+# TEMPORARY: kept until the tests move to etio.pipeline.stages.attacks_on (removed in the same change)
+def run_attack_stage(store, attacks: Sequence[str], settings: AttackSettings, device: str = "cpu",
+                     progress: Callable[[str], None] | None = None, threads: int = 1,
+                     on_start: Callable[[int, int], None] | None = None) -> dict:
+    """Fill the attack results of every configuration of ``store``; rewrite ``traces.csv``.
+
+    Returns a summary: configurations, attacks computed / already stored, seconds. This is the
+    in-process run; other executors (etio.pipeline.executors) run :func:`run_attack_unit` elsewhere. The store's lock
+    is held throughout (a second writer waits), and every configuration is verified before its
+    models are used.
+    """
     import contextlib
 
-    from etio.core.progress import StageProgress
+    lock = store.lock("etio attack") if hasattr(store, "lock") else contextlib.nullcontext()
+    with lock:
+        return _run_attack_stage(store, attacks, settings, device, progress, threads, on_start)
 
-    with contextlib.ExitStack() as stack:
-        bar: list[StageProgress] = []
 
-        def start(total: int, done: int) -> None:
-            bar.append(stack.enter_context(StageProgress("attacks", total, done=done, unit="configurations",
-                                                         echo=echo)))
-
-        return run_attack_stage(store, attacks, settings, device, threads=threads, on_start=start,
-                                progress=lambda key: bar[0].advance())
+def _run_attack_stage(store, attacks, settings, device, progress, threads, on_start) -> dict:
+    keys = check_attack_inputs(store, attacks, settings)
+    computed, start = 0, time.perf_counter()
+    timing: dict[str, float] = {}
+    pending = {u.unit_id for u in attack_units(store, attacks, settings)}
+    if on_start is not None:  # (configurations, those whose every attack is already stored)
+        on_start(len(keys), len(keys) - len(pending))
+    for key in keys:
+        if key in pending:
+            done = run_attack_unit(store, key, attacks, settings, device, threads)
+            computed += len(done)
+            for name, seconds in done.items():
+                timing[name] = timing.get(name, 0.0) + seconds
+        if progress:
+            progress(key)
+    finish_attacks(store, attacks, settings, device)
+    return {"configurations": len(keys), "computed": computed, "reused": len(keys) * len(attacks) - computed,
+            "seconds": time.perf_counter() - start, "seconds_by_attack": timing}

@@ -58,7 +58,8 @@ def register(app, bench_app) -> None:
         """
         from etio.attacks.settings import parse_attack_list
         from etio.core.progress import StageProgress
-        from etio.pipeline.executors import attacks_on, experiment_of
+        from etio.pipeline.executors import experiment_of
+        from etio.pipeline.stages import attacks_on
         from etio.traces.store import open_store
 
         from etio.commands.traces import _kept

@@ -68,14 +68,15 @@ def register(app, bench_app) -> None:
         slurm_cluster: str = typer.Option("local", "--slurm-cluster"),
     ) -> None:
         """Seconds of the trace and attack stages on the local executor and on another one; the overhead."""
-        from etio.pipeline.executors import benchmark_executors, parse_executor_settings
+        from etio.bench.executors import compare
+        from etio.pipeline.executors import parse_executor_settings
         from etio.pipeline.study import load_study
 
         from etio.core.paths import experiment_config
 
         config = config or experiment_config("smoke.toml")
         other = parse_executor_settings({"kind": executor, "slurm_cluster": slurm_cluster}, "command line")
-        r = benchmark_executors(load_study(config), other, device)
+        r = compare(load_study(config), other, device)
         typer.echo(f"{r['configurations']} configurations ({config}): local {r['local_s']:.1f} s, "
                    f"{executor} {r['other_s']:.1f} s; overhead {r['overhead_s']:+.1f} s "
                    f"({r['ratio']:.2f}x); traces.csv identical: {'yes' if r['identical'] else 'NO'}")

@@ -84,12 +84,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """Seconds the reliability checks (checksums, store verification, trace-table checks, output
         rules, the store lock) take in one `etio reproduce`, and their share of it."""
         from etio.core.paths import experiment_config
-        from etio.pipeline.checks import benchmark_checks
+        from etio.bench import checks
         from etio.traces.training import resolve_device
 
         config = config or experiment_config(DEFAULT_CONFIG)
 
-        r = benchmark_checks(config, resolve_device(device), workers=workers)
+        r = checks.run(config, resolve_device(device), workers=workers)
         typer.echo(f"{r['configurations']} configurations ({config}): reproduce {r['run_s']:.1f} s, checks "
                    f"{r['checks_s']:.2f} s ({100 * r['share']:.2f} % of the run)")
         for category, seconds in r["by_category"].items():

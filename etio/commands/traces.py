@@ -60,7 +60,7 @@ def register(app, bench_app) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from etio.core.errors import EtioInputError
-        from etio.pipeline.executors import traces_on
+        from etio.pipeline.stages import traces_on
         from etio.pipeline.study import load_study
         from etio.traces.stage import parse_shard
 
@@ -111,7 +111,7 @@ def register(app, bench_app) -> None:
             raise EtioInputError(f"--arch {arch!r}: known architectures: {', '.join(ARCH_NAMES)}")
         import torch
 
-        from etio.traces.stage import bench_train as run
+        from etio.bench.train import train as run
 
         if threads:
             torch.set_num_threads(threads)
@@ -131,7 +131,7 @@ def register(app, bench_app) -> None:
         device: Optional[str] = typer.Option(None, "--device"),
     ) -> None:
         """PGD training, models per second, one at a time vs batched (digits MLP, 72 models)."""
-        from etio.traces.stage import bench_robust_train as run
+        from etio.bench.train import robust_train as run
 
         r = run(epochs=epochs, device=_device(device))
         typer.echo(f"models {r['models']} epochs {r['epochs']} pgd steps {r['pgd_steps']} device {_device(device)}")

@@ -98,7 +98,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     from etio.attacks.settings import ATTACK_NAMES
     from etio.core.progress import StageProgress
     from etio.core.vocabulary import LOWFPR_STAGE
-    from etio.pipeline.executors import attacks_on, traces_on
+    from etio.pipeline.stages import attacks_on, traces_on
     from etio.pipeline.study import load_study
     from etio.report.document import ReportTable
 

@@ -118,7 +118,7 @@ class CheckTimer:
         return sum(self.seconds.values())
 
 
-def benchmark_checks(config_path: Path, device: str = "cpu", workers: int | None = None) -> dict:
+def run(config_path: Path, device: str = "cpu", workers: int | None = None) -> dict:
     """``reproduce`` of ``config_path`` in a temporary run folder with a :class:`CheckTimer`
     installed; then the finished store verified once more (what a rerun pays before reusing it).
 
