@@ -34,7 +34,7 @@ test: setup
 
 # The bad-input and fault matrix alone (part of `make test` too); ends with "qa matrix: N held, M failed".
 qa: setup
-	$(BIN)/python -m pytest -q tests/test_qa_matrix.py
+	$(BIN)/python -m pytest -q tests/commands/test_qa_matrix.py
 
 reproduce: setup
 	$(BIN)/etio reproduce --config $(CONFIG) --out $(OUT)
@@ -48,7 +48,7 @@ bench: setup
 	$(BIN)/etio bench ate
 	$(BIN)/etio bench robust-train
 
-# r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/test_vocabulary.py fails while stale).
+# r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/core/test_vocabulary.py fails while stale).
 vocabulary: setup
 	$(BIN)/python -m etio.core.vocabulary
 

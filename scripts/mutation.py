@@ -1,6 +1,6 @@
 """``make mutation``: the mutation score of the scientific core, per module.
 
-1. Every bug of the planted-bug fixture (``tests/planted_bugs.py``) is planted in a scratch copy
+1. Every bug of the planted-bug fixture (``tests/support/planted_bugs.py``) is planted in a scratch copy
    of the repository and must fail at least one of its tests.
 2. mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) mutates the core modules and
    runs, for each mutant, the tests that cover the mutated function.
@@ -73,10 +73,10 @@ def listed_equivalents() -> dict[str, str]:
 
 
 def run_planted() -> bool:
-    sys.path.insert(0, str(REPO / "tests"))
-    from planted_bugs import PLANTED, run_planted as plant_and_test, scratch_copy
+    sys.path.insert(0, str(REPO))
+    from tests.support.planted_bugs import PLANTED, run_planted as plant_and_test, scratch_copy
 
-    print(f"planted bugs ({len(PLANTED)}, tests/planted_bugs.py):")
+    print(f"planted bugs ({len(PLANTED)}, tests/support/planted_bugs.py):")
     all_caught = True
     for bug in PLANTED:
         with tempfile.TemporaryDirectory(prefix="etio-planted-") as tmp:

@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "data"
-
-#: Tests that need R are skipped only where R itself is not installed.
-requires_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="R (Rscript) is not installed")
+from tests.support.repo import REPO, run_command
 
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
-
-
-def run_command(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command from the repository root, capturing text output."""
-    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str]:
-    """``etio ARGS`` in this process (fast: imports are shared); (exit code, stderr)."""
-    from etio.commands import app as cli
-
-    monkeypatch.setattr("sys.argv", ["etio", *map(str, args)])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones included) -> SHA-256 of its content."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def one_error_line(err: str) -> str:
-    """The one ``error: ...`` line a failing command prints (no traceback, nothing else)."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,446 @@
+"""Membership inference at low FPR: LiRA and RMIA against their definitions, the reference rules,
+ROC metrics against scikit-learn on the stored scores, the ε bound by hand, and the attack on a
+small study."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
+from etio.attacks.rmia import choose_a, marginal, rmia_scores
+from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_metrics
+from tests.support.repo import MINI, REPO
+
+
+
+def _gaussian_study(seed=0, models=8, points=30, shift=1.5):
+    """φ of every model on every point: N(μ_x, 1) for non-members, N(μ_x + shift, 1) for members;
+    each point a member of half the models (a pattern that varies by point)."""
+    rng = np.random.default_rng(seed)
+    inside = np.zeros((models, points), dtype=bool)
+    for x in range(points):
+        inside[rng.permutation(models)[: models // 2], x] = True
+    mu = rng.normal(0, 2, size=points)
+    phi = rng.normal(mu + shift * inside, 1.0)
+    return phi, inside
+
+
+def _by_definition(phi, inside, t, x):
+    """The four LiRA scores of target t on point x, reference by reference, with scipy's normal."""
+    others = [m for m in range(phi.shape[0]) if m != t]
+    ins = np.array([phi[m, x] for m in others if inside[m, x]])
+    outs = np.array([phi[m, x] for m in others if not inside[m, x]])
+
+    def pooled(side_in: bool):
+        resid, dof = 0.0, 0
+        for y in range(phi.shape[1]):
+            v = np.array([phi[m, y] for m in others if inside[m, y] == side_in])
+            if len(v):
+                resid += ((v - v.mean()) ** 2).sum()
+                dof += len(v) - 1
+        return math.sqrt(resid / dof)
+
+    s_in, s_out = np.std(ins, ddof=1), np.std(outs, ddof=1)
+    m_in, m_out = np.median(ins), np.median(outs)
+    p_in, p_out = pooled(True), pooled(False)
+    v = phi[t, x]
+    return {
+        "offline": -stats.norm.logsf(v, m_out, s_out),
+        "offline_fixed": -stats.norm.logsf(v, m_out, p_out),
+        "online": stats.norm.logpdf(v, m_in, s_in) - stats.norm.logpdf(v, m_out, s_out),
+        "online_fixed": stats.norm.logpdf(v, m_in, p_in) - stats.norm.logpdf(v, m_out, p_out),
+    }
+
+
+def test_lira_scores_equal_the_gaussian_likelihood_ratio_and_one_sided_test():
+    phi, inside = _gaussian_study()
+    scores = lira_scores(phi, inside)
+    for t in (0, 3, 7):
+        for x in range(phi.shape[1]):
+            expected = _by_definition(phi, inside, t, x)
+            for variant in LIRA_VARIANTS:
+                assert scores[variant][t, x] == pytest.approx(expected[variant], abs=1e-9, rel=1e-9), (variant, t, x)
+
+
+def test_all_targets_at_once_equal_one_target_at_a_time_and_the_reference_limit_holds():
+    phi, inside = _gaussian_study(seed=4, models=9, points=200)
+    fast = lira_scores(phi, inside)                          # every target at once (leave one out)
+    looped = lira_scores(phi, inside, references=9)          # one target at a time; 9 limits nothing
+    for variant in LIRA_VARIANTS:
+        np.testing.assert_allclose(fast[variant], looped[variant], rtol=1e-9, atol=1e-9, equal_nan=True)
+    # at most two references per side: target 0's OUT references on point x are the first two others
+    limited = lira_scores(phi, inside, references=2)
+    for x in range(5):
+        outs = [m for m in range(1, 9) if not inside[m, x]][:2]
+        v = phi[outs, x]
+        assert limited["offline"][0, x] == pytest.approx(-stats.norm.logsf(phi[0, x], v.mean(), np.std(v, ddof=1)),
+                                                         abs=1e-9)
+
+
+def test_rmia_probability_is_the_softmax_of_the_true_label():
+    from etio.attacks.rmia import true_label_probability
+
+    logits = torch.randn(3, 50, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 4
+    labels = torch.randint(10, (50,), generator=torch.Generator().manual_seed(1))
+    softmax = torch.softmax(logits, -1).gather(-1, labels.expand(3, 50).unsqueeze(-1)).squeeze(-1).numpy()
+    np.testing.assert_allclose(true_label_probability(logit_confidence(logits, labels).numpy()), softmax,
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_logit_confidence_is_log_odds_and_stays_finite():
+    logits = torch.tensor([[[2.0, 0.5, -1.0], [0.0, 0.0, 0.0], [800.0, 0.0, 1.0]]])
+    labels = torch.tensor([0, 2, 0])
+    phi = logit_confidence(logits, labels)[0].numpy()
+    p = torch.softmax(logits.double(), -1)[0].numpy()
+    assert phi[0] == pytest.approx(math.log(p[0, 0] / (1 - p[0, 0])), abs=1e-12)
+    assert phi[1] == pytest.approx(math.log(0.5), abs=1e-12)            # 1/3 against 2/3
+    assert phi[2] == pytest.approx(800.0 - math.log(1 + math.e), abs=1e-9)   # p_y rounds to 1; φ does not
+
+
+def test_offline_never_uses_a_model_that_trained_on_the_point():
+    # Target 0 and model 1 trained on point 0; models 2-5 did not. Model 1's φ there is huge.
+    phi = np.array([[3.0, 0.1], [50.0, 0.2], [0.0, 0.3], [1.0, 0.4], [-1.0, 0.5], [0.5, 0.6]])
+    inside = np.zeros_like(phi, dtype=bool)
+    inside[[0, 1], 0] = True
+    scores = lira_scores(phi, inside)
+    outs = phi[2:, 0]
+    assert scores["offline"][0, 0] == pytest.approx(-stats.norm.logsf(3.0, np.median(outs), np.std(outs, ddof=1)),
+                                                    abs=1e-12)
+    # Were model 1 an OUT reference, the answer would change; moving its φ leaves offline unchanged.
+    with_it = -stats.norm.logsf(3.0, np.median(phi[1:, 0]), np.std(phi[1:, 0], ddof=1))
+    assert abs(with_it - scores["offline"][0, 0]) > 1.0
+    moved = phi.copy()
+    moved[1, 0] = -50.0
+    assert lira_scores(moved, inside)["offline"][0, 0] == scores["offline"][0, 0]
+    # the target is never its own reference: on point 1 (a member of none) its references are models 1-5
+    own = phi.copy()
+    own[0, 1] = 9.0
+    refs = phi[1:, 1]
+    assert lira_scores(own, inside)["offline"][0, 1] == pytest.approx(
+        -stats.norm.logsf(9.0, np.median(refs), np.std(refs, ddof=1)), rel=1e-12)
+    # a point without IN references (besides the target) has no online score
+    assert np.isnan(scores["online"][0, 0]) and np.isnan(scores["online_fixed"][0, 0])
+
+
+def test_rmia_scores_follow_the_pairwise_definition():
+    rng = np.random.default_rng(3)
+    models, points = 6, 40
+    prob = rng.uniform(0.05, 0.95, size=(models, points))
+    inside = np.zeros((models, points), dtype=bool)
+    inside[rng.integers(models, size=25), np.arange(25)] = True           # points 25.. are the population
+    population = np.arange(25, points)
+    for gamma, a in ((1.0, 0.3), (2.0, 0.0), (1.5, 1.0)):
+        scores = rmia_scores(prob, inside, population, a, gamma)
+        for t in (0, 4):
+            ref = [m for m in range(models) if m != t]
+
+            def pr(y):
+                outs = [prob[m, y] for m in ref if not inside[m, y]]
+                return 0.5 * ((1 + a) * np.mean(outs) + (1 - a))
+
+            for x in range(points):
+                zs = [z for z in population if z != x]
+                wins = sum((prob[t, x] / pr(x)) / (prob[t, z] / pr(z)) >= gamma for z in zs)
+                assert scores[t, x] == pytest.approx(wins / len(zs), abs=1e-12), (gamma, a, t, x)
+    assert marginal(np.array([0.4]), 1.0)[0] == pytest.approx(0.4)       # a = 1: Pr(x) = Pr_OUT(x)
+    assert marginal(np.array([0.4]), 0.0)[0] == pytest.approx(0.7)
+
+
+def test_rmia_a_is_the_best_on_a_reference_model():
+    rng = np.random.default_rng(5)
+    models, points = 6, 200
+    inside = np.zeros((models, points), dtype=bool)
+    inside[np.arange(150) % models, np.arange(150)] = True
+    prob = np.clip(rng.uniform(0.2, 0.8, size=(models, points)) + 0.15 * inside, 0, 1)
+    population = np.arange(150, points)
+    a, aucs = choose_a(prob, inside, population, gamma=1.0)
+    from sklearn.metrics import roc_auc_score
+
+    rows = inside[0] | (np.arange(points) >= 150)
+    for key, value in aucs.items():
+        s = rmia_scores(prob, inside, population, float(key), 1.0)[0]
+        assert value == pytest.approx(roc_auc_score(inside[0][rows], s[rows]), abs=1e-12)
+    assert aucs[f"{a:g}"] == max(aucs.values())
+
+
+def test_epsilon_bound_of_a_known_pair_by_hand():
+    # 900 of 1000 members found, 10 of 1000 non-members called members, δ = 1e-5, 95 % one-sided bounds
+    tpr_lo = stats.binomtest(900, 1000).proportion_ci(0.90, method="exact").low
+    fpr_hi = stats.binomtest(10, 1000).proportion_ci(0.90, method="exact").high
+    hand = max(math.log((tpr_lo - 1e-5) / fpr_hi), math.log((1 - fpr_hi - 1e-5) / (1 - tpr_lo)))
+    assert float(epsilon_lower_bound(900, 1000, 10, 1000, 1e-5)) == pytest.approx(hand, rel=1e-9)
+    assert 3.0 < hand < 4.5
+    # no evidence, no leakage
+    assert float(epsilon_lower_bound(500, 1000, 500, 1000, 1e-5)) == 0.0
+
+
+def test_roc_metrics_missing_with_a_reason_when_negatives_are_few():
+    rng = np.random.default_rng(0)
+    members = np.r_[np.ones(100, bool), np.zeros(500, bool)]
+    out = roc_metrics(rng.normal(members * 1.0), members, RocSettings())
+    assert out["TPR@0.1%"] is None and "500 non-members" in out["missing"]["TPR@0.1%"]
+    assert out["TPR@1%"] is None and "needs at least 1000" in out["missing"]["TPR@1%"]
+    assert 0.5 < out["AUC"] < 1 and "AUC" not in out["missing"]
+
+
+# --------------------------------------------------------------------------------------
+# The attack on stores
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mini_store(tmp_path_factory):
+    from etio.attacks.stage import run_attack_stage
+    from etio.traces.config import load_config
+    from etio.traces.stage import run_traces
+    from etio.traces.store import open_store
+
+    out = tmp_path_factory.mktemp("lowfpr") / "store"
+    cfg = load_config(MINI)
+    run_traces(cfg, out, progress=False)
+    store = open_store(out)
+    run_attack_stage(store, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
+    return out
+
+
+def _mini_settings():
+    import tomllib
+
+    from etio.attacks.settings import parse_attack_settings
+
+    return parse_attack_settings(tomllib.loads(MINI.read_text())["attacks"])
+
+
+def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini_store):
+    from etio.core.schema import LOWFPR_COLUMNS, TRACE_COLUMNS
+    from etio.traces.store import open_store
+
+    table = pd.read_csv(mini_store / "traces.csv")
+    assert list(table.columns) == TRACE_COLUMNS + LOWFPR_COLUMNS
+    from etio.core.vocabulary import MEASURES
+
+    store = open_store(mini_store)
+    for (_, row), key in zip(table.iterrows(), store.keys()):
+        result = store.read_attack(key, "lowfpr")
+        for column in [m.column for m in MEASURES if m.stage == "lowfpr"]:
+            value = row[column]
+            if column.endswith("Eps"):
+                assert 0 <= value < 20, (key, column, value)
+            elif np.isnan(value):
+                method = result["reported"][re.match(r"Threshold|LiraOffline|LiraOnline|Rmia", column).group()]
+                assert result["metrics"][method]["missing"], (key, column)
+                assert column.endswith("TPR0.1") and result["metrics"][method]["negatives"] < 10_000
+            else:
+                assert 0 <= value <= 1, (key, column, value)
+        # offline attacks pool every target's pool and test non-members: enough for 0.1 %
+        assert not np.isnan(row["LiraOfflineTPR0.1"]) and not np.isnan(row["RmiaTPR0.1"])
+        assert row["LiraOfflineAUC"] > 0.5 and row["ThresholdAUC"] > 0.5
+
+
+def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_store):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    table = pd.read_csv(mini_store / "traces.csv")
+    key = store.keys()[0]
+    scores = store.read_scores(key)
+    models = len([m for r in range(store.record(key).n_repeats) for m in store.record(key).model_ids(r)])
+    assert len(scores) == models * (600 + 1197)
+    assert (scores.groupby("model")["member"].sum() == store.record(key).train_size).all()
+    assert (scores.loc[scores["test"] == 1, "member"] == 0).all()
+    row = table.iloc[0]
+    for prefix, column in (("Threshold", "threshold"), ("LiraOffline", "lira_offline_fixed"), ("Rmia", "rmia"),
+                           ("LiraOnline", "lira_online_fixed")):
+        scored = scores[np.isfinite(scores[column])]
+        y, s = scored["member"].to_numpy(), scored[column].to_numpy()
+        assert row[f"{prefix}AUC"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        fpr, tpr, _ = roc_curve(y, s)
+        assert row[f"{prefix}TPR1"] == pytest.approx(tpr[fpr <= 0.01].max(), abs=1e-12)
+        if not np.isnan(row[f"{prefix}TPR0.1"]):
+            assert row[f"{prefix}TPR0.1"] == pytest.approx(tpr[fpr <= 0.001].max(), abs=1e-12)
+    online = scores[np.isfinite(scores["lira_online_fixed"])]
+    assert (online["test"] == 0).all()               # a test point has no IN reference
+
+
+def test_paper_attacks_roc_from_their_stored_scores(mini_store):
+    from sklearn.metrics import roc_auc_score
+
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    table = pd.read_csv(mini_store / "traces.csv")
+    for i, key in enumerate(store.keys()[:2]):
+        for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17"), ("memguard", "Memguard")):
+            scores = store.read_scores(key, attack)
+            assert set(scores["member"]) == {0, 1}
+            assert table.loc[i, f"{prefix}AUC"] == pytest.approx(roc_auc_score(scores["member"], scores["score"]),
+                                                                 abs=1e-12)
+            result = store.read_attack(key, attack)
+            negatives = int((scores["member"] == 0).sum())
+            assert result["roc"]["negatives"] == negatives < 1000
+            assert np.isnan(table.loc[i, f"{prefix}TPR1"]) and "needs at least 1000" in result["roc"]["missing"]["TPR@1%"]
+        top3 = store.read_scores(key, "top3")
+        # the ML-Leaks evaluation set: each tuple's target members (its own subset) and the first test points
+        rows = store.splits(key).subsets
+        for t, part in top3[top3["test"] == 0].groupby("model"):
+            assert set(part["point"]) <= set(rows[t - 1]) and (part["member"] == 1).all()
+        assert (top3.loc[top3["test"] == 1, "member"] == 0).all()
+
+
+def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
+    import shutil
+
+    from etio.attacks.stage import run_attack_stage
+    from etio.traces.store import open_store
+
+    store = open_store(mini_store)
+    key = store.keys()[1]
+    copy = tmp_path / "store"
+    shutil.copytree(mini_store, copy)
+    again = open_store(copy)
+    summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
+    assert summary["computed"] == 0
+    # losing the scores file makes the attack count as not done; the rerun writes the same bytes
+    again.scores_path(key).unlink()
+    summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
+    assert summary["computed"] == 1
+    assert again.scores_path(key).read_bytes() == store.scores_path(key).read_bytes()
+    assert (copy / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
+    first = json.loads((store.config_dir(key) / "attacks" / "lowfpr.json").read_text())
+    second = json.loads((again.config_dir(key) / "attacks" / "lowfpr.json").read_text())
+    for d in (first, second):
+        d.pop("seconds"), d.pop("sha256")
+    assert first == second
+
+
+def test_lira_finds_members_at_low_fpr_that_the_loss_threshold_misses():
+    from tests.support.ensembles import synthetic_config
+    from etio.attacks.lowfpr import LowFprSettings, run_lowfpr
+
+    config = synthetic_config("ce", repeats=3, per_repeat=5)
+    result = run_lowfpr(config.outputs(), [m for ids in config.view.model_ids_by_repeat for m in ids], "ce",
+                        LowFprSettings())
+    assert result["metrics"]["threshold"]["negatives"] == result["metrics"]["lira_offline_fixed"]["negatives"] == \
+        15 * (400 + 500)
+    assert result["LiraOfflineTPR1"] > result["ThresholdTPR1"] + 0.1
+    assert result["LiraOnlineTPR1"] > result["ThresholdTPR1"] + 0.1
+    assert result["ThresholdAUC"] > 0.8            # the models overfit: both see membership on average
+
+
+def test_low_fpr_settings_are_checked_at_the_edge():
+    from etio.attacks.settings import parse_attack_settings
+    from etio.core.errors import EtioInputError
+
+    with pytest.raises(EtioInputError, match=r"lira_variance must be one of fixed, per_example, got 'median'"):
+        parse_attack_settings({"lira_variance": "median"})
+    with pytest.raises(EtioInputError, match=r"rmia_gamma must be a number ≥ 1, got 0.5"):
+        parse_attack_settings({"rmia_gamma": 0.5})
+    with pytest.raises(EtioInputError, match=r"lowfpr_references must be 0 .* or at least 2"):
+        parse_attack_settings({"lowfpr_references": 1})
+    with pytest.raises(EtioInputError, match=r"lowfpr_delta must be below 1"):
+        parse_attack_settings({"lowfpr_delta": 1})
+    s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()
+    assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")
+
+
+def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, tmp_path):
+    from etio.core.schema import read_traces
+    from etio.report.lowfpr import lowfpr_section, median_curve, summary
+
+    traces = read_traces(mini_store / "traces.csv")
+    table = summary(traces)
+    ce = table[(table["loss"] == "ce") & (table["attack"] == "LiRA offline")].iloc[0]
+    rows = traces[traces["Loss"] == "ce"]
+    assert ce["configurations"] == len(rows) == 4
+    assert ce["TPR1_median"] == pytest.approx(rows["LiraOfflineTPR1"].median())
+    online = table[(table["attack"] == "LiRA online") & (table["loss"] == "ce")].iloc[0]
+    assert online["TPR0.1_n"] == rows["LiraOnlineTPR0.1"].notna().sum() < 4      # the 9-model ones lack it
+    section = lowfpr_section(traces, mini_store, tmp_path)
+    assert section.title == "The paper's findings at low FPR"
+    assert "| CE | 0.0005 | LiRA offline | 4 |" in section.markdown
+    svgs = sorted(p.name for p, _ in section.figures if p.suffix == ".svg")
+    assert svgs == ["roc-lowfpr-wd_0.0005-ce.svg", "roc-lowfpr-wd_0.0005-mse.svg"]
+    assert "LiRA offline (4)" in (tmp_path / svgs[0]).read_text()
+    # the median curve: a configuration counts only from its own resolution on
+    curves = [{"FPR": [0.01, 0.1, 1.0], "TPR": [0.2, 0.5, 1.0]}, {"FPR": [0.001, 0.1, 1.0], "TPR": [0.1, 0.3, 1.0]}]
+    med = median_curve(curves, np.array([0.001, 0.01, 0.2]))
+    assert med.tolist() == [0.1, pytest.approx(0.15), pytest.approx(0.4)]
+
+
+def test_low_fpr_hypotheses_replace_only_the_outcome_and_skip_attacks_without_data():
+    from etio.causal.lowfpr import LOW_FPR_PREFIX, learnable, substituted
+
+    rng = np.random.default_rng(0)
+    n = 8
+    traces = pd.DataFrame({"Loss": ["ce"] * 4 + ["mse"] * 4, "WeightDecay": [5e-4] * n,
+                           "ThresholdAcc": rng.uniform(0.5, 0.6, n), "ThresholdTPR1": rng.uniform(0, 0.1, n),
+                           "Oak17Acc": rng.uniform(0.5, 0.6, n), "Oak17TPR1": [0.01, np.nan] * 4,
+                           "Top3MLLeakTPR1": [0.02] * n, "AccDiff": rng.uniform(0, 1, n)})
+    table = substituted(traces, "TPR1")
+    assert table["ThresholdAcc"].tolist() == traces["ThresholdTPR1"].tolist()
+    assert table["AccDiff"].tolist() == traces["AccDiff"].tolist()          # every other node unchanged
+    assert table["MLLeakAcc"].isna().all()                                  # no MLLeakTPR1 column at all
+    ok, reasons = learnable(table, 5e-4, "TPR1")
+    assert ok == ["ThresholdAcc"]
+    assert "Oak17TPR1 is missing in 2 of 4 CE configurations" in reasons["Oak17Acc"]
+    assert "Top3MLLeakTPR1 is constant" in reasons["Top3MLLeakAcc"]
+    assert set(reasons) | set(ok) == set(LOW_FPR_PREFIX)
+
+
+def test_verdicts_at_low_fpr_are_shown_beside_accuracy():
+    from etio.report.lowfpr import verdict_markdown
+
+    verdicts = pd.DataFrame({"query": ["Q9", "Q9", "Q1"], "loss": ["ce", "mse", "ce"],
+                             "claim": ["is a cause"] * 3, "accuracy (paper)": ["✓", "◦", "✓"],
+                             "accuracy (sound)": ["✓", "◦", "?"], "TPR1 (paper)": ["✓", "✓", "?"],
+                             "TPR1 (sound)": ["◦", "◦", "?"]})
+    md = "\n".join(verdict_markdown(verdicts, {"TPR1": {"Oak17Acc": "Oak17TPR1 is missing"}}))
+    assert "| Q9 | MSE | is a cause | ◦ | ◦ | ✓ | ◦ |" in md
+    assert "TPR1, paper estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 CE)." in md
+    assert "TPR1, sound estimator: 2 of 3 verdicts answered, 1 the same as under accuracy (Q9 MSE)." in md
+    assert "no TPR1 graph for Oak17Acc: Oak17TPR1 is missing." in md
+
+
+def test_predictive_power_at_low_fpr_names_the_measured_outcome():
+    from etio.report.lowfpr import predictive_markdown
+
+    table = pd.DataFrame({"outcome": ["accuracy", "TPR1"], "Loss": ["ce", "ce"],
+                          "Attack": ["ThresholdAcc", "ThresholdAcc"],
+                          "Max Corr Var": ["LossDiff", "CentroidDistance.origin."], "Max Corr": [0.48, 0.3449],
+                          "PredCor-w_dk": [0.809, 0.2951]})
+    md = "\n".join(predictive_markdown(table))
+    assert "| CE | ThreshAcc | LossDiff | 0.480 | 0.809 |" in md
+    assert "| CE | Thresh TPR@1% | CentroidDist | 0.345 | 0.295 |" in md
+
+
+def test_queries_of_every_model_on_its_subsets_stay_within_their_memory_and_give_the_same_logits(monkeypatch):
+    """Every model on the subsets that cover the pool gathers n_models x rows images: on a 60 000-image
+    pool with 180 models that is tens of GB unless the models are queried a group at a time. Groups
+    must not change a single logit."""
+    import torch
+
+    from tests.support.ensembles import synthetic_config
+
+    config = synthetic_config("ce", repeats=3, per_repeat=5)
+    ids = [m for group in config.view.model_ids_by_repeat for m in group]
+    pairs = [(m, k) for m in ids for k in ids]
+    outputs = config.outputs()
+    rows = torch.stack([outputs.rows(k) for _, k in pairs])
+    at_once = outputs._query_each([m for m, _ in pairs], rows)
+    seen = []
+    query = config.ensemble.logits_each
+    monkeypatch.setattr(config.ensemble, "logits_each", lambda models, x: seen.append(x.shape) or query(models, x))
+    row_bytes = outputs.splits.pool_x[0].numel() * outputs.splits.pool_x.element_size()
+    grouped = outputs._query_each([m for m, _ in pairs], rows, input_bytes=row_bytes * rows.shape[1] * 7)
+    assert len(pairs) == 225 and max(shape[0] for shape in seen) == 7 and sum(shape[0] for shape in seen) == 225
+    assert torch.equal(grouped, at_once)

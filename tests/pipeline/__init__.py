@@ -1,0 +1,1 @@
+"""Tests that run the whole study (traces, attacks, graphs, tables) and its executors."""

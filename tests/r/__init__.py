@@ -1,0 +1,1 @@
+"""Tests of the R layer (r/) and its bnlearn conformance."""

@@ -1,0 +1,1 @@
+"""Code the tests share: repository paths, command runners, small trained ensembles, planted bugs."""
