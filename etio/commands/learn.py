@@ -85,12 +85,12 @@ def register(app, bench_app) -> None:
     ) -> None:
         """Time hc (median over repetitions) and one boot.strength on the 14-node etio14 case;
         with --workers, the learning stage's parallel speedup."""
-        from etio.causal import learning as stage
+        from etio.bench import learn as bench
 
         if workers is not None:
             from etio.core.paths import DATA_DIR
 
-            r = stage.benchmark_workers(traces or DATA_DIR / "example_traces.csv", workers, R=replicates, runs=runs)
+            r = bench.worker_speedup(traces or DATA_DIR / "example_traces.csv", workers, R=replicates, runs=runs)
             typer.echo(f"{r['graphs']} graphs (R={r['R']}, runs={r['runs']}, {r['cores']} cores, load average "
                        f"{r['load_average']:.1f}): 1 worker {r['serial_s']:.1f} s, {r['workers']} workers "
                        f"{r['parallel_s']:.1f} s; speedup {r['speedup']:.2f}x; files identical: "
@@ -99,6 +99,6 @@ def register(app, bench_app) -> None:
                        f"in all; speedup on free cores {r['cpu_bound_speedup']:.2f}x")
             return
 
-        result = stage.benchmark(repetitions=repetitions, R=replicates)
+        result = bench.backend_times(repetitions=repetitions, R=replicates)
         typer.echo(f"hc median {result['hc_median_ms']:.1f} ms; boot.strength R={replicates} "
                    f"{result['boot_strength_s']:.2f} s; backend {result['backend']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +29,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         paper estimator (ate_paper, p_value_paper) and the sound one (ate, ci, p_value, q_value)."""
         from etio.core.outputs import check_output_file, write_output_file
         from etio.core.provenance import provenance
-        from etio.causal.effects import STATUSES, estimate_ates, read_graphs
+        from etio.causal.estimators import Status
+        from etio.causal.graphs import read_graphs
+        from etio.causal.query import estimate_ates
         from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
@@ -47,7 +48,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                                                      "training run, Benjamini-Hochberg q-values per loss"}},
             seeds={"refuters": seed}), force=force, inputs=[traces, graphs])
         counts = table["status"].value_counts()
-        typer.echo(f"{len(table)} queries: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+        typer.echo(f"{len(table)} queries: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in Status.of_ates())
                    + f" -> {out}")
 
     @app.command("identify")
@@ -60,7 +61,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """dowhy's identification (directed path, backdoor set) of every treatment, from the graphs alone."""
         from etio.core.outputs import check_output_file, write_output_file
         from etio.core.provenance import provenance
-        from etio.causal.effects import identify_graphs, read_graphs
+        from etio.causal.graphs import read_graphs
+        from etio.causal.identify import identify_graphs
         from etio.causal.graphs import check_graphs_against_traces
         from etio.core.schema import read_traces
 
@@ -103,15 +105,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         weight_decay: Optional[float] = options.WEIGHT_DECAY, wd: Optional[float] = options.WD_ALIAS,
     ) -> None:
         """Time all ATEs of one weight decay: identification, both estimators, no refuters (budget: 60 s)."""
-        from etio.report import paper
-        from etio.causal.effects import estimate_ates, read_graphs
-        from etio.core.schema import read_traces
+        from etio.bench.ate import ates
 
-        budget = 60.0
-        weight_decay = options.weight_decay(weight_decay, wd)
-        table, graph_set = read_traces(traces), read_graphs(graphs or paper.graphs_dir(weight_decay))
-        start = time.perf_counter()
-        n = len(estimate_ates(table, graph_set, weight_decay))
-        seconds = time.perf_counter() - start
+        r = ates(traces, graphs, options.weight_decay(weight_decay, wd))
+        n, seconds, budget = r["queries"], r["seconds"], r["budget_s"]
         typer.echo(f"ates {n} queries (paper + sound estimators) in {seconds:.2f} s "
                    f"({1000 * seconds / n:.1f} ms/query); {seconds / budget:.2f} of the {budget:.0f} s budget")
