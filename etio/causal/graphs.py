@@ -16,7 +16,6 @@ from typing import Iterable
 import networkx as nx
 
 from etio.core.errors import EtioInputError, read_error
-from etio.core.provenance import atomic_write_text
 from etio.core.schema import from_r_name, to_r_name
 
 _NODE = re.compile(r'^\s*"([^"]+)"\s*;\s*$')
@@ -82,10 +81,6 @@ def format_bnlearn_dot(graph: nx.DiGraph, arc_order: Iterable[tuple[str, str]] |
     out += [f'  edge [dir=forward] "{to_r_name(u)}" -> "{to_r_name(v)}" ;' for u, v in directed]
     out.append("}")
     return "\n".join(out) + "\n"
-
-
-def write_bnlearn_dot(graph: nx.DiGraph, path: Path, arc_order: Iterable[tuple[str, str]] | None = None) -> None:
-    atomic_write_text(Path(path), format_bnlearn_dot(graph, arc_order))
 
 
 def undirected_arcs(graph: nx.DiGraph) -> list[tuple[str, str]]:
