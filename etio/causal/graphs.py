@@ -9,14 +9,19 @@ as written (R spelling, e.g. ``CentroidDistance.origin.``) unless ``python_names
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import networkx as nx
 
 from etio.core.errors import EtioInputError, read_error
-from etio.core.schema import from_r_name, to_r_name
+from etio.core.schema import (
+    LOSSES, ROBUST_ATTACK_COLUMNS, ROBUST_TRACE_COLUMNS, TRACE_COLUMNS, check_attack, check_loss, from_r_name,
+    same_weight_decay, to_r_name, treatments_for,
+)
 
 _NODE = re.compile(r'^\s*"([^"]+)"\s*;\s*$')
 _EDGE = re.compile(r'^\s*edge\s*\[dir=(forward|none)\]\s*"([^"]+)"\s*(->|--)\s*"([^"]+)"\s*;\s*$')
@@ -156,3 +161,97 @@ def check_graphs_against_traces(traces, graphs, source="trace table") -> None:
             raise EtioInputError(f"{source}: no rows with loss {loss!r}, which the {loss}-{attack} graph is for")
         check_trace_columns(traces, list(graph.nodes), rows, source=str(source), what=f"the {loss}-{attack} graph",
                             may_be_missing=[attack])
+
+
+# --------------------------------------------------------------------------------------
+# A directory of attack graphs, as the query stage reads it (checked here, once)
+# --------------------------------------------------------------------------------------
+
+#: The variables a graph's nodes may be: the trace columns (the robust study's included).
+_TRACE_VARIABLES = frozenset(TRACE_COLUMNS + ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS)
+
+_GRAPH_FILE = re.compile(r"^(?P<loss>[^-]+)-(?P<attack>[^-]+?)(?:-cv_avg_net_discovery)?\.dot$")
+
+
+def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
+    """``(loss, attack) -> path`` for every ``<loss>-<attack>.dot`` (or the authors'
+    ``<loss>-<attack>-cv_avg_net_discovery.dot``) in ``graphs_dir``."""
+    graphs_dir = Path(graphs_dir)
+    if not graphs_dir.is_dir():
+        what = "is not a directory" if graphs_dir.exists() else "does not exist"
+        raise EtioInputError(f"graphs directory {graphs_dir} {what}")
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(graphs_dir.glob("*.dot")):
+        m = _GRAPH_FILE.match(path.name)
+        if not m:
+            raise EtioInputError(f"{path}: graph file names must be <loss>-<attack>.dot")
+        loss, attack = m.group("loss"), m.group("attack")
+        check_loss(loss, where=str(path))
+        check_attack(attack, where=str(path))
+        if (loss, attack) in found:
+            raise EtioInputError(f"{graphs_dir}: two graphs for {loss}-{attack}: {found[loss, attack].name}, {path.name}")
+        found[loss, attack] = path
+    if not found:
+        raise EtioInputError(f"{graphs_dir}: no <loss>-<attack>.dot graph files")
+    return found
+
+
+def read_attack_graph(path: Path, attack: str) -> nx.DiGraph:
+    """An attack's graph with trace (Python) node names, checked to be a DAG holding the
+    attack and its 13 treatments."""
+    graph = read_bnlearn_dot(path, python_names=True)
+    if undirected_arcs(graph):
+        # An averaged network may keep an arc undirected (both directions found equally often);
+        # the queries use its consistent extension, and say which arcs that oriented.
+        graph, oriented = consistent_extension(graph, source=str(path))
+        arcs = ", ".join(f"{u} -> {v}" for u, v in oriented)
+        warnings.warn(f"{path.name}: undirected arc(s) oriented by the consistent extension: {arcs}", stacklevel=2)
+    check_acyclic(graph, source=str(path))
+    unknown = [n for n in graph.nodes if n not in _TRACE_VARIABLES]
+    if unknown:
+        raise EtioInputError(f"{path}: node(s) {', '.join(map(repr, unknown))} are not trace columns; a graph's "
+                             f"nodes are variables of the trace table")
+    missing = [n for n in [attack] + treatments_for(attack) if n not in graph]
+    if missing:
+        raise EtioInputError(f"{path}: the graph lacks node(s) {', '.join(missing)} of attack {attack}")
+    return graph
+
+
+def read_graphs(graphs_dir: Path, losses: Iterable[str] = LOSSES) -> dict[tuple[str, str], nx.DiGraph]:
+    """Every graph of ``graphs_dir``; each records where it came from and the weight decay it was
+    learned at (``graph.graph["weight_decay"]``, from :func:`learned_weight_decay`), which
+    :func:`check_learned_at` checks against the rows queried."""
+    learned_at = learned_weight_decay(graphs_dir)
+    graphs = {key: read_attack_graph(path, key[1]) for key, path in graph_files(graphs_dir).items() if key[0] in losses}
+    for graph in graphs.values():
+        graph.graph.update(weight_decay=learned_at, source=str(graphs_dir))
+    return graphs
+
+
+#: The authors' graph directories name their weight decay as C's %f: ``graphs-...-wd_0.000500``.
+_WD_SUFFIX = re.compile(r"wd_(\d+\.\d+)$")
+
+
+def learned_weight_decay(graphs_dir: Path) -> float | None:
+    """The weight decay the graphs of ``graphs_dir`` were learned at: ``etio learn``'s
+    provenance.json, else the authors' ``wd_%f`` directory suffix; None when neither says."""
+    try:
+        record = json.loads((Path(graphs_dir) / "provenance.json").read_text())
+        value = record["config"]["weight_decay"] if record.get("stage") == "learn" else None
+        if value is not None:
+            return float(value)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    match = _WD_SUFFIX.search(Path(graphs_dir).name)
+    return float(match.group(1)) if match else None
+
+
+def check_learned_at(graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float) -> None:
+    """Graphs meet trace rows only at the weight decay they were learned at."""
+    for (loss, attack), graph in sorted(graphs.items()):
+        learned_at = graph.graph.get("weight_decay")
+        if learned_at is not None and not same_weight_decay(learned_at, weight_decay):
+            raise EtioInputError(f"the {loss}-{attack} graph in {graph.graph.get('source', 'the graphs')} was learned at "
+                                 f"weight decay {learned_at:g}, but the rows queried are those at {weight_decay:g}: "
+                                 f"give graphs learned at {weight_decay:g} (etio learn --weight-decay {weight_decay:g}), "
+                                 f"or query weight decay {learned_at:g}")

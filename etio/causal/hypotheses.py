@@ -25,7 +25,7 @@ graph encodes is absent. A claim of presence needs both the path and a significa
 A query made of several ATE queries is ✓ only if all are ✓ (paper, Table 3 caption), x if any
 is x, ◦ otherwise.
 
-Two estimators decide the "p" of the rule (:mod:`etio.causal.estimation`):
+Two estimators decide the "p" of the rule (:mod:`etio.causal.estimators`):
 
 * ``paper`` (the faithful reproduction): dowhy's p-value of T's coefficient, ``p_value_paper``,
   on every cell with a path - identifiable or not, as the paper did;
@@ -46,16 +46,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
-from etio.causal.estimation import SIGNIFICANCE_LEVEL, benjamini_hochberg
+from etio.causal.estimators.base import SIGNIFICANCE_LEVEL, Status
+from etio.causal.estimators.inference import benjamini_hochberg
 from etio.core.errors import EtioInputError
 from etio.core.schema import LOSSES, centroid_for
 
 SUPPORTED, REFUTED, NOT_SIGNIFICANT, NOT_IDENTIFIED = "✓", "×", "◦", "?"
-#: The status of a Table 3 cell whose (loss, attack) has no graph, hence no ATE row: its attack
-#: column was constant over the slice (an attack at chance everywhere), so no graph was learned
-#: (etio.causal.learning). Nothing can be said about the claim: the cell is ? under both estimators.
-STATUS_NOT_LEARNED = "graph not learned"
 ESTIMATORS = ("paper", "sound")
 IS_CAUSE, IS_NOT_CAUSE = "is a cause", "is not a cause"
 
@@ -138,11 +134,11 @@ def table3_cells(ates: pd.DataFrame) -> pd.DataFrame:
             for attack, feature in hyp.ate_queries:
                 r = lookup(ates, loss, attack, feature)
                 found = r.to_dict() if r is not None else \
-                    {"loss": loss, "attack": attack, "feature": feature, "status": STATUS_NOT_LEARNED}
+                    {"loss": loss, "attack": attack, "feature": feature, "status": Status.NOT_LEARNED}
                 rows.append({**found, "query": hyp.query, "claim": hyp.claim})
     # every column of the ATE table, NaN in the cells without a graph
     cells = pd.DataFrame(rows, columns=list(dict.fromkeys([*ates.columns, "query", "claim"]))).reset_index(drop=True)
-    tested = (cells["claim"] == IS_CAUSE) & (cells["status"] == STATUS_ESTIMATED)
+    tested = (cells["claim"] == IS_CAUSE) & (cells["status"] == Status.ESTIMATED)
     # One test per (loss, attack, feature), however many queries use it.
     unique = cells[tested].drop_duplicates(["loss", "attack", "feature"])
     q = dict(zip(zip(unique["loss"], unique["attack"], unique["feature"]),
@@ -156,7 +152,7 @@ def table3_cells(ates: pd.DataFrame) -> pd.DataFrame:
 #: name -> (which p decides, whether non-identifiable cells count as such).
 STEPS = {
     "paper": ("p_value_paper", False),
-    "not identifiable": ("p_value_paper", True),
+    Status.NOT_IDENTIFIABLE: ("p_value_paper", True),
     "p of the wrong quantity": ("p_value_rows_independent", True),
     "clustering by training run": ("p_value", True),
     "multiplicity": ("q_value_table3", True),
@@ -164,28 +160,28 @@ STEPS = {
 
 
 def _cell_mark(cell: pd.Series, step: str, alpha: float) -> str:
-    if cell["status"] == STATUS_NOT_LEARNED:
+    if cell["status"] == Status.NOT_LEARNED:
         return NOT_IDENTIFIED
     column, check_identifiable = STEPS[step]
-    has_path = cell["status"] != STATUS_NO_PATH
-    identifiable = not (check_identifiable and cell["status"] == STATUS_NOT_IDENTIFIABLE)
+    has_path = cell["status"] != Status.NO_PATH
+    identifiable = not (check_identifiable and cell["status"] == Status.NOT_IDENTIFIABLE)
     p = cell.get(column, math.nan)
     return mark(cell["claim"], has_path, float(p) if p is not None else math.nan, alpha, identifiable)
 
 
 def _evidence(cell: pd.Series, estimator: str, cell_mark: str) -> str:
     name = f"{cell['attack']}/{cell['feature']}"
-    if cell["status"] == STATUS_NOT_LEARNED:
-        return f"{name}: {STATUS_NOT_LEARNED} {cell_mark}"
-    if cell["status"] == STATUS_NO_PATH:
+    if cell["status"] == Status.NOT_LEARNED:
+        return f"{name}: {Status.NOT_LEARNED} {cell_mark}"
+    if cell["status"] == Status.NO_PATH:
         return f"{name}: no path {cell_mark}"
     if estimator == "paper":
         p = cell["p_value_paper"]
         text = f"{name}: {cell['ate_paper']:.4f} (p={p:.2g}) {cell_mark}" if not math.isnan(p) else \
             f"{name}: {cell['ate_paper']:.4f} (p=n/a) {cell_mark}"
-        return text + (" [not identifiable]" if cell["status"] == STATUS_NOT_IDENTIFIABLE else "")
-    if cell["status"] == STATUS_NOT_IDENTIFIABLE:
-        return f"{name}: not identifiable {cell_mark}"
+        return text + (f" [{Status.NOT_IDENTIFIABLE}]" if cell["status"] == Status.NOT_IDENTIFIABLE else "")
+    if cell["status"] == Status.NOT_IDENTIFIABLE:
+        return f"{name}: {Status.NOT_IDENTIFIABLE} {cell_mark}"
     q = cell["q_value_table3"]
     test = f"q={q:.2g}" if not math.isnan(q) else f"p={cell['p_value']:.2g}"
     return f"{name}: {cell['ate']:.4f} [{cell['ci_low']:.4f}, {cell['ci_high']:.4f}] ({test}) {cell_mark}"

@@ -28,8 +28,9 @@ import pandas as pd
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import provenance, write_json
-from etio.causal.effects import identify, query_slice, sound_adjustment
-from etio.causal.estimation import sound_estimate
+from etio.causal.estimators.sound import sound_adjustment, sound_estimate
+from etio.causal.identify import identify
+from etio.causal.query import query_slice
 from etio.core.schema import centroid_for
 
 _X, _Z = "AccDiff", "NumParams"

@@ -16,74 +16,34 @@ directed path from the treatment to the attack in the learned graph → ×; an e
 p > 0.05 → ◦; otherwise ✓ when the effect (or the difference of effects) is positive, ×
 when it is negative. A query over several attacks combines as in Table 3.
 
-Estimators: :data:`ESTIMATORS` maps a name to ``f(data, identification) -> Estimate`` (ATE,
-p-value, confidence interval). It holds the two estimators of the query stage
-(:mod:`etio.causal.estimation`): ``paper``, dowhy's backdoor linear regression and its test of
-T's coefficient, and ``sound``, the same adjustment with the modifiers' main effects and the
-ATE's own test. An effect whose treatment its adjustment set fixes (an exact identity) is not
-identifiable: both estimators return no number for it. Every query is answered under each
-estimator of the mapping, in its own columns of :func:`robust_verdicts`.
+Estimators: every query is answered through the query stage's :func:`etio.causal.query.ask`
+under each estimator of :data:`etio.causal.estimators.ESTIMATORS` (``paper``, dowhy's backdoor
+linear regression and its test of T's coefficient; ``sound``, the same adjustment with the
+modifiers' main effects, pruned as in the ATE tables, and the ATE's own test clustered by
+training run), in its own columns of :func:`robust_verdicts`. An effect whose treatment its
+adjustment set fixes (an exact identity) is not identifiable: no estimator gives a number for it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
-from etio.causal import estimation
-from etio.causal.effects import Identification, identify, query_slice
+from etio.causal.estimators import ESTIMATORS, Estimate, Estimator, Status
 from etio.causal.hypotheses import NOT_SIGNIFICANT, REFUTED, SIGNIFICANCE_LEVEL, SUPPORTED, combine
+from etio.causal.identify import Identification, identify
+from etio.causal.query import ask, query_rows, run_labels
 from etio.core.errors import EtioInputError
 from etio.core.schema import LOSSES, ROBUST_ATTACKS
 
 INCREASES = "increases"
 GROWS_WITH = "effect grows with"
 EXCEEDS = "exceeds"
-
-@dataclass(frozen=True)
-class Estimate:
-    """One estimator's answer: the ATE (control = min T, treatment = max T), its p-value and 95 % CI."""
-
-    ate: float
-    p_value: float
-    ci_low: float
-    ci_high: float
-
-
-_NOT_IDENTIFIABLE = Estimate(math.nan, math.nan, math.nan, math.nan)
-
-
-def _identifiable(data: pd.DataFrame, ident: Identification) -> bool:
-    return not ident.backdoor_set or estimation.overlap(data, ident.treatment, ident.backdoor_set).identifiable
-
-
-def paper_estimator(data: pd.DataFrame, ident: Identification) -> Estimate:
-    """The paper's estimate: dowhy's estimate_effect (backdoor.linear_regression) and its test."""
-    if not _identifiable(data, ident):
-        return _NOT_IDENTIFIABLE
-    paper = estimation.paper_estimate(
-        data, estimation.backdoor_estimand(ident.treatment, ident.outcome, ident.backdoor_set),
-        ident.treatment, ident.effect_modifiers)
-    return Estimate(paper.ate, paper.p_value, paper.ate - paper.half_width, paper.ate + paper.half_width)
-
-
-def sound_estimator(data: pd.DataFrame, ident: Identification) -> Estimate:
-    """The sound estimate: modifiers' main effects in the model, the ATE's own (delta-method) test."""
-    if not _identifiable(data, ident):
-        return _NOT_IDENTIFIABLE
-    sound = estimation.sound_estimate(data, ident.treatment, ident.outcome, ident.backdoor_set,
-                                      ident.effect_modifiers)
-    return Estimate(sound.ate, sound.p_value, sound.ci_low, sound.ci_high)
-
-
-Estimator = Callable[[pd.DataFrame, Identification], Estimate]
-#: name -> estimator; every robust query is answered under each of them.
-ESTIMATORS: dict[str, Estimator] = {"paper": paper_estimator, "sound": sound_estimator}
 
 
 @dataclass(frozen=True)
@@ -129,64 +89,79 @@ def _se(est: Estimate) -> float:
     return (est.ci_high - est.ci_low) / (2 * stats.norm.ppf(0.975))
 
 
-def _without(ident: Identification, drop: set[str]) -> Identification:
-    return Identification(ident.treatment, ident.outcome, ident.has_directed_path, ident.identified,
-                          tuple(n for n in ident.backdoor_set if n not in drop),
-                          tuple(n for n in ident.effect_modifiers if n not in drop))
+def _number(est: Estimate) -> tuple[float, float]:
+    """The effect and p-value of an estimate; none for a query the rows do not identify."""
+    return (est.ate, est.p_value) if est.status is Status.ESTIMATED else (math.nan, math.nan)
 
 
 def _answer(hyp: RobustHypothesis, attack: str, treatment: str, traces: pd.DataFrame, graph: nx.DiGraph | None,
-            loss: str, weight_decay: float, estimator: Estimator) -> dict:
-    """One ATE query of a hypothesis: effect, p-value, mark and what it rests on."""
+            loss: str, weight_decay: float, estimators: Mapping[str, Estimator]) -> dict[str, dict]:
+    """One ATE query of a hypothesis under each estimator: effect, p-value, mark and what it rests on."""
+    def each(answer: dict) -> dict[str, dict]:
+        return {name: answer for name in estimators}
+
     if hyp.claim == EXCEEDS:
         rows = traces[(traces["Loss"] == loss) & np.isclose(traces["WeightDecay"].astype(float), weight_decay)
                       & (pd.to_numeric(traces["AdvEps"], errors="coerce") > 0)]
-        pair = rows[[attack, treatment]].apply(pd.to_numeric, errors="coerce").dropna()
+        values = rows[[attack, treatment]].apply(pd.to_numeric, errors="coerce")
+        complete = values.notna().all(axis=1).to_numpy()
+        pair = values[complete]
         if len(pair) < 3:
-            return {"status": f"only {len(pair)} robust row(s) with both attacks", "mark": NOT_SIGNIFICANT}
+            return each({"status": f"only {len(pair)} robust row(s) with both attacks", "mark": NOT_SIGNIFICANT})
         stacked = pd.DataFrame({"Strategy": np.r_[np.ones(len(pair)), np.zeros(len(pair))],
                                 "Acc": np.r_[pair[attack].to_numpy(), pair[treatment].to_numpy()]})
-        ident = Identification("Strategy", "Acc", True, True, (), ())
-        est = estimator(stacked, ident)
-        return {"ATE": est.ate, "p-value": est.p_value, "rows": len(pair),
-                "status": "strategy assigned by design (no confounder)",
-                "mark": mark_sign(est.ate, est.p_value, True)}
+        runs = run_labels(rows)[complete]      # both strategies of a row attack the same model
+        answer = ask(stacked, np.r_[runs, runs], nx.DiGraph([("Strategy", "Acc")]),
+                     Identification("Strategy", "Acc", True, True, (), ()), estimators=estimators)
+        out = {}
+        for name, est in answer.estimates.items():
+            ate, p = _number(est)
+            out[name] = {"ATE": ate, "p-value": p, "rows": len(pair), "mark": mark_sign(ate, p, True),
+                         "status": "strategy assigned by design (no confounder)"}
+        return out
     if graph is None:
-        return {"status": f"no learned graph for {loss}-{attack}", "mark": NOT_SIGNIFICANT}
+        return each({"status": f"no learned graph for {loss}-{attack}", "mark": NOT_SIGNIFICANT})
     if treatment not in graph or (hyp.modifier and hyp.modifier not in graph):
         missing = treatment if treatment not in graph else hyp.modifier
-        return {"status": f"{missing} is not a node of the {loss}-{attack} graph (the rows do not vary it)",
-                "mark": NOT_SIGNIFICANT}
+        return each({"status": f"{missing} is not a node of the {loss}-{attack} graph (the rows do not vary it)",
+                     "mark": NOT_SIGNIFICANT})
     ident = identify(graph, treatment, attack)
     if not ident.has_directed_path:
-        return {"ATE": 0.0, "status": "no causal path", "mark": REFUTED}
-    data = query_slice(traces, weight_decay, loss, attack, graph.nodes)
+        return each({"ATE": 0.0, "status": Status.NO_PATH, "mark": REFUTED})
+    data, runs = query_rows(traces, weight_decay, loss, attack, graph.nodes)
     if hyp.claim == INCREASES:
-        est = estimator(data, ident)
-        return {"ATE": est.ate, "p-value": est.p_value, "rows": len(data), "status": "estimated",
-                "backdoor": ";".join(ident.backdoor_set), "mark": mark_sign(est.ate, est.p_value, True)}
+        out = {}
+        for name, est in ask(data, runs, graph, ident, estimators=estimators).estimates.items():
+            ate, p = _number(est)
+            out[name] = {"ATE": ate, "p-value": p, "rows": len(data), "status": est.status,
+                         "backdoor": ";".join(ident.backdoor_set), "mark": mark_sign(ate, p, True)}
+        return out
     # GROWS_WITH: the effect in the stratum of the largest modifier value minus that of the smallest.
     low, high = data[hyp.modifier].min(), data[hyp.modifier].max()
-    stratum = _without(ident, {hyp.modifier})
-    estimates = []
+    stratum = ident.without({hyp.modifier})
+    strata = []
     for value in (low, high):
-        part = data[np.isclose(data[hyp.modifier], value)].reset_index(drop=True)
+        inside = np.isclose(data[hyp.modifier], value)
+        part = data[inside].reset_index(drop=True)
         constant = {c for c in part.columns if part[c].nunique() < 2}
         if treatment in constant or len(part) < 3:
-            return {"status": f"{treatment} does not vary at {hyp.modifier} = {value:g}", "mark": NOT_SIGNIFICANT}
-        estimates.append(estimator(part, _without(stratum, constant)))
-    diff = estimates[1].ate - estimates[0].ate
-    se = math.hypot(_se(estimates[0]), _se(estimates[1]))
-    p = _normal_p(diff, se)
-    return {"ATE": diff, "p-value": p, "rows": len(data),
-            "status": f"ATE at {hyp.modifier}={high:g} ({estimates[1].ate:.4f}) − at {low:g} ({estimates[0].ate:.4f})",
-            "backdoor": ";".join(stratum.backdoor_set), "mark": mark_sign(diff, p, True)}
+            return each({"status": f"{treatment} does not vary at {hyp.modifier} = {value:g}", "mark": NOT_SIGNIFICANT})
+        strata.append(ask(part, runs[inside], graph, stratum.without(constant), estimators=estimators).estimates)
+    out = {}
+    for name in estimators:
+        (ate_low, _), (ate_high, _) = _number(strata[0][name]), _number(strata[1][name])
+        diff = ate_high - ate_low
+        p = _normal_p(diff, math.hypot(_se(strata[0][name]), _se(strata[1][name])))
+        out[name] = {"ATE": diff, "p-value": p, "rows": len(data),
+                     "status": f"ATE at {hyp.modifier}={high:g} ({ate_high:.4f}) − at {low:g} ({ate_low:.4f})",
+                     "backdoor": ";".join(stratum.backdoor_set), "mark": mark_sign(diff, p, True)}
+    return out
 
 
 def robust_verdicts(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float,
                     estimators: Mapping[str, Estimator] | None = None) -> pd.DataFrame:
-    """One row per (query, loss, ATE query): per estimator the effect, its p-value, the mark and the
-    query's combined verdict (``<estimator> Verdict``)."""
+    """One row per (query, loss, ATE query): per estimator (default :data:`ESTIMATORS`) the effect, its
+    p-value, the mark and the query's combined verdict (``<estimator> Verdict``)."""
     estimators = dict(ESTIMATORS if estimators is None else estimators)
     if "AdvEps" not in traces.columns:
         raise EtioInputError("the trace table has no AdvEps column: it is not from a robust study (grid.adv_eps)")
@@ -201,9 +176,9 @@ def robust_verdicts(traces: pd.DataFrame, graphs: Mapping[tuple[str, str], nx.Di
             for attack, treatment in hyp.ate_queries:
                 row = {"Query": hyp.query, "Hypothesis": hyp.statement, "Loss": loss, "Attack": attack,
                        "Treatment": treatment}
-                for name, estimator in estimators.items():
-                    answer = _answer(hyp, attack, treatment, traces, graphs.get((loss, attack)), loss, weight_decay,
-                                     estimator)
+                answers = _answer(hyp, attack, treatment, traces, graphs.get((loss, attack)), loss, weight_decay,
+                                  estimators)
+                for name, answer in answers.items():
                     row[f"{name} ATE"] = answer.get("ATE", math.nan)
                     row[f"{name} p-value"] = answer.get("p-value", math.nan)
                     row[f"{name} Result"] = answer["mark"]

@@ -33,11 +33,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from etio.causal import estimation
-from etio.causal.effects import (
-    STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE, dowhy_estimate, estimate_cell, identify,
-    is_valid_backdoor_set, query_rows,
-)
+from etio.causal.estimators import Status
+from etio.causal.estimators.reference import dowhy_estimate
+from etio.causal.identify import identify, is_valid_backdoor_set
+from etio.causal.overlap import IDENTITIES, fixed_by_identities
+from etio.causal.query import estimate_cell, query_rows
 from etio.core.errors import EtioInputError
 from etio.core.schema import centroid_for, from_r_name, to_r_name, treatments_for
 
@@ -62,7 +62,7 @@ STRUCTURAL_ARCS: tuple[tuple[str, str, float], ...] = (
 )
 IDENTITY_ARCS: tuple[tuple[str, str, float], ...] = tuple(
     (parent, derived, -coefficient)
-    for relation in estimation.IDENTITIES
+    for relation in IDENTITIES
     for derived in [next(v for v, c in relation.items() if c == 1.0 and v.endswith(("Diff", "Bias2")))]
     for parent, coefficient in relation.items() if parent != derived
 )
@@ -179,7 +179,7 @@ def _cells_for(draw: int, which: str, graph: nx.DiGraph, truth_graph: nx.DiGraph
             "valid_in_true_graph": bool(ident.has_directed_path
                                         and is_valid_backdoor_set(truth_graph, treatment, ATTACK, ident.backdoor_set)),
             "fixed_by_identities": bool(ident.has_directed_path
-                                        and estimation.fixed_by_identities(treatment, ident.backdoor_set)),
+                                        and fixed_by_identities(treatment, ident.backdoor_set)),
             "ate": cell["ate"], "ci_low": cell["ci_low"], "ci_high": cell["ci_high"], "p_value": cell["p_value"],
             "ate_paper": cell["ate_paper"], "p_value_paper": cell["p_value_paper"],
             "ci_low_paper": cell["ate_paper"] - half, "ci_high_paper": cell["ate_paper"] + half,
@@ -208,13 +208,13 @@ def summarise(cells: pd.DataFrame, shd: list[int], undirected: list[int]) -> dic
                  "undirected_arcs_mean": float(np.mean(undirected))}
     for which in ("true", "learned"):
         part = cells[cells["graph"] == which]
-        estimated = part[part["status"] == STATUS_ESTIMATED]
-        with_path = part[part["status"] != STATUS_NO_PATH]
+        estimated = part[part["status"] == Status.ESTIMATED]
+        with_path = part[part["status"] != Status.NO_PATH]
         covered = (estimated["ci_low"] <= estimated["truth"]) & (estimated["truth"] <= estimated["ci_high"])
         paper_same = (estimated["ci_low_paper"] <= estimated["truth"]) & (estimated["truth"] <= estimated["ci_high_paper"])
         paper_all = (with_path["ci_low_paper"] <= with_path["truth"]) & (with_path["truth"] <= with_path["ci_high_paper"])
         decided = part[part["fixed_by_identities"]]
-        flagged = part["status"] == STATUS_NOT_IDENTIFIABLE
+        flagged = part["status"] == Status.NOT_IDENTIFIABLE
         valid = estimated[estimated["valid_in_true_graph"]]
         covered_valid = (valid["ci_low"] <= valid["truth"]) & (valid["truth"] <= valid["ci_high"])
         out[which] = {
@@ -226,7 +226,7 @@ def summarise(cells: pd.DataFrame, shd: list[int], undirected: list[int]) -> dic
             "sound_coverage_valid_adjustment_sets": _share(covered_valid),
             "valid_adjustment_set_share": _share(estimated["valid_in_true_graph"]),
             "non_identifiable_by_identities": int(len(decided)),
-            "non_identifiable_flagged_share": _share(decided["status"] == STATUS_NOT_IDENTIFIABLE),
+            "non_identifiable_flagged_share": _share(decided["status"] == Status.NOT_IDENTIFIABLE),
             "flagged_without_identity": int((flagged & ~part["fixed_by_identities"]).sum()),
             "paper_vs_dowhy_max_abs_difference": float(part["dowhy_difference"].max(skipna=True))
             if part["dowhy_difference"].notna().any() else math.nan,

@@ -19,7 +19,8 @@ from etio.report.titles import EXTRA_TABLES, TITLES
 
 
 def _our_ates(traces: Optional[Path], graphs: Optional[Path], weight_decay: float, losses):
-    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.causal.graphs import read_graphs
+    from etio.causal.query import estimate_ates
     from etio.core.schema import read_traces
 
     if traces is None or graphs is None:
@@ -70,7 +71,7 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
 def build_robust_table(traces: Optional[Path], graphs: Optional[Path]):
     """R1-R3 (:mod:`etio.causal.robust_hypotheses`) on a robust study's traces and graphs; the
     weight decay is the traces' only one (the paper's normal 5e-4 when they hold several)."""
-    from etio.causal.effects import read_graphs
+    from etio.causal.graphs import read_graphs
     from etio.causal.robust_hypotheses import robust_verdicts
     from etio.core.schema import read_traces
     from etio.report.tables import NORMAL_WD, robust_table

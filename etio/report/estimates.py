@@ -13,7 +13,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from etio.causal.effects import STATUS_NOT_IDENTIFIABLE, STATUSES
+from etio.causal.estimators import Status
 from etio.causal.hypotheses import STEPS, verdict_changes
 from etio.report.figures import ate_forest_plot, ate_forest_stem, figure_caption
 from etio.report.tables import NORMAL_WD
@@ -82,8 +82,8 @@ def status_counts(ates: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
     for wd, table in sorted(ates.items()):
         for loss, part in table.groupby("loss", sort=True):
             counts = part["status"].value_counts()
-            rows.append({"loss": loss, "weight decay": f"{wd:g}", **{s: int(counts.get(s, 0)) for s in STATUSES}})
-    return pd.DataFrame(rows, columns=["loss", "weight decay", *STATUSES])
+            rows.append({"loss": loss, "weight decay": f"{wd:g}", **{s: int(counts.get(s, 0)) for s in Status.of_ates()}})
+    return pd.DataFrame(rows, columns=["loss", "weight decay", *Status.of_ates()])
 
 
 def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | str | None = None,
@@ -92,7 +92,7 @@ def estimator_section(ates: Mapping[float, pd.DataFrame], figures_dir: Path | st
     under ``figures_dir`` (none when it is None). ``table3``: whether the run has the paper's
     attacks, whose Table 3 verdicts the section compares (a robust-only study has none)."""
     verdicts = verdict_changes(ates[NORMAL_WD]) if table3 and NORMAL_WD in ates else None
-    unidentified = pd.concat([t[t["status"] == STATUS_NOT_IDENTIFIABLE] for t in ates.values()] or [pd.DataFrame()])
+    unidentified = pd.concat([t[t["status"] == Status.NOT_IDENTIFIABLE] for t in ates.values()] or [pd.DataFrame()])
     listing = pd.DataFrame({
         "loss": unidentified.get("loss", []),
         "weight decay": [f"{wd:g}" for wd in unidentified.get("weight_decay", [])], "attack": unidentified.get("attack", []),
