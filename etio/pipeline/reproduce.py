@@ -3,7 +3,7 @@
 ``reproduce`` chains the stages, each of which is also a command of its own:
 
     traces (etio.traces.stage) -> attacks (etio.attacks) -> learn graphs (etio.causal.learning, R)
-    -> ATEs (etio.causal.effects, dowhy) -> Tables 2, 3, 5-8 (etio.report.tables) -> figures -> report
+    -> ATEs (etio.causal.query, dowhy) -> Tables 2, 3, 5-8 (etio.report.tables) -> figures -> report
 
 Trace generation and the attacks are resumable (the trace store keeps every finished
 configuration); everything after them is recomputed from ``traces.csv`` on each run and written
@@ -226,7 +226,9 @@ def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysi
 
 def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:
     from etio.core.provenance import atomic_write_text
-    from etio.causal.effects import STATUS_ESTIMATED, STATUS_NOT_IDENTIFIABLE, estimate_ates, read_graphs
+    from etio.causal.estimators import Status
+    from etio.causal.graphs import read_graphs
+    from etio.causal.query import estimate_ates
 
     # The paper estimator is dowhy's regression, which statsmodels fits with a pseudo-inverse
     # when adjustment columns are collinear (TrainBias2 + TrainVar = TrainLoss) and warns once
@@ -239,8 +241,8 @@ def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis
         if "rank-deficient" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     atomic_write_text(layout.ates(wd), table.to_csv(index=False))
-    estimated = int((table["status"] == STATUS_ESTIMATED).sum())
-    unidentified = int((table["status"] == STATUS_NOT_IDENTIFIABLE).sum())
+    estimated = int((table["status"] == Status.ESTIMATED).sum())
+    unidentified = int((table["status"] == Status.NOT_IDENTIFIABLE).sum())
     echo(f"   wd {wd:g}: {len(table)} queries, {estimated} estimated, {unidentified} not identifiable "
          "(treatment fixed by its adjustment set)")
     return table
@@ -250,7 +252,8 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
     """Per low-FPR metric: the Table-3 verdicts under both estimators with that TPR as the attacks'
     outcome (:mod:`etio.causal.lowfpr`), and the reasons of the attacks without a graph. Graphs go to
     ``graphs/lowfpr-<metric>-wd_<wd>``, ATEs to ``ates/ates-lowfpr-<metric>-wd_<wd>.csv``."""
-    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.causal.graphs import read_graphs
+    from etio.causal.query import estimate_ates
     from etio.causal.hypotheses import ESTIMATORS, verdicts
     from etio.causal.learning import learn_all
     from etio.causal.lowfpr import LOW_FPR_METRICS, low_fpr_ates
@@ -351,7 +354,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
 
 def _robust_table(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[float], echo: Echo):
     """R1-R3 on the robust study's graphs (etio.causal.robust_hypotheses), written beside the paper's tables."""
-    from etio.causal.effects import read_graphs
+    from etio.causal.graphs import read_graphs
     from etio.causal.robust_hypotheses import ESTIMATORS, robust_verdicts
     from etio.report import tables
     from etio.report.document import ReportTable
@@ -411,7 +414,7 @@ def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table:
 def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
     from etio.report.figures import all_figures
     from etio.causal.graphs import read_bnlearn_dot
-    from etio.causal.effects import graph_files
+    from etio.causal.graphs import graph_files
 
     graphs = {}
     for wd in _weight_decays(traces):
@@ -493,7 +496,7 @@ def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo
     drawn side by side when graphviz is installed."""
     import shutil
 
-    from etio.causal.effects import graph_files
+    from etio.causal.graphs import graph_files
     from etio.causal.graphs import read_bnlearn_dot
     from etio.core.schema import ATTACKS, LOSSES
     from etio.report import paper
@@ -532,7 +535,7 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
     from etio.report import tables
     from etio.report.figures import draw_causal_graph, graph_figure_stem, graph_title
     from etio.causal.graphs import read_bnlearn_dot
-    from etio.causal.effects import graph_files
+    from etio.causal.graphs import graph_files
 
     timings = Timings()
     with output_dir(Path(out), "reproduce --paper", force=force) as staging:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from etio.causal.estimators import Status
 from etio.core.errors import EtioInputError, check_choice
 from etio.core.figure_files import save_figure
 from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name, select_slice
@@ -542,8 +543,8 @@ def draw_learned_graph(graph, stem: Path) -> list[Path]:
 # ATE forest plot
 # --------------------------------------------------------------------------------------
 
-_STATUS_STYLE = {"estimated": ("#1f4e99", "o"), "no causal path": ("#999999", "|"),
-                 "not identifiable": ("#d62728", "x")}
+_STATUS_STYLE = {Status.ESTIMATED: ("#1f4e99", "o"), Status.NO_PATH: ("#999999", "|"),
+                 Status.NOT_IDENTIFIABLE: ("#d62728", "x")}
 
 
 def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem: Path | str) -> list[Path]:
@@ -553,14 +554,13 @@ def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem
     causal path: a grey tick at 0; cells that are not identifiable: a red cross in the margin and
     no number. The paper estimator's value is drawn as a small grey diamond beside each row.
     """
-    from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
 
     sel = select_slice(ates, loss, weight_decay, loss_column="loss", weight_decay_column="weight_decay")
     if sel.empty:
         raise EtioInputError(f"no {loss} ATEs at weight decay {weight_decay:g} to plot")
     attacks = [a for a in ATTACKS if a in set(sel["attack"])]
     features = list(dict.fromkeys(sel["feature"]))
-    estimated = sel[sel["status"] == STATUS_ESTIMATED]
+    estimated = sel[sel["status"] == Status.ESTIMATED]
     values = pd.concat([estimated["ci_low"], estimated["ci_high"]]).astype(float)
     values = values[np.isfinite(values)]
     low, high = (float(values.min()), float(values.max())) if len(values) else (-1.0, 1.0)
@@ -577,16 +577,16 @@ def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem
                 continue
             r = rows.loc[feature]
             colour, marker = _STATUS_STYLE[r["status"]]
-            if r["status"] == STATUS_ESTIMATED:
+            if r["status"] == Status.ESTIMATED:
                 covers_zero = r["ci_low"] <= 0.0 <= r["ci_high"]
                 ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.4)
                 ax.plot([r["ate"]], [y], marker=marker, color=colour, ms=4.5,
                         markerfacecolor="white" if covers_zero else colour)
                 if np.isfinite(r["ate_paper"]):
                     ax.plot([r["ate_paper"]], [y + 0.25], marker="d", color="#888888", ms=3)
-            elif r["status"] == STATUS_NO_PATH:
+            elif r["status"] == Status.NO_PATH:
                 ax.plot([0.0], [y], marker=marker, color=colour, ms=7)
-            elif r["status"] == STATUS_NOT_IDENTIFIABLE:
+            elif r["status"] == Status.NOT_IDENTIFIABLE:
                 ax.plot([margin], [y], marker=marker, color=colour, ms=5)
         ax.set_xlim(margin - 0.5 * pad, high)
         ax.set_title(display(attack), fontsize=8)
@@ -609,7 +609,6 @@ def validation_figure(cells: pd.DataFrame, out_stem: Path | str) -> list[Path]:
     """``etio validate``: estimates with 95 % intervals against the structural model's truth, the
     sound and the paper estimator side by side, on the true and on the learned graphs; intervals
     that miss the truth are red."""
-    from etio.causal.effects import STATUS_ESTIMATED
 
     panels = [(graph, label, est, lo, hi) for graph in ("true", "learned")
               for label, est, lo, hi in (("sound", "ate", "ci_low", "ci_high"),
@@ -617,7 +616,7 @@ def validation_figure(cells: pd.DataFrame, out_stem: Path | str) -> list[Path]:
     fig = Figure(figsize=(10, 9))
     axes = fig.subplots(2, 2, squeeze=False).ravel()
     for ax, (graph, label, est, lo, hi) in zip(axes, panels):
-        rows = cells[(cells["graph"] == graph) & (cells["status"] == STATUS_ESTIMATED)]
+        rows = cells[(cells["graph"] == graph) & (cells["status"] == Status.ESTIMATED)]
         covered = (rows[lo] <= rows["truth"]) & (rows["truth"] <= rows[hi])
         for hit, colour in ((True, "#1f4e99"), (False, "#d62728")):
             part = rows[covered == hit]

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from etio.core.errors import EtioInputError
-from etio.causal.effects import (
-    ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE, identify_graphs, read_graphs,
-)
-from etio.causal.estimation import defining_by_identities, not_identifiable_reason
+from etio.causal.estimators import Status
+from etio.causal.graphs import read_graphs
+from etio.causal.identify import identify_graphs
+from etio.causal.overlap import defining_by_identities, not_identifiable_reason
+from etio.causal.query import ATE_SCHEMA
 from etio.core.schema import WEIGHT_DECAYS, from_r_name, same_weight_decay
 from etio.core.paths import DATA_DIR
 
@@ -62,7 +63,7 @@ def _identifications(weight_decay: float) -> pd.DataFrame:
 
 
 def ates(weight_decay: float) -> pd.DataFrame:
-    """The authors' ATEs of one weight decay as an :data:`etio.causal.effects.ATE_SCHEMA` table.
+    """The authors' ATEs of one weight decay as an :data:`etio.causal.query.ATE_SCHEMA` table.
 
     Their numbers are the paper estimator's (``ate_paper``, ``p_value_paper``); the sound columns
     are empty (they need the trace data). Their CSV writes ATE 0 and p-value 0 for a treatment
@@ -81,13 +82,13 @@ def ates(weight_decay: float) -> pd.DataFrame:
     for feature, sets, none in zip(features, backdoor, no_path):
         defining = defining_by_identities(feature, [v for v in sets.split(";") if v])
         if none:
-            status.append(STATUS_NO_PATH)
+            status.append(Status.NO_PATH)
             reason.append("no directed path in the authors' graph")
         elif defining:
-            status.append(STATUS_NOT_IDENTIFIABLE)
+            status.append(Status.NOT_IDENTIFIABLE)
             reason.append(not_identifiable_reason(feature, defining))
         else:
-            status.append(STATUS_ESTIMATED)
+            status.append(Status.ESTIMATED)
             reason.append("")
     table = pd.DataFrame({
         "loss": raw["Loss"], "weight_decay": wd, "attack": raw["Attack"], "feature": features,

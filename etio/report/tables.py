@@ -4,7 +4,7 @@
 * Table 3 - prior-work hypotheses Q1-Q9 and their verdicts (weight decay 5e-4);
 * Tables 5-8 - ATEs of the queries of interest: CE / MSE at weight decay 5e-4, CE / MSE at 5e-3.
 
-Tables 3 and 5-8 exist for both estimators (:mod:`etio.causal.estimation`): ``paper`` (the
+Tables 3 and 5-8 exist for both estimators (:mod:`etio.causal.estimators`): ``paper`` (the
 default, the faithful reproduction: dowhy's estimate and its p-value of T's coefficient) and
 ``sound`` (the ATE with its clustered 95 % interval, p-value and Benjamini-Hochberg q-value over
 the table's tested cells). Either way every row carries its status (``estimated``, ``no causal
@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etio.causal.effects import ATE_SCHEMA, STATUS_ESTIMATED, STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
-from etio.causal.estimation import benjamini_hochberg
+from etio.causal.estimators import Status
+from etio.causal.estimators.inference import benjamini_hochberg
+from etio.causal.query import ATE_SCHEMA
 from etio.causal.hypotheses import ESTIMATORS, HYPOTHESES, SIGNIFICANCE_LEVEL, table3_cells, verdicts
 from etio.core.errors import EtioInputError
 from etio.core.outputs import output_dir
@@ -71,7 +72,7 @@ PAPER_ATE, PAPER_P_VALUE, SOUND_ATE = "ATE (paper recipe)", "p-value (paper reci
 def _has_sound(ates: pd.DataFrame) -> bool:
     """Whether ``ates`` holds the sound estimator's numbers (a run of ours; the authors' published
     ATEs have the paper recipe's only)."""
-    estimated = ates["status"] == STATUS_ESTIMATED
+    estimated = ates["status"] == Status.ESTIMATED
     return bool(estimated.any() and ates.loc[estimated, "ate"].notna().any())
 
 
@@ -98,7 +99,7 @@ def _check_estimator(estimator: str) -> str:
 
 
 def _require_sound(ates: pd.DataFrame) -> None:
-    estimated = ates["status"] == STATUS_ESTIMATED
+    estimated = ates["status"] == Status.ESTIMATED
     if estimated.any() and ates.loc[estimated, "ate"].isna().all():
         raise EtioInputError("the sound estimator needs the trace data: these ATEs (the authors' published "
                              "ones?) have only the paper estimator's numbers; use --estimator paper")
@@ -108,11 +109,11 @@ def _flags(rows: pd.DataFrame) -> list[str]:
     out = []
     for _, r in rows.iterrows():
         parts = []
-        if r["status"] == STATUS_NOT_IDENTIFIABLE:
+        if r["status"] == Status.NOT_IDENTIFIABLE:
             # the defining columns only; the full reason is in the ATE CSV
             reason = str(r.get("reason", "") or "")
             defining = reason.split("function of ", 1)[1].split(" in the", 1)[0] if "function of " in reason else ""
-            parts.append(f"fixed by {defining}" if defining else STATUS_NOT_IDENTIFIABLE)
+            parts.append(f"fixed by {defining}" if defining else Status.NOT_IDENTIFIABLE)
         if isinstance(r.get("flags"), str) and r.get("flags"):
             parts.append(r["flags"])
         out.append("; ".join(parts))
@@ -147,7 +148,7 @@ def ate_table(ates: pd.DataFrame, loss: str, weight_decay: float, estimator: str
                              "status": sel["status"], "flags": _flags(sel)})
     _require_sound(sel)
     q = np.full(len(sel), np.nan)
-    estimated = (sel["status"] == STATUS_ESTIMATED).to_numpy()
+    estimated = (sel["status"] == Status.ESTIMATED).to_numpy()
     q[estimated] = benjamini_hochberg(sel.loc[estimated, "p_value"].to_numpy(float))
     robustness = sel["robustness_value"] if "robustness_value" in sel else np.nan
     values = {"ATE": sel["ate"], "CI low": sel["ci_low"], "CI high": sel["ci_high"], "p-value": sel["p_value"],
@@ -179,7 +180,7 @@ def compare_ate_table(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     ref = paper[["Attack", "Feature", *published]].rename(columns=published)
     out = ours.merge(ref, on=["Attack", "Feature"], how="left")
     # status and flags in one column, so that the table beside the paper's still fits a page
-    short = {STATUS_ESTIMATED: "", STATUS_NO_PATH: "no path", STATUS_NOT_IDENTIFIABLE: "n/i"}
+    short = {Status.ESTIMATED: "", Status.NO_PATH: "no path", Status.NOT_IDENTIFIABLE: "n/i"}
     out["status"] = [f or short.get(s, s) for s, f in zip(out["status"], out["flags"])]
     values = [c for c in ours.columns if c not in ("Attack", "Feature", "status", "flags")]
     columns = ["Attack", "Feature"]
@@ -236,7 +237,7 @@ def table3(ates: pd.DataFrame, alpha: float = SIGNIFICANCE_LEVEL, estimator: str
                     row[f"{label} {by('CI high')}"] = r["ci_high"]
                     row[f"{label} {by('p-value')}"] = r["p_value"]
                     row[f"{label} {by('q-value')}"] = r["q_value_table3"]
-                row[f"{label} no path"] = r["status"] == STATUS_NO_PATH
+                row[f"{label} no path"] = r["status"] == Status.NO_PATH
                 row[f"{label} status"] = r["status"]
                 row[f"{label} {by('Result')}"] = f"{hyp.query}: {marks[hyp.query, loss]}"
             rows.append(row)
