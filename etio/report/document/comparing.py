@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from etio.causal.estimators import Status
 from etio.core.errors import EtioInputError
 
 KINDS = ("ate", "verdict", "predictive")
@@ -70,7 +71,7 @@ class Undefined:
 #: Values that stand for "undefined" in stage outputs: column suffix -> (value, reason).
 SENTINELS = {"MSE": (-1.0, "averaged graph keeps an undirected arc")}
 #: Reason for a missing value of a row with status "no causal path".
-NO_PATH_REASON = "no causal path"
+NO_PATH_REASON = str(Status.NO_PATH)
 
 
 def defined(column: str, value: Any, row: Mapping[str, Any] | None = None) -> Any:
@@ -87,7 +88,7 @@ def defined(column: str, value: Any, row: Mapping[str, Any] | None = None) -> An
         status = str(row.get(f"{group} status", row.get("status", "")))
         flags = row.get("flags", "")
         detail = flags if isinstance(flags, str) and flags.startswith("fixed by") else ""
-    if status and status != "estimated" and status != "nan":
+    if status and status != Status.ESTIMATED and status != "nan":
         return Undefined(f"{status}: {detail}" if detail else status)
     return Undefined("not computed")
 
