@@ -66,6 +66,34 @@ ETIO_CENTROIDS <- stats::setNames(.etio_vocab_attacks$centroid, .etio_vocab_atta
 #' the budget, a root that nothing causes, and the robust accuracies it causes.
 ETIO_ROBUST_NODES <- c("AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff")
 
+# The run layout, generated from etio/core/layout.py (python -m etio.core.layout): Python and R
+# name the files of a run from it (tests/core/test_layout.py checks that the file is current).
+ETIO_LAYOUT <- utils::read.csv(file.path(.etio_r_dir, "layout.csv"), stringsAsFactors = FALSE,
+                               na.strings = character(0), colClasses = "character")
+
+#' The name of a file of the run layout (r/layout.csv), relative to its folder.
+#'
+#' @param key the layout's key (e.g. "graph", "comparison").
+#' @param ... the pattern's fields: loss, attack, wd (a number: "{wd:f}" is printed with
+#'   sprintf("%f"), "{wd:g}" with sprintf("%g"), as Python prints them).
+#' @return the name.
+etio_layout_name <- function(key, ...) {
+  fields <- list(...)
+  name <- ETIO_LAYOUT$pattern[ETIO_LAYOUT$key == key]
+  if (length(name) != 1) stop("the run layout has no file '", key, "'")
+  for (field in names(fields)) {
+    value <- fields[[field]]
+    if (field == "wd") {
+      name <- gsub("{wd:f}", sprintf("%f", value), name, fixed = TRUE)
+      name <- gsub("{wd:g}", sprintf("%g", value), name, fixed = TRUE)
+    } else {
+      name <- gsub(paste0("{", field, "}"), value, name, fixed = TRUE)
+    }
+  }
+  if (grepl("{", name, fixed = TRUE)) stop("the run layout's '", key, "' needs more fields: ", name)
+  name
+}
+
 .etio_input_error <- function(...) {
   stop(simpleError(paste0("etio input error: ", ...)))
 }
@@ -562,24 +590,26 @@ etio_learn_graph <- function(traces, loss, weight_decay, attack, method = "boot"
     list(mse = predictive$mse, correlations = etio_correlations(data, attack, loss = loss)))
 }
 
-#' Write one learned graph: <name>.dot (bnlearn's write.dot) and <name>-strength.csv.
+#' Write one learned graph: the run layout's graph (<loss>-<attack>.dot, bnlearn's write.dot) and
+#' strength (<loss>-<attack>-strength.csv) files.
 #'
 #' @param graph etio_learn_graph()'s result.
 #' @param directory an existing directory.
 #' @return the two paths, invisibly.
 etio_write_graph <- function(graph, directory) {
-  stem <- file.path(directory, graph$name)
-  etio_write_dot(graph$network, paste0(stem, ".dot"))
-  utils::write.csv(.etio_strength_frame(graph$strength), paste0(stem, "-strength.csv"), row.names = FALSE)
-  invisible(paste0(stem, c(".dot", "-strength.csv")))
+  paths <- file.path(directory, c(etio_layout_name("graph", loss = graph$loss, attack = graph$attack),
+                                  etio_layout_name("strength", loss = graph$loss, attack = graph$attack)))
+  etio_write_dot(graph$network, paths[1])
+  utils::write.csv(.etio_strength_frame(graph$strength), paths[2], row.names = FALSE)
+  invisible(paths)
 }
 
-#' Write the authors' three result tables of one weight decay (%f = the weight decay printed
-#' with "%f", as their file names have it):
-#'   results-w_dk-cont-wd_%f.csv   DK?, Loss, Attack, Predcor, MSE (graph order)
-#'   results-cont-wd_%f.csv        Loss, Attack, Max Corr Var, Max Corr, PredCor-w_dk, MSE-w_dk
-#'                                 (attack-major, in ETIO_ATTACKS order)
-#'   corr_results-cont-wd_%f.csv   Loss, Attack, Variable, Correlation, p-value
+#' Write the authors' three result tables of one weight decay, named by the run layout
+#' (r/layout.csv: the authors' names, the weight decay printed with "%f"):
+#'   predictive    results-w_dk-cont-wd_%f.csv   DK?, Loss, Attack, Predcor, MSE (graph order)
+#'   comparison    results-cont-wd_%f.csv        Loss, Attack, Max Corr Var, Max Corr, PredCor-w_dk, MSE-w_dk
+#'                                               (attack-major, in ETIO_ATTACKS order)
+#'   correlation   corr_results-cont-wd_%f.csv   Loss, Attack, Variable, Correlation, p-value
 #' "Max Corr" is the numerically largest correlation (the authors compared them as strings).
 #'
 #' @param graphs list of etio_learn_graph() results.
@@ -587,9 +617,9 @@ etio_write_graph <- function(graph, directory) {
 #' @param weight_decay the weight decay of the graphs (NULL or 0: all rows).
 #' @return the three paths, invisibly.
 etio_write_tables <- function(graphs, directory, weight_decay) {
-  tag <- sprintf("%f", if (is.null(weight_decay)) 0 else weight_decay)
-  paths <- file.path(directory, sprintf(c("results-w_dk-cont-wd_%s.csv", "results-cont-wd_%s.csv",
-                                          "corr_results-cont-wd_%s.csv"), tag))
+  wd <- if (is.null(weight_decay)) 0 else weight_decay
+  paths <- file.path(directory, vapply(c("predictive", "comparison", "correlation"), etio_layout_name, "", wd = wd,
+                                       USE.NAMES = FALSE))
   column <- function(field) unlist(lapply(graphs, `[[`, field))
   predictive <- data.frame(`DK?` = rep(TRUE, length(graphs)), Loss = column("loss"), Attack = column("attack"),
                            Predcor = column("predcor"), MSE = column("mse"), check.names = FALSE,

@@ -10,6 +10,7 @@
 # and the provenance record, which is this script's own (R, its packages and the backend):
 #   <loss>-<attack>.dot, <loss>-<attack>-strength.csv, results-w_dk-cont-wd_%f.csv,
 #   results-cont-wd_%f.csv, corr_results-cont-wd_%f.csv, provenance.json
+# (the run layout's names, r/layout.csv, generated from etio/core/layout.py)
 # and etio's marker .etio-output.json, which lists those entries as written by `learn`.
 # The output rules are etio's (etio/core/outputs.py), so the two front ends may write over each
 # other's output and over nothing else: DIR is built in a sibling staging directory and
@@ -256,7 +257,7 @@ main <- function() {
                              runs = opts$runs, seed = opts$seed, pairs = pairs, on_graph = progress,
                              workers = opts$workers)
     jsonlite::write_json(provenance(opts, traces, graphs, backend, started, skipped),
-                         file.path(staging, "provenance.json"),
+                         file.path(staging, etio_layout_name("learn_provenance")),
                          auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null")
     produced <- entries_of(staging)
     mode <- check_output(outdir, opts$force, traces, produces = produced)

@@ -34,6 +34,7 @@ import pandas as pd
 
 from etio.causal import rbridge
 from etio.core import interrupts
+from etio.core import layout
 from etio.core.errors import EtioFileError, EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
@@ -281,7 +282,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
             def learned(result: dict, done: int, total: int) -> None:
                 graph = _learned_graph(result)
                 if draw is not None:
-                    draw(graph, staging / graph.name)
+                    draw(graph, layout.path("graph_drawing", staging, loss=graph.loss, attack=graph.attack))
                 graphs.append(graph)
                 if progress is not None:
                     progress(done, total, graph.name)
@@ -311,7 +312,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
                          "predcor": g.predcor, "mse": g.mse} for g in graphs],
                 skipped=skipped,
             )
-            write_json(staging / "provenance.json", record)
+            write_json(layout.path("learn_provenance", staging), record)
     except rbridge.RFileError as exc:     # R's message does not say where it wrote
         raise EtioFileError(f"cannot write {out_dir}: {exc}") from None
     return graphs
@@ -438,7 +439,7 @@ def _learn_in_worker(loss, weight_decay, attack, method, seed, R, runs, k, stagi
         rbridge.call_raw("saveRDS", learned, saved)
         graph = _learned_graph(rbridge.to_python(learned))
         if draw is not None:
-            draw(graph, Path(staging) / graph.name)
+            draw(graph, layout.path("graph_drawing", staging, loss=graph.loss, attack=graph.attack))
     graph.network = None                # an R object: it stays in this process
     return graph, [(str(w.message), w.category) for w in caught]
 
@@ -456,18 +457,12 @@ def _input_record(path: Path | None) -> dict | None:
     return {"path": str(Path(path).resolve()), "sha256": digest}
 
 
-def wd_suffix(weight_decay: float) -> str:
-    """The authors' file-name suffix: R's ``sprintf("%f", wd)`` (0.0005 -> ``0.000500``)."""
-    return f"{weight_decay:f}"
-
-
-#: The result tables ``etio_write_tables`` writes, by file-name prefix, with their schemas.
-RESULT_TABLES = {"results-w_dk-cont-wd_": PREDICTIVE_SCHEMA, "results-cont-wd_": COMPARISON_SCHEMA,
-                 "corr_results-cont-wd_": CORRELATION_SCHEMA}
+#: The result tables ``etio_write_tables`` writes, by their key in the run layout, with their schemas.
+RESULT_TABLES = {"predictive": PREDICTIVE_SCHEMA, "comparison": COMPARISON_SCHEMA, "correlation": CORRELATION_SCHEMA}
 
 
 def _check_tables(directory: Path, weight_decay: float) -> None:
     """The tables R wrote have the columns the later stages read (first column: R's row names)."""
-    for prefix, schema in RESULT_TABLES.items():
-        path = Path(directory) / f"{prefix}{wd_suffix(weight_decay)}.csv"
+    for key, schema in RESULT_TABLES.items():
+        path = layout.path(key, directory, wd=weight_decay)
         schema.validate(pd.read_csv(path, index_col=0), source=path.name)

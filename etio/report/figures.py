@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from etio.causal.estimators import Status
+from etio.core import layout
 from etio.core.errors import EtioInputError, check_choice
 from etio.core.figure_files import save_figure
 from etio.core.schema import ATTACKS, ROOT_CANDIDATES, TableSchema, from_r_name, select_slice
@@ -465,7 +466,7 @@ def bias_variance_vs_width(traces: pd.DataFrame, out_stem: Path | str) -> list[P
 # --------------------------------------------------------------------------------------
 
 def graph_figure_stem(out_dir: Path, weight_decay: float, loss: str, attack: str) -> Path:
-    return Path(out_dir) / "graphs" / f"graph-wd_{weight_decay:g}-{loss}-{attack}"
+    return layout.path("graph_figure", out_dir, wd=weight_decay, loss=loss, attack=attack)
 
 
 def graph_title(weight_decay: float, loss: str, attack: str) -> str:
@@ -476,20 +477,20 @@ def graph_title(weight_decay: float, loss: str, attack: str) -> str:
 def figure_caption(path: Path | str) -> str:
     """A caption for a file written by :func:`all_figures`, from its name."""
     stem = Path(path).stem
-    if m := re.fullmatch(r"graph-wd_([^-]+)-([a-z]+)-(.+)", stem):
-        wd, loss, attack = m.groups()
+    if m := layout.fields_of("graph_figure", stem, last=True):
+        wd, loss, attack = m["wd"], m["loss"], m["attack"]
         paper = display(attack)
         name = paper if paper == attack else f"{paper} ({attack})"
         return f"Causal graph for {name}, {loss.upper()} loss, weight decay {wd} (paper App. D)."
-    if m := re.fullmatch(r"fig1-gap-vs-(.+)", stem):
-        attack = m.group(1)
+    if m := layout.fields_of("fig1", stem):
+        attack = m["attack"]
         return f"Train-test accuracy gap vs. {display(attack)} accuracy, " \
                "by architecture (paper Fig. 1)."
-    if m := re.fullmatch(r"ate-forest-wd_([^-]+)-([a-z]+)", stem):
-        wd, loss = m.groups()
+    if m := layout.fields_of("ate_forest", stem, last=True):
+        wd, loss = m["wd"], m["loss"]
         return (f"ATEs with 95 % confidence intervals and status, {loss.upper()} loss, weight decay {wd} "
                 "(sound estimator; the paper estimator's value beside).")
-    if stem == "bias-variance-vs-width":
+    if layout.fields_of("bias_variance", stem) is not None:
         return "Bias² and variance of members (train) and non-members (test) against width (paper §5.4)."
     return stem
 
@@ -521,9 +522,9 @@ def all_figures(traces: pd.DataFrame, graphs: Mapping[tuple[float, str, str], tu
     fig1_data = figure1_rows(traces)
     attack = next((a for a in ["Oak17Acc", *ATTACKS] if _has_values(fig1_data, a)), None)
     if attack is not None and _has_values(fig1_data, "AccDiff") and "Arch" in fig1_data:
-        paths += figure1_gap_vs_attack(fig1_data, out_dir / f"fig1-gap-vs-{attack}", attack=attack)
+        paths += figure1_gap_vs_attack(fig1_data, layout.path("fig1", out_dir, attack=attack), attack=attack)
     if all(_has_values(traces, c) for c in BIAS_VARIANCE_COLUMNS) and {"Arch", "Width", "Loss"} <= set(traces):
-        paths += bias_variance_vs_width(traces, out_dir / "bias-variance-vs-width")
+        paths += bias_variance_vs_width(traces, layout.path("bias_variance", out_dir))
     for (wd, loss, attack_name) in sorted(graphs, key=lambda k: (float(k[0]), k[1], ATTACKS.index(k[2])
                                                                  if k[2] in ATTACKS else len(ATTACKS))):
         graph, strengths = graphs[(wd, loss, attack_name)]
@@ -602,7 +603,7 @@ def ate_forest_plot(ates: pd.DataFrame, loss: str, weight_decay: float, out_stem
 
 
 def ate_forest_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
-    return Path(out_dir) / "ates" / f"ate-forest-wd_{weight_decay:g}-{loss}"
+    return layout.path("ate_forest", out_dir, wd=weight_decay, loss=loss)
 
 
 def validation_figure(cells: pd.DataFrame, out_stem: Path | str) -> list[Path]:

@@ -20,14 +20,11 @@ from etio.causal.identify import identify_graphs
 from etio.causal.overlap import defining_by_identities, not_identifiable_reason
 from etio.causal.query import ATE_SCHEMA
 from etio.core.schema import WEIGHT_DECAYS, from_r_name, same_weight_decay
+from etio.core import layout
 from etio.core.paths import DATA_DIR
 
 PAPER_DIR = DATA_DIR / "paper"
 
-#: File-name spellings of the two weight decays in the authors' artifacts.
-_GRAPH_DIRS = {0.0005: "graphs-w_dk-cont-wd_0.000500", 0.005: "graphs-w_dk-cont-wd_0.005000"}
-_ATE_FILES = {0.0005: "causal_estimates-wd_0.0005-scaler-w_dk-new-out", 0.005: "causal_estimates-wd_0.005-scaler-w_dk-new-out"}
-_RESULT_FILES = {0.0005: "results-cont-wd_0.000500.csv", 0.005: "results-cont-wd_0.005000.csv"}
 
 
 def _wd_key(weight_decay: float) -> float:
@@ -40,21 +37,21 @@ def _wd_key(weight_decay: float) -> float:
 
 def graphs_dir(weight_decay: float) -> Path:
     """The authors' averaged networks of one weight decay (``<loss>-<attack>-cv_avg_net_discovery.dot``)."""
-    return PAPER_DIR / _GRAPH_DIRS[_wd_key(weight_decay)]
+    return layout.path("authors_graphs", PAPER_DIR, wd=_wd_key(weight_decay))
 
 
 def ate_csv(weight_decay: float) -> Path:
-    return PAPER_DIR / f"{_ATE_FILES[_wd_key(weight_decay)]}.csv"
+    return layout.path("authors_ates", PAPER_DIR, wd=_wd_key(weight_decay))
 
 
 def query_csv(weight_decay: float, loss: str) -> Path:
     """The authors' ``.ce.csv`` / ``.mse.csv``: the rows of the paper's Tables 5-8."""
-    return PAPER_DIR / f"{_ATE_FILES[_wd_key(weight_decay)]}.{loss}.csv"
+    return layout.path("authors_queries", PAPER_DIR, wd=_wd_key(weight_decay), loss=loss)
 
 
 def results_csv(weight_decay: float) -> Path:
     """Predictive power and best single correlation per (loss, attack) (Table 2)."""
-    return PAPER_DIR / _RESULT_FILES[_wd_key(weight_decay)]
+    return layout.path("comparison", PAPER_DIR, wd=_wd_key(weight_decay))
 
 
 @lru_cache(maxsize=None)

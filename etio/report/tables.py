@@ -30,6 +30,7 @@ from etio.causal.estimators import Status
 from etio.causal.estimators.inference import benjamini_hochberg
 from etio.causal.query import ATE_SCHEMA
 from etio.causal.hypotheses import ESTIMATORS, HYPOTHESES, SIGNIFICANCE_LEVEL, table3_cells, verdicts
+from etio.core import layout
 from etio.core.errors import EtioInputError
 from etio.core.outputs import output_dir
 from etio.core.provenance import write_json
@@ -487,7 +488,7 @@ def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenanc
     """``<out>/<name>.csv`` (full precision), ``.md``, ``.tex`` and ``provenance.json``, atomically:
     ``out`` is replaced only once all files exist, under the rules of :mod:`etio.core.outputs`."""
     with output_dir(Path(out), name, force=force, inputs=inputs) as staging:
-        table.to_csv(staging / f"{name}.csv", index=False)
-        (staging / f"{name}.md").write_text(to_markdown(table, title))
-        (staging / f"{name}.tex").write_text(to_latex(table, title, label=f"tab:{name}"))
-        write_json(staging / "provenance.json", provenance)
+        table.to_csv(layout.path("table_file", staging, table=name, ext="csv"), index=False)
+        layout.path("table_file", staging, table=name, ext="md").write_text(to_markdown(table, title))
+        layout.path("table_file", staging, table=name, ext="tex").write_text(to_latex(table, title, label=f"tab:{name}"))
+        write_json(layout.path("table_provenance", staging), provenance)

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from etio import __version__
+from etio.core import layout
 from etio.core.errors import EtioInputError, check_choice
 from etio.core.provenance import atomic_write_text
 from etio.core.vocabulary import display
@@ -237,7 +238,7 @@ def write_report(out_dir: Path | str, *, tables: Sequence[ReportTable], run_info
     agreement = _agreement(comparisons, graphs) if mode == "run" else None
     markdown, page = render(comparisons, run_info, differences_md, entries, out_dir, facts=facts, mode=mode,
                             agreement=agreement, graphs=graphs, sections=sections)
-    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path, html_path = layout.path("report_md", out_dir), layout.path("report_html", out_dir)
     atomic_write_text(md_path, markdown)
     atomic_write_text(html_path, page)
     return md_path, html_path
