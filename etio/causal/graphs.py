@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 
 import networkx as nx
 
+from etio.core import layout
 from etio.core.errors import EtioInputError, read_error
 from etio.core.schema import (
     LOSSES, ROBUST_ATTACK_COLUMNS, ROBUST_TRACE_COLUMNS, TRACE_COLUMNS, check_attack, check_loss, from_r_name,
@@ -170,9 +171,6 @@ def check_graphs_against_traces(traces, graphs, source="trace table") -> None:
 #: The variables a graph's nodes may be: the trace columns (the robust study's included).
 _TRACE_VARIABLES = frozenset(TRACE_COLUMNS + ROBUST_TRACE_COLUMNS + ROBUST_ATTACK_COLUMNS)
 
-_GRAPH_FILE = re.compile(r"^(?P<loss>[^-]+)-(?P<attack>[^-]+?)(?:-cv_avg_net_discovery)?\.dot$")
-
-
 def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
     """``(loss, attack) -> path`` for every ``<loss>-<attack>.dot`` (or the authors'
     ``<loss>-<attack>-cv_avg_net_discovery.dot``) in ``graphs_dir``."""
@@ -182,10 +180,10 @@ def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
         raise EtioInputError(f"graphs directory {graphs_dir} {what}")
     found: dict[tuple[str, str], Path] = {}
     for path in sorted(graphs_dir.glob("*.dot")):
-        m = _GRAPH_FILE.match(path.name)
+        m = layout.fields_of("graph", path.name) or layout.fields_of("authors_graph", path.name)
         if not m:
             raise EtioInputError(f"{path}: graph file names must be <loss>-<attack>.dot")
-        loss, attack = m.group("loss"), m.group("attack")
+        loss, attack = m["loss"], m["attack"]
         check_loss(loss, where=str(path))
         check_attack(attack, where=str(path))
         if (loss, attack) in found:
@@ -228,22 +226,18 @@ def read_graphs(graphs_dir: Path, losses: Iterable[str] = LOSSES) -> dict[tuple[
     return graphs
 
 
-#: The authors' graph directories name their weight decay as C's %f: ``graphs-...-wd_0.000500``.
-_WD_SUFFIX = re.compile(r"wd_(\d+\.\d+)$")
-
-
 def learned_weight_decay(graphs_dir: Path) -> float | None:
     """The weight decay the graphs of ``graphs_dir`` were learned at: ``etio learn``'s
-    provenance.json, else the authors' ``wd_%f`` directory suffix; None when neither says."""
+    provenance.json, else the weight decay the directory's name spells (``wd_0.0005``, the authors'
+    ``wd_0.000500``); None when neither says."""
     try:
-        record = json.loads((Path(graphs_dir) / "provenance.json").read_text())
+        record = json.loads(layout.path("learn_provenance", graphs_dir).read_text())
         value = record["config"]["weight_decay"] if record.get("stage") == "learn" else None
         if value is not None:
             return float(value)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    match = _WD_SUFFIX.search(Path(graphs_dir).name)
-    return float(match.group(1)) if match else None
+    return layout.weight_decay_in(Path(graphs_dir).name)
 
 
 def check_learned_at(graphs: Mapping[tuple[str, str], nx.DiGraph], weight_decay: float) -> None:

@@ -96,7 +96,7 @@ NAMES: tuple[Name, ...] = (
 _BY_KEY = {n.key: n for n in NAMES}
 #: The spellings of a weight decay in a name (the pattern's format spec): C's %g and %f.
 WEIGHT_DECAY_SPELLINGS = ("g", "f")
-_FIELD_PATTERNS = {"loss": r"[a-z]+", "attack": r"[A-Za-z0-9]+", "metric": r"[A-Za-z0-9.]+", "table": r"[A-Za-z0-9_]+",
+_FIELD_PATTERNS = {"loss": r"[^-/]+", "attack": r"[^-/]+", "metric": r"[A-Za-z0-9.]+", "table": r"[A-Za-z0-9_]+",
                    "ext": r"[a-z]+", "key": r"[^/]+", "wd": r"(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"}
 
 
