@@ -51,6 +51,8 @@ NAMES: tuple[Name, ...] = (
     Name("graphs", "run", "graphs/wd_{wd:g}", "learned graphs of one weight decay"),
     Name("lowfpr_graphs", "run", "graphs/lowfpr-{metric}-wd_{wd:g}",
          "learned graphs with an attack's TPR at low FPR as its outcome"),
+    Name("lowfpr_outcome_graphs", "run", "graphs/lowfpr-attacks-wd_{wd:g}",
+         "learned graphs of LiRA, RMIA and the loss threshold with their TPR at low FPR as the attack node"),
     Name("ates", "run", "ates/ates-wd_{wd:g}.csv", "ATEs of one weight decay"),
     Name("lowfpr_ates", "run", "ates/ates-lowfpr-{metric}-wd_{wd:g}.csv", "ATEs of the low-FPR graphs"),
     Name("verdicts", "run", "ates/verdicts-both-estimators.csv", "Table 3 verdicts under both estimators"),
@@ -185,14 +187,23 @@ class RunLayout:
     def graphs(self, weight_decay: float) -> Path:
         return path("graphs", self.root, wd=weight_decay)
 
-    def lowfpr_graphs(self, metric: str, weight_decay: float) -> Path:
+    def lowfpr_metric_graphs(self, metric: str, weight_decay: float) -> Path:
+        """The Table-3 attacks' graphs with the TPR at ``metric`` as their outcome."""
         return path("lowfpr_graphs", self.root, metric=metric, wd=weight_decay)
+
+    def low_fpr_graphs(self, weight_decay: float) -> Path:
+        """The graphs of LiRA, RMIA and the loss threshold with their TPR at low FPR as the attack node."""
+        return path("lowfpr_outcome_graphs", self.root, wd=weight_decay)
 
     def ates(self, weight_decay: float) -> Path:
         return path("ates", self.root, wd=weight_decay)
 
     def lowfpr_ates(self, metric: str, weight_decay: float) -> Path:
         return path("lowfpr_ates", self.root, metric=metric, wd=weight_decay)
+
+    def results(self, weight_decay: float) -> Path:
+        """Table 2's input of the graphs learned at ``weight_decay`` (the authors' ``results-cont``)."""
+        return path("comparison", self.graphs(weight_decay), wd=weight_decay)
 
     @property
     def verdicts(self) -> Path:

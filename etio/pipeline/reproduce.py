@@ -24,6 +24,8 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError
 from etio.core.outputs import claim_output_dir, output_dir
+from etio.core.layout import RUN_ENTRIES, RunLayout
+from etio.core.layout import path as layout_path
 from etio.core.provenance import provenance, write_json
 from etio.causal.settings import Analysis
 from etio.pipeline.executors import ExecutorSettings
@@ -34,40 +36,6 @@ Echo = Callable[[str], None]
 #: The paper's tables, in the order the report lists them.
 TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
 NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
-#: The top-level entries of a run folder (artifacts/README.md); the run folder's marker lists them.
-RUN_ENTRIES = ("store", "traces.csv", "graphs", "ates", "tables", "figures", "report.md", "report.html",
-               "provenance.json")
-
-
-@dataclass
-class RunLayout:
-    """Where each stage of one run writes (see artifacts/README.md)."""
-
-    root: Path
-
-    @property
-    def store(self) -> Path:
-        return self.root / "store"
-
-    @property
-    def traces(self) -> Path:
-        return self.root / "traces.csv"
-
-    def graphs(self, weight_decay: float) -> Path:
-        return self.root / "graphs" / f"wd_{weight_decay:g}"
-
-    def ates(self, weight_decay: float) -> Path:
-        return self.root / "ates" / f"ates-wd_{weight_decay:g}.csv"
-
-    @property
-    def tables(self) -> Path:
-        return self.root / "tables"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
-
-
 @dataclass
 class Timings:
     seconds: dict[str, float] = field(default_factory=dict)
@@ -118,7 +86,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             attacks_on(store, attacks, study.attacks, executor, _device(device), echo=echo, cfg=config,
                        progress=lambda key: bar.advance())
-        _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
+        _copy(layout_path("store_traces", layout.store), layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
     data_record, data_notice = _data_sources(store)
@@ -169,7 +137,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons,
                          sections=[estimators.report_section(), *([low_fpr] if low_fpr else [])])
-    write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
+    write_json(layout.provenance, {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
 
@@ -262,7 +230,7 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
     out = {}
     for metric in LOW_FPR_METRICS:
-        graphs_dir = layout.root / "graphs" / f"lowfpr-{metric}-wd_{NORMAL_WD:g}"
+        graphs_dir = layout.lowfpr_metric_graphs(metric, NORMAL_WD)
 
         def learn(table, directory, attacks):
             return learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
@@ -276,9 +244,9 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
         table, reasons = low_fpr_ates(traces, graphs_dir, NORMAL_WD, metric, learn, estimate)
         if len(table):
-            atomic_write_text(layout.root / "ates" / f"ates-lowfpr-{metric}-wd_{NORMAL_WD:g}.csv",
+            atomic_write_text(layout.lowfpr_ates(metric, NORMAL_WD),
                               table.to_csv(index=False))
-        results = graphs_dir / f"results-cont-wd_{NORMAL_WD:f}.csv"
+        results = layout_path("comparison", graphs_dir, wd=NORMAL_WD)
         out[metric] = {"verdicts": {e: verdicts(table, estimator=e) for e in ESTIMATORS} if len(table) else None,
                        "not_learned": reasons,
                        "predictive": pd.read_csv(results) if len(table) and results.is_file() else None}
@@ -292,7 +260,7 @@ def _low_fpr_predictive(layout: RunLayout, low_fpr: dict | None) -> pd.DataFrame
     if not low_fpr:
         return None
     parts = {metric: found["predictive"] for metric, found in low_fpr.items() if found["predictive"] is not None}
-    accuracy = layout.graphs(NORMAL_WD) / f"results-cont-wd_{NORMAL_WD:f}.csv"
+    accuracy = layout.results(NORMAL_WD)
     if not parts or not accuracy.is_file():
         return None
     attacks = set().union(*(set(p["Attack"]) for p in parts.values()))
@@ -325,7 +293,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
     from etio.report import tables
 
     def results(wd: float) -> pd.DataFrame | None:
-        path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
+        path = layout.results(wd)
         return pd.read_csv(path) if path.is_file() else None
 
     ours: dict[str, pd.DataFrame | None] = {}
@@ -346,7 +314,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
         if table is None:
             echo(f"   {name}: not computed (this run lacks the weight decay it needs); paper values only")
         else:
-            tables.write_table(table, layout.tables / name, name, title,
+            tables.write_table(table, layout.table(name), name, title,
                                provenance(name, config={"source": "this run", "run": str(layout.root)}))
         report_tables.append(_report_table(name, title, table, reference[name]))
     return report_tables
@@ -363,7 +331,7 @@ def _robust_table(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[f
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")
         table = tables.robust_table(robust_verdicts(traces, read_graphs(layout.graphs(wd)), wd))
-    tables.write_table(table, layout.tables / "robust", "robust", tables.ROBUST_TITLE,
+    tables.write_table(table, layout.table("robust"), "robust", tables.ROBUST_TITLE,
                        provenance("robust", config={"source": "this run", "run": str(layout.root), "weight_decay": wd,
                                                     "estimators": list(ESTIMATORS)}))
     verdicts = ", ".join(f"{q} {v}" for q, v in table.groupby("Query", sort=True)[
@@ -420,7 +388,7 @@ def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
     for wd in _weight_decays(traces):
         directory = layout.graphs(wd)
         for (loss, attack), path in graph_files(directory).items():
-            strength = path.with_name(f"{loss}-{attack}-strength.csv")
+            strength = layout_path("strength", path.parent, loss=loss, attack=attack)
             graphs[wd, loss, attack] = (read_bnlearn_dot(path),
                                         pd.read_csv(strength) if strength.is_file() else None)
     paths = all_figures(traces, graphs, layout.figures)
@@ -432,7 +400,7 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     import json
 
     for wd in weight_decays:
-        record = layout.graphs(wd) / "provenance.json"
+        record = layout_path("learn_provenance", layout.graphs(wd))
         if record.is_file():
             record = json.loads(record.read_text())
             follows = record.get("structure_learning", {}).get("results_follow")
@@ -448,7 +416,7 @@ def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo:
 
     section = estimator_section(ates, layout.figures, table3=table3)
     if section.verdicts is not None:
-        atomic_write_text(layout.root / "ates" / "verdicts-both-estimators.csv", section.verdicts.to_csv(index=False))
+        atomic_write_text(layout.verdicts, section.verdicts.to_csv(index=False))
         echo(f"   Table 3: {len(section.changes)} of {len(section.verdicts)} verdicts differ between the paper "
              "and the sound estimator")
     echo(f"   {len(section.figures)} ATE forest plot files")
@@ -517,7 +485,7 @@ def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo
             ours, authors = read_bnlearn_dot(path), read_bnlearn_dot(theirs[loss, attack])
             comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
             if shutil.which("dot"):
-                stem = layout.figures / "compare" / f"compare-wd_{wd:g}-{loss}-{attack}"
+                stem = layout_path("compare_figure", layout.figures, wd=wd, loss=loss, attack=attack)
                 _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
                 comparison = replace(comparison, figure=str(png))
             comparisons.append(comparison)
@@ -550,7 +518,7 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
             record = provenance("reproduce --paper", config={"source": "authors' published artifacts",
                                                              "data": str(paper.PAPER_DIR)})
             for name in TABLES:
-                tables.write_table(built[name], layout.tables / name, name, _title(name), record)
+                tables.write_table(built[name], layout.table(name), name, _title(name), record)
                 echo(f"   {name}: {len(built[name])} rows")
         figures: list[Path] = []
         with timings.stage("causal graph figures (paper Figs. 7-13)", echo):
@@ -572,6 +540,6 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
 
             write_report(staging, tables=report_tables, run_info=run_info,
                          differences_md=default_differences_md("cv"), figures=figures, mode="paper")
-        write_json(staging / "provenance.json", run_info)
-    echo(f"report: {Path(out) / 'report.md'}")
-    return Path(out) / "report.md"
+        write_json(layout.provenance, run_info)
+    echo(f"report: {RunLayout(Path(out)).report}")
+    return RunLayout(Path(out)).report
