@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from etio.core import layout
+
 REPO = Path(__file__).resolve().parent.parent
 COMPARED_OUT = {"provenance.json"}
 FIGURES = {".svg", ".png"}
@@ -118,7 +120,7 @@ def coupled_roots_copy(traces: Path, workdir: Path) -> Path:
 
 def special_graphs(out: Path) -> tuple[int, int]:
     """Graphs of one output with a root attack (Predcor NA) and with an undirected network (MSE -1)."""
-    table = pd.concat([pd.read_csv(p) for p in out.glob("results-w_dk-cont-wd_*.csv")])
+    table = pd.concat([pd.read_csv(p) for p in out.glob(layout.glob_pattern("predictive"))])
     return int(table["Predcor"].isna().sum()), int((table["MSE"] == -1).sum())
 
 
@@ -158,7 +160,7 @@ def main() -> int:
     for out in reference.values():
         r, u = special_graphs(out)
         roots, undirected = roots + r, undirected + u
-        graphs += len(list(out.glob("*-strength.csv")))
+        graphs += len(list(out.glob(layout.glob_pattern("strength"))))
     failed = False
     print(f"{len(cases)} cases (traces x method x seed), {graphs} graphs: {roots} with a root attack (Predcor NA), "
           f"{undirected} with undirected arcs in the averaged network (MSE -1); reference: "

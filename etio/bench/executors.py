@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from etio.core import layout
 from etio.pipeline.executors import ExecutorSettings
 from etio.pipeline.stages import attacks_on, traces_on
 
@@ -27,7 +28,7 @@ def compare(study, other: ExecutorSettings, device: str = "cpu") -> dict:
             store = traces_on(study.experiment, out, settings, device)
             attacks_on(store, ATTACK_NAMES, study.attacks, settings, device, cfg=study.experiment)
             seconds[name] = time.perf_counter() - start
-            tables[name] = (out / "traces.csv").read_bytes()
+            tables[name] = layout.path("store_traces", out).read_bytes()
             configurations = len(store.keys())
     return {"configurations": configurations, "local_s": seconds["local"], "other_s": seconds["other"],
             "overhead_s": seconds["other"] - seconds["local"], "ratio": seconds["other"] / seconds["local"],

@@ -9,6 +9,7 @@ import typer
 
 from etio.commands import executor as ex
 from etio.commands import options
+from etio.core import layout
 
 
 def _attack_settings(config: Path | None, store):
@@ -84,7 +85,7 @@ def register(app, bench_app) -> None:
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
                    f"{summary['reused']} already stored, {summary['seconds']:.1f}s ({by_attack}); "
-                   f"wrote {Path(out) / 'traces.csv'}", err=True)
+                   f"wrote {layout.path('store_traces', out)}", err=True)
 
     @bench_app.command("attacks")
     def bench_attacks(

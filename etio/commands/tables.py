@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from etio.core import layout
 from etio.core.errors import EtioInputError, check_choice
 from etio.report.titles import EXTRA_TABLES, TITLES
 
@@ -42,7 +43,8 @@ def build_table(name: str, *, paper_data: bool, traces: Optional[Path] = None, g
             normal, high = paper.results(tables.NORMAL_WD), paper.results(tables.HIGH_WD)
         else:
             if results is None:
-                raise EtioInputError("table2 needs --paper or --results DIR (the results-cont-wd_*.csv of etio learn)")
+                raise EtioInputError(f"table2 needs --paper or --results DIR (the {layout.glob_pattern('comparison')} "
+                                     "of etio learn)")
             normal, high = (_read_results(results, wd) for wd in (tables.NORMAL_WD, tables.HIGH_WD))
         table = tables.table2(normal, high)
         if compare_paper:
@@ -93,9 +95,9 @@ def _read_results(results_dir: Path, weight_decay: float):
 
     from etio.report.tables import check_results
 
-    path = Path(results_dir) / f"results-cont-wd_{weight_decay:f}.csv"
+    path = layout.path("comparison", results_dir, wd=weight_decay)
     if not path.is_file():
-        raise EtioInputError(f"{path} does not exist (etio learn writes results-cont-wd_<wd>.csv)")
+        raise EtioInputError(f"{path} does not exist (etio learn writes {layout.glob_pattern('comparison')})")
     table = pd.read_csv(path)
     return check_results(table, str(path))
 
@@ -137,7 +139,8 @@ _OUT = typer.Option(..., help="Output directory (csv, md, tex, provenance.json).
 _PAPER = typer.Option(False, "--paper", help="Use the authors' published artifacts (no data needed).")
 _TRACES = typer.Option(None, help="Trace table of our run.")
 _GRAPHS = typer.Option(None, help="Graphs of our run (<loss>-<attack>.dot).")
-_RESULTS = typer.Option(None, help="Directory with the results-cont-wd_*.csv files of etio learn (table2).")
+_RESULTS = typer.Option(None, help=f"Directory with the {layout.glob_pattern('comparison')} files of etio learn "
+                                   "(table2).")
 _COMPARE = typer.Option(False, "--compare-paper", help="Add the paper's value beside ours.")
 _ESTIMATOR = typer.Option("paper", "--estimator",
                           help="paper: dowhy's estimate and p-value of T's coefficient (the faithful reproduction); "

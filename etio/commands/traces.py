@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from etio.commands import executor as ex
+from etio.core import layout
 from etio.core.errors import on_interrupt
 
 
@@ -74,7 +75,7 @@ def register(app, bench_app) -> None:
                                         + (f" --shard {shard}" if shard else "")))
         store = traces_on(study.experiment, out, settings, _device(device), shard=shard_t, data_dir=data_dir,
                           echo=lambda line: typer.echo(line, err=True), progress=not quiet)
-        typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
+        typer.echo(f"{len(store.keys())} configurations in {out}; trace table {layout.path('store_traces', out)}")
 
     @traces_app.command("merge")
     def merge(
@@ -89,7 +90,7 @@ def register(app, bench_app) -> None:
         on_interrupt(lambda: f"nothing was written to {out} (it appears only once complete); rerun the merge")
 
         store = merge_stores(list(dirs), out)
-        typer.echo(f"{len(store.keys())} configurations in {out}; trace table {out / 'traces.csv'}")
+        typer.echo(f"{len(store.keys())} configurations in {out}; trace table {layout.path('store_traces', out)}")
 
     app.add_typer(traces_app, name="traces")
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from etio.core import layout
 from etio.core.figure_files import save_figure
 from etio.core.schema import slice_mask
 from etio.core.vocabulary import MEASURES
@@ -134,7 +135,7 @@ def roc_figure(curves: dict[str, list[dict]], title: str, out_stem: Path) -> lis
 
 
 def roc_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
-    return Path(out_dir) / f"roc-lowfpr-wd_{weight_decay:g}-{loss}"
+    return layout.path("roc_figure", out_dir, wd=weight_decay, loss=loss)
 
 
 def _md_table(table: pd.DataFrame) -> str:

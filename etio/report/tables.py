@@ -490,5 +490,6 @@ def write_table(table: pd.DataFrame, out: Path, name: str, title: str, provenanc
     with output_dir(Path(out), name, force=force, inputs=inputs) as staging:
         table.to_csv(layout.path("table_file", staging, table=name, ext="csv"), index=False)
         layout.path("table_file", staging, table=name, ext="md").write_text(to_markdown(table, title))
-        layout.path("table_file", staging, table=name, ext="tex").write_text(to_latex(table, title, label=f"tab:{name}"))
+        layout.path("table_file", staging, table=name, ext="tex").write_text(to_latex(table, title,
+                                                                                      label=f"tab:{name}"))
         write_json(layout.path("table_provenance", staging), provenance)
