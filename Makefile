@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
 
-.PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary differences mutation clean-venv
+.PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary layout differences mutation clean-venv
 
 setup: r-setup data-setup $(STAMP)
 
@@ -51,6 +51,10 @@ bench: setup
 # r/vocabulary.csv is generated from etio/core/vocabulary.py (tests/core/test_vocabulary.py fails while stale).
 vocabulary: setup
 	$(BIN)/python -m etio.core.vocabulary
+
+# r/layout.csv is generated from etio/core/layout.py, the run layout (tests/core/test_layout.py fails while stale).
+layout: setup
+	$(BIN)/python -m etio.core.layout
 
 # docs/differences.md quotes the report's differences section, generated from its one source,
 # etio/report/templates/differences.md.j2 (tests/report/test_report.py fails while stale).
