@@ -1,15 +1,17 @@
-"""Shared fixtures: the repository layout, R's presence, and running the ``etio`` CLI."""
+"""Shared fixtures: the repository, running the ``etio`` CLI and ``Rscript``, and the stores and runs that
+many test files read (each built once per test run). Plain functions the tests import live in tests/support/."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.repo import REPO, run_command
+from tests.support.cli import run_etio
+from tests.support.repo import MINI, REPO, run_command, tree
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +21,54 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def etio_cli():
-    """``etio_cli(*args)`` runs ``python -m etio ARGS`` in a fresh process."""
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return run_command([sys.executable, "-m", "etio", *map(str, args)], timeout=timeout)
-    return run
+    """``etio_cli(*args)`` runs ``python -m etio ARGS`` in a fresh process (:func:`run_etio`)."""
+    return run_etio
+
+
+def _kept_unchanged(root: Path):
+    """Yield ``root``, then check that no test changed a byte under it: a store shared by the
+    whole run is read in place and copied (``shutil.copytree``) by a test that changes it."""
+    before = tree(root)
+    yield root
+    assert tree(root) == before, f"a test changed the shared store {root}; copy it before changing it"
+
+
+@pytest.fixture(scope="session")
+def mini_store(tmp_path_factory):
+    """The 8 configurations of tests/data/traces-mini.toml trained on the CPU, once per test run
+    (no attack results); read it in place, copy it to change it."""
+    from etio.traces.config import load_config
+    from etio.traces.stage import run_traces
+
+    out = tmp_path_factory.mktemp("mini") / "store"
+    run_traces(load_config(MINI), out, device="cpu", progress=False)
+    yield from _kept_unchanged(out)
+
+
+@pytest.fixture(scope="session")
+def mini_attacked(tmp_path_factory, mini_store):
+    """:func:`mini_store` with every attack of the paper and the low-FPR attacks run on it with the
+    [attacks] table of tests/data/traces-mini.toml (the code path of a plain ``etio attack``),
+    once per test run; read it in place, copy it to change it."""
+    from etio.attacks.settings import ATTACK_NAMES
+    from etio.attacks.stage import run_attack_stage
+    from etio.pipeline.study import load_study
+    from etio.traces.store import open_store
+
+    out = tmp_path_factory.mktemp("mini-attacked") / "store"
+    shutil.copytree(mini_store, out)
+    run_attack_stage(open_store(out), ATTACK_NAMES, load_study(MINI).attacks, device="cpu")
+    yield from _kept_unchanged(out)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """``etio reproduce --config experiments/smoke.toml`` (about 75 s on two quiet cores), once
+    per test run; read it in place, copy it to change it."""
+    out = tmp_path_factory.mktemp("reproduce") / "smoke"
+    proc = run_etio("reproduce", "--config", "experiments/smoke.toml", "--out", out, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    yield from _kept_unchanged(out)
 
 
 @pytest.fixture(scope="session")

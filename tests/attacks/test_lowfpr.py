@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,7 @@ from scipy import stats
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.rmia import choose_a, marginal, rmia_scores
 from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_metrics
-from tests.support.repo import MINI, REPO
-
+from tests.support.repo import MINI
 
 
 def _gaussian_study(seed=0, models=8, points=30, shift=1.5):
@@ -196,21 +194,6 @@ def test_roc_metrics_missing_with_a_reason_when_negatives_are_few():
 # The attack on stores
 # --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def mini_store(tmp_path_factory):
-    from etio.attacks.stage import run_attack_stage
-    from etio.traces.config import load_config
-    from etio.traces.stage import run_traces
-    from etio.traces.store import open_store
-
-    out = tmp_path_factory.mktemp("lowfpr") / "store"
-    cfg = load_config(MINI)
-    run_traces(cfg, out, progress=False)
-    store = open_store(out)
-    run_attack_stage(store, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
-    return out
-
-
 def _mini_settings():
     import tomllib
 
@@ -219,15 +202,15 @@ def _mini_settings():
     return parse_attack_settings(tomllib.loads(MINI.read_text())["attacks"])
 
 
-def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini_store):
+def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini_attacked):
     from etio.core.schema import LOWFPR_COLUMNS, TRACE_COLUMNS
     from etio.traces.store import open_store
 
-    table = pd.read_csv(mini_store / "traces.csv")
+    table = pd.read_csv(mini_attacked / "traces.csv")
     assert list(table.columns) == TRACE_COLUMNS + LOWFPR_COLUMNS
     from etio.core.vocabulary import MEASURES
 
-    store = open_store(mini_store)
+    store = open_store(mini_attacked)
     for (_, row), key in zip(table.iterrows(), store.keys()):
         result = store.read_attack(key, "lowfpr")
         for column in [m.column for m in MEASURES if m.stage == "lowfpr"]:
@@ -245,13 +228,13 @@ def test_every_low_fpr_column_is_filled_in_range_or_missing_with_its_reason(mini
         assert row["LiraOfflineAUC"] > 0.5 and row["ThresholdAUC"] > 0.5
 
 
-def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_store):
+def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_attacked):
     from sklearn.metrics import roc_auc_score, roc_curve
 
     from etio.traces.store import open_store
 
-    store = open_store(mini_store)
-    table = pd.read_csv(mini_store / "traces.csv")
+    store = open_store(mini_attacked)
+    table = pd.read_csv(mini_attacked / "traces.csv")
     key = store.keys()[0]
     scores = store.read_scores(key)
     models = len([m for r in range(store.record(key).n_repeats) for m in store.record(key).model_ids(r)])
@@ -272,13 +255,13 @@ def test_stored_scores_give_the_stored_metrics_by_sklearn(mini_store):
     assert (online["test"] == 0).all()               # a test point has no IN reference
 
 
-def test_paper_attacks_roc_from_their_stored_scores(mini_store):
+def test_paper_attacks_roc_from_their_stored_scores(mini_attacked):
     from sklearn.metrics import roc_auc_score
 
     from etio.traces.store import open_store
 
-    store = open_store(mini_store)
-    table = pd.read_csv(mini_store / "traces.csv")
+    store = open_store(mini_attacked)
+    table = pd.read_csv(mini_attacked / "traces.csv")
     for i, key in enumerate(store.keys()[:2]):
         for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17"), ("memguard", "Memguard")):
             scores = store.read_scores(key, attack)
@@ -297,16 +280,16 @@ def test_paper_attacks_roc_from_their_stored_scores(mini_store):
         assert (top3.loc[top3["test"] == 1, "member"] == 0).all()
 
 
-def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
+def test_rerun_is_byte_identical_and_resumes(mini_attacked, tmp_path):
     import shutil
 
     from etio.attacks.stage import run_attack_stage
     from etio.traces.store import open_store
 
-    store = open_store(mini_store)
+    store = open_store(mini_attacked)
     key = store.keys()[1]
     copy = tmp_path / "store"
-    shutil.copytree(mini_store, copy)
+    shutil.copytree(mini_attacked, copy)
     again = open_store(copy)
     summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
     assert summary["computed"] == 0
@@ -315,7 +298,7 @@ def test_rerun_is_byte_identical_and_resumes(mini_store, tmp_path):
     summary = run_attack_stage(again, ["top3", "oak17", "memguard", "lowfpr"], _mini_settings())
     assert summary["computed"] == 1
     assert again.scores_path(key).read_bytes() == store.scores_path(key).read_bytes()
-    assert (copy / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
+    assert (copy / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
     first = json.loads((store.config_dir(key) / "attacks" / "lowfpr.json").read_text())
     second = json.loads((again.config_dir(key) / "attacks" / "lowfpr.json").read_text())
     for d in (first, second):
@@ -353,11 +336,11 @@ def test_low_fpr_settings_are_checked_at_the_edge():
     assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")
 
 
-def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, tmp_path):
+def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_attacked, tmp_path):
     from etio.core.schema import read_traces
     from etio.report.lowfpr import lowfpr_section, median_curve, summary
 
-    traces = read_traces(mini_store / "traces.csv")
+    traces = read_traces(mini_attacked / "traces.csv")
     table = summary(traces)
     ce = table[(table["loss"] == "ce") & (table["attack"] == "LiRA offline")].iloc[0]
     rows = traces[traces["Loss"] == "ce"]
@@ -365,7 +348,7 @@ def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_store, t
     assert ce["TPR1_median"] == pytest.approx(rows["LiraOfflineTPR1"].median())
     online = table[(table["attack"] == "LiRA online") & (table["loss"] == "ce")].iloc[0]
     assert online["TPR0.1_n"] == rows["LiraOnlineTPR0.1"].notna().sum() < 4      # the 9-model ones lack it
-    section = lowfpr_section(traces, mini_store, tmp_path)
+    section = lowfpr_section(traces, mini_attacked, tmp_path)
     assert section.title == "The paper's findings at low FPR"
     assert "| CE | 0.0005 | LiRA offline | 4 |" in section.markdown
     svgs = sorted(p.name for p, _ in section.figures if p.suffix == ".svg")

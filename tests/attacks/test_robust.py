@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,6 @@ import torch
 
 from tests.support.ensembles import synthetic_config
 from tests.support.repo import REPO
-
 
 
 def _digits_job(variants, ids=(1, 2), s=60, epochs=2, steps=3):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +9,6 @@ import pytest
 from etio.causal.pitfalls import estimate_pitfalls, run_pitfalls
 from etio.core.schema import read_traces
 from tests.support.repo import REPO
-
 
 
 def _confounded(n=4000, seed=0):

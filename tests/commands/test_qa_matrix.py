@@ -384,17 +384,6 @@ def test_a_config_name_is_one_path_component(tmp_path, monkeypatch, capsys, name
 # Ctrl-C: every long command stops within a second and says what it kept
 # --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory):
-    """The 8 configurations of tests/data/traces-mini.toml, trained once (no attack results)."""
-    from etio.traces.config import load_config
-    from etio.traces.stage import run_traces
-
-    out = tmp_path_factory.mktemp("qa") / "store"
-    run_traces(load_config(MINI), out, device="cpu", progress=False)
-    return out
-
-
 def _children(pid: int) -> set[int]:
     """The process ids of ``pid``'s descendants (from /proc)."""
     found, frontier = set(), [pid]
@@ -462,9 +451,9 @@ def test_learn_stops_on_ctrl_c(tmp_path, workers, launcher):
     assert list(tmp_path.iterdir()) == []                     # the staging directory is gone, nothing written
 
 
-def test_attack_stops_on_ctrl_c_and_keeps_its_results(trained_store, tmp_path):
+def test_attack_stops_on_ctrl_c_and_keeps_its_results(mini_store, tmp_path):
     store = tmp_path / "store"
-    shutil.copytree(trained_store, store)
+    shutil.copytree(mini_store, store)
     code, err, seconds, alive = _interrupt(["attack", "--out", store, "--device", "cpu"],
                                            lambda: any(store.glob("configs/*/attacks/*.json")))
     assert code == 130, err
@@ -506,18 +495,18 @@ def test_a_store_of_another_format_is_refused_and_left_alone(tmp_path, monkeypat
 # Incomplete or mixed inputs
 # --------------------------------------------------------------------------------------
 
-def _killed_store(trained_store: Path, tmp_path: Path) -> Path:
+def _killed_store(mini_store: Path, tmp_path: Path) -> Path:
     """The store of a training run killed half-way: 4 of its 8 configurations finished."""
     store = tmp_path / "killed"
-    shutil.copytree(trained_store, store)
+    shutil.copytree(mini_store, store)
     for config in sorted((store / "configs").iterdir())[::2]:
         (config / "stats.json").unlink()
     return store
 
 
 @pytest.mark.parametrize("command", ["traces merge", "attack", "bench attacks"])
-def test_a_store_killed_half_way_is_refused(trained_store, tmp_path, monkeypatch, capsys, command):
-    store = _killed_store(trained_store, tmp_path)
+def test_a_store_killed_half_way_is_refused(mini_store, tmp_path, monkeypatch, capsys, command):
+    store = _killed_store(mini_store, tmp_path)
     args = {"traces merge": ("traces", "merge", store, "--out", tmp_path / "merged"),
             "attack": ("attack", "--out", store, "--device", "cpu"),
             "bench attacks": ("bench", "attacks", "--out", store)}[command]
@@ -529,10 +518,10 @@ def test_a_store_killed_half_way_is_refused(trained_store, tmp_path, monkeypatch
     assert _tree(tmp_path) == before
 
 
-def _attacked_copy(trained_store: Path, path: Path, oak17_epochs: int, accuracy: float) -> Path:
+def _attacked_copy(mini_store: Path, path: Path, oak17_epochs: int, accuracy: float) -> Path:
     from etio.traces.store import open_store
 
-    shutil.copytree(trained_store, path)
+    shutil.copytree(mini_store, path)
     meta = json.loads((path / "store.json").read_text())
     meta["config"]["attacks"]["oak17_epochs"] = oak17_epochs
     (path / "store.json").write_text(json.dumps(meta))
@@ -543,10 +532,10 @@ def _attacked_copy(trained_store: Path, path: Path, oak17_epochs: int, accuracy:
 
 @pytest.mark.parametrize("order", ["a b", "b a"])
 @pytest.mark.parametrize("conflict", ["attack settings", "attack results"])
-def test_merge_refuses_conflicting_attack_results_in_either_order(trained_store, tmp_path, monkeypatch, capsys,
+def test_merge_refuses_conflicting_attack_results_in_either_order(mini_store, tmp_path, monkeypatch, capsys,
                                                                  conflict, order):
-    a = _attacked_copy(trained_store, tmp_path / "a", 20, 0.61)
-    b = _attacked_copy(trained_store, tmp_path / "b", 10 if conflict == "attack settings" else 20, 0.66)
+    a = _attacked_copy(mini_store, tmp_path / "a", 20, 0.61)
+    b = _attacked_copy(mini_store, tmp_path / "b", 10 if conflict == "attack settings" else 20, 0.66)
     first, second = (a, b) if order == "a b" else (b, a)
     code, err = _main(monkeypatch, capsys, "traces", "merge", first, second, "--out", tmp_path / "merged")
     expected = "attacks.oak17_epochs" if conflict == "attack settings" else "with different oak17 results"
@@ -554,9 +543,9 @@ def test_merge_refuses_conflicting_attack_results_in_either_order(trained_store,
     assert not (tmp_path / "merged").exists()
 
 
-def test_merge_of_the_same_results_is_accepted(trained_store, tmp_path, monkeypatch, capsys):
-    a = _attacked_copy(trained_store, tmp_path / "a", 20, 0.61)
-    b = _attacked_copy(trained_store, tmp_path / "b", 20, 0.61)
+def test_merge_of_the_same_results_is_accepted(mini_store, tmp_path, monkeypatch, capsys):
+    a = _attacked_copy(mini_store, tmp_path / "a", 20, 0.61)
+    b = _attacked_copy(mini_store, tmp_path / "b", 20, 0.61)
     code, err = _main(monkeypatch, capsys, "traces", "merge", a, b, "--out", tmp_path / "merged")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "merged" / "traces.csv")
@@ -653,11 +642,11 @@ def test_an_unreadable_input_is_a_filesystem_fault(tmp_path, monkeypatch, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
-def test_a_full_disk_leaves_no_empty_configuration_directory(trained_store, tmp_path, monkeypatch):
+def test_a_full_disk_leaves_no_empty_configuration_directory(mini_store, tmp_path, monkeypatch):
     from etio.core.errors import EtioFileError
     from etio.traces import store as store_module
 
-    shutil.copytree(trained_store, tmp_path / "store")
+    shutil.copytree(mini_store, tmp_path / "store")
     store = store_module.open_store(tmp_path / "store")
     key = store.keys()[0]
     record, stats = store.record(key), store.stats(key)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -21,43 +20,19 @@ import pandas as pd
 import pytest
 
 from etio.attacks.settings import ATTACK_NAMES
-from etio.attacks.stage import run_attack_stage
 from etio.core.errors import EtioInputError
 from etio.pipeline.executors import (ExecutorSettings, Resources, Unit, attacks_on, parse_executor_settings,
                                      read_entry, run_units, sbatch_script, store_status, trace_units, traces_on)
 from etio.pipeline.study import load_study
-from etio.traces.stage import run_trace_unit, run_traces
+from etio.traces.stage import run_trace_unit
 from etio.traces.store import TRACE_STAGE_COLUMNS, open_store
+from tests.support.cli import run_etio
 from tests.support.repo import MINI, REPO
-
-
-
-
-def _etio(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "etio", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def study():
     return load_study(MINI)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, study):
-    """The local executor's trace store (the code path of a plain `etio traces`)."""
-    out = tmp_path_factory.mktemp("local") / "store"
-    run_traces(study.experiment, out, device="cpu", progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def attacked(tmp_path_factory, trained, study):
-    """The local run's store with every attack (the code path of a plain `etio attack`)."""
-    out = tmp_path_factory.mktemp("local-attacked") / "store"
-    shutil.copytree(trained, out)
-    run_attack_stage(open_store(out), ATTACK_NAMES, study.attacks, "cpu")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +50,15 @@ def ray_cluster():
 RAY = ExecutorSettings(kind="ray", retries=1)
 
 
-def test_ray_gives_the_local_trace_table_and_attack_columns(ray_cluster, study, attacked, tmp_path):
+def test_ray_gives_the_local_trace_table_and_attack_columns(ray_cluster, study, mini_attacked, tmp_path):
     out = tmp_path / "store"
     store = traces_on(study.experiment, out, RAY, "cpu")
     summary = attacks_on(store, ATTACK_NAMES, study.attacks, RAY, "cpu", cfg=study.experiment)
     assert summary["units"] == 8 and summary["computed"] == 8 * len(ATTACK_NAMES)
-    assert (out / "traces.csv").read_bytes() == (attacked / "traces.csv").read_bytes()
+    assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
     table = pd.read_csv(out / "traces.csv")
     assert table[["MLLeakAcc", "Oak17Acc", "ThresholdAcc", "MemguardAcc"]].notna().all().all()
-    _same_results(out, attacked)                  # each stored result, not only the table's columns
+    _same_results(out, mini_attacked)             # each stored result, not only the table's columns
     traces, attacks = store_status(out)
     assert (traces.units, traces.done, traces.failed, traces.configurations_done) == (2, 2, [], 8)
     assert (attacks.units, attacks.done, attacks.failed) == (8, 8, [])
@@ -105,17 +80,17 @@ def _same_results(out: Path, reference: Path) -> None:
             assert ours == theirs, (key, name)
 
 
-def test_local_worker_processes_give_the_in_process_table(study, trained, attacked, tmp_path):
+def test_local_worker_processes_give_the_in_process_table(study, mini_store, mini_attacked, tmp_path):
     out = tmp_path / "store"
-    shutil.copytree(trained, out)
+    shutil.copytree(mini_store, out)
     store = open_store(out)
     progress = []
     summary = attacks_on(store, ATTACK_NAMES, study.attacks, ExecutorSettings(processes=2), "cpu",
                          cfg=study.experiment, progress=progress.append)
     assert summary["units"] == 8 and summary["computed"] == 8 * len(ATTACK_NAMES)
     assert sorted(progress) == sorted(store.keys())                # each configuration once, as it finished
-    assert (out / "traces.csv").read_bytes() == (attacked / "traces.csv").read_bytes()
-    _same_results(out, attacked)
+    assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
+    _same_results(out, mini_attacked)
     pids = {json.loads(p.read_text())["pid"] for p in (out / "units" / "attacks").glob("*.json")}
     assert len(pids) == 2 and os.getpid() not in pids             # both workers, none of it here
     prov = json.loads((out / "provenance.json").read_text())
@@ -187,7 +162,7 @@ def _dies_once(marker: Path, cfg, out, unit_id, device, data_dir, on_written=Non
     return run_trace_unit(cfg, out, unit_id, device, data_dir, on_written=written)
 
 
-def test_a_worker_killed_mid_unit_is_retried_to_the_same_table(ray_cluster, study, trained, tmp_path):
+def test_a_worker_killed_mid_unit_is_retried_to_the_same_table(ray_cluster, study, mini_store, tmp_path):
     out = tmp_path / "store"
     traces_on(study.experiment, out, ExecutorSettings(kind="local"), "cpu", shard=(1, 2))   # nothing of shard 0
     units = trace_units(study.experiment, out, RAY, "cpu")
@@ -200,14 +175,14 @@ def test_a_worker_killed_mid_unit_is_retried_to_the_same_table(ray_cluster, stud
     assert entry["attempt"] == 2 and entry["state"] == "done"
     assert int(marker.read_text()) != entry["pid"]         # the first worker died; another one finished
     table = open_store(out).traces_table()[TRACE_STAGE_COLUMNS].to_csv(index=False)
-    assert table == open_store(trained).traces_table()[TRACE_STAGE_COLUMNS].to_csv(index=False)
+    assert table == open_store(mini_store).traces_table()[TRACE_STAGE_COLUMNS].to_csv(index=False)
 
 
 def _always_fails(cfg, out, unit_id, device, data_dir, on_written=None):
     raise RuntimeError(f"out of memory in {unit_id}")
 
 
-def test_a_unit_that_always_fails_is_named_and_the_rest_is_kept(ray_cluster, study, trained, tmp_path):
+def test_a_unit_that_always_fails_is_named_and_the_rest_is_kept(ray_cluster, study, mini_store, tmp_path):
     out = tmp_path / "store"
     from etio.traces.stage import prepare_traces
 
@@ -223,17 +198,17 @@ def test_a_unit_that_always_fails_is_named_and_the_rest_is_kept(ray_cluster, stu
     assert len(open_store(out).keys()) == 4 and set(open_store(out).keys()) == set(units[0].configurations)
 
 
-def test_damaged_models_are_refused_before_any_attack_unit_is_submitted(ray_cluster, trained, tmp_path):
+def test_damaged_models_are_refused_before_any_attack_unit_is_submitted(ray_cluster, mini_store, tmp_path):
     # The command line joins the running cluster (--ray-address). A configuration whose models no
     # longer match their checksum is named before a single unit goes to Ray (the store is verified
     # up front), with the command that recomputes it; nothing is attacked or rewritten. (A unit
     # that fails on Ray itself is reported by configuration: the always-failing unit test above.)
     out = tmp_path / "store"
-    shutil.copytree(trained, out)
+    shutil.copytree(mini_store, out)
     broken = open_store(out).keys()[3]
     (out / "configs" / broken / "models.pt").write_bytes(b"not a torch file")
     before = (out / "traces.csv").read_bytes()
-    result = _etio("attack", "--out", out, "--device", "cpu", "--executor", "ray", "--retries", "1",
+    result = run_etio("attack", "--out", out, "--device", "cpu", "--executor", "ray", "--retries", "1",
                    "--ray-address", ray_cluster)
     assert result.returncode == 2, result.stderr
     assert broken in result.stderr and "etio traces --config" in result.stderr
@@ -242,21 +217,21 @@ def test_damaged_models_are_refused_before_any_attack_unit_is_submitted(ray_clus
     assert not any((out / "configs" / key / "attacks").exists() for key in open_store(out).keys())
 
 
-def test_ray_started_for_the_run_from_the_command_line(trained, tmp_path):
+def test_ray_started_for_the_run_from_the_command_line(mini_store, tmp_path):
     # No --ray-address: the command starts a Ray of its own and stops it after the run.
     out = tmp_path / "store"
-    result = _etio("traces", "--config", MINI, "--out", out, "--device", "cpu", "--quiet", "--executor", "ray")
+    result = run_etio("traces", "--config", MINI, "--out", out, "--device", "cpu", "--quiet", "--executor", "ray")
     assert result.returncode == 0, result.stderr
     assert "ray: 2 traces units on" in result.stderr
-    assert (out / "traces.csv").read_bytes() == (trained / "traces.csv").read_bytes()
+    assert (out / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
 
 
-def test_slurm_array_through_submitit_gives_the_local_table(study, trained, tmp_path):
+def test_slurm_array_through_submitit_gives_the_local_table(study, mini_store, tmp_path):
     out = tmp_path / "store"
     settings = ExecutorSettings(kind="slurm", slurm_cluster="local", slurm_array=2, retries=0)
     echoed = []
     traces_on(study.experiment, out, settings, "cpu", echo=echoed.append)
-    assert (out / "traces.csv").read_bytes() == (trained / "traces.csv").read_bytes()
+    assert (out / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
     assert any("2 traces units submitted as job" in line for line in echoed)
     submissions = json.loads((out / "units" / "traces" / "submissions.json").read_text())
     from etio.traces.stage import trace_units as plan
@@ -343,5 +318,5 @@ def test_bad_executor_settings_are_named(table, message):
 
 def test_bad_executor_option_fails_before_anything_is_written(tmp_path):
     out = tmp_path / "store"
-    result = _etio("traces", "--config", MINI, "--out", out, "--executor", "dask")
+    result = run_etio("traces", "--config", MINI, "--out", out, "--executor", "dask")
     assert result.returncode == 2 and "unknown executor 'dask'" in result.stderr and not out.exists()

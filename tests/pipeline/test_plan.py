@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from etio.pipeline.plan import StudyPlan, UnitEstimate, plan_study
 from etio.pipeline.study import load_study
 from etio.traces.stage import plan_jobs
-from tests.support.repo import REPO
-
+from tests.support.cli import run_etio
+from tests.support.repo import MINI, REPO
 
 
 def test_plan_of_the_paper_study_counts_its_units_without_calibration():
@@ -35,13 +31,12 @@ def test_plan_of_the_paper_study_counts_its_units_without_calibration():
 
 
 def test_calibrated_plan_and_the_command(tmp_path):
-    study = load_study(REPO / "tests" / "data" / "traces-mini.toml")
+    study = load_study(MINI)
     plan = plan_study(study, "cpu", calibrate=True, calibration_steps=1)
     assert len(plan.calibrations) == 1 and plan.calibrations[0].step_s > 0
     seconds = plan.stage_seconds()
     assert seconds["traces"] > 0 and seconds["attacks"] > 0 and seconds["learn"] is None
-    proc = subprocess.run([sys.executable, "-m", "etio", "plan", "--config", "tests/data/traces-mini.toml",
-                           "--device", "cpu", "--steps", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_etio("plan", "--config", MINI, "--device", "cpu", "--steps", "1")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     # 2 widths × 2 losses per job; 3 repeats × (600 // 100 + 600 // 200) models each

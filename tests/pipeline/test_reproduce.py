@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,22 +12,8 @@ import pytest
 from etio.report import paper
 from etio.report import tables
 from etio.pipeline.reproduce import TABLES
+from tests.support.cli import run_etio
 from tests.support.repo import tree
-from tests.support.repo import REPO
-
-
-
-def run_etio(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "etio", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reproduce") / "smoke"
-    proc = run_etio("reproduce", "--config", "experiments/smoke.toml", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
 
 
 @pytest.mark.slow

@@ -1,6 +1,17 @@
-"""Running the ``etio`` command line in this process and reading what it printed."""
+"""Running the ``etio`` command line, in a fresh process or in this one, and reading what it printed."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.repo import run_command
+
+
+def run_etio(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m etio ARGS`` in a fresh process from the repository root (``env`` added to the
+    environment); the completed process with its text output."""
+    return run_command([sys.executable, "-m", "etio", *map(str, args)], timeout=timeout, env=env)
 
 
 def run_main(monkeypatch, capsys, *args) -> tuple[int, str]:

@@ -39,13 +39,6 @@ def _full_run(out: Path) -> None:
     run_attack_stage(open_store(out), ATTACK_NAMES, _settings(), device="cpu")
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("faults") / "store"
-    _full_run(out)
-    return out
-
-
 def _stats_mtimes(store: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in (store / "configs").glob("*/stats.json")}
 
@@ -67,9 +60,9 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("kind", list(DAMAGE))
-def test_a_damaged_file_is_recomputed_to_the_identical_table(reference, tmp_path, kind):
+def test_a_damaged_file_is_recomputed_to_the_identical_table(mini_attacked, tmp_path, kind):
     store = tmp_path / "store"
-    shutil.copytree(reference, store)
+    shutil.copytree(mini_attacked, store)
     victim = sorted((store / "configs").iterdir())[2]
     DAMAGE[kind](victim)
     before = _stats_mtimes(store)
@@ -82,12 +75,12 @@ def test_a_damaged_file_is_recomputed_to_the_identical_table(reference, tmp_path
     after = _stats_mtimes(store)
     changed = {k for k in after if after[k] != before.get(k)}
     assert changed == (set() if kind.startswith("attack") else {victim.name})   # exactly the damaged one
-    assert (store / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+    assert (store / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
 
 
-def test_damaged_split_and_store_json_are_rebuilt(reference, tmp_path):
+def test_damaged_split_and_store_json_are_rebuilt(mini_attacked, tmp_path):
     store = tmp_path / "store"
-    shutil.copytree(reference, store)
+    shutil.copytree(mini_attacked, store)
     split = next((store / "splits").glob("*.npy"))
     _truncate(split)
     (store / "store.json").write_text('{"format": "etio-trace')
@@ -101,11 +94,11 @@ def test_damaged_split_and_store_json_are_rebuilt(reference, tmp_path):
     text = " ".join(str(w.message) for w in caught)
     assert "store.json was missing or damaged; rebuilt" in text and split.name in text
     assert _stats_mtimes(store) == before                                    # nothing retrained
-    assert (store / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+    assert (store / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
     assert json.loads((store / "store.json").read_text())["format"] == "etio-trace-store"
 
 
-def test_two_concurrent_writers_leave_the_store_of_one_run(reference, tmp_path):
+def test_two_concurrent_writers_leave_the_store_of_one_run(mini_attacked, tmp_path):
     out = tmp_path / "store"
     cmd = [sys.executable, "-m", "etio", "traces", "--config", str(MINI), "--out", str(out), "--quiet",
            "--device", "cpu"]
@@ -145,7 +138,7 @@ def test_a_read_only_path_is_one_line(tmp_path):
     assert "/sys/etio-test" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(reference, tmp_path):
+def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(mini_attacked, tmp_path):
     out = tmp_path / "store"
     proc = subprocess.Popen([sys.executable, "-m", "etio", "traces", "--config", str(MINI), "--out", str(out),
                              "--quiet", "--device", "cpu"], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
@@ -165,11 +158,11 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(reference, tmp_path):
                           "--device", "cpu"], capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert res.returncode == 0, res.stderr
     run_attack_stage(open_store(out), ATTACK_NAMES, _settings(), device="cpu")
-    assert (out / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+    assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
 
 
 @pytest.mark.parametrize("stage", ["traces", "attack"])
-def test_an_executor_run_waits_for_the_stores_lock(reference, tmp_path, stage):
+def test_an_executor_run_waits_for_the_stores_lock(mini_attacked, tmp_path, stage):
     """The driver of an executor run (here the local one; Ray and Slurm go through the same
     driver) takes the store's lock before any unit runs, and its workers write under it."""
     from etio.traces.store import store_lock
@@ -178,7 +171,7 @@ def test_an_executor_run_waits_for_the_stores_lock(reference, tmp_path, stage):
     if stage == "traces":
         cmd = ["traces", "--config", str(MINI), "--out", str(out), "--quiet", "--executor", "local"]
     else:
-        shutil.copytree(reference, out)
+        shutil.copytree(mini_attacked, out)
         for results in out.glob("configs/*/attacks"):
             shutil.rmtree(results)
         cmd = ["attack", "--out", str(out), "--config", str(MINI), "--executor", "local"]
@@ -195,11 +188,11 @@ def test_an_executor_run_waits_for_the_stores_lock(reference, tmp_path, stage):
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     if stage == "attack":
-        assert (out / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+        assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
     else:   # the reference also holds the attack columns, empty here
         import pandas as pd
 
-        got, ref = pd.read_csv(out / "traces.csv"), pd.read_csv(reference / "traces.csv")
+        got, ref = pd.read_csv(out / "traces.csv"), pd.read_csv(mini_attacked / "traces.csv")
         filled = [c for c in got.columns if got[c].notna().all()]
         assert len(got) == len(ref) == 8 and "TestAcc" in filled and "Oak17Acc" not in filled
         pd.testing.assert_frame_equal(got[filled], ref[filled])

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,26 +19,21 @@ from etio.traces.generalization import generalization_stats
 from etio.core.schema import TRACE_COLUMNS
 from etio.traces.store import open_store
 from etio.traces.stage import merge_stores, plan_jobs, run_traces
-from tests.support.repo import REPO
-
-SMOKE = REPO / "tests" / "data" / "traces-mini.toml"
+from tests.support.cli import run_etio
+from tests.support.repo import MINI, REPO
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, mini_store):
+    """This module's copy of the shared trained store (its tests resume, damage and re-label it)."""
     out = tmp_path_factory.mktemp("smoke") / "store"
-    run_traces(load_config(SMOKE), out, progress=False)
+    shutil.copytree(mini_store, out)
     return out
-
-
-def _etio(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "etio", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_trace_table(smoke):
     table = pd.read_csv(smoke / "traces.csv")
-    cfg = load_config(SMOKE)
+    cfg = load_config(MINI)
     assert list(table.columns) == TRACE_COLUMNS
     assert len(table) == len(cfg.configurations()) == 8
     assert set(table["Loss"]) == {"ce", "mse"} and set(table["TrainSize"]) == {100, 200}
@@ -115,39 +109,39 @@ run_traces(load_config(sys.argv[1]), sys.argv[2], progress=False, echo=announce_
 
 def test_killed_run_resumes_to_the_identical_table(smoke, tmp_path):
     out = tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, "-c", _PAUSING_RUN, str(SMOKE), str(out)], cwd=REPO, text=True,
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSING_RUN, str(MINI), str(out)], cwd=REPO, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     first = proc.stdout.readline()                   # blocks until the first configuration is stored
     assert "traces: 1/8 configurations" in first, first
     proc.send_signal(signal.SIGKILL)                 # while it waits: exactly one configuration is done
     proc.wait()
     assert len(list((out / "configs").glob("*/stats.json"))) == 1
-    res = _etio("traces", "--config", SMOKE, "--out", out, "--quiet")
+    res = run_etio("traces", "--config", MINI, "--out", out, "--quiet")
     assert res.returncode == 0, res.stderr
     assert len(open_store(out).keys()) == 8
     pd.testing.assert_frame_equal(pd.read_csv(out / "traces.csv"), pd.read_csv(smoke / "traces.csv"))
     # a second rerun has nothing left to do and changes nothing
     before = (out / "configs").stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in (out / "configs").glob("*/stats.json"))
-    res = _etio("traces", "--config", SMOKE, "--out", out, "--quiet")
+    res = run_etio("traces", "--config", MINI, "--out", out, "--quiet")
     assert res.returncode == 0
     assert sorted(p.stat().st_mtime_ns for p in (out / "configs").glob("*/stats.json")) == before[1]
 
 
 def test_shards_merge_to_the_full_table(smoke, tmp_path):
-    cfg = load_config(SMOKE)
+    cfg = load_config(MINI)
     assert len(plan_jobs(cfg)) == 2
     for i in (1, 2):
-        res = _etio("traces", "--config", SMOKE, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/2", "--quiet")
+        res = run_etio("traces", "--config", MINI, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/2", "--quiet")
         assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "shard1" / "store.json").read_text())["shards"] == ["1/2"]
     assert 0 < len(open_store(tmp_path / "shard1").keys()) < 8
-    res = _etio("traces", "merge", tmp_path / "shard1", tmp_path / "shard2", "--out", tmp_path / "merged")
+    res = run_etio("traces", "merge", tmp_path / "shard1", tmp_path / "shard2", "--out", tmp_path / "merged")
     assert res.returncode == 0, res.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "traces.csv"), pd.read_csv(smoke / "traces.csv"))
     with pytest.raises(EtioInputError, match="not empty"):
         merge_stores([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged")
     # a missing shard is named, and so is an incomplete one
-    res = _etio("traces", "merge", tmp_path / "shard1", "--out", tmp_path / "half")
+    res = run_etio("traces", "merge", tmp_path / "shard1", "--out", tmp_path / "half")
     assert res.returncode == 2 and "shard 2/2 of config 'smoke' missing: merge needs all 2 shards" in res.stderr
     assert not (tmp_path / "half").exists()
     shutil.rmtree(next((tmp_path / "shard2" / "configs").iterdir()))
@@ -156,7 +150,7 @@ def test_shards_merge_to_the_full_table(smoke, tmp_path):
         merge_stores([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "incomplete")
     # shards count from 1, as people count
     for bad in ("0/2", "3/2"):
-        res = _etio("traces", "--config", SMOKE, "--out", tmp_path / "x", "--shard", bad)
+        res = run_etio("traces", "--config", MINI, "--out", tmp_path / "x", "--shard", bad)
         assert res.returncode == 2 and "need 1 ≤ i ≤ N (shards are numbered 1/2 … 2/2)" in res.stderr
 
 
@@ -181,7 +175,7 @@ def test_stores_of_different_configs_pool_when_their_training_agrees(smoke, tmp_
     raw["name"], raw["training"]["lr"] = "smoke-lr", 0.05
     lr_store = tmp_path / "lr"
     run_traces(parse_config(raw), lr_store, progress=False)
-    res = _etio("traces", "merge", smoke, lr_store, "--out", tmp_path / "refused")
+    res = run_etio("traces", "merge", smoke, lr_store, "--out", tmp_path / "refused")
     assert res.returncode == 2
     assert "trained with different settings (training.lr: 0.1 vs 0.05); their traces cannot be pooled" in res.stderr
     assert not (tmp_path / "refused").exists()
@@ -189,7 +183,7 @@ def test_stores_of_different_configs_pool_when_their_training_agrees(smoke, tmp_
 
 def _raw_smoke():
     import tomllib
-    return tomllib.loads(SMOKE.read_text())
+    return tomllib.loads(MINI.read_text())
 
 
 @pytest.mark.parametrize("mutate,match", [
@@ -211,13 +205,13 @@ def test_bad_config_is_named(mutate, match):
 
 def test_bad_input_from_the_command_line_loses_nothing(smoke, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text(SMOKE.read_text().replace("repeats = 3", "repeats = 3\nrepeat = 2"))
+    bad.write_text(MINI.read_text().replace("repeats = 3", "repeats = 3\nrepeat = 2"))
     before = sorted(p.name for p in (smoke / "configs").iterdir())
-    res = _etio("traces", "--config", bad, "--out", smoke)
+    res = run_etio("traces", "--config", bad, "--out", smoke)
     assert res.returncode == 2 and "unknown key 'repeat'" in res.stderr
     other = tmp_path / "other.toml"
-    other.write_text(SMOKE.read_text().replace("epochs = [20]", "epochs = [21]"))
-    res = _etio("traces", "--config", other, "--out", smoke)
+    other.write_text(MINI.read_text().replace("epochs = [20]", "epochs = [21]"))
+    res = run_etio("traces", "--config", other, "--out", smoke)
     assert res.returncode == 2 and "different config" in res.stderr
     assert sorted(p.name for p in (smoke / "configs").iterdir()) == before
     assert len(pd.read_csv(smoke / "traces.csv")) == 8
