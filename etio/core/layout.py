@@ -114,7 +114,7 @@ def _fields(pattern: str) -> list[tuple[str, str]]:
     return [(f, spec) for _, f, spec, _ in string.Formatter().parse(pattern) if f is not None]
 
 
-def format_name(key: str, **fields) -> str:
+def format_name(key: str, /, **fields) -> str:
     """The name of ``key`` (relative to its base folder) with ``fields`` filled in."""
     entry = name(key)
     wanted = {f for f, _ in _fields(entry.pattern)}
@@ -125,12 +125,12 @@ def format_name(key: str, **fields) -> str:
     return entry.pattern.format(**{k: v for k, v in fields.items() if k in wanted})
 
 
-def path(key: str, base: Path | str, **fields) -> Path:
+def path(key: str, base: Path | str, /, **fields) -> Path:
     """The path of ``key`` in the folder ``base`` (of the entry's kind)."""
     return Path(base) / format_name(key, **fields)
 
 
-def glob_pattern(key: str, **fields) -> str:
+def glob_pattern(key: str, /, **fields) -> str:
     """A ``Path.glob`` pattern for every name of ``key``; ``fields`` given fix their part."""
     entry = name(key)
     parts = []
