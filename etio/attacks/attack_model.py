@@ -121,13 +121,8 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     valid_cpu, n_valid_cpu = valid.cpu(), n_valid.cpu()
     n_steps = int(math.ceil(int(n_valid.max()) / spec.batch_size)) if n_models else 0
     rows = torch.arange(n_models, device=device).view(-1, 1)
-    for _ in range(spec.epochs):
-        # Invalid samples sort last, so model i's first n_valid[i] positions are its own shuffle.
-        keys = torch.full((n_models, n), 2.0)
-        for i, g in enumerate(generators):
-            keys[i, valid_cpu[i]] = torch.rand(int(n_valid_cpu[i]), generator=g)
-        keys = keys.to(device)
-        order = keys.argsort(dim=1)
+    for keys in _epoch_keys(generators, valid_cpu, n_valid_cpu, spec.epochs):
+        order = keys.to(device).argsort(dim=1)
         for step in range(n_steps):
             idx = order[:, step * spec.batch_size:(step + 1) * spec.batch_size]
             mask = valid[rows, idx]
@@ -147,6 +142,24 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     return model
 
 
+def _epoch_keys(generators: list[torch.Generator], valid: torch.Tensor, n_valid: torch.Tensor, epochs: int,
+                max_floats: int = 2 ** 22):
+    """Each epoch's shuffle keys ``[B, n]``: model i's valid samples get its next ``n_valid[i]`` uniform draws,
+    invalid samples 2.0 (they sort last, so model i's first ``n_valid[i]`` positions are its own shuffle).
+
+    A generator's draws do not depend on how they are split into calls, so the keys of many epochs are
+    drawn at once (one call per model per block of epochs, not one per model per epoch).
+    """
+    n_models, n = valid.shape
+    block = max(1, min(epochs, max_floats // max(1, n_models * n)))
+    for first in range(0, epochs, block):
+        count = min(block, epochs - first)
+        keys = torch.full((count, n_models, n), 2.0)
+        for i, g in enumerate(generators):
+            keys[:, i, valid[i]] = torch.rand(count, int(n_valid[i]), generator=g)
+        yield from keys
+
+
 class _StackedAdam:
     """``torch.optim.Adam`` (betas 0.9/0.999, eps 1e-8) with a per-model step counter.
 
@@ -157,22 +170,33 @@ class _StackedAdam:
     def __init__(self, params: list[torch.Tensor], lr: float, n_models: int, device) -> None:
         self.params, self.lr = params, lr
         self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
+        # The moments of every parameter in one [B, P] buffer: each step is a few operations on it, not a
+        # few per parameter (the same element-wise arithmetic, so the same numbers).
+        self.sizes = [p[0].numel() for p in params]
+        self.m = torch.zeros(n_models, sum(self.sizes), device=device)
+        self.v = torch.zeros_like(self.m)
         self.t = torch.zeros(n_models, device=device)
 
     @torch.no_grad()
     def step(self, grads, active: torch.Tensor) -> None:
+        n_models = self.m.shape[0]
+        g = torch.cat([x.reshape(n_models, -1) for x in grads], dim=1)
         self.t += active.to(self.t.dtype)
-        t = self.t.clamp(min=1).view(-1, 1, 1)
+        t = self.t.clamp(min=1).view(-1, 1)
         correction1 = 1 - self.beta1 ** t
         correction2 = 1 - self.beta2 ** t
-        on = active.view(-1, 1, 1)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m.copy_(torch.where(on, self.beta1 * m + (1 - self.beta1) * g, m))
-            v.copy_(torch.where(on, self.beta2 * v + (1 - self.beta2) * g * g, v))
+        m = self.beta1 * self.m + (1 - self.beta1) * g
+        v = self.beta2 * self.v + (1 - self.beta2) * g * g
+        if bool(active.all()):
+            self.m, self.v = m, v
             update = self.lr * (m / correction1) / ((v / correction2).sqrt() + self.eps)
-            p.sub_(torch.where(on, update, torch.zeros((), device=p.device)))
+        else:
+            on = active.view(-1, 1)
+            self.m, self.v = torch.where(on, m, self.m), torch.where(on, v, self.v)
+            update = self.lr * (self.m / correction1) / ((self.v / correction2).sqrt() + self.eps)
+            update = torch.where(on, update, torch.zeros((), device=update.device))
+        for p, u in zip(self.params, update.split(self.sizes, dim=1)):
+            p.sub_(u.view_as(p))
 
 
 def balanced_accuracies(predicted_member: torch.Tensor, is_member: torch.Tensor,
