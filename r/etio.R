@@ -58,10 +58,16 @@ ETIO_ROOT_CANDIDATES <- .etio_vocab_variables$r_name[.etio_vocab_variables$root 
 #' Nodes of every attack's graph besides its centroid distance and TrainSize, in graph order.
 ETIO_BASE_FEATURES <- .etio_vocab_variables$r_name[.etio_vocab_variables$node == "base"]
 #' Variables each attack's hypotheses name (the correlation baseline of Table 2).
-ETIO_HYPOTHESES <- stats::setNames(strsplit(.etio_vocab_attacks$hypothesis_variables, ";", fixed = TRUE),
-                                   .etio_vocab_attacks$r_name)
+# (every graph outcome: the attacks, then the low-FPR measures that are attack nodes of their own graphs)
+.etio_vocab_outcomes <- rbind(.etio_vocab_attacks, ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "measure" &
+                                                                   ETIO_VOCABULARY$node == "outcome", ])
+#' Columns that can be a graph's attack node (etio.core.vocabulary.GRAPH_OUTCOMES); etio_pairs picks
+#' among ETIO_ATTACKS only unless told.
+ETIO_OUTCOMES <- .etio_vocab_outcomes$r_name
+ETIO_HYPOTHESES <- stats::setNames(strsplit(.etio_vocab_outcomes$hypothesis_variables, ";", fixed = TRUE),
+                                   .etio_vocab_outcomes$r_name)
 #' Centroid-distance column of each attack's graph.
-ETIO_CENTROIDS <- stats::setNames(.etio_vocab_attacks$centroid, .etio_vocab_attacks$r_name)
+ETIO_CENTROIDS <- stats::setNames(.etio_vocab_outcomes$centroid, .etio_vocab_outcomes$r_name)
 #' Nodes a graph gains when its rows vary the PGD training budget (etio.core.schema.ROBUST_FEATURES):
 #' the budget, a root that nothing causes, and the robust accuracies it causes.
 ETIO_ROBUST_NODES <- c("AdvEps", "AdvTrainAcc", "AdvTestAcc", "AdvAccDiff")
@@ -99,7 +105,7 @@ etio_layout_name <- function(key, ...) {
 }
 
 .etio_check_attack <- function(attack) {
-  if (!is.character(attack) || length(attack) != 1 || !(attack %in% ETIO_ATTACKS))
+  if (!is.character(attack) || length(attack) != 1 || !(attack %in% ETIO_OUTCOMES))
     .etio_input_error("unknown attack '", paste(attack, collapse = ","), "'; known attacks: ",
                       paste(ETIO_ATTACKS, collapse = ", "))
   attack
@@ -630,7 +636,7 @@ etio_write_tables <- function(graphs, directory, weight_decay) {
                            `Max Corr` = vapply(best, function(row) row$Correlation, 0),
                            `PredCor-w_dk` = predictive$Predcor, `MSE-w_dk` = predictive$MSE,
                            check.names = FALSE, stringsAsFactors = FALSE)
-  comparison <- comparison[order(match(comparison$Attack, ETIO_ATTACKS), match(comparison$Loss, unique(comparison$Loss))), ]
+  comparison <- comparison[order(match(comparison$Attack, ETIO_OUTCOMES), match(comparison$Loss, unique(comparison$Loss))), ]
   rownames(comparison) <- NULL
   correlations <- do.call(rbind, lapply(graphs, `[[`, "correlations"))
   rownames(correlations) <- NULL

@@ -39,8 +39,9 @@ from etio.core.errors import EtioFileError, EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
 from etio.causal.settings import METHODS, check_method, check_r_integer  # noqa: F401 - METHODS re-exported
-from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_attack, check_loss, check_trace_columns,
+from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_loss, check_trace_columns,
                               features_for, from_r_name, slice_mask)
+from etio.core.vocabulary import GRAPH_OUTCOMES, check_outcome
 
 #: Arc strengths of one learned graph: frequency of the arc (either direction) over the
 #: resampled networks, and the fraction of those in which it points from -> to.
@@ -123,7 +124,7 @@ def present_pairs(traces: pd.DataFrame, weight_decay: float, losses: Sequence[st
     attacks = list(dict.fromkeys(attacks)) if attacks else attacks     # a name given twice is learned once
     losses = list(dict.fromkeys(losses)) if losses else losses
     for attack in attacks or ():
-        check_attack(attack)
+        check_outcome(attack)
     for loss in losses or ():
         check_loss(loss)
     if not (weight_decay > 0 and math.isfinite(weight_decay)):
@@ -173,7 +174,7 @@ def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str
     when several graphs are learned from one table). ``R`` bootstrap replicates ("boot"),
     ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
     """
-    check_attack(attack)
+    check_outcome(attack)
     _check_learning_settings(method, R, runs, seed)
     return _learned_graph(rbridge.call("etio_learn_graph", traces, loss, float(weight_decay), attack, method=method,
                                        R=int(R), runs=int(runs), k=int(k), seed=int(seed)))
@@ -302,7 +303,7 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
                 "learn",
                 config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
                         "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
-                        "attacks": sorted({g.attack for g in graphs}, key=ATTACKS.index),
+                        "attacks": sorted({g.attack for g in graphs}, key=GRAPH_OUTCOMES.index),
                         "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
                 seeds={"R set.seed before each graph": seed},
                 backend=backend,

@@ -95,8 +95,10 @@ def check_loss(loss: str, where: str = "") -> str:
 
 
 def centroid_for(attack: str) -> str:
-    """The centroid-distance variant the authors used for ``attack``."""
-    return ATTACK_BY_COLUMN[check_attack(attack)].centroid
+    """The centroid-distance variant the authors used for ``attack`` (or a low-FPR graph outcome's)."""
+    from etio.core.vocabulary import check_outcome, entry
+
+    return entry(check_outcome(attack)).centroid
 
 
 def features_for(attack: str, weight_decay_fixed: bool = True) -> list[str]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from etio.core.errors import check_choice
@@ -169,6 +169,10 @@ class Measure:
     display: str
     description: str
     stage: str = "lowfpr"    # the attack (``etio attack --attacks``) whose result holds it
+    #: A graph outcome (an attack node of its own causal graphs, :data:`GRAPH_MEASURES`) has the centroid
+    #: distance its graph uses and the variables of its correlation baseline, as an :class:`Attack`.
+    centroid: str = ""
+    hypothesis_variables: tuple[str, ...] = ()
 
     @property
     def r_name(self) -> str:
@@ -203,6 +207,14 @@ MEASURES: tuple[Measure, ...] = tuple(
                                      ("Oak17", "oak17", "Shadow", "Shokri et al. shadow models"),
                                      ("Memguard", "memguard", "MemGuard", "top-3 ML-Leaks against MemGuard"))
     for metric, metric_symbol, meaning in _METRICS if metric != "Acc")
+#: The low-FPR outcomes that are attack nodes of their own graphs (learned per loss x weight decay under the
+#: paper's domain knowledge, with Table-2-style predictive power): the TPR at 0.1 % and 1 % FPR of the attacks
+#: scored on every point. They threshold the true label's confidence, calibrated per example (LiRA, RMIA) or
+#: not (the loss threshold), so their graphs use the loss threshold's centroid distance and correlation baseline.
+GRAPH_METRICS = ("TPR0.1", "TPR1")
+MEASURES = tuple(replace(m, centroid=_ORIGIN, hypothesis_variables=("LossDiff",))
+                 if m.stage == "lowfpr" and m.metric in GRAPH_METRICS else m for m in MEASURES)
+GRAPH_MEASURES: list[str] = [m.column for m in MEASURES if m.centroid]
 LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES]
 MEASURE_BY_COLUMN = {m.column: m for m in MEASURES}
 ATTACK_BY_COLUMN = {a.column: a for a in ATTACKS_VOCABULARY}
@@ -210,6 +222,8 @@ ATTACK_BY_STAGE = {a.stage: a for a in ATTACKS_VOCABULARY}
 
 #: Attack columns, in the paper's order.
 ATTACKS: list[str] = [a.column for a in ATTACKS_VOCABULARY]
+#: Every column that can be the attack node of a graph: the attacks, then the low-FPR graph outcomes.
+GRAPH_OUTCOMES: list[str] = ATTACKS + GRAPH_MEASURES
 #: Stage names of the attacks (``etio attack --attacks``), in the same order.
 ATTACK_STAGES: tuple[str, ...] = tuple(a.stage for a in ATTACKS_VOCABULARY)
 #: The paper's attacks only (what ``etio attack`` and ``etio reproduce`` run by default).
@@ -238,6 +252,12 @@ def display(column: str) -> str:
 def check_attack(attack: str, where: str = "") -> str:
     """``attack`` if it is an attack column, else the one "unknown attack" error."""
     return check_choice("attack", attack, ATTACKS, where=where)
+
+
+def check_outcome(column: str, where: str = "") -> str:
+    """``column`` if it can be a graph's attack node (:data:`GRAPH_OUTCOMES`), else the "unknown attack" error
+    (naming the attacks)."""
+    return column if column in GRAPH_MEASURES else check_attack(column, where=where)
 
 
 def attack_of_stage(stage: str) -> Attack:
@@ -270,8 +290,9 @@ def r_vocabulary_text() -> str:
                          r_spelling(a.centroid), ";".join(r_spelling(h) for h in a.hypothesis_variables),
                          str(a.table2).upper()])
     for m in MEASURES:
-        writer.writerow(["measure", m.column, m.r_name, m.symbol, m.display, "", "FALSE", m.stage, "", "",
-                         "FALSE"])
+        writer.writerow(["measure", m.column, m.r_name, m.symbol, m.display, "outcome" if m.centroid else "",
+                         "FALSE", m.stage, r_spelling(m.centroid),
+                         ";".join(r_spelling(h) for h in m.hypothesis_variables), "FALSE"])
     return buffer.getvalue()
 
 

@@ -91,13 +91,15 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     weight_decays = _weight_decays(traces)
     data_record, data_notice = _data_sources(store)
 
-    graphs, ates = {}, {}
+    graphs, ates, low_fpr_graphs = {}, {}, None
     with timings.stage(f"learn: causal graphs ({analysis.method}), predictive power", echo):
         from etio.causal.learning import LearningPool
 
         with LearningPool(traces, workers) as pool:       # both weight decays share the workers
             for wd in weight_decays:
                 graphs[wd] = _learn(traces, layout, wd, analysis, echo, pool)
+            if LOWFPR_STAGE in attacks:
+                low_fpr_graphs = _low_fpr_graphs(traces, layout, weight_decays, analysis, echo, pool)
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
         for wd in weight_decays:
             ates[wd] = _ates(traces, layout, wd, analysis, echo)
@@ -121,7 +123,8 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         low_fpr = lowfpr_section(traces, layout.store, layout.figures,
                                  verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
                                  not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()},
-                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts))
+                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts),
+                                 outcome_graphs=low_fpr_graphs)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -253,6 +256,27 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
         echo(f"   {metric}: graphs for {len(set(table['attack'])) if len(table) else 0} Table-3 attacks; "
              f"{len(reasons)} without one (their TPR is missing or constant)")
     return out
+
+
+def _low_fpr_graphs(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[float], analysis: Analysis,
+                    echo: Echo, pool) -> tuple[pd.DataFrame, dict[float, dict[str, str]]]:
+    """The graphs of the low-FPR outcomes (:func:`etio.causal.lowfpr.outcome_graphs`) at each weight decay, in
+    :meth:`RunLayout.low_fpr_graphs`; their summary and, per weight decay, the outcomes without a graph."""
+    from etio.causal.learning import learn_all
+    from etio.causal.lowfpr import outcome_graphs
+    from etio.report.figures import draw_learned_graph
+
+    def learn(table, directory, outcomes):
+        return learn_all(table, directory, wd, method=analysis.method, attacks=outcomes, seed=analysis.seed,
+                         R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
+                         draw=draw_learned_graph, workers=pool)
+
+    summaries, reasons = [], {}
+    for wd in weight_decays:
+        summary, reasons[wd] = outcome_graphs(traces, layout.low_fpr_graphs(wd), wd, learn)
+        summaries.append(summary)
+        echo(f"   low-FPR outcomes, wd {wd:g}: {len(summary)} graphs; {len(reasons[wd])} outcomes without one")
+    return pd.concat(summaries, ignore_index=True), reasons
 
 
 def _low_fpr_predictive(layout: RunLayout, low_fpr: dict | None) -> pd.DataFrame | None:

@@ -201,12 +201,42 @@ def predictive_markdown(predictive: pd.DataFrame) -> list[str]:
             *lines, ""]
 
 
+def outcome_graphs_markdown(summary: pd.DataFrame, reasons: dict[float, dict[str, str]]) -> list[str]:
+    """LiRA's, RMIA's and the loss threshold's low-FPR graphs: each outcome's parents and, as Table 2, the
+    graph's predictive correlation beside the best single correlation."""
+    from etio.core.vocabulary import display
+
+    out = ["### What causes LiRA, RMIA and the loss threshold at low FPR", "",
+           "Each attack's TPR at 0.1 % and at 1 % FPR is the attack node of its own graph, learned per loss and "
+           "weight decay as the paper's attacks' graphs are (same method, whitelist and blacklist; the loss "
+           "threshold's nodes). Parents: the outcome's direct causes in the learned graph. As Table 2: the "
+           "graph's hold-out predictive correlation beside the single variable most correlated with the outcome "
+           "among those prior work names (the generalization gap, as for the loss threshold). Graphs in "
+           "`graphs/lowfpr-attacks-wd_<wd>/`.", ""]
+    if len(summary):
+        out += ["| weight decay | loss | outcome | parents | best single variable | its correlation | "
+                "graph's predictive correlation |", "|---|---|---|---|---|---|---|"]
+        for _, r in summary.iterrows():
+            parents = ", ".join(display(p) for p in str(r["parents"]).split(";") if p) or "none"
+            variable = display(r["max_corr_variable"]) if r["max_corr_variable"] else "–"
+            out.append(f"| {r['weight_decay']:g} | {str(r['loss']).upper()} | {display(r['outcome'])} | {parents} | "
+                       f"{variable} | {r['max_corr']:.3f} | {r['predcor']:.3f} |")
+        out.append("")
+    for wd, missing in sorted(reasons.items()):
+        for outcome, reason in missing.items():
+            out.append(f"- no graph for {display(outcome)} at weight decay {wd:g}: {reason}.")
+    return out + [""]
+
+
 def lowfpr_section(traces: pd.DataFrame, store_dir: Path | str, figures_dir: Path | str,
                    verdicts: pd.DataFrame | None = None, not_learned: dict[str, dict[str, str]] | None = None,
-                   predictive: pd.DataFrame | None = None):
+                   predictive: pd.DataFrame | None = None,
+                   outcome_graphs: tuple[pd.DataFrame, dict[float, dict[str, str]]] | None = None):
     """The report section (:class:`etio.report.document.ReportSection`), or None when the run has no
     low-FPR results. ``verdicts``: the Table-3 verdicts under accuracy and under each TPR (both
-    estimators), ``not_learned``: per metric, the attacks without a low-FPR graph and why."""
+    estimators), ``not_learned``: per metric, the attacks without a low-FPR graph and why;
+    ``outcome_graphs``: the summary of LiRA's, RMIA's and the loss threshold's own graphs
+    (:func:`etio.causal.lowfpr.graph_summary`) and, per weight decay, the outcomes without one."""
     from etio.report.document import ReportSection
     from etio.traces.store import open_store
 
@@ -250,5 +280,7 @@ def lowfpr_section(traces: pd.DataFrame, store_dir: Path | str, figures_dir: Pat
     else:
         md.append("The Table-3 hypotheses are not answered at low FPR in this run (it has no Table 3 at weight "
                   "decay 5e-4, or no low-FPR attack results).")
+    if outcome_graphs is not None:
+        md += outcome_graphs_markdown(*outcome_graphs)
     return ReportSection(anchor="low-fpr", title=TITLE, markdown="\n".join(md), figures=tuple(figures))
 
