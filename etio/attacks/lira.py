@@ -14,8 +14,12 @@ p_y rounds to 1).
 Reference statistics per (target, x): μ = the median of φ over the references (as the
 authors' code), σ = their standard deviation around the mean (ddof 1: with two references the
 population form would halve the variance). *Per-example* variance uses each x's own σ (it needs
-two references); *fixed* variance one σ per target and side, the pooled within-example
-standard deviation over all points — Carlini et al. recommend it when references are few.
+two references); *fixed* variance LiRA's global σ, one per side for the whole configuration
+(:func:`global_sd`): the within-example standard deviation pooled over every point and every
+model of the configuration on that side — Carlini et al. recommend it when references are few.
+A point's OUT σ pools only models that did not train on a point, so no model that trained on x
+enters an offline score of x; the same σ serves every target (with a σ that does not depend on the
+point, the offline fixed-variance ROC is that of φ_t − μ_out).
 
 * **online**: log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²). Only points with an IN
   reference are scored: pool points, never test points (no model trained on them).
@@ -77,6 +81,12 @@ def reference_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
     dof = int(np.maximum(k - 1, 0).sum())
     pooled = float(np.sqrt(squares.sum() / dof)) if dof else float("nan")
     return {"median": masked_median(values, mask), "sd": sd, "pooled": pooled, "count": k}
+
+
+def global_sd(values: np.ndarray, mask: np.ndarray) -> float:
+    """LiRA's global σ of one side: sqrt(Σ_x Σ_m (φ_mx − φ̄_x)² / Σ_x (k_x − 1)) over the masked-in (model, point)
+    values, φ̄_x and k_x the mean and count of point x's masked-in values (NaN when no point has two)."""
+    return reference_statistics(values, mask)["pooled"]
 
 
 def _floor(sd):
@@ -146,14 +156,14 @@ def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dic
     phi = np.asarray(phi, dtype=float)
     inside = np.asarray(inside, dtype=bool)
     n_models = phi.shape[0]
+    sd_in, sd_out = global_sd(phi, inside), global_sd(phi, ~inside)      # the fixed variance: one σ per side
     if not references:
         o, i = leave_one_out_statistics(phi, ~inside), leave_one_out_statistics(phi, inside)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             out = {"offline": offline_score(phi, o["median"], o["sd"]),
-                   "offline_fixed": offline_score(phi, o["median"], o["pooled"][:, None]),
+                   "offline_fixed": offline_score(phi, o["median"], sd_out),
                    "online": online_score(phi, i["median"], i["sd"], o["median"], o["sd"]),
-                   "online_fixed": online_score(phi, i["median"], i["pooled"][:, None], o["median"],
-                                                o["pooled"][:, None])}
+                   "online_fixed": online_score(phi, i["median"], sd_in, o["median"], sd_out)}
         for v in LIRA_VARIANTS:
             out[v][~np.isfinite(out[v])] = np.nan
         return out
@@ -167,9 +177,9 @@ def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dic
         i = reference_statistics(phi, in_mask)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             out["offline"][t] = offline_score(phi[t], o["median"], o["sd"])
-            out["offline_fixed"][t] = offline_score(phi[t], o["median"], o["pooled"])
+            out["offline_fixed"][t] = offline_score(phi[t], o["median"], sd_out)
             out["online"][t] = online_score(phi[t], i["median"], i["sd"], o["median"], o["sd"])
-            out["online_fixed"][t] = online_score(phi[t], i["median"], i["pooled"], o["median"], o["pooled"])
+            out["online_fixed"][t] = online_score(phi[t], i["median"], sd_in, o["median"], sd_out)
         for v in LIRA_VARIANTS:
             out[v][t][~np.isfinite(out[v][t])] = np.nan
     return out

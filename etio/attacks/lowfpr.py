@@ -130,7 +130,8 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
     scores = {name: s.astype(np.float32) for name, s in scores.items()}
     # ROC metrics of the reported methods (the other LiRA variance's scores are in the file)
     reported = reported_methods(settings.lira_variance)
-    metrics = {name: roc_metrics(scores[name].ravel(), points.inside.ravel(), settings.roc)
+    targets = np.repeat(np.asarray(model_ids), points.inside.shape[1])      # the AUC's bootstrap resamples them
+    metrics = {name: roc_metrics(scores[name].ravel(), points.inside.ravel(), settings.roc, groups=targets)
                for name in reported.values()}
     values = {}
     for prefix, method in reported.items():

@@ -4,7 +4,9 @@ Members are positives, non-members negatives; a higher score means "member". For
 configuration the scores of all its targets are pooled (each target is scored against its
 own references, so the scores are on one scale) and the threshold is swept over them:
 
-* ``AUC``: area under (FPR, TPR) (``sklearn.metrics.roc_auc_score``);
+* ``AUC``: area under (FPR, TPR) (``sklearn.metrics.roc_auc_score``), with a 95 % percentile
+  bootstrap interval over the targets when the scores' targets are given (resampled with a fixed
+  seed, so a rerun gives the same interval);
 * ``TPR@α``: the largest TPR among the thresholds whose FPR is at most α — read off
   ``sklearn.metrics.roc_curve``, not interpolated — with its exact (Clopper–Pearson) 95 %
   interval over the positives;
@@ -39,6 +41,8 @@ class RocSettings:
     delta: float = 1e-5                  # δ of the empirical ε bound
     confidence: float = 0.95             # of the TPR intervals and of each rate's bound in the ε bound
     curve_points: int = 40               # log-spaced FPR values of the stored ROC curve
+    bootstrap: int = 1000                # resamples of the targets behind the AUC's interval
+    bootstrap_seed: int = 0              # of those resamples (numpy's default_rng)
 
     def min_negatives(self, alpha: float) -> int:
         return int(math.ceil(self.min_negatives_factor / alpha - 1e-9))
@@ -98,10 +102,56 @@ def rank_auc(members: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[members].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings = RocSettings()) -> dict:
+def pair_counts(scores: np.ndarray, members: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """``C[i, j]``: the (member of group i, non-member of group j) pairs the member's score ranks above, ties
+    counting one half — the Mann–Whitney statistic split by the groups of both sides (``C.sum() / (P·N)`` is
+    the pooled AUC)."""
+    positive, group_pos = scores[members], groups[members]
+    order = np.argsort(positive)
+    positive, group_pos = positive[order], group_pos[order]                    # sorted: faster searches
+    negative, group_neg = scores[~members], groups[~members]
+    order = np.argsort(negative)
+    order = order[np.argsort(group_neg[order], kind="stable")]                 # by group, then score
+    negative = negative[order]
+    bounds = np.searchsorted(group_neg[order], np.arange(n_groups + 1))
+    counts = np.zeros((n_groups, n_groups))
+    for j in range(n_groups):
+        below = negative[bounds[j]:bounds[j + 1]]
+        less = np.searchsorted(below, positive, side="left")
+        ties = np.searchsorted(below, positive, side="right") - less
+        counts[:, j] = np.bincount(group_pos, weights=less + 0.5 * ties, minlength=n_groups)
+    return counts
+
+
+def bootstrap_auc_interval(scores: np.ndarray, members: np.ndarray, groups: np.ndarray,
+                           settings: RocSettings = RocSettings()) -> tuple[float, float]:
+    """Percentile interval of the pooled AUC over ``settings.bootstrap`` resamples of the groups (targets),
+    drawn with replacement by ``numpy.random.default_rng(settings.bootstrap_seed)``: a resample that draws a
+    target w times counts each of its scores w times. Deterministic; no loop over resamples or points
+    (the AUC of a resample is ``wᵀCw / (wᵀP · wᵀN)`` from :func:`pair_counts`)."""
+    _, index = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(index.max()) + 1
+    counts = pair_counts(scores, members, index, n_groups)
+    positives = np.bincount(index[members], minlength=n_groups).astype(float)
+    negatives = np.bincount(index[~members], minlength=n_groups).astype(float)
+    rng = np.random.default_rng(settings.bootstrap_seed)
+    weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=settings.bootstrap).astype(float)
+    pairs = (weights @ positives) * (weights @ negatives)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aucs = np.einsum("bi,ij,bj->b", weights, counts, weights) / pairs
+    aucs = aucs[pairs > 0]            # a resample without members or without non-members has no AUC
+    tail = (1 - settings.confidence) / 2
+    lo, hi = np.quantile(aucs, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings = RocSettings(),
+                groups: np.ndarray | None = None) -> dict:
     """AUC, TPR at each α with its interval, best balanced accuracy, ε bound and a log-spaced ROC curve.
 
-    Every metric that cannot be computed is None, and ``missing`` says why.
+    ``groups``: the target of each score; given, the AUC gets a 95 % bootstrap interval over the targets
+    (:func:`bootstrap_auc_interval`, at least two targets). Every metric that cannot be computed is None,
+    and ``missing`` says why.
     """
     from sklearn.metrics import auc, roc_curve
 
@@ -110,6 +160,7 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
     keep = np.isfinite(scores)
     dropped = int((~keep).sum())
     scores, members = scores[keep], members[keep]
+    groups = None if groups is None else np.asarray(groups)[keep]
     positives, negatives = int(members.sum()), int((~members).sum())
     out: dict = {"positives": positives, "negatives": negatives, "unscored": dropped, "missing": {}}
     tpr_keys = [f"TPR@{alpha_label(a)}%" for a in settings.alphas]
@@ -123,6 +174,15 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
     out["AUC"] = float(auc(fpr, tpr))          # what roc_auc_score computes from the same curve
     out["Acc"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
     out["intervals"] = {}
+    if groups is not None:
+        targets = len(np.unique(groups))
+        if targets >= 2:
+            out["intervals"]["AUC"] = list(bootstrap_auc_interval(scores, members, groups, settings))
+            out["AUC_interval"] = {"method": "percentile bootstrap over targets", "targets": targets,
+                                   "resamples": settings.bootstrap, "seed": settings.bootstrap_seed,
+                                   "confidence": settings.confidence}
+        else:
+            out["missing"]["AUC interval"] = f"{targets} target behind the ROC; a bootstrap over targets needs two"
     for alpha, key in zip(settings.alphas, tpr_keys):
         need = settings.min_negatives(alpha)
         if negatives < need:
