@@ -4,11 +4,11 @@ Against a target model, every input is seen three ways: its benign prediction ve
 prediction on its untargeted l∞ PGD adversarial example (ascending the CE of the true label),
 and the predictions on its C − 1 targeted adversarial examples, one per wrong label
 (descending the CE of that label), concatenated in label order. The budget is the target's own
-training budget ``AdvEps`` (or ``[attacks].robust_eps`` when set), in pixel units.
+training budget ``AdvEps`` (or ``[attacks.robust] eps`` when set), in pixel units.
 
 Class-label dependent protocol (the excerpt: 500 training and 500 test points per CIFAR-10
 class calibrate, the rest of that class is attacked): for each class, a fraction
-``robust_calibration`` of the target's members of that class and as many non-members (the
+``[attacks.robust] calibration`` of the target's members of that class and as many non-members (the
 test set) drawn at random calibrate; the remaining members and non-members of the class are
 the evaluation set.
 
@@ -21,14 +21,13 @@ the evaluation set.
 
 Member accuracy is the fraction of evaluation members called members, non-member accuracy the
 fraction of evaluation non-members called non-members, both pooled over classes, averaged
-over the attacked targets (``robust_targets`` per repeat); ``Acc`` is their mean. The per-class
+over the attacked targets (``[attacks.robust] targets`` per repeat); ``Acc`` is their mean. The per-class
 balanced accuracies (the rows of the excerpt's Table 7) are kept in the result.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ import torch
 
 from etio.attacks.attack_model import AttackModelSpec, train_attack_models
 from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
+from etio.attacks.settings import RobustSettings
 from etio.core.schema import ROBUST_STRATEGIES
 
 #: The excerpt's inference network: hidden layers 200 and 20, two outputs.
@@ -44,19 +44,11 @@ CONFIDENCE_STRATEGIES = ("conf_benign", "conf_untargeted")
 MODEL_STRATEGIES = ("model_benign", "model_untargeted", "model_targeted")
 
 
-@dataclass(frozen=True)
-class RobustAttackSettings:
-    targets_per_repeat: int = 1
-    calibration: float = 0.5
-    epochs: int = 200
-    eps: float = 0.0             # 0: each target's own training budget
-    pgd_steps: int = 10
-    step_size: float = 0.25      # fraction of ε
-    nonmembers: int = 0          # 0: the whole test set
-    chunk: int = 2048            # inputs per PGD batch (memory)
+#: Inputs per PGD batch (memory).
+PGD_CHUNK = 2048
 
 
-def attack_budget(view_eps: float, settings: RobustAttackSettings) -> float:
+def attack_budget(view_eps: float, settings: RobustSettings) -> float:
     return float(settings.eps) if settings.eps > 0 else float(view_eps)
 
 
@@ -81,14 +73,14 @@ def _inputs(outputs: ModelOutputs, target: int, n_nonmembers: int):
 
 
 def prediction_features(outputs: ModelOutputs, targets: Sequence[int], strategies: Sequence[str], eps: float,
-                        settings: RobustAttackSettings, box, seed: int, key: str, n_nonmembers: int):
+                        settings: RobustSettings, box, seed: int, key: str, n_nonmembers: int):
     """Per target: (labels, membership, {feature kind: [n, d] probabilities}) for the strategies asked."""
     from etio.traces.robust import pgd, uniform_start
 
     need_untargeted = any(s in strategies for s in ("conf_untargeted", "model_untargeted"))
     need_targeted = "model_targeted" in strategies
     out = []
-    chunk = settings.chunk
+    chunk = PGD_CHUNK
     for target in targets:
         x, y, member = _inputs(outputs, target, n_nonmembers)
         forward = lambda xe, t=target: outputs.forward_each([t] * len(xe), xe)  # noqa: E731
@@ -168,11 +160,11 @@ def _strategy_feature(strategy: str) -> str:
 
 
 def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classes: int, strategies: Sequence[str],
-                          view_eps: float, settings: RobustAttackSettings, seed: int, key: str,
+                          view_eps: float, settings: RobustSettings, seed: int, key: str,
                           box=None) -> dict[str, dict]:
     """Every requested strategy on the configuration's targets; one result dict per strategy."""
     eps = attack_budget(view_eps, settings)
-    targets = targets_of(model_ids_by_repeat, settings.targets_per_repeat)
+    targets = targets_of(model_ids_by_repeat, settings.targets)
     n_non = outputs.n_test if settings.nonmembers == 0 else min(settings.nonmembers, outputs.n_test)
     features = prediction_features(outputs, targets, strategies, eps, settings, box, seed, key, n_non)
     splits = [calibration_split(y, member, num_classes, settings.calibration,
@@ -230,7 +222,7 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
     return results
 
 
-def _model_infer(jobs, features, settings: RobustAttackSettings, seed: int, key: str, decisions) -> None:
+def _model_infer(jobs, features, settings: RobustSettings, seed: int, key: str, decisions) -> None:
     """Train every (strategy, target, class) inference network in one stack and record its calls."""
     dims = [features[ti][2][_strategy_feature(s)].shape[1] for s, ti, *_ in jobs]
     width = max(dims)

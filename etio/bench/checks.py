@@ -142,7 +142,7 @@ def run(config_path: Path, device: str = "cpu", workers: int | None = None) -> d
         out = Path(tmp) / "run"
         with CheckTimer() as timer:
             start = time.perf_counter()
-            reproduce(config_path, out, analysis=study.analysis, device=device,
+            reproduce(study, out, source=config_path, device=device,
                       echo=lambda line: None, workers=workers,
                       executor=executor)
             run_s = time.perf_counter() - start

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from etio.core.errors import EtioInputError, check_choice
+from etio.core.settings import Choice, Flag, Integer, parse_table, setting
 
 #: The structure-learning methods: the paper's text (boot) and the authors' code (cv).
 METHODS = ("boot", "cv")
@@ -38,36 +39,14 @@ def check_method(method: str, where: str = "") -> str:
 class Analysis:
     """Settings of graph learning and queries (``etio reproduce``)."""
 
-    method: str = "boot"
-    replicates: int = 200
-    runs: int = 20
-    seed: int = 1
-    refuters: bool = False
+    method: str = setting("boot", Choice(METHODS))
+    #: Bootstrap replicates of boot.strength (bnlearn's ``R``).
+    replicates: int = setting(200, Integer(1, R_INTEGER_MAX))
+    runs: int = setting(20, Integer(1, R_INTEGER_MAX))
+    seed: int = setting(1, Integer(0, R_INTEGER_MAX))
+    refuters: bool = setting(False, Flag())
 
 
 def parse_analysis(raw: Mapping[str, Any] | None, source: str = "config") -> Analysis:
-    """Validate the ``[analysis]`` table (absent table: the defaults above)."""
-    raw = dict(raw or {})
-
-    def fail(msg: str):
-        raise EtioInputError(f"{source}: {msg}")
-
-    allowed = {f.name for f in fields(Analysis)}
-    for key in raw:
-        if key not in allowed:
-            fail(f"unknown key {key!r} in [analysis]; allowed keys: {', '.join(sorted(allowed))}")
-
-    def as_int(key: str, minimum: int) -> int:
-        v = raw.get(key, getattr(Analysis, key))
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            fail(f"analysis.{key} must be an integer ≥ {minimum}, got {v!r}")
-        if v > R_INTEGER_MAX:
-            fail(f"analysis.{key} must be at most {R_INTEGER_MAX} (R's largest integer), got {v!r}")
-        return v
-
-    method = check_method(raw.get("method", Analysis.method), where=f"{source}: analysis.method")
-    refuters = raw.get("refuters", Analysis.refuters)
-    if not isinstance(refuters, bool):
-        fail(f"analysis.refuters must be true or false, got {refuters!r}")
-    return Analysis(method=method, replicates=as_int("replicates", 1), runs=as_int("runs", 1),
-                    seed=as_int("seed", 0), refuters=refuters)
+    """The ``[analysis]`` table (absent table: the defaults above)."""
+    return parse_table(Analysis, raw, name="analysis", source=source)

@@ -12,27 +12,6 @@ from etio.commands import options
 from etio.core import layout
 
 
-def _attack_settings(config: Path | None, store):
-    """The ``[attacks]`` table of ``--config``, else of the config the store was made from."""
-    from etio.attacks.settings import parse_attack_settings
-    from etio.traces.config import read_config_file
-
-    if config is None:
-        return parse_attack_settings(store.meta.get("config", {}).get("attacks"), source=f"{store.root}/store.json")
-    # Only the [attacks] table is read: a file holding that table alone is a valid --config here.
-    return parse_attack_settings(read_config_file(config).get("attacks"), source=str(config))
-
-
-def _executor_settings(config: Path | None, store):
-    """The ``[executor]`` table of ``--config``, else of the config the store was made from."""
-    from etio.pipeline.executors import parse_executor_settings
-    from etio.traces.config import read_config_file
-
-    if config is None:
-        return parse_executor_settings(store.meta.get("config", {}).get("executor"), source=f"{store.root}/store.json")
-    return parse_executor_settings(read_config_file(config).get("executor"), source=str(config))
-
-
 def register(app, bench_app) -> None:
     @app.command("attack")
     def attack(
@@ -59,7 +38,7 @@ def register(app, bench_app) -> None:
         """
         from etio.attacks.settings import parse_attack_list
         from etio.core.progress import StageProgress
-        from etio.pipeline.executors import experiment_of
+        from etio.pipeline.study import stage_settings
         from etio.pipeline.stages import attacks_on
         from etio.traces.store import open_store
 
@@ -71,8 +50,8 @@ def register(app, bench_app) -> None:
         store = open_store(out)
         on_interrupt(lambda: _kept(out, f"etio attack --store {out}" + (f" --attacks {attacks}" if attacks else "")
                                    + (f" --config {config}" if config else "")))
-        settings = _attack_settings(config, store)
-        execution = ex.executor_settings(_executor_settings(config, store), executor, ray_address, retries,
+        settings, table = stage_settings(config, store)
+        execution = ex.executor_settings(table, executor, ray_address, retries,
                                          slurm_partition, slurm_time, slurm_gpus, slurm_array, slurm_cluster,
                                          processes)
         from etio.traces.training import resolve_device
@@ -80,7 +59,7 @@ def register(app, bench_app) -> None:
         device = resolve_device(device)   # imports torch: after every input is checked
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             summary = attacks_on(store, names, settings, execution, device, threads,
-                                 echo=lambda line: typer.echo(line, err=True), cfg=experiment_of(store),
+                                 echo=lambda line: typer.echo(line, err=True), cfg=store.experiment(),
                                  progress=lambda key: bar.advance())
         by_attack = ", ".join(f"{a} {s:.1f}s" for a, s in summary["seconds_by_attack"].items())
         typer.echo(f"{summary['configurations']} configurations: {summary['computed']} attack results computed, "
@@ -105,8 +84,10 @@ def register(app, bench_app) -> None:
         from etio.attacks.stage import attack_configuration, view_of
         from etio.traces.store import open_store
 
+        from etio.pipeline.study import stage_settings
+
         store = open_store(options.store(store_dir, out))
-        settings = _attack_settings(config, store)
+        settings, _ = stage_settings(config, store)
         totals: dict[str, float] = {}
         from etio.traces.stage import check_complete
 

@@ -50,27 +50,26 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             reproduce_paper(out or Path("artifacts/paper"), echo=echo, force=force)
             return
 
+        from dataclasses import replace
+
+        from etio.causal.settings import check_method
         from etio.core.paths import experiment_config
+        from etio.core.settings import with_values
         from etio.pipeline.study import load_study
 
         config = config or experiment_config(DEFAULT_CONFIG)
-        cfg = load_study(config)
-        analysis = cfg.analysis
+        study = load_study(config)     # the one parse of the study: every table checked before any work
+        if method is not None:
+            check_method(method, where="--method")
         overrides = {k: v for k, v in dict(method=method, replicates=replicates, runs=runs, seed=seed).items()
                      if v is not None}
         if refuters:
             overrides["refuters"] = True
-        from dataclasses import asdict
-
-        from etio.causal.settings import check_method, parse_analysis
-
-        if method is not None:
-            check_method(method, where="--method")
         # Every value, from the config or the command line, passes the [analysis] table's checks.
-        analysis = parse_analysis({**asdict(analysis), **overrides}, source="command line")
-        settings = ex.executor_settings(cfg.executor, executor, ray_address, retries, slurm_partition, slurm_time,
+        study = replace(study, analysis=with_values(study.analysis, overrides, name="analysis"))
+        settings = ex.executor_settings(study.executor, executor, ray_address, retries, slurm_partition, slurm_time,
                                         slurm_gpus, slurm_array, slurm_cluster, processes)
-        reproduce(config, out or Path("artifacts") / cfg.name, analysis=analysis, device=device,
+        reproduce(study, out or Path("artifacts") / study.name, source=config, device=device,
                   data_dir=data_dir, echo=echo, executor=settings, workers=workers, force=force)
 
     @bench_app.command("checks")

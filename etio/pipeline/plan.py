@@ -205,11 +205,11 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                 oak17 = timer.epoch_seconds(len(settings.oak17_seeds) * c, per_class, c) * settings.oak17_epochs
                 memguard = 0.0
                 if any(abs(conf.weight_decay - w) <= 1e-12
-                       for w in settings.memguard_weight_decays or [conf.weight_decay]):
-                    targets = settings.memguard_targets * cfg.repeats
-                    samples = settings.memguard_samples or (s + info.test_size)
+                       for w in settings.memguard.weight_decays or [conf.weight_decay]):
+                    targets = settings.memguard.targets * cfg.repeats
+                    samples = settings.memguard.samples or (s + info.test_size)
                     step = timer.epoch_seconds(1, min(2 * samples, 100), 6)
-                    memguard = targets * 2 * settings.memguard_max_iteration * step * max(1, 2 * samples / 100)
+                    memguard = targets * 2 * settings.memguard.max_iteration * step * max(1, 2 * samples / 100)
                 lowfpr = 0.0
                 if LOWFPR_STAGE in settings.run:
                     # forward passes of every model on the rest of the pool, then scoring every (model, point)

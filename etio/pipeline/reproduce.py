@@ -24,11 +24,10 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError
 from etio.core.outputs import claim_output_dir, output_dir
-from etio.core.layout import RUN_ENTRIES, RunLayout
-from etio.core.layout import path as layout_path
 from etio.core.provenance import provenance, write_json
 from etio.causal.settings import Analysis
 from etio.pipeline.executors import ExecutorSettings
+from etio.pipeline.study import Study
 from etio.core.schema import WEIGHT_DECAYS, read_traces
 
 Echo = Callable[[str], None]
@@ -36,6 +35,40 @@ Echo = Callable[[str], None]
 #: The paper's tables, in the order the report lists them.
 TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
 NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
+#: The top-level entries of a run folder (artifacts/README.md); the run folder's marker lists them.
+RUN_ENTRIES = ("store", "traces.csv", "graphs", "ates", "tables", "figures", "report.md", "report.html",
+               "provenance.json")
+
+
+@dataclass
+class RunLayout:
+    """Where each stage of one run writes (see artifacts/README.md)."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces.csv"
+
+    def graphs(self, weight_decay: float) -> Path:
+        return self.root / "graphs" / f"wd_{weight_decay:g}"
+
+    def ates(self, weight_decay: float) -> Path:
+        return self.root / "ates" / f"ates-wd_{weight_decay:g}.csv"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+
 @dataclass
 class Timings:
     seconds: dict[str, float] = field(default_factory=dict)
@@ -53,10 +86,10 @@ class Timings:
 # Our own run
 # --------------------------------------------------------------------------------------
 
-def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str | None = None,
+def reproduce(study: Study, out: Path, *, source: Path, device: str | None = None,
               data_dir: Path | None = None, echo: Echo = print, executor: ExecutorSettings | None = None,
               workers: int | None = None, force: bool = False) -> Path:
-    """The whole pipeline on ``config_path``; returns the report path.
+    """The whole pipeline on ``study`` (parsed from the file ``source``); returns the report path.
 
     ``executor``: where the trace and attack units run (default: the config's ``[executor]``
     table); ``workers``: processes learning graphs at once (default: the cores available).
@@ -67,13 +100,11 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
     from etio.core.progress import StageProgress
     from etio.core.vocabulary import LOWFPR_STAGE
     from etio.pipeline.stages import attacks_on, traces_on
-    from etio.pipeline.study import load_study
     from etio.report.document import ReportTable
 
-    study = load_study(config_path)
-    config = study.experiment
+    config, analysis = study.experiment, study.analysis
     executor = executor or study.executor
-    claim_output_dir(Path(out), "reproduce", force=force, inputs=[config_path], produces=RUN_ENTRIES)
+    claim_output_dir(Path(out), "reproduce", force=force, inputs=[source], produces=RUN_ENTRIES)
     layout = RunLayout(Path(out))
     timings = Timings()
 
@@ -86,20 +117,18 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             attacks_on(store, attacks, study.attacks, executor, _device(device), echo=echo, cfg=config,
                        progress=lambda key: bar.advance())
-        _copy(layout_path("store_traces", layout.store), layout.traces)  # the attack stage rewrote it
+        _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
     data_record, data_notice = _data_sources(store)
 
-    graphs, ates, low_fpr_graphs = {}, {}, None
+    graphs, ates = {}, {}
     with timings.stage(f"learn: causal graphs ({analysis.method}), predictive power", echo):
         from etio.causal.learning import LearningPool
 
         with LearningPool(traces, workers) as pool:       # both weight decays share the workers
             for wd in weight_decays:
                 graphs[wd] = _learn(traces, layout, wd, analysis, echo, pool)
-            if LOWFPR_STAGE in attacks:
-                low_fpr_graphs = _low_fpr_graphs(traces, layout, weight_decays, analysis, echo, pool)
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
         for wd in weight_decays:
             ates[wd] = _ates(traces, layout, wd, analysis, echo)
@@ -123,8 +152,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
         low_fpr = lowfpr_section(traces, layout.store, layout.figures,
                                  verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
                                  not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()},
-                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts),
-                                 outcome_graphs=low_fpr_graphs)
+                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts))
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -140,7 +168,7 @@ def reproduce(config_path: Path, out: Path, *, analysis: Analysis, device: str |
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons,
                          sections=[estimators.report_section(), *([low_fpr] if low_fpr else [])])
-    write_json(layout.provenance, {**run_info, "timings": timings.seconds})
+    write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
 
@@ -233,7 +261,7 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
     out = {}
     for metric in LOW_FPR_METRICS:
-        graphs_dir = layout.lowfpr_metric_graphs(metric, NORMAL_WD)
+        graphs_dir = layout.root / "graphs" / f"lowfpr-{metric}-wd_{NORMAL_WD:g}"
 
         def learn(table, directory, attacks):
             return learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
@@ -247,9 +275,9 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
         table, reasons = low_fpr_ates(traces, graphs_dir, NORMAL_WD, metric, learn, estimate)
         if len(table):
-            atomic_write_text(layout.lowfpr_ates(metric, NORMAL_WD),
+            atomic_write_text(layout.root / "ates" / f"ates-lowfpr-{metric}-wd_{NORMAL_WD:g}.csv",
                               table.to_csv(index=False))
-        results = layout_path("comparison", graphs_dir, wd=NORMAL_WD)
+        results = graphs_dir / f"results-cont-wd_{NORMAL_WD:f}.csv"
         out[metric] = {"verdicts": {e: verdicts(table, estimator=e) for e in ESTIMATORS} if len(table) else None,
                        "not_learned": reasons,
                        "predictive": pd.read_csv(results) if len(table) and results.is_file() else None}
@@ -258,33 +286,12 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
     return out
 
 
-def _low_fpr_graphs(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[float], analysis: Analysis,
-                    echo: Echo, pool) -> tuple[pd.DataFrame, dict[float, dict[str, str]]]:
-    """The graphs of the low-FPR outcomes (:func:`etio.causal.lowfpr.outcome_graphs`) at each weight decay, in
-    :meth:`RunLayout.low_fpr_graphs`; their summary and, per weight decay, the outcomes without a graph."""
-    from etio.causal.learning import learn_all
-    from etio.causal.lowfpr import outcome_graphs
-    from etio.report.figures import draw_learned_graph
-
-    def learn(table, directory, outcomes):
-        return learn_all(table, directory, wd, method=analysis.method, attacks=outcomes, seed=analysis.seed,
-                         R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
-                         draw=draw_learned_graph, workers=pool)
-
-    summaries, reasons = [], {}
-    for wd in weight_decays:
-        summary, reasons[wd] = outcome_graphs(traces, layout.low_fpr_graphs(wd), wd, learn)
-        summaries.append(summary)
-        echo(f"   low-FPR outcomes, wd {wd:g}: {len(summary)} graphs; {len(reasons[wd])} outcomes without one")
-    return pd.concat(summaries, ignore_index=True), reasons
-
-
 def _low_fpr_predictive(layout: RunLayout, low_fpr: dict | None) -> pd.DataFrame | None:
     """Table-2-style predictive power of the low-FPR graphs beside the accuracy graphs of the same attacks."""
     if not low_fpr:
         return None
     parts = {metric: found["predictive"] for metric, found in low_fpr.items() if found["predictive"] is not None}
-    accuracy = layout.results(NORMAL_WD)
+    accuracy = layout.graphs(NORMAL_WD) / f"results-cont-wd_{NORMAL_WD:f}.csv"
     if not parts or not accuracy.is_file():
         return None
     attacks = set().union(*(set(p["Attack"]) for p in parts.values()))
@@ -317,7 +324,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
     from etio.report import tables
 
     def results(wd: float) -> pd.DataFrame | None:
-        path = layout.results(wd)
+        path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
         return pd.read_csv(path) if path.is_file() else None
 
     ours: dict[str, pd.DataFrame | None] = {}
@@ -338,7 +345,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
         if table is None:
             echo(f"   {name}: not computed (this run lacks the weight decay it needs); paper values only")
         else:
-            tables.write_table(table, layout.table(name), name, title,
+            tables.write_table(table, layout.tables / name, name, title,
                                provenance(name, config={"source": "this run", "run": str(layout.root)}))
         report_tables.append(_report_table(name, title, table, reference[name]))
     return report_tables
@@ -355,7 +362,7 @@ def _robust_table(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[f
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")
         table = tables.robust_table(robust_verdicts(traces, read_graphs(layout.graphs(wd)), wd))
-    tables.write_table(table, layout.table("robust"), "robust", tables.ROBUST_TITLE,
+    tables.write_table(table, layout.tables / "robust", "robust", tables.ROBUST_TITLE,
                        provenance("robust", config={"source": "this run", "run": str(layout.root), "weight_decay": wd,
                                                     "estimators": list(ESTIMATORS)}))
     verdicts = ", ".join(f"{q} {v}" for q, v in table.groupby("Query", sort=True)[
@@ -412,7 +419,7 @@ def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
     for wd in _weight_decays(traces):
         directory = layout.graphs(wd)
         for (loss, attack), path in graph_files(directory).items():
-            strength = layout_path("strength", path.parent, loss=loss, attack=attack)
+            strength = path.with_name(f"{loss}-{attack}-strength.csv")
             graphs[wd, loss, attack] = (read_bnlearn_dot(path),
                                         pd.read_csv(strength) if strength.is_file() else None)
     paths = all_figures(traces, graphs, layout.figures)
@@ -424,7 +431,7 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     import json
 
     for wd in weight_decays:
-        record = layout_path("learn_provenance", layout.graphs(wd))
+        record = layout.graphs(wd) / "provenance.json"
         if record.is_file():
             record = json.loads(record.read_text())
             follows = record.get("structure_learning", {}).get("results_follow")
@@ -440,7 +447,7 @@ def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo:
 
     section = estimator_section(ates, layout.figures, table3=table3)
     if section.verdicts is not None:
-        atomic_write_text(layout.verdicts, section.verdicts.to_csv(index=False))
+        atomic_write_text(layout.root / "ates" / "verdicts-both-estimators.csv", section.verdicts.to_csv(index=False))
         echo(f"   Table 3: {len(section.changes)} of {len(section.verdicts)} verdicts differ between the paper "
              "and the sound estimator")
     echo(f"   {len(section.figures)} ATE forest plot files")
@@ -509,7 +516,7 @@ def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo
             ours, authors = read_bnlearn_dot(path), read_bnlearn_dot(theirs[loss, attack])
             comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
             if shutil.which("dot"):
-                stem = layout_path("compare_figure", layout.figures, wd=wd, loss=loss, attack=attack)
+                stem = layout.figures / "compare" / f"compare-wd_{wd:g}-{loss}-{attack}"
                 _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
                 comparison = replace(comparison, figure=str(png))
             comparisons.append(comparison)
@@ -542,7 +549,7 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
             record = provenance("reproduce --paper", config={"source": "authors' published artifacts",
                                                              "data": str(paper.PAPER_DIR)})
             for name in TABLES:
-                tables.write_table(built[name], layout.table(name), name, _title(name), record)
+                tables.write_table(built[name], layout.tables / name, name, _title(name), record)
                 echo(f"   {name}: {len(built[name])} rows")
         figures: list[Path] = []
         with timings.stage("causal graph figures (paper Figs. 7-13)", echo):
@@ -564,6 +571,6 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
 
             write_report(staging, tables=report_tables, run_info=run_info,
                          differences_md=default_differences_md("cv"), figures=figures, mode="paper")
-        write_json(layout.provenance, run_info)
-    echo(f"report: {RunLayout(Path(out)).report}")
-    return RunLayout(Path(out)).report
+        write_json(staging / "provenance.json", run_info)
+    echo(f"report: {Path(out) / 'report.md'}")
+    return Path(out) / "report.md"

@@ -65,51 +65,50 @@ trace stage's part happens here: an unknown key, dataset, architecture or width 
 from __future__ import annotations
 
 import itertools
-import math
 import re
-import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from etio.traces.datasets import dataset_info
-from etio.core.errors import EtioInputError, check_choice, read_error
-from etio.traces.architectures import ARCH_NAMES
+from etio.core.errors import check_choice
+from etio.core.settings import (Flag, Integer, Invalid, Items, Maybe, Number, Text, fail, flat_table, parse_table,
+                                read_toml, setting, table)
+from etio.traces.models import PAPER_LR_OVERRIDES, list_models
 from etio.core.schema import check_loss
 
-_TOP_KEYS = {"analysis", "name", "dataset", "seed", "repeats", "training", "grid", "description", "attacks",
-             "executor", "datasets", "synthetic_data"}
 #: Tables of later stages, kept as written for them to validate.
 STAGE_TABLES = ("attacks", "analysis", "executor")
 #: A config's name: one path component (``reproduce`` writes ``artifacts/<name>``), never ``..``.
 _NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
 #: Config parts that do not change what the trace stage trains (a store accepts new values of them).
 NON_TRAINING_KEYS = ("name", "description", *STAGE_TABLES)
-_TRAINING_KEYS = {"batch_size", "eval_batch_size", "lr", "lr_overrides", "momentum", "lr_step_size", "lr_decay",
-                  "models_per_batch", *("pgd_steps", "pgd_step_size", "pgd_eval_steps")}
-_GRID_KEYS = {"arch", "width", "train_size", "loss", "weight_decay", "epochs", "scheduler"}
-#: Grid keys that may be left out (robust training).
-_OPTIONAL_GRID_KEYS = {"adv_eps"}
-_OVERRIDE_KEYS = {"arch", "loss", "lr"}
-#: Keys of a ``[datasets.<name>]`` table besides the grid keys.
-_DATASET_KEYS = {"pool_size", "test_size"}
+
+
+def _override(v) -> tuple[str, str, float]:
+    """One ``[training].lr_overrides`` entry: ``{ arch = ..., loss = ..., lr = ... }``."""
+    if not isinstance(v, dict) or set(v) != {"arch", "loss", "lr"}:
+        raise Invalid("must be a table with arch, loss and lr (and nothing else)")
+    return (str(v["arch"]), str(v["loss"]), Number(0.0, open=("low",))(v["lr"]))
 
 
 @dataclass(frozen=True)
 class Training:
-    batch_size: int = 128
-    eval_batch_size: int = 1000
-    lr: float = 0.1
-    lr_overrides: tuple[tuple[str, str, float], ...] = (("alexnetwol", "ce", 0.01),)
-    momentum: float = 0.9
-    lr_step_size: int = 200
-    lr_decay: float = 0.1
-    models_per_batch: int | None = None     # train a job's models this many at a time (memory); None: all
+    batch_size: int = setting(128, Integer(1))
+    eval_batch_size: int = setting(1000, Integer(1))
+    lr: float = setting(0.1, Number(0.0, open=("low",)))
+    lr_overrides: tuple[tuple[str, str, float], ...] = setting(PAPER_LR_OVERRIDES,
+                                                                Items(_override, nonempty=False))
+    momentum: float = setting(0.9, Number(0.0, 1.0, open=("high",)))
+    lr_step_size: int = setting(200, Integer(1))
+    lr_decay: float = setting(0.1, Number(0.0, 1.0, open=("low",)))
+    #: Train a job's models this many at a time (memory); None: all (a store's form of "absent").
+    models_per_batch: int | None = setting(None, Maybe(Integer(1)))
     # PGD adversarial training (grid.adv_eps): steps of the inner maximisation, step size as a
     # fraction of ε, steps of the evaluation attack.
-    pgd_steps: int = 7
-    pgd_step_size: float = 0.25
-    pgd_eval_steps: int = 10
+    pgd_steps: int = setting(7, Integer(1))
+    pgd_step_size: float = setting(0.25, Number(0.0, open=("low",)))
+    pgd_eval_steps: int = setting(10, Integer(1))
 
     def lr_for(self, arch: str, loss: str) -> float:
         for o_arch, o_loss, o_lr in self.lr_overrides:
@@ -161,7 +160,8 @@ class ExperimentConfig:
     training: Training
     grid: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    #: The later stages' tables (``attacks``, ``analysis``) as written; validated by their stages.
+    #: The later stages' tables (``attacks``, ``analysis``, ``executor``) as written, nested tables
+    #: flattened (:func:`etio.core.settings.flat_table`); parsed by :func:`etio.pipeline.study.parse_study`.
     stage_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: A study over several datasets: dataset -> its :class:`DatasetGrid` (then ``dataset`` is the
     #: names joined by "+" and ``grid`` is empty). Empty for a one-dataset config.
@@ -275,26 +275,75 @@ class Variant:
     adv_eps: float = 0.0     # PGD training budget in pixel units (0: natural training)
 
 
+def _widths(v):
+    """``width``: one list for every architecture, or a table of lists per architecture."""
+    each = Items(Integer(1), single=True)
+    if isinstance(v, dict):
+        out = {}
+        for arch, ws in v.items():
+            try:
+                out[str(arch)] = list(each(ws))
+            except Invalid as exc:
+                raise Invalid(f"{arch}: {exc.reason}") from None
+        return out
+    return list(each(v))
+
+
+@dataclass(frozen=True)
+class GridTable:
+    """``[grid]`` (or one ``[datasets.<name>]`` table merged with it): one list per key (a lone
+    value: a list of one). Every key but ``adv_eps`` is required of a dataset's merged grid."""
+
+    arch: tuple[str, ...] | None = setting(None, Items(Text(what="an architecture name"), single=True))
+    width: Any = setting(None, _widths)
+    train_size: tuple[int, ...] | None = setting(None, Items(Integer(1), single=True))
+    loss: tuple[str, ...] | None = setting(None, Items(Text(what="a loss name"), single=True))
+    weight_decay: tuple[float, ...] | None = setting(None, Items(Number(0.0, 1.0, open=("high",)), single=True))
+    epochs: tuple[int, ...] | None = setting(None, Items(Integer(1), single=True))
+    scheduler: tuple[bool, ...] | None = setting(None, Items(Flag(), single=True))
+    #: PGD training budgets, fractions of the [0, 1] pixel range (absent: natural training only).
+    adv_eps: tuple[float, ...] | None = setting(None, Items(Number(0.0, 1.0, open=("high",)), single=True))
+
+
+@dataclass(frozen=True)
+class DatasetTable(GridTable):
+    """A ``[datasets.<name>]`` table: grid keys replacing the shared ``[grid]``'s, and the sizes used."""
+
+    pool_size: int | None = setting(None, Integer(2))
+    test_size: int | None = setting(None, Integer(2))
+
+
+def _grid_keys(table) -> dict[str, Any]:
+    return {f.name: getattr(table, f.name) for f in fields(GridTable) if getattr(table, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class StudyHead:
+    """The top level of a study file; the grid and the later stages' tables are parsed on their own."""
+
+    name: str | None = setting(None, Text(_NAME.pattern, "a plain name (letters, digits, '.', '_', '+', '-'; no "
+                                                         "path): it names the run folder artifacts/<name>"))
+    dataset: str | None = setting(None, Text(what="a dataset name"))
+    seed: int = setting(0, Integer(0))
+    repeats: int = setting(3, Integer(2))     # the train estimators need ≥ 2 models per point
+    description: str = setting("", Text())
+    synthetic_data: bool = setting(False, Flag())
+    training: Training = table(Training)
+    grid: dict | None = setting(None)
+    datasets: dict | None = setting(None)
+    attacks: dict | None = setting(None)
+    analysis: dict | None = setting(None)
+    executor: dict | None = setting(None)
+
+
 def read_config_file(path: Path | str) -> dict[str, Any]:
     """The TOML mapping of a config file; a missing or malformed file is one clear error."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise EtioInputError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise EtioInputError(f"config file {path} is a directory") from None
-    except UnicodeDecodeError:
-        raise EtioInputError(f"config file {path} is not text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EtioInputError(f"config file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:      # no permission, an I/O error: a filesystem fault (exit 1)
-        raise read_error(path, exc, "config file") from None
+    return read_toml(path)
 
 
 def load_config(path: Path | str) -> ExperimentConfig:
     """The trace stage's part of a config file (the whole file: :func:`etio.pipeline.study.load_study`)."""
-    return parse_config(read_config_file(path), source=str(path))
+    return parse_config(read_toml(path), source=str(path))
 
 
 def parse_config(raw: dict[str, Any], source: str = "config", *, check_models: bool = True) -> ExperimentConfig:
@@ -303,183 +352,110 @@ def parse_config(raw: dict[str, Any], source: str = "config", *, check_models: b
     ``check_models``: build every (architecture, width) on torch's meta device to prove it runs on
     its dataset; a reader of a store made from an already checked config (``etio status``) skips
     it, and so does not import torch."""
-    def fail(msg: str):
-        raise EtioInputError(f"{source}: {msg}")
+    def failing(msg: str):
+        fail(source, msg)
 
-    config = _parse_config(raw, source, fail, check_models)
-    _check_distinct_keys(config, fail)
+    config = _parse_config(raw, source, check_models)
+    _check_distinct_keys(config, failing)
     return config
 
 
-def _parse_config(raw: dict[str, Any], source: str, fail, check_models: bool = True) -> ExperimentConfig:
-
-    def check_keys(table: dict, allowed: set[str], where: str):
-        for k in table:
-            if k not in allowed:
-                fail(f"unknown key {k!r} in {where}; allowed keys: {', '.join(sorted(allowed))}")
-
-    def as_int(v, what, minimum=1):
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            fail(f"{what} must be an integer ≥ {minimum}, got {v!r}")
-        return v
-
-    def as_float(v, what, minimum=0.0, maximum=math.inf, exclusive=()):
-        # NaN compares false with everything, so finiteness is checked first: lr = nan trains NaN models.
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            fail(f"{what} must be a finite number, got {v!r}")
-        low_ok = v > minimum if "min" in exclusive else v >= minimum
-        high_ok = v < maximum if "max" in exclusive else v <= maximum
-        if not (low_ok and high_ok):
-            lo = "(" if "min" in exclusive else "["
-            hi = ")" if "max" in exclusive or maximum == math.inf else "]"
-            fail(f"{what} must be in {lo}{minimum:g}, {maximum:g}{hi}, got {v!r}")
-        return float(v)
-
-    def as_list(v, what):
-        v = v if isinstance(v, list) else [v]
-        if not v:
-            fail(f"{what} is empty")
-        return v
-
-    check_keys(raw, _TOP_KEYS, "the top level")
-    if "name" in raw and not (isinstance(raw["name"], str) and _NAME.fullmatch(raw["name"])):
-        fail(f"name = {raw['name']!r} must be a plain name (letters, digits, '.', '_', '+', '-'; no path): "
-             f"it names the run folder artifacts/<name>")
-    multi = "datasets" in raw
+def _parse_config(raw: dict[str, Any], source: str, check_models: bool = True) -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        fail(source, f"a study must be a table, got {raw!r}")
+    raw = {**raw, **({"training": {k: v for k, v in raw["training"].items() if v is not None}}
+                     if isinstance(raw.get("training"), dict) else {})}      # a store's null: unset
+    head = parse_table(StudyHead, raw, name="", source=source)
+    multi = head.datasets is not None
     if multi:
-        if "dataset" in raw:
-            fail("give either dataset (one dataset) or [datasets.<name>] tables (several), not both")
-        if not isinstance(raw["datasets"], dict) or not raw["datasets"]:
-            fail("[datasets] must hold one table per dataset, e.g. [datasets.mnist]")
+        if head.dataset is not None:
+            fail(source, "give either dataset (one dataset) or [datasets.<name>] tables (several), not both")
+        if not isinstance(head.datasets, dict) or not head.datasets:
+            fail(source, "[datasets] must hold one table per dataset, e.g. [datasets.mnist]")
     else:
         for k in ("dataset", "grid"):
-            if k not in raw:
-                fail(f"missing key {k!r}")
-    seed = as_int(raw.get("seed", 0), "seed", 0)
-    repeats = as_int(raw.get("repeats", 3), "repeats", 2)   # the train estimators need ≥ 2 models per point
-    synthetic = raw.get("synthetic_data", False)
-    if not isinstance(synthetic, bool):
-        fail(f"synthetic_data must be true or false, got {synthetic!r}")
-
-    t = raw.get("training", {})
-    check_keys(t, _TRAINING_KEYS, "[training]")
-    overrides = []
-    for o in t.get("lr_overrides", [{"arch": "alexnetwol", "loss": "ce", "lr": 0.01}]):
-        check_keys(o, _OVERRIDE_KEYS, "[training].lr_overrides")
-        if not {"arch", "loss", "lr"} <= set(o):
-            fail("each [training].lr_overrides entry needs arch, loss and lr")
-        overrides.append((str(o["arch"]), str(o["loss"]), as_float(o["lr"], "lr_overrides.lr", exclusive=("min",))))
-    training = Training(
-        batch_size=as_int(t.get("batch_size", 128), "training.batch_size"),
-        eval_batch_size=as_int(t.get("eval_batch_size", 1000), "training.eval_batch_size"),
-        lr=as_float(t.get("lr", 0.1), "training.lr", exclusive=("min",)),
-        lr_overrides=tuple(overrides),
-        momentum=as_float(t.get("momentum", 0.9), "training.momentum", 0.0, 1.0, exclusive=("max",)),
-        lr_step_size=as_int(t.get("lr_step_size", 200), "training.lr_step_size"),
-        lr_decay=as_float(t.get("lr_decay", 0.1), "training.lr_decay", 0.0, 1.0, exclusive=("min",)),
-        models_per_batch=(as_int(t["models_per_batch"], "training.models_per_batch")
-                          if t.get("models_per_batch") is not None else None),   # None: a store's form of "absent"
-        pgd_steps=as_int(t.get("pgd_steps", 7), "training.pgd_steps"),
-        pgd_step_size=as_float(t.get("pgd_step_size", 0.25), "training.pgd_step_size"),
-        pgd_eval_steps=as_int(t.get("pgd_eval_steps", 10), "training.pgd_eval_steps"),
-    )
-    if training.pgd_step_size <= 0:
-        fail(f"training.pgd_step_size must be > 0 (a fraction of ε), got {training.pgd_step_size!r}")
-
-    shared = raw.get("grid", {})
+            if getattr(head, k) is None:
+                fail(source, f"missing key {k!r}")
+    shared = head.grid if head.grid is not None else {}
     if not isinstance(shared, dict):
-        fail(f"[grid] must be a table, got {shared!r}")
+        fail(source, f"[grid] must be a table, got {shared!r}")
     if not multi:
-        info = dataset_info(raw["dataset"])
-        grid = _parse_grid(shared, info, "[grid]", fail, check_keys, as_int, as_float, as_list, source, check_models)
+        info = dataset_info(head.dataset)
+        grid = _parse_grid(shared, info, "grid", source, check_models)
     else:
-        check_keys(shared, _GRID_KEYS | _OPTIONAL_GRID_KEYS, "[grid]")
+        parse_table(GridTable, shared, name="grid", source=source)      # shared keys only, each valid
         parts = {}
-        for name, table in raw["datasets"].items():
-            where = f"[datasets.{name}]"
-            if not isinstance(table, dict):
-                fail(f"{where} must be a table, got {table!r}")
+        for name, tbl in head.datasets.items():
+            where = f"datasets.{name}"
+            if not isinstance(tbl, dict):
+                fail(source, f"[{where}] must be a table, got {tbl!r}")
             info = dataset_info(name)
-            check_keys(table, _GRID_KEYS | _OPTIONAL_GRID_KEYS | _DATASET_KEYS, where)
-            merged = {**shared, **{k: v for k, v in table.items() if k in _GRID_KEYS | _OPTIONAL_GRID_KEYS}}
-            sizes = {}
-            for k in ("pool_size", "test_size"):
-                if k in table:
-                    limit = info.pool_size if k == "pool_size" else info.test_size
-                    sizes[k] = as_int(table[k], f"{where} {k}", 2)
-                    if sizes[k] > limit:
-                        fail(f"{where} {k} = {sizes[k]} exceeds the {name} {k.split('_')[0]} set ({limit})")
-            if "pool_size" in sizes:
-                info = replace(info, pool_size=sizes["pool_size"])
-            parts[info.name] = DatasetGrid(info.name, _parse_grid(merged, info, f"{where} (with [grid])", fail,
-                                                                  check_keys, as_int, as_float, as_list, source,
-                                                                  check_models),
-                                           sizes.get("pool_size"), sizes.get("test_size"))
+            own = parse_table(DatasetTable, tbl, name=where, source=source)
+            for k, limit in (("pool_size", info.pool_size), ("test_size", info.test_size)):
+                size = getattr(own, k)
+                if size is not None and size > limit:
+                    fail(source, f"[{where}] {k} = {size} exceeds the {name} {k.split('_')[0]} set ({limit})")
+            if own.pool_size is not None:
+                info = replace(info, pool_size=own.pool_size)
+            merged = {**shared, **{k: v for k, v in tbl.items() if k not in ("pool_size", "test_size")}}
+            parts[info.name] = DatasetGrid(info.name, _parse_grid(merged, info, where, source, check_models),
+                                           own.pool_size, own.test_size)
     stage_tables = {}
     for name in STAGE_TABLES:
-        table = raw.get(name, {})
-        if not isinstance(table, dict):
-            fail(f"[{name}] must be a table, got {table!r}")
-        if table:
-            stage_tables[name] = dict(table)
+        tbl = getattr(head, name)
+        if tbl is not None and not isinstance(tbl, dict):
+            fail(source, f"[{name}] must be a table, got {tbl!r}")
+        if tbl:
+            stage_tables[name] = flat_table(tbl)
 
     if multi:
         label = "+".join(parts)
-        return ExperimentConfig(name=str(raw.get("name", label)), dataset=label, seed=seed, repeats=repeats,
-                                training=training, grid={}, description=str(raw.get("description", "")),
-                                stage_tables=stage_tables, datasets=parts, synthetic_data=synthetic)
-    return ExperimentConfig(name=str(raw.get("name", info.name)), dataset=info.name, seed=seed, repeats=repeats,
-                            training=training, grid=grid, description=str(raw.get("description", "")),
-                            stage_tables=stage_tables, synthetic_data=synthetic)
+        return ExperimentConfig(name=head.name or label, dataset=label, seed=head.seed, repeats=head.repeats,
+                                training=head.training, grid={}, description=head.description,
+                                stage_tables=stage_tables, datasets=parts, synthetic_data=head.synthetic_data)
+    return ExperimentConfig(name=head.name or info.name, dataset=info.name, seed=head.seed, repeats=head.repeats,
+                            training=head.training, grid=grid, description=head.description,
+                            stage_tables=stage_tables, synthetic_data=head.synthetic_data)
 
 
-def _parse_grid(g, info, where: str, fail, check_keys, as_int, as_float, as_list,
-                source: str = "config", check_models: bool = True) -> dict[str, Any]:
-    """The validated grid of one dataset (``where`` names the table in messages)."""
-    check_keys(g, _GRID_KEYS | _OPTIONAL_GRID_KEYS, where)
-    for k in sorted(_GRID_KEYS):
-        if k not in g:
-            fail(f"missing key {k!r} in {where}")
-    archs = [str(a) for a in as_list(g["arch"], "grid.arch")]
+def _parse_grid(g: dict, info, name: str, source: str = "config", check_models: bool = True) -> dict[str, Any]:
+    """The validated grid of one dataset (``name`` names the table in messages)."""
+    def failing(msg: str):
+        fail(source, msg)
+
+    grid = _grid_keys(parse_table(GridTable, g, name=name, source=source))
+    for k in sorted(f.name for f in fields(GridTable) if f.name != "adv_eps"):
+        if k not in grid:
+            failing(f"missing key {k!r} in [{name}]")
+    archs = list(grid["arch"])
     for a in archs:
-        check_choice("architecture", a, ARCH_NAMES, where=source)
-    if isinstance(g["width"], dict):
-        check_keys(g["width"], set(archs), f"the widths of {where} (one list per architecture of arch)")
-        widths = {}
+        check_choice("architecture", a, list_models(), where=source)
+    widths = grid["width"]
+    if isinstance(widths, dict):
+        for a in widths:
+            if a not in archs:
+                failing(f"unknown key {a!r} in the widths of [{name}] (one list per architecture of arch); "
+                        f"allowed keys: {', '.join(sorted(archs))}")
         for a in archs:
-            if a not in g["width"]:
-                fail(f"no widths for architecture {a!r} in {where}")
-            widths[a] = [as_int(w, f"width of {a}") for w in as_list(g["width"][a], f"grid.width.{a}")]
-    else:
-        widths = [as_int(w, "width") for w in as_list(g["width"], "grid.width")]
+            if a not in widths:
+                failing(f"no widths for architecture {a!r} in [{name}]")
     if check_models:
         from etio.traces.models import check_model
 
         for a in archs:
             for w in (widths[a] if isinstance(widths, dict) else widths):
                 check_model(a, w, info.num_classes, info.input_shape, info.name)
-    sizes = [as_int(s, "train_size") for s in as_list(g["train_size"], "grid.train_size")]
-    for s in sizes:
+    for s in grid["train_size"]:
         if s > info.pool_size:
-            fail(f"train_size {s} exceeds the {info.name} training pool ({info.pool_size})")
-    losses = [str(x) for x in as_list(g["loss"], "grid.loss")]
-    for x in losses:
+            failing(f"[{name}] train_size = {s}: exceeds the {info.name} training pool ({info.pool_size})")
+    for x in grid["loss"]:
         check_loss(x, where=source)
-    wds = [as_float(x, "weight_decay", 0.0, 1.0, exclusive=("max",)) for x in as_list(g["weight_decay"], "grid.weight_decay")]
-    epochs = [as_int(e, "epochs") for e in as_list(g["epochs"], "grid.epochs")]
-    scheds = as_list(g["scheduler"], "grid.scheduler")
-    for s in scheds:
-        if not isinstance(s, bool):
-            fail(f"scheduler values must be true or false, got {s!r}")
-    grid = {"arch": archs, "width": widths, "train_size": sorted(set(sizes)), "loss": losses,
-            "weight_decay": wds, "epochs": sorted(set(epochs)), "scheduler": scheds}
-    if "adv_eps" in g:
-        budgets = [as_float(e, "adv_eps") for e in as_list(g["adv_eps"], "grid.adv_eps")]
-        for e in budgets:
-            if e >= 1.0:
-                fail(f"adv_eps {e:g} is not below 1: budgets are fractions of the [0, 1] pixel range")
-        grid["adv_eps"] = sorted(set(budgets))
-    return grid
+    out = {"arch": archs, "width": widths, "train_size": sorted(set(grid["train_size"])), "loss": list(grid["loss"]),
+           "weight_decay": list(grid["weight_decay"]), "epochs": sorted(set(grid["epochs"])),
+           "scheduler": list(grid["scheduler"])}
+    if "adv_eps" in grid:
+        out["adv_eps"] = sorted(set(grid["adv_eps"]))
+    return out
 
 
 def _check_distinct_keys(config: ExperimentConfig, fail) -> None:

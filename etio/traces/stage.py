@@ -78,6 +78,7 @@ def group_widths(widths: list[int], slack: float = 1.5, floor: int = 32) -> list
 def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
     """The jobs of every dataset of ``cfg``, in config order (shards number this list)."""
     from etio.traces.config import Variant
+    from etio.traces.models import get_model
 
     epochs_plans = []
     for part in cfg.dataset_grids():
@@ -89,7 +90,7 @@ def plan_jobs(cfg: ExperimentConfig) -> list[JobPlan]:
             variants = [Variant(loss, wd, sched, cfg.training.lr_for(arch, loss), eps)
                         for loss, wd, sched, eps in itertools.product(g["loss"], g["weight_decay"], g["scheduler"],
                                                                       part.adv_eps)]
-            if arch == "mlp_1hidden":
+            if get_model(arch).mixed_widths:
                 width_groups, variant_groups = group_widths(widths), [tuple(variants)]
             else:
                 width_groups, variant_groups = [(w,) for w in widths], [(v,) for v in variants]
@@ -245,7 +246,7 @@ def prepare_traces(cfg: ExperimentConfig, out: Path, data_dir: Path | None = Non
     """The store at ``out`` for ``cfg``, with this shard and the data's provenance recorded (the
     checks that must come before anything is written are :func:`training_store`'s)."""
     loaded = load_study_data(cfg, data_dir, echo)      # cached per process
-    store = create_store(out, cfg.to_dict(), data_dir)
+    store = create_store(out, cfg, data_dir)
     store.add_shard(shard_label(shard))
     store.meta["data"] = data_provenance(loaded)      # for finish_traces' provenance (not written to store.json)
     return store
@@ -425,7 +426,7 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     then copied once); otherwise the merge is refused, whatever the order of the stores.
     """
     from etio.core.outputs import check_output_dir, output_dir
-    from etio.traces.config import NON_TRAINING_KEYS, parse_config
+    from etio.traces.config import NON_TRAINING_KEYS
 
     if not dirs:
         raise EtioInputError("traces merge: give at least one store directory")
@@ -438,7 +439,7 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
     out = Path(out)
     check_output_dir(out, "traces merge", inputs=dirs)     # a file where the store should go: refused first
     stores = [open_store(d) for d in dirs]
-    configs = [parse_config(st.meta["config"], f"{st.root}/store.json") for st in stores]
+    configs = [st.experiment() for st in stores]
     reference = configs[0].training_settings()
     for st, cfg in zip(stores[1:], configs[1:]):
         difference = _first_difference(reference, cfg.training_settings())
@@ -481,13 +482,9 @@ def merge_stores(dirs: list[Path], out: Path) -> TraceStore:
 def expected_keys(store: TraceStore) -> set[str]:
     """The configurations ``store`` holds once its training finished: those of its config's
     shards it was run for (all of them when unsharded), or for a merged store those merged."""
-    from etio.traces.config import parse_config
-
     if "merged_keys" in store.meta:
         return set(store.meta["merged_keys"])
-    raw = dict(store.meta["config"])
-    raw["training"] = {k: v for k, v in raw.get("training", {}).items() if v is not None}  # unset: default
-    cfg = parse_config(raw, f"{store.root}/store.json")
+    cfg = store.experiment()
     shards = [parse_shard(label) for label in store.meta.get("shards") or ["1/1"]]
     return {c.key for shard in shards for job in shard_jobs(cfg, shard) for c in job.configs.values()}
 

@@ -38,15 +38,17 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
-from etio.core import layout
 from etio.core.errors import EtioInputError, file_error
 from etio.core.outputs import check_directory_path
 from etio.core.provenance import atomic_write_text, provenance, write_json
 from etio.core.schema import CENTROID_COLUMNS, GENERALIZATION_COLUMNS, IDENTITY_COLUMNS, TRACE_COLUMNS
+
+if TYPE_CHECKING:
+    from etio.traces.config import ExperimentConfig
 
 STORE_FORMAT = "etio-trace-store"
 STORE_VERSION = 1
@@ -296,8 +298,16 @@ class TraceStore:
         return self.root / "configs" / key
 
     @property
-    def config(self) -> dict:
-        return self.meta["config"]
+    def config(self) -> "ExperimentConfig":
+        """The study the store was made from, typed (kept in ``store.json`` as :meth:`ExperimentConfig.to_dict`
+        writes it; checked when the store was made, so its models are not built again)."""
+        return self.experiment(check_models=False)
+
+    def experiment(self, check_models: bool = True) -> "ExperimentConfig":
+        """The study the store was made from; ``check_models``: see :func:`etio.traces.config.parse_config`."""
+        from etio.traces.config import parse_config
+
+        return parse_config(self.meta["config"], f"{self.root}/store.json", check_models=check_models)
 
     def is_done(self, key: str) -> bool:
         return (self.config_dir(key) / "stats.json").exists()
@@ -519,15 +529,14 @@ class TraceStore:
 
     # ---- per-example scores --------------------------------------------------------------------
     def scores_path(self, key: str, attack_name: str = "lowfpr") -> Path:
-        return layout.path("scores", self.root, key=key, attack=attack_name)
+        return self.config_dir(key) / "attacks" / f"{attack_name}-scores.npy.gz"
 
     def write_scores(self, key: str, table: np.ndarray, attack_name: str = "lowfpr") -> str:
         """Write a structured array of per-example scores (gzip of its ``.npy``, no timestamp); returns its SHA-256."""
         buffer = io.BytesIO()
         np.save(buffer, table, allow_pickle=False)
         data = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
-        self._require(key)
-        write_bytes_atomic(self.scores_path(key, attack_name), data)
+        write_bytes_atomic(self._require(key) / "attacks" / f"{attack_name}-scores.npy.gz", data)
         return sha256_bytes(data)
 
     def scores_intact(self, key: str, sha256: str | None, attack_name: str = "lowfpr") -> bool:
@@ -593,7 +602,7 @@ class TraceStore:
 
     def write_traces_csv(self, extra_provenance: dict | None = None) -> Path:
         table = self.traces_table()
-        path = layout.path("store_traces", self.root)
+        path = self.root / "traces.csv"
         atomic_write_text(path, table.to_csv(index=False))
         timings = {}
         for key in self.keys():
@@ -647,8 +656,8 @@ def _readable_meta(root: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def create_store(root: Path | str, config: dict, data_dir: Path | str | None = None) -> TraceStore:
-    """Open ``root`` as a store of ``config``, creating it if needed.
+def create_store(root: Path | str, study: "ExperimentConfig", data_dir: Path | str | None = None) -> TraceStore:
+    """Open ``root`` as a store of ``study``, creating it if needed.
 
     An existing store made from a different config is an error (its results would mix). A
     store whose ``store.json`` is lost or unreadable is rebuilt from ``config`` when every
@@ -657,7 +666,7 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
     root = Path(root)
     meta_path = root / "store.json"
     check_store_dir(root)
-    config = json.loads(json.dumps(config))
+    config = json.loads(json.dumps(study.to_dict()))     # as store.json holds it: JSON types
     if _looks_like_store(root):
         from etio.traces.config import NON_TRAINING_KEYS
 
@@ -667,7 +676,7 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
         if meta is not None:
             _check_version(meta, meta_path)
         if meta is None or not isinstance(meta.get("config"), dict):
-            return _repair_store(root, config, data_dir)
+            return _repair_store(root, study, config, data_dir)
         store = open_store(root, data_dir)
         trained = lambda c: {k: v for k, v in c.items() if k not in NON_TRAINING_KEYS}  # noqa: E731
         if trained(store.meta.get("config", {})) != trained(config):
@@ -683,12 +692,9 @@ def create_store(root: Path | str, config: dict, data_dir: Path | str | None = N
     return TraceStore(root, meta, Path(data_dir) if data_dir else None)
 
 
-def _repair_store(root: Path, config: dict, data_dir) -> TraceStore:
-    """Rebuild a lost or damaged ``store.json`` from ``config``, if the records belong to it."""
-    from etio.traces.config import parse_config
-
-    raw = {**config, "training": {k: v for k, v in config.get("training", {}).items() if v is not None}}  # unset: default
-    expected = {c.key for c in parse_config(raw, source=str(root / "store.json")).configurations()}
+def _repair_store(root: Path, study: "ExperimentConfig", config: dict, data_dir) -> TraceStore:
+    """Rebuild a lost or damaged ``store.json`` from ``study`` (``config``: its stored form), if the records belong to it."""
+    expected = {c.key for c in study.configurations()}
     cdir = root / "configs"
     stored = sorted(p.name for p in cdir.iterdir() if p.is_dir()) if cdir.is_dir() else []
     foreign = [k for k in stored if k not in expected]

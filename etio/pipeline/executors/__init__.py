@@ -37,9 +37,9 @@ from etio.pipeline.executors.units import Echo, Outcome, Unit, UnitsFailed
 from etio.pipeline.executors.ledger import execute_unit, ledger_dir, read_entry
 from etio.pipeline.executors.local import POOL_MIN_UNITS, attack_processes, local_processes
 from etio.pipeline.executors.run import raise_for_failures, run_units
-from etio.pipeline.executors.status import StageStatus, experiment_of, store_status
+from etio.pipeline.executors.status import StageStatus, store_status
 
 __all__ = ["EXECUTORS", "SLURM_CLUSTERS", "ExecutorSettings", "parse_executor_settings", "Resources", "largest",
            "unit_resources", "Echo", "Outcome", "Unit", "UnitsFailed", "execute_unit", "ledger_dir", "read_entry",
            "POOL_MIN_UNITS", "attack_processes", "local_processes", "raise_for_failures", "run_units",
-           "StageStatus", "experiment_of", "store_status"]
+           "StageStatus", "store_status"]

@@ -33,7 +33,7 @@ def store_status(out: Path) -> list[StageStatus]:
     from etio.traces.store import open_store
 
     store = open_store(out)
-    cfg = experiment_of(store, check_models=False)   # checked when the store was made; no torch for a status
+    cfg = store.config      # checked when the store was made; no torch for a status
     result = []
     entries = _entries(Path(out), "traces")
     units = trace_units(cfg, None, pending_only=False)
@@ -47,17 +47,6 @@ def store_status(out: Path) -> list[StageStatus]:
         result.append(_stage_status("attacks", ids, {i for i, e in attack_entries.items() if e["state"] == "done"},
                                     attack_entries, configurations=len(ids)))
     return result
-
-
-def experiment_of(store, check_models: bool = True):
-    """The experiment config a store was made from (its store.json holds it as written by ``to_dict``);
-    ``check_models``: see :func:`etio.traces.config.parse_config`."""
-    from etio.traces.config import parse_config
-
-    def given(table: dict) -> dict:       # unset optional values are stored as null
-        return {k: given(v) if isinstance(v, dict) else v for k, v in table.items() if v is not None}
-
-    return parse_config(given(store.meta["config"]), f"{store.root}/store.json", check_models=check_models)
 
 
 def _entries(root: Path, stage: str) -> dict[str, dict]:
