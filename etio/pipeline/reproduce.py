@@ -24,6 +24,8 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError
 from etio.core.outputs import claim_output_dir, output_dir
+from etio.core.layout import RUN_ENTRIES, RunLayout
+from etio.core.layout import path as layout_path
 from etio.core.provenance import provenance, write_json
 from etio.causal.settings import Analysis
 from etio.pipeline.executors import ExecutorSettings
@@ -35,40 +37,6 @@ Echo = Callable[[str], None]
 #: The paper's tables, in the order the report lists them.
 TABLES = ("table2", "table3", "table5", "table6", "table7", "table8")
 NORMAL_WD, HIGH_WD = WEIGHT_DECAYS
-#: The top-level entries of a run folder (artifacts/README.md); the run folder's marker lists them.
-RUN_ENTRIES = ("store", "traces.csv", "graphs", "ates", "tables", "figures", "report.md", "report.html",
-               "provenance.json")
-
-
-@dataclass
-class RunLayout:
-    """Where each stage of one run writes (see artifacts/README.md)."""
-
-    root: Path
-
-    @property
-    def store(self) -> Path:
-        return self.root / "store"
-
-    @property
-    def traces(self) -> Path:
-        return self.root / "traces.csv"
-
-    def graphs(self, weight_decay: float) -> Path:
-        return self.root / "graphs" / f"wd_{weight_decay:g}"
-
-    def ates(self, weight_decay: float) -> Path:
-        return self.root / "ates" / f"ates-wd_{weight_decay:g}.csv"
-
-    @property
-    def tables(self) -> Path:
-        return self.root / "tables"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
-
-
 @dataclass
 class Timings:
     seconds: dict[str, float] = field(default_factory=dict)
@@ -117,21 +85,27 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
         with StageProgress("attacks", len(store.keys()), unit="configurations") as bar:
             attacks_on(store, attacks, study.attacks, executor, _device(device), echo=echo, cfg=config,
                        progress=lambda key: bar.advance())
-        _copy(layout.store / "traces.csv", layout.traces)  # the attack stage rewrote it
+        _copy(layout_path("store_traces", layout.store), layout.traces)  # the attack stage rewrote it
     traces = read_traces(layout.traces)
     weight_decays = _weight_decays(traces)
     data_record, data_notice = _data_sources(store)
 
-    graphs, ates = {}, {}
+    graphs, ates, low_fpr_graphs = {}, {}, None
     with timings.stage(f"learn: causal graphs ({analysis.method}), predictive power", echo):
         from etio.causal.learning import LearningPool
 
         with LearningPool(traces, workers) as pool:       # both weight decays share the workers
             for wd in weight_decays:
                 graphs[wd] = _learn(traces, layout, wd, analysis, echo, pool)
+            if LOWFPR_STAGE in attacks:
+                low_fpr_graphs = _low_fpr_graphs(traces, layout, weight_decays, analysis, echo, pool)
+    query_graphs = {}
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
+        from etio.causal.graphs import read_graphs
+
         for wd in weight_decays:
-            ates[wd] = _ates(traces, layout, wd, analysis, echo)
+            query_graphs[wd] = read_graphs(layout.graphs(wd))     # once: the ATEs and the robust hypotheses
+            ates[wd] = _ates(traces, query_graphs[wd], layout, wd, analysis, echo)
     low_fpr_verdicts = None
     if paper_attacks and NORMAL_WD in ates and LOWFPR_STAGE in attacks:
         with timings.stage("low-FPR hypotheses: Table 3 with TPR at 0.1 % / 1 % FPR as the attacks' outcome", echo):
@@ -142,17 +116,19 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
             report_tables = _tables(layout, ates, echo)
     if config.is_robust:
         with timings.stage("robust hypotheses R1-R3", echo):
-            report_tables.append(_robust_table(traces, layout, weight_decays, echo))
+            report_tables.append(_robust_table(traces, query_graphs, layout, weight_decays, echo))
     with timings.stage("figures", echo):
-        figure_paths = _figures(traces, layout, echo)
-        graph_comparisons = _graph_comparisons(layout, weight_decays, echo)
+        learned = _learned_graphs(layout, weight_decays)     # read once: drawn, then compared
+        figure_paths = _figures(traces, learned, layout, echo)
+        graph_comparisons = _graph_comparisons(learned, layout, echo)
         estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
         from etio.report.lowfpr import lowfpr_section
 
         low_fpr = lowfpr_section(traces, layout.store, layout.figures,
                                  verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
                                  not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()},
-                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts))
+                                 predictive=_low_fpr_predictive(layout, low_fpr_verdicts),
+                                 outcome_graphs=low_fpr_graphs)
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -168,7 +144,7 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons,
                          sections=[estimators.report_section(), *([low_fpr] if low_fpr else [])])
-    write_json(layout.root / "provenance.json", {**run_info, "timings": timings.seconds})
+    write_json(layout.provenance, {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report
 
@@ -223,10 +199,10 @@ def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysi
                      draw=draw_learned_graph, workers=workers)
 
 
-def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis, echo: Echo) -> pd.DataFrame:
+def _ates(traces: pd.DataFrame, graphs: dict, layout: RunLayout, wd: float, analysis: Analysis,
+          echo: Echo) -> pd.DataFrame:
     from etio.core.provenance import atomic_write_text
     from etio.causal.estimators import Status
-    from etio.causal.graphs import read_graphs
     from etio.causal.query import estimate_ates
 
     # The paper estimator is dowhy's regression, which statsmodels fits with a pseudo-inverse
@@ -235,7 +211,7 @@ def _ates(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysis
     # identifiable; elsewhere the treatment's coefficient is estimable. Count, don't spam.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = estimate_ates(traces, read_graphs(layout.graphs(wd)), wd, refuters=analysis.refuters)
+        table = estimate_ates(traces, graphs, wd, refuters=analysis.refuters)
     for w in caught:
         if "rank-deficient" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -261,7 +237,7 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
     out = {}
     for metric in LOW_FPR_METRICS:
-        graphs_dir = layout.root / "graphs" / f"lowfpr-{metric}-wd_{NORMAL_WD:g}"
+        graphs_dir = layout.lowfpr_metric_graphs(metric, NORMAL_WD)
 
         def learn(table, directory, attacks):
             return learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
@@ -275,9 +251,9 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
         table, reasons = low_fpr_ates(traces, graphs_dir, NORMAL_WD, metric, learn, estimate)
         if len(table):
-            atomic_write_text(layout.root / "ates" / f"ates-lowfpr-{metric}-wd_{NORMAL_WD:g}.csv",
+            atomic_write_text(layout.lowfpr_ates(metric, NORMAL_WD),
                               table.to_csv(index=False))
-        results = graphs_dir / f"results-cont-wd_{NORMAL_WD:f}.csv"
+        results = layout_path("comparison", graphs_dir, wd=NORMAL_WD)
         out[metric] = {"verdicts": {e: verdicts(table, estimator=e) for e in ESTIMATORS} if len(table) else None,
                        "not_learned": reasons,
                        "predictive": pd.read_csv(results) if len(table) and results.is_file() else None}
@@ -286,12 +262,33 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
     return out
 
 
+def _low_fpr_graphs(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[float], analysis: Analysis,
+                    echo: Echo, pool) -> tuple[pd.DataFrame, dict[float, dict[str, str]]]:
+    """The graphs of the low-FPR outcomes (:func:`etio.causal.lowfpr.outcome_graphs`) at each weight decay, in
+    :meth:`RunLayout.low_fpr_graphs`; their summary and, per weight decay, the outcomes without a graph."""
+    from etio.causal.learning import learn_all
+    from etio.causal.lowfpr import outcome_graphs
+    from etio.report.figures import draw_learned_graph
+
+    def learn(table, directory, outcomes):
+        return learn_all(table, directory, wd, method=analysis.method, attacks=outcomes, seed=analysis.seed,
+                         R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
+                         draw=draw_learned_graph, workers=pool)
+
+    summaries, reasons = [], {}
+    for wd in weight_decays:
+        summary, reasons[wd] = outcome_graphs(traces, layout.low_fpr_graphs(wd), wd, learn)
+        summaries.append(summary)
+        echo(f"   low-FPR outcomes, wd {wd:g}: {len(summary)} graphs; {len(reasons[wd])} outcomes without one")
+    return pd.concat(summaries, ignore_index=True), reasons
+
+
 def _low_fpr_predictive(layout: RunLayout, low_fpr: dict | None) -> pd.DataFrame | None:
     """Table-2-style predictive power of the low-FPR graphs beside the accuracy graphs of the same attacks."""
     if not low_fpr:
         return None
     parts = {metric: found["predictive"] for metric, found in low_fpr.items() if found["predictive"] is not None}
-    accuracy = layout.graphs(NORMAL_WD) / f"results-cont-wd_{NORMAL_WD:f}.csv"
+    accuracy = layout.results(NORMAL_WD)
     if not parts or not accuracy.is_file():
         return None
     attacks = set().union(*(set(p["Attack"]) for p in parts.values()))
@@ -324,7 +321,7 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
     from etio.report import tables
 
     def results(wd: float) -> pd.DataFrame | None:
-        path = layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv"
+        path = layout.results(wd)
         return pd.read_csv(path) if path.is_file() else None
 
     ours: dict[str, pd.DataFrame | None] = {}
@@ -345,15 +342,14 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
         if table is None:
             echo(f"   {name}: not computed (this run lacks the weight decay it needs); paper values only")
         else:
-            tables.write_table(table, layout.tables / name, name, title,
+            tables.write_table(table, layout.table(name), name, title,
                                provenance(name, config={"source": "this run", "run": str(layout.root)}))
         report_tables.append(_report_table(name, title, table, reference[name]))
     return report_tables
 
 
-def _robust_table(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[float], echo: Echo):
+def _robust_table(traces: pd.DataFrame, graphs: dict, layout: RunLayout, weight_decays: list[float], echo: Echo):
     """R1-R3 on the robust study's graphs (etio.causal.robust_hypotheses), written beside the paper's tables."""
-    from etio.causal.graphs import read_graphs
     from etio.causal.robust_hypotheses import ESTIMATORS, robust_verdicts
     from etio.report import tables
     from etio.report.document import ReportTable
@@ -361,8 +357,8 @@ def _robust_table(traces: pd.DataFrame, layout: RunLayout, weight_decays: list[f
     wd = NORMAL_WD if NORMAL_WD in weight_decays else weight_decays[0]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")
-        table = tables.robust_table(robust_verdicts(traces, read_graphs(layout.graphs(wd)), wd))
-    tables.write_table(table, layout.tables / "robust", "robust", tables.ROBUST_TITLE,
+        table = tables.robust_table(robust_verdicts(traces, graphs[wd], wd))
+    tables.write_table(table, layout.table("robust"), "robust", tables.ROBUST_TITLE,
                        provenance("robust", config={"source": "this run", "run": str(layout.root), "weight_decay": wd,
                                                     "estimators": list(ESTIMATORS)}))
     verdicts = ", ".join(f"{q} {v}" for q, v in table.groupby("Query", sort=True)[
@@ -410,19 +406,23 @@ def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table:
                        value_columns=values, kind=kind, ours_only=tuple(sound))
 
 
-def _figures(traces: pd.DataFrame, layout: RunLayout, echo: Echo) -> list[Path]:
-    from etio.report.figures import all_figures
-    from etio.causal.graphs import read_bnlearn_dot
-    from etio.causal.graphs import graph_files
+def _learned_graphs(layout: RunLayout, weight_decays: list[float]) -> dict:
+    """``(weight decay, loss, attack) -> (graph, arc strengths or None)`` of every graph this run learned."""
+    from etio.causal.graphs import graph_files, read_bnlearn_dot
 
     graphs = {}
-    for wd in _weight_decays(traces):
-        directory = layout.graphs(wd)
-        for (loss, attack), path in graph_files(directory).items():
-            strength = path.with_name(f"{loss}-{attack}-strength.csv")
+    for wd in weight_decays:
+        for (loss, attack), path in graph_files(layout.graphs(wd)).items():
+            strength = layout_path("strength", path.parent, loss=loss, attack=attack)
             graphs[wd, loss, attack] = (read_bnlearn_dot(path),
                                         pd.read_csv(strength) if strength.is_file() else None)
-    paths = all_figures(traces, graphs, layout.figures)
+    return graphs
+
+
+def _figures(traces: pd.DataFrame, learned: dict, layout: RunLayout, echo: Echo) -> list[Path]:
+    from etio.report.figures import all_figures
+
+    paths = all_figures(traces, learned, layout.figures)
     echo(f"   {len(paths)} figure files")
     return paths
 
@@ -431,7 +431,7 @@ def _backend(layout: RunLayout, weight_decays: list[float]) -> str | None:
     import json
 
     for wd in weight_decays:
-        record = layout.graphs(wd) / "provenance.json"
+        record = layout_path("learn_provenance", layout.graphs(wd))
         if record.is_file():
             record = json.loads(record.read_text())
             follows = record.get("structure_learning", {}).get("results_follow")
@@ -447,7 +447,7 @@ def _estimator_section(ates: dict[float, pd.DataFrame], layout: RunLayout, echo:
 
     section = estimator_section(ates, layout.figures, table3=table3)
     if section.verdicts is not None:
-        atomic_write_text(layout.root / "ates" / "verdicts-both-estimators.csv", section.verdicts.to_csv(index=False))
+        atomic_write_text(layout.verdicts, section.verdicts.to_csv(index=False))
         echo(f"   Table 3: {len(section.changes)} of {len(section.verdicts)} verdicts differ between the paper "
              "and the sound estimator")
     echo(f"   {len(section.figures)} ATE forest plot files")
@@ -490,9 +490,9 @@ def run_facts(traces: pd.DataFrame, backend: str | None, method: str | None, dow
                     estimator=f"backdoor linear regression (dowhy {dowhy or 'version not recorded'})")
 
 
-def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo):
-    """Each graph of this run against the authors' graph of the same (weight decay, loss, attack),
-    drawn side by side when graphviz is installed."""
+def _graph_comparisons(learned: dict, layout: RunLayout, echo: Echo):
+    """Each graph of this run (:func:`_learned_graphs`) against the authors' graph of the same
+    (weight decay, loss, attack), drawn side by side when graphviz is installed."""
     import shutil
 
     from etio.causal.graphs import graph_files
@@ -503,20 +503,19 @@ def _graph_comparisons(layout: RunLayout, weight_decays: list[float], echo: Echo
     from etio.report.figures import draw_graph_comparison, graph_title
 
     comparisons = []
-    for wd in weight_decays:
+    for wd in dict.fromkeys(wd for wd, _, _ in learned):
         try:
             theirs = graph_files(paper.graphs_dir(wd))
         except EtioInputError:
             continue  # the paper has no graphs at this weight decay
-        ours_files = graph_files(layout.graphs(wd))
-        for (loss, attack) in sorted(ours_files, key=lambda k: (LOSSES.index(k[0]), ATTACKS.index(k[1]))):
-            path = ours_files[loss, attack]
+        ours_graphs = {(loss, attack): graph for (w, loss, attack), (graph, _) in learned.items() if w == wd}
+        for (loss, attack) in sorted(ours_graphs, key=lambda k: (LOSSES.index(k[0]), ATTACKS.index(k[1]))):
             if (loss, attack) not in theirs:
                 continue
-            ours, authors = read_bnlearn_dot(path), read_bnlearn_dot(theirs[loss, attack])
+            ours, authors = ours_graphs[loss, attack], read_bnlearn_dot(theirs[loss, attack])
             comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
             if shutil.which("dot"):
-                stem = layout.figures / "compare" / f"compare-wd_{wd:g}-{loss}-{attack}"
+                stem = layout_path("compare_figure", layout.figures, wd=wd, loss=loss, attack=attack)
                 _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
                 comparison = replace(comparison, figure=str(png))
             comparisons.append(comparison)
@@ -549,7 +548,7 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
             record = provenance("reproduce --paper", config={"source": "authors' published artifacts",
                                                              "data": str(paper.PAPER_DIR)})
             for name in TABLES:
-                tables.write_table(built[name], layout.tables / name, name, _title(name), record)
+                tables.write_table(built[name], layout.table(name), name, _title(name), record)
                 echo(f"   {name}: {len(built[name])} rows")
         figures: list[Path] = []
         with timings.stage("causal graph figures (paper Figs. 7-13)", echo):
@@ -571,6 +570,6 @@ def reproduce_paper(out: Path, echo: Echo = print, force: bool = False) -> Path:
 
             write_report(staging, tables=report_tables, run_info=run_info,
                          differences_md=default_differences_md("cv"), figures=figures, mode="paper")
-        write_json(staging / "provenance.json", run_info)
-    echo(f"report: {Path(out) / 'report.md'}")
-    return Path(out) / "report.md"
+        write_json(layout.provenance, run_info)
+    echo(f"report: {RunLayout(Path(out)).report}")
+    return RunLayout(Path(out)).report
