@@ -86,7 +86,11 @@ def reference_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
 def global_sd(values: np.ndarray, mask: np.ndarray) -> float:
     """LiRA's global σ of one side: sqrt(Σ_x Σ_m (φ_mx − φ̄_x)² / Σ_x (k_x − 1)) over the masked-in (model, point)
     values, φ̄_x and k_x the mean and count of point x's masked-in values (NaN when no point has two)."""
-    return reference_statistics(values, mask)["pooled"]
+    k = mask.sum(axis=0)
+    mean = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(k, 1)
+    dof = int(np.maximum(k - 1, 0).sum())
+    squares = float((np.where(mask, values - mean, 0.0) ** 2).sum())
+    return float(np.sqrt(squares / dof)) if dof else float("nan")
 
 
 def _floor(sd):
