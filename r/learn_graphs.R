@@ -214,7 +214,7 @@ provenance <- function(opts, traces, graphs, backend, started, skipped) {
     config = list(weight_decay = opts$weight_decay, method = opts$method, R = opts$replicates, runs = opts$runs,
                   workers = opts$workers,
                   k = 3L, losses = unique(vapply(graphs, `[[`, "", "loss")),
-                  attacks = ETIO_ATTACKS[ETIO_ATTACKS %in% vapply(graphs, `[[`, "", "attack")],
+                  attacks = ETIO_OUTCOMES[ETIO_OUTCOMES %in% vapply(graphs, `[[`, "", "attack")],
                   blacklist_whitelist = "authors' domain knowledge (r/etio.R etio_constraints)"),
     input = list(path = input, md5 = unname(tools::md5sum(input))),
     graphs = lapply(graphs, function(g) list(name = g$name, rows = g$rows, arcs = nrow(g$arcs),
