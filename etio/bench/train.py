@@ -7,12 +7,13 @@ import time
 from etio.traces.stage import group_widths
 
 
-def train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden", width: int | None = None,
+def train(epochs: int = 30, device: str = "cpu", arch: str | None = None, width: int | None = None,
                 models: int = 10) -> dict:
     """Models per second, one at a time (``nn.Module`` + ``torch.optim``) vs batched (one job),
     both after an untimed warm-up.
 
-    ``mlp_1hidden``: the digits MLP grid (n = 12 models, widths 16–256, padded into width groups).
+    ``arch`` (default: the paper's MNIST architecture, the MLP). An architecture whose widths
+    share a job (the MLP): the digits grid (n = 12 models, widths 16–256, padded into width groups).
     Conv architectures: ``models`` models at ``width`` (default: the paper's smallest) on random
     CIFAR-10-shaped images (32 per model, batch 16), with the CIFAR augmentation.
     """
@@ -22,16 +23,17 @@ def train(epochs: int = 30, device: str = "cpu", arch: str = "mlp_1hidden", widt
 
     from etio.traces.config import Training
     from etio.traces.datasets import DATASETS, disjoint_split, load
-    from etio.traces.models import PAPER_WIDTHS
+    from etio.traces.models import PAPER_WIDTHS, get_model, paper_architecture
     from etio.traces.training import TrainJob, Variant, train_job, train_one
 
+    arch = arch or paper_architecture("mnist")
     variant = Variant("ce", 5e-4, True, 0.1)
 
     def sync():
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
 
-    if arch == "mlp_1hidden":
+    if get_model(arch).mixed_widths:
         data = load("digits")
         info = data.info
         training = Training(batch_size=32, lr_step_size=20)
@@ -85,8 +87,10 @@ def robust_train(epochs: int = 5, device: str = "cpu") -> dict:
 
     from etio.traces.config import Training
     from etio.traces.datasets import disjoint_split, load
+    from etio.traces.models import paper_architecture
     from etio.traces.training import TrainJob, Variant, train_job, train_one
 
+    arch = paper_architecture("mnist")            # the MLP
     data = load("digits")
     info = data.info
     training = Training(batch_size=32, lr_step_size=20)
@@ -99,12 +103,12 @@ def robust_train(epochs: int = 5, device: str = "cpu") -> dict:
     for w in widths:
         for variant in variants:
             for j, mid in enumerate(ids):
-                train_one("mlp_1hidden", w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x,
+                train_one(arch, w, info, variant, subsets[j], mid, epochs, training, 0, data.pool_x,
                           data.pool_y)
     t_single = time.time() - t0
     n_models = len(widths) * len(variants) * len(ids)
     t0 = time.time()
-    job = TrainJob(info, "mlp_1hidden", [(w, v) for w in widths for v in variants], subsets, ids, [epochs], training, 0)
+    job = TrainJob(info, arch, [(w, v) for w in widths for v in variants], subsets, ids, [epochs], training, 0)
     for snap in train_job(job, px, py, device):
         snap.params["hidden.weight"].sum().item()
     t_batched = time.time() - t0

@@ -29,6 +29,7 @@ import pandas as pd
 
 from etio.core.schema import ATTACKS, TRACE_COLUMNS, features_for
 from etio.core.paths import DATA_DIR
+from etio.traces.models import AUTHORS_ARCHS_BY_DATASET, AUTHORS_NUM_PARAMS, AUTHORS_WIDTHS, paper_lr
 
 EXAMPLE_TRACES_PATH = DATA_DIR / "example_traces.csv"
 
@@ -102,26 +103,6 @@ def _units(column: str, loss: str, weight_decay: float) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------
 
 _DATASETS_BY_LOSS = {"ce": ["cifar10", "cifar100", "mnist"], "mse": ["cifar10", "mnist"]}
-_ARCHS_BY_DATASET = {
-    "cifar10": ["resnet34", "densenet161", "alexnetwol"],
-    "cifar100": ["resnet34", "densenet161", "alexnetwol"],
-    "mnist": ["mlp_1hidden"],
-}
-_WIDTHS = {"resnet34": [32, 16, 8, 4, 2], "densenet161": [32, 16, 8, 4, 2],
-           "alexnetwol": [256, 128, 64, 32, 16], "mlp_1hidden": [256, 128, 64, 32, 16]}
-#: Trainable parameters per (arch, width) for 10 / 100 classes.
-_NUM_PARAMS = {
-    ("resnet34", 2): (21516, 23046), ("resnet34", 4): (84542, 87512), ("resnet34", 8): (335154, 341004),
-    ("resnet34", 16): (1334618, 1346228), ("resnet34", 32): (5326506, 5349636),
-    ("densenet161", 2): (102823, 112183), ("densenet161", 4): (269716, 287356),
-    ("densenet161", 8): (870610, 904720), ("densenet161", 16): (3142282, 3209332),
-    ("densenet161", 32): (11965162, 12098092),
-    ("alexnetwol", 16): (159578, 165428), ("alexnetwol", 32): (624810, 636420),
-    ("alexnetwol", 64): (2472266, 2495396), ("alexnetwol", 128): (9835146, 9881316),
-    ("alexnetwol", 256): (39232778, 39325028),
-    ("mlp_1hidden", 16): (12704, None), ("mlp_1hidden", 32): (25408, None), ("mlp_1hidden", 64): (50816, None),
-    ("mlp_1hidden", 128): (101632, None), ("mlp_1hidden", 256): (203264, None),
-}
 
 
 def configuration_grid() -> pd.DataFrame:
@@ -132,13 +113,13 @@ def configuration_grid() -> pd.DataFrame:
             ["with_scheduler", "without_scheduler"]):
         if dataset not in _DATASETS_BY_LOSS[loss]:
             continue
-        for arch in _ARCHS_BY_DATASET[dataset]:
-            for width in _WIDTHS[arch]:
-                ten, hundred = _NUM_PARAMS[(arch, width)]
+        for arch in AUTHORS_ARCHS_BY_DATASET[dataset]:
+            for width in AUTHORS_WIDTHS[arch]:
+                ten, hundred = AUTHORS_NUM_PARAMS[(arch, width)]
                 rows.append({
                     "WeightDecay": wd, "EpochNum": epochs, "Dataset": dataset, "Arch": arch, "Width": width,
                     "TrainSize": size, "Loss": loss, "Scheduler?": scheduler,
-                    "lr": 0.01 if (arch == "alexnetwol" and loss == "ce") else 0.1,
+                    "lr": paper_lr(arch, loss, 0.1),
                     "NumParams": hundred if dataset == "cifar100" else ten,
                 })
     return pd.DataFrame(rows)

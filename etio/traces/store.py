@@ -38,7 +38,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -222,71 +222,6 @@ class DataSplits:
         return (model_id - 1) // self.models_per_repeat
 
 
-class Ensemble:
-    """The trained models of one configuration, evaluated together."""
-
-    def __init__(self, record: ConfigRecord, state: dict, device):
-        import torch
-
-        from etio.traces.models import build_model
-
-        self.record = record
-        self.device = torch.device(device)
-        self.state = {k: v.to(self.device) for k, v in state.items()}
-        self._is_mlp = record.arch == "mlp_1hidden"
-        if not self._is_mlp:
-            self._skeleton = build_model(record.arch, record.width, record.num_classes, record.input_shape,
-                                         device="meta").eval()
-            self._param_names = {n for n, _ in self._skeleton.named_parameters()}
-
-    def _select(self, model_ids: Iterable[int]):
-        import torch
-
-        idx = torch.as_tensor([int(i) - 1 for i in model_ids], device=self.device)
-        return {k: v.index_select(0, idx) for k, v in self.state.items()}
-
-    def logits(self, model_ids, x, chunk: int = 2048):
-        """Pre-softmax outputs ``[len(model_ids), len(x), C]`` of those models on ``x``."""
-        import torch
-
-        from etio.traces.training import mlp_forward
-
-        x = x.to(self.device)
-        sel = self._select(model_ids)
-        outs = []
-        with torch.no_grad():
-            for start in range(0, len(x), chunk):
-                xb = x[start:start + chunk]
-                if self._is_mlp:
-                    outs.append(mlp_forward(sel["hidden.weight"], sel["output.weight"], xb.flatten(1)))
-                else:
-                    outs.append(self._stacked_forward(sel, xb.unsqueeze(0).expand(len(model_ids), *xb.shape)))
-        return torch.cat(outs, dim=1)
-
-    def logits_each(self, model_ids, x):
-        """Differentiable outputs ``[M, n, C]``: model ``model_ids[i]`` on its own inputs ``x[i]``."""
-        from etio.traces.training import mlp_forward
-
-        sel = self._select(model_ids)
-        x = x.to(self.device)
-        if self._is_mlp:
-            return mlp_forward(sel["hidden.weight"], sel["output.weight"], x.flatten(2))
-        return self._stacked_forward(sel, x)
-
-    def _stacked_forward(self, sel, x):
-        """The models of ``sel`` as one channel-stacked network, model i on ``x[i]``: queried as they
-        were trained (:mod:`etio.traces.stacked`), since under ``vmap`` their hundreds of small
-        operations pay its batching rules on every query (DenseNet161's attacks ran 3× slower)."""
-        from etio.traces.stacked import stacked_forward
-
-        params = {k: v for k, v in sel.items() if k in self._param_names}
-        buffers = {k: v for k, v in sel.items() if k not in self._param_names}
-        return stacked_forward(self._skeleton, 1, len(x))(params, buffers, x, train=False, each=True)
-
-    def probs(self, model_ids, x):
-        return self.logits(model_ids, x).softmax(-1)
-
-
 class TraceStore:
     def __init__(self, root: Path, meta: dict, data_dir: Path | None = None):
         self.root = Path(root)
@@ -416,7 +351,8 @@ class TraceStore:
                                  f"--out {self.root}` to rewrite it") from None
         return DataSplits(data.pool_x, data.pool_y, data.test_x, data.test_y, subsets, rec.models_per_repeat)
 
-    def ensemble(self, key: str, device="cpu") -> Ensemble:
+    def ensemble(self, key: str, device="cpu"):
+        """The stored models of ``key`` (:class:`etio.traces.models.Ensemble`) on ``device``."""
         import torch
 
         path = self._require(key) / "models.pt"
@@ -427,6 +363,8 @@ class TraceStore:
         except (OSError, RuntimeError, EOFError, ValueError) as exc:
             raise EtioInputError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0][:80]}); rerun "
                                  f"`etio traces --config CONFIG --out {self.root}` to recompute it") from None
+        from etio.traces.models import Ensemble
+
         return Ensemble(self.record(key), state, device)
 
     # ---- writing (trace stage) ---------------------------------------------------------------

@@ -10,13 +10,12 @@ the mathematics, only the speed:
   models' own mean losses, so the gradient of each slice is that model's own gradient;
 - the SGD update is written out with a learning rate and a weight decay per model, so models
   with different optimisation settings (loss, weight decay, scheduler) share one batch;
-- for ``mlp_1hidden`` the forward pass is a batched matmul; several widths share a batch by
-  zero-padding the hidden layer to the widest: the layers have no bias, so a padded unit has
-  zero pre-activation, zero ReLU gradient and zero weight gradient, and stays exactly zero
-  under weight decay and momentum — the model is exactly the narrower one;
-- the convolutional networks run as one channel-stacked network (grouped convolutions, one
-  BatchNorm over every model's channels: :mod:`etio.traces.stacked`); an architecture without a
-  stacked form goes through ``torch.func.functional_call`` under ``vmap``.
+- the architecture's file (:mod:`etio.traces.models`) says how its models run at once: the
+  one-hidden-layer MLP as a batched matmul, where several widths share a batch by zero-padding
+  the hidden layer to the widest (the padded units stay exactly zero); the convolutional
+  networks as one channel-stacked network (grouped convolutions, one BatchNorm over every
+  model's channels: :mod:`etio.traces.models._stacked`); an architecture without a stacked
+  form goes through ``torch.func.functional_call`` under ``vmap``.
 
 Seeds (the authors did not seed training): model id ``k`` of a configuration is initialised
 from ``derive_seed(seed, "init", arch, width, classes, k)`` and visits its subset in the
@@ -47,8 +46,7 @@ import torch.nn.functional as F
 
 from etio.traces.config import Training, Variant  # noqa: F401 - Variant is read from here too
 from etio.traces.datasets import DatasetInfo, augment_batch
-from etio.traces.models import build_model
-from etio.traces.stacked import STACKED_ARCHS, stacked_forward
+from etio.traces.models import build_model, get_model
 
 
 def resolve_device(device: str | None) -> str:
@@ -105,11 +103,7 @@ class Snapshot:
         k = len(self.job.model_ids)
         sl = slice(member * k, (member + 1) * k)
         out = {n: t[sl].detach().clone() for n, t in {**self.params, **self.buffers}.items()}
-        if self.job.arch == "mlp_1hidden":
-            w = self.job.members[member][0]
-            out["hidden.weight"] = out["hidden.weight"][:, :w].contiguous()
-            out["output.weight"] = out["output.weight"][:, :, :w].contiguous()
-        return out
+        return get_model(self.job.arch).member_state(out, self.job.members[member][0])
 
     @torch.no_grad()
     def outputs(self, pool_x, test_x, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,11 +116,6 @@ class Snapshot:
                                        test_x[i:i + chunk].unsqueeze(0).expand(k, *test_x[i:i + chunk].shape),
                                        train=False) for i in range(0, len(test_x), chunk)], dim=1)
         return train.view(v, k, *train.shape[-2:]), test.view(v, k, *test.shape[-2:])
-
-
-def mlp_forward(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Bias-free one-hidden-layer MLP for stacked weights ``w1 [..., w, in]``, ``w2 [..., C, w]``."""
-    return torch.matmul(torch.relu(torch.matmul(x, w1.transpose(-1, -2))), w2.transpose(-1, -2))
 
 
 def init_state(arch: str, width: int, info: DatasetInfo, seed: int, model_id: int) -> dict[str, torch.Tensor]:
@@ -157,58 +146,17 @@ def lr_factor(epoch: int, scheduler: bool, training: Training) -> float:
 
 def _build_forward(job: TrainJob, device):
     """(params, buffers, forward) for the stacked members of ``job``."""
-    v, k = len(job.members), len(job.model_ids)
     inits = {w: [init_state(job.arch, w, job.info, job.seed, mid) for mid in job.model_ids]
              for w in sorted({w for w, _ in job.members})}
-    if job.arch == "mlp_1hidden":
-        wmax = max(w for w, _ in job.members)
-        in_dim = inits[wmax][0]["hidden.weight"].shape[1]
-        c = job.info.num_classes
-        w1 = torch.zeros(v, k, wmax, in_dim)
-        w2 = torch.zeros(v, k, c, wmax)
-        for i, (w, _) in enumerate(job.members):
-            for j in range(k):
-                w1[i, j, :w] = inits[w][j]["hidden.weight"]
-                w2[i, j, :, :w] = inits[w][j]["output.weight"]
-        params = {"hidden.weight": w1.view(v * k, wmax, in_dim).to(device),
-                  "output.weight": w2.view(v * k, c, wmax).to(device)}
-
-        def forward(p, b, x, train=True, each=False):
-            # x [K, b, ...] is shared by the V members: broadcast instead of copying.
-            # each=True: x [V·K, b, ...] holds every model's own inputs (adversarial examples).
-            xs = x.reshape(v, k, x.shape[1], -1) if each else x.flatten(2)
-            out = mlp_forward(p["hidden.weight"].view(v, k, *p["hidden.weight"].shape[1:]),
-                              p["output.weight"].view(v, k, *p["output.weight"].shape[1:]), xs)
-            return out.reshape(v * k, *out.shape[2:])
-
-        return params, {}, forward
-
-    from torch.func import functional_call, vmap
-
-    skeleton = build_model(job.arch, job.members[0][0], job.info.num_classes, job.info.input_shape, device="meta")
-    param_names = [n for n, _ in skeleton.named_parameters()]
-    stacked = {n: torch.stack([inits[w][j][n] for (w, _) in job.members for j in range(k)]).to(device)
-               for n in inits[job.members[0][0]][0]}
-    params = {n: stacked[n] for n in param_names}
-    buffers = {n: t for n, t in stacked.items() if n not in params}
-
-    if job.arch in STACKED_ARCHS:
-        # hundreds of small operations per pass: one channel-stacked network beats vmap's per-op cost
-        return params, buffers, stacked_forward(skeleton, v, k)
-
-    def forward(p, b, x, train=True, each=False):
-        skeleton.train(train)
-        xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(v * k, *x.shape[1:])
-        return vmap(lambda pi, bi, xi: functional_call(skeleton, (pi, bi), (xi,)))(p, b, xs)
-
-    return params, buffers, forward
+    return get_model(job.arch).train_forward([inits[w] for w, _ in job.members], [w for w, _ in job.members],
+                                             job.info.num_classes, job.info.input_shape, device)
 
 
 def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device="cpu") -> Iterator[Snapshot]:
     """Train the job's models; yield a :class:`Snapshot` after each epoch of ``snapshot_epochs``."""
     device = torch.device(device)
-    if len({w for w, _ in job.members}) > 1 and job.arch != "mlp_1hidden":
-        raise ValueError("only mlp_1hidden members of different widths can share a job")
+    if len({w for w, _ in job.members}) > 1 and not get_model(job.arch).mixed_widths:
+        raise ValueError(f"{job.arch} members of different widths cannot share a job")
     pool_x, pool_y = pool_x.to(device), pool_y.to(device)
     subsets = job.subsets.to(device)
     v, k = len(job.members), len(job.model_ids)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from etio.traces.models import PAPER_ARCHITECTURES
+
 
 @dataclass(frozen=True)
 class RunFacts:
@@ -27,7 +29,7 @@ class RunFacts:
 #: The paper's experiments (its §5 and Table 4; the authors' trace: 880 rows, spec §8.1).
 PAPER_FACTS = RunFacts(
     datasets=("cifar10", "cifar100", "mnist"),
-    architectures=("alexnetwol", "densenet161", "resnet34", "mlp_1hidden"),
+    architectures=PAPER_ARCHITECTURES,
     rows_per_slice={"ce wd=0.0005": 280, "ce wd=0.005": 280, "mse wd=0.0005": 160, "mse wd=0.005": 160},
     backend="bnlearn 4.7", method="cv",
     estimator="backdoor linear regression (dowhy 0.7)",

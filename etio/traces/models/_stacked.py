@@ -27,8 +27,11 @@ Here the M models of a job are one network whose activations are laid out
 - the classifier is one batched matrix product over the ``[batch, M, features]`` view.
 
 The forward pass walks the skeleton module (built on the meta device) so the structure comes
-from the model definition itself; each model computes exactly what it computes alone (the
-batched-equals-one-at-a-time tests of ``tests/test_train.py`` check it in float64).
+from the model definition itself: this module stacks the layers every network has, an
+architecture's ``network.py`` adds its own blocks (``STACKED_RULES``) and its forward pass up
+to the classifier (``stacked_features``). Each model computes exactly what it
+computes alone (the batched-equals-one-at-a-time tests of ``tests/traces/test_train.py`` check
+it in float64).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def _concat(parts: list[torch.Tensor], models: int) -> torch.Tensor:
 
 
 @dataclass
-class _Pass:
+class StackedPass:
     """One forward pass of the stacked models: their parameters and buffers, the mode, and M."""
 
     params: Tensors
@@ -102,13 +105,13 @@ class _Pass:
     train: bool
     models: int
     layout_by_size: bool      # _conv_input's rule (False: channels last at every size)
+    rules: tuple = ()         # the family's blocks: ((type, rule(step, module, name, x)), ...)
 
     def run(self, module: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
         """Apply the skeleton's ``module`` (its name in the state dict: ``name``) to the stacked ``x``."""
-        from torchvision.models.densenet import _DenseBlock, _DenseLayer
-
-        from etio.traces.models import BasicBlock
-
+        for block, rule in self.rules:
+            if isinstance(module, block):
+                return rule(self, module, name, x)
         if isinstance(module, nn.Conv2d):
             if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros":
                 raise NotImplementedError(f"{name}: only ungrouped, undilated, zero-padded convolutions are stacked")
@@ -122,19 +125,7 @@ class _Pass:
             return F.max_pool2d(x, module.kernel_size, module.stride, module.padding)
         if isinstance(module, nn.AvgPool2d):
             return F.avg_pool2d(x, module.kernel_size, module.stride, module.padding)
-        if isinstance(module, BasicBlock):
-            out = F.relu(self.child(module, name, "bn1", self.child(module, name, "conv1", x)))
-            out = self.child(module, name, "bn2", self.child(module, name, "conv2", out))
-            return F.relu(out + self.sequence(module.shortcut, f"{name}.shortcut", x))
-        if isinstance(module, _DenseBlock):
-            features = [x]
-            for child_name, layer in module.named_children():
-                features.append(self.sequence(layer, f"{name}.{child_name}", _concat(features, self.models)))
-            return _concat(features, self.models)
-        if isinstance(module, (nn.Sequential, _DenseLayer)):
-            # a dense layer's children, in order, are its forward pass (dropout is off in the paper's models)
-            if isinstance(module, _DenseLayer) and module.drop_rate > 0:
-                raise NotImplementedError(f"{name}: dropout in a dense layer is not stacked")
+        if isinstance(module, nn.Sequential):
             return self.sequence(module, name, x)
         raise NotImplementedError(f"{name}: {type(module).__name__} has no stacked form")
 
@@ -147,49 +138,30 @@ class _Pass:
             x = self.child(module, name, child_name, x)
         return x
 
-
-def _features(skeleton: nn.Module, h: torch.Tensor, step: _Pass) -> tuple[torch.Tensor, str]:
-    """The architecture's forward pass up to its classifier (as in :mod:`etio.traces.models`), and
-    the classifier's name."""
-    from etio.traces.models import AlexNetWOL, DenseNet161, ResNet34, WideResNet
-
-    run = lambda name, x: step.child(skeleton, "", name, x)  # noqa: E731
-    if isinstance(skeleton, DenseNet161):
-        return F.relu(run("features", h)).mean((-2, -1)), "classifier"          # adaptive_avg_pool2d(1)
-    if isinstance(skeleton, AlexNetWOL):
-        return run("features", h), "classifier"
-    if isinstance(skeleton, (ResNet34, WideResNet)):
-        h = F.relu(run("bn1", run("conv1", h)))
-        for name in (("layer1", "layer2", "layer3", "layer4") if isinstance(skeleton, ResNet34)
-                     else ("group1", "group2", "group3")):
-            h = run(name, h)
-        return (F.avg_pool2d(h, 4) if isinstance(skeleton, ResNet34) else h.mean((-2, -1))), "linear"
-    raise NotImplementedError(f"{type(skeleton).__name__} has no stacked form")
+    def concat(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Feature maps joined per model (a dense block's concatenation)."""
+        return _concat(parts, self.models)
 
 
-#: Architectures trained as one channel-stacked network (the others, under vmap).
-STACKED_ARCHS = ("alexnetwol", "resnet34", "densenet161", "wide_resnet")
-
-
-def stacked_forward(skeleton: nn.Module, variants: int, models_per_variant: int) -> Callable:
+def stacked_forward(network, skeleton: nn.Module, variants: int, models_per_variant: int) -> Callable:
     """``forward(params, buffers, x, train, each)`` of :func:`etio.traces.training.train_job` for
-    models of ``skeleton``'s architecture stacked ``[V·K, ...]``.
+    models of ``skeleton``'s architecture stacked ``[V·K, ...]``; ``network`` is the architecture's
+    torch module, with its ``stacked_features`` (and ``STACKED_RULES``, ``LAYOUT_BY_SIZE``).
 
     ``x`` is ``[K, b, ...]`` (each model id's batch, shared by its V members) or, with
     ``each=True``, ``[V·K, b, ...]``; the result is the logits ``[V·K, b, classes]``.
     """
-    from etio.traces.models import DenseNet161
-
     v, k = variants, models_per_variant
     m = v * k
-    layout_by_size = not isinstance(skeleton, DenseNet161)     # see the module text
+    layout_by_size = getattr(network, "LAYOUT_BY_SIZE", True)     # see the module text
+    rules = getattr(network, "STACKED_RULES", ())
 
     def forward(p: Tensors, b: Tensors, x: torch.Tensor, train: bool = True, each: bool = False) -> torch.Tensor:
         xs = x if each else x.unsqueeze(0).expand(v, *x.shape).reshape(m, *x.shape[1:])
         batch = xs.shape[1]
         h = xs.transpose(0, 1).reshape(batch, m * xs.shape[2], *xs.shape[3:])     # [b, M·C, H, W]
         # each convolution puts its input in its fastest layout (_conv_input); no value depends on it
-        features, classifier = _features(skeleton, h, _Pass(p, b, train, m, layout_by_size))
+        features, classifier = network.stacked_features(skeleton, h, StackedPass(p, b, train, m, layout_by_size, rules))
         logits = torch.einsum("bmc,moc->mbo", features.reshape(batch, m, -1), p[f"{classifier}.weight"])
         return logits + p[f"{classifier}.bias"].unsqueeze(1)
 
