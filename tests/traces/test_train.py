@@ -174,11 +174,15 @@ def test_seeds_and_initial_models_are_the_same_in_another_process():
     code = ("from etio.traces.training import derive_seed, init_state; from etio.traces.datasets import DATASETS; "
             "print(derive_seed(0, 'order', 'digits', 40, 3)); "
             "print(repr(init_state('mlp_1hidden', 4, DATASETS['digits'], 0, 3)['hidden.weight'].flatten()[:5].tolist()))")
+    # both interpreters start side by side (each spends its time importing torch)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)})
+             for hash_seed in ("1", "2")]
     outs = []
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)}
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-        outs.append(proc.stdout.split("\n"))
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        outs.append(stdout.split("\n"))
     assert outs[0] == outs[1]
     assert int(outs[0][0]) == derive_seed(0, "order", "digits", 40, 3)
     here = init_state("mlp_1hidden", 4, DIGITS, 0, 3)["hidden.weight"].flatten()[:5].tolist()
