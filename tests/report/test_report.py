@@ -395,3 +395,41 @@ def test_report_sections_slot(tmp_path, figure_paths):
     assert md.index("## Agreement with the paper") < md.index("## ATEs with intervals") < md.index("## Summary")
     assert '<h2 id="forest">ATEs with intervals</h2>' in page and "<strong>text</strong>" in page
     assert "](#forest)" in md
+
+
+def test_docs_quote_the_report_differences_section_as_rendered():
+    from etio.report.document import differences
+
+    page = differences.DOCS_PAGE.read_text()
+    assert differences.docs_text(page) == page, \
+        "docs/differences.md's quotation is stale: regenerate it with `python -m etio.report.document`"
+    quoted = page[page.index(differences.BEGIN):page.index(differences.END)]
+    assert "> ### MemGuard" in quoted and "> Structure-learning networks of this run: **boot**." in quoted
+
+
+def test_a_stale_quotation_of_the_differences_is_found():
+    from etio.report.document import differences
+
+    page = differences.DOCS_PAGE.read_text()
+    stale = page.replace("> ### Variance estimator", "> ### Variance estimators", 1)
+    assert stale != page and differences.docs_text(stale) == page
+    with pytest.raises(ValueError, match="no '<!-- begin"):
+        differences.docs_text("# a page without the markers\n")
+
+
+def test_the_differences_text_has_one_source():
+    from etio.core.paths import PACKAGE_DIR
+
+    template = (PACKAGE_DIR / "report" / "templates" / "differences.md.j2").read_text()
+    sentence = "reuses the 60 networks fitted during hold-out cross-validation"
+    assert sentence in template and sentence in report.default_differences_md("cv")
+    assert not [p for p in PACKAGE_DIR.rglob("*.py") if sentence in p.read_text()]
+
+
+def test_the_page_embeds_the_css_file(tmp_path):
+    from etio.core.paths import PACKAGE_DIR
+
+    css = (PACKAGE_DIR / "report" / "templates" / "report.css").read_text()
+    assert "td.flag-sign{background:#fdd9d7}" in css
+    _md_path, html_path = report.write_report(tmp_path, tables=all_tables()[:1], run_info={}, differences_md="")
+    assert f"<style>{css}</style>" in html_path.read_text()
