@@ -21,11 +21,11 @@ def test_smoke_reproduce_writes_every_table_figure_and_the_report(smoke_run: Pat
     # Every table file by content: the CSV equals the table rebuilt here from the run's own ATE and
     # predictive-power outputs, the Markdown and LaTeX hold one line per row.
     from etio.causal.effects import ATE_SCHEMA
-    from etio.pipeline.reproduce import RunLayout
+    from etio.core.layout import RunLayout
 
     layout = RunLayout(smoke_run)
     ates = {wd: ATE_SCHEMA.validate(pd.read_csv(layout.ates(wd))) for wd in (0.0005, 0.005)}
-    results = {wd: pd.read_csv(layout.graphs(wd) / f"results-cont-wd_{wd:f}.csv") for wd in (0.0005, 0.005)}
+    results = {wd: pd.read_csv(layout.results(wd)) for wd in (0.0005, 0.005)}
     expected = {"table2": tables.table2(results[0.0005], results[0.005]), "table3": tables.table3(ates[0.0005]),
                 **{f"table{n}": tables.ate_table(ates[wd], loss, wd) for n, (loss, wd) in tables.ATE_TABLES.items()}}
     for name in TABLES:
