@@ -104,6 +104,37 @@ def test_smoke_reproduce_records_provenance(smoke_run: Path):
     assert traces["LiraOfflineTPR1"].between(0, 1).all() and traces["ThresholdTPR1"].notna().all()
 
 
+@pytest.mark.slow
+def test_smoke_reproduce_learns_the_low_fpr_outcomes_graphs(smoke_run: Path):
+    """LiRA, RMIA and the loss threshold at low FPR: their own graphs per loss x weight decay, their
+    Table-2-style predictive power in the report, and the AUC's bootstrap interval in each result."""
+    from etio.core.layout import RunLayout, path as layout_path
+    from etio.core.vocabulary import GRAPH_MEASURES
+
+    layout = RunLayout(smoke_run)
+    learned = [c for c in GRAPH_MEASURES if c != "LiraOnlineTPR0.1"]     # 3 600 non-members: too few for 0.1 %
+    for wd in (0.0005, 0.005):
+        folder = layout.low_fpr_graphs(wd)
+        assert sorted(p.name for p in folder.glob("*.dot")) == sorted(
+            layout_path("graph", folder, loss=loss, attack=c).name for loss in ("ce", "mse") for c in learned)
+        for loss in ("ce", "mse"):
+            for outcome in learned:      # the paper's blacklist: the attack node causes nothing
+                dot = layout_path("graph", folder, loss=loss, attack=outcome).read_text()
+                assert f'"{outcome}" ;' in dot and f'"{outcome}" ->' not in dot
+        results = pd.read_csv(layout_path("comparison", folder, wd=wd))
+        assert sorted(zip(results["Loss"], results["Attack"])) == sorted((l, c) for l in ("ce", "mse") for c in learned)
+        assert results["PredCor-w_dk"].between(-1, 1).all() and set(results["Max Corr Var"]) == {"LossDiff"}
+    report = (smoke_run / "report.md").read_text()
+    assert "### What causes LiRA, RMIA and the loss threshold at low FPR" in report
+    assert report.count("| 0.005 | MSE | ") >= len(learned)
+    assert "- no graph for LiRA-on TPR@0.1% at weight decay 0.005: LiraOnlineTPR0.1 is missing in 24 of 24" in report
+    result = json.loads(next((smoke_run / "store" / "configs").glob("*/attacks/lowfpr.json")).read_text())
+    for method in ("threshold", "lira_offline_fixed", "lira_online_fixed", "rmia"):
+        metrics = result["metrics"][method]
+        lo, hi = metrics["intervals"]["AUC"]
+        assert 0 <= lo <= metrics["AUC"] <= hi <= 1 and metrics["AUC_interval"]["resamples"] == 1000
+
+
 def test_reproduce_paper_equals_the_papers_tables(tmp_path):
     out = tmp_path / "paper"
     proc = run_etio("reproduce", "--paper", "--out", str(out), timeout=120)
