@@ -72,9 +72,9 @@ def test_one_slice_selector_with_one_tolerance():
 
 R_DUMP = r"""
 source("r/etio.R")
-features <- lapply(ETIO_ATTACKS, function(a) etio_features(a, 5e-4))
-names(features) <- ETIO_ATTACKS
-out <- list(attacks = ETIO_ATTACKS, top3 = ETIO_TOP3_ATTACKS, roots = ETIO_ROOT_CANDIDATES,
+features <- lapply(ETIO_OUTCOMES, function(a) etio_features(a, 5e-4))
+names(features) <- ETIO_OUTCOMES
+out <- list(attacks = ETIO_ATTACKS, outcomes = ETIO_OUTCOMES, top3 = ETIO_TOP3_ATTACKS, roots = ETIO_ROOT_CANDIDATES,
             features = features, hypotheses = ETIO_HYPOTHESES,
             make_names = stats::setNames(as.list(make.names(ETIO_VOCABULARY$column)), ETIO_VOCABULARY$column),
             r_names = stats::setNames(as.list(ETIO_VOCABULARY$r_name), ETIO_VOCABULARY$column))
@@ -96,9 +96,12 @@ def test_r_reads_the_same_vocabulary_as_python():
     assert r["attacks"] == [to_r_name(a) for a in ATTACKS]
     assert set(r["top3"]) == {to_r_name(a) for a in ATTACKS if centroid_for(a) == "CentroidDistance(sorted_3)"}
     assert r["roots"] == [to_r_name(c) for c in ROOT_CANDIDATES]
-    for attack in ATTACKS:
+    assert r["outcomes"] == [to_r_name(a) for a in vocab.GRAPH_OUTCOMES]        # the attacks, then low-FPR TPRs
+    assert r["outcomes"][len(ATTACKS):] == ["ThresholdTPR0.1", "ThresholdTPR1", "LiraOfflineTPR0.1", "LiraOfflineTPR1",
+                                            "LiraOnlineTPR0.1", "LiraOnlineTPR1", "RmiaTPR0.1", "RmiaTPR1"]
+    for attack in vocab.GRAPH_OUTCOMES:
         assert r["features"][attack] == [to_r_name(f) for f in features_for(attack)], attack
-        assert r["hypotheses"][attack] == [to_r_name(v) for v in vocab.ATTACK_BY_COLUMN[attack].hypothesis_variables]
+        assert r["hypotheses"][attack] == [to_r_name(v) for v in vocab.entry(attack).hypothesis_variables]
     # R's own make.names gives the spelling the vocabulary records.
     for column, spelled in r["make_names"].items():
         assert spelled == r["r_names"][column] == [vocab.entry(column).r_name]
