@@ -100,7 +100,7 @@ class AttackSettings:
     oak17_seeds: tuple[int, ...] = setting((0, 1), Items(Integer(None)))
     oak17_shadows: int = setting(0, Integer(0))
     memguard: MemGuardTable = table(MemGuardTable)
-    run: tuple[str, ...] = setting(ATTACK_NAMES, Items(Choice(ALL_ATTACK_NAMES)))
+    run: tuple[str, ...] = setting(ATTACK_NAMES, Items(Choice(ALL_ATTACK_NAMES, "attack")))
     robust: RobustSettings = table(RobustSettings)
     lowfpr_references: int = setting(0, Where(Integer(0), lambda v: v != 1,
                                               "must be 0 (every eligible model) or at least 2 (a standard deviation "

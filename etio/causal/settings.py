@@ -39,7 +39,7 @@ def check_method(method: str, where: str = "") -> str:
 class Analysis:
     """Settings of graph learning and queries (``etio reproduce``)."""
 
-    method: str = setting("boot", Choice(METHODS))
+    method: str = setting("boot", Choice(METHODS, "method"))
     #: Bootstrap replicates of boot.strength (bnlearn's ``R``).
     replicates: int = setting(200, Integer(1, R_INTEGER_MAX))
     runs: int = setting(20, Integer(1, R_INTEGER_MAX))

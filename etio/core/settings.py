@@ -25,15 +25,17 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from etio.core.errors import EtioInputError, read_error
+from etio.core.errors import EtioInputError, check_choice, read_error
 
 
 class Invalid(Exception):
-    """A value failed its check; ``reason`` completes ``key = value: <reason>``."""
+    """A value failed its check; ``reason`` completes ``key = value: <reason>`` (``names_value``:
+    the reason names the value itself, so a list's check need not)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, names_value: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.names_value = names_value
 
 
 # --------------------------------------------------------------------------------------
@@ -108,11 +110,20 @@ class Flag:
 
 @dataclass(frozen=True)
 class Choice:
+    """One of ``values``; ``what`` names the kind of thing, and a wrong one is reported as every
+    wrong name is (:func:`etio.core.errors.check_choice`: ``unknown <what> 'x'; known <whats>: ...``)."""
+
     values: tuple[str, ...]
+    what: str | None = None
 
     def __call__(self, v):
         if v not in self.values:
-            raise Invalid(f"must be one of {', '.join(self.values)}")
+            if self.what is None:
+                raise Invalid(f"must be one of {', '.join(map(str, self.values))}")
+            try:
+                check_choice(self.what, v, self.values)
+            except EtioInputError as exc:
+                raise Invalid(str(exc), names_value=True) from None
         return v
 
 
@@ -150,7 +161,7 @@ class Items:
             try:
                 out.append(self.item(x))
             except Invalid as exc:
-                raise Invalid(f"{x!r} {exc.reason}") from None
+                raise Invalid(exc.reason if exc.names_value else f"{x!r} {exc.reason}", names_value=True) from None
         return tuple(out)
 
 

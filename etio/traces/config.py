@@ -55,11 +55,13 @@ Every stage runs such a study into one store and one pooled trace table.
 ``synthetic_data = true`` (quick studies only) lets the trace stage write generated files in
 each dataset's own on-disk format into an empty data directory (:mod:`etio.traces.synthetic`).
 
-The optional ``[attacks]`` and ``[analysis]`` tables belong to later stages
-(:mod:`etio.attacks.settings`, :mod:`etio.causal.settings`); this module keeps them as written
-and :func:`etio.pipeline.study.load_study` validates the whole file at once. Validation of the
-trace stage's part happens here: an unknown key, dataset, architecture or width raises
-:class:`EtioInputError` naming it.
+The optional ``[attacks]``, ``[analysis]`` and ``[executor]`` tables belong to later stages
+(:mod:`etio.attacks.settings`, :mod:`etio.causal.settings`, :mod:`etio.pipeline.executors`);
+this module keeps them as written (nested tables flattened, the form a store keeps) and
+:func:`etio.pipeline.study.load_study` parses the whole file at once. The trace stage's part is
+declared here with the fields of :mod:`etio.core.settings` (:class:`Training`,
+:class:`GridTable`, :class:`DatasetTable`, :class:`StudyHead`): an unknown key or a wrong value,
+dataset, architecture or width raises :class:`EtioInputError` naming it.
 """
 
 from __future__ import annotations
@@ -334,11 +336,6 @@ class StudyHead:
     attacks: dict | None = setting(None)
     analysis: dict | None = setting(None)
     executor: dict | None = setting(None)
-
-
-def read_config_file(path: Path | str) -> dict[str, Any]:
-    """The TOML mapping of a config file; a missing or malformed file is one clear error."""
-    return read_toml(path)
 
 
 def load_config(path: Path | str) -> ExperimentConfig:

@@ -14,15 +14,15 @@ import torch
 from tests.support.ensembles import make_digits_store, synthetic_config
 from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
-from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
+from etio.attacks.settings import ATTACK_NAMES, AttackSettings, MemGuardTable, parse_attack_list
 from etio.attacks.outputs import torch_threads
 from etio.attacks.stage import attack_configuration, requirement_problems, run_attack_stage
 from etio.core.errors import EtioInputError
 from etio.core.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
 
 #: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
-TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
-                               memguard_samples=100, memguard_weight_decays=())
+TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60,
+                               memguard=MemGuardTable(max_iteration=100, samples=100, weight_decays=()))
 ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
                "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",
                "memguard": "MemguardAcc"}

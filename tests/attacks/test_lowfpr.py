@@ -332,13 +332,13 @@ def test_low_fpr_settings_are_checked_at_the_edge():
     from etio.attacks.settings import parse_attack_settings
     from etio.core.errors import EtioInputError
 
-    with pytest.raises(EtioInputError, match=r"lira_variance must be one of fixed, per_example, got 'median'"):
+    with pytest.raises(EtioInputError, match=r'lira_variance = "median": must be one of fixed, per_example'):
         parse_attack_settings({"lira_variance": "median"})
-    with pytest.raises(EtioInputError, match=r"rmia_gamma must be a number ≥ 1, got 0.5"):
+    with pytest.raises(EtioInputError, match=r"rmia_gamma = 0.5: must be a finite number ≥ 1"):
         parse_attack_settings({"rmia_gamma": 0.5})
-    with pytest.raises(EtioInputError, match=r"lowfpr_references must be 0 .* or at least 2"):
+    with pytest.raises(EtioInputError, match=r"lowfpr_references = 1: must be 0 .* or at least 2"):
         parse_attack_settings({"lowfpr_references": 1})
-    with pytest.raises(EtioInputError, match=r"lowfpr_delta must be below 1"):
+    with pytest.raises(EtioInputError, match=r"lowfpr_delta = 1: must be a finite number in \[0, 1\)"):
         parse_attack_settings({"lowfpr_delta": 1})
     s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()
     assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")

@@ -13,7 +13,7 @@ from tests.support.ensembles import synthetic_config
 from etio.attacks.attack_model import StackedMLP
 from etio.attacks.memguard import (MemGuardSettings, attack_with_noise_budget, defend, defended_statistics,
                                    top_k_features)
-from etio.attacks.settings import AttackSettings
+from etio.attacks.settings import AttackSettings, MemGuardTable
 from etio.attacks.outputs import torch_threads
 from etio.attacks.stage import attack_configuration
 
@@ -83,8 +83,8 @@ def test_noise_budget_interpolates_between_undefended_and_defended():
 @pytest.fixture(scope="module")
 def defended_results():
     cfg = synthetic_config("ce", seed=2)
-    settings = AttackSettings(mlleak_tuples=6, mlleak_epochs=100, memguard_max_iteration=300, memguard_samples=150,
-                              memguard_weight_decays=())
+    settings = AttackSettings(mlleak_tuples=6, mlleak_epochs=100,
+                              memguard=MemGuardTable(max_iteration=300, samples=150, weight_decays=()))
     results: dict = {}
     attack_configuration(cfg.view, cfg.outputs(), ["top3", "memguard"], settings, results.__setitem__)
     return results

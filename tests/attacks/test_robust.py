@@ -111,10 +111,10 @@ def synthetic():
 
 
 def _robust_results(view, outputs):
-    from etio.attacks.settings import AttackSettings
+    from etio.attacks.settings import AttackSettings, RobustSettings
     from etio.attacks.stage import attack_configuration
 
-    settings = AttackSettings(robust_epochs=60, robust_eps=0.3, robust_targets=2)
+    settings = AttackSettings(robust=RobustSettings(epochs=60, eps=0.3, targets=2))
     results = {}
     attack_configuration(view, outputs, list(STRATEGIES), settings, results.__setitem__)
     return results
@@ -248,7 +248,7 @@ def test_embedded_robust_study_end_to_end(tmp_path):
 
     config = REPO / "experiments" / "smoke-robust.toml"
     study = load_study(config)
-    report = reproduce(config, tmp_path / "run", analysis=study.analysis, device="cpu", echo=lambda *_: None)
+    report = reproduce(study, tmp_path / "run", source=config, device="cpu", echo=lambda *_: None)
     traces = pd.read_csv(tmp_path / "run" / "traces.csv")
     assert len(traces) == 24 and sorted(traces["AdvEps"].unique()) == [0.0, 0.1, 0.2]
     assert (traces["AdvTrainAcc"] <= traces["TrainAcc"] + 1e-6).all()

@@ -96,7 +96,7 @@ def test_store_and_its_old_spelling_name_the_same_store(tmp_path, monkeypatch, c
     from tests.support.repo import REPO
 
     store = tmp_path / "store"
-    create_store(store, load_study(REPO / "experiments" / "smoke.toml").experiment.to_dict())
+    create_store(store, load_study(REPO / "experiments" / "smoke.toml").experiment)
     new = _stdout(monkeypatch, capsys, "status", "--store", store)
     assert new.startswith("traces: 4 units: 0 done")
     assert _stdout(monkeypatch, capsys, "status", "--out", store) == new

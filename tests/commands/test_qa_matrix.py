@@ -186,8 +186,8 @@ def _config(tmp_path: Path, case: str) -> Path:
     return path
 
 
-CONFIG_CASES = {"lr nan": "training.lr", "lr inf": "training.lr", "lr zero": "training.lr",
-                "momentum 1": "training.momentum", "weight decay nan": "weight_decay",
+CONFIG_CASES = {"lr nan": "[training] lr = nan", "lr inf": "[training] lr = inf", "lr zero": "[training] lr = 0.0",
+                "momentum 1": "[training] momentum = 1.0", "weight decay nan": "weight_decay",
                 "weight decays with one store key": "same store key", "width repeated": "twice",
                 "epochs 0": "epochs", "width negative": "width", "not toml": "not valid TOML"}
 

@@ -47,7 +47,7 @@ def small_store(tmp_path_factory):
     from etio.traces.store import create_store
 
     root = tmp_path_factory.mktemp("startup") / "store"
-    create_store(root, load_study(REPO / "experiments" / "smoke.toml").experiment.to_dict())
+    create_store(root, load_study(REPO / "experiments" / "smoke.toml").experiment)
     return root
 
 

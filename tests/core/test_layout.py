@@ -254,3 +254,34 @@ def test_every_name_has_a_folder_and_a_known_weight_decay_spelling():
                 assert spec in layout.WEIGHT_DECAY_SPELLINGS, entry
             elif field is not None:
                 assert not spec, entry      # only a weight decay has a spelling of its own
+
+
+#: The one module that reads a TOML file (:func:`etio.core.settings.read_toml`): every study
+#: table is parsed by the settings layer, never read on the side.
+TOML_READER = "etio/core/settings.py"
+TOML_MODULES = ("tomllib", "tomli", "toml", "tomlkit")
+
+
+def _toml_reads(root: Path = REPO) -> list[str]:
+    bad = []
+    for path in sorted((root / "etio").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == TOML_READER:
+            continue
+        bad += [f"{rel}:{lineno} imports {name}" for lineno, name in _imports(path, root)
+                if name.split(".")[0] in TOML_MODULES]
+    return bad
+
+
+def test_only_the_settings_layer_reads_toml():
+    assert _toml_reads() == []
+
+
+def test_the_checker_sees_a_toml_read(tmp_path):
+    # Outside the settings layer any import of a TOML reader counts, lazy or not; the layer's own does not.
+    (tmp_path / "etio" / "traces").mkdir(parents=True)
+    (tmp_path / "etio" / "core").mkdir()
+    (tmp_path / "etio" / "traces" / "probe.py").write_text(
+        "import json\nimport tomllib\n\ndef f():\n    from tomllib import loads\n")
+    (tmp_path / "etio" / "core" / "settings.py").write_text("import tomllib\n")
+    assert _toml_reads(tmp_path) == ["etio/traces/probe.py:2 imports tomllib", "etio/traces/probe.py:5 imports tomllib"]

@@ -89,8 +89,8 @@ def _raw():
     (lambda r: r["datasets"]["mnist"].update(optimiser="adam"), r"unknown key 'optimiser' in \[datasets.mnist\]"),
     (lambda r: r["datasets"]["mnist"].update(arch=["resnet34"]), "resnet34.*invalid model on dataset 'mnist'"),
     (lambda r: r["datasets"]["cifar10"].update(pool_size=60000), "pool_size = 60000 exceeds the cifar10"),
-    (lambda r: r["datasets"]["cifar10"].update(pool_size=500), "train_size 1000 exceeds the cifar10 training pool \\(500\\)"),
-    (lambda r: r.update(synthetic_data="yes"), "synthetic_data must be true or false"),
+    (lambda r: r["datasets"]["cifar10"].update(pool_size=500), r"\[datasets.cifar10\] train_size = 1000: exceeds the cifar10 training pool \(500\)"),
+    (lambda r: r.update(synthetic_data="yes"), 'synthetic_data = "yes": must be true or false'),
 ])
 def test_bad_study_config_is_named(mutate, match):
     raw = _raw()

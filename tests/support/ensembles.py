@@ -146,7 +146,7 @@ def _make_digits_store(root, loss, widths, per_repeat, subset, repeats, steps, s
            "grid": {"arch": ["mlp_1hidden"], "width": list(widths), "train_size": [subset], "loss": [loss],
                     "weight_decay": [0.0005], "epochs": [steps], "scheduler": [False]}}
     config = parse_config(raw)
-    store = create_store(root, config.to_dict())
+    store = create_store(root, config)
     data = load("digits")
     rng = np.random.default_rng(seed)
     used = per_repeat * subset

@@ -54,11 +54,11 @@ def test_batched_cnn_training_on_cuda_equals_cpu():
 def test_attacks_on_cuda_equal_cpu():
     from tests.support.ensembles import synthetic_config
     from etio.attacks.outputs import ModelOutputs
-    from etio.attacks.settings import AttackSettings
+    from etio.attacks.settings import AttackSettings, MemGuardTable
     from etio.attacks.stage import attack_configuration
 
     cfg = synthetic_config("ce", repeats=2, per_repeat=5, subset=60, n_test=200, seed=1)
-    settings = AttackSettings(mlleak_tuples=4, mlleak_epochs=30, memguard_weight_decays=())
+    settings = AttackSettings(mlleak_tuples=4, mlleak_epochs=30, memguard=MemGuardTable(weight_decays=()))
     results = {}
     for device in ("cpu", "cuda"):
         out: dict = {}

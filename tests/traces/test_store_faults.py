@@ -22,7 +22,8 @@ import pytest
 
 from etio.attacks.settings import ATTACK_NAMES, parse_attack_settings
 from etio.attacks.stage import run_attack_stage
-from etio.traces.config import load_config, read_config_file
+from etio.core.settings import read_toml
+from etio.traces.config import load_config
 from etio.traces.stage import run_traces
 from etio.traces.store import open_store
 from tests.support.repo import MINI, REPO
@@ -31,7 +32,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def _settings():
-    return parse_attack_settings(read_config_file(MINI)["attacks"])
+    return parse_attack_settings(read_toml(MINI)["attacks"])
 
 
 def _full_run(out: Path) -> None:

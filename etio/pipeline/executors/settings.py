@@ -12,7 +12,7 @@ SLURM_CLUSTERS = ("slurm", "local")
 
 @dataclass(frozen=True)
 class ExecutorSettings:
-    kind: str = setting("local", Choice(EXECUTORS))
+    kind: str = setting("local", Choice(EXECUTORS, "executor"))
     #: local: worker processes for the attack units (None: one per core on the CPU from
     #: POOL_MIN_UNITS units up, else this process); 1 runs them in this process.
     processes: int | None = setting(None, Maybe(Integer(1)))
