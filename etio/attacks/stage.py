@@ -208,7 +208,7 @@ def _attack_configuration(view, outputs, attacks, settings, on_result) -> None:
             on_result(name, {**results[name], "seconds": share})
     if "memguard" in attacks:
         if not with_memguard:
-            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in [attacks.memguard] weight_decays "
+            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
                                               f"{list(settings.memguard.weight_decays)}"})
         else:
             start = time.perf_counter()
