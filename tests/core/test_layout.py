@@ -3,12 +3,14 @@
 core <- traces <- attacks <- causal <- report <- pipeline <- commands: a module may import
 its own stage and the stages to its left, never one to its right. The check reads every
 import statement (top level and inside functions) with ``ast``, so a lazy import inside a
-function counts too.
+function counts too. Architecture names live in the model registry (``etio/traces/models/``)
+only: no other module spells one in a string.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,97 @@ def test_the_checker_sees_a_backward_import(tmp_path):
 @pytest.mark.parametrize("stage", ORDER)
 def test_stage_packages_exist(stage):
     assert (REPO / "etio" / stage / "__init__.py").is_file()
+
+
+#: The one module that reads a TOML file (:func:`etio.core.settings.read_toml`): every study
+#: table is parsed by the settings layer, never read on the side.
+TOML_READER = "etio/core/settings.py"
+TOML_MODULES = ("tomllib", "tomli", "toml", "tomlkit")
+
+
+def _toml_reads(root: Path = REPO) -> list[str]:
+    bad = []
+    for path in sorted((root / "etio").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == TOML_READER:
+            continue
+        bad += [f"{rel}:{lineno} imports {name}" for lineno, name in _imports(path, root)
+                if name.split(".")[0] in TOML_MODULES]
+    return bad
+
+
+def test_only_the_settings_layer_reads_toml():
+    assert _toml_reads() == []
+
+
+def test_the_checker_sees_a_toml_read(tmp_path):
+    # Outside the settings layer any import of a TOML reader counts, lazy or not; the layer's own does not.
+    (tmp_path / "etio" / "traces").mkdir(parents=True)
+    (tmp_path / "etio" / "core").mkdir()
+    (tmp_path / "etio" / "traces" / "probe.py").write_text(
+        "import json\nimport tomllib\n\ndef f():\n    from tomllib import loads\n")
+    (tmp_path / "etio" / "core" / "settings.py").write_text("import tomllib\n")
+    assert _toml_reads(tmp_path) == ["etio/traces/probe.py:2 imports tomllib", "etio/traces/probe.py:5 imports tomllib"]
+
+
+# --------------------------------------------------------------------------------------
+# Architecture names live in the model registry only
+# --------------------------------------------------------------------------------------
+
+MODELS_PACKAGE = Path("etio") / "traces" / "models"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring nodes of ``tree`` (prose may name an architecture)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                found.add(id(first.value))
+    return found
+
+
+def _architecture_literals(names, root: Path = REPO) -> list[str]:
+    """``path:line: name`` of every string literal (docstrings aside) of an etio module outside the
+    model package that names one of the architectures ``names``."""
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, sorted(names))) + r")(?![A-Za-z0-9_])")
+    bad = []
+    for path in sorted((root / "etio").rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[:len(MODELS_PACKAGE.parts)] == MODELS_PACKAGE.parts:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        prose = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
+                bad += [f"{rel}:{node.lineno}: {m}" for m in pattern.findall(node.value)]
+    return bad
+
+
+def test_no_module_outside_the_model_registry_names_an_architecture():
+    from etio.traces.models import list_models
+
+    names = list_models()
+    assert {"mlp_1hidden", "resnet34"} <= set(names)
+    assert _architecture_literals(names) == []
+
+
+def test_the_checker_sees_an_architecture_name(tmp_path):
+    # The check itself must be able to fail: a literal (also inside an f-string) outside the model
+    # package is reported; a docstring, a comment, a longer word and the model package are not.
+    (tmp_path / "etio" / "traces" / "models").mkdir(parents=True)
+    (tmp_path / "etio" / "core").mkdir()
+    (tmp_path / "etio" / "core" / "probe.py").write_text(
+        '"""Trains resnet34."""\n'
+        'def f(arch):\n'
+        '    """resnet34 in prose."""\n'
+        '    # resnet34 in a comment\n'
+        '    return arch == "resnet34" or f"{arch}-mlp_1hidden" or "resnet340"\n')
+    (tmp_path / "etio" / "traces" / "models" / "zoo.py").write_text('NAME = "resnet34"\n')
+    assert _architecture_literals(("resnet34", "mlp_1hidden"), tmp_path) == [
+        "etio/core/probe.py:5: resnet34", "etio/core/probe.py:5: mlp_1hidden"]
 
 
 # --------------------------------------------------------------------------------------
@@ -256,32 +349,25 @@ def test_every_name_has_a_folder_and_a_known_weight_decay_spelling():
                 assert not spec, entry      # only a weight decay has a spelling of its own
 
 
-#: The one module that reads a TOML file (:func:`etio.core.settings.read_toml`): every study
-#: table is parsed by the settings layer, never read on the side.
-TOML_READER = "etio/core/settings.py"
-TOML_MODULES = ("tomllib", "tomli", "toml", "tomlkit")
-
-
-def _toml_reads(root: Path = REPO) -> list[str]:
-    bad = []
+def _bench_imports(root: Path = REPO) -> list[str]:
+    """Imports of etio.bench from a stage other than the command line (the benchmarks measure the
+    stages; a stage that imported them would run measuring code on the pipeline's road)."""
+    found = []
     for path in sorted((root / "etio").rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if rel == TOML_READER:
+        own = _stage(_module_name(path, root))
+        if own is None or own == "commands":
             continue
-        bad += [f"{rel}:{lineno} imports {name}" for lineno, name in _imports(path, root)
-                if name.split(".")[0] in TOML_MODULES]
-    return bad
+        found += [f"{path.relative_to(root)}:{lineno} ({own}) imports {name}" for lineno, name in _imports(path, root)
+                  if name == "etio.bench" or name.startswith("etio.bench.")]
+    return found
 
 
-def test_only_the_settings_layer_reads_toml():
-    assert _toml_reads() == []
-
-
-def test_the_checker_sees_a_toml_read(tmp_path):
-    # Outside the settings layer any import of a TOML reader counts, lazy or not; the layer's own does not.
-    (tmp_path / "etio" / "traces").mkdir(parents=True)
-    (tmp_path / "etio" / "core").mkdir()
-    (tmp_path / "etio" / "traces" / "probe.py").write_text(
-        "import json\nimport tomllib\n\ndef f():\n    from tomllib import loads\n")
-    (tmp_path / "etio" / "core" / "settings.py").write_text("import tomllib\n")
-    assert _toml_reads(tmp_path) == ["etio/traces/probe.py:2 imports tomllib", "etio/traces/probe.py:5 imports tomllib"]
+def test_only_the_command_line_imports_the_benchmarks(tmp_path):
+    assert _bench_imports() == []
+    pipeline = tmp_path / "etio" / "pipeline"
+    pipeline.mkdir(parents=True)
+    (tmp_path / "etio" / "__init__.py").write_text("")
+    (pipeline / "__init__.py").write_text("")
+    (pipeline / "_probe.py").write_text("def f():\n    from etio.bench import train\n    from etio import bench\n")
+    assert _bench_imports(tmp_path) == ["etio/pipeline/_probe.py:2 (pipeline) imports etio.bench",
+                                        "etio/pipeline/_probe.py:3 (pipeline) imports etio.bench"]

@@ -1,5 +1,5 @@
 """The stored ensemble evaluates each model as the model itself would: the CNN path (the
-channel-stacked network of etio.traces.stacked over stacked parameters *and* BatchNorm buffers,
+channel-stacked network of etio.traces.models._stacked over stacked parameters *and* BatchNorm buffers,
 the path of 720 of the paper's 880 rows) for every convolutional architecture, on shared and on
 per-model inputs, the MLP path, and inputs split into several chunks."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from etio.traces.models import build_model
-from etio.traces.store import ConfigRecord, Ensemble
+from etio.traces.models import Ensemble, build_model
+from etio.traces.store import ConfigRecord
 
 
 def _record(arch: str, width: int, input_shape, n_models: int) -> ConfigRecord:

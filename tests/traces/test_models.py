@@ -1,9 +1,20 @@
-"""NumParams of every (architecture, width, classes) quoted for the paper's traces (spec §2)."""
+"""NumParams of every (architecture, width, classes) quoted for the paper's traces (spec §2), and
+the model registry: every architecture is a registered folder, looked up without torch."""
+
+import dataclasses
+import subprocess
+import sys
 
 import pytest
+import torch
 
 from etio.core.errors import EtioInputError
-from etio.traces.models import build_model, check_model, count_params, num_params
+from etio.traces.config import Training, Variant
+from etio.traces.datasets import DATASETS
+from etio.traces.models import (AUTHORS_NUM_PARAMS, AUTHORS_WIDTHS, PAPER_ARCHITECTURES, PAPER_WIDTHS, ModelFamily,
+                                build_model, check_model, count_params, get_model, list_models, num_params, paper_lr)
+from etio.traces.training import TrainJob, train_job
+from tests.support.repo import REPO
 
 CIFAR = (3, 32, 32)
 # width -> (C=10, C=100)
@@ -52,3 +63,72 @@ def test_models_output_logits_of_the_right_shape():
 def test_bad_models_are_named(arch, width, shape, match):
     with pytest.raises(EtioInputError, match=match):
         check_model(arch, width, 10, shape)
+
+
+# --------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------
+
+def test_every_architecture_is_a_registered_folder():
+    assert list_models() == ("alexnetwol", "densenet161", "mlp_1hidden", "resnet34", "wide_resnet")
+    families = {name: get_model(name) for name in list_models()}
+    assert all(isinstance(f, ModelFamily) and f.name == name for name, f in families.items())
+    assert [name for name, f in families.items() if f.mixed_widths] == ["mlp_1hidden"]
+
+
+def test_an_unknown_architecture_is_one_input_error():
+    with pytest.raises(EtioInputError, match=r"^unknown architecture 'vgg'; known architectures: alexnetwol, "
+                                             r"densenet161, mlp_1hidden, resnet34, wide_resnet$"):
+        get_model("vgg")
+
+
+def test_listing_and_looking_up_architectures_load_no_torch():
+    # a config check and a study's plan ask the registry before any model is built
+    probe = ("import sys\n"
+             "from etio.traces.models import get_model, list_models\n"
+             "print([get_model(n).mixed_widths for n in list_models()], 'torch' in sys.modules)\n"
+             "get_model('mlp_1hidden').network\n"
+             "print('torch' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["[False, False, True, False, False] False", "True"]
+
+
+def test_the_paper_grid_names_registered_architectures_with_the_paper_counts():
+    assert set(PAPER_WIDTHS) == set(PAPER_ARCHITECTURES) == set(AUTHORS_WIDTHS) <= set(list_models())
+    assert {a for a, _ in AUTHORS_NUM_PARAMS} == set(PAPER_ARCHITECTURES)
+    for arch, table in (("resnet34", RESNET34), ("densenet161", DENSENET161), ("alexnetwol", ALEXNETWOL)):
+        assert {w: AUTHORS_NUM_PARAMS[(arch, w)] for w in AUTHORS_WIDTHS[arch]} == table
+    assert {w: AUTHORS_NUM_PARAMS[("mlp_1hidden", w)][0] for w in AUTHORS_WIDTHS["mlp_1hidden"]} == \
+        {w: n for w, n in MLP_MNIST.items() if w >= 16}
+    assert paper_lr("alexnetwol", "ce", 0.1) == 0.01 and paper_lr("alexnetwol", "mse", 0.1) == 0.1
+
+
+class _WithoutStackedForm(ModelFamily):
+    """A family as one without ``stacked_features`` would be: its models run under vmap."""
+
+    def _hook(self, what):
+        return None if what == "stacked_features" else super()._hook(what)
+
+
+def test_a_family_without_a_stacked_form_runs_under_vmap_with_each_models_logits():
+    models = []
+    for i in range(3):
+        torch.manual_seed(i)
+        models.append(build_model("alexnetwol", 2, 10, CIFAR).eval())
+    state = {k: torch.stack([m.state_dict()[k] for m in models]) for k in models[0].state_dict()}
+    x = torch.randn(4, *CIFAR, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = torch.stack([m(x) for m in models])
+        under_vmap = _WithoutStackedForm("alexnetwol").query_forward(2, 10, CIFAR)(state, x, False)
+        stacked = get_model("alexnetwol").query_forward(2, 10, CIFAR)(state, x, False)
+    torch.testing.assert_close(under_vmap, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stacked, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_only_a_family_that_pads_mixes_widths_in_one_job():
+    info = dataclasses.replace(DATASETS["cifar10"], pool_size=8)
+    job = TrainJob(info, "resnet34", [(2, Variant("ce", 5e-4, True, 0.1)), (4, Variant("ce", 5e-4, True, 0.1))],
+                   torch.arange(8).view(2, 4), [1, 2], [1], Training(batch_size=4), 0)
+    with pytest.raises(ValueError, match="resnet34 members of different widths cannot share a job"):
+        next(train_job(job, torch.zeros(8, *CIFAR), torch.zeros(8, dtype=torch.long)))
