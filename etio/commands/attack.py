@@ -72,33 +72,23 @@ def register(app, bench_app) -> None:
                                                          "stored)."),
         out: Optional[Path] = options.STORE_ALIAS,
         config: Optional[Path] = typer.Option(None, "--config"),
-        limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time."),
+        limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time, spread evenly over the "
+                                  "store's configurations."),
         device: str = typer.Option("cpu", "--device"),
         threads: int = typer.Option(1, "--threads", min=0),
     ) -> None:
-        """Seconds per attack per configuration on the first ``--limit`` configurations."""
-        import time
-
-        from etio.attacks.outputs import ModelOutputs
+        """Seconds per attack and per phase (queries, attack-model training, MemGuard search, scoring and
+        bookkeeping) per configuration, and each one's share of the stage, beside the load average."""
         from etio.attacks.settings import ATTACK_NAMES
-        from etio.attacks.stage import attack_configuration, view_of
+        from etio.bench.attacks import benchmark_attacks, format_benchmark, spread
         from etio.traces.store import open_store
 
         from etio.pipeline.study import stage_settings
 
         store = open_store(options.store(store_dir, out))
         settings, _ = stage_settings(config, store)
-        totals: dict[str, float] = {}
         from etio.traces.stage import check_complete
 
-        keys = check_complete(store, "bench attacks")[:limit]     # as every reader of a store
-        start = time.perf_counter()
-        for key in keys:
-            outputs = ModelOutputs(store.splits(key), store.ensemble(key, device), device)
-            attack_configuration(view_of(store, key), outputs, ATTACK_NAMES, settings,
-                                 lambda name, r: totals.__setitem__(name, totals.get(name, 0.0) + r.get("seconds", 0.0)),
-                                 threads)
-        wall = time.perf_counter() - start
-        for name, seconds in totals.items():
-            typer.echo(f"{name:10s} {seconds / max(len(keys), 1):8.3f} s/configuration")
-        typer.echo(f"{'all':10s} {wall / max(len(keys), 1):8.3f} s/configuration (wall, incl. model queries)")
+        keys = spread(check_complete(store, "bench attacks"), limit)     # as every reader of a store
+        for line in format_benchmark(benchmark_attacks(store, settings, keys, ATTACK_NAMES, device, threads)):
+            typer.echo(line)
