@@ -52,6 +52,7 @@ class UnitEstimate:
     gpus: int
     memory_bytes: int          # peak memory on the unit's device (estimate)
     seconds: float | None      # estimated on this device; None where not calibrated
+    by_attack: tuple[tuple[str, float], ...] = ()   # attacks units: seconds of each attack and of the queries
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ class StudyPlan:
     def by_stage(self, stage: str) -> list[UnitEstimate]:
         return [u for u in self.units if u.stage == stage]
 
+    def attack_seconds_by_attack(self) -> dict[str, float]:
+        """Estimated seconds of each attack (and of the model queries) over every attack unit."""
+        out: dict[str, float] = {}
+        for u in self.by_stage("attacks"):
+            for name, seconds in u.by_attack:
+                out[name] = out.get(name, 0.0) + seconds
+        return out
+
     def stage_seconds(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for u in self.units:
@@ -77,36 +86,177 @@ class StudyPlan:
         return out
 
 
+def _fastest(run: Callable[[], object], device: str, repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` runs of ``run``. On the CPU the clock is the thread's CPU
+    time (the attacks run one torch thread, in the calling thread): a busy machine stretches a run's
+    wall time many times over, its CPU time much less, and the fastest of a few runs keeps out most
+    of what is left. On a GPU the wall clock, after a synchronisation."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter() if cuda else time.thread_time()
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() if cuda else time.thread_time()) - start)
+    return best
+
+
+@dataclass(frozen=True)
+class AttackShape:
+    """What an attack unit's cost depends on, besides the models' queries."""
+
+    subset: int            # |D_i|
+    per_repeat: int        # models per repeat
+    repeats: int
+    test: int              # test points
+    classes: int
+    loss: str
+    memguard: bool         # the configuration is defended (its weight decay is in memguard.weight_decays)
+
+
+class _SyntheticEnsemble:
+    """Models that answer at once with fixed random logits (per point, plus a per-model offset), more
+    confident in the true label on their own training points, as trained models are: the attacks' own
+    arithmetic (MemGuard's search runs longer when the defence model tells members apart), without the
+    models' forward passes (those are calibrated with the training)."""
+
+    def __init__(self, labels, subsets, classes: int, seed: int = 0) -> None:
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        n_points, n_models = len(labels), len(subsets)
+        self.points = 2 * torch.randn(n_points, classes, generator=g)
+        self.models = 0.5 * torch.randn(n_models + 1, classes, generator=g)
+        self.member = torch.zeros(n_models + 1, n_points, dtype=torch.bool)
+        for m, rows in enumerate(subsets, start=1):
+            self.member[m, torch.as_tensor(rows)] = True
+        self.boost = 3 * torch.nn.functional.one_hot(torch.as_tensor(labels).long(), classes).float()
+
+    def _answer(self, ids, points):
+        """Model ``ids[i]`` on points ``points[i]`` (``[M, n]``) -> ``[M, n, C]``."""
+        inside = self.member[ids.unsqueeze(1), points].unsqueeze(-1)
+        return self.points[points] + self.models[ids].unsqueeze(1) + inside * self.boost[points]
+
+    def logits(self, model_ids, x):
+        ids = torch_ids(model_ids)
+        points = x[:, 0].long().expand(len(ids), -1)
+        return self._answer(ids, points)
+
+    def logits_each(self, model_ids, x):
+        return self._answer(torch_ids(model_ids), x[..., 0].long())
+
+
+def torch_ids(model_ids):
+    import torch
+
+    return torch.as_tensor(list(model_ids), dtype=torch.long)
+
+
 @dataclass
 class _AttackTimer:
+    """Calibrates the attacks by running them (:func:`etio.attacks.stage.attack_configuration`) on a
+    synthetic configuration of a unit's shape, at 1 and 5 epochs (the attacks' time is a fixed part
+    plus a part proportional to the attack models' epochs), with the search of MemGuard and the data
+    of large datasets cut down and the time scaled back up. Every figure is the fastest of a few runs,
+    in CPU time (:func:`_fastest`)."""
+
     device: str
     cache: dict = field(default_factory=dict)
 
-    def epoch_seconds(self, n_models: int, n_points: int, dim: int) -> float:
-        """Seconds of one epoch of ``n_models`` stacked attack models on ``n_points`` each."""
+    #: points per model subset, test points and MemGuard samples calibrated at most (scaled beyond)
+    MAX_SUBSET = 200
+    MAX_MEMGUARD_SAMPLES = 100
+
+    def attack_seconds(self, shape: AttackShape, settings, attacks: tuple[str, ...]) -> dict[str, float]:
+        """Estimated seconds of each attack of ``attacks`` (not ``lowfpr``) on a configuration of ``shape``,
+        besides the model queries."""
+        import dataclasses
+
+        s_cal = min(shape.subset, self.MAX_SUBSET)
+        test_cal = min(shape.test, max(2 * s_cal, 2 * self.MAX_SUBSET))
+        mg = settings.memguard
+        members = min(mg.samples or shape.subset, shape.subset)
+        nonmembers = min(mg.samples or shape.test, shape.test)
+        mg_cal = min(mg.samples or self.MAX_MEMGUARD_SAMPLES, self.MAX_MEMGUARD_SAMPLES, s_cal)
+        rows_scale = (members + nonmembers) / (min(mg_cal, s_cal) + min(mg_cal, test_cal))
+        # ML-Leaks' and Oak17's attack models see data in proportion to the subset (Oak17: to 2m test points)
+        data_scale = shape.subset / s_cal
+        oak_scale = min(shape.subset, shape.test // 2) / min(s_cal, test_cal // 2)
+        runs = {}
+        for epochs in (1, 5):
+            calibration = dataclasses.replace(
+                settings, mlleak_epochs=epochs, oak17_epochs=epochs,
+                memguard=dataclasses.replace(mg, samples=mg_cal))
+            key = (shape, attacks, calibration)
+            if key not in self.cache:
+                self.cache[key] = self._run(shape, s_cal, test_cal, calibration, attacks)
+            runs[epochs] = self.cache[key]
+        estimate = {}
+        for name in attacks:
+            one, five = runs[1].get(name, 0.0), runs[5].get(name, 0.0)
+            per_epoch = max(0.0, (five - one) / 4)
+            fixed = max(0.0, one - per_epoch)
+            if name == "memguard":
+                # the defence and attack models train mlleak_epochs; the search scales with the samples
+                estimate[name] = per_epoch * settings.mlleak_epochs * data_scale + fixed * rows_scale
+            elif name == "oak17":
+                estimate[name] = (per_epoch * settings.oak17_epochs + fixed) * oak_scale
+            elif name == "threshold":
+                estimate[name] = (one + five) / 2 * data_scale
+            else:
+                estimate[name] = (per_epoch * settings.mlleak_epochs + fixed) * data_scale
+        return estimate
+
+    def _run(self, shape: AttackShape, subset: int, test: int, settings, attacks) -> dict[str, float]:
+        """CPU seconds of each attack on one synthetic configuration: the fastest of a few runs of all of them,
+        shared out as the stage's own account (each result's ``seconds``) shares it."""
+        import numpy as np
         import torch
 
-        from etio.attacks.attack_model import AttackModelSpec, train_attack_models
+        from etio.attacks.outputs import ModelOutputs
+        from etio.attacks.stage import ConfigView, attack_configuration
 
-        key = (n_models, n_points, dim)
-        if key not in self.cache:
-            gen = torch.Generator().manual_seed(0)
-            x = torch.rand(n_models, n_points, dim, generator=gen).to(self.device)
-            y = (torch.rand(n_models, n_points, generator=gen) < 0.5).to(self.device)
-            spec = AttackModelSpec(epochs=1)
-            train_attack_models(x[:, :min(n_points, 200)], y[:, :min(n_points, 200)], spec, list(range(n_models)))
-            start = time.perf_counter()
-            train_attack_models(x, y, spec, list(range(n_models)))
-            if str(self.device).startswith("cuda"):
-                torch.cuda.synchronize()
-            self.cache[key] = time.perf_counter() - start
-        return self.cache[key]
+        n_models = shape.per_repeat * shape.repeats
+        pool = subset * shape.per_repeat
+        rng = np.random.default_rng(0)
+        subsets = np.concatenate([rng.permutation(pool).reshape(shape.per_repeat, subset)
+                                  for _ in range(shape.repeats)])
+        g = torch.Generator().manual_seed(0)
+
+        class Splits:
+            pool_x = torch.arange(pool, dtype=torch.float32).unsqueeze(1)
+            pool_y = torch.randint(shape.classes, (pool,), generator=g)
+            test_x = torch.arange(pool, pool + test, dtype=torch.float32).unsqueeze(1)
+            test_y = torch.randint(shape.classes, (test,), generator=g)
+
+        Splits.subsets = subsets
+        ensemble = _SyntheticEnsemble(torch.cat([Splits.pool_y, Splits.test_y]), subsets, shape.classes)
+        ids = list(range(1, n_models + 1))
+        view = ConfigView("calibration", [ids[r * shape.per_repeat:(r + 1) * shape.per_repeat]
+                                          for r in range(shape.repeats)],
+                          shape.classes, shape.loss, train_loss=0.5)
+        shares: list[dict[str, float]] = []
+
+        def once() -> None:
+            shares.append({})
+            outputs = ModelOutputs(Splits, ensemble, self.device)
+            attack_configuration(view, outputs, attacks, settings,
+                                 lambda name, r: shares[-1].__setitem__(name, float(r.get("seconds", 0.0))))
+
+        seconds = _fastest(once, self.device)
+        share = min(shares, key=lambda s: sum(s.values()))          # the fastest run's own account
+        total = sum(share.values()) or 1.0
+        return {name: seconds * part / total for name, part in share.items()}
 
     def lowfpr_seconds(self, n_models: int, n_points: int) -> float:
         """Seconds of the low-FPR scoring and ROC metrics of ``n_models`` targets on ``n_points`` points.
 
-        Timed on at most 40 models and 5000 random points, and scaled beyond by models² × points (one loop
-        over targets, each over every model and point), so planning a large study stays quick.
+        Timed on at most 40 models and 5000 random points (the fastest of a few runs, in CPU time), and
+        scaled beyond by models² × points (one loop over targets, each over every model and point), so
+        planning a large study stays quick.
         """
         import numpy as np
 
@@ -123,12 +273,32 @@ class _AttackTimer:
             rng = np.random.default_rng(0)
             inside = rng.random((m0, x0)) < 1 / 3
             phi = rng.normal(inside * 1.0)
-            start = time.perf_counter()
-            scores = lira_scores(phi, inside)
-            for s in (*scores.values(), phi, phi):          # the six scored methods' ROCs
-                roc_metrics(s.ravel(), inside.ravel())
-            self.cache[key] = time.perf_counter() - start
+
+            def once() -> None:
+                scores = lira_scores(phi, inside)
+                for s in (*scores.values(), phi, phi):          # the six scored methods' ROCs
+                    roc_metrics(s.ravel(), inside.ravel())
+
+            self.cache[key] = _fastest(once, "cpu")
         return self.cache[key] * (n_models / m0) ** 2 * (n_points / x0)
+
+
+def _calibrated_attacks(settings, per_repeat: int) -> tuple[str, ...]:
+    """The attacks of ``settings.run`` that the attack calibration runs on a configuration with ``per_repeat``
+    models per repeat (the robust strategies and the low-FPR attacks are estimated apart or not at all)."""
+    from etio.attacks.settings import MLLEAK_NAMES
+
+    names = []
+    for name in settings.run:
+        if name in MLLEAK_NAMES or name == "memguard":
+            if per_repeat >= 3:
+                names.append(name)
+        elif name == "oak17":
+            if per_repeat >= 2:
+                names.append(name)
+        elif name == "threshold":
+            names.append(name)
+    return tuple(names)
 
 
 def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibration_steps: int = 2,
@@ -136,8 +306,6 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     """The units of ``study`` with their resources on ``device`` (calibrated unless ``calibrate`` is False)."""
     import torch
 
-    from etio.attacks.mlleaks import tuples_per_repeat
-    from etio.attacks.oak17 import oak17_set_size
     from etio.attacks.settings import ATTACK_NAMES
     from etio.core.vocabulary import LOWFPR_STAGE
     from etio.traces.models import count_params
@@ -197,28 +365,21 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
             seconds = None
             if calibrate and cal is not None:
                 queries = (s + info.test_size) * cal.eval_seconds(k)
-                tuples = sum(tuples_per_repeat(cfg.repeats, settings.mlleak_tuples)) if n >= 3 else 0
-                mlleak = timer.epoch_seconds(4 * tuples, 2 * s, 2 * min(c, 10)) * settings.mlleak_epochs if tuples else 0
-                m = oak17_set_size(s, info.test_size)
-                shadows = settings.oak17_shadows or (n - 1)
-                per_class = max(1, 2 * m * shadows // c)
-                oak17 = timer.epoch_seconds(len(settings.oak17_seeds) * c, per_class, c) * settings.oak17_epochs
-                memguard = 0.0
-                if any(abs(conf.weight_decay - w) <= 1e-12
-                       for w in settings.memguard.weight_decays or [conf.weight_decay]):
-                    targets = settings.memguard.targets * cfg.repeats
-                    samples = settings.memguard.samples or (s + info.test_size)
-                    step = timer.epoch_seconds(1, min(2 * samples, 100), 6)
-                    memguard = targets * 2 * settings.memguard.max_iteration * step * max(1, 2 * samples / 100)
-                lowfpr = 0.0
+                defended = not settings.memguard.weight_decays or any(
+                    abs(conf.weight_decay - w) <= 1e-12 for w in settings.memguard.weight_decays)
+                shape = AttackShape(s, n, cfg.repeats, info.test_size, c, "ce", True)
+                by_attack = dict(timer.attack_seconds(shape, settings, _calibrated_attacks(settings, n)))
+                if not defended:
+                    by_attack.pop("memguard", None)
                 if LOWFPR_STAGE in settings.run:
                     # forward passes of every model on the rest of the pool, then scoring every (model, point)
-                    lowfpr = (info.pool_size - s) * cal.eval_seconds(k) + \
+                    by_attack[LOWFPR_STAGE] = (info.pool_size - s) * cal.eval_seconds(k) + \
                         timer.lowfpr_seconds(k, info.pool_size + info.test_size)
-                lowfpr_total += lowfpr
-                seconds = queries + mlleak + oak17 + memguard + lowfpr
+                    lowfpr_total += by_attack[LOWFPR_STAGE]
+                by_attack["queries"] = queries
+                seconds = sum(by_attack.values())
             units.append(UnitEstimate("attacks", conf.key, conf.dataset, conf.arch, (conf.width,), 1, k, 0,
-                                      1, gpus, memory, seconds))
+                                      1, gpus, memory, seconds, tuple(by_attack.items()) if seconds is not None else ()))
 
     rows = len(cfg.configurations())
     analysis = study.analysis
@@ -232,9 +393,10 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
     notes = (f"learn/query: {sum(a != LOWFPR_STAGE for a in ATTACK_NAMES)} attacks per (loss, weight decay) slice, {analysis.method} with "
              f"R = {analysis.replicates}, {analysis.runs} hold-out runs, over {rows} trace rows, on the CPU "
              f"(R, dowhy); not calibrated",
-             "attacks: MemGuard's iterations depend on the trained models (a sample runs one round per c3 "
-             "value and stops at its first failed round); the plan counts 2 × max_iteration steps per "
-             "defended target, a rough figure")
+             "attacks: each attack calibrated by running it on a synthetic configuration of the unit's shape "
+             "(two epoch counts, the fastest of 3 runs in CPU time, large data and MemGuard's samples cut down "
+             "and scaled back up); MemGuard's search runs as long as the trained models make it, so its part "
+             "is the least certain")
     if LOWFPR_STAGE in settings.run and calibrate:
         notes += (f"attacks: the low-FPR attacks (every model on every pool and test point; LiRA, RMIA, ROC "
                   f"metrics) are about {lowfpr_total:.0f} s of it",)
@@ -281,6 +443,10 @@ def format_plan(plan: StudyPlan, cfg, attack_processes: int = 1) -> list[str]:
     if attack_processes > 1 and stages.get("attacks") is not None:
         lines.append(f"  attacks in {attack_processes} worker processes (local executor): about "
                      f"{duration(stages['attacks'] / attack_processes)} of wall time")
+    split = plan.attack_seconds_by_attack()
+    if split and stages.get("attacks"):
+        lines.append("  attack stage by attack: " + ", ".join(
+            f"{name} {duration(seconds)} ({100 * seconds / stages['attacks']:.0f} %)" for name, seconds in split.items()))
     if plan.device_memory_bytes is not None:
         worst = max(traces, key=lambda u: u.memory_bytes) if traces else None
         if worst is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from etio.pipeline.plan import StudyPlan, UnitEstimate, plan_study
@@ -47,7 +49,15 @@ def test_calibrated_plan_and_the_command(tmp_path):
     # 8 attack units: worker processes when this machine has more than one core
     assert (f"attacks in {attack_processes(8, ExecutorSettings())} worker processes" in out) == \
         (attack_processes(8, ExecutorSettings()) > 1)
-    assert "the plan counts 2 × max_iteration steps per defended target" in out
+    assert "each attack calibrated by running it on a synthetic configuration" in out
+    # the attack stage split by attack: every attack of the study and the queries, shares adding up to the whole
+    [split] = [x for x in out.splitlines() if x.startswith("  attack stage by attack: ")]
+    parts = re.findall(r"(\w+) [\d.]+ (?:s|min|h) \((\d+) %\)", split)
+    assert [name for name, _ in parts] == [*study.attacks.run, "queries"], split
+    assert sum(int(share) for _, share in parts) == pytest.approx(100, abs=len(parts))
+    by_attack = plan.attack_seconds_by_attack()
+    assert sum(by_attack.values()) == pytest.approx(seconds["attacks"])
+    assert all(by_attack[name] > 0 for name in ("mlleak", "oak17", "memguard", "lowfpr")), by_attack
     # with worker processes, the summed attack time is shared out among them
     from etio.pipeline.plan import format_plan
 
@@ -72,3 +82,28 @@ def test_a_calibration_reads_batched_time_off_the_line_through_one_and_n_models(
     noisy = Calibration("c", "a", 1, 4, 16, 0.009, 0.001, None, "cpu", step_s_one=0.010, eval_s_one=None)
     assert noisy.step_seconds(100) == pytest.approx(0.010)
     assert noisy.eval_seconds(8) == pytest.approx(0.008)
+
+
+def test_the_attack_calibration_grows_with_the_attack_models_epochs_and_keeps_the_fastest_run():
+    """The estimate of an attack is a fixed part plus a part per epoch of its attack models (calibrated at
+    two epoch counts), and a calibration is the fastest of its runs."""
+    import dataclasses
+    import time
+
+    from etio.attacks.settings import parse_attack_settings
+    from etio.pipeline.plan import AttackShape, _AttackTimer, _fastest
+
+    settings = parse_attack_settings({"mlleak_tuples": 3, "mlleak_epochs": 10, "oak17_epochs": 10, "oak17_seeds": [0],
+                                      "memguard_max_iteration": 5, "memguard_samples": 20})
+    shape = AttackShape(subset=40, per_repeat=3, repeats=3, test=200, classes=10, loss="ce", memguard=True)
+    attacks = ("mlleak", "top3", "oak17", "threshold", "memguard")
+    timer = _AttackTimer("cpu")
+    short = timer.attack_seconds(shape, settings, attacks)
+    long = timer.attack_seconds(shape, dataclasses.replace(settings, mlleak_epochs=1000, oak17_epochs=1000), attacks)
+    assert set(short) == set(attacks) and all(v >= 0 for v in short.values())
+    # the same calibration, read at 100 times the epochs: the attacks with attack models cost more
+    assert long["mlleak"] > 5 * short["mlleak"] and long["top3"] > 5 * short["top3"]
+    assert long["oak17"] >= short["oak17"] and long["memguard"] >= short["memguard"]
+    assert long["threshold"] == short["threshold"]                      # no attack model
+    runs = iter([0.3, 0.05, 0.2])
+    assert _fastest(lambda: time.sleep(next(runs)), "cpu") < 0.01      # CPU time: sleeping costs none
