@@ -171,6 +171,25 @@ def test_a_model_does_not_depend_on_its_batch_neighbours():
     assert torch.allclose(together.select([2]).logits(x[2:3]), alone_2.logits(x[2:3, :, :4]), atol=1e-5)
 
 
+def test_shuffle_keys_do_not_depend_on_how_many_epochs_are_drawn_at_once():
+    """Each epoch's shuffle keys are the model's own generator's next draws, whether the epochs are drawn
+    one at a time or all at once; padding samples sort last."""
+    from etio.attacks.attack_model import _epoch_keys
+
+    valid = torch.rand(3, 50, generator=torch.Generator().manual_seed(0)) < 0.6
+    n_valid = valid.sum(1)
+
+    def keys(max_floats: int) -> torch.Tensor:
+        generators = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+        return torch.stack(list(_epoch_keys(generators, valid, n_valid, 7, max_floats)))
+
+    one_at_a_time, all_at_once = keys(1), keys(10 ** 6)
+    assert one_at_a_time.shape == (7, 3, 50) and torch.equal(one_at_a_time, all_at_once)
+    assert (one_at_a_time[:, ~valid] == 2.0).all() and (one_at_a_time[:, valid] < 1).all()
+    first = torch.Generator().manual_seed(2)
+    assert torch.equal(one_at_a_time[1, 1, valid[1]], torch.rand(2, int(n_valid[1]), generator=first)[1])
+
+
 def test_features_of_each_variant():
     probs = torch.softmax(torch.randn(5, 10), -1)
     labels = torch.arange(5)
