@@ -38,10 +38,10 @@ def mini_store(tmp_path_factory):
     """The 8 configurations of tests/data/traces-mini.toml trained on the CPU, once per test run
     (no attack results); read it in place, copy it to change it."""
     from etio.traces.config import load_config
-    from etio.traces.stage import run_traces
+    from tests.support.stages import train
 
     out = tmp_path_factory.mktemp("mini") / "store"
-    run_traces(load_config(MINI), out, device="cpu", progress=False)
+    train(load_config(MINI), out)
     yield from _kept_unchanged(out)
 
 
@@ -51,13 +51,13 @@ def mini_attacked(tmp_path_factory, mini_store):
     [attacks] table of tests/data/traces-mini.toml (the code path of a plain ``etio attack``),
     once per test run; read it in place, copy it to change it."""
     from etio.attacks.settings import ATTACK_NAMES
-    from etio.attacks.stage import run_attack_stage
     from etio.pipeline.study import load_study
     from etio.traces.store import open_store
+    from tests.support.stages import attack
 
     out = tmp_path_factory.mktemp("mini-attacked") / "store"
     shutil.copytree(mini_store, out)
-    run_attack_stage(open_store(out), ATTACK_NAMES, load_study(MINI).attacks, device="cpu")
+    attack(open_store(out), ATTACK_NAMES, load_study(MINI).attacks)
     yield from _kept_unchanged(out)
 
 

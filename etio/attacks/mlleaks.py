@@ -176,11 +176,3 @@ def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: Att
         results[name]["roc"] = metrics
         results[name]["scores"] = margin[rows]
     return results
-
-
-def run_mlleaks(outputs: ModelOutputs, tuples: Sequence[Tuple3], variant_names: Sequence[str],
-                spec: AttackModelSpec, seed_of: Callable[[Request], int]) -> dict[str, dict]:
-    """ML-Leaks for every tuple and variant (see :func:`summarize_mlleaks`)."""
-    requests = [(t, v) for t in tuples for v in variant_names]
-    models, data = train_requested_models(outputs, requests, spec, seed_of)
-    return summarize_mlleaks(requests, models, data, variant_names)

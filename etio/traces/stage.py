@@ -612,28 +612,3 @@ def pooled_study(configs: list[ExperimentConfig]) -> ExperimentConfig:
     first = configs[0]
     return replace(first, name="pooled", description="pooled from " + ", ".join(c.name for c in configs),
                    dataset="+".join(merged), grid={}, datasets=merged)
-
-
-
-# TEMPORARY: kept until the tests move to etio.pipeline.stages.traces_on (removed in the same change)
-def run_traces(cfg: ExperimentConfig, out: Path, device: str | None = None, shard: tuple[int, int] = (0, 1),
-               data_dir: Path | None = None, progress: bool = True, echo=None) -> TraceStore:
-    """Train every configuration of ``cfg`` (of this shard) not yet in the store at ``out``.
-
-    ``device`` None: CUDA when available. Progress (:class:`etio.core.progress.StageProgress`): a
-    bar on a terminal, plain lines otherwise or through ``echo`` (a print-like callable). This is the in-process run; other
-    executors (etio.pipeline.executors) run the same units, :func:`run_trace_unit`, elsewhere.
-    """
-    device = _resolve(device)
-    with training_store(cfg, out, device, shard, data_dir, echo, "etio traces") as store:
-        units = trace_units(cfg, store, shard)
-        started = time.time()
-        total = sum(len(u.keys) for u in trace_units(cfg, store, shard, pending_only=False))
-        done_before = total - sum(sum(not store.is_done(k) for k in u.keys) for u in units)
-        from etio.core.progress import StageProgress
-
-        with StageProgress("traces", total, done=done_before, unit="configurations", echo=echo,
-                           enabled=progress or echo is not None) as bar:
-            for unit in units:
-                run_trace_unit(cfg, out, unit.unit_id, device, data_dir, on_written=lambda key: bar.advance())
-        return finish_traces(store, device, shard, started)

@@ -14,15 +14,16 @@ import torch
 from tests.support.ensembles import make_digits_store, synthetic_config
 from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
-from etio.attacks.settings import ATTACK_NAMES, AttackSettings, MemGuardTable, parse_attack_list
+from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
 from etio.attacks.outputs import torch_threads
-from etio.attacks.stage import attack_configuration, requirement_problems, run_attack_stage
+from etio.attacks.stage import attack_configuration, requirement_problems
 from etio.core.errors import EtioInputError
 from etio.core.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
+from tests.support.stages import attack
 
 #: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
-TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60,
-                               memguard=MemGuardTable(max_iteration=100, samples=100, weight_decays=()))
+TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
+                               memguard_samples=100, memguard_weight_decays=())
 ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
                "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",
                "memguard": "MemguardAcc"}
@@ -171,25 +172,6 @@ def test_a_model_does_not_depend_on_its_batch_neighbours():
     assert torch.allclose(together.select([2]).logits(x[2:3]), alone_2.logits(x[2:3, :, :4]), atol=1e-5)
 
 
-def test_shuffle_keys_do_not_depend_on_how_many_epochs_are_drawn_at_once():
-    """Each epoch's shuffle keys are the model's own generator's next draws, whether the epochs are drawn
-    one at a time or all at once; padding samples sort last."""
-    from etio.attacks.attack_model import _epoch_keys
-
-    valid = torch.rand(3, 50, generator=torch.Generator().manual_seed(0)) < 0.6
-    n_valid = valid.sum(1)
-
-    def keys(max_floats: int) -> torch.Tensor:
-        generators = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
-        return torch.stack(list(_epoch_keys(generators, valid, n_valid, 7, max_floats)))
-
-    one_at_a_time, all_at_once = keys(1), keys(10 ** 6)
-    assert one_at_a_time.shape == (7, 3, 50) and torch.equal(one_at_a_time, all_at_once)
-    assert (one_at_a_time[:, ~valid] == 2.0).all() and (one_at_a_time[:, valid] < 1).all()
-    first = torch.Generator().manual_seed(2)
-    assert torch.equal(one_at_a_time[1, 1, valid[1]], torch.rand(2, int(n_valid[1]), generator=first)[1])
-
-
 def test_features_of_each_variant():
     probs = torch.softmax(torch.randn(5, 10), -1)
     labels = torch.arange(5)
@@ -284,9 +266,9 @@ def test_same_seed_gives_identical_attack_columns(digits_store, tmp_path):
     from etio.traces.store import open_store
 
     a, b, c = (_copy(digits_store, tmp_path, n) for n in ("a", "b", "c"))
-    run_attack_stage(open_store(a), ATTACK_NAMES, _settings(0))
-    run_attack_stage(open_store(b), ATTACK_NAMES, _settings(0))
-    run_attack_stage(open_store(c), ["mlleak", "threshold"], _settings(1))
+    attack(open_store(a), ATTACK_NAMES, _settings(0))
+    attack(open_store(b), ATTACK_NAMES, _settings(0))
+    attack(open_store(c), ["mlleak", "threshold"], _settings(1))
     ta, tb, tc = (pd.read_csv(s / "traces.csv") for s in (a, b, c))
     columns = MLLEAK_COLUMNS + OAK17_COLUMNS + THRESHOLD_COLUMNS + MEMGUARD_ATTACK_COLUMNS
     assert len(ta) == 2 and ta[columns].notna().all().all()
@@ -299,7 +281,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(digits_store, tmp_path, monke
     from etio.traces.store import open_store
 
     store = _copy(digits_store, tmp_path, "resume")
-    run_attack_stage(open_store(store), ["threshold", "top3"], _settings())
+    attack(open_store(store), ["threshold", "top3"], _settings())
     stored = sorted(store.glob("configs/*/attacks/*.json"))
     assert len(stored) == 4
     before = [p.read_text() for p in stored]
@@ -341,12 +323,12 @@ def test_changed_attack_settings_recompute_instead_of_relabelling(digits_store, 
 
     store_dir = _copy(digits_store, tmp_path, "resettings")
     store = open_store(store_dir)
-    first = run_attack_stage(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
+    first = attack(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
     assert first["computed"] == 4 and first["reused"] == 0
-    same = run_attack_stage(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
+    same = attack(store, ["threshold", "top3"], _settings(seed=0, tuples=6))
     assert same["computed"] == 0 and same["reused"] == 4
     changed = _settings(seed=1, tuples=6)
-    again = run_attack_stage(store, ["threshold", "top3"], changed)
+    again = attack(store, ["threshold", "top3"], changed)
     assert again["computed"] == 4 and again["reused"] == 0
     key = store.keys()[0]
     assert store.read_attack(key, "top3")["settings"]["seed"] == 1

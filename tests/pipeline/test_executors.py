@@ -21,8 +21,9 @@ import pytest
 
 from etio.attacks.settings import ATTACK_NAMES
 from etio.core.errors import EtioInputError
-from etio.pipeline.executors import (ExecutorSettings, Resources, Unit, attacks_on, parse_executor_settings,
-                                     read_entry, run_units, sbatch_script, store_status, trace_units, traces_on)
+from etio.pipeline.executors import (ExecutorSettings, Resources, Unit, parse_executor_settings, read_entry,
+                                     run_units, store_status)
+from etio.pipeline.stages import attacks_on, schedule_traces, traces_on
 from etio.pipeline.study import load_study
 from etio.traces.stage import run_trace_unit
 from etio.traces.store import TRACE_STAGE_COLUMNS, open_store
@@ -102,10 +103,10 @@ def _unit(stage="attacks", gpus=0.0, unit_id="u"):
 
 
 def test_which_units_the_local_executor_gives_to_worker_processes(monkeypatch):
-    import etio.pipeline.executors as executors
+    import etio.pipeline.executors.local as local
     from etio.pipeline.executors import POOL_MIN_UNITS, local_processes
 
-    monkeypatch.setattr(executors, "available_cores", lambda: 4)
+    monkeypatch.setattr(local, "available_cores", lambda: 4)
     many = [_unit(unit_id=str(i)) for i in range(POOL_MIN_UNITS)]
     assert local_processes(many, ExecutorSettings()) == 4                       # one per core
     assert local_processes(many[:3], ExecutorSettings()) == 1                   # too few to repay the start
@@ -115,7 +116,7 @@ def test_which_units_the_local_executor_gives_to_worker_processes(monkeypatch):
     assert local_processes([_unit(gpus=1.0, unit_id=str(i)) for i in range(10)], ExecutorSettings()) == 1
     assert local_processes([_unit("traces", unit_id=str(i)) for i in range(10)],
                            ExecutorSettings(processes=2)) == 1                  # training uses every core here
-    monkeypatch.setattr(executors, "available_cores", lambda: 1)
+    monkeypatch.setattr(local, "available_cores", lambda: 1)
     assert local_processes(many, ExecutorSettings()) == 1
 
 
@@ -165,7 +166,7 @@ def _dies_once(marker: Path, cfg, out, unit_id, device, data_dir, on_written=Non
 def test_a_worker_killed_mid_unit_is_retried_to_the_same_table(ray_cluster, study, mini_store, tmp_path):
     out = tmp_path / "store"
     traces_on(study.experiment, out, ExecutorSettings(kind="local"), "cpu", shard=(1, 2))   # nothing of shard 0
-    units = trace_units(study.experiment, out, RAY, "cpu")
+    units = schedule_traces(study.experiment, out, RAY, "cpu")
     assert [u.unit_id for u in units] == ["0000-digits-mlp_1hidden-s100-w8_64-2v"]
     marker = tmp_path / "killed"
     unit = replace(units[0], fn=_dies_once, args=(marker, *units[0].args))
@@ -187,7 +188,7 @@ def test_a_unit_that_always_fails_is_named_and_the_rest_is_kept(ray_cluster, stu
     from etio.traces.stage import prepare_traces
 
     prepare_traces(study.experiment, out)
-    units = trace_units(study.experiment, out, RAY, "cpu")
+    units = schedule_traces(study.experiment, out, RAY, "cpu")
     broken = replace(units[1], fn=_always_fails)
     outcome = run_units([units[0], broken], RAY)
     assert [u.unit_id for u in outcome.done] == [units[0].unit_id]
@@ -234,15 +235,21 @@ def test_slurm_array_through_submitit_gives_the_local_table(study, mini_store, t
     assert (out / "traces.csv").read_bytes() == (mini_store / "traces.csv").read_bytes()
     assert any("2 traces units submitted as job" in line for line in echoed)
     submissions = json.loads((out / "units" / "traces" / "submissions.json").read_text())
-    from etio.traces.stage import trace_units as plan
+    from etio.traces.stage import trace_units
 
-    assert sorted(submissions) == [u.unit_id for u in plan(study.experiment, pending_only=False)]
+    assert sorted(submissions) == [u.unit_id for u in trace_units(study.experiment, pending_only=False)]
     assert {s["cluster"] for s in submissions.values()} == {"local"}
     [traces] = store_status(out)
     assert (traces.done, traces.failed, traces.queued) == (2, [], 0)
 
 
-def test_sbatch_script_requests_what_the_settings_say(study, tmp_path):
+def test_slurm_array_requests_what_the_settings_say(study, tmp_path):
+    import inspect
+
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from etio.pipeline.executors import largest
+    from etio.pipeline.executors.slurm import slurm_parameters
     from etio.traces.stage import prepare_traces
 
     out = tmp_path / "store"
@@ -250,18 +257,17 @@ def test_sbatch_script_requests_what_the_settings_say(study, tmp_path):
     settings = parse_executor_settings({"kind": "slurm", "slurm_partition": "gpu-a100", "slurm_time_min": 240,
                                         "slurm_gpus": 1, "slurm_array": 8, "cpus": 6, "memory_gb": 12.5,
                                         "slurm_setup": ["module load cuda/12"]})
-    units = trace_units(study.experiment, out, settings, "cuda")
+    units = schedule_traces(study.experiment, out, settings, "cuda")
     assert {u.resources for u in units} == {Resources(6, 1.0, 12.5)}     # GPU from the device, rest as set
-    script = sbatch_script(settings, units, tmp_path / "submitit")
-    lines = script.splitlines()
-    for flag in ("--partition=gpu-a100", "--time=240", "--gpus-per-node=1", "--cpus-per-task=6", "--mem=13GB",
-                 "--array=0-1%2", "--job-name=etio-traces"):
-        assert f"#SBATCH {flag}" in lines, (flag, script)
-    assert "module load cuda/12" in lines
-    assert any(line.startswith("srun ") and "-m submitit.core._submit" in line and str(tmp_path / "submitit") in line
-               for line in lines)
-    more = sbatch_script(replace(settings, slurm_array=3), units * 4, tmp_path / "submitit")
-    assert "#SBATCH --array=0-7%3" in more.splitlines()
+    params = slurm_parameters(settings, largest(units), "etio-traces")
+    assert params == {"job_name": "etio-traces", "time": 240, "cpus_per_task": 6, "mem": "13GB",
+                      "array_parallelism": 8, "gpus_per_node": 1, "partition": "gpu-a100",
+                      "setup": ["module load cuda/12"]}
+    assert set(params) <= set(inspect.signature(_make_sbatch_string).parameters)     # submitit's own names
+    # no GPU, partition or set-up lines unless asked for; a fraction of a CPU or GB asks for one
+    plain = replace(settings, slurm_gpus=None, slurm_partition=None, slurm_setup=(), slurm_array=3)
+    assert slurm_parameters(plain, Resources(0.5, 0.0, 0.2), "etio-attacks") == {
+        "job_name": "etio-attacks", "time": 240, "cpus_per_task": 1, "mem": "1GB", "array_parallelism": 3}
 
 
 def test_default_requests_come_from_the_config(study, tmp_path):
@@ -269,7 +275,7 @@ def test_default_requests_come_from_the_config(study, tmp_path):
 
     out = tmp_path / "store"
     prepare_traces(study.experiment, out)
-    [first, _] = trace_units(study.experiment, out, ExecutorSettings(kind="ray"), "cpu")
+    [first, _] = schedule_traces(study.experiment, out, ExecutorSettings(kind="ray"), "cpu")
     assert first.resources.cpus == 1 and first.resources.gpus == 0
     # 3 repeats x 6 models of size 100 (pool 600) x 4 members x 64·74 parameters, 4 copies of 4 bytes each,
     # plus pool and test set (600 + 1 197 images of 64 float32) and 1 GB for the process
@@ -304,12 +310,12 @@ def test_default_requests_use_the_sizes_a_pooled_study_reads():
 
 @pytest.mark.parametrize("table, message", [
     ({"kind": "dask"}, "unknown executor 'dask'"),
-    ({"retries": -1}, "config: [executor] retries = -1: must be an integer ≥ 0"),
-    ({"slurm_array": 0}, "[executor] slurm_array = 0: must be an integer ≥ 1"),
+    ({"retries": -1}, "retries must be a whole number"),
+    ({"slurm_array": 0}, "slurm_array must be a whole number ≥ 1"),
     ({"gpu": 1}, "unknown key 'gpu' in [executor]"),
-    ({"slurm_cluster": "pbs"}, '[executor] slurm_cluster = "pbs": must be one of slurm, local'),
-    ({"processes": 0}, "[executor] processes = 0: must be an integer ≥ 1"),
-    ({"processes": 1.5}, "[executor] processes = 1.5: must be an integer ≥ 1"),
+    ({"slurm_cluster": "pbs"}, "slurm_cluster must be one of"),
+    ({"processes": 0}, "processes must be a whole number ≥ 1, got 0"),
+    ({"processes": 1.5}, "processes must be a whole number ≥ 1, got 1.5"),
 ])
 def test_bad_executor_settings_are_named(table, message):
     with pytest.raises(EtioInputError, match=__import__("re").escape(message)):

@@ -21,23 +21,21 @@ from pathlib import Path
 import pytest
 
 from etio.attacks.settings import ATTACK_NAMES, parse_attack_settings
-from etio.attacks.stage import run_attack_stage
-from etio.core.settings import read_toml
-from etio.traces.config import load_config
-from etio.traces.stage import run_traces
+from etio.traces.config import load_config, read_config_file
 from etio.traces.store import open_store
 from tests.support.repo import MINI, REPO
+from tests.support.stages import attack, train
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def _settings():
-    return parse_attack_settings(read_toml(MINI)["attacks"])
+    return parse_attack_settings(read_config_file(MINI)["attacks"])
 
 
 def _full_run(out: Path) -> None:
-    run_traces(load_config(MINI), out, device="cpu", progress=False)
-    run_attack_stage(open_store(out), ATTACK_NAMES, _settings(), device="cpu")
+    train(load_config(MINI), out)
+    attack(open_store(out), ATTACK_NAMES, _settings())
 
 
 def _stats_mtimes(store: Path) -> dict[str, int]:
@@ -108,7 +106,7 @@ def test_two_concurrent_writers_leave_the_store_of_one_run(mini_attacked, tmp_pa
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert len(open_store(out).keys()) == 8
-    reference_traces = run_traces(load_config(MINI), tmp_path / "single", device="cpu", progress=False)
+    reference_traces = train(load_config(MINI), tmp_path / "single")
     assert (out / "traces.csv").read_bytes() == (reference_traces.root / "traces.csv").read_bytes()
 
 
@@ -158,7 +156,7 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(mini_attacked, tmp_path
     res = subprocess.run([sys.executable, "-m", "etio", "traces", "--config", str(MINI), "--out", str(out), "--quiet",
                           "--device", "cpu"], capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert res.returncode == 0, res.stderr
-    run_attack_stage(open_store(out), ATTACK_NAMES, _settings(), device="cpu")
+    attack(open_store(out), ATTACK_NAMES, _settings())
     assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
 
 
