@@ -17,7 +17,7 @@ from etio.attacks.mlleaks import VARIANTS, build_attack_data, draw_tuples, featu
     summarize_mlleaks, tuples_per_repeat
 from etio.attacks.oak17 import oak17_set_size
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
-from etio.attacks.settings import AttackSettings
+from etio.attacks.settings import AttackSettings, MemGuardTable
 from etio.attacks.stage import ConfigView, attack_configuration, memguard_applies, memguard_plan, mlleak_tuples, \
     requirement_problems
 from etio.attacks.threshold import per_sample_loss, run_threshold
@@ -158,7 +158,7 @@ def test_uneven_tuples_per_repeat():
     assert len({t[0] for t in tuples[:3]}) == 3
     # MemGuard defends the first tuple(s) of each repeat's block, wherever the block starts.
     view = ConfigView("uneven", ids, 10, "ce", 0.1)
-    settings = AttackSettings(mlleak_tuples=7, memguard_targets=2)
+    settings = AttackSettings(mlleak_tuples=7, memguard=MemGuardTable(targets=2))
     drawn = mlleak_tuples(view, settings)
     plan = memguard_plan(view, settings)
     assert [attacker for attacker, _ in plan] == [drawn[0], drawn[1], drawn[3], drawn[4], drawn[5], drawn[6]]
@@ -166,8 +166,8 @@ def test_uneven_tuples_per_repeat():
         assert dt == ds == t and dnm not in (t, s, nm)
         assert any({t, dnm} <= set(repeat) for repeat in ids)
     assert requirement_problems(view, ["memguard"], settings) == []
-    too_many = requirement_problems(view, ["memguard"], AttackSettings(mlleak_tuples=7, memguard_targets=3))
-    assert too_many and "memguard_targets = 3" in too_many[0] and "uneven" in too_many[0]
+    too_many = requirement_problems(view, ["memguard"], AttackSettings(mlleak_tuples=7, memguard=MemGuardTable(targets=3)))
+    assert too_many and "[attacks.memguard] targets = 3" in too_many[0] and "uneven" in too_many[0]
 
 
 def test_memguard_plan_with_three_models_uses_the_attackers_shadow():
@@ -262,7 +262,7 @@ def synthetic():
 
 def test_memguard_is_skipped_at_a_weight_decay_it_does_not_defend(synthetic):
     # The authors ran MemGuard on the normal weight decay (5e-4) only; at 5e-3 the result says why.
-    settings = AttackSettings(mlleak_tuples=2, mlleak_epochs=5, memguard_max_iteration=5, memguard_samples=10)
+    settings = AttackSettings(mlleak_tuples=2, mlleak_epochs=5, memguard=MemGuardTable(max_iteration=5, samples=10))
     high = ConfigView("high", synthetic.view.model_ids_by_repeat, 10, "ce", synthetic.view.train_loss, 0.005)
     results: dict = {}
     attack_configuration(high, synthetic.outputs(), ["memguard"], settings, results.__setitem__)
@@ -270,7 +270,7 @@ def test_memguard_is_skipped_at_a_weight_decay_it_does_not_defend(synthetic):
     assert results["memguard"] == {"skipped": "weight decay 0.005 not in memguard_weight_decays [0.0005]"}
     assert not memguard_applies(high, settings)
     normal = ConfigView("normal", high.model_ids_by_repeat, 10, "ce", high.train_loss, 0.0005)
-    assert memguard_applies(normal, settings) and memguard_applies(high, AttackSettings(memguard_weight_decays=()))
+    assert memguard_applies(normal, settings) and memguard_applies(high, AttackSettings(memguard=MemGuardTable(weight_decays=())))
     assert memguard_applies(ConfigView("unknown", high.model_ids_by_repeat, 10, "ce", 0.1, None), settings)
     attack_configuration(normal, synthetic.outputs(), ["memguard"], settings, results.__setitem__)
     assert "MemguardAcc" in results["memguard"] and "skipped" not in results["memguard"]
@@ -295,8 +295,8 @@ def test_oak17_with_a_chosen_number_of_shadows(synthetic):
 
 
 def test_memguard_defends_several_targets_per_repeat(synthetic):
-    settings = AttackSettings(mlleak_tuples=4, mlleak_epochs=20, memguard_targets=2, memguard_max_iteration=30,
-                              memguard_samples=30, memguard_weight_decays=())
+    settings = AttackSettings(mlleak_tuples=4, mlleak_epochs=20,
+                              memguard=MemGuardTable(targets=2, max_iteration=30, samples=30, weight_decays=()))
     results: dict = {}
     attack_configuration(synthetic.view, synthetic.outputs(), ["memguard"], settings, results.__setitem__)
     mg = results["memguard"]

@@ -14,7 +14,7 @@ import torch
 from tests.support.ensembles import make_digits_store, synthetic_config
 from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
-from etio.attacks.settings import ATTACK_NAMES, AttackSettings, parse_attack_list
+from etio.attacks.settings import ATTACK_NAMES, AttackSettings, MemGuardTable, parse_attack_list
 from etio.attacks.outputs import torch_threads
 from etio.attacks.stage import attack_configuration, requirement_problems
 from etio.core.errors import EtioInputError
@@ -22,8 +22,8 @@ from etio.core.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, M
 from tests.support.stages import attack
 
 #: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
-TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60, memguard_max_iteration=100,
-                               memguard_samples=100, memguard_weight_decays=())
+TEST_SETTINGS = AttackSettings(mlleak_tuples=12, mlleak_epochs=100, oak17_epochs=60,
+                               memguard=MemGuardTable(max_iteration=100, samples=100, weight_decays=()))
 ACC_COLUMNS = {"mlleak": "MLLeakAcc", "mlleak_l": "MLLeakLAcc", "top3": "Top3MLLeakAcc",
                "top3_l": "Top3MLLeakLAcc", "oak17": "Oak17Acc", "threshold": "ThresholdAcc",
                "memguard": "MemguardAcc"}
@@ -170,6 +170,25 @@ def test_a_model_does_not_depend_on_its_batch_neighbours():
     alone_2 = train_attack_models(x[2:3, :, :4], y[2:3], spec, [3], [4])
     assert torch.allclose(together.select([1]).logits(x[1:2]), alone_1.logits(x[1:2]), atol=1e-5)
     assert torch.allclose(together.select([2]).logits(x[2:3]), alone_2.logits(x[2:3, :, :4]), atol=1e-5)
+
+
+def test_shuffle_keys_do_not_depend_on_how_many_epochs_are_drawn_at_once():
+    """Each epoch's shuffle keys are the model's own generator's next draws, whether the epochs are drawn
+    one at a time or all at once; padding samples sort last."""
+    from etio.attacks.attack_model import _epoch_keys
+
+    valid = torch.rand(3, 50, generator=torch.Generator().manual_seed(0)) < 0.6
+    n_valid = valid.sum(1)
+
+    def keys(max_floats: int) -> torch.Tensor:
+        generators = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+        return torch.stack(list(_epoch_keys(generators, valid, n_valid, 7, max_floats)))
+
+    one_at_a_time, all_at_once = keys(1), keys(10 ** 6)
+    assert one_at_a_time.shape == (7, 3, 50) and torch.equal(one_at_a_time, all_at_once)
+    assert (one_at_a_time[:, ~valid] == 2.0).all() and (one_at_a_time[:, valid] < 1).all()
+    first = torch.Generator().manual_seed(2)
+    assert torch.equal(one_at_a_time[1, 1, valid[1]], torch.rand(2, int(n_valid[1]), generator=first)[1])
 
 
 def test_features_of_each_variant():

@@ -17,7 +17,7 @@ from scipy import stats
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.rmia import choose_a, marginal, rmia_scores
 from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_metrics
-from tests.support.repo import MINI
+from tests.support.repo import MINI, REPO
 
 
 def _gaussian_study(seed=0, models=8, points=30, shift=1.5):
@@ -33,7 +33,8 @@ def _gaussian_study(seed=0, models=8, points=30, shift=1.5):
 
 
 def _by_definition(phi, inside, t, x):
-    """The four LiRA scores of target t on point x, reference by reference, with scipy's normal."""
+    """The four LiRA scores of target t on point x, reference by reference, with scipy's normal; the fixed
+    variance is LiRA's global σ of each side, pooled over every point and every model."""
     others = [m for m in range(phi.shape[0]) if m != t]
     ins = np.array([phi[m, x] for m in others if inside[m, x]])
     outs = np.array([phi[m, x] for m in others if not inside[m, x]])
@@ -41,7 +42,7 @@ def _by_definition(phi, inside, t, x):
     def pooled(side_in: bool):
         resid, dof = 0.0, 0
         for y in range(phi.shape[1]):
-            v = np.array([phi[m, y] for m in others if inside[m, y] == side_in])
+            v = np.array([phi[m, y] for m in range(phi.shape[0]) if inside[m, y] == side_in])
             if len(v):
                 resid += ((v - v.mean()) ** 2).sum()
                 dof += len(v) - 1
@@ -125,8 +126,15 @@ def test_offline_never_uses_a_model_that_trained_on_the_point():
     refs = phi[1:, 1]
     assert lira_scores(own, inside)["offline"][0, 1] == pytest.approx(
         -stats.norm.logsf(9.0, np.median(refs), np.std(refs, ddof=1)), rel=1e-12)
-    # a point without IN references (besides the target) has no online score
-    assert np.isnan(scores["online"][0, 0]) and np.isnan(scores["online_fixed"][0, 0])
+    # one IN reference besides the target (model 1): no per-example σ_in, but the global σ serves; with none
+    # (point 1, a member of no model) there is no online score at all
+    assert np.isnan(scores["online"][0, 0])
+    sd_in = math.sqrt(((phi[[0, 1], 0] - phi[[0, 1], 0].mean()) ** 2).sum())          # the only IN pair
+    out_values = [phi[2:, 0], phi[:, 1]]
+    sd_out = math.sqrt(sum(((v - v.mean()) ** 2).sum() for v in out_values) / sum(len(v) - 1 for v in out_values))
+    assert scores["online_fixed"][0, 0] == pytest.approx(
+        stats.norm.logpdf(3.0, 50.0, sd_in) - stats.norm.logpdf(3.0, np.median(outs), sd_out), abs=1e-9)
+    assert np.isnan(scores["online"][0, 1]) and np.isnan(scores["online_fixed"][0, 1])
 
 
 def test_rmia_scores_follow_the_pairwise_definition():
@@ -324,13 +332,13 @@ def test_low_fpr_settings_are_checked_at_the_edge():
     from etio.attacks.settings import parse_attack_settings
     from etio.core.errors import EtioInputError
 
-    with pytest.raises(EtioInputError, match=r"lira_variance must be one of fixed, per_example, got 'median'"):
+    with pytest.raises(EtioInputError, match=r'lira_variance = "median": must be one of fixed, per_example'):
         parse_attack_settings({"lira_variance": "median"})
-    with pytest.raises(EtioInputError, match=r"rmia_gamma must be a number ≥ 1, got 0.5"):
+    with pytest.raises(EtioInputError, match=r"rmia_gamma = 0.5: must be a finite number ≥ 1"):
         parse_attack_settings({"rmia_gamma": 0.5})
-    with pytest.raises(EtioInputError, match=r"lowfpr_references must be 0 .* or at least 2"):
+    with pytest.raises(EtioInputError, match=r"lowfpr_references = 1: must be 0 .* or at least 2"):
         parse_attack_settings({"lowfpr_references": 1})
-    with pytest.raises(EtioInputError, match=r"lowfpr_delta must be below 1"):
+    with pytest.raises(EtioInputError, match=r"lowfpr_delta = 1: must be a finite number in \[0, 1\)"):
         parse_attack_settings({"lowfpr_delta": 1})
     s = parse_attack_settings({"rmia_gamma": 1, "lowfpr_references": 4, "lira_variance": "per_example"}).lowfpr()
     assert (s.rmia_gamma, s.references, s.lira_variance) == (1.0, 4, "per_example")
@@ -427,3 +435,117 @@ def test_queries_of_every_model_on_its_subsets_stay_within_their_memory_and_give
     grouped = outputs._query_each([m for m, _ in pairs], rows, input_bytes=row_bytes * rows.shape[1] * 7)
     assert len(pairs) == 225 and max(shape[0] for shape in seen) == 7 and sum(shape[0] for shape in seen) == 225
     assert torch.equal(grouped, at_once)
+
+
+# --------------------------------------------------------------------------------------
+# LiRA's global σ, the AUC's bootstrap interval, the low-FPR outcomes as graph nodes
+# --------------------------------------------------------------------------------------
+
+def test_fixed_variance_is_one_global_sigma_per_side_by_hand():
+    # 4 models, 3 points; IN: model 0 on points 0 and 1, model 1 on points 0 and 2, model 2 on point 1
+    phi = np.array([[4.0, 5.0, 0.5],
+                    [6.0, 1.0, 3.0],
+                    [1.0, 7.0, 2.0],
+                    [0.0, 2.0, 1.0]])
+    inside = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=bool)
+    # IN values per point: {4, 6}, {5, 7}, {3}: squares about their means 2 + 2 + 0 over 1 + 1 + 0 dof
+    # OUT values: {1, 0}, {1, 2}, {0.5, 2, 1} (mean 7/6): 0.5 + 0.5 + 7/6 over 1 + 1 + 2 dof
+    sd_in, sd_out = math.sqrt(2.0), math.sqrt((0.5 + 0.5 + 7 / 6) / 4)
+    scores = lira_scores(phi, inside)
+    # target 3 on point 2: OUT references models 0 and 2 (median 1.25); IN reference model 1 (3.0)
+    assert scores["offline_fixed"][3, 2] == pytest.approx(-stats.norm.logsf(1.0, 1.25, sd_out), abs=1e-12)
+    assert scores["online_fixed"][3, 2] == pytest.approx(
+        stats.norm.logpdf(1.0, 3.0, sd_in) - stats.norm.logpdf(1.0, 1.25, sd_out), abs=1e-12)
+    # target 0 on point 0 (a member): OUT references 2 and 3 (median 0.5), IN reference model 1 (6.0)
+    assert scores["offline_fixed"][0, 0] == pytest.approx(-stats.norm.logsf(4.0, 0.5, sd_out), abs=1e-12)
+    assert scores["online_fixed"][0, 0] == pytest.approx(
+        stats.norm.logpdf(4.0, 6.0, sd_in) - stats.norm.logpdf(4.0, 0.5, sd_out), abs=1e-12)
+    # the same sigma for every target: with the references limited (one target at a time) too
+    limited = lira_scores(phi, inside, references=4)
+    for variant in ("offline_fixed", "online_fixed"):
+        np.testing.assert_allclose(limited[variant], scores[variant], rtol=1e-12, equal_nan=True)
+
+
+def test_auc_interval_is_a_bootstrap_over_targets():
+    from sklearn.metrics import roc_auc_score
+
+    from etio.attacks.roc import bootstrap_auc_interval, pair_counts
+
+    rng = np.random.default_rng(5)
+    targets, points = 7, 60
+    groups = np.repeat(np.arange(10, 10 + targets), points)                # target ids need not start at 0
+    members = rng.random(targets * points) < 0.3
+    scores = np.round(rng.normal(size=targets * points) + 0.8 * members + 0.3 * (groups % 3), 1)   # ties
+    counts = pair_counts(scores, members, groups - 10, targets)
+    assert counts.sum() / (members.sum() * (~members).sum()) == pytest.approx(roc_auc_score(members, scores),
+                                                                              abs=1e-12)
+    settings = RocSettings(bootstrap=40, bootstrap_seed=3)
+    lo, hi = bootstrap_auc_interval(scores, members, groups, settings)
+    # by hand: the same resamples of the targets, each drawn target's scores repeated, sklearn's AUC
+    draws = np.random.default_rng(3).multinomial(targets, np.full(targets, 1 / targets), size=40)
+    aucs = []
+    for weights in draws:
+        take = np.repeat(np.arange(len(scores)), weights[groups - 10])
+        aucs.append(roc_auc_score(members[take], scores[take]))
+    assert (lo, hi) == (pytest.approx(np.quantile(aucs, 0.025), abs=1e-12),
+                        pytest.approx(np.quantile(aucs, 0.975), abs=1e-12))
+    assert lo < roc_auc_score(members, scores) < hi
+    assert bootstrap_auc_interval(scores, members, groups, settings) == (lo, hi)          # seeded
+    metrics = roc_metrics(scores, members, settings, groups=groups)
+    assert metrics["intervals"]["AUC"] == [lo, hi]
+    assert metrics["AUC_interval"]["targets"] == targets and metrics["AUC_interval"]["resamples"] == 40
+    one = roc_metrics(scores[:points], members[:points], settings, groups=groups[:points])
+    assert "AUC" not in one["intervals"] and "needs two" in one["missing"]["AUC interval"]
+    assert "AUC" not in roc_metrics(scores, members, settings)["intervals"]              # no targets given
+
+
+def test_low_fpr_outcomes_are_graph_nodes_of_their_own(tmp_path):
+    from etio.causal.learning import learn_all
+    from etio.causal.lowfpr import learnable_outcomes, outcome_graphs
+    from etio.core.layout import path as layout_path
+    from etio.core.schema import features_for, from_r_name
+    from etio.core.vocabulary import GRAPH_MEASURES, GRAPH_OUTCOMES, MEASURE_BY_COLUMN
+    from etio.report.lowfpr import outcome_graphs_markdown
+
+    assert GRAPH_MEASURES == [f"{p}{m}" for p in ("Threshold", "LiraOffline", "LiraOnline", "Rmia")
+                              for m in ("TPR0.1", "TPR1")]
+    assert GRAPH_OUTCOMES[-len(GRAPH_MEASURES):] == GRAPH_MEASURES
+    assert features_for("LiraOfflineTPR1") == features_for("ThresholdAcc")          # the threshold's nodes
+    assert MEASURE_BY_COLUMN["RmiaTPR0.1"].hypothesis_variables == ("LossDiff",)
+    assert not MEASURE_BY_COLUMN["RmiaAUC"].centroid                                 # not a graph outcome
+
+    traces = pd.read_csv(REPO / "etio" / "data" / "example_traces.csv")
+    traces = traces[traces["WeightDecay"] == 0.0005].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    for column in GRAPH_MEASURES:       # a TPR that grows with the loss gap, as the study's do
+        traces[column] = (0.01 + 0.05 * pd.to_numeric(traces["LossDiff"]).clip(lower=0)
+                          + rng.uniform(0, 0.01, len(traces)))
+    traces["LiraOnlineTPR0.1"] = np.nan                           # too few non-members everywhere
+    traces.loc[traces["Loss"] == "mse", "RmiaTPR0.1"] = 0.0       # constant in one loss slice
+    outcomes, reasons = learnable_outcomes(traces, 5e-4)
+    assert outcomes == [c for c in GRAPH_MEASURES if c not in ("LiraOnlineTPR0.1", "RmiaTPR0.1")]
+    assert "LiraOnlineTPR0.1 is missing in" in reasons["LiraOnlineTPR0.1"]
+    assert reasons["RmiaTPR0.1"] == "RmiaTPR0.1 is constant over the MSE configurations"
+
+    def learn(table, directory, names):
+        return learn_all(table, directory, 5e-4, R=5, runs=2, attacks=names[:2], workers=1)
+
+    summary, _ = outcome_graphs(traces, tmp_path / "g", 5e-4, learn)
+    assert sorted((tmp_path / "g").glob("*.dot")) == [layout_path("graph", tmp_path / "g", loss=loss, attack=c)
+                                                     for loss in ("ce", "mse")
+                                                     for c in ("ThresholdTPR0.1", "ThresholdTPR1")]
+    assert summary[["loss", "outcome"]].values.tolist() == [["ce", "ThresholdTPR0.1"], ["ce", "ThresholdTPR1"],
+                                                           ["mse", "ThresholdTPR0.1"], ["mse", "ThresholdTPR1"]]
+    results = pd.read_csv(layout_path("comparison", tmp_path / "g", wd=5e-4))
+    assert summary["predcor"].tolist() == pytest.approx(results.sort_values(["Loss"], kind="stable")
+                                                        ["PredCor-w_dk"].tolist(), abs=1e-12)
+    assert set(summary["max_corr_variable"]) == {"LossDiff"}
+    assert (summary["predcor"].abs() <= 1).all() and (summary["rows"] > 0).all()
+    assert "LossDiff" in summary.iloc[1]["parents"].split(";")      # the TPR was made from the loss gap
+    for _, r in summary.iterrows():      # the parents are the arcs into the outcome in the written graph
+        dot = layout_path("graph", tmp_path / "g", loss=r["loss"], attack=r["outcome"]).read_text()
+        into = re.findall(rf'"([^"]+)" -> "{re.escape(r["outcome"])}"', dot)
+        assert sorted(from_r_name(p) for p in into) == sorted(p for p in r["parents"].split(";") if p)
+    md = "\n".join(outcome_graphs_markdown(summary, {5e-4: reasons}))
+    assert "| 0.0005 | CE | Thresh TPR@1% |" in md
+    assert "- no graph for RMIA TPR@0.1% at weight decay 0.0005: RmiaTPR0.1 is constant over the MSE configurations." in md

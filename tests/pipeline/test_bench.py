@@ -75,11 +75,28 @@ def test_bench_attacks(tmp_path):
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     lines = _bench("attacks", "--out", store, "--config", config, "--limit", 1)
     names = ["mlleak", "mlleak_l", "top3", "top3_l", "oak17", "threshold", "memguard", "lowfpr"]
-    assert [line.split()[0] for line in lines] == names + ["all"]
-    for line in lines[:-1]:
-        assert re.fullmatch(rf"\w+\s+{NUMBER} s/configuration", line), line
-    assert re.fullmatch(rf"all\s+{NUMBER} s/configuration \(wall, incl. model queries\)", lines[-1])
+    phases = ["queries", "attack-model training", "MemGuard search", "scoring and bookkeeping"]
+    assert lines[0].startswith("1 configurations on cpu, 1 torch thread(s); CPU seconds per configuration")
+    assert lines[1] == "per attack:" and lines[2 + len(names)] == "per phase:", lines
+    row = re.compile(rf"  (\S.*?)\s+({NUMBER}) s/configuration\s+({NUMBER}) %  load {NUMBER}")
+    by_attack = [row.fullmatch(line) for line in lines[2:2 + len(names)]]
+    by_phase = [row.fullmatch(line) for line in lines[3 + len(names):-1]]
+    assert all(by_attack) and all(by_phase), lines
+    assert [m[1] for m in by_attack] == names and [m[1] for m in by_phase] == phases
+    # each account shares out the same CPU seconds: the shares add up to the whole (up to rounding)
+    assert sum(float(m[3]) for m in by_attack) == pytest.approx(100, abs=0.5)
+    assert sum(float(m[3]) for m in by_phase) == pytest.approx(100, abs=0.5)
+    total = re.fullmatch(rf"  all\s+({NUMBER}) s/configuration \(wall {NUMBER} s\)  load {NUMBER}", lines[-1])
+    assert total and sum(float(m[2]) for m in by_phase) == pytest.approx(float(total[1]), abs=0.005)
+    assert float(by_phase[1][2]) > 0                 # the attack models are trained
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before      # nothing stored
+
+
+def test_bench_attacks_spreads_the_configurations_it_times():
+    from etio.bench.attacks import spread
+
+    keys = [f"k{i:02d}" for i in range(10)]
+    assert spread(keys, 3) == ["k00", "k03", "k06"] and spread(keys, 10) == keys and spread(keys, 20) == keys
 
 
 @pytest.mark.parametrize("args,message", [(["train", "--device", "tpu"], "--device 'tpu': use cpu or cuda")])

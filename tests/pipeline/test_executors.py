@@ -310,12 +310,12 @@ def test_default_requests_use_the_sizes_a_pooled_study_reads():
 
 @pytest.mark.parametrize("table, message", [
     ({"kind": "dask"}, "unknown executor 'dask'"),
-    ({"retries": -1}, "retries must be a whole number"),
-    ({"slurm_array": 0}, "slurm_array must be a whole number ≥ 1"),
+    ({"retries": -1}, "config: [executor] retries = -1: must be an integer ≥ 0"),
+    ({"slurm_array": 0}, "[executor] slurm_array = 0: must be an integer ≥ 1"),
     ({"gpu": 1}, "unknown key 'gpu' in [executor]"),
-    ({"slurm_cluster": "pbs"}, "slurm_cluster must be one of"),
-    ({"processes": 0}, "processes must be a whole number ≥ 1, got 0"),
-    ({"processes": 1.5}, "processes must be a whole number ≥ 1, got 1.5"),
+    ({"slurm_cluster": "pbs"}, '[executor] slurm_cluster = "pbs": must be one of slurm, local'),
+    ({"processes": 0}, "[executor] processes = 0: must be an integer ≥ 1"),
+    ({"processes": 1.5}, "[executor] processes = 1.5: must be an integer ≥ 1"),
 ])
 def test_bad_executor_settings_are_named(table, message):
     with pytest.raises(EtioInputError, match=__import__("re").escape(message)):

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from etio.attacks.settings import ATTACK_NAMES, parse_attack_settings
-from etio.traces.config import load_config, read_config_file
+from etio.core.settings import read_toml
+from etio.traces.config import load_config
 from etio.traces.store import open_store
 from tests.support.repo import MINI, REPO
 from tests.support.stages import attack, train
@@ -30,7 +31,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def _settings():
-    return parse_attack_settings(read_config_file(MINI)["attacks"])
+    return parse_attack_settings(read_toml(MINI)["attacks"])
 
 
 def _full_run(out: Path) -> None:

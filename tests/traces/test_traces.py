@@ -198,7 +198,7 @@ def _raw_smoke():
     (lambda r: r.update(dataset="svhn"), "unknown dataset 'svhn'"),
     (lambda r: r["grid"].update(arch=["vgg16"]), "unknown architecture 'vgg16'"),
     (lambda r: r["grid"].update(arch=["alexnetwol"], width=[16]), "alexnetwol.*width 16.*invalid model"),
-    (lambda r: r["grid"].update(width=[0]), "width must be an integer"),
+    (lambda r: r["grid"].update(width=[0]), r"\[grid\] width = \[0\]: 0 must be an integer ≥ 1"),
     (lambda r: r["grid"].update(loss=["hinge"]), "unknown loss 'hinge'"),
     (lambda r: r["grid"].update(train_size=[5000]), "exceeds the digits training pool"),
 ])
