@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from etio.causal import effects
-from etio.causal.graphs import check_acyclic, parse_bnlearn_dot, read_bnlearn_dot
+from etio.causal.graphs import (
+    check_acyclic, graph_files, parse_bnlearn_dot, read_attack_graph, read_bnlearn_dot, read_graphs,
+)
 from etio.core.errors import EtioInputError
 from etio.report import paper
 
@@ -28,7 +29,7 @@ def test_graph_files_accepts_both_spellings_of_the_file_name(tmp_path):
     text = AUTHORS.read_text()
     gdir = _graph_dir(tmp_path, {"ce-Oak17Acc.dot": text, "mse-Top3MLLeakLAcc-cv_avg_net_discovery.dot": text,
                                  "notes.txt": "not a graph"})
-    assert effects.graph_files(gdir) == {("ce", "Oak17Acc"): gdir / "ce-Oak17Acc.dot",
+    assert graph_files(gdir) == {("ce", "Oak17Acc"): gdir / "ce-Oak17Acc.dot",
                                          ("mse", "Top3MLLeakLAcc"): gdir / "mse-Top3MLLeakLAcc-cv_avg_net_discovery.dot"}
 
 
@@ -47,7 +48,7 @@ def test_graph_files_accepts_both_spellings_of_the_file_name(tmp_path):
 def test_graph_directory_errors_name_the_problem(tmp_path, files, message):
     gdir = tmp_path / "graphs" if files is None else _graph_dir(tmp_path, files)
     with pytest.raises(EtioInputError) as raised:
-        effects.graph_files(gdir)
+        graph_files(gdir)
     assert str(raised.value) == message.format(dir=gdir)
 
 
@@ -73,12 +74,12 @@ def test_attack_graph_lacking_nodes_or_acyclicity_is_rejected(tmp_path):
     path = tmp_path / "ce-Oak17Acc.dot"
     path.write_text(without + "\n")
     with pytest.raises(EtioInputError) as raised:
-        effects.read_attack_graph(path, "Oak17Acc")
+        read_attack_graph(path, "Oak17Acc")
     assert str(raised.value) == f"{path}: the graph lacks node(s) NumParams, TrainSize of attack Oak17Acc"
     path.write_text(text.replace("}", '  edge [dir=forward] "Oak17Acc" -> "TrainAcc" ;\n}'))
     with pytest.raises(EtioInputError, match=r"ce-Oak17Acc.dot: the graph has a directed cycle "
                                              r"TrainAcc -> AccDiff -> Oak17Acc -> TrainAcc$"):
-        effects.read_attack_graph(path, "Oak17Acc")
+        read_attack_graph(path, "Oak17Acc")
     with pytest.raises(EtioInputError, match="g.dot: arc A - B is undirected; a DAG is required"):
         check_acyclic(parse_bnlearn_dot('digraph {\n  edge [dir=none] "A" -> "B" ;\n}\n'), source="g.dot")
 
@@ -90,19 +91,19 @@ def test_undirected_arc_is_oriented_with_a_warning_naming_it(tmp_path):
     path = tmp_path / "ce-Oak17Acc.dot"
     path.write_text(text.replace(arc, arc.replace("dir=forward", "dir=none")))
     with pytest.warns(UserWarning) as caught:
-        graph = effects.read_attack_graph(path, "Oak17Acc")
+        graph = read_attack_graph(path, "Oak17Acc")
     assert [str(w.message) for w in caught] == [
         "ce-Oak17Acc.dot: undirected arc(s) oriented by the consistent extension: NumParams -> TrainVar"]
     assert graph.has_edge("NumParams", "TrainVar") and not graph.has_edge("TrainVar", "NumParams")
-    authors = effects.read_attack_graph(AUTHORS, "Oak17Acc")
+    authors = read_attack_graph(AUTHORS, "Oak17Acc")
     assert set(graph.edges) == set(authors.edges)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                       # a fully directed graph warns of nothing
-        effects.read_attack_graph(AUTHORS, "Oak17Acc")
+        read_attack_graph(AUTHORS, "Oak17Acc")
 
 
 def test_read_graphs_keeps_the_requested_losses():
-    graphs = effects.read_graphs(paper.graphs_dir(0.0005), losses=["mse"])
+    graphs = read_graphs(paper.graphs_dir(0.0005), losses=["mse"])
     assert sorted(graphs) == [("mse", a) for a in sorted(["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakLAcc",
                                                           "Top3MLLeakAcc", "Oak17Acc", "ThresholdAcc",
                                                           "MemguardAcc"])]

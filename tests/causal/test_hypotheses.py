@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from etio.causal import hypotheses as H
-from etio.causal.effects import STATUS_ESTIMATED, STATUS_NO_PATH
+from etio.causal.estimators import Status
 from etio.core.errors import EtioInputError
 
 NAN = float("nan")
@@ -61,7 +61,7 @@ def _ates(overrides: dict) -> pd.DataFrame:
     for hyp in H.HYPOTHESES:
         for attack, feature in hyp.ate_queries:
             for loss in ("ce", "mse"):
-                status, ate, p = overrides.get((loss, attack, feature), (STATUS_ESTIMATED, 0.5, 0.01))
+                status, ate, p = overrides.get((loss, attack, feature), (Status.ESTIMATED, 0.5, 0.01))
                 # The merged ATE schema: the paper estimator's columns (which the verdicts read) and
                 # the sound estimator's, here given the same numbers.
                 rows.append({"loss": loss, "weight_decay": 0.0005, "attack": attack, "feature": feature,
@@ -72,14 +72,14 @@ def _ates(overrides: dict) -> pd.DataFrame:
 
 
 def test_verdicts_of_a_hand_built_table():
-    no_path = (STATUS_NO_PATH, 0.0, NAN)
+    no_path = (Status.NO_PATH, 0.0, NAN)
     table = H.verdicts(_ates({
         ("ce", "Oak17Acc", "AccDiff"): no_path,                                  # Q1 ce: refuted
-        ("mse", "Oak17Acc", "TestVar"): (STATUS_ESTIMATED, 0.2, 0.3),            # Q2 mse: not significant
+        ("mse", "Oak17Acc", "TestVar"): (Status.ESTIMATED, 0.2, 0.3),            # Q2 mse: not significant
         ("ce", "Top3MLLeakAcc", "TrainVar"): no_path,                            # Q5 ce: one of two absent
         ("mse", "Top3MLLeakAcc", "TrainVar"): no_path,                           # Q5 mse: both absent
         ("mse", "Top3MLLeakAcc", "TestVar"): no_path,
-        ("ce", "ThresholdAcc", "LossDiff"): (STATUS_ESTIMATED, 1.4711, NAN),     # Q9 ce: no p-value
+        ("ce", "ThresholdAcc", "LossDiff"): (Status.ESTIMATED, 1.4711, NAN),     # Q9 ce: no p-value
     }))
     assert list(table.columns) == H.VERDICT_SCHEMA_COLUMNS and len(table) == 18
     marks = table.set_index(["query", "loss"])["mark"]
@@ -113,10 +113,8 @@ def test_table3_q_values_adjust_the_estimated_cells_that_claim_a_cause():
     """Table 3's q-values: Benjamini-Hochberg over the estimated cells of the queries that claim
     a cause (both losses: 15 cells here, 14 with p = 0.01 and one with 0.04); cells without a
     path and the cells of Q5 and Q7 (which claim absence) get none."""
-    from etio.causal.effects import STATUS_NO_PATH as NO_PATH
-
-    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (NO_PATH, 0.0, NAN),
-                  ("ce", "Oak17Acc", "NumParams"): (STATUS_ESTIMATED, 0.5, 0.04)})
+    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (Status.NO_PATH, 0.0, NAN),
+                  ("ce", "Oak17Acc", "NumParams"): (Status.ESTIMATED, 0.5, 0.04)})
     cells = H.table3_cells(ates)
     assert list(cells.columns) == [*ates.columns, "query", "claim", "q_value_table3"]
     q = cells.set_index(["query", "loss", "attack", "feature"])["q_value_table3"]
@@ -129,9 +127,7 @@ def test_table3_q_values_adjust_the_estimated_cells_that_claim_a_cause():
 
 
 def test_evidence_names_identification_and_the_number_each_estimator_rests_on():
-    from etio.causal.effects import STATUS_NOT_IDENTIFIABLE
-
-    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (STATUS_NOT_IDENTIFIABLE, 0.3, 0.2)})
+    ates = _ates({("ce", "Oak17Acc", "AccDiff"): (Status.NOT_IDENTIFIABLE, 0.3, 0.2)})
     paper = H.verdicts(ates).set_index(["query", "loss"])["evidence"]
     sound = H.verdicts(ates, estimator="sound").set_index(["query", "loss"])["evidence"]
     # the paper's number is shown (it exists) and flagged; the sound estimator shows none
@@ -164,7 +160,7 @@ def test_a_graph_that_was_not_learned_makes_its_cells_unknown_not_an_error():
     assert H.lookup(ates, "ce", "Oak17Acc", "AccDiff") is None
     cells = H.table3_cells(ates).set_index(["query", "loss", "attack", "feature"])
     lost = cells.xs("ce", level="loss").xs("Oak17Acc", level="attack")
-    assert (lost["status"] == H.STATUS_NOT_LEARNED).all() and len(lost) == 5      # Q1, Q2 (two), Q3, Q4
+    assert (lost["status"] == Status.NOT_LEARNED).all() and len(lost) == 5      # Q1, Q2 (two), Q3, Q4
     assert lost[["ate", "ate_paper", "p_value", "p_value_paper", "q_value_table3"]].isna().all().all()
     # the q-value family loses those 5 of its 16 cells (8 claims of a cause per loss): 11 remain,
     # all with p = 0.01, so each q-value is 0.01

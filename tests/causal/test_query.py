@@ -13,8 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from etio.report import paper
-from etio.causal import effects as query
-from etio.causal import estimation
+from etio.causal.estimators import Status
+from etio.causal.estimators.reference import dowhy_estimate
+from etio.causal.graphs import read_attack_graph, read_graphs
+from etio.causal.identify import (
+    _dowhy_backdoor_sets, default_adjustment_set, identify, identify_graphs, is_valid_backdoor_set, quiet_dowhy,
+)
+from etio.causal.query import ATE_SCHEMA, estimate_ates, estimate_cell, query_rows
+from etio.causal.refuters import REFUTERS, SIMULATIONS
 from etio.commands.app import app
 from etio.core.errors import EtioInputError
 from etio.core.schema import read_traces
@@ -26,7 +32,7 @@ EXAMPLE = REPO / "etio" / "data" / "example_traces.csv"
 
 @pytest.fixture(scope="module")
 def identifications():
-    return {wd: query.identify_graphs(query.read_graphs(paper.graphs_dir(wd))) for wd in (0.0005, 0.005)}
+    return {wd: identify_graphs(read_graphs(paper.graphs_dir(wd))) for wd in (0.0005, 0.005)}
 
 
 def test_directed_path_equals_nonzero_authors_ate(identifications):
@@ -45,7 +51,7 @@ def test_directed_path_equals_nonzero_authors_ate(identifications):
 def test_every_backdoor_set_is_valid(identifications):
     checked = 0
     for wd, ident in identifications.items():
-        graphs = query.read_graphs(paper.graphs_dir(wd))
+        graphs = read_graphs(paper.graphs_dir(wd))
         for r in ident.itertuples():
             if not r.has_directed_path:
                 assert r.backdoor_set == ""
@@ -62,9 +68,9 @@ def test_every_backdoor_set_is_valid(identifications):
 
 def test_validity_check_rejects_bad_sets():
     g = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y")])
-    assert query.is_valid_backdoor_set(g, "X", "Y", ["Z"])
-    assert not query.is_valid_backdoor_set(g, "X", "Y", [])          # open backdoor path via Z
-    assert not query.is_valid_backdoor_set(g, "X", "Y", ["Z", "M"])  # M descends from X
+    assert is_valid_backdoor_set(g, "X", "Y", ["Z"])
+    assert not is_valid_backdoor_set(g, "X", "Y", [])          # open backdoor path via Z
+    assert not is_valid_backdoor_set(g, "X", "Y", ["Z", "M"])  # M descends from X
 
 
 def _linear_data(n=300, seed=1):
@@ -90,13 +96,13 @@ def test_paper_estimator_is_dowhys_estimate_effect(arcs, treatment):
     data = _linear_data()
     graph = nx.DiGraph(arcs)
     data = data[list(graph.nodes)]
-    ident = query.identify(graph, treatment, "Y")
-    row = query.estimate_cell(data, None, graph, ident)
-    ref = query.dowhy_estimate(data, graph, treatment, "Y")   # CausalModel -> identify_effect -> estimate_effect
+    ident = identify(graph, treatment, "Y")
+    row = estimate_cell(data, None, graph, ident)
+    ref = dowhy_estimate(data, graph, treatment, "Y")   # CausalModel -> identify_effect -> estimate_effect
     assert row["ate_paper"] == pytest.approx(ref.value, rel=1e-9, abs=1e-12)
     # ties between equally good sets are broken by the stated rule, not by dowhy's hash order
     assert list(ref.target_estimand.backdoor_variables["backdoor"]) == \
-        list(query.default_adjustment_set(graph, treatment, "Y"))
+        list(default_adjustment_set(graph, treatment, "Y"))
     # the reference estimates the ATE alone: dowhy's per-modifier-stratum estimates are not run
     assert ref.conditional_estimates is None
     assert row["p_value_paper"] == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-9)
@@ -104,7 +110,7 @@ def test_paper_estimator_is_dowhys_estimate_effect(arcs, treatment):
         lo, hi = ref.estimator._estimate_confidence_intervals(0.95).ravel()
         assert (row["ate_paper"] - row["paper_half_width"], row["ate_paper"] + row["paper_half_width"]) == \
             pytest.approx((lo, hi), rel=1e-9)
-    assert row["status"] == query.STATUS_ESTIMATED and row["ci_low"] < row["ate"] < row["ci_high"]
+    assert row["status"] == Status.ESTIMATED and row["ci_low"] < row["ate"] < row["ci_high"]
 
 
 def test_dowhy_is_quieted_and_nothing_else():
@@ -119,10 +125,10 @@ def test_dowhy_is_quieted_and_nothing_else():
     root.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings(record=True) as caught:
-            query._quiet_dowhy()
-            for module in ("dowhy", "dowhy.causal_model", "dowhyish", "etio.causal.effects"):
+            quiet_dowhy()
+            for module in ("dowhy", "dowhy.causal_model", "dowhyish", "etio.causal.identify"):
                 warnings.warn_explicit(f"from {module}", UserWarning, "module.py", 1, module=module)
-        assert [str(w.message) for w in caught] == ["from dowhyish", "from etio.causal.effects"]
+        assert [str(w.message) for w in caught] == ["from dowhyish", "from etio.causal.identify"]
         assert (dowhy_logger.level, root.level) == (logging.ERROR, logging.WARNING)
     finally:
         dowhy_logger.setLevel(levels[0])
@@ -134,29 +140,29 @@ def test_adjustment_set_rule():
     broken by graph node order."""
     # Two minimal sets, {Z, W} and {X, W}, block M's backdoor paths; Z comes first in node order.
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "M"), ("M", "Y"), ("W", "Y"), ("W", "M")])
-    assert query.default_adjustment_set(graph, "M", "Y") == ("Z", "W")
+    assert default_adjustment_set(graph, "M", "Y") == ("Z", "W")
     reordered = nx.DiGraph()
     reordered.add_nodes_from(["X", "Z", "Y", "M", "W"])
     reordered.add_edges_from(graph.edges)
-    assert query.default_adjustment_set(reordered, "M", "Y") == ("X", "W")
+    assert default_adjustment_set(reordered, "M", "Y") == ("X", "W")
     # X <- I <- U -> Y: {I} and {U} both block the one backdoor path, and I comes first. I is no
     # instrument (dowhy's test: it is d-connected to Y once X's incoming arcs are cut), so the
     # tie goes to node order; counted as an instrument, I would lose to U.
     graph = nx.DiGraph([("I", "X"), ("U", "I"), ("U", "Y"), ("X", "Y")])
-    assert sorted(query._dowhy_backdoor_sets(graph, "X", "Y"), key=sorted) == \
+    assert sorted(_dowhy_backdoor_sets(graph, "X", "Y"), key=sorted) == \
         [frozenset({"I"}), frozenset({"I", "U"}), frozenset({"U"})]
-    assert query.default_adjustment_set(graph, "X", "Y") == ("I",)
+    assert default_adjustment_set(graph, "X", "Y") == ("I",)
 
 
 def test_paper_estimator_equals_dowhy_on_example_traces():
     traces = read_traces(EXAMPLE)
-    graph = query.read_attack_graph(paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot", "Oak17Acc")
-    data, runs = query.query_rows(traces, 0.0005, "ce", "Oak17Acc", graph.nodes)
+    graph = read_attack_graph(paper.graphs_dir(0.0005) / "ce-Oak17Acc-cv_avg_net_discovery.dot", "Oak17Acc")
+    data, runs = query_rows(traces, 0.0005, "ce", "Oak17Acc", graph.nodes)
     assert len(data) == 280 and len(set(runs)) == 70   # 2 epochs x 2 schedules per training run
     for treatment in ("TestAcc", "AccDiff", "NumParams"):
-        ident = query.identify(graph, treatment, "Oak17Acc")
-        row = query.estimate_cell(data, runs, graph, ident)
-        ref = query.dowhy_estimate(data, graph, treatment, "Oak17Acc")
+        ident = identify(graph, treatment, "Oak17Acc")
+        row = estimate_cell(data, runs, graph, ident)
+        ref = dowhy_estimate(data, graph, treatment, "Oak17Acc")
         # raw NumParams (~1e7) limits the conditioning; column order may differ from dowhy's own set
         assert row["ate_paper"] == pytest.approx(ref.value, rel=1e-6)
         assert row["p_value_paper"] == pytest.approx(ref.test_stat_significance()["p_value"][0], rel=1e-6)
@@ -164,17 +170,17 @@ def test_paper_estimator_equals_dowhy_on_example_traces():
 
 def test_estimate_ates_table():
     traces = read_traces(EXAMPLE)
-    graphs = query.read_graphs(paper.graphs_dir(0.0005))
-    table = query.estimate_ates(traces, graphs, 0.0005)
-    query.ATE_SCHEMA.validate(table)
+    graphs = read_graphs(paper.graphs_dir(0.0005))
+    table = estimate_ates(traces, graphs, 0.0005)
+    ATE_SCHEMA.validate(table)
     assert len(table) == 182
-    no_path = table["status"] == query.STATUS_NO_PATH
+    no_path = table["status"] == Status.NO_PATH
     assert no_path.sum() == 182 - 138
     assert (table.loc[no_path, "ate"] == 0).all() and table.loc[no_path, "p_value"].isna().all()
     assert (table.loc[no_path, "ate_paper"] == 0).all() and table.loc[no_path, "p_value_paper"].isna().all()
     # the example traces are drawn without the exact identities: every cell with a path is estimated
     est = table[~no_path]
-    assert (est["status"] == query.STATUS_ESTIMATED).all()
+    assert (est["status"] == Status.ESTIMATED).all()
     assert est["p_value"].between(0, 1).all() and (est["ci_low"] <= est["ate"]).all()
     assert est["q_value"].between(0, 1).all() and (est["q_value"] >= est["p_value"]).all()
     assert est["robustness_value"].between(0, 1).all()
@@ -189,14 +195,14 @@ def test_estimate_ates_table():
 def test_refuters_on_a_known_model():
     data = _linear_data(n=400)[["Z", "X", "Y"]]
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
-    ident = query.identify(graph, "X", "Y")
-    row = query.estimate_cell(data, None, graph, ident, refuters=True, seed=3)
+    ident = identify(graph, "X", "Y")
+    row = estimate_cell(data, None, graph, ident, refuters=True, seed=3)
     assert row["random_common_cause_new_effect"] == pytest.approx(row["ate_paper"], rel=0.05)
     assert row["data_subset_new_effect"] == pytest.approx(row["ate_paper"], rel=0.15)
     assert abs(row["placebo_treatment_new_effect"]) < 0.2 * abs(row["ate_paper"])
     # a correct model on clean data passes all three
-    assert [row[f"{name}_result"] for name in query.REFUTERS] == ["pass", "pass", "pass"]
-    assert row == query.estimate_cell(data, None, graph, ident, refuters=True, seed=3)   # seeded: same numbers
+    assert [row[f"{name}_result"] for name in REFUTERS] == ["pass", "pass", "pass"]
+    assert row == estimate_cell(data, None, graph, ident, refuters=True, seed=3)   # seeded: same numbers
 
 
 def _write_graph(path: Path, arcs, nodes):
@@ -252,7 +258,7 @@ def test_bad_input_clear_error_no_output(tmp_path, case, etio_cli):
 def test_unknown_weight_decay_is_an_input_error():
     traces = read_traces(EXAMPLE)
     with pytest.raises(EtioInputError, match="weight decay 0.1"):
-        query.estimate_ates(traces, query.read_graphs(paper.graphs_dir(0.0005)), 0.1)
+        estimate_ates(traces, read_graphs(paper.graphs_dir(0.0005)), 0.1)
 
 
 def test_refuter_p_values_are_dowhys_tests_of_the_simulated_effects(monkeypatch):
@@ -279,12 +285,12 @@ def test_refuter_p_values_are_dowhys_tests_of_the_simulated_effects(monkeypatch)
 
     data = _linear_data(n=400)[["Z", "X", "Y"]]
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
-    row = query.estimate_cell(data, None, graph, query.identify(graph, "X", "Y"), refuters=True, seed=3)
-    assert sorted(seen) == sorted(query.REFUTERS)
+    row = estimate_cell(data, None, graph, identify(graph, "X", "Y"), refuters=True, seed=3)
+    assert sorted(seen) == sorted(REFUTERS)
     assert seen["placebo_treatment"][0] == 0.0                       # the placebo's reference is no effect
     assert seen["random_common_cause"][0] == pytest.approx(row["ate_paper"], rel=1e-12)
     for name, (reference, simulated) in seen.items():
-        assert len(simulated) == estimation.REFUTER_SIMULATIONS
+        assert len(simulated) == SIMULATIONS
         z = (reference - simulated.mean()) / simulated.std()
         expected = float(stats.norm.sf(abs(z)))
         assert row[f"{name}_p_value"] == pytest.approx(expected, rel=1e-9, abs=1e-15), name

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from etio.causal import estimation, validation
-from etio.causal.effects import STATUS_ESTIMATED, STATUS_NOT_IDENTIFIABLE
+from etio.causal import validation
+from etio.causal.estimators import Status
+from etio.causal.overlap import fixed_by_identities
 from etio.commands.app import app
 
 
@@ -58,14 +59,14 @@ def test_validate_twenty_draws(validated):
     # the paper estimator covers worse (rows of a run are dependent; its test is of T's coefficient)
     assert true["paper_coverage"] < true["sound_coverage"]
     # recomputed from the cells, independently of the summary
-    t = cells[(cells["graph"] == "true") & (cells["status"] == STATUS_ESTIMATED)]
+    t = cells[(cells["graph"] == "true") & (cells["status"] == Status.ESTIMATED)]
     assert ((t["ci_low"] <= t["truth"]) & (t["truth"] <= t["ci_high"])).mean() == pytest.approx(true["sound_coverage"])
     for _, part in cells.groupby("graph"):
-        est = part[part["status"] == STATUS_ESTIMATED]
+        est = part[part["status"] == Status.ESTIMATED]
         assert ((est["p_value"] < 0.05) == ((est["ci_low"] > 0) | (est["ci_high"] < 0))).all()
-        unidentified = part[part["status"] == STATUS_NOT_IDENTIFIABLE]
+        unidentified = part[part["status"] == Status.NOT_IDENTIFIABLE]
         assert unidentified["ate"].isna().all() and unidentified["p_value"].isna().all()
-        decided = [estimation.fixed_by_identities(f, b.split(";") if isinstance(b, str) else [])
+        decided = [fixed_by_identities(f, b.split(";") if isinstance(b, str) else [])
                    for f, b in zip(unidentified["feature"], unidentified["backdoor_set"])]
         assert all(decided)
     assert len(summary["shd"]) == 20 and all(v >= 0 for v in summary["shd"])

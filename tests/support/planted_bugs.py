@@ -37,15 +37,15 @@ PLANTED: tuple[PlantedBug, ...] = (
         ("tests/attacks/test_attack_paths.py::test_threshold_attack_on_losses_either_side_of_tau_and_one_equal_to_it",),
         "the threshold attack compares losses with 1.5 x tau instead of tau"),
     PlantedBug(
-        "interval-10x-with-modifiers", "etio/causal/estimation.py",
+        "interval-10x-with-modifiers", "etio/causal/estimators/sound.py",
         (("ci_low=ate - half, ci_high=ate + half,",
           "ci_low=ate - half * (10 if modifiers else 1), ci_high=ate + half * (10 if modifiers else 1),"),),
-        ("tests/causal/test_estimation.py::test_p_value_tests_the_ate_and_agrees_with_the_interval",
-         "tests/causal/test_estimation.py::test_sound_tables_keep_p_and_interval_in_step"),
+        ("tests/causal/test_sound_estimator.py::test_p_value_tests_the_ate_and_agrees_with_the_interval",
+         "tests/causal/test_sound_estimator.py::test_sound_tables_keep_p_and_interval_in_step"),
         "the ATE's confidence interval is 10 times too wide when there are effect modifiers"),
     PlantedBug(
-        "refuter-p-values-1.0", "etio/causal/estimation.py",
-        (('out[f"{name}_p_value"] = float(significance["p_value"])', 'out[f"{name}_p_value"] = 1.0'),),
+        "refuter-p-values-1.0", "etio/causal/refuters/base.py",
+        (('p_value=float(significance["p_value"])', 'p_value=1.0'),),
         ("tests/causal/test_query.py::test_refuter_p_values_are_dowhys_tests_of_the_simulated_effects",),
         "every refuter p-value is hard-coded to 1.0 (the pass/fail column is untouched)"),
     PlantedBug(

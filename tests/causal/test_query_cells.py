@@ -1,10 +1,10 @@
-"""One cell of the ATE table (:func:`etio.causal.effects.estimate_cell`) in each of its three
-outcomes, and how :func:`etio.causal.effects.estimate_ates` seeds and checks its cells.
+"""One cell of the ATE table (:func:`etio.causal.estimate_cell`) in each of its three
+outcomes, and how :func:`etio.causal.estimate_ates` seeds and checks its cells.
 
 A cell is one row of the ATE table: the tests state each row's exact set of columns and every
 value that is not an estimate (statuses, reasons, flags and how they are joined, defaults), typed
 in here. The estimates are compared with the estimators they come from, called directly
-(:mod:`etio.causal.estimation`, themselves checked against statsmodels and dowhy elsewhere), and
+(:mod:`etio.causal.estimators`, themselves checked against statsmodels and dowhy elsewhere), and
 the robustness values with Cinelli & Hazlett's formula written out below.
 """
 
@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import math
 
+import etio.causal.query
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from etio.causal import effects, estimation
+from etio.causal.estimators.base import SIGNIFICANCE_LEVEL
+from etio.causal.estimators.paper import backdoor_estimand, paper_estimate
+from etio.causal.estimators.sound import sound_estimate
+from etio.causal.graphs import read_attack_graph
+from etio.causal.identify import identify
+from etio.causal.overlap import overlap
+from etio.causal.query import add_q_values, estimate_ates, estimate_cell, query_rows
 from etio.core.errors import EtioInputError
 
 #: The columns every cell has, whatever its outcome.
@@ -53,7 +60,7 @@ def test_a_cell_without_a_directed_path_reports_a_zero_effect_and_nothing_else()
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"X": rng.normal(size=12), "Y": rng.normal(size=12)})
     clusters = np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, 3])
-    row = effects.estimate_cell(data, clusters, graph, effects.identify(graph, "X", "Y"))
+    row = estimate_cell(data, clusters, graph, identify(graph, "X", "Y"))
     assert set(row) == COMMON
     _same(row, {"status": "no causal path", "reason": "no directed path from X to Y in the graph",
                 "backdoor_set": "", "n_rows": 12, "n_clusters": 4, "flags": "", "effect_modifiers": "",
@@ -62,7 +69,7 @@ def test_a_cell_without_a_directed_path_reports_a_zero_effect_and_nothing_else()
                 "robustness_value": math.nan, "robustness_value_alpha": math.nan, "overlap_r2": math.nan,
                 "vif": math.nan})
     # without clusters every row is its own; with refuters, their columns are empty (none ran)
-    row = effects.estimate_cell(data, None, graph, effects.identify(graph, "X", "Y"), refuters=True)
+    row = estimate_cell(data, None, graph, identify(graph, "X", "Y"), refuters=True)
     assert set(row) == COMMON | REFUTER_COLUMNS and row["n_clusters"] == 12
     for name in ("placebo_treatment", "random_common_cause", "data_subset"):
         _same(row, {f"{name}_new_effect": math.nan, f"{name}_p_value": math.nan, f"{name}_result": ""})
@@ -73,7 +80,7 @@ def test_a_cell_whose_treatment_the_adjustment_set_fixes_is_not_identifiable():
     z = rng.normal(size=30)
     data = pd.DataFrame({"Z": z, "X": 2 * z, "Y": z + rng.normal(size=30)})       # X = 2 Z exactly
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
-    row = effects.estimate_cell(data, None, graph, effects.identify(graph, "X", "Y"))
+    row = estimate_cell(data, None, graph, identify(graph, "X", "Y"))
     assert set(row) == COMMON | {"paper_half_width"}
     _same(row, {"status": "not identifiable", "backdoor_set": "Z", "n_rows": 30, "n_clusters": 30, "flags": "",
                 "reason": "X is a deterministic function of Z in the adjustment set: it cannot vary once they are "
@@ -84,7 +91,7 @@ def test_a_cell_whose_treatment_the_adjustment_set_fixes_is_not_identifiable():
     # the overlap diagnostics are still reported: X on Z fits exactly
     assert row["overlap_r2"] == pytest.approx(1.0, abs=1e-12) and row["vif"] > 1e10
     # the paper's number is computed and labelled as such (it ignores positivity)
-    paper = estimation.paper_estimate(data, estimation.backdoor_estimand("X", "Y", ["Z"]), "X", ())
+    paper = paper_estimate(data, backdoor_estimand("X", "Y", ["Z"]), "X", ())
     assert (row["ate_paper"], row["p_value_paper"]) == (paper.ate, paper.p_value)
 
 
@@ -100,12 +107,12 @@ def test_an_estimated_cell_joins_its_flags_and_left_out_modifiers_and_reports_th
     graph = nx.DiGraph([(c, t) for c in ("Z", "Z2", "Z3") for t in ("X", "Y")]
                        + [("X", "Y"), ("M1", "Y"), ("M2", "Y")])
     clusters = np.arange(n) % 5
-    ident = effects.identify(graph, "X", "Y")
+    ident = identify(graph, "X", "Y")
     assert ident.backdoor_set == ("Z", "Z2", "Z3") and ident.effect_modifiers == ("M1", "M2")
-    row = effects.estimate_cell(data, clusters, graph, ident)
+    row = estimate_cell(data, clusters, graph, ident)
     assert set(row) == COMMON | {"paper_half_width"}
-    sound = estimation.sound_estimate(data, "X", "Y", ["Z", "Z2", "Z3"], [], clusters)
-    final = estimation.overlap(data, "X", ["Z", "Z2", "Z3"])
+    sound = sound_estimate(data, "X", "Y", ["Z", "Z2", "Z3"], [], clusters)
+    final = overlap(data, "X", ["Z", "Z2", "Z3"])
     fixes = "with it X would be a deterministic function of the adjustment set"
     _same(row, {"status": "estimated", "reason": "", "backdoor_set": "Z;Z2;Z3", "n_rows": 40, "n_clusters": 5,
                 "flags": f"weak overlap (VIF {final.vif:.3g}); collinear adjustment column(s) left out: Z2, Z3",
@@ -126,14 +133,14 @@ def test_an_estimated_cell_with_a_kept_modifier_and_a_significant_effect():
     y = 2.0 * x + z + x * m + 0.5 * rng.normal(size=n)
     data = pd.DataFrame({"Z": z, "X": x, "M": m, "Y": y})
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y"), ("M", "Y")])
-    row = effects.estimate_cell(data, None, graph, effects.identify(graph, "X", "Y"))
-    sound = estimation.sound_estimate(data, "X", "Y", ["Z"], ["M"], None)
-    final = estimation.overlap(data, "X", ["Z", "M"])                  # the modifier's main effect enters
+    row = estimate_cell(data, None, graph, identify(graph, "X", "Y"))
+    sound = sound_estimate(data, "X", "Y", ["Z"], ["M"], None)
+    final = overlap(data, "X", ["Z", "M"])                  # the modifier's main effect enters
     _same(row, {"status": "estimated", "effect_modifiers": "M", "modifiers_left_out": "", "flags": "",
                 "ate": sound.ate, "p_value": sound.p_value, "n_clusters": n, "overlap_r2": final.r2,
                 "vif": final.vif})
     assert row["p_value"] < 1e-6
-    alpha = estimation.SIGNIFICANCE_LEVEL
+    alpha = SIGNIFICANCE_LEVEL
     assert alpha == 0.05
     assert row["robustness_value_alpha"] == pytest.approx(_robustness_value(sound.t_stat, sound.dof_resid, alpha),
                                                           rel=1e-12)
@@ -146,18 +153,18 @@ def test_refuters_default_to_seed_zero():
     x = z + rng.normal(size=40)
     data = pd.DataFrame({"Z": z, "X": x, "Y": x + z + rng.normal(size=40)})
     graph = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
-    ident = effects.identify(graph, "X", "Y")
-    row = effects.estimate_cell(data, None, graph, ident, refuters=True)
+    ident = identify(graph, "X", "Y")
+    row = estimate_cell(data, None, graph, ident, refuters=True)
     assert set(row) == COMMON | {"paper_half_width"} | REFUTER_COLUMNS
-    assert row == effects.estimate_cell(data, None, graph, ident, refuters=True, seed=0)
-    assert row != effects.estimate_cell(data, None, graph, ident, refuters=True, seed=1)
+    assert row == estimate_cell(data, None, graph, ident, refuters=True, seed=0)
+    assert row != estimate_cell(data, None, graph, ident, refuters=True, seed=1)
 
 
 def _star_traces(n_rows: int):
     """``n_rows`` complete rows of one (loss, weight decay) slice and a graph in which every
     treatment of ``Oak17Acc`` causes it."""
     from etio.core.schema import TRACE_COLUMNS
-    from etio.causal.effects import treatments_for
+    from etio.core.schema import treatments_for
 
     rng = np.random.default_rng(6)
     treatments = list(treatments_for("Oak17Acc"))
@@ -181,39 +188,39 @@ def test_estimate_ates_seeds_each_cell_apart_and_needs_three_rows(monkeypatch):
                    modifiers_left_out="", n_rows=len(data), n_clusters=len(data))
         return row
 
-    monkeypatch.setattr(effects, "estimate_cell", record)
+    monkeypatch.setattr(etio.causal.query, "estimate_cell", record)
     traces, graphs, treatments = _star_traces(3)                      # three rows: the fewest a regression takes
-    table = effects.estimate_ates(traces, graphs, 0.0005)
+    table = estimate_ates(traces, graphs, 0.0005)
     assert seeds == [10 * i for i in range(len(treatments))] and len(treatments) == 13
     assert table["q_value"].isna().all()                             # no estimated cell: none in the q-value family
     seeds.clear()
-    effects.estimate_ates(traces, graphs, 0.0005, refuters=True, seed=7)
+    estimate_ates(traces, graphs, 0.0005, refuters=True, seed=7)
     assert seeds == [7 + 10 * i for i in range(13)]
     traces, graphs, _ = _star_traces(2)
     with pytest.raises(EtioInputError, match=r"ce-Oak17Acc: only 2 complete trace row\(s\) at weight decay 0.0005; "
                                              r"a regression needs at least 3"):
-        effects.estimate_ates(traces, graphs, 0.0005)
+        estimate_ates(traces, graphs, 0.0005)
 
 
 def test_q_values_of_a_table_without_estimated_cells_are_missing():
     table = pd.DataFrame({"loss": ["ce", "ce"], "weight_decay": [0.0005] * 2, "status": ["no causal path"] * 2,
                           "p_value": [math.nan] * 2})
-    out = effects.add_q_values(table)
+    out = add_q_values(table)
     assert list(out.columns) == ["loss", "weight_decay", "status", "p_value", "q_value"]
     assert out["q_value"].isna().all() and "q_value" not in table.columns       # a copy: the input is left alone
 
 
 def test_identification_names_its_query_and_orders_modifiers_as_the_graph_does():
-    no_path = effects.identify(nx.DiGraph([("Y", "X")]), "X", "Y")
+    no_path = identify(nx.DiGraph([("Y", "X")]), "X", "Y")
     assert (no_path.treatment, no_path.outcome, no_path.has_directed_path, no_path.identified) == ("X", "Y", False,
                                                                                                   False)
-    plain = effects.identify(nx.DiGraph([("X", "Y")]), "X", "Y")
+    plain = identify(nx.DiGraph([("X", "Y")]), "X", "Y")
     assert (plain.has_directed_path, plain.identified, plain.backdoor_set) == (True, True, ())
     # modifiers in the graph's node order (B was added before A), not alphabetically
     graph = nx.DiGraph()
     graph.add_nodes_from(["X", "B", "A", "Y"])
     graph.add_edges_from([("X", "Y"), ("B", "Y"), ("A", "Y")])
-    assert effects.identify(graph, "X", "Y").effect_modifiers == ("B", "A")
+    assert identify(graph, "X", "Y").effect_modifiers == ("B", "A")
 
 
 def test_query_rows_checks_only_its_slice_labels_runs_and_warns_of_rows_left_out():
@@ -223,7 +230,7 @@ def test_query_rows_checks_only_its_slice_labels_runs_and_warns_of_rows_left_out
     gappy = traces.copy()
     gappy.loc[4, "Oak17Acc"] = math.nan                # an attack not run on one configuration
     with pytest.warns(UserWarning) as caught:
-        data, runs = effects.query_rows(pd.concat([gappy, other], ignore_index=True), 0.0005, "ce", "Oak17Acc",
+        data, runs = query_rows(pd.concat([gappy, other], ignore_index=True), 0.0005, "ce", "Oak17Acc",
                                         graphs[("ce", "Oak17Acc")].nodes)
     assert [str(w.message) for w in caught] == [
         "ce-Oak17Acc at weight decay 0.0005: 1 of 5 rows have no Oak17Acc value and are left out of its queries"]
@@ -245,7 +252,7 @@ def test_undirected_arcs_are_named_in_order_when_oriented_and_when_they_cannot_b
     path = tmp_path / "ce-Oak17Acc.dot"
     path.write_text(text)
     with pytest.warns(UserWarning) as caught:
-        effects.read_attack_graph(path, "Oak17Acc")
+        read_attack_graph(path, "Oak17Acc")
     assert [str(w.message) for w in caught] == ["ce-Oak17Acc.dot: undirected arc(s) oriented by the consistent "
                                                 "extension: NumParams -> TrainVar, TestVar -> NumParams"]
     # a chordless undirected 4-cycle has no extension without a new v-structure
@@ -253,6 +260,6 @@ def test_undirected_arcs_are_named_in_order_when_oriented_and_when_they_cannot_b
                                                                           ("A", "D")))
     path.write_text("digraph {\n" + square + "}\n")
     with pytest.raises(EtioInputError) as raised:
-        effects.read_attack_graph(path, "Oak17Acc")
+        read_attack_graph(path, "Oak17Acc")
     assert str(raised.value) == (f"{path}: the undirected arc A - B cannot be oriented without creating a cycle or "
                                  "a new v-structure")

@@ -1,4 +1,4 @@
-"""Unit checks of :mod:`etio.causal.estimation` with hand-computed or independently computed answers.
+"""Unit checks of the query stage's check (:mod:`etio.causal.overlap`), estimators and refuters with hand-computed or independently computed answers.
 
 They cover the corners the end-to-end estimation tests do not reach: how dowhy is silenced, the
 identity relations when every other identity column is adjusted for, R² and the overlap check at
@@ -25,8 +25,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from etio.causal import estimation
-from etio.causal.estimation import IDENTITIES, Overlap
+from etio.causal.estimators.inference import robustness_value
+from etio.causal.estimators.paper import backdoor_estimand, paper_estimate
+from etio.causal.estimators.sound import sound_estimate
+from etio.causal.identify import quiet_dowhy
+from etio.causal.overlap import (
+    DETERMINISTIC_R2, IDENTITIES, Overlap, defining_by_identities, fixed_by_identities, overlap, r_squared,
+)
+from etio.causal.refuters import SIMULATIONS, refute
 
 # Three orthonormal contrasts of four rows, each orthogonal to the intercept; entries are ±0.5,
 # so sums, norms and products of them are exact in floating point.
@@ -59,14 +65,14 @@ def test_quiet_dowhy_raises_dowhys_log_level_and_ignores_only_dowhys_warnings():
         root.setLevel(logging.WARNING)
         with warnings.catch_warnings(record=True) as shown:
             warnings.simplefilter("always")
-            estimation.quiet_dowhy()
-            for module in ("dowhy", "dowhy.causal_estimator", "dowhyish", "etio.causal.effects"):
+            quiet_dowhy()
+            for module in ("dowhy", "dowhy.causal_estimator", "dowhyish", "etio.causal.identify"):
                 warnings.warn_explicit(f"from {module}", UserWarning, "x.py", 1, module=module)
         assert dowhy_logger.level == logging.ERROR
         assert root.level == logging.WARNING      # only dowhy's logger is touched
         # the filter is the regex dowhy(\.|$): dowhy and its submodules, not a module that merely
         # starts with the same letters, nor anyone else
-        assert [str(w.message) for w in shown] == ["from dowhyish", "from etio.causal.effects"]
+        assert [str(w.message) for w in shown] == ["from dowhyish", "from etio.causal.identify"]
     finally:
         dowhy_logger.setLevel(saved[0])
         root.setLevel(saved[1])
@@ -82,17 +88,17 @@ def test_identities_fix_the_treatment_when_every_other_identity_column_is_adjust
     # the rank 1, so AccDiff is fixed.
     columns = sorted({c for rel in IDENTITIES for c in rel})
     others = [c for c in columns if c != "AccDiff"]
-    assert estimation.fixed_by_identities("AccDiff", others)
+    assert fixed_by_identities("AccDiff", others)
     # and the two accuracies alone define it (in the given, alphabetical, order)
-    assert estimation.defining_by_identities("AccDiff", others) == ("TestAcc", "TrainAcc")
+    assert defining_by_identities("AccDiff", others) == ("TestAcc", "TrainAcc")
 
 
 def test_r_squared_of_a_constant_target_is_one_and_of_a_unit_variance_orthogonal_target_zero():
     # a constant target is perfectly "explained" by any regressors (the documented convention)
-    assert estimation.r_squared(np.full(4, 3.0), V[:, None]) == 1.0
+    assert r_squared(np.full(4, 3.0), V[:, None]) == 1.0
     # U has mean 0 and sum of squares 4 * 0.25 = 1 exactly; V is orthogonal to it: R² = 0
-    assert estimation.r_squared(U, V[:, None]) == pytest.approx(0.0, abs=1e-12)
-    assert estimation.r_squared(U, np.empty((4, 0))) == 0.0
+    assert r_squared(U, V[:, None]) == pytest.approx(0.0, abs=1e-12)
+    assert r_squared(U, np.empty((4, 0))) == 0.0
 
 
 def test_r_squared_does_not_depend_on_the_units_of_the_regressors():
@@ -104,20 +110,20 @@ def test_r_squared_does_not_depend_on_the_units_of_the_regressors():
     target = 2 * b + 0.1 * rng.normal(size=25)
     expected = _r2_reference(target, [a, b])
     assert expected > 0.9
-    got = estimation.r_squared(target, np.column_stack([1e20 * a, 1e-20 * b]))
+    got = r_squared(target, np.column_stack([1e20 * a, 1e-20 * b]))
     assert got == pytest.approx(expected, rel=1e-9)
 
 
 def test_overlap_of_a_constant_treatment():
     data = pd.DataFrame({"T": [0.1] * 4, "S": U})
-    assert estimation.overlap(data, "T", ["S"]) == Overlap(r2=1.0, defining=())
+    assert overlap(data, "T", ["S"]) == Overlap(r2=1.0, defining=())
 
 
 @pytest.mark.parametrize("dtype", [float, bool])
 def test_overlap_of_a_binary_treatment_read_as_zero_one(dtype):
     # T = (0, 1, 0, 1) has range exactly 1 and centred values -U; S = 2 V is orthogonal: R² = 0.
     data = pd.DataFrame({"T": np.array([0, 1, 0, 1]).astype(dtype), "S": 2 * V})
-    check = estimation.overlap(data, "T", ["S"])
+    check = overlap(data, "T", ["S"])
     assert check.r2 == pytest.approx(0.0, abs=1e-12)
     assert check.defining == () and check.identifiable and not check.weak
 
@@ -128,11 +134,11 @@ def test_overlap_drops_every_variable_not_needed_to_fix_the_treatment():
     rng = np.random.default_rng(5)
     a, b, c = rng.normal(size=(3, 20))
     data = pd.DataFrame({"T": a + b, "A": a, "B": b, "C": c})
-    assert estimation.overlap(data, "T", ["A", "B", "C"]).defining == ("A", "B")
-    assert estimation.overlap(data, "T", ["C", "B", "A"]).defining == ("B", "A")
+    assert overlap(data, "T", ["A", "B", "C"]).defining == ("A", "B")
+    assert overlap(data, "T", ["C", "B", "A"]).defining == ("B", "A")
     # the same columns stored as dtype object (Python floats, as pandas leaves a column that
     # once held text): read as floats all the same
-    check = estimation.overlap(data.astype(object), "T", ["A", "B", "C"])
+    check = overlap(data.astype(object), "T", ["A", "B", "C"])
     assert check.defining == ("A", "B") and not check.identifiable
 
 
@@ -141,14 +147,14 @@ def test_r_squared_exactly_at_the_deterministic_threshold_counts_as_determined()
     # a² = DETERMINISTIC_R2 up to ~1e-20, far inside the 5.5e-17 rounding interval of the double
     # DETERMINISTIC_R2, so the computed R² is that double exactly; W is orthogonal to both.
     # R² >= DETERMINISTIC_R2 means "T is a function of the set", and the defining subset is S.
-    c = 1 - estimation.DETERMINISTIC_R2
+    c = 1 - DETERMINISTIC_R2
     t = math.sqrt(1 - c) * U + math.sqrt(c) * V
     data = pd.DataFrame({"T": t, "S": U, "A": W})
-    assert estimation.r_squared(t, U[:, None]) == estimation.DETERMINISTIC_R2
-    only = estimation.overlap(data, "T", ["S"])
-    assert only == Overlap(r2=estimation.DETERMINISTIC_R2, defining=("S",)) and not only.identifiable
+    assert r_squared(t, U[:, None]) == DETERMINISTIC_R2
+    only = overlap(data, "T", ["S"])
+    assert only == Overlap(r2=DETERMINISTIC_R2, defining=("S",)) and not only.identifiable
     # with A in front: dropping A leaves R² (T on S) exactly at the threshold, so A goes
-    assert estimation.overlap(data, "T", ["A", "S"]).defining == ("S",)
+    assert overlap(data, "T", ["A", "S"]).defining == ("S",)
 
 
 # --------------------------------------------------------------------------------------
@@ -169,7 +175,7 @@ def test_constant_and_collinear_adjustment_columns_are_dropped_and_later_ones_st
     cols = _confounded(30, 3)
     data = pd.DataFrame({"T": cols["T"], "K": 7.0, "A": cols["A"], "B": 2 * cols["A"] - 3,
                          "C": cols["C"], "Y": cols["Y"]})
-    est = estimation.sound_estimate(data, "T", "Y", ["K", "A", "B", "C"], [])
+    est = sound_estimate(data, "T", "Y", ["K", "A", "B", "C"], [])
     span = np.ptp(cols["T"])
     assert est.ate == pytest.approx(span * _ols([cols["T"], cols["A"], cols["C"]], cols["Y"])[1], rel=1e-9)
     assert est.dropped_columns == ("K", "B")
@@ -181,7 +187,7 @@ def test_an_adjustment_column_in_tiny_units_is_not_mistaken_for_a_collinear_one(
     # on standardised columns, so it is kept.
     cols = _confounded(20, 8)
     data = pd.DataFrame({"T": cols["T"], "S": 1e-6 * cols["A"], "Y": cols["Y"]})
-    est = estimation.sound_estimate(data, "T", "Y", ["S"], [])
+    est = sound_estimate(data, "T", "Y", ["S"], [])
     assert est.dropped_columns == ()
     assert est.ate == pytest.approx(np.ptp(cols["T"]) * _ols([cols["T"], cols["A"]], cols["Y"])[1], rel=1e-9)
 
@@ -194,7 +200,7 @@ def test_sound_estimate_does_not_depend_on_the_units_of_the_columns(t_unit, s_un
     # formed X'X from the raw columns would lose T there.
     cols = _confounded(40, 0)
     data = pd.DataFrame({"T": t_unit * cols["T"], "S": s_unit * cols["A"], "Y": cols["Y"]})
-    est = estimation.sound_estimate(data, "T", "Y", ["S"], [])
+    est = sound_estimate(data, "T", "Y", ["S"], [])
     expected = np.ptp(cols["T"]) * _ols([cols["T"], cols["A"]], cols["Y"])[1]
     assert est.ate == pytest.approx(expected, rel=1e-8)
 
@@ -203,7 +209,7 @@ def test_sound_estimate_does_not_depend_on_the_units_of_the_columns(t_unit, s_un
 def test_a_constant_treatment_is_a_singular_design_whatever_its_value(value):
     data = pd.DataFrame({"T": [value] * 4, "Y": [0.0, 1.0, 2.0, 4.0]})
     with pytest.raises(np.linalg.LinAlgError):
-        estimation.sound_estimate(data, "T", "Y", [], [])
+        sound_estimate(data, "T", "Y", [], [])
 
 
 def test_a_constant_modifier_is_dropped_and_its_interaction_is_not_reported():
@@ -211,7 +217,7 @@ def test_a_constant_modifier_is_dropped_and_its_interaction_is_not_reported():
     # both are dropped, only the main effect is named, and the ATE is the plain OLS one.
     cols = _confounded(25, 4)
     data = pd.DataFrame({"T": cols["T"], "A": cols["A"], "M": 2.0, "Y": cols["Y"]})
-    est = estimation.sound_estimate(data, "T", "Y", ["A"], ["M"])
+    est = sound_estimate(data, "T", "Y", ["A"], ["M"])
     assert est.dropped_columns == ("M",)
     assert est.modifiers == ()
     assert est.ate == pytest.approx(np.ptp(cols["T"]) * _ols([cols["T"], cols["A"]], cols["Y"])[1], rel=1e-9)
@@ -222,12 +228,12 @@ def test_exact_fits_have_zero_standard_error_and_the_p_value_follows_the_estimat
     # Y = T: slope 1, residuals exactly 0, ATE = range 2 x 1 = 2, SE 0: the effect is certain,
     # p = 0 and the interval is the point 2.
     data = pd.DataFrame({"T": [-1.0, 1.0, -1.0, 1.0], "Y": [-1.0, 1.0, -1.0, 1.0]})
-    est = estimation.sound_estimate(data, "T", "Y", [], [])
+    est = sound_estimate(data, "T", "Y", [], [])
     assert (est.ate, est.se, est.p_value, est.p_value_rows_independent) == (2.0, 0.0, 0.0, 0.0)
     assert (est.ci_low, est.ci_high) == (2.0, 2.0)
     # Y = 0: ATE 0 with SE 0: nothing to reject, p = 1
     data["Y"] = 0.0
-    est = estimation.sound_estimate(data, "T", "Y", [], [])
+    est = sound_estimate(data, "T", "Y", [], [])
     assert (est.ate, est.se, est.p_value, est.p_value_rows_independent) == (0.0, 0.0, 1.0, 1.0)
 
 
@@ -235,7 +241,7 @@ def test_a_saturated_fit_or_a_single_cluster_has_no_standard_error():
     # Three rows, three coefficients (1, T, S): Y = 2 T + 5 S is fitted exactly, ATE = 1 x 2,
     # and with n - p = 0 there is no CR1/HC1 factor: SE and p-values are NaN, not an error.
     data = pd.DataFrame({"T": [0.0, 1.0, 0.0], "S": [0.0, 0.0, 1.0], "Y": [0.0, 2.0, 5.0]})
-    est = estimation.sound_estimate(data, "T", "Y", ["S"], [])
+    est = sound_estimate(data, "T", "Y", ["S"], [])
     assert est.ate == pytest.approx(2.0, rel=1e-12)
     assert math.isnan(est.se) and math.isnan(est.p_value) and math.isnan(est.p_value_rows_independent)
     assert est.dof_resid == 0
@@ -243,7 +249,7 @@ def test_a_saturated_fit_or_a_single_cluster_has_no_standard_error():
     # test still exists.
     cols = _confounded(12, 6)
     data = pd.DataFrame({k: cols[k] for k in ("T", "A", "Y")})
-    est = estimation.sound_estimate(data, "T", "Y", ["A"], [], clusters=np.full(12, "run-1"))
+    est = sound_estimate(data, "T", "Y", ["A"], [], clusters=np.full(12, "run-1"))
     assert est.ate == pytest.approx(np.ptp(cols["T"]) * _ols([cols["T"], cols["A"]], cols["Y"])[1], rel=1e-9)
     assert math.isnan(est.se) and math.isnan(est.p_value) and est.n_clusters == 1 and est.dof == 0
     assert 0.0 <= est.p_value_rows_independent <= 1.0
@@ -256,7 +262,7 @@ def test_rows_independent_inference_is_hc1_with_n_minus_p_degrees_of_freedom():
     # freedom (statsmodels: OLS with cov_type HC1, use_t); the interval inverts the same t.
     cols = _confounded(12, 1)
     data = pd.DataFrame({k: cols[k] for k in ("T", "A", "Y")})
-    est = estimation.sound_estimate(data, "T", "Y", ["A"], [])
+    est = sound_estimate(data, "T", "Y", ["A"], [])
     fit = sm.OLS(cols["Y"], sm.add_constant(np.column_stack([cols["T"], cols["A"]]))).fit(
         cov_type="HC1", use_t=True)
     span = np.ptp(cols["T"])
@@ -276,7 +282,7 @@ def test_two_clusters_give_a_clustered_standard_error_on_one_degree_of_freedom()
     cols = _confounded(16, 2)
     groups = np.repeat([0, 1], 8)
     data = pd.DataFrame({k: cols[k] for k in ("T", "A", "Y")})
-    est = estimation.sound_estimate(data, "T", "Y", ["A"], [], clusters=groups)
+    est = sound_estimate(data, "T", "Y", ["A"], [], clusters=groups)
     # statsmodels' cluster-robust covariance with its default small-sample correction
     # G/(G-1) x (N-1)/(N-K) is CR1
     fit = sm.OLS(cols["Y"], sm.add_constant(np.column_stack([cols["T"], cols["A"]]))).fit(
@@ -298,7 +304,7 @@ def test_numeric_columns_of_dtype_object_are_read_as_floats():
     expected = np.ptp(t) * (b[1] + b[4] * m.mean())
     data = pd.DataFrame({"T": t, "S": s, "M": m, "Y": y}).map(lambda v: Decimal(float(v)))
     assert data["T"].dtype == object
-    est = estimation.sound_estimate(data, "T", "Y", ["S"], ["M"])
+    est = sound_estimate(data, "T", "Y", ["S"], ["M"])
     assert est.ate == pytest.approx(expected, rel=1e-9)
     assert est.modifiers == ("M",)
 
@@ -309,7 +315,7 @@ def test_a_boolean_treatment_is_read_as_zero_one():
     t = rng.random(20) < 0.5
     s = rng.normal(size=20)
     y = 2.0 * t + s + 0.5 * rng.normal(size=20)
-    est = estimation.sound_estimate(pd.DataFrame({"T": t, "S": s, "Y": y}), "T", "Y", ["S"], [])
+    est = sound_estimate(pd.DataFrame({"T": t, "S": s, "Y": y}), "T", "Y", ["S"], [])
     assert est.ate == pytest.approx(_ols([t.astype(float), s], y)[1], rel=1e-9)
 
 
@@ -336,7 +342,7 @@ def test_robustness_value_of_an_overwhelming_estimate_uses_the_extreme_formula()
     by_hand = (49 - f_crit ** 2) / 50
     assert by_hand == pytest.approx(0.979205, abs=1e-6)
     for t_stat in (70.0, -70.0):
-        got = estimation.robustness_value(t_stat, 100, 0.05)
+        got = robustness_value(t_stat, 100, 0.05)
         assert got == pytest.approx(by_hand, rel=1e-12)
         assert got == pytest.approx(_dowhy_robustness_value(t_stat, 100, 0.05), rel=1e-12)
 
@@ -349,14 +355,14 @@ def test_paper_estimator_runs_its_significance_test_and_no_conditional_estimates
     rng = np.random.default_rng(14)
     t, m = rng.normal(size=(2, 30))
     data = pd.DataFrame({"T": t, "M": m, "Y": t + t * m + rng.normal(size=30)})
-    paper = estimation.paper_estimate(data, estimation.backdoor_estimand("T", "Y", []), "T", ["M"])
+    paper = paper_estimate(data, backdoor_estimand("T", "Y", []), "T", ["M"])
     # what dowhy records on the estimate handed to the refuters, as the module text describes
-    assert paper.estimate.params["test_significance"] is True
-    assert paper.estimate.estimator.need_conditional_estimates is False
-    assert paper.estimate.conditional_estimates is None
+    assert paper.fit.params["test_significance"] is True
+    assert paper.fit.estimator.need_conditional_estimates is False
+    assert paper.fit.conditional_estimates is None
     # the estimand is dowhy's own (expression and assumptions), so the estimate prints as dowhy's
     # do; a plain string there made str() raise TypeError inside dowhy
-    printed = str(paper.estimate)
+    printed = str(paper.fit)
     assert "Estimand name: backdoor" in printed and "Estimand expression" in printed and "b: Y~T+T*M" in printed
 
 
@@ -369,8 +375,8 @@ def test_columns_in_extreme_units_are_not_taken_for_constants(unit):
     t = 2 * a + 0.1 * rng.normal(size=30)
     expected = _r2_reference(t, [a])
     assert expected > 0.9
-    assert estimation.r_squared(t, np.column_stack([unit * a])) == pytest.approx(expected, rel=1e-9)
-    check = estimation.overlap(pd.DataFrame({"T": t, "S": unit * a}), "T", ["S"])
+    assert r_squared(t, np.column_stack([unit * a])) == pytest.approx(expected, rel=1e-9)
+    check = overlap(pd.DataFrame({"T": t, "S": unit * a}), "T", ["S"])
     assert check.r2 == pytest.approx(expected, rel=1e-9)
 
 
@@ -387,11 +393,11 @@ def test_refuters_use_seed_plus_offset_and_label_a_significant_refutation_fail()
     t = np.zeros(10)
     t[-1] = 1.0
     data = pd.DataFrame({"T": t, "Y": t.copy()})
-    paper = estimation.paper_estimate(data, estimation.backdoor_estimand("T", "Y", []), "T", [])
-    out = estimation.paper_refuters(data, paper, "T", seed=0)
-    estimate = paper.estimate
+    paper = paper_estimate(data, backdoor_estimand("T", "Y", []), "T", [])
+    out = refute(data, paper, "T", seed=0)
+    estimate = paper.fit
     estimand = estimate.estimator._target_estimand
-    n = estimation.REFUTER_SIMULATIONS
+    n = SIMULATIONS
     reference = {
         "placebo_treatment": refute_placebo_treatment(data, estimand, estimate, ["T"], num_simulations=n,
                                                       placebo_type=PlaceboType.PERMUTE,

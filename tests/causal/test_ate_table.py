@@ -1,5 +1,5 @@
 """The ATE table on hand-built graphs and studies against formula-built references (the
-sound estimator's interval and test are checked against statsmodels in test_estimation.py)."""
+sound estimator's interval and test are checked against statsmodels in test_sound_estimator.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from etio.causal import effects
+from etio.causal.estimators import Status
+from etio.causal.estimators.reference import dowhy_estimate
+from etio.causal.identify import IDENTIFICATION_SCHEMA, identify, identify_graphs, is_valid_backdoor_set
+from etio.causal.query import ATE_SCHEMA, add_q_values, estimate_ates, estimate_cell, query_slice
+from etio.causal.refuters import REFUTERS
+from etio.core.errors import EtioInputError
+from etio.core.schema import treatments_for
 
 #: The columns one refuter adds to the ATE table (``<refuter>_new_effect`` / ``_p_value`` / ``_result``).
 _REFUTER_SUFFIXES = ("_new_effect", "_p_value", "_result")
@@ -90,23 +96,23 @@ def _small_study(n=40, seed=0):
 
 def test_estimate_ates_on_a_hand_built_graph():
     traces, graph, rows = _small_study()
-    table = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005)
-    refuter_columns = [c for c in effects.ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
-    assert len(refuter_columns) == 3 * len(effects.REFUTERS)
+    table = estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005)
+    refuter_columns = [c for c in ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
+    assert len(refuter_columns) == 3 * len(REFUTERS)
     # Without refuters: every column of the schema, in its order, except the refuters' ones.
-    assert list(table.columns) == [c for c in effects.ATE_SCHEMA.columns if c not in refuter_columns]
-    assert list(table.columns)[:len(effects.ATE_SCHEMA.required)] == list(effects.ATE_SCHEMA.required)
+    assert list(table.columns) == [c for c in ATE_SCHEMA.columns if c not in refuter_columns]
+    assert list(table.columns)[:len(ATE_SCHEMA.required)] == list(ATE_SCHEMA.required)
     assert len(table) == 13 and (table["n_rows"] == 40).all()
-    assert table["feature"].tolist() == effects.treatments_for("Oak17Acc")
-    estimated = table[table["status"] == effects.STATUS_ESTIMATED].set_index("feature")
+    assert table["feature"].tolist() == treatments_for("Oak17Acc")
+    estimated = table[table["status"] == Status.ESTIMATED].set_index("feature")
     assert sorted(estimated.index) == ["AccDiff", "TestVar", "TrainSize"]      # the three with a directed path
-    absent = table[table["status"] == effects.STATUS_NO_PATH]
+    absent = table[table["status"] == Status.NO_PATH]
     assert (absent["ate"] == 0).all() and absent["p_value"].isna().all()
     assert (absent["ci_low"] == 0).all() and (absent["ci_high"] == 0).all() and (absent["backdoor_set"] == "").all()
     data = rows
     for feature in ("AccDiff", "TestVar", "TrainSize"):
         row = estimated.loc[feature]
-        ident = effects.identify(graph, feature, "Oak17Acc")
+        ident = identify(graph, feature, "Oak17Acc")
         assert row["backdoor_set"] == ";".join(ident.backdoor_set)
         # dowhy's effect modifiers: causes of the attack outside the treatment's own ancestry.
         assert "TestVar" in ident.effect_modifiers or feature == "TestVar"
@@ -132,11 +138,11 @@ def test_estimate_ates_on_a_hand_built_graph():
 
 def test_estimate_ates_with_refuters_and_on_bad_input():
     traces, graph, rows = _small_study()
-    table = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
-    assert list(table.columns) == effects.ATE_SCHEMA.columns
-    no_path = table["status"] == effects.STATUS_NO_PATH
-    refuter_columns = [c for c in effects.ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
-    assert len(refuter_columns) == 3 * len(effects.REFUTERS)
+    table = estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
+    assert list(table.columns) == ATE_SCHEMA.columns
+    no_path = table["status"] == Status.NO_PATH
+    refuter_columns = [c for c in ATE_SCHEMA.optional if c.endswith(_REFUTER_SUFFIXES)]
+    assert len(refuter_columns) == 3 * len(REFUTERS)
     numbers = [c for c in refuter_columns if not c.endswith("_result")]
     results = [c for c in refuter_columns if c.endswith("_result")]
     # Queries without a causal path are not refuted: no number, an empty verdict.
@@ -144,18 +150,18 @@ def test_estimate_ates_with_refuters_and_on_bad_input():
     assert (table.loc[no_path, results] == "").all().all()
     assert table.loc[~no_path, numbers].notna().all().all()
     assert table.loc[~no_path, results].isin(["pass", "fail"]).all().all()
-    again = effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
+    again = estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.0005, refuters=True, seed=3)
     pd.testing.assert_frame_equal(table, again)                                   # seeded
-    with pytest.raises(effects.EtioInputError) as raised:
-        effects.estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.05)
+    with pytest.raises(EtioInputError) as raised:
+        estimate_ates(traces, {("ce", "Oak17Acc"): graph}, 0.05)
     assert str(raised.value) == "the trace table has no rows with weight decay 0.05 (present: 0.0005, 0.005)"
     few = pd.concat([rows.iloc[:2], rows.iloc[:2].assign(WeightDecay=0.005)])
-    with pytest.raises(effects.EtioInputError) as raised:
-        effects.estimate_ates(few, {("ce", "Oak17Acc"): graph}, 0.0005)
+    with pytest.raises(EtioInputError) as raised:
+        estimate_ates(few, {("ce", "Oak17Acc"): graph}, 0.0005)
     assert str(raised.value) == ("ce-Oak17Acc: only 2 complete trace row(s) at weight decay 0.0005; "
                                  "a regression needs at least 3")
-    with pytest.raises(effects.EtioInputError) as raised:
-        effects.estimate_ates(traces.drop(columns=["TestVar", "TrainVar"]), {("ce", "Oak17Acc"): graph}, 0.0005)
+    with pytest.raises(EtioInputError) as raised:
+        estimate_ates(traces.drop(columns=["TestVar", "TrainVar"]), {("ce", "Oak17Acc"): graph}, 0.0005)
     assert str(raised.value) == ("trace table: no column 'TrainVar', 'TestVar' "
                                  "(the ce-Oak17Acc slice at weight decay 0.0005 needs it)")
 
@@ -166,14 +172,14 @@ def test_query_slice_drops_incomplete_rows():
     # A gap in a feature column is an error naming the column and the CSV line (row 3 -> line 5).
     gap = traces.copy()
     gap.loc[3, "TestVar"] = np.nan
-    with pytest.raises(effects.EtioInputError) as raised:
-        effects.query_slice(gap, 0.0005, "ce", "Oak17Acc", nodes)
+    with pytest.raises(EtioInputError) as raised:
+        query_slice(gap, 0.0005, "ce", "Oak17Acc", nodes)
     assert str(raised.value) == ("trace table: column 'TestVar' has 1 row(s) with a missing value (CSV line(s) 5) "
                                  "in the ce-Oak17Acc slice at weight decay 0.0005")
     # Only the attack column may have gaps: those rows are dropped, with a warning saying how many.
     traces.loc[3, "Oak17Acc"] = np.nan
     with pytest.warns(UserWarning) as caught:
-        data = effects.query_slice(traces, 0.0005, "ce", "Oak17Acc", nodes)
+        data = query_slice(traces, 0.0005, "ce", "Oak17Acc", nodes)
     assert [str(w.message) for w in caught] == [
         "ce-Oak17Acc at weight decay 0.0005: 1 of 40 rows have no Oak17Acc value and are left out of its queries"]
     assert list(data.columns) == nodes and len(data) == 39
@@ -185,14 +191,14 @@ def test_query_slice_drops_incomplete_rows():
 
 def test_identify_graphs_and_the_backdoor_criterion():
     _, graph, _ = _small_study()
-    table = effects.identify_graphs({("ce", "Oak17Acc"): graph})
-    assert list(table.columns) == list(effects.IDENTIFICATION_SCHEMA.required)
+    table = identify_graphs({("ce", "Oak17Acc"): graph})
+    assert list(table.columns) == list(IDENTIFICATION_SCHEMA.required)
     assert table.set_index("feature")["has_directed_path"].to_dict() == {
-        t: t in ("AccDiff", "TestVar", "TrainSize") for t in effects.treatments_for("Oak17Acc")}
+        t: t in ("AccDiff", "TestVar", "TrainSize") for t in treatments_for("Oak17Acc")}
     assert table["identified"].tolist() == table["has_directed_path"].tolist()
     g = nx.DiGraph([("Z", "X"), ("Z", "Y"), ("X", "Y")])
-    assert effects.is_valid_backdoor_set(g, "X", "Y", ["Z"]) and not effects.is_valid_backdoor_set(g, "X", "Y", [])
-    ident = effects.identify(nx.DiGraph([("Y", "X")]), "X", "Y")
+    assert is_valid_backdoor_set(g, "X", "Y", ["Z"]) and not is_valid_backdoor_set(g, "X", "Y", [])
+    ident = identify(nx.DiGraph([("Y", "X")]), "X", "Y")
     assert (ident.has_directed_path, ident.identified, ident.backdoor_set, ident.effect_modifiers) == (
         False, False, (), ())
 
@@ -202,13 +208,13 @@ def test_q_values_are_benjamini_hochberg_within_each_loss_and_weight_decay():
     independently of the other families and of the cells that have no estimate."""
     from statsmodels.stats.multitest import multipletests
 
-    rows = [("ce", 5e-4, effects.STATUS_ESTIMATED, 0.01), ("ce", 5e-4, effects.STATUS_ESTIMATED, 0.04),
-            ("ce", 5e-4, effects.STATUS_NO_PATH, math.nan), ("ce", 5e-4, effects.STATUS_ESTIMATED, 0.03),
-            ("mse", 5e-4, effects.STATUS_ESTIMATED, 0.01), ("mse", 5e-4, effects.STATUS_ESTIMATED, 0.5),
-            ("ce", 5e-3, effects.STATUS_ESTIMATED, 0.02), ("ce", 5e-3, effects.STATUS_NOT_IDENTIFIABLE, math.nan),
-            ("ce", 5e-3, effects.STATUS_ESTIMATED, 0.2)]
+    rows = [("ce", 5e-4, Status.ESTIMATED, 0.01), ("ce", 5e-4, Status.ESTIMATED, 0.04),
+            ("ce", 5e-4, Status.NO_PATH, math.nan), ("ce", 5e-4, Status.ESTIMATED, 0.03),
+            ("mse", 5e-4, Status.ESTIMATED, 0.01), ("mse", 5e-4, Status.ESTIMATED, 0.5),
+            ("ce", 5e-3, Status.ESTIMATED, 0.02), ("ce", 5e-3, Status.NOT_IDENTIFIABLE, math.nan),
+            ("ce", 5e-3, Status.ESTIMATED, 0.2)]
     table = pd.DataFrame(rows, columns=["loss", "weight_decay", "status", "p_value"])
-    out = effects.add_q_values(table)
+    out = add_q_values(table)
     assert "q_value" not in table.columns                                  # the input is not changed
     expected = [math.nan] * len(rows)
     for family in ([0, 1, 3], [4, 5], [6, 8]):
@@ -236,7 +242,7 @@ def test_dowhy_reference_is_the_ols_coefficient_over_the_treatments_range():
     adjusted = sm.OLS(y, sm.add_constant(np.column_stack([x, z]))).fit()
     plain = sm.OLS(y, sm.add_constant(x)).fit()
     for backdoor, fit in ((None, adjusted), (["Z"], adjusted), ([], plain)):
-        ref = effects.dowhy_estimate(data, graph, "X", "Y", backdoor)
+        ref = dowhy_estimate(data, graph, "X", "Y", backdoor)
         assert ref.value == pytest.approx(fit.params[1] * span, rel=1e-9), backdoor
         assert ref.test_stat_significance()["p_value"][0] == pytest.approx(fit.pvalues[1], rel=1e-6, abs=1e-300)
     assert abs(plain.params[1] - adjusted.params[1]) > 0.1      # the adjustment matters in this case
@@ -246,18 +252,18 @@ def test_backdoor_sets_are_written_in_graph_node_order_and_unestimated_cells_hav
     # AccDiff is confounded by TrainAcc and TestAcc: its set is both, in the graph's node order
     graph = nx.DiGraph()
     graph.add_nodes_from(["TrainAcc", "TestAcc", "AccDiff"])
-    graph.add_nodes_from([*effects.treatments_for("Oak17Acc"), "Oak17Acc"])
+    graph.add_nodes_from([*treatments_for("Oak17Acc"), "Oak17Acc"])
     graph.add_edges_from([("TrainAcc", "AccDiff"), ("TestAcc", "AccDiff"), ("TrainAcc", "Oak17Acc"),
                           ("TestAcc", "Oak17Acc"), ("AccDiff", "Oak17Acc")])
-    table = effects.identify_graphs({("ce", "Oak17Acc"): graph}).set_index("feature")
+    table = identify_graphs({("ce", "Oak17Acc"): graph}).set_index("feature")
     assert table.loc["AccDiff", "backdoor_set"] == "TrainAcc;TestAcc"
     assert table.loc["NumParams", "backdoor_set"] == "" and not table.loc["NumParams", "has_directed_path"]
-    assert list(effects.identify_graphs({}).columns) == list(effects.IDENTIFICATION_SCHEMA.required)
+    assert list(identify_graphs({}).columns) == list(IDENTIFICATION_SCHEMA.required)
     # a cell without a path has every estimate column; nothing but the ATE is a number
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"X": rng.normal(size=30), "Y": rng.normal(size=30)})
     g = nx.DiGraph([("Y", "X")])
-    row = effects.estimate_cell(data, None, g, effects.identify(g, "X", "Y"))
+    row = estimate_cell(data, None, g, identify(g, "X", "Y"))
     # no directed path: the effect is exactly zero (a point interval), with nothing to test
     assert (row["ate"], row["ci_low"], row["ci_high"], row["ate_paper"]) == (0.0, 0.0, 0.0, 0.0)
     for column in ("p_value", "se", "p_value_paper", "p_value_rows_independent", "robustness_value",
