@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.core.settings import Choice, Flag, Integer, parse_table, setting
+from etio.core.settings import Choice, Flag, Integer, Invalid, parse_table, setting
 
 #: The structure-learning methods: the paper's text (boot) and the authors' code (cv).
 METHODS = ("boot", "cv")
@@ -24,10 +24,11 @@ R_INTEGER_MAX = 2**31 - 1
 
 def check_r_integer(what: str, value: int, minimum: int) -> int:
     """``value`` if it is an integer in [minimum, R's largest integer], else one line naming ``what``."""
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= R_INTEGER_MAX:
+    try:
+        return Integer(minimum, R_INTEGER_MAX)(value)
+    except Invalid:
         raise EtioInputError(f"{what} must be an integer in [{minimum}, {R_INTEGER_MAX}] (R's integers), "
-                             f"got {value!r}")
-    return value
+                             f"got {value!r}") from None
 
 
 def check_method(method: str, where: str = "") -> str:

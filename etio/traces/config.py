@@ -74,8 +74,8 @@ from typing import Any
 
 from etio.traces.datasets import dataset_info
 from etio.core.errors import check_choice
-from etio.core.settings import (Flag, Integer, Invalid, Items, Maybe, Number, Text, fail, flat_table, parse_table,
-                                read_toml, setting, table)
+from etio.core.settings import (Flag, Integer, Invalid, Items, Maybe, Number, Text, Where, fail, flat_table,
+                                parse_table, read_toml, setting, table)
 from etio.traces.models import PAPER_LR_OVERRIDES, list_models
 from etio.core.schema import check_loss
 
@@ -304,7 +304,9 @@ class GridTable:
     epochs: tuple[int, ...] | None = setting(None, Items(Integer(1), single=True))
     scheduler: tuple[bool, ...] | None = setting(None, Items(Flag(), single=True))
     #: PGD training budgets, fractions of the [0, 1] pixel range (absent: natural training only).
-    adv_eps: tuple[float, ...] | None = setting(None, Items(Number(0.0, 1.0, open=("high",)), single=True))
+    adv_eps: tuple[float, ...] | None = setting(None, Items(Where(Number(0.0), lambda e: e < 1, "is not below 1: budgets "
+                                                                   "are fractions of the [0, 1] pixel range"),
+                                                             single=True))
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_natural_row_of_a_robust_grid_keeps_its_key():
     natural = parse_config(raw).configurations()
     robust = parse_config({**raw, "grid": {**raw["grid"], "adv_eps": [0, 0.1]}}).configurations()
     assert natural[0].key in {c.key for c in robust} and len(robust) == 2
-    with pytest.raises(Exception, match="adv_eps 2 is not below 1"):
+    with pytest.raises(Exception, match=r"\[grid\] adv_eps = \[2\]: 2 is not below 1: budgets are fractions"):
         parse_config({**raw, "grid": {**raw["grid"], "adv_eps": [2]}})
 
 
