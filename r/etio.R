@@ -44,7 +44,7 @@
 })
 
 # The study's vocabulary, generated from etio/core/vocabulary.py (python -m etio.core.vocabulary);
-# Python and R read the same names from it (tests/test_vocabulary.py checks that they agree).
+# Python and R read the same names from it (tests/core/test_vocabulary.py checks that they agree).
 ETIO_VOCABULARY <- utils::read.csv(file.path(.etio_r_dir, "vocabulary.csv"), stringsAsFactors = FALSE,
                                    na.strings = character(0), colClasses = "character")
 .etio_vocab_attacks <- ETIO_VOCABULARY[ETIO_VOCABULARY$kind == "attack", ]
