@@ -98,11 +98,6 @@ def ates(weight_decay: float) -> pd.DataFrame:
     return ATE_SCHEMA.validate(table, source=str(ate_csv(wd)))
 
 
-def query_table(weight_decay: float, loss: str) -> pd.DataFrame:
-    """The authors' ``.ce.csv``/``.mse.csv`` as written (LaTeX macro names, formatted numbers)."""
-    return pd.read_csv(query_csv(weight_decay, loss), index_col=0, dtype=str)
-
-
 def results(weight_decay: float) -> pd.DataFrame:
     """The authors' ``results-cont-wd_*.csv`` (Loss, Attack, Max Corr Var, Max Corr, PredCor-w_dk, MSE-w_dk)."""
     return pd.read_csv(results_csv(weight_decay), index_col=0)

@@ -187,20 +187,21 @@ def test_adjustment_set_on_the_authors_graphs_is_as_good_as_dowhys_own():
     dowhy's own choice by dowhy's criteria: as many instruments and as many variables."""
     from dowhy.graph import get_instruments
 
-    from etio.causal import effects
+    from etio.causal.graphs import read_graphs
+    from etio.causal.identify import identify, is_valid_backdoor_set, plain_dag
 
     for wd, gdir in GRAPHS.items():
-        for (loss, attack), g in effects.read_graphs(gdir).items():
+        for (loss, attack), g in read_graphs(gdir).items():
             for treatment in ("TestAcc", "TrainLoss", "NumParams"):
-                ident = effects.identify(g, treatment, attack)
+                ident = identify(g, treatment, attack)
                 if not ident.has_directed_path:
                     continue
                 ours = ident.backdoor_set
-                assert effects.is_valid_backdoor_set(g, treatment, attack, ours)
+                assert is_valid_backdoor_set(g, treatment, attack, ours)
                 from dowhy import CausalModel
 
                 dummy = pd.DataFrame(np.zeros((1, g.number_of_nodes())), columns=list(g.nodes))
-                theirs = CausalModel(dummy, treatment=treatment, outcome=attack, graph=effects._plain_dag(g)) \
+                theirs = CausalModel(dummy, treatment=treatment, outcome=attack, graph=plain_dag(g)) \
                     .identify_effect(proceed_when_unidentifiable=True).get_adjustment_set() or []
                 iv = set(get_instruments(g, [treatment], [attack]))
                 assert (len(iv & set(ours)), len(ours)) == (len(iv & set(theirs)), len(theirs))

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import networkx as nx
 import pytest
 
-from etio.causal.effects import graph_files
+from etio.causal.graphs import graph_files
 from etio.causal.graphs import read_bnlearn_dot
 from etio.core.schema import WEIGHT_DECAYS
 from etio.report import figures, paper

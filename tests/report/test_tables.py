@@ -10,7 +10,7 @@ from etio.causal import hypotheses
 from etio.report import paper
 from etio.report import tables
 from etio.commands.app import app
-from etio.causal.effects import STATUS_NO_PATH, STATUS_NOT_IDENTIFIABLE
+from etio.causal.estimators import Status
 from tests.support.repo import REPO
 
 EXAMPLE = REPO / "etio" / "data" / "example_traces.csv"
@@ -69,10 +69,10 @@ def test_ate_tables_print_the_paper_values(number):
     assert list(table.columns) == ["Attack", "Feature", "ATE (paper recipe)", "p-value (paper recipe)", "status",
                                    "flags"]
     # full equality with the authors' .ce/.mse CSV, row by row in their order
-    ref = paper.query_table(wd, loss)
+    ref = pd.read_csv(paper.query_csv(wd, loss), index_col=0, dtype=str)
     assert [float(v) for v in ref["ATE"]] == [float(f"{v:.4f}") for v in table[tables.PAPER_ATE]]
     ref_p = [float(v) for v in ref["p-value"]]
-    ours_p = [0.0 if s == STATUS_NO_PATH else float(f"{p:.2E}")
+    ours_p = [0.0 if s == Status.NO_PATH else float(f"{p:.2E}")
               for p, s in zip(table[tables.PAPER_P_VALUE], table["status"])]
     assert ref_p == ours_p
 
@@ -228,9 +228,9 @@ DEFINING = {"AccDiff": {"TrainAcc", "TestAcc"}, "LossDiff": {"TrainLoss", "TestL
 @pytest.mark.parametrize("wd", [0.0005, 0.005])
 def test_flagged_authors_cells_are_those_the_identities_decide(wd):
     ates = paper.ates(wd)
-    expected = [s != STATUS_NO_PATH and f in DEFINING and DEFINING[f] <= set(b.split(";"))
+    expected = [s != Status.NO_PATH and f in DEFINING and DEFINING[f] <= set(b.split(";"))
                 for s, f, b in zip(ates["status"], ates["feature"], ates["backdoor_set"])]
-    flagged = ates["status"] == STATUS_NOT_IDENTIFIABLE
+    flagged = ates["status"] == Status.NOT_IDENTIFIABLE
     assert list(flagged) == expected and flagged.sum() > 0
     # published numbers stay, labelled as the paper's; nothing sound is made up
     assert ates.loc[flagged, "ate_paper"].notna().all() and ates["ate"].isna().all()
@@ -241,7 +241,7 @@ def test_most_impossible_authors_ates_are_not_identifiable():
     # An accuracy cannot move by more than 1: 15 of the authors' 17 |ATE| > 1 cells are fixed cells.
     big = pd.concat([paper.ates(wd) for wd in (0.0005, 0.005)])
     big = big[big["ate_paper"].abs() > 1]
-    assert len(big) == 17 and int((big["status"] == STATUS_NOT_IDENTIFIABLE).sum()) == 15
+    assert len(big) == 17 and int((big["status"] == Status.NOT_IDENTIFIABLE).sum()) == 15
 
 
 def test_table3_paper_shows_the_flags():
@@ -256,7 +256,7 @@ def test_table3_paper_shows_the_flags():
             assert row[f"{label} status"] == cell["status"]
             assert row[f"{label} ATE (paper recipe)"] == cell["ate_paper"]
     # Q1 CE: AccDiff on the shadow-model attack, adjusted for TrainAcc and TestAcc
-    assert t3.loc[t3["Query"] == "Q1", "CE status"].iloc[0] == STATUS_NOT_IDENTIFIABLE
+    assert t3.loc[t3["Query"] == "Q1", "CE status"].iloc[0] == Status.NOT_IDENTIFIABLE
 
 
 def test_table2_mse_code_is_an_empty_value_with_a_reason():
@@ -288,10 +288,11 @@ def test_table3_from_graphs_with_one_not_learned(tmp_path):
     written = pd.read_csv(out / "table3.csv", keep_default_na=False, na_values=[""])
     shadow = written[written["Attack"] == "ShadowAcc"]
     assert shadow["Query"].tolist() == ["Q1", "Q2", "Q2", "Q3", "Q4"]
-    assert (shadow["CE status"] == hypotheses.STATUS_NOT_LEARNED).all() and shadow["CE ATE (paper recipe)"].isna().all()
+    assert (shadow["CE status"] == Status.NOT_LEARNED).all() and shadow["CE ATE (paper recipe)"].isna().all()
     assert shadow["CE Result (paper recipe)"].tolist() == ["Q1: ?", "Q2: ?", "Q2: ?", "Q3: ?", "Q4: ?"]
     # the cells of the graphs that were learned are those of the full graph set
-    from etio.causal.effects import estimate_ates, read_graphs
+    from etio.causal.graphs import read_graphs
+    from etio.causal.query import estimate_ates
     from etio.core.schema import read_traces
 
     full = tables.table3(estimate_ates(read_traces(EXAMPLE), read_graphs(paper.graphs_dir(0.0005)), 0.0005))
