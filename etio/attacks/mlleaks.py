@@ -171,7 +171,8 @@ def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: Att
             "per_tuple": {"MemAcc": m.tolist(), "NonmemAcc": n.tolist(), "Acc": acc.tolist()},
             "eval_size": int(data.eval_y.shape[1] // 2),
         }
-        metrics = roc_metrics(margin[rows].ravel(), is_member[rows].ravel(), roc)
+        targets = np.repeat([requests[i][0][0] for i in rows], margin.shape[1])     # the AUC interval's groups
+        metrics = roc_metrics(margin[rows].ravel(), is_member[rows].ravel(), roc, groups=targets)
         results[name].update(roc_trace_values(p, metrics, roc.alphas))
         results[name]["roc"] = metrics
         results[name]["scores"] = margin[rows]

@@ -87,7 +87,7 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
     # per-example scores (member-minus-non-member logit of the point's class model), pooled over classes and seeds
     score = torch.cat([margin[i, :len(y)] for i, (_, y) in enumerate(eval_sets)]).cpu().numpy()
     member = torch.cat([y for _, y in eval_sets]).numpy().astype(bool)
-    metrics = roc_metrics(score, member, roc)
+    metrics = roc_metrics(score, member, roc, groups=np.full(len(score), target))   # one target: no AUC interval
     per_class = (mem + non) / 2
     base = np.asarray(baselines, dtype=float)
     return {

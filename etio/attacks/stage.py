@@ -268,8 +268,9 @@ def run_memguard(view: ConfigView, outputs: ModelOutputs, settings: AttackSettin
     score = defended_member_scores(attackers, original, defended, labels, with_label, mg.epsilon).float().cpu()
     member = members.cpu().numpy().astype(bool)
     roc_settings = settings.lowfpr().roc
-    metrics = roc_metrics(score.numpy().ravel(), member.ravel(), roc_settings)
     sets = [(t, k) for t in targets for k in range(len(variants))]
+    metrics = roc_metrics(score.numpy().ravel(), member.ravel(), roc_settings,
+                          groups=np.repeat([t for t, _ in sets], n_members + n_test))      # the AUC interval's groups
     point = [np.r_[outputs.rows(t)[:n_members].numpy(), np.arange(n_test)] for t, _ in sets]
     scores = pairs_table(np.repeat([t for t, _ in sets], n_members + n_test),
                          np.tile(np.r_[np.zeros(n_members), np.ones(n_test)], len(sets)), np.concatenate(point),

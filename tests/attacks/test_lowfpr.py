@@ -286,6 +286,11 @@ def test_paper_attacks_roc_from_their_stored_scores(mini_attacked):
         for t, part in top3[top3["test"] == 0].groupby("model"):
             assert set(part["point"]) <= set(rows[t - 1]) and (part["member"] == 1).all()
         assert (top3.loc[top3["test"] == 1, "member"] == 0).all()
+        # the AUC interval: a bootstrap over the tuples' targets; Oak17 attacks one target, so it has none
+        roc = store.read_attack(key, "top3")["roc"]
+        assert roc["AUC_interval"]["targets"] == top3["model"].nunique() >= 2
+        assert roc["intervals"]["AUC"][0] <= roc["AUC"] <= roc["intervals"]["AUC"][1]
+        assert "needs two" in store.read_attack(key, "oak17")["roc"]["missing"]["AUC interval"]
 
 
 def test_rerun_is_byte_identical_and_resumes(mini_attacked, tmp_path):
