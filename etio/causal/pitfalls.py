@@ -28,9 +28,9 @@ import pandas as pd
 from etio.core.errors import EtioInputError
 from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import provenance, write_json
-from etio.causal.estimators.sound import sound_adjustment, sound_estimate
+from etio.causal.estimators import ESTIMATORS
 from etio.causal.identify import identify
-from etio.causal.query import query_slice
+from etio.causal.query import ask, query_slice
 from etio.core.schema import centroid_for
 
 _X, _Z = "AccDiff", "NumParams"
@@ -62,9 +62,9 @@ def estimate_pitfalls(data: pd.DataFrame, attack: str = "Oak17Acc", separation_a
     for name, (arcs, treatment, outcome, description) in pitfall_queries(attack, separation_attack).items():
         graph = nx.DiGraph(arcs)
         ident = identify(graph, treatment, outcome)
-        modifiers = sound_adjustment(graph, ident).modifiers
-        cols = [treatment, outcome, *ident.backdoor_set, *modifiers]
-        est = sound_estimate(data[list(dict.fromkeys(cols))].dropna(), treatment, outcome, ident.backdoor_set, modifiers)
+        cols = [treatment, outcome, *ident.backdoor_set, *ident.effect_modifiers]
+        est = ask(data[list(dict.fromkeys(cols))].dropna(), None, graph, ident,
+                  estimators={"sound": ESTIMATORS["sound"]}).estimates["sound"]
         rows.append({"effect": name, "treatment": treatment, "outcome": outcome,
                      "adjusted_for": ";".join(ident.backdoor_set), "estimate": est.ate,
                      "p-value": est.p_value, "description": description})
