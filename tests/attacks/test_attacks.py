@@ -19,6 +19,7 @@ from etio.attacks.outputs import torch_threads
 from etio.attacks.stage import attack_configuration, requirement_problems
 from etio.core.errors import EtioInputError
 from etio.core.schema import MLLEAK_COLUMNS, OAK17_COLUMNS, THRESHOLD_COLUMNS, MEMGUARD_ATTACK_COLUMNS
+from tests.support.repo import REPO
 from tests.support.stages import attack
 
 #: Small but real: 12 tuples, 100 attack-model epochs, MemGuard on 100 members + 100 non-members.
@@ -362,15 +363,13 @@ def test_killed_attack_run_resumes_to_the_identical_table(digits_store, tmp_path
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
     reference, killed = _copy(digits_store, tmp_path, "reference"), _copy(digits_store, tmp_path, "killed")
     config = _config(tmp_path)
     done = etio_cli("attack", "--out", reference, "--config", config)
     assert done.returncode == 0, done.stderr
     proc = subprocess.Popen([sys.executable, "-m", "etio", "attack", "--out", str(killed), "--config", str(config)],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(killed.glob("configs/*/attacks/*.json")):
         time.sleep(0.005)

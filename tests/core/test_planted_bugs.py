@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.planted_bugs import PLANTED, REPO, planted_source, run_planted, scratch_copy
+from tests.support.planted_bugs import PLANTED, planted_source, run_planted, scratch_copy
+from tests.support.repo import REPO
 
 
 @pytest.mark.parametrize("bug", PLANTED, ids=[b.name for b in PLANTED])

@@ -11,14 +11,12 @@ is synthetic.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from etio.pipeline.reproduce import TABLES
+from tests.support.cli import run_etio
 from tests.support.repo import REPO
 
 ATTACKS = ["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakAcc", "Top3MLLeakLAcc", "Oak17Acc", "ThresholdAcc"]
@@ -28,10 +26,8 @@ ATTACKS = ["MLLeakAcc", "MLLeakLAcc", "Top3MLLeakAcc", "Top3MLLeakLAcc", "Oak17A
 def tiny_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     out = tmp_path_factory.mktemp("tiny") / "run"
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "etio", "reproduce", "--config", "experiments/paper-tiny.toml",
-                           "--out", str(out), "--device", "cpu"], cwd=REPO, capture_output=True, text=True,
-                          timeout=900, env=env)
+    proc = run_etio("reproduce", "--config", "experiments/paper-tiny.toml", "--out", out, "--device", "cpu",
+                    timeout=900, env={"HOME": str(home), "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, home / ".cache" / "etio" / "data", proc.stderr
 

@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
 #: What a scratch copy needs to run the tests (the package with its data, the tests, the R layer).
 COPIED = ("etio", "tests", "r", "experiments", "pyproject.toml")
 

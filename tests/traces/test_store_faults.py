@@ -24,6 +24,7 @@ from etio.attacks.settings import ATTACK_NAMES, parse_attack_settings
 from etio.core.settings import read_toml
 from etio.traces.config import load_config
 from etio.traces.store import open_store
+from tests.support.cli import run_etio
 from tests.support.repo import MINI, REPO
 from tests.support.stages import attack, train
 
@@ -84,8 +85,7 @@ def test_damaged_split_and_store_json_are_rebuilt(mini_attacked, tmp_path):
     split = next((store / "splits").glob("*.npy"))
     _truncate(split)
     (store / "store.json").write_text('{"format": "etio-trace')
-    res = subprocess.run([sys.executable, "-m", "etio", "attack", "--out", store], capture_output=True, text=True,
-                         env=ENV, cwd=REPO)
+    res = run_etio("attack", "--out", store)
     assert res.returncode == 2 and "store.json is missing or damaged" in res.stderr and res.stderr.count("\n") == 1
     before = _stats_mtimes(store)
     with warnings.catch_warnings(record=True) as caught:
@@ -131,9 +131,8 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
 
 
 def test_a_read_only_path_is_one_line(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "etio", "identify", "--graphs",
-                          str(REPO / "etio" / "data" / "paper" / "graphs-w_dk-cont-wd_0.005000"),
-                          "--out", "/sys/etio-test/ident.csv"], capture_output=True, text=True, env=ENV, cwd=REPO)
+    res = run_etio("identify", "--graphs", REPO / "etio" / "data" / "paper" / "graphs-w_dk-cont-wd_0.005000",
+                   "--out", "/sys/etio-test/ident.csv")
     assert res.returncode != 0 and res.stderr.count("\n") == 1, res.stderr
     assert "/sys/etio-test" in res.stderr and "Traceback" not in res.stderr
 
@@ -154,8 +153,7 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(mini_attacked, tmp_path
     line = err.strip().splitlines()
     assert len(line) == 1 and line[0].startswith("interrupted: ") and "of 8 trained configurations" in line[0]
     assert f"rerun `etio traces --config {MINI} --out {out}` to resume" in line[0]
-    res = subprocess.run([sys.executable, "-m", "etio", "traces", "--config", str(MINI), "--out", str(out), "--quiet",
-                          "--device", "cpu"], capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
+    res = run_etio("traces", "--config", MINI, "--out", out, "--quiet", "--device", "cpu", timeout=600)
     assert res.returncode == 0, res.stderr
     attack(open_store(out), ATTACK_NAMES, _settings())
     assert (out / "traces.csv").read_bytes() == (mini_attacked / "traces.csv").read_bytes()
