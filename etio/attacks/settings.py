@@ -99,9 +99,9 @@ class AttackSettings:
     oak17_epochs: int = setting(100, Integer(1))
     oak17_seeds: tuple[int, ...] = setting((0, 1), Items(Integer(None)))
     oak17_shadows: int = setting(0, Integer(0))
-    memguard: MemGuardTable = table(MemGuardTable)
+    memguard: MemGuardTable = table(MemGuardTable, flat_keys=True)
     run: tuple[str, ...] = setting(ATTACK_NAMES, Items(Choice(ALL_ATTACK_NAMES, "attack")))
-    robust: RobustSettings = table(RobustSettings)
+    robust: RobustSettings = table(RobustSettings, flat_keys=True)
     lowfpr_references: int = setting(0, Where(Integer(0), lambda v: v != 1,
                                               "must be 0 (every eligible model) or at least 2 (a standard deviation "
                                               "needs two references)"))

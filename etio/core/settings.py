@@ -202,9 +202,11 @@ def setting(default: Any = MISSING, check: Callable | None = None, *, factory: C
     return field(default=default, metadata=meta)
 
 
-def table(cls):
-    """A nested table (``[attacks.memguard]``): a field holding a settings class, defaults when absent."""
-    return field(default_factory=cls, metadata={"table": cls})
+def table(cls, *, flat_keys: bool = False):
+    """A nested table (``[attacks.memguard]``): a field holding a settings class, defaults when absent.
+    ``flat_keys``: its keys were once keys of the enclosing table (``memguard_max_iteration``) and
+    are still read there."""
+    return field(default_factory=cls, metadata={"table": cls, "flat_keys": flat_keys})
 
 
 def _nested(f) -> type | None:
@@ -276,7 +278,7 @@ def _unflatten(cls, raw: dict, name: str, source: str, prefix: str) -> dict:
     """Move old flat keys (``memguard_max_iteration``) into their nested table (``memguard``)."""
     for f in fields(cls):
         sub = _nested(f)
-        if sub is None:
+        if sub is None or not f.metadata.get("flat_keys"):
             continue
         for g in fields(sub):
             old = f"{f.name}_{g.name}"

@@ -32,7 +32,7 @@ class _Table:
     kind: str = setting("a", Choice(("a", "b")))
     sizes: tuple[int, ...] = setting((1,), Items(Integer(1), single=True))
     cap: int | None = setting(None, Maybe(Integer(1)))
-    inner: _Inner = table(_Inner)
+    inner: _Inner = table(_Inner, flat_keys=True)
 
 
 def _error(raw, cls=_Table, name="t") -> str:
@@ -69,6 +69,16 @@ def test_values_are_checked_and_typed():
 ])
 def test_a_wrong_key_or_value_is_one_line_naming_it(raw, message):
     assert _error(raw) == message
+
+
+def test_only_a_table_that_moved_reads_its_old_flat_keys():
+    @dataclass(frozen=True)
+    class Top:
+        inner: _Inner = table(_Inner)
+
+    assert parse_table(Top, {"inner": {"steps": 4}}, name="t") == Top(_Inner(4))
+    with pytest.raises(EtioInputError, match=r"^f.toml: unknown key 'inner_steps' in \[t\]; allowed keys: inner$"):
+        parse_table(Top, {"inner_steps": 4}, name="t", source="f.toml")
 
 
 def test_the_top_level_names_its_tables_by_their_key():
@@ -141,11 +151,12 @@ def test_the_store_returns_its_study_typed(tmp_path):
     assert stored.training == study.experiment.training and stored.stage_tables == study.experiment.stage_tables
 
 
-def test_every_experiment_parses(repo):
+def test_every_experiment_writes_the_nested_tables(repo):
     for path in sorted((repo / "experiments").glob("*.toml")):
-        study = load_study(path)
-        assert study.analysis.method in ("boot", "cv") and study.attacks.run, path
-        assert not any(k.startswith(("memguard_", "robust_")) for k in read_toml(path).get("attacks", {})), \
+        raw = read_toml(path)
+        assert parse_attack_settings(raw.get("attacks"), str(path)).run
+        assert parse_analysis(raw.get("analysis"), str(path)).method in ("boot", "cv")
+        assert not any(k.startswith(("memguard_", "robust_")) for k in raw.get("attacks", {})), \
             f"{path.name} uses the flat attack keys; write [attacks.memguard] / [attacks.robust]"
 
 
