@@ -350,7 +350,8 @@ def _tables(layout: RunLayout, ates: dict[float, pd.DataFrame], echo: Echo):
 
 def _robust_table(traces: pd.DataFrame, graphs: dict, layout: RunLayout, weight_decays: list[float], echo: Echo):
     """R1-R3 on the robust study's graphs (etio.causal.robust_hypotheses), written beside the paper's tables."""
-    from etio.causal.robust_hypotheses import ESTIMATORS, robust_verdicts
+    from etio.causal.estimators import ESTIMATORS
+    from etio.causal.robust_hypotheses import robust_verdicts
     from etio.report import tables
     from etio.report.document import ReportTable
 
