@@ -37,11 +37,11 @@ def _kept_unchanged(root: Path):
 def mini_store(tmp_path_factory):
     """The 8 configurations of tests/data/traces-mini.toml trained on the CPU, once per test run
     (no attack results); read it in place, copy it to change it."""
-    from etio.traces.config import load_config
+    from etio.pipeline.study import load_study
     from tests.support.stages import train
 
     out = tmp_path_factory.mktemp("mini") / "store"
-    train(load_config(MINI), out)
+    train(load_study(MINI).experiment, out)
     yield from _kept_unchanged(out)
 
 

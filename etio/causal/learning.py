@@ -166,20 +166,6 @@ def _check_learning_settings(method: str, R: int, runs: int, seed: int = 1) -> N
     check_r_integer("seed", seed, 0)
 
 
-def learn_graph(traces, loss: str, weight_decay: float, attack: str, method: str = "boot", seed: int = 1,
-                R: int = 200, runs: int = 20, k: int = 3) -> LearnedGraph:
-    """Learn ``attack``'s graph on the trace rows of ``loss`` and ``weight_decay``.
-
-    ``traces`` is the trace table (a DataFrame, or an R data.frame from :func:`rbridge.to_r`
-    when several graphs are learned from one table). ``R`` bootstrap replicates ("boot"),
-    ``runs`` x ``k`` hold-out splits ("cv", and the predictive power of either method).
-    """
-    check_outcome(attack)
-    _check_learning_settings(method, R, runs, seed)
-    return _learned_graph(rbridge.call("etio_learn_graph", traces, loss, float(weight_decay), attack, method=method,
-                                       R=int(R), runs=int(runs), k=int(k), seed=int(seed)))
-
-
 def _learned_graph(learned: dict) -> LearnedGraph:
     """A LearnedGraph from ``etio_learn_graph``'s result (converted by :func:`rbridge.call`)."""
     strengths = STRENGTH_SCHEMA.validate(_python_names(learned["strength"], ("from", "to")))

@@ -69,13 +69,12 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from etio.traces.datasets import dataset_info
 from etio.core.errors import check_choice
 from etio.core.settings import (Flag, Integer, Invalid, Items, Maybe, Number, Text, Where, fail, flat_table,
-                                parse_table, read_toml, setting, table)
+                                parse_table, setting, table)
 from etio.traces.models import PAPER_LR_OVERRIDES, list_models
 from etio.core.schema import check_loss
 
@@ -338,11 +337,6 @@ class StudyHead:
     attacks: dict | None = setting(None)
     analysis: dict | None = setting(None)
     executor: dict | None = setting(None)
-
-
-def load_config(path: Path | str) -> ExperimentConfig:
-    """The trace stage's part of a config file (the whole file: :func:`etio.pipeline.study.load_study`)."""
-    return parse_config(read_toml(path), source=str(path))
 
 
 def parse_config(raw: dict[str, Any], source: str = "config", *, check_models: bool = True) -> ExperimentConfig:

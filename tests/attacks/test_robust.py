@@ -185,11 +185,11 @@ def robust_traces(n_per_eps: int = 10, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def learned():
-    from etio.causal.learning import learn_graph
+def learned(tmp_path_factory):
+    from tests.support.stages import learn_one
 
     traces = robust_traces()
-    graphs = {("ce", a): learn_graph(traces, "ce", 0.0005, a, R=20, runs=3).graph
+    graphs = {("ce", a): learn_one(traces, tmp_path_factory.mktemp("graphs") / a, "ce", 0.0005, a, R=20, runs=3).graph
               for a in ("ConfInferBenignAcc", "ModelInferTargetedAcc", "ModelInferBenignAcc")}
     return traces, graphs
 

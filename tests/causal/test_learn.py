@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.support.repo import REPO, requires_r
+from tests.support.stages import learn_one
 from etio.traces import example as example_traces
 from etio.core.errors import EtioInputError
 from etio.traces.example import EXAMPLE_TRACES_PATH, TRUE_ARCS, true_arcs_for
@@ -120,10 +121,10 @@ def assert_recovers_true_graph(graph) -> None:
     ("ce", 0.005, "ThresholdAcc", "boot"),
     ("mse", 0.005, "MLLeakAcc", "cv"),
 ])
-def test_learning_recovers_the_true_arcs(traces, loss, weight_decay, attack, method):
-    from etio.causal.learning import STRENGTH_SCHEMA, learn_graph
+def test_learning_recovers_the_true_arcs(traces, tmp_path, loss, weight_decay, attack, method):
+    from etio.causal.learning import STRENGTH_SCHEMA
 
-    graph = learn_graph(traces, loss, weight_decay, attack, method=method, seed=1, **FAST)
+    graph = learn_one(traces, tmp_path / "graphs", loss, weight_decay, attack, method=method, seed=1, **FAST)
     assert_recovers_true_graph(graph)
     assert set(graph.graph.nodes) == set(features_for(attack)) | {attack}  # Python names
     assert graph.backend.startswith("bnlearn") and graph.method == method and graph.seed == 1
@@ -138,26 +139,22 @@ def test_learning_recovers_the_true_arcs(traces, loss, weight_decay, attack, met
 
 
 @requires_r
-def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces):
+def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces, tmp_path):
     from etio.causal import rbridge
-    from etio.causal.learning import learn_graph
 
     with pytest.warns(rbridge.RWarning, match=r"MemguardAcc: dropped 40 of 280 rows"):
-        memguard = learn_graph(traces, "ce", 0.0005, "MemguardAcc", **FAST)
+        memguard = learn_one(traces, tmp_path / "memguard", "ce", 0.0005, "MemguardAcc", **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no row is dropped for the other attacks
-        oak = learn_graph(traces, "ce", 0.0005, "Oak17Acc", **FAST)
+        oak = learn_one(traces, tmp_path / "oak", "ce", 0.0005, "Oak17Acc", **FAST)
     assert (memguard.rows, oak.rows) == (240, 280)
     assert_recovers_true_graph(memguard)
 
 
 @requires_r
-def test_learning_is_reproducible_from_the_seed(traces):
-    from etio.causal.learning import learn_graph
-
-    first = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
-    again = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=5, R=10, runs=2)
-    other = learn_graph(traces, "mse", 0.0005, "Oak17Acc", seed=6, R=10, runs=2)
+def test_learning_is_reproducible_from_the_seed(traces, tmp_path):
+    first, again, other = (learn_one(traces, tmp_path / name, "mse", 0.0005, "Oak17Acc", seed=seed, R=10, runs=2)
+                           for name, seed in (("first", 5), ("again", 5), ("other", 6)))
     pd.testing.assert_frame_equal(first.strengths, again.strengths)
     assert first.predcor == again.predcor and first.mse == again.mse
     assert not first.strengths["strength"].equals(other.strengths["strength"])
@@ -449,9 +446,7 @@ def test_a_failed_run_keeps_the_previous_output(tmp_path, etio_cli):
 @requires_r
 def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monkeypatch):
     from etio.report import figures
-    from etio.causal import learning as learn
-
-    graph = learn.learn_graph(traces, "ce", 0.005, "Oak17Acc", R=10, runs=2)
+    graph = learn_one(traces, tmp_path / "graphs", "ce", 0.005, "Oak17Acc", R=10, runs=2)
     monkeypatch.setattr(figures.shutil, "which", lambda name: None)
     figures.draw_learned_graph(graph, tmp_path / graph.name)
     svg = (tmp_path / f"{graph.name}.svg").read_text()

@@ -15,7 +15,7 @@ import pytest
 
 from etio.core.errors import EtioInputError
 from etio.pipeline.study import load_study
-from etio.traces.config import load_config, parse_config
+from etio.traces.config import parse_config
 from tests.support.repo import REPO
 
 
@@ -63,17 +63,17 @@ def test_paper_toml_expands_to_exactly_the_authors_880_row_identities():
 
 
 def test_the_per_dataset_configs_are_the_pooled_studys_parts():
-    pooled = {c.key for c in load_config(REPO / "experiments" / "paper.toml").configurations()}
-    parts = [{c.key for c in load_config(REPO / "experiments" / f"paper-{d}.toml").configurations()}
+    pooled = {c.key for c in load_study(REPO / "experiments" / "paper.toml").experiment.configurations()}
+    parts = [{c.key for c in load_study(REPO / "experiments" / f"paper-{d}.toml").experiment.configurations()}
              for d in ("cifar10", "cifar100", "mnist")]
     assert set().union(*parts) == pooled and sum(map(len, parts)) == 880
     # and they agree on what decides the numbers (so their stores pool), except MNIST's eval batch
-    cifar10 = load_config(REPO / "experiments" / "paper-cifar10.toml")
+    cifar10 = load_study(REPO / "experiments" / "paper-cifar10.toml").experiment
     assert cifar10.training_settings()["training"]["lr_step_size"] == 200
 
 
 def test_a_study_config_round_trips_through_its_store_form():
-    cfg = load_config(REPO / "experiments" / "paper.toml")
+    cfg = load_study(REPO / "experiments" / "paper.toml").experiment
     again = parse_config(cfg.to_dict(), "store.json")
     assert again == cfg and again.to_dict() == cfg.to_dict()
 

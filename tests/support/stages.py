@@ -19,3 +19,12 @@ def train(cfg, out, device: str = "cpu", **options):
 def attack(store, attacks, settings, device: str = "cpu", **options) -> dict:
     """Every attack of ``attacks`` on every configuration of ``store``; returns the stage's summary."""
     return attacks_on(store, attacks, settings, IN_PROCESS, device, **options)
+
+
+def learn_one(traces, out, loss: str, weight_decay: float, attack: str, **settings):
+    """The graph of ``loss`` x ``attack`` at ``weight_decay``, learned and written to ``out`` by the
+    learning stage's road (:func:`etio.causal.learning.learn_all`, in this process)."""
+    from etio.causal.learning import learn_all
+
+    (graph,) = learn_all(traces, out, weight_decay, attacks=[attack], losses=[loss], workers=1, **settings)
+    return graph

@@ -22,7 +22,7 @@ import pytest
 
 from etio.attacks.settings import ATTACK_NAMES, parse_attack_settings
 from etio.core.settings import read_toml
-from etio.traces.config import load_config
+from etio.pipeline.study import load_study
 from etio.traces.store import open_store
 from tests.support.cli import run_etio
 from tests.support.repo import MINI, REPO
@@ -36,7 +36,7 @@ def _settings():
 
 
 def _full_run(out: Path) -> None:
-    train(load_config(MINI), out)
+    train(load_study(MINI).experiment, out)
     attack(open_store(out), ATTACK_NAMES, _settings())
 
 
@@ -107,7 +107,7 @@ def test_two_concurrent_writers_leave_the_store_of_one_run(mini_attacked, tmp_pa
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert len(open_store(out).keys()) == 8
-    reference_traces = train(load_config(MINI), tmp_path / "single")
+    reference_traces = train(load_study(MINI).experiment, tmp_path / "single")
     assert (out / "traces.csv").read_bytes() == (reference_traces.root / "traces.csv").read_bytes()
 
 

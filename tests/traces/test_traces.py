@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from etio.traces.config import load_config, parse_config
+from etio.traces.config import parse_config
+from etio.pipeline.study import load_study
 from etio.core.errors import EtioInputError
 from etio.traces.generalization import generalization_stats
 from etio.core.schema import TRACE_COLUMNS
@@ -35,7 +36,7 @@ def smoke(tmp_path_factory, mini_store):
 
 def test_trace_table(smoke):
     table = pd.read_csv(smoke / "traces.csv")
-    cfg = load_config(MINI)
+    cfg = load_study(MINI).experiment
     assert list(table.columns) == TRACE_COLUMNS
     assert len(table) == len(cfg.configurations()) == 8
     assert set(table["Loss"]) == {"ce", "mse"} and set(table["TrainSize"]) == {100, 200}
@@ -100,13 +101,13 @@ _PAUSING_RUN = """
 import sys
 from etio.pipeline.executors import ExecutorSettings
 from etio.pipeline.stages import traces_on
-from etio.traces.config import load_config
+from etio.pipeline.study import load_study
 
 def announce_and_wait(line):
     print(line, flush=True)
     sys.stdin.readline()
 
-traces_on(load_config(sys.argv[1]), sys.argv[2], ExecutorSettings(), "cpu", progress_echo=announce_and_wait)
+traces_on(load_study(sys.argv[1]).experiment, sys.argv[2], ExecutorSettings(), "cpu", progress_echo=announce_and_wait)
 """
 
 
@@ -131,7 +132,7 @@ def test_killed_run_resumes_to_the_identical_table(smoke, tmp_path):
 
 
 def test_shards_merge_to_the_full_table(smoke, tmp_path):
-    cfg = load_config(MINI)
+    cfg = load_study(MINI).experiment
     assert len(plan_jobs(cfg)) == 2
     # the two shards train side by side, as on two machines
     with ThreadPoolExecutor(2) as pool:
@@ -270,7 +271,7 @@ def test_training_in_chunks_of_models_gives_the_same_table(smoke, tmp_path):
 def test_paper_configs_span_the_authors_880_rows():
     counts = {}
     for name in ("paper-cifar10", "paper-cifar100", "paper-mnist"):
-        cfg = load_config(REPO / "experiments" / f"{name}.toml")
+        cfg = load_study(REPO / "experiments" / f"{name}.toml").experiment
         confs = cfg.configurations()
         counts[name] = len(confs)
         assert {c.epochs for c in confs} == {400, 500} and {c.train_size for c in confs} == {1000, 5000}
@@ -280,7 +281,7 @@ def test_paper_configs_span_the_authors_880_rows():
 
 
 def test_digits_default_has_100_rows_per_slice():
-    cfg = load_config(REPO / "experiments" / "digits.toml")
+    cfg = load_study(REPO / "experiments" / "digits.toml").experiment
     slices = pd.Series([(c.loss, c.weight_decay) for c in cfg.configurations()]).value_counts()
     assert len(slices) == 4 and slices.min() >= 100
 
@@ -297,9 +298,9 @@ def test_new_attack_settings_reuse_the_trained_store(smoke):
 
 
 def test_fashion_mnist_configs_keep_the_papers_mnist_protocol():
-    paper = load_config(REPO / "experiments" / "paper-mnist.toml")
-    full = load_config(REPO / "experiments" / "fashion-mnist.toml")
-    cpu = load_config(REPO / "experiments" / "fashion-mnist-cpu.toml")
+    paper = load_study(REPO / "experiments" / "paper-mnist.toml").experiment
+    full = load_study(REPO / "experiments" / "fashion-mnist.toml").experiment
+    cpu = load_study(REPO / "experiments" / "fashion-mnist-cpu.toml").experiment
     assert full.dataset == cpu.dataset == "fashion-mnist"
     # the GPU study is the paper's MNIST grid and training exactly, on the other dataset
     assert full.grid == paper.grid and full.training == paper.training and full.repeats == paper.repeats
