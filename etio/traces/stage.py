@@ -147,12 +147,12 @@ def load_study_data(cfg: ExperimentConfig, data_dir: Path | str | None = None, e
     dataset's own format are written there first (:mod:`etio.traces.synthetic`) and read back
     through the same loaders. Returns dataset -> LoadedData.
     """
-    from etio.traces.datasets import TORCHVISION_FILES, load
+    from etio.traces.datasets import get_dataset, load
     from etio.traces.synthetic import DEFAULT_SIZES, is_empty_dir, write_synthetic_data
 
     parts = cfg.dataset_grids()
     directory = resolve_data_dir(data_dir)
-    needs_files = [p for p in parts if p.dataset in TORCHVISION_FILES]
+    needs_files = [p for p in parts if get_dataset(p.dataset).reads_files]
     if cfg.synthetic_data and needs_files and is_empty_dir(directory):
         sizes = {p.dataset: (p.pool_size or DEFAULT_SIZES["train"], p.test_size or DEFAULT_SIZES["test"])
                  for p in needs_files}

@@ -6,16 +6,9 @@ writes them into an empty data directory. Nothing about them is the real data; t
 is marked with :data:`etio.traces.datasets.SYNTHETIC_MARKER`, which names every dataset written,
 and only configs that ask for synthetic data read such a directory.
 
-Formats (as torchvision reads them):
-
-- MNIST and Fashion-MNIST: ``MNIST/raw/`` and ``FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, the idx format: a big-endian
-  magic number (0x0803 images / 0x0801 labels), the dimension sizes as big-endian int32, then
-  the uint8 values.
-- CIFAR-10: ``cifar-10-batches-py/data_batch_{1..5}``, ``test_batch`` (pickled dicts with
-  ``data`` uint8 [n, 3072] in channel-major order and ``labels``) and ``batches.meta``
-  (``label_names``).
-- CIFAR-100: ``cifar-100-python/{train,test}`` (``data``, ``fine_labels``, ``coarse_labels``) and
-  ``meta`` (``fine_label_names``, ``coarse_label_names``).
+Each dataset's format, and the writer of its files, are declared by its family module of
+:mod:`etio.traces.datasets` (``write_synthetic`` of :func:`~etio.traces.datasets.register_dataset`);
+this module draws the images and writes a directory of them.
 
 The images are learnable on purpose (a fixed template per class plus per-image noise), so the
 models fit, over-fit and leak membership as models do; the numbers mean nothing about the paper.
@@ -24,15 +17,12 @@ models fit, over-fit and leak membership as models do; the numbers mean nothing 
 from __future__ import annotations
 
 import json
-import pickle
-import struct
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from etio.core.provenance import atomic_write_text
-from etio.traces.datasets import SYNTHETIC_MARKER, TORCHVISION_FILES, dataset_info
+from etio.traces.datasets import SYNTHETIC_MARKER, dataset_info, get_dataset
 
 #: Images per generated file set when a study does not ask for more.
 DEFAULT_SIZES = {"train": 600, "test": 300}
@@ -68,70 +58,17 @@ def generate_images(name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return images, labels.astype(np.int64)
 
 
-def _idx_bytes(array: np.ndarray) -> bytes:
-    kind = {1: 0x0801, 3: 0x0803}[array.ndim]
-    return struct.pack(">I", kind) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def write_idx(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-              name: str = "mnist") -> None:
-    raw = root / TORCHVISION_FILES[name][0]
-    for prefix, (images, labels) in (("train", train), ("t10k", test)):
-        _write_bytes(raw / f"{prefix}-images-idx3-ubyte", _idx_bytes(images))
-        _write_bytes(raw / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels.astype(np.uint8)))
-
-
-def _cifar_rows(images: np.ndarray) -> np.ndarray:
-    """[n, 32, 32, 3] HWC -> [n, 3072] channel-major, as in the CIFAR pickles."""
-    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-
-
-def write_cifar10(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> None:
-    folder = root / TORCHVISION_FILES["cifar10"][0]
-    images, labels = train
-    for i, part in enumerate(np.array_split(np.arange(len(labels)), 5), start=1):
-        batch = {"batch_label": f"training batch {i} of 5", "labels": labels[part].tolist(),
-                 "data": _cifar_rows(images[part]), "filenames": [f"generated_{j}.png" for j in part]}
-        _write_bytes(folder / f"data_batch_{i}", pickle.dumps(batch, protocol=2))
-    images, labels = test
-    _write_bytes(folder / "test_batch", pickle.dumps({"batch_label": "testing batch 1 of 1", "labels": labels.tolist(),
-                                                      "data": _cifar_rows(images)}, protocol=2))
-    names = [f"class_{c}" for c in range(10)]
-    _write_bytes(folder / "batches.meta", pickle.dumps({"label_names": names, "num_cases_per_batch": len(labels),
-                                                        "num_vis": 3072}, protocol=2))
-
-
-def write_cifar100(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> None:
-    folder = root / TORCHVISION_FILES["cifar100"][0]
-    for name, (images, labels) in (("train", train), ("test", test)):
-        _write_bytes(folder / name, pickle.dumps({"fine_labels": labels.tolist(), "coarse_labels": (labels // 5).tolist(),
-                                                  "data": _cifar_rows(images)}, protocol=2))
-    _write_bytes(folder / "meta", pickle.dumps({"fine_label_names": [f"class_{c}" for c in range(100)],
-                                                "coarse_label_names": [f"superclass_{c}" for c in range(20)]},
-                                               protocol=2))
-
-
-WRITERS = {"mnist": write_idx, "fashion-mnist": partial(write_idx, name="fashion-mnist"),
-           "cifar10": write_cifar10, "cifar100": write_cifar100}
-
-
 def write_dataset(root: Path | str, name: str, train_size: int, test_size: int, seed: int = 0) -> None:
     """Generate ``name`` with ``train_size`` / ``test_size`` images into ``root`` in its own format."""
+    from etio.core.errors import EtioInputError
+
+    dataset = get_dataset(name)
+    if dataset.write_synthetic is None:
+        raise EtioInputError(f"dataset {name!r} has no generated stand-ins (it is not read from a data directory)")
     root = Path(root)
     train = generate_images(name, train_size, seed)
     test = generate_images(name, test_size, seed + 1)
-    WRITERS[name](root, train, test)
+    dataset.write_synthetic(root, train, test)
 
 
 def is_empty_dir(path: Path) -> bool:
@@ -154,7 +91,7 @@ def write_synthetic_data(root: Path | str, sizes: dict[str, tuple[int, int]], se
     marker = {"what": "generated stand-ins written by etio.traces.synthetic, not the real datasets",
               "seed": seed,
               "datasets": {name: {"train": sizes[name][0], "test": sizes[name][1],
-                                  "folder": TORCHVISION_FILES[name][0]} for name in sorted(sizes)}}
+                                  "folder": get_dataset(name).folder} for name in sorted(sizes)}}
     atomic_write_text(root / SYNTHETIC_MARKER, json.dumps(marker, indent=2, sort_keys=True) + "\n")
     return marker
 
