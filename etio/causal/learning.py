@@ -25,7 +25,7 @@ import hashlib
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -91,6 +91,9 @@ class LearnedGraph:
     backend_info: dict = field(default_factory=dict)
     #: The averaged network as an R object (for write.dot); None once detached from R.
     network: object = field(default=None, repr=False)
+    #: ``etio_learn_graph``'s whole result as an R object, or the file a worker saved it to, for the
+    #: stage's tables (:func:`finish_learning`); None for a graph not learned by this stage.
+    r_result: object = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -204,10 +207,124 @@ def _graph(nodes: list[str], arcs: pd.DataFrame, strengths: pd.DataFrame) -> nx.
 
 
 # --------------------------------------------------------------------------------------
-# Every graph of a trace table, written as one output directory
+# The stage: its units, one unit, its finish; every graph of a trace table as one directory
 # --------------------------------------------------------------------------------------
 
 Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class LearnUnit:
+    """One unit of the learning stage: the graphs of one loss at one weight decay for one set of
+    outcomes (the attacks of a table, or the outcomes asked for), in the order R's ``etio_pairs``
+    gives them, with the settings they are learned under."""
+
+    weight_decay: float
+    loss: str
+    attacks: tuple[str, ...]
+    method: str = "boot"
+    seed: int = 1
+    R: int = 200
+    runs: int = 20
+    k: int = 3
+
+    @property
+    def unit_id(self) -> str:
+        return f"{self.loss} wd={self.weight_decay:g} {'+'.join(self.attacks)}"
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(self.loss, attack) for attack in self.attacks]
+
+
+@dataclass(frozen=True)
+class LearningPlan:
+    """The units of one weight decay of a trace table (:func:`learn_units`), and the pairs left out
+    (``{"name": "<loss>-<attack>", "reason": ...}``): ``skipped`` by R's choice (recorded in
+    ``provenance.json``), ``empty`` for an attack column without a value in a loss's rows."""
+
+    weight_decay: float
+    units: tuple[LearnUnit, ...]
+    skipped: tuple[dict, ...] = ()
+    empty: tuple[dict, ...] = ()
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [pair for unit in self.units for pair in unit.pairs]
+
+
+def learn_units(traces: pd.DataFrame, weight_decay: float, method: str = "boot",
+                attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
+                R: int = 200, runs: int = 20, k: int = 3, source: str = "trace table") -> LearningPlan:
+    """The units of the learning stage at ``weight_decay``: one per loss, holding that loss's graphs
+    (:func:`present_pairs`: every attack with values, or the ``attacks`` named). Settings and trace
+    columns are checked here, before any graph is learned; a pair left out is warned about."""
+    _check_learning_settings(method, R, runs, seed)
+    pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
+    empty = empty_attack_columns(traces, weight_decay, pairs, losses) if attacks is None else []
+    for item in [*skipped, *empty]:      # a warning, not a progress line: the graph is missing from the output
+        warnings.warn(f"{item['name']} skipped, its graph is not learned: {item['reason']}", stacklevel=3)
+    # The graphs that will be learned (a constant attack column is skipped, not an error).
+    for loss, attack in pairs:
+        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
+                            source=source, what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
+                            may_be_missing=[attack])
+    units: list[LearnUnit] = []
+    for loss, attack in pairs:          # the pairs are loss-major: a unit is a run of one loss
+        if units and units[-1].loss == loss:
+            units[-1] = replace(units[-1], attacks=(*units[-1].attacks, attack))
+        else:
+            units.append(LearnUnit(float(weight_decay), loss, (attack,), method=method, seed=int(seed), R=int(R),
+                                   runs=int(runs), k=int(k)))
+    return LearningPlan(float(weight_decay), tuple(units), tuple(skipped), tuple(empty))
+
+
+def run_learn_unit(unit: LearnUnit, pool: "LearningPool", directory: Path,
+                   draw: Callable[[LearnedGraph, Path], None] | None = None,
+                   progress: Callable[[LearnedGraph], None] | None = None) -> list[LearnedGraph]:
+    """Learn the unit's graphs from the pool's trace table and write each one's files into ``directory``
+    (``etio_learn_graph``, then ``etio_write_graph``, then ``draw``): in this process when the pool has one
+    worker, else on its workers at once. R's seed is set before each graph, so the files are the same bytes
+    whichever process learns them. Returns the graphs in the unit's order; ``progress(graph)`` after each."""
+    if pool.workers > 1:
+        return _learn_in_workers(pool, unit, directory, draw, progress)
+    traces = pool.r_traces()
+    graphs = []
+    for loss, attack in unit.pairs:
+        graphs.append(_learn_pair(traces, unit, loss, attack, directory, draw))
+        if progress is not None:
+            progress(graphs[-1])
+    return graphs
+
+
+def finish_learning(plan: LearningPlan, graphs: Sequence[LearnedGraph], directory: Path,
+                    input_path: Path | None = None) -> None:
+    """Finish the stage in ``directory``: the three result tables of every graph of ``plan`` (``etio_write_tables``
+    on the graphs as R returned them, in pair order), checked, and ``provenance.json``."""
+    if [(g.loss, g.attack) for g in graphs] != plan.pairs:
+        raise ValueError("finish_learning needs every graph of the plan, in the plan's order")
+    if any(g.r_result is None for g in graphs):
+        raise ValueError("a graph detached from R cannot be written into the tables")
+    learned = [rbridge.call_raw("readRDS", g.r_result) if isinstance(g.r_result, str) else g.r_result for g in graphs]
+    rbridge.call_raw("etio_write_tables", rbridge.call_raw("list", *learned), str(directory), float(plan.weight_decay))
+    _check_tables(directory, plan.weight_decay)
+    first = graphs[0]
+    _say_backend_note(first.backend_info.get("note", ""))
+    write_json(layout.path("learn_provenance", directory), provenance(
+        "learn",
+        config={"weight_decay": plan.weight_decay, "method": first.method, "R": plan.units[0].R,
+                "runs": plan.units[0].runs, "k": plan.units[0].k,
+                "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
+                "attacks": sorted({g.attack for g in graphs}, key=GRAPH_OUTCOMES.index),
+                "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
+        seeds={"R set.seed before each graph": plan.units[0].seed},
+        backend=first.backend,
+        structure_learning=first.backend_info,
+        input=_input_record(input_path),
+        graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
+                 "predcor": g.predcor, "mse": g.mse} for g in graphs],
+        skipped=list(plan.skipped),
+    ))
 
 
 def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: str = "boot",
@@ -216,10 +333,12 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
               input_path: Path | None = None,
               draw: Callable[[LearnedGraph, Path], None] | None = None,
               workers: "int | LearningPool | None" = None, force: bool = False) -> list[LearnedGraph]:
-    """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``.
+    """Learn every loss x attack graph at ``weight_decay`` and write them to ``out_dir``: the stage's
+    units (:func:`learn_units`), each run (:func:`run_learn_unit`), then the stage finished
+    (:func:`finish_learning`). ``etio learn``, ``etio reproduce`` and the tests take this road.
 
-    The graphs are learned and written by ``etio_learn_all`` (``r/etio.R``), the function
-    ``Rscript r/learn_graphs.R`` runs too, so both write the same bytes. Files (the authors'
+    The files are those of ``etio_learn_all`` (``r/etio.R``), which ``Rscript r/learn_graphs.R``
+    runs, from the same R functions in the same order, so both write the same bytes. Files (the authors'
     names and columns; ``%f`` is the weight decay as C's ``%f``): ``<loss>-<attack>.dot``
     (bnlearn write.dot), ``<loss>-<attack>-strength.csv``, ``results-w_dk-cont-wd_%f.csv``,
     ``results-cont-wd_%f.csv``, ``corr_results-cont-wd_%f.csv``; then, from here, the figures
@@ -233,27 +352,17 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     (:func:`etio.report.figures.draw_learned_graph`), since drawing is not this stage's business.
 
     ``workers`` (default: the cores available) processes learn graphs at once, each with its own
-    embedded R, running the same R functions (``etio_learn_graph``, ``etio_write_graph``; the
-    tables by ``etio_write_tables`` from the graphs as R serialised them). Every graph sets R's
-    seed before it is learned, so the files are the same bytes whatever the number of workers;
-    with one, ``etio_learn_all`` runs in this process. A :class:`LearningPool` given as
-    ``workers`` is reused (the weight decays of one table start their workers once).
-    ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes beside
-    files etio did not write; an input inside ``out_dir`` is refused).
+    embedded R. Every graph sets R's seed before it is learned, so the files are the same bytes
+    whatever the number of workers; with one, the graphs are learned in this process. A
+    :class:`LearningPool` given as ``workers`` is reused (the weight decays of one table start their
+    workers once). ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes
+    beside files etio did not write; an input inside ``out_dir`` is refused).
     """
     _check_learning_settings(method, R, runs, seed)
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
-    pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
-    empty = empty_attack_columns(traces, weight_decay, pairs, losses) if attacks is None else []
-    for item in [*skipped, *empty]:      # a warning, not a progress line: the graph is missing from the output
-        warnings.warn(f"{item['name']} skipped, its graph is not learned: {item['reason']}", stacklevel=2)
-    # The graphs that will be learned (a constant attack column is skipped, not an error).
-    for loss, attack in pairs:
-        check_trace_columns(traces, features_for(attack) + [attack], _rows_of(traces, loss, weight_decay),
-                            source=str(input_path) if input_path else "trace table",
-                            what=f"the {loss}-{attack} graph at weight decay {weight_decay:g}",
-                            may_be_missing=[attack])
+    plan = learn_units(traces, weight_decay, method=method, attacks=attacks, losses=losses, seed=seed, R=R,
+                       runs=runs, k=k, source=str(input_path) if input_path else "trace table")
     if isinstance(workers, LearningPool):
         if workers.traces is not traces:
             raise ValueError("a LearningPool learns from the trace table it was started with")
@@ -262,44 +371,22 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
         count = available_cores() if workers is None else int(workers)
         if count < 1:
             raise EtioInputError(f"workers must be ≥ 1, got {count}")
-        pool = LearningPool(traces, min(count, len(pairs)))
+        pool = LearningPool(traces, min(count, len(plan.pairs)))
     graphs: list[LearnedGraph] = []
+    finished = 0
+
+    def learned(graph: LearnedGraph) -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, len(plan.pairs), graph.name)
+
     try:
         with output_dir(Path(out_dir), "learn", force=force, inputs=inputs) as staging:
-            def learned(result: dict, done: int, total: int) -> None:
-                graph = _learned_graph(result)
-                if draw is not None:
-                    draw(graph, layout.path("graph_drawing", staging, loss=graph.loss, attack=graph.attack))
-                graphs.append(graph)
-                if progress is not None:
-                    progress(done, total, graph.name)
-
-            if pool.workers == 1:
-                rbridge.call("etio_learn_all", traces, str(staging), float(weight_decay), method=method, R=int(R),
-                             runs=int(runs), k=int(k), seed=int(seed),
-                             pairs=pd.DataFrame(pairs, columns=["loss", "attack"]), on_graph=rbridge.callback(learned))
-            else:
-                with pool, interrupts.stopping(pool.kill):
-                    graphs = _learn_in_workers(pool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
-                                               draw)
-            _check_tables(staging, weight_decay)
-            backend = graphs[0].backend
-            _say_backend_note(graphs[0].backend_info.get("note", ""))
-            record = provenance(
-                "learn",
-                config={"weight_decay": weight_decay, "method": method, "R": R, "runs": runs, "k": k,
-                        "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
-                        "attacks": sorted({g.attack for g in graphs}, key=GRAPH_OUTCOMES.index),
-                        "blacklist_whitelist": "authors' domain knowledge (r/etio.R etio_constraints)"},
-                seeds={"R set.seed before each graph": seed},
-                backend=backend,
-                structure_learning=graphs[0].backend_info,
-                input=_input_record(input_path),
-                graphs=[{"name": g.name, "rows": g.rows, "arcs": g.graph.number_of_edges(), "threshold": g.threshold,
-                         "predcor": g.predcor, "mse": g.mse} for g in graphs],
-                skipped=skipped,
-            )
-            write_json(layout.path("learn_provenance", staging), record)
+            with pool, interrupts.stopping(pool.kill):
+                for unit in plan.units:
+                    graphs += run_learn_unit(unit, pool, staging, draw=draw, progress=learned)
+                finish_learning(plan, graphs, staging, input_path=input_path)
     except rbridge.RFileError as exc:     # R's message does not say where it wrote
         raise EtioFileError(f"cannot write {out_dir}: {exc}") from None
     return graphs
@@ -321,7 +408,8 @@ class BackendNote(UserWarning):
 
 class LearningPool:
     """``workers`` processes, each with its own embedded R holding ``traces``, for one or more
-    :func:`learn_all` calls on that table (pass it as ``workers``); started on first use.
+    :func:`learn_all` calls on that table (pass it as ``workers``); started on first use. With one
+    worker, the graphs are learned in this process's R (:meth:`r_traces`).
 
     Spawned (a fresh interpreter per worker), so no R or torch state is inherited through fork.
     As with any spawned pool, a script that starts one needs the ``if __name__ == "__main__":`` guard.
@@ -332,7 +420,25 @@ class LearningPool:
         self.workers = available_cores() if workers is None else int(workers)
         self._executor = None
         self._traces_file: str | None = None
+        self._scratch = None
+        self._saved = 0
+        self._r_traces = None
         self._depth = 0
+
+    def r_traces(self):
+        """The trace table in this process's R, normalised once (as a worker holds it)."""
+        if self._r_traces is None:
+            self._r_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(self.traces))
+        return self._r_traces
+
+    def saved_path(self) -> str:
+        """A new file in the pool's scratch folder, for a graph a worker saves for the stage's tables."""
+        import tempfile
+
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="etio-learn-")
+        self._saved += 1
+        return str(Path(self._scratch.name) / f"{self._saved:04d}.rds")
 
     def submit(self, fn, *args):
         if self._executor is None:
@@ -369,6 +475,9 @@ class LearningPool:
         if self._depth == 0 and self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._closed()
+        if self._depth == 0 and self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         return False
 
     def kill(self) -> None:
@@ -377,31 +486,43 @@ class LearningPool:
             interrupts.kill_workers(self._executor)
 
 
-def _learn_in_workers(pool: LearningPool, pairs, staging, weight_decay, method, seed, R, runs, k, progress,
-                      draw) -> list[LearnedGraph]:
-    """The graphs of ``pairs`` learned by the pool's workers, returned in pair order; then the tables."""
-    import tempfile
+def _learn_pair(traces, unit: LearnUnit, loss: str, attack: str, directory, draw, saved: str | None = None
+                ) -> LearnedGraph:
+    """One graph of ``unit`` learned in this process's R from ``traces`` (an R data.frame), its files written
+    into ``directory``; ``saved``: also saved there for the stage's tables (a worker's graph)."""
+    learned = rbridge.call_raw("etio_learn_graph", traces, loss, float(unit.weight_decay), attack,
+                               method=unit.method, R=int(unit.R), runs=int(unit.runs), k=int(unit.k),
+                               seed=int(unit.seed))
+    rbridge.call_raw("etio_write_graph", learned, str(directory))
+    if saved is not None:
+        rbridge.call_raw("saveRDS", learned, saved)
+    graph = _learned_graph(rbridge.to_python(learned))
+    if draw is not None:
+        draw(graph, layout.path("graph_drawing", directory, loss=graph.loss, attack=graph.attack))
+    graph.r_result = learned if saved is None else saved
+    return graph
+
+
+def _learn_in_workers(pool: LearningPool, unit: LearnUnit, directory, draw, progress) -> list[LearnedGraph]:
+    """The unit's graphs learned by the pool's workers, returned in the unit's order."""
     from concurrent.futures import as_completed
 
+    pairs = unit.pairs
     graphs: list[LearnedGraph | None] = [None] * len(pairs)
     caught: list[list] = [[] for _ in pairs]
-    with tempfile.TemporaryDirectory(prefix="etio-learn-") as scratch:
-        saved = [str(Path(scratch) / f"{i:03d}.rds") for i in range(len(pairs))]
-        futures = {pool.submit(_learn_in_worker, loss, weight_decay, attack, method, seed, R, runs, k, str(staging),
-                               saved[i], draw): i for i, (loss, attack) in enumerate(pairs)}
-        try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                i = futures[future]
-                graphs[i], caught[i] = future.result()
-                if progress is not None:
-                    progress(done, len(pairs), graphs[i].name)
-        except BaseException as exc:
-            if isinstance(exc, Exception):      # on Ctrl-C the pool is terminated as a whole instead
-                for future in futures:
-                    future.cancel()
-            raise
-        # the tables from the graphs as R saved them (exact doubles), in pair order, by a worker's R
-        pool.submit(_write_tables_in_worker, saved, str(staging), float(weight_decay)).result()
+    futures = {pool.submit(_learn_in_worker, unit, loss, attack, str(directory), pool.saved_path(), draw): i
+               for i, (loss, attack) in enumerate(pairs)}
+    try:
+        for future in as_completed(futures):
+            i = futures[future]
+            graphs[i], caught[i] = future.result()
+            if progress is not None:
+                progress(graphs[i])
+    except BaseException as exc:
+        if isinstance(exc, Exception):      # on Ctrl-C the pool is terminated as a whole instead
+            for future in futures:
+                future.cancel()
+        raise
     for messages in caught:             # R's warnings, in the order a serial run gives them
         for message, category in messages:
             warnings.warn(message, category, stacklevel=3)
@@ -417,24 +538,12 @@ def _start_worker(traces_file: str) -> None:
     interrupts.ignore_in_worker()       # after R started (it takes SIGINT over): the parent stops us
 
 
-def _learn_in_worker(loss, weight_decay, attack, method, seed, R, runs, k, staging, saved, draw):
+def _learn_in_worker(unit, loss, attack, staging, saved, draw):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        learned = rbridge.call_raw("etio_learn_graph", _worker_traces, loss, float(weight_decay), attack,
-                                   method=method, R=int(R), runs=int(runs), k=int(k), seed=int(seed))
-        rbridge.call_raw("etio_write_graph", learned, staging)
-        rbridge.call_raw("saveRDS", learned, saved)
-        graph = _learned_graph(rbridge.to_python(learned))
-        if draw is not None:
-            draw(graph, layout.path("graph_drawing", staging, loss=graph.loss, attack=graph.attack))
+        graph = _learn_pair(_worker_traces, unit, loss, attack, staging, draw, saved=saved)
     graph.network = None                # an R object: it stays in this process
     return graph, [(str(w.message), w.category) for w in caught]
-
-
-def _write_tables_in_worker(saved: list[str], staging: str, weight_decay: float) -> None:
-    writer = rbridge.function("function(paths, directory, weight_decay) "
-                              "etio_write_tables(lapply(paths, readRDS), directory, weight_decay)")
-    rbridge.call_raw(writer, saved, staging, weight_decay)
 
 
 def _input_record(path: Path | None) -> dict | None:
