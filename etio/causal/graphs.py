@@ -197,13 +197,18 @@ def graph_files(graphs_dir: Path) -> dict[tuple[str, str], Path]:
 def read_attack_graph(path: Path, attack: str) -> nx.DiGraph:
     """An attack's graph with trace (Python) node names, checked to be a DAG holding the
     attack and its 13 treatments."""
-    graph = read_bnlearn_dot(path, python_names=True)
+    return attack_graph(read_bnlearn_dot(path, python_names=True), attack, Path(path))
+
+
+def attack_graph(graph: nx.DiGraph, attack: str, path: Path) -> nx.DiGraph:
+    """:func:`read_attack_graph` of the graph its file ``path`` holds (parsed, with trace names)."""
+    path = Path(path)
     if undirected_arcs(graph):
         # An averaged network may keep an arc undirected (both directions found equally often);
         # the queries use its consistent extension, and say which arcs that oriented.
         graph, oriented = consistent_extension(graph, source=str(path))
         arcs = ", ".join(f"{u} -> {v}" for u, v in oriented)
-        warnings.warn(f"{path.name}: undirected arc(s) oriented by the consistent extension: {arcs}", stacklevel=2)
+        warnings.warn(f"{path.name}: undirected arc(s) oriented by the consistent extension: {arcs}", stacklevel=3)
     check_acyclic(graph, source=str(path))
     unknown = [n for n in graph.nodes if n not in _TRACE_VARIABLES]
     if unknown:

@@ -40,7 +40,7 @@ from etio.core.outputs import check_output_dir, output_dir
 from etio.core.provenance import available_cores, provenance, write_json
 from etio.causal.settings import METHODS, check_method, check_r_integer  # noqa: F401 - METHODS re-exported
 from etio.core.schema import (ATTACKS, LOSSES, TableSchema, check_loss, check_trace_columns,
-                              features_for, from_r_name, slice_mask)
+                              features_for, from_r_name, slice_mask, to_r_name)
 from etio.core.vocabulary import GRAPH_OUTCOMES, check_outcome
 
 #: Arc strengths of one learned graph: frequency of the arc (either direction) over the
@@ -94,10 +94,30 @@ class LearnedGraph:
     #: ``etio_learn_graph``'s whole result as an R object, or the file a worker saved it to, for the
     #: stage's tables (:func:`finish_learning`); None for a graph not learned by this stage.
     r_result: object = field(default=None, repr=False)
+    #: The averaged network's arcs (Python names) in bnlearn's stored order, the order write.dot follows.
+    arcs: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
         return f"{self.loss}-{self.attack}"
+
+    def written(self, python_names: bool = False) -> nx.DiGraph:
+        """The graph as its ``.dot`` file reads back (:func:`etio.causal.graphs.read_bnlearn_dot`), without
+        reading it: bnlearn's write.dot text made here (a network without arcs: no node lines), then parsed."""
+        from etio.causal.graphs import format_bnlearn_dot, parse_bnlearn_dot
+
+        text = format_bnlearn_dot(self.graph, arc_order=self.arcs) if self.arcs else "digraph {\n}\n"
+        return parse_bnlearn_dot(text, source=self.name, python_names=python_names)
+
+    def written_strengths(self) -> pd.DataFrame:
+        """The arc strengths as the strength file reads back with pandas, without reading it: R's names and
+        R's 15 significant digits, through CSV text made here (so a column of whole numbers reads as integers)."""
+        import io
+
+        table = self.strengths[list(STRENGTH_SCHEMA.columns)].copy()
+        for column in ("from", "to"):
+            table[column] = [to_r_name(v) for v in table[column]]
+        return pd.read_csv(io.StringIO(table.to_csv(index=False, float_format="%.15g")))
 
     @property
     def directed(self) -> bool:
@@ -173,8 +193,9 @@ def _learned_graph(learned: dict) -> LearnedGraph:
     """A LearnedGraph from ``etio_learn_graph``'s result (converted by :func:`rbridge.call`)."""
     strengths = STRENGTH_SCHEMA.validate(_python_names(learned["strength"], ("from", "to")))
     nodes = [from_r_name(n) for n in learned["nodes"]]
-    graph = _graph(nodes, _python_names(learned["arcs"], ("from", "to")), strengths)
-    return LearnedGraph(
+    arcs = _python_names(learned["arcs"], ("from", "to"))
+    graph = _graph(nodes, arcs, strengths)
+    return LearnedGraph(arcs=tuple(zip(arcs["from"], arcs["to"])),
         loss=learned["loss"], weight_decay=float(learned["weight_decay"]), attack=learned["attack"],
         method=learned["method"], graph=graph, strengths=strengths, threshold=float(learned["threshold"]),
         backend=str(learned["backend"]), seed=int(learned["seed"]), predcor=_number(learned["predcor"]),
@@ -390,6 +411,22 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     except rbridge.RFileError as exc:     # R's message does not say where it wrote
         raise EtioFileError(f"cannot write {out_dir}: {exc}") from None
     return graphs
+
+
+def as_read(graphs: Sequence[LearnedGraph], directory: Path) -> dict[tuple[str, str], nx.DiGraph]:
+    """What :func:`etio.causal.graphs.read_graphs` returns for ``directory`` once :func:`learn_all` has written
+    ``graphs`` there, made from the graphs in memory instead of read back: each graph as its file reads
+    (:meth:`LearnedGraph.written`), checked as an attack graph, with the weight decay it was learned at and
+    its source, in the order of the file names."""
+    from etio.causal.graphs import attack_graph
+
+    files = {layout.path("graph", directory, loss=g.loss, attack=g.attack): g for g in graphs}
+    out = {}
+    for path in sorted(files):
+        g = files[path]
+        out[g.loss, g.attack] = graph = attack_graph(g.written(python_names=True), g.attack, path)
+        graph.graph.update(weight_decay=g.weight_decay, source=str(directory))
+    return out
 
 
 _SAID_NOTES: set[str] = set()

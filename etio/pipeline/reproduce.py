@@ -7,8 +7,10 @@
 
 Trace generation and the attacks are resumable (the trace store keeps every finished
 configuration); everything after them is recomputed from ``traces.csv`` on each run and written
-into the run folder (layout: ``artifacts/README.md``). ``reproduce_paper`` builds every table
-and graph figure from the authors' published artifacts, without training.
+into the run folder (layout: ``artifacts/README.md``). The graphs the learning stage writes go on to
+the ATEs, the robust hypotheses, the figures and the comparisons in memory, not read back.
+``reproduce_paper`` builds every table and graph figure from the authors' published artifacts,
+without training.
 """
 
 from __future__ import annotations
@@ -101,10 +103,10 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
                 low_fpr_graphs = _low_fpr_graphs(traces, layout, weight_decays, analysis, echo, pool)
     query_graphs = {}
     with timings.stage("query: backdoor identification and ATEs (dowhy)", echo):
-        from etio.causal.graphs import read_graphs
+        from etio.causal.learning import as_read
 
-        for wd in weight_decays:
-            query_graphs[wd] = read_graphs(layout.graphs(wd))     # once: the ATEs and the robust hypotheses
+        for wd in weight_decays:    # the learned graphs as read_graphs gives them, in memory: the ATEs and R1-R3
+            query_graphs[wd] = as_read(graphs[wd], layout.graphs(wd))
             ates[wd] = _ates(traces, query_graphs[wd], layout, wd, analysis, echo)
     low_fpr_verdicts = None
     if paper_attacks and NORMAL_WD in ates and LOWFPR_STAGE in attacks:
@@ -118,7 +120,7 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
         with timings.stage("robust hypotheses R1-R3", echo):
             report_tables.append(_robust_table(traces, query_graphs, layout, weight_decays, echo))
     with timings.stage("figures", echo):
-        learned = _learned_graphs(layout, weight_decays)     # read once: drawn, then compared
+        learned = _learned_graphs(graphs, layout)     # drawn, then compared
         figure_paths = _figures(traces, learned, layout, echo)
         graph_comparisons = _graph_comparisons(learned, layout, echo)
         estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
@@ -227,27 +229,29 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
     """Per low-FPR metric: the Table-3 verdicts under both estimators with that TPR as the attacks'
     outcome (:mod:`etio.causal.lowfpr`), and the reasons of the attacks without a graph. Graphs go to
     ``graphs/lowfpr-<metric>-wd_<wd>``, ATEs to ``ates/ates-lowfpr-<metric>-wd_<wd>.csv``."""
-    from etio.causal.graphs import read_graphs
     from etio.causal.query import estimate_ates
     from etio.causal.hypotheses import ESTIMATORS, verdicts
-    from etio.causal.learning import learn_all
+    from etio.causal.learning import as_read, learn_all
     from etio.causal.lowfpr import LOW_FPR_METRICS, low_fpr_ates
     from etio.core.provenance import atomic_write_text
     from etio.report.figures import draw_learned_graph
 
     out = {}
+    learned: dict[Path, list] = {}      # the graphs learned into each directory, handed to the ATEs in memory
     for metric in LOW_FPR_METRICS:
         graphs_dir = layout.lowfpr_metric_graphs(metric, NORMAL_WD)
 
         def learn(table, directory, attacks):
-            return learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
-                             seed=analysis.seed, R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
-                             draw=draw_learned_graph, workers=1)
+            learned[directory] = learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
+                                           seed=analysis.seed, R=analysis.replicates, runs=analysis.runs,
+                                           input_path=layout.traces, draw=draw_learned_graph, workers=1)
+            return learned[directory]
 
         def estimate(table, directory):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*rank-deficient.*")
-                return estimate_ates(table, read_graphs(directory), NORMAL_WD, refuters=analysis.refuters)
+                return estimate_ates(table, as_read(learned[directory], directory), NORMAL_WD,
+                                     refuters=analysis.refuters)
 
         table, reasons = low_fpr_ates(traces, graphs_dir, NORMAL_WD, metric, learn, estimate)
         if len(table):
@@ -407,16 +411,15 @@ def _report_table(name: str, title: str, ours: pd.DataFrame | None, paper_table:
                        value_columns=values, kind=kind, ours_only=tuple(sound))
 
 
-def _learned_graphs(layout: RunLayout, weight_decays: list[float]) -> dict:
-    """``(weight decay, loss, attack) -> (graph, arc strengths or None)`` of every graph this run learned."""
-    from etio.causal.graphs import graph_files, read_bnlearn_dot
-
+def _learned_graphs(learned: dict, layout: RunLayout) -> dict:
+    """``(weight decay, loss, attack) -> (graph, arc strengths)`` of every graph this run learned (``learned``:
+    weight decay -> the learning stage's graphs), as their files read back, in the order of the file names."""
     graphs = {}
-    for wd in weight_decays:
-        for (loss, attack), path in graph_files(layout.graphs(wd)).items():
-            strength = layout_path("strength", path.parent, loss=loss, attack=attack)
-            graphs[wd, loss, attack] = (read_bnlearn_dot(path),
-                                        pd.read_csv(strength) if strength.is_file() else None)
+    for wd, stage_graphs in learned.items():
+        files = {layout_path("graph", layout.graphs(wd), loss=g.loss, attack=g.attack): g for g in stage_graphs}
+        for path in sorted(files):
+            g = files[path]
+            graphs[wd, g.loss, g.attack] = (g.written(), g.written_strengths())
     return graphs
 
 
