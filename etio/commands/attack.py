@@ -38,8 +38,8 @@ def register(app, bench_app) -> None:
         """
         from etio.attacks.settings import parse_attack_list
         from etio.core.progress import StageProgress
-        from etio.pipeline.study import stage_settings
         from etio.pipeline.stages import attacks_on
+        from etio.pipeline.study import stage_settings
         from etio.traces.store import open_store
 
         from etio.commands.traces import _kept

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from etio.core import layout
 from etio.core.errors import EtioInputError, file_error
 from etio.core.outputs import check_directory_path
 from etio.core.provenance import atomic_write_text, provenance, write_json
@@ -467,14 +468,15 @@ class TraceStore:
 
     # ---- per-example scores --------------------------------------------------------------------
     def scores_path(self, key: str, attack_name: str = "lowfpr") -> Path:
-        return self.config_dir(key) / "attacks" / f"{attack_name}-scores.npy.gz"
+        return layout.path("scores", self.root, key=key, attack=attack_name)
 
     def write_scores(self, key: str, table: np.ndarray, attack_name: str = "lowfpr") -> str:
         """Write a structured array of per-example scores (gzip of its ``.npy``, no timestamp); returns its SHA-256."""
         buffer = io.BytesIO()
         np.save(buffer, table, allow_pickle=False)
         data = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
-        write_bytes_atomic(self._require(key) / "attacks" / f"{attack_name}-scores.npy.gz", data)
+        self._require(key)
+        write_bytes_atomic(self.scores_path(key, attack_name), data)
         return sha256_bytes(data)
 
     def scores_intact(self, key: str, sha256: str | None, attack_name: str = "lowfpr") -> bool:
@@ -540,7 +542,7 @@ class TraceStore:
 
     def write_traces_csv(self, extra_provenance: dict | None = None) -> Path:
         table = self.traces_table()
-        path = self.root / "traces.csv"
+        path = layout.path("store_traces", self.root)
         atomic_write_text(path, table.to_csv(index=False))
         timings = {}
         for key in self.keys():

@@ -23,11 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.cli import one_error_line as _one_error_line, run_main as _main
-
-from tests.support.repo import tree as _tree
 from etio.report import paper
-from tests.support.repo import MINI, REPO
+from tests.support.cli import one_error_line as _one_error_line, run_etio, run_main as _main
+from tests.support.repo import MINI, REPO, tree as _tree
 
 EXAMPLE = REPO / "etio" / "data" / "example_traces.csv"
 GRAPHS = {wd: paper.graphs_dir(wd) for wd in (0.0005, 0.005)}
@@ -281,11 +279,8 @@ def test_bad_values_and_spellings_are_refused_at_once(tmp_path, monkeypatch, cap
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    plain = subprocess.run([sys.executable, "-m", "etio", "learn", tmp_path / "none.csv", "--out", tmp_path / "g"],
-                           capture_output=True, text=True, env=env, cwd=REPO)
-    debug = subprocess.run([sys.executable, "-m", "etio", "--debug", "learn", tmp_path / "none.csv", "--out",
-                            tmp_path / "g"], capture_output=True, text=True, env=env, cwd=REPO)
+    plain = run_etio("learn", tmp_path / "none.csv", "--out", tmp_path / "g")
+    debug = run_etio("--debug", "learn", tmp_path / "none.csv", "--out", tmp_path / "g")
     assert plain.returncode == 2 and plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "EtioInputError" in debug.stderr
 
