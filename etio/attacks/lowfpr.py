@@ -20,16 +20,19 @@ The scores go to one file per configuration (:func:`scores_table`, read back wit
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from etio.attacks.base import Attack, register_attack
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.outputs import ModelOutputs
 from etio.attacks.rmia import choose_a, rmia_scores, true_label_probability
 from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 from etio.attacks.threshold import per_sample_loss
+from etio.core.vocabulary import LOWFPR_STAGE
 
 #: Score columns of the per-example file, in order.
 SCORE_METHODS = ("threshold", *(f"lira_{v}" for v in LIRA_VARIANTS), "rmia")
@@ -193,3 +196,25 @@ def mlleak_scores_table(outputs: ModelOutputs, tuples, scores: np.ndarray) -> np
         which.append(np.full(2 * n, i))
     return pairs_table(np.concatenate(model), np.concatenate(test), np.concatenate(point), np.concatenate(member),
                        {"score": scores.ravel()}, {"tuple": np.concatenate(which)})
+
+
+class LowFpr(Attack):
+    """LiRA, RMIA and the loss threshold scored on every model's points, with their ROC metrics."""
+
+    names = (LOWFPR_STAGE,)
+
+    def problems(self, view, names, settings) -> list[str]:
+        n_models = sum(len(ids) for ids in view.model_ids_by_repeat)
+        if n_models < 3:
+            return [f"the low-FPR attacks need at least 3 models (a target and its references); {view.key} "
+                    f"has {n_models}"]
+        return []
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        start = time.perf_counter()
+        result = run_lowfpr(outputs, [m for ids in view.model_ids_by_repeat for m in ids], view.loss,
+                            settings.lowfpr())
+        on_result(LOWFPR_STAGE, {**result, "seconds": time.perf_counter() - start})
+
+
+register_attack(LowFpr())

@@ -22,11 +22,17 @@ d = ||s0 - s_defended||_1, when it is closer to the decision boundary than the o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from etio.attacks.attack_model import StackedMLP
+from etio.attacks.base import Attack, register_attack
+from etio.attacks.mlleaks import VARIANTS, mlleak_tuples, tuple_problems, tuples_per_repeat
+from etio.attacks.outputs import derived_seed
+from etio.core.schema import same_weight_decay
 
 
 @dataclass(frozen=True)
@@ -231,3 +237,144 @@ def defended_statistics(probs: torch.Tensor, labels: torch.Tensor, is_member: to
         "MemguardTestVar": test_var, "MemguardTestBias2": test_bias2,
         "MemguardAccDiff": train_acc - test_acc, "MemguardLossDiff": test_loss - train_loss,
     }
+
+
+# --------------------------------------------------------------------------------------
+# The attack stage's MemGuard: defended targets drawn from the ML-Leaks tuples
+# --------------------------------------------------------------------------------------
+
+#: The attack types MemGuard defends against (and its defender models): ML-Leaks' top-3 variants.
+TOP3_VARIANTS = ("top3", "top3_l")
+
+
+def memguard_plan(view, settings) -> list[tuple[tuple, tuple]]:
+    """(attacker's tuple, defender's tuple) per defended target: the first ``memguard_targets`` tuples of each repeat.
+
+    The defender's tuple is (t, t, nm'): the target is its own shadow, and nm' is a model of
+    the same repeat other than the attacker's shadow and nm, so the two sides never share
+    non-members. With only three models in a repeat there is no such model, and the
+    attacker's shadow provides the defender's non-members (still disjoint from the
+    attacker's non-members, as MemGuard requires).
+    """
+    tuples = mlleak_tuples(view, settings)
+    rng = np.random.default_rng(derived_seed(settings.seed, view.key, "memguard-defence"))
+    plan, first = [], 0
+    for ids, count in zip(view.model_ids_by_repeat, tuples_per_repeat(len(view.model_ids_by_repeat),
+                                                                       settings.mlleak_tuples)):
+        for t, s, nm in tuples[first:first + settings.memguard.targets]:
+            candidates = [m for m in ids if m not in (t, s, nm)] or [s]
+            plan.append(((t, s, nm), (t, t, int(rng.choice(candidates)))))
+        first += count
+    return plan
+
+
+def memguard_applies(view, settings) -> bool:
+    wds = settings.memguard.weight_decays
+    return not wds or view.weight_decay is None or any(same_weight_decay(view.weight_decay, w) for w in wds)
+
+
+def run_memguard(view, outputs, settings, plan, models, index) -> dict:
+    """MemGuard on every planned target (:func:`memguard_plan`), each against both top-3 attack types.
+
+    The attacker's model is the top-3 ML-Leaks model of the target's tuple; the defender's
+    a top-3 ML-Leaks model of (t, t, nm'). Members are the target's training subset, non-
+    members the whole test set (or the first ``memguard_samples`` of each).
+    """
+    variants = TOP3_VARIANTS
+    targets = [attacker[0] for attacker, _ in plan]
+    attack_idx = [index[(attacker, v)] for attacker, _ in plan for v in variants]
+    defence_idx = [index[(defender, v)] for _, defender in plan for v in variants]
+    n_members = min(settings.memguard.samples or outputs.subset_size, outputs.subset_size)
+    n_test = min(settings.memguard.samples or outputs.n_test, outputs.n_test)
+    members, non_members = outputs.on_subsets([(t, t) for t in targets]), outputs.on_test(targets)   # batched
+    logits = torch.stack([torch.cat([members[i, :n_members], non_members[i, :n_test]])
+                          for i in range(len(targets)) for _ in variants])
+    labels = torch.stack([torch.cat([outputs.labels_of(t)[:n_members], outputs.test_y[:n_test]])
+                          for t in targets for _ in variants])
+    with_label = torch.tensor([VARIANTS[v].with_label for _ in targets for v in variants], device=outputs.device)
+    is_member = torch.zeros(logits.shape[1], dtype=torch.bool, device=outputs.device)
+    is_member[:n_members] = True
+    mg = MemGuardSettings(max_iteration=settings.memguard.max_iteration, epsilon=settings.memguard.epsilon)
+    defended = defend(logits, labels, models.select(defence_idx), with_label, mg)
+    original = torch.softmax(logits, -1)
+    attackers = models.select(attack_idx)
+    members = is_member.expand_as(labels)
+    mem, non = attack_with_noise_budget(attackers, original, defended, labels, with_label, members, mg.epsilon)
+    before_mem, before_non = attack_with_noise_budget(attackers, original, _undefended(defended, original), labels,
+                                                      with_label, members, mg.epsilon)
+    mem_acc, non_acc = float(mem.mean()), float(non.mean())
+    # per-example scores against the defended outputs, pooled over targets and attack types
+    from etio.attacks.lowfpr import pairs_table
+    from etio.attacks.roc import roc_metrics, roc_trace_values
+
+    score = defended_member_scores(attackers, original, defended, labels, with_label, mg.epsilon).float().cpu()
+    member = members.cpu().numpy().astype(bool)
+    roc_settings = settings.lowfpr().roc
+    sets = [(t, k) for t in targets for k in range(len(variants))]
+    metrics = roc_metrics(score.numpy().ravel(), member.ravel(), roc_settings,
+                          groups=np.repeat([t for t, _ in sets], n_members + n_test))      # the AUC interval's groups
+    point = [np.r_[outputs.rows(t)[:n_members].numpy(), np.arange(n_test)] for t, _ in sets]
+    scores = pairs_table(np.repeat([t for t, _ in sets], n_members + n_test),
+                         np.tile(np.r_[np.zeros(n_members), np.ones(n_test)], len(sets)), np.concatenate(point),
+                         member.ravel(), {"score": score.numpy().ravel()},
+                         {"attack_type": np.repeat([k for _, k in sets], n_members + n_test)})
+    return {
+        **roc_trace_values("Memguard", metrics, roc_settings.alphas),
+        "roc": metrics,
+        "scores": scores,
+        "MemguardMemberAcc": mem_acc,
+        "MemguardNonmemberAcc": non_acc,
+        "MemguardAcc": (mem_acc + non_acc) / 2,
+        **defended_statistics(defended.probs, labels, is_member, view.loss),
+        "undefended": {"MemberAcc": float(before_mem.mean()), "NonmemberAcc": float(before_non.mean()),
+                       "Acc": float((before_mem.mean() + before_non.mean()) / 2)},
+        "targets": targets,
+        "tuples": [[list(a), list(d)] for a, d in plan],
+        "attack_types": list(variants),
+        "members": n_members,
+        "nonmembers": n_test,
+        "epsilon": mg.epsilon,
+        "max_iteration": mg.max_iteration,
+        "iterations": defended.steps,
+        "defended_fraction": float((defended.rounds_succeeded > 0).double().mean()),
+        "labels_unchanged": bool((defended.probs.argmax(-1) == original.argmax(-1)).all()),
+    }
+
+
+def _undefended(defended, original):
+    return Defended(original, defended.defence_before, defended.defence_before,
+                    torch.zeros_like(defended.rounds_succeeded), 0)
+
+
+class MemGuard(Attack):
+    """MemGuard on the planned targets, against the top-3 ML-Leaks models of the shared batch."""
+
+    names = ("memguard",)
+
+    def problems(self, view, names, settings) -> list[str]:
+        problems = tuple_problems(view, settings)
+        if (view.model_ids_by_repeat and min(len(ids) for ids in view.model_ids_by_repeat) >= 3
+                and settings.memguard.targets > min(tuples_per_repeat(len(view.model_ids_by_repeat),
+                                                                      settings.mlleak_tuples))):
+            problems.append(f"[attacks.memguard] targets = {settings.memguard.targets} exceeds the ML-Leaks tuples "
+                            f"per repeat of {view.key}")
+        return problems
+
+    def requests(self, view, names, settings) -> list:
+        if not memguard_applies(view, settings):
+            return []
+        return [r for attacker, defender in memguard_plan(view, settings)
+                for r in [(attacker, v) for v in TOP3_VARIANTS] + [(defender, v) for v in TOP3_VARIANTS]]
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        if not memguard_applies(view, settings):
+            on_result("memguard", {"skipped": f"weight decay {view.weight_decay} not in memguard_weight_decays "
+                                              f"{list(settings.memguard.weight_decays)}"})
+            return
+        start = time.perf_counter()
+        plan = memguard_plan(view, settings)
+        result = run_memguard(view, outputs, settings, plan, batch.models, batch.index)
+        on_result("memguard", {**result, "seconds": time.perf_counter() - start + batch.per_model * 4 * len(plan)})
+
+
+register_attack(MemGuard())

@@ -14,6 +14,7 @@ The attack accuracy of a configuration is the mean over all tuples (the paper's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -21,8 +22,10 @@ import numpy as np
 import torch
 
 from etio.attacks.attack_model import AttackModelSpec, StackedMLP, balanced_accuracies, train_attack_models
-from etio.attacks.outputs import ModelOutputs
+from etio.attacks.base import Attack, register_attack
+from etio.attacks.outputs import ModelOutputs, derived_seed
 from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
+from etio.attacks.settings import MLLEAK_NAMES
 
 
 @dataclass(frozen=True)
@@ -177,3 +180,58 @@ def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: Att
         results[name]["roc"] = metrics
         results[name]["scores"] = margin[rows]
     return results
+
+
+def mlleak_tuples(view, settings) -> list[Tuple3]:
+    """The configuration's (target, shadow, nm) tuples; MemGuard defends targets drawn from the same list."""
+    return draw_tuples(view.model_ids_by_repeat, settings.mlleak_tuples, derived_seed(settings.seed, view.key, "tuples"))
+
+
+def tuple_problems(view, settings) -> list[str]:
+    """Why the configuration's ML-Leaks tuples cannot be drawn (MemGuard draws its targets from them too)."""
+    per_repeat = min(len(ids) for ids in view.model_ids_by_repeat) if view.model_ids_by_repeat else 0
+    if per_repeat < 3:
+        return [f"ML-Leaks needs at least 3 models per repeat (target, shadow, non-member model); "
+                f"{view.key} has {per_repeat}"]
+    wanted = max(tuples_per_repeat(len(view.model_ids_by_repeat), settings.mlleak_tuples))
+    if wanted > per_repeat:
+        return [f"mlleak_tuples = {settings.mlleak_tuples} needs {wanted} distinct targets per repeat, but "
+                f"{view.key} has {per_repeat} models per repeat ({len(view.model_ids_by_repeat)} repeats); "
+                f"use mlleak_tuples ≤ {per_repeat * len(view.model_ids_by_repeat)}"]
+    return []
+
+
+def select_data(data: AttackData, rows: Sequence[int]) -> AttackData:
+    """The rows ``rows`` of ``data``."""
+    return AttackData(data.train_x[rows], data.train_y[rows], data.eval_x[rows], data.eval_y[rows],
+                      [data.in_dims[i] for i in rows])
+
+
+class MLLeaks(Attack):
+    """The four ML-Leaks variants: one attack model per (tuple, variant) from the shared batch."""
+
+    names = MLLEAK_NAMES
+
+    def problems(self, view, names, settings) -> list[str]:
+        return tuple_problems(view, settings)
+
+    def requests(self, view, names, settings) -> list:
+        return [(t, v) for t in mlleak_tuples(view, settings) for v in names]
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        start = time.perf_counter()
+        mine = [r for r in batch.requests if r[1] in names and r[0] in set(mlleak_tuples(view, settings))]
+        index = batch.index
+        results = summarize_mlleaks(mine, batch.models.select([index[r] for r in mine]),
+                                    select_data(batch.data, [index[r] for r in mine]), names, settings.lowfpr().roc)
+        from etio.attacks.lowfpr import mlleak_scores_table
+
+        for name in names:
+            results[name]["scores"] = mlleak_scores_table(outputs, results[name]["tuples"], results[name]["scores"])
+        share = (time.perf_counter() - start) / len(names)
+        for name in names:
+            n_models = sum(1 for r in mine if r[1] == name)
+            on_result(name, {**results[name], "epochs": batch.epochs, "seconds": share + batch.per_model * n_models})
+
+
+register_attack(MLLeaks())

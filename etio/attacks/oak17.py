@@ -17,12 +17,14 @@ the reference implementation of Shokri et al.'s attack (:data:`SHOKRI_ATTACK_MOD
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from etio.attacks.attack_model import AttackModelSpec, balanced_accuracies, train_attack_models
+from etio.attacks.base import Attack, register_attack
 from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
 from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 
@@ -134,3 +136,31 @@ def _stack(sets, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _listed(a: np.ndarray) -> list:
     return [None if np.isnan(v) else float(v) for v in a]
+
+
+class Oak17(Attack):
+    """Shokri et al.'s shadow models: the first repeat's first model is the target, the others its shadows."""
+
+    names = ("oak17",)
+
+    def problems(self, view, names, settings) -> list[str]:
+        first = view.model_ids_by_repeat[0] if view.model_ids_by_repeat else []
+        if len(first) < 2:
+            return [f"Oak17 needs a target and at least one shadow in the first repeat; {view.key} has "
+                    f"{len(first)} model(s)"]
+        if settings.oak17_shadows > len(first) - 1:
+            return [f"oak17_shadows = {settings.oak17_shadows} but {view.key} has only {len(first) - 1} "
+                    f"other models in its first repeat"]
+        return []
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        start = time.perf_counter()
+        first = view.model_ids_by_repeat[0]
+        shadows = first[1:1 + settings.oak17_shadows] if settings.oak17_shadows else first[1:]
+        spec = AttackModelSpec(**{**SHOKRI_ATTACK_MODEL.__dict__, "epochs": settings.oak17_epochs})
+        result = run_oak17(outputs, first[0], shadows, view.num_classes, spec, settings.oak17_seeds,
+                           settings.seed, view.key, settings.lowfpr().roc)
+        on_result("oak17", {**result, "seconds": time.perf_counter() - start})
+
+
+register_attack(Oak17())

@@ -28,14 +28,16 @@ balanced accuracies (the rows of the excerpt's Table 7) are kept in the result.
 from __future__ import annotations
 
 import math
+import time
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from etio.attacks.attack_model import AttackModelSpec, train_attack_models
+from etio.attacks.base import Attack, register_attack
 from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
-from etio.attacks.settings import RobustSettings
+from etio.attacks.settings import ROBUST_ATTACK_NAMES, RobustSettings
 from etio.core.schema import ROBUST_STRATEGIES
 
 #: The excerpt's inference network: hidden layers 200 and 20, two outputs.
@@ -255,3 +257,32 @@ def _model_infer(jobs, features, settings: RobustSettings, seed: int, key: str, 
         n = len(ev)
         decisions[strategy].append((ti, np.full(n, cls), called[i, :n].cpu().numpy(), eval_y[i, :n].cpu().numpy()))
 
+
+
+class RobustStrategies(Attack):
+    """The robust study's inference strategies (Song et al., Table 7), run together on the same targets."""
+
+    names = ROBUST_ATTACK_NAMES
+
+    def problems(self, view, names, settings) -> list[str]:
+        ids = view.model_ids_by_repeat
+        if not ids or min(len(r) for r in ids) < settings.robust.targets:
+            return [f"[attacks.robust] targets = {settings.robust.targets} exceeds the models per repeat of {view.key}"]
+        return []
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        start = time.perf_counter()
+        box = None
+        if view.dataset is not None:
+            from etio.traces.datasets import dataset_info
+            from etio.traces.robust import pixel_box
+
+            box = pixel_box(dataset_info(view.dataset)).to(outputs.device)
+        results = run_robust_strategies(outputs, view.model_ids_by_repeat, view.num_classes, names, view.adv_eps,
+                                        settings.robust, settings.seed, view.key, box)
+        share = (time.perf_counter() - start) / len(names)
+        for name in names:
+            on_result(name, {**results[name], "seconds": share})
+
+
+register_attack(RobustStrategies())

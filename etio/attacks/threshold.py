@@ -9,11 +9,14 @@ the authors' parser looked for repeat keys shifted by one).
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from etio.attacks.base import Attack, register_attack
 from etio.attacks.outputs import ModelOutputs
 
 
@@ -52,3 +55,22 @@ def run_threshold(outputs: ModelOutputs, model_ids_by_repeat: Sequence[Sequence[
         "per_repeat": {"MemAcc": [float(m.mean()) for m in mem_by_repeat],
                        "NonMemAcc": [float(n.mean()) for n in non_by_repeat]},
     }
+
+
+class Threshold(Attack):
+    """Yeom et al.'s loss threshold at the configuration's TrainLoss."""
+
+    names = ("threshold",)
+
+    def problems(self, view, names, settings) -> list[str]:
+        if view.train_loss is None or not math.isfinite(view.train_loss):
+            return [f"the threshold attack needs the configuration's TrainLoss; {view.key} has none"]
+        return []
+
+    def run(self, view, outputs, names, settings, batch, on_result) -> None:
+        start = time.perf_counter()
+        result = run_threshold(outputs, view.model_ids_by_repeat, view.loss, float(view.train_loss))
+        on_result("threshold", {**result, "seconds": time.perf_counter() - start})
+
+
+register_attack(Threshold())

@@ -13,13 +13,13 @@ import torch
 
 from tests.support.ensembles import Splits, synthetic_config
 from etio.attacks.attack_model import AttackModelSpec, balanced_accuracies, init_stacked_mlp, train_attack_models
-from etio.attacks.mlleaks import VARIANTS, build_attack_data, draw_tuples, feature_dim, prediction_features, \
-    summarize_mlleaks, tuples_per_repeat
+from etio.attacks.memguard import memguard_applies, memguard_plan
+from etio.attacks.mlleaks import VARIANTS, build_attack_data, draw_tuples, feature_dim, mlleak_tuples, \
+    prediction_features, summarize_mlleaks, tuples_per_repeat
 from etio.attacks.oak17 import oak17_set_size
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
 from etio.attacks.settings import AttackSettings, MemGuardTable
-from etio.attacks.stage import ConfigView, attack_configuration, memguard_applies, memguard_plan, mlleak_tuples, \
-    requirement_problems
+from etio.attacks.stage import ConfigView, attack_configuration, requirement_problems
 from etio.attacks.threshold import per_sample_loss, run_threshold
 
 
