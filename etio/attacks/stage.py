@@ -7,6 +7,8 @@ the requested attacks and writes each attack's result with ``store.write_attack`
 as it is known; an attack whose result is already stored is skipped, so an interrupted
 run resumes where it stopped. At the end ``traces.csv`` is rewritten from the store.
 
+The attacks are the registered families (:mod:`etio.attacks.base`), asked in run order; the
+stage trains each configuration's one batch of attack models and names no attack itself.
 Inputs are checked once, before any work: attack names, and for every configuration
 whether it has the models (and, for the threshold attack, the ``TrainLoss``) the attacks
 need. Seeds are derived per (configuration, attack), so a resumed run, or one attack run
