@@ -60,8 +60,8 @@ PLANTED: tuple[PlantedBug, ...] = (
         "the authors' ATEs lose their last two rows, so reproduce --paper drops a row of Table 6 and 8"),
     PlantedBug(
         "table-csv-drops-last-row", "etio/report/tables.py",
-        (('table.to_csv(staging / f"{name}.csv", index=False)',
-          'table.iloc[:-1].to_csv(staging / f"{name}.csv", index=False)'),),
+        (('table.to_csv(layout.path("table_file", staging, table=name, ext="csv"), index=False)',
+          'table.iloc[:-1].to_csv(layout.path("table_file", staging, table=name, ext="csv"), index=False)'),),
         ("tests/report/test_tables.py::test_cli_paper_tables",),
         "the table CSV loses its last row (the file still exists and exceeds 100 bytes)"),
     PlantedBug(
