@@ -211,7 +211,7 @@ provenance <- function(opts, traces, graphs, backend, started, skipped) {
     backend = backend,
     structure_learning = etio_backend_info(),
     seeds = list(`R set.seed before each graph` = opts$seed),
-    config = list(weight_decay = opts$weight_decay, method = opts$method, R = opts$replicates, runs = opts$runs,
+    config = list(weight_decay = opts$weight_decay, method = opts$method, replicates = opts$replicates, runs = opts$runs,
                   workers = opts$workers,
                   k = 3L, losses = unique(vapply(graphs, `[[`, "", "loss")),
                   attacks = ETIO_OUTCOMES[ETIO_OUTCOMES %in% vapply(graphs, `[[`, "", "attack")],

@@ -16,7 +16,7 @@ from etio.core.provenance import available_cores
 BENCH_DATA = DATA_DIR / "bench"
 
 
-def backend_times(repetitions: int = 30, R: int = 200) -> dict:
+def backend_times(repetitions: int = 30, replicates: int = 200) -> dict:
     """Time the backend's ``hc`` and ``boot.strength`` on the 14-node benchmark case.
 
     The case is the ``etio14`` fixture (280 rows of an attack graph's 14 nodes with the
@@ -37,14 +37,14 @@ function(dir, repetitions, R) {
   c(hc_median_ms = median(hc_ms), boot_s = boot_s)
 }
 """)
-    values = rbridge.call(timer, str(BENCH_DATA), int(repetitions), int(R))
+    values = rbridge.call(timer, str(BENCH_DATA), int(repetitions), int(replicates))
     return {"hc_median_ms": float(values["hc_median_ms"]), "boot_strength_s": float(values["boot_s"]),
             "backend": backend,
-            "repetitions": repetitions, "R": R}
+            "repetitions": repetitions, "replicates": replicates}
 
 
 def worker_speedup(traces_path: Path, workers: int, weight_decay: float = 0.0005, method: str = "boot",
-                      R: int = 200, runs: int = 20, seed: int = 1) -> dict:
+                      replicates: int = 200, runs: int = 20, seed: int = 1) -> dict:
     """Seconds of :func:`learn_all` with one worker and with ``workers``, and whether the files are the same bytes.
 
     Worker start-up (a Python and an R per worker) is inside the parallel time. Besides wall
@@ -71,7 +71,7 @@ def worker_speedup(traces_path: Path, workers: int, weight_decay: float = 0.0005
             start, own_start, children_start = time.perf_counter(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                graphs = learn_all(traces, out, weight_decay, method=method, seed=seed, R=R, runs=runs, workers=n)
+                graphs = learn_all(traces, out, weight_decay, method=method, seed=seed, replicates=replicates, runs=runs, workers=n)
             seconds[n] = time.perf_counter() - start
             own[n] = cpu(resource.RUSAGE_SELF) - own_start
             children[n] = cpu(resource.RUSAGE_CHILDREN) - children_start
@@ -81,5 +81,5 @@ def worker_speedup(traces_path: Path, workers: int, weight_decay: float = 0.0005
             "speedup": seconds[1] / seconds[workers], "identical": files[1] == files[workers],
             "serial_cpu_s": serial_cpu, "parallel_cpu_s": own[workers] + children[workers],
             "cpu_bound_speedup": serial_cpu / (own[workers] + children[workers] / workers),
-            "cores": available_cores(), "R": R, "runs": runs, "method": method,
+            "cores": available_cores(), "replicates": replicates, "runs": runs, "method": method,
             "load_average": os.getloadavg()[0]}

@@ -180,11 +180,11 @@ def empty_attack_columns(traces: pd.DataFrame, weight_decay: float, pairs: Seque
 # Learning
 # --------------------------------------------------------------------------------------
 
-def _check_learning_settings(method: str, R: int, runs: int, seed: int = 1) -> None:
+def _check_learning_settings(method: str, replicates: int, runs: int, seed: int = 1) -> None:
     check_method(method)
-    if R < 1 or runs < 1:
-        raise EtioInputError(f"replicates and runs must be positive (got R={R}, runs={runs})")
-    check_r_integer("replicates", R, 1)
+    if replicates < 1 or runs < 1:
+        raise EtioInputError(f"replicates and runs must be positive (got replicates={replicates}, runs={runs})")
+    check_r_integer("replicates", replicates, 1)
     check_r_integer("runs", runs, 1)
     check_r_integer("seed", seed, 0)
 
@@ -245,7 +245,7 @@ class LearnUnit:
     attacks: tuple[str, ...]
     method: str = "boot"
     seed: int = 1
-    R: int = 200
+    replicates: int = 200
     runs: int = 20
     k: int = 3
 
@@ -276,11 +276,11 @@ class LearningPlan:
 
 def learn_units(traces: pd.DataFrame, weight_decay: float, method: str = "boot",
                 attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
-                R: int = 200, runs: int = 20, k: int = 3, source: str = "trace table") -> LearningPlan:
+                replicates: int = 200, runs: int = 20, k: int = 3, source: str = "trace table") -> LearningPlan:
     """The units of the learning stage at ``weight_decay``: one per loss, holding that loss's graphs
     (:func:`present_pairs`: every attack with values, or the ``attacks`` named). Settings and trace
     columns are checked here, before any graph is learned; a pair left out is warned about."""
-    _check_learning_settings(method, R, runs, seed)
+    _check_learning_settings(method, replicates, runs, seed)
     pairs, skipped = present_pairs(traces, weight_decay, losses, attacks)
     empty = empty_attack_columns(traces, weight_decay, pairs, losses) if attacks is None else []
     for item in [*skipped, *empty]:      # a warning, not a progress line: the graph is missing from the output
@@ -295,7 +295,7 @@ def learn_units(traces: pd.DataFrame, weight_decay: float, method: str = "boot",
         if units and units[-1].loss == loss:
             units[-1] = replace(units[-1], attacks=(*units[-1].attacks, attack))
         else:
-            units.append(LearnUnit(float(weight_decay), loss, (attack,), method=method, seed=int(seed), R=int(R),
+            units.append(LearnUnit(float(weight_decay), loss, (attack,), method=method, seed=int(seed), replicates=int(replicates),
                                    runs=int(runs), k=int(k)))
     return LearningPlan(float(weight_decay), tuple(units), tuple(skipped), tuple(empty))
 
@@ -333,7 +333,7 @@ def finish_learning(plan: LearningPlan, graphs: Sequence[LearnedGraph], director
     _say_backend_note(first.backend_info.get("note", ""))
     write_json(layout.path("learn_provenance", directory), provenance(
         "learn",
-        config={"weight_decay": plan.weight_decay, "method": first.method, "R": plan.units[0].R,
+        config={"weight_decay": plan.weight_decay, "method": first.method, "replicates": plan.units[0].replicates,
                 "runs": plan.units[0].runs, "k": plan.units[0].k,
                 "losses": sorted({g.loss for g in graphs}, key=LOSSES.index),
                 "attacks": sorted({g.attack for g in graphs}, key=GRAPH_OUTCOMES.index),
@@ -350,7 +350,7 @@ def finish_learning(plan: LearningPlan, graphs: Sequence[LearnedGraph], director
 
 def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: str = "boot",
               attacks: Sequence[str] | None = None, losses: Sequence[str] | None = None, seed: int = 1,
-              R: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
+              replicates: int = 200, runs: int = 20, k: int = 3, progress: Progress | None = None,
               input_path: Path | None = None,
               draw: Callable[[LearnedGraph, Path], None] | None = None,
               workers: "int | LearningPool | None" = None, force: bool = False) -> list[LearnedGraph]:
@@ -379,10 +379,10 @@ def learn_all(traces: pd.DataFrame, out_dir: Path, weight_decay: float, method: 
     workers once). ``out_dir`` is written under the rules of :mod:`etio.core.outputs` (``force`` writes
     beside files etio did not write; an input inside ``out_dir`` is refused).
     """
-    _check_learning_settings(method, R, runs, seed)
+    _check_learning_settings(method, replicates, runs, seed)
     inputs = [input_path] if input_path is not None else []
     check_output_dir(Path(out_dir), "learn", force=force, inputs=inputs)   # before R starts
-    plan = learn_units(traces, weight_decay, method=method, attacks=attacks, losses=losses, seed=seed, R=R,
+    plan = learn_units(traces, weight_decay, method=method, attacks=attacks, losses=losses, seed=seed, replicates=replicates,
                        runs=runs, k=k, source=str(input_path) if input_path else "trace table")
     if isinstance(workers, LearningPool):
         if workers.traces is not traces:
@@ -528,7 +528,8 @@ def _learn_pair(traces, unit: LearnUnit, loss: str, attack: str, directory, draw
     """One graph of ``unit`` learned in this process's R from ``traces`` (an R data.frame), its files written
     into ``directory``; ``saved``: also saved there for the stage's tables (a worker's graph)."""
     learned = rbridge.call_raw("etio_learn_graph", traces, loss, float(unit.weight_decay), attack,
-                               method=unit.method, R=int(unit.R), runs=int(unit.runs), k=int(unit.k),
+                               # bnlearn calls the bootstrap replicates R (boot.strength's argument)
+                               method=unit.method, R=int(unit.replicates), runs=int(unit.runs), k=int(unit.k),
                                seed=int(unit.seed))
     rbridge.call_raw("etio_write_graph", learned, str(directory))
     if saved is not None:

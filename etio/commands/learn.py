@@ -64,7 +64,7 @@ def register(app, bench_app) -> None:
             warnings.simplefilter("always")
             graphs = stage.learn_all(
                 table, out, weight_decay, method=method, attacks=_split(attacks, "--attacks"), losses=_split(losses, "--losses"),
-                seed=seed, R=replicates, runs=runs, progress=progress, input_path=traces,
+                seed=seed, replicates=replicates, runs=runs, progress=progress, input_path=traces,
                 draw=draw_learned_graph, workers=workers, force=force,
             )
         for warning in caught:
@@ -90,8 +90,8 @@ def register(app, bench_app) -> None:
         if workers is not None:
             from etio.core.paths import DATA_DIR
 
-            r = bench.worker_speedup(traces or DATA_DIR / "example_traces.csv", workers, R=replicates, runs=runs)
-            typer.echo(f"{r['graphs']} graphs (R={r['R']}, runs={r['runs']}, {r['cores']} cores, load average "
+            r = bench.worker_speedup(traces or DATA_DIR / "example_traces.csv", workers, replicates=replicates, runs=runs)
+            typer.echo(f"{r['graphs']} graphs (replicates={r['replicates']}, runs={r['runs']}, {r['cores']} cores, load average "
                        f"{r['load_average']:.1f}): 1 worker {r['serial_s']:.1f} s, {r['workers']} workers "
                        f"{r['parallel_s']:.1f} s; speedup {r['speedup']:.2f}x; files identical: "
                        f"{'yes' if r['identical'] else 'NO'}")
@@ -99,6 +99,6 @@ def register(app, bench_app) -> None:
                        f"in all; speedup on free cores {r['cpu_bound_speedup']:.2f}x")
             return
 
-        result = bench.backend_times(repetitions=repetitions, R=replicates)
+        result = bench.backend_times(repetitions=repetitions, replicates=replicates)
         typer.echo(f"hc median {result['hc_median_ms']:.1f} ms; boot.strength R={replicates} "
                    f"{result['boot_strength_s']:.2f} s; backend {result['backend']}")

@@ -197,7 +197,7 @@ def _learn(traces: pd.DataFrame, layout: RunLayout, wd: float, analysis: Analysi
 
     progress = counted(f"learn wd {wd:g}", unit="graphs")
     return learn_all(traces, layout.graphs(wd), wd, method=analysis.method, seed=analysis.seed,
-                     R=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces,
+                     replicates=analysis.replicates, runs=analysis.runs, progress=progress, input_path=layout.traces,
                      draw=draw_learned_graph, workers=workers)
 
 
@@ -243,7 +243,7 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
 
         def learn(table, directory, attacks):
             learned[directory] = learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
-                                           seed=analysis.seed, R=analysis.replicates, runs=analysis.runs,
+                                           seed=analysis.seed, replicates=analysis.replicates, runs=analysis.runs,
                                            input_path=layout.traces, draw=draw_learned_graph, workers=1)
             return learned[directory]
 
@@ -276,7 +276,7 @@ def _low_fpr_graphs(traces: pd.DataFrame, layout: RunLayout, weight_decays: list
 
     def learn(table, directory, outcomes):
         return learn_all(table, directory, wd, method=analysis.method, attacks=outcomes, seed=analysis.seed,
-                         R=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
+                         replicates=analysis.replicates, runs=analysis.runs, input_path=layout.traces,
                          draw=draw_learned_graph, workers=pool)
 
     summaries, reasons = [], {}

@@ -533,7 +533,7 @@ def test_low_fpr_outcomes_are_graph_nodes_of_their_own(tmp_path):
     assert reasons["RmiaTPR0.1"] == "RmiaTPR0.1 is constant over the MSE configurations"
 
     def learn(table, directory, names):
-        return learn_all(table, directory, 5e-4, R=5, runs=2, attacks=names[:2], workers=1)
+        return learn_all(table, directory, 5e-4, replicates=5, runs=2, attacks=names[:2], workers=1)
 
     summary, _ = outcome_graphs(traces, tmp_path / "g", 5e-4, learn)
     assert sorted((tmp_path / "g").glob("*.dot")) == [layout_path("graph", tmp_path / "g", loss=loss, attack=c)

@@ -189,7 +189,7 @@ def learned(tmp_path_factory):
     from tests.support.stages import learn_one
 
     traces = robust_traces()
-    graphs = {("ce", a): learn_one(traces, tmp_path_factory.mktemp("graphs") / a, "ce", 0.0005, a, R=20, runs=3).graph
+    graphs = {("ce", a): learn_one(traces, tmp_path_factory.mktemp("graphs") / a, "ce", 0.0005, a, replicates=20, runs=3).graph
               for a in ("ConfInferBenignAcc", "ModelInferTargetedAcc", "ModelInferBenignAcc")}
     return traces, graphs
 

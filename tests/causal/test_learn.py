@@ -23,7 +23,7 @@ from etio.core.schema import ATTACKS, TRACE_COLUMNS, features_for, to_r_name
 from etio.core.vocabulary import PAPER_ATTACKS
 
 PAPER = REPO / "etio" / "data" / "paper"
-FAST = {"R": 20, "runs": 2}  # small resampling: about a second per graph; recovery holds (see example_traces.md)
+FAST = {"replicates": 20, "runs": 2}  # small resampling: about a second per graph; recovery holds (see example_traces.md)
 
 
 # --------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_memguard_rows_without_a_result_are_dropped_for_that_attack_only(traces,
 
 @requires_r
 def test_learning_is_reproducible_from_the_seed(traces, tmp_path):
-    first, again, other = (learn_one(traces, tmp_path / name, "mse", 0.0005, "Oak17Acc", seed=seed, R=10, runs=2)
+    first, again, other = (learn_one(traces, tmp_path / name, "mse", 0.0005, "Oak17Acc", seed=seed, replicates=10, runs=2)
                            for name, seed in (("first", 5), ("again", 5), ("other", 6)))
     pd.testing.assert_frame_equal(first.strengths, again.strengths)
     assert first.predcor == again.predcor and first.mse == again.mse
@@ -186,7 +186,7 @@ TABLES = ["results-w_dk-cont-wd_0.000500.csv", "results-cont-wd_0.000500.csv", "
 def cli_run(tmp_path_factory, etio_cli):
     out = tmp_path_factory.mktemp("cli") / "graphs"
     result = etio_cli("learn", EXAMPLE_TRACES_PATH, "--out", out, "--weight-decay", "0.0005",
-                      "--attacks", ",".join(CLI_ATTACKS), "--replicates", FAST["R"], "--runs", FAST["runs"],
+                      "--attacks", ",".join(CLI_ATTACKS), "--replicates", FAST["replicates"], "--runs", FAST["runs"],
                       "--seed", "1")
     return out, result
 
@@ -252,7 +252,7 @@ def test_etio_learn_records_provenance(cli_run):
     assert learning["bnlearn_found"] == "not installed" or learning["bnlearn_found"][0].isdigit()
     assert record["seeds"] == {"R set.seed before each graph": 1}
     config = record["config"]
-    assert (config["weight_decay"], config["method"], config["R"], config["runs"]) == (0.0005, "boot", FAST["R"], FAST["runs"])
+    assert (config["weight_decay"], config["method"], config["replicates"], config["runs"]) == (0.0005, "boot", FAST["replicates"], FAST["runs"])
     assert record["input"]["sha256"] == hashlib.sha256(EXAMPLE_TRACES_PATH.read_bytes()).hexdigest()
     assert [g["rows"] for g in record["graphs"]] == [280, 240, 160, 120]
     assert record["versions"]["rpy2"].startswith("3.5")
@@ -262,7 +262,7 @@ def test_etio_learn_records_provenance(cli_run):
 def rscript_run(tmp_path_factory, rscript):
     out = tmp_path_factory.mktemp("rscript") / "graphs"
     result = rscript(REPO / "r" / "learn_graphs.R", EXAMPLE_TRACES_PATH, "--out", out, "--weight-decay", "0.0005",
-                     "--method", "boot", "--replicates", FAST["R"], "--runs", FAST["runs"], "--seed", "1")
+                     "--method", "boot", "--replicates", FAST["replicates"], "--runs", FAST["runs"], "--seed", "1")
     return out, result
 
 
@@ -318,7 +318,7 @@ def test_python_and_r_command_lines_agree(cli_run, rscript_run):
     ours, theirs = (json.loads((d / "provenance.json").read_text()) for d in (py, r))
     for key in ("stage", "backend", "seeds"):
         assert ours[key] == theirs[key], key
-    for key in ("weight_decay", "method", "R", "runs", "k", "losses", "blacklist_whitelist"):
+    for key in ("weight_decay", "method", "replicates", "runs", "k", "losses", "blacklist_whitelist"):
         assert ours["config"][key] == theirs["config"][key], key
     by_name = {g["name"]: g for g in theirs["graphs"]}
     for graph in ours["graphs"]:
@@ -335,7 +335,7 @@ def test_byte_identical_tables_for_the_same_graphs(tmp_path, rscript):
     from etio.core.schema import read_traces
 
     attacks = "ThresholdAcc,Oak17Acc"
-    learn_all(read_traces(EXAMPLE_TRACES_PATH), tmp_path / "py", 0.005, attacks=attacks.split(","), R=5, runs=2)
+    learn_all(read_traces(EXAMPLE_TRACES_PATH), tmp_path / "py", 0.005, attacks=attacks.split(","), replicates=5, runs=2)
     result = rscript(REPO / "r" / "learn_graphs.R", EXAMPLE_TRACES_PATH, "--out", tmp_path / "r", "--weight-decay",
                      "0.005", "--attacks", attacks, "--replicates", "5", "--runs", "2")
     assert result.returncode == 0, result.stderr
@@ -446,7 +446,7 @@ def test_a_failed_run_keeps_the_previous_output(tmp_path, etio_cli):
 @requires_r
 def test_figure_falls_back_to_matplotlib_without_graphviz(traces, tmp_path, monkeypatch):
     from etio.report import figures
-    graph = learn_one(traces, tmp_path / "graphs", "ce", 0.005, "Oak17Acc", R=10, runs=2)
+    graph = learn_one(traces, tmp_path / "graphs", "ce", 0.005, "Oak17Acc", replicates=10, runs=2)
     monkeypatch.setattr(figures.shutil, "which", lambda name: None)
     figures.draw_learned_graph(graph, tmp_path / graph.name)
     svg = (tmp_path / f"{graph.name}.svg").read_text()
@@ -498,7 +498,7 @@ def test_learning_with_two_workers_writes_the_same_bytes(traces, tmp_path):
     runs = {}
     for workers in (1, 2):
         out = tmp_path / f"workers-{workers}"
-        graphs = learn_all(traces, out, 0.0005, attacks=attacks, R=FAST["R"], runs=FAST["runs"], seed=1,
+        graphs = learn_all(traces, out, 0.0005, attacks=attacks, replicates=FAST["replicates"], runs=FAST["runs"], seed=1,
                            workers=workers)
         runs[workers] = graphs, {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     (serial, serial_files), (parallel, parallel_files) = runs[1], runs[2]

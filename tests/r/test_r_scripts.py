@@ -202,7 +202,7 @@ def test_rscript_learn_graphs_skips_a_constant_attack_as_etio_learn_does(tmp_pat
     record = json.loads((tmp_path / "r" / "provenance.json").read_text())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        learn_all(read_traces(traces), tmp_path / "py", 0.005, R=5, runs=2)
+        learn_all(read_traces(traces), tmp_path / "py", 0.005, replicates=5, runs=2)
     # each graph left out is a warning (not a passing progress line): the constant column, and
     # MemGuard's, which has no value at this weight decay
     said = [str(w.message) for w in caught if " skipped, its graph is not learned: " in str(w.message)]
