@@ -17,7 +17,7 @@ import pandas as pd
 
 from etio.core.errors import EtioInputError, check_choice, read_error
 from etio.core.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is part of the schema
-    ATTACK_BY_COLUMN, ATTACKS, LOWFPR_COLUMNS, VARIABLES, check_attack, r_spelling,
+    ATTACK_BY_COLUMN, ATTACKS, LOWFPR_COLUMNS, ROBUST_ROC_COLUMNS, VARIABLES, check_attack, r_spelling,
 )
 
 # --------------------------------------------------------------------------------------
@@ -81,7 +81,9 @@ ROW_IDENTITY_COLUMNS = IDENTITY_COLUMNS + ["AdvEps"]
 ROBUST_STRATEGIES = {a.stage: (a.column[:-len("Acc")], a.display) for a in ATTACK_BY_COLUMN.values()
                      if a.study == "robust"}
 ROBUST_ATTACK_COLUMNS = [f"{prefix}{part}" for prefix, _ in ROBUST_STRATEGIES.values()
-                         for part in ("MemAcc", "NonmemAcc", "Acc")]
+                         for part in ("MemAcc", "NonmemAcc", "Acc")] + ROBUST_ROC_COLUMNS
+#: ``ROBUST_ROC_COLUMNS`` (appended above): each strategy's AUC, TPR at 0.1 % / 1 % FPR and ε on its
+#: evaluation sets, from its per-example scores (etio.attacks.robust).
 #: Outcome nodes of the robust study's graphs.
 ROBUST_ATTACKS = [f"{prefix}Acc" for prefix, _ in ROBUST_STRATEGIES.values()]
 #: The nodes a graph gains when its rows vary the training budget (R: ETIO_ROBUST_NODES).

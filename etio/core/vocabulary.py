@@ -159,7 +159,9 @@ class Measure:
     attack's stage);
     ``metric``: ``Acc`` (best balanced accuracy over thresholds), ``AUC``, ``TPR0.1`` / ``TPR1`` (TPR at
     0.1 % / 1 % FPR) or ``Eps`` (empirical ε lower bound). None of them is one of the authors' 53 columns;
-    a store's trace table appends them once a configuration has low-FPR results.
+    a store's trace table appends them once a configuration has low-FPR results. ``study``: ``"robust"``
+    for the ROC of the robust study's inference strategies, columns of a robust store's trace table
+    (:data:`etio.core.schema.ROBUST_ATTACK_COLUMNS`) rather than low-FPR columns.
     """
 
     column: str
@@ -173,6 +175,7 @@ class Measure:
     #: distance its graph uses and the variables of its correlation baseline, as an :class:`Attack`.
     centroid: str = ""
     hypothesis_variables: tuple[str, ...] = ()
+    study: str = "paper"
 
     @property
     def r_name(self) -> str:
@@ -206,6 +209,11 @@ MEASURES: tuple[Measure, ...] = tuple(
                                      ("Top3MLLeakL", "top3_l", "MLLeakTop3-l", "ML-Leaks with the label, top-3"),
                                      ("Oak17", "oak17", "Shadow", "Shokri et al. shadow models"),
                                      ("Memguard", "memguard", "MemGuard", "top-3 ML-Leaks against MemGuard"))
+    for metric, metric_symbol, meaning in _METRICS if metric != "Acc") + tuple(
+    # the ROC of the robust study's inference strategies on their evaluation sets (etio.attacks.robust)
+    Measure(f"{a.column[:-len('Acc')]}{metric}", a.stage, metric, f"{a.symbol[:-len('Acc')]}{metric_symbol}",
+            f"{a.display} {metric_symbol}", f"{a.description}: {meaning}", a.stage, study="robust")
+    for a in ATTACKS_VOCABULARY if a.study == "robust"
     for metric, metric_symbol, meaning in _METRICS if metric != "Acc")
 #: The low-FPR outcomes that are attack nodes of their own graphs (learned per loss x weight decay under the
 #: paper's domain knowledge, with Table-2-style predictive power): the TPR at 0.1 % and 1 % FPR of the attacks
@@ -215,7 +223,9 @@ GRAPH_METRICS = ("TPR0.1", "TPR1")
 MEASURES = tuple(replace(m, centroid=_ORIGIN, hypothesis_variables=("LossDiff",))
                  if m.stage == "lowfpr" and m.metric in GRAPH_METRICS else m for m in MEASURES)
 GRAPH_MEASURES: list[str] = [m.column for m in MEASURES if m.centroid]
-LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES]
+LOWFPR_COLUMNS: list[str] = [m.column for m in MEASURES if m.study == "paper"]
+#: The ROC columns of the robust study's inference strategies, strategy-major (AUC, TPR0.1, TPR1, Eps).
+ROBUST_ROC_COLUMNS: list[str] = [m.column for m in MEASURES if m.study == "robust"]
 MEASURE_BY_COLUMN = {m.column: m for m in MEASURES}
 ATTACK_BY_COLUMN = {a.column: a for a in ATTACKS_VOCABULARY}
 ATTACK_BY_STAGE = {a.stage: a for a in ATTACKS_VOCABULARY}
