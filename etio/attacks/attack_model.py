@@ -112,10 +112,7 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     valid = torch.ones(n_models, n, dtype=torch.bool, device=device) if valid is None else valid
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     model = init_stacked_mlp(in_dims, spec, generators, device)
-    params = model.weights + model.biases
-    for p in params:
-        p.requires_grad_(True)
-    adam = _StackedAdam(params, spec.lr, n_models, device)
+    adam = _StackedAdam(model.weights + model.biases, spec.lr, n_models, device)
     labels = labels.long()
     n_valid = valid.sum(dim=1)
     valid_cpu, n_valid_cpu = valid.cpu(), n_valid.cpu()
@@ -123,23 +120,61 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     rows = torch.arange(n_models, device=device).view(-1, 1)
     for keys in _epoch_keys(generators, valid_cpu, n_valid_cpu, spec.epochs):
         order = keys.to(device).argsort(dim=1)
+        # the epoch's shuffled samples gathered once; each step takes its slice
+        x_epoch, y_epoch, mask_epoch = features[rows, order], labels[rows, order], valid[rows, order]
         for step in range(n_steps):
-            idx = order[:, step * spec.batch_size:(step + 1) * spec.batch_size]
-            mask = valid[rows, idx]
+            batch = slice(step * spec.batch_size, (step + 1) * spec.batch_size)
+            mask = mask_epoch[:, batch]
             count = mask.sum(dim=1)
             active = count > 0
-            xb, yb = features[rows, idx], labels[rows, idx]
-            out = model.logits(xb)
-            ce = torch.nn.functional.cross_entropy(out.reshape(-1, 2), yb.reshape(-1), reduction="none")
-            per_model = (ce.view(n_models, -1) * mask).sum(dim=1) / count.clamp(min=1)
-            loss = per_model.sum()
-            if spec.l2:
-                loss = loss + spec.l2 * sum(((w ** 2).sum(dim=(1, 2)) * active).sum() for w in model.weights)
-            grads = torch.autograd.grad(loss, params)
+            grads = stacked_gradients(model, x_epoch[:, batch].contiguous(), y_epoch[:, batch].reshape(-1), mask,
+                                      count, active, spec.l2)
             adam.step(grads, active)
-    for p in params:
-        p.requires_grad_(False)
     return model
+
+
+def stacked_gradients(model: StackedMLP, xb: torch.Tensor, yb: torch.Tensor, mask: torch.Tensor, count: torch.Tensor,
+                      active: torch.Tensor, l2: float = 0.0) -> list[torch.Tensor]:
+    """Gradients (weights, then biases) of the training loss of one mini-batch, every model at once.
+
+    The loss of model i is its masked mean cross-entropy ``(ce_i * mask_i).sum() / max(count_i, 1)``, plus
+    ``l2 * sum(W**2)`` over its weight matrices when it is active; the loss of the stack is their sum.
+    The backward pass is written out with the very operations autograd runs for this graph (the
+    ``derivatives.yaml`` formulas of ``baddbmm``, ``tanh``, ``log_softmax``, ``nll_loss``, ``mul``, ``sum`` and
+    ``div``, in autograd's order), so the gradients are the same to the bit while no graph is recorded: for
+    these tiny networks the graph's bookkeeping cost as much as the arithmetic. A test holds them equal
+    to ``torch.autograd.grad``.
+    """
+    n_models, m = mask.shape
+    width, last = model.weights[0].shape[1], len(model.weights) - 1
+    h = xb if xb.shape[-1] == width else torch.nn.functional.pad(xb, (0, width - xb.shape[-1]))
+    inputs = [h]
+    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
+        h = torch.baddbmm(b, h, w)
+        if i < last:
+            h = torch.tanh(h)
+        inputs.append(h)
+    log_p = torch.log_softmax(inputs.pop().reshape(-1, 2), 1)
+    _, total_weight = _ATEN.nll_loss_forward(log_p, yb, None, 0, -100)
+    # d loss / d ce: 1 / count of the model, on its valid samples
+    g = (torch.ones((), dtype=log_p.dtype, device=log_p.device).expand(n_models) / count.clamp(min=1))
+    g = (g.unsqueeze(1).expand(n_models, m) * mask).reshape(-1)
+    g = _ATEN.nll_loss_backward(g, log_p, yb, None, 0, -100, total_weight)
+    g = _ATEN._log_softmax_backward_data(g, log_p, 1, log_p.dtype).view(n_models, m, 2)
+    weight_grads, bias_grads = [None] * (last + 1), [None] * (last + 1)
+    for i in range(last, -1, -1):
+        bias_grads[i] = g.sum(1, keepdim=True)
+        weight_grads[i] = inputs[i].transpose(1, 2).bmm(g)
+        if i > 0:
+            g = _ATEN.tanh_backward(g.bmm(model.weights[i].transpose(1, 2)), inputs[i])
+    if l2:
+        scale = (torch.full((), l2, device=log_p.device).expand(n_models) * active).view(-1, 1, 1)
+        weight_grads = [gw + scale.expand_as(w) * (2 * w) for gw, w in zip(weight_grads, model.weights)]
+    return weight_grads + bias_grads
+
+
+_ATEN = torch.ops.aten
+
 
 
 def _epoch_keys(generators: list[torch.Generator], valid: torch.Tensor, n_valid: torch.Tensor, epochs: int,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.support.ensembles import make_digits_store, synthetic_config
-from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp, train_attack_models
+from etio.attacks.attack_model import AttackModelSpec, StackedMLP, init_stacked_mlp, train_attack_models
 from etio.attacks.mlleaks import draw_tuples, prediction_features, VARIANTS
 from etio.attacks.settings import ATTACK_NAMES, AttackSettings, MemGuardTable, parse_attack_list
 from etio.attacks.outputs import torch_threads
@@ -156,6 +156,37 @@ def test_stacked_training_equals_torch_adam_on_one_model():
             opt.step()
     with torch.no_grad():
         assert torch.allclose(net(x), stacked.logits(x[None])[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("hidden, l2, width", [((64, 32), 0.0, 11), ((64,), 1e-6, 10), ((16,), 0.5, 4)])
+def test_written_out_backward_pass_equals_autograd_to_the_bit(hidden, l2, width):
+    """stacked_gradients is autograd's backward pass written out: the same gradients to the last bit, for
+    padded inputs, masked (ragged) mini-batches, an inactive model and the L2 penalty."""
+    from etio.attacks.attack_model import stacked_gradients
+
+    g = torch.Generator().manual_seed(len(hidden) + int(l2 * 10))
+    n_models, m = 5, 37
+    spec = AttackModelSpec(hidden=hidden, l2=l2)
+    model = init_stacked_mlp([width, width - 1, width, 2, width], spec,
+                             [torch.Generator().manual_seed(s) for s in range(n_models)])
+    x = torch.randn(n_models, m, width, generator=g)
+    y = (torch.rand(n_models, m, generator=g) > 0.4).long()
+    mask = torch.rand(n_models, m, generator=g) > 0.3
+    mask[3] = False                                            # a model whose data ran out: no step
+    count = mask.sum(dim=1)
+    active = count > 0
+    params = [p.clone().requires_grad_(True) for p in model.weights + model.biases]
+    graph = StackedMLP(params[:len(model.weights)], params[len(model.weights):])
+    ce = torch.nn.functional.cross_entropy(graph.logits(x).reshape(-1, 2), y.reshape(-1), reduction="none")
+    loss = ((ce.view(n_models, -1) * mask).sum(dim=1) / count.clamp(min=1)).sum()
+    if l2:
+        loss = loss + l2 * sum(((w ** 2).sum(dim=(1, 2)) * active).sum() for w in graph.weights)
+    expected = torch.autograd.grad(loss, params)
+    written_out = stacked_gradients(model, x, y.reshape(-1), mask, count, active, l2)
+    assert len(written_out) == len(expected)
+    for got, want in zip(written_out, expected):
+        assert got.shape == want.shape and torch.equal(got, want)
+    assert not any(bool(gr.abs().sum() == 0) for gr in written_out[:1])      # the case is not degenerate
 
 
 def test_a_model_does_not_depend_on_its_batch_neighbours():
