@@ -23,7 +23,7 @@ d = ||s0 - s_defended||_1, when it is closer to the decision boundary than the o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -106,58 +106,113 @@ def defend(logits: torch.Tensor, labels: torch.Tensor, defence: StackedMLP, with
     z0, s0f, y, lab = (t.reshape(n_sets * n, *t.shape[2:]) for t in (logits, s0, predicted, labels))
     p0f = p0.reshape(-1)
     set_of = torch.arange(n_sets, device=logits.device).repeat_interleave(n)
-    uses_label = with_label[set_of]
-    z = z0.clone()
     result = s0f.clone()
     round_ = torch.zeros(n_sets * n, dtype=torch.long, device=logits.device)
-    steps_in_round = torch.zeros_like(round_)
-    active = (p0f - 0.5).abs() > 1e-5
+    # The unfinished rows, in row order, and their state side by side: compacted only when rows finish,
+    # so an iteration gathers nothing (the same rows in the same order as a gather would give).
+    rows = ((p0f - 0.5).abs() > 1e-5).nonzero().squeeze(-1)
+    live = _LiveRows(rows, z0[rows].clone(), z0[rows], s0f[rows], y[rows], lab[rows] * with_label[set_of[rows]],
+                     set_of[rows], p0f[rows], torch.zeros_like(rows), torch.zeros_like(rows))
     iterations = 0
-    while bool(active.any()):
-        iterations += 1
-        rows = active.nonzero().squeeze(-1)
-        zr = z[rows].requires_grad_(True)
-        s = torch.softmax(zr, -1)
-        p = _rows_member_probability(defence, s, lab[rows], uses_label[rows], set_of[rows], settings.top_k)
-        with torch.no_grad():
-            success = ((p - 0.5) * (p0f[rows] - 0.5) < 0) & (s.argmax(-1) == y[rows])
-            failed = ~success & (steps_in_round[rows] >= max_steps)
-            moving = ~success & ~failed
-        # Rows that moved this iteration: one normalised gradient step.
-        s_pred = s.gather(-1, y[rows].unsqueeze(-1)).squeeze(-1)
-        s_other = s.scatter(-1, y[rows].unsqueeze(-1), float("-inf")).max(-1).values
-        c3 = c3_values[round_[rows].clamp(max=len(c3_values) - 1)]
-        loss = (settings.c1 * (p - 0.5).abs() + settings.c2 * torch.relu(s_other - s_pred)
-                + c3 * (s - s0f[rows]).abs().sum(-1))
-        grad, = torch.autograd.grad(loss.sum(), zr)
-        with torch.no_grad():
-            step = settings.step * grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-30)
-            z[rows] = torch.where(moving.unsqueeze(-1), zr - step, zr)
-            steps_in_round[rows] += moving.long()
-            # A successful round: keep its vector, restart from the original with the next c3.
-            won = rows[success]
-            result[won] = s[success].detach()
-            round_[won] += 1
-            z[won] = z0[won]
-            steps_in_round[won] = 0
-            active[won[round_[won] >= len(c3_values)]] = False
-            active[rows[failed]] = False
     with torch.no_grad():
+        while len(live.rows):
+            iterations += 1
+            c3 = c3_values[live.round.clamp(max=len(c3_values) - 1)]
+            s, p, grad = _loss_and_gradient(defence, live, c3, settings)
+            success = ((p - 0.5) * (live.p0 - 0.5) < 0) & (s.argmax(-1) == live.y)
+            failed = ~success & (live.steps >= max_steps)
+            moving = ~success & ~failed
+            # Rows still moving: one normalised gradient step.
+            step = settings.step * grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-30)
+            live.z = torch.where(moving.unsqueeze(-1), live.z - step, live.z)
+            live.steps += moving.long()
+            if bool(success.any()):
+                # A successful round: keep its vector, restart from the original with the next c3.
+                result[live.rows[success]] = s[success]
+                live.round[success] += 1
+                live.z[success] = live.z0[success]
+                live.steps[success] = 0
+            finished = failed | (success & (live.round >= len(c3_values)))
+            if bool(finished.any()):
+                round_[live.rows[finished]] = live.round[finished]
+                live = live.select(~finished)
         probs = result.view(n_sets, n, n_classes)
         p_after = _member_probability(defence, probs, labels, with_label, settings.top_k)
     return Defended(probs, p0, p_after, round_.view(n_sets, n), iterations)
 
 
-def _rows_member_probability(model: StackedMLP, probs: torch.Tensor, labels: torch.Tensor, uses_label: torch.Tensor,
-                             set_of: torch.Tensor, top_k: int) -> torch.Tensor:
-    """Member probability of flat rows (sorted by set), each under the defence model of its own set."""
-    feats = top_k_features(probs, labels * uses_label, top_k)
-    counts = torch.bincount(set_of, minlength=model.n_models)
+@dataclass
+class _LiveRows:
+    """The rows MemGuard's search still moves: row index, current and original logits and the rest of each
+    row's state, every field indexed alike."""
+
+    rows: torch.Tensor
+    z: torch.Tensor
+    z0: torch.Tensor
+    s0: torch.Tensor
+    y: torch.Tensor
+    label: torch.Tensor     # the label feature (0 for label-free defence models)
+    set_of: torch.Tensor
+    p0: torch.Tensor
+    steps: torch.Tensor
+    round: torch.Tensor
+
+    def select(self, keep: torch.Tensor) -> "_LiveRows":
+        return _LiveRows(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+
+def _loss_and_gradient(model: StackedMLP, live: _LiveRows, c3: torch.Tensor, settings: MemGuardSettings):
+    """(softmax s, defence probability p, gradient of the summed loss L w.r.t. the logits) of every live row.
+
+    The backward pass is written out with the operations autograd runs for L, in autograd's order (the
+    c3 term, the c2 term's max and gather, then the defence model's path), so the gradient is the same to
+    the bit without recording a graph, whose bookkeeping cost more than this small arithmetic.
+    A test holds it equal to ``torch.autograd.grad``.
+    """
+    s = torch.softmax(live.z, -1)
+    top = s.topk(settings.top_k, dim=-1)
+    feats = torch.cat([top.values, live.label.to(s.dtype).unsqueeze(-1)], dim=-1)
+    counts = torch.bincount(live.set_of, minlength=model.n_models)
     offsets = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(set_of), device=set_of.device) - offsets[set_of]
-    padded = feats.new_zeros(model.n_models, int(counts.max()), feats.shape[-1])
-    padded = padded.index_put((set_of, position), feats)
-    return model.member_probability(padded)[set_of, position]
+    position = torch.arange(len(live.set_of), device=s.device) - offsets[live.set_of]
+    at = (live.set_of, position)
+    padded = feats.new_zeros(model.n_models, int(counts.max()), feats.shape[-1]).index_put(at, feats)
+    width, last = model.weights[0].shape[1], len(model.weights) - 1
+    h = padded if padded.shape[-1] == width else torch.nn.functional.pad(padded, (0, width - padded.shape[-1]))
+    inputs = [h]
+    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
+        h = torch.baddbmm(b, h, w)
+        if i < last:
+            h = torch.tanh(h)
+        inputs.append(h)
+    q = torch.softmax(inputs.pop(), dim=-1)
+    p = q[..., 1][at]
+    y = live.y.unsqueeze(-1)
+    s_pred = s.gather(-1, y).squeeze(-1)
+    s_other, other_at = s.scatter(-1, y, float("-inf")).max(-1)
+    hinge = torch.relu(s_other - s_pred)
+    # L = c1 |p - 0.5| + c2 relu(s_other - s_pred) + c3 ||s - s0||_1, summed over rows
+    ones = torch.ones((), dtype=s.dtype, device=s.device).expand(len(s))
+    g_distance = (ones * c3).unsqueeze(-1).expand_as(s) * (s - live.s0).sgn()
+    g_hinge = _ATEN.threshold_backward(ones * settings.c2, hinge, 0)
+    g_other = torch.zeros_like(s).scatter_(-1, other_at.unsqueeze(-1), g_hinge.unsqueeze(-1)).scatter(-1, y, 0)
+    g_pred = torch.zeros_like(s).scatter_add(-1, y, (-g_hinge).unsqueeze(-1))
+    g_p = ones * settings.c1 * (p - 0.5).sgn()
+    g_q = torch.zeros_like(q)
+    g_q.select(-1, 1).copy_(_ATEN._index_put_impl_(torch.zeros_like(q[..., 1]), at, g_p, True, True))
+    g = _ATEN._softmax_backward_data(g_q, q, -1, q.dtype)
+    for i in range(last, -1, -1):
+        g = g.bmm(model.weights[i].transpose(1, 2))
+        if i > 0:
+            g = _ATEN.tanh_backward(g, inputs[i])
+    g_top = torch.zeros_like(s).scatter_(-1, top.indices, g[..., :feats.shape[-1]][at].narrow(-1, 0, settings.top_k))
+    g_s = g_distance + g_other
+    g_s = g_s + g_pred
+    g_s = g_s + g_top
+    return s, p, _ATEN._softmax_backward_data(g_s, s, -1, s.dtype)
+
+
+_ATEN = torch.ops.aten
 
 
 def attack_with_noise_budget(attack: StackedMLP, original: torch.Tensor, defended: Defended, labels: torch.Tensor,

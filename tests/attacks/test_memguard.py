@@ -272,3 +272,47 @@ def test_noise_budget_accuracies_by_hand_with_an_intermediate_budget():
         assert float(non[i]) == pytest.approx(sum(others) / len(others))
     assert any(0 < b < 1 for b in budgets) and 0 in budgets           # intermediate budgets occur
     assert float(mem[0]) != float(mem[1]) and float(mem[0]) != float(non[0])
+
+
+@pytest.mark.parametrize("hidden, width", [((64, 32), 11), ((8,), 4)])
+def test_written_out_gradient_equals_autograd_to_the_bit(hidden, width):
+    """The search's gradient of L = c1|p − 0.5| + c2 relu(s_other − s_pred) + c3||s − s0||₁ is autograd's backward
+    pass written out: the same values to the last bit, for rows of several sets (ragged), label-aware and
+    label-free defence models, a padded first layer and every c3 of a search."""
+    from etio.attacks.attack_model import AttackModelSpec, init_stacked_mlp
+    from etio.attacks.memguard import _LiveRows, _loss_and_gradient
+
+    g = torch.Generator().manual_seed(width)
+    n_sets, n_classes, rows = 3, 10, 40
+    defence = init_stacked_mlp([4, 3, 4], AttackModelSpec(hidden=hidden), [torch.Generator().manual_seed(s) for s in
+                                                                              range(n_sets)])
+    if width > 4:
+        defence = StackedMLP([torch.nn.functional.pad(defence.weights[0], (0, 0, 0, width - 4)),
+                              *defence.weights[1:]], defence.biases)
+    z = torch.randn(rows, n_classes, generator=g) * 2
+    s0 = torch.softmax(torch.randn(rows, n_classes, generator=g), -1)
+    # the original prediction; a third of the rows have moved off it (the hinge term is active there)
+    y = torch.where(torch.arange(rows) % 3 == 0, torch.randint(n_classes, (rows,), generator=g), z.argmax(-1))
+    label = torch.randint(n_classes, (rows,), generator=g) * (torch.arange(rows) % 2)
+    set_of = torch.sort(torch.randint(n_sets, (rows,), generator=g)).values
+    c3 = torch.tensor(MemGuardSettings().c3_values)[torch.randint(7, (rows,), generator=g)]
+    settings = MemGuardSettings()
+    live = _LiveRows(torch.arange(rows), z, z, s0, y, label, set_of, torch.full((rows,), 0.3),
+                     torch.zeros(rows, dtype=torch.long), torch.zeros(rows, dtype=torch.long))
+    s, p, grad = _loss_and_gradient(defence, live, c3, settings)
+
+    leaf = z.clone().requires_grad_(True)
+    s_ref = torch.softmax(leaf, -1)
+    feats = top_k_features(s_ref, label, 3)
+    counts = torch.bincount(set_of, minlength=n_sets)
+    position = torch.arange(rows) - (torch.cumsum(counts, 0) - counts)[set_of]
+    padded = feats.new_zeros(n_sets, int(counts.max()), 4).index_put((set_of, position), feats)
+    p_ref = defence.member_probability(padded)[set_of, position]
+    s_pred = s_ref.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    s_other = s_ref.scatter(-1, y.unsqueeze(-1), float("-inf")).max(-1).values
+    loss = (settings.c1 * (p_ref - 0.5).abs() + settings.c2 * torch.relu(s_other - s_pred)
+            + c3 * (s_ref - s0).abs().sum(-1))
+    expected, = torch.autograd.grad(loss.sum(), leaf)
+    assert torch.equal(s, s_ref.detach()) and torch.equal(p, p_ref.detach())
+    assert torch.equal(grad, expected)
+    assert bool((s_other > s_pred).any())                  # the hinge term is active somewhere
