@@ -23,6 +23,21 @@ Member accuracy is the fraction of evaluation members called members, non-member
 fraction of evaluation non-members called non-members, both pooled over classes, averaged
 over the attacked targets (``[attacks.robust] targets`` per repeat); ``Acc`` is their mean. The per-class
 balanced accuracies (the rows of the excerpt's Table 7) are kept in the result.
+
+Per-example scores (higher: more likely a member), one per evaluation point of each attacked target:
+
+* confidence-infer: the confidence in the true label minus its class's threshold, so that the strategy
+  calls a point a member iff its score is ≥ 0. The thresholds differ between classes; a ROC pooled over
+  classes on the raw confidence would rank the points of different classes against one another, which
+  the strategy never does. On the calibrated score the pooled ROC passes through the strategy's own
+  calls (at 0) and sweeps one offset from every class's threshold. The raw confidence is stored too;
+* model-infer: the class's inference network's member-minus-non-member logit (member iff > 0).
+
+Pooled over classes and targets, they give each strategy's AUC (95 % bootstrap interval over the
+targets), TPR at 0.1 % and 1 % FPR and ε (:func:`etio.attacks.roc.roc_metrics`; the trace columns
+``<prefix>AUC``, ``<prefix>TPR0.1``, ``<prefix>TPR1``, ``<prefix>Eps``). The evaluation sets hold a few
+hundred non-members, so the TPRs are usually missing, with the reason in the result's ``roc``. The
+scores go to one file per configuration and strategy (:func:`strategy_scores_table`).
 """
 
 from __future__ import annotations
@@ -36,7 +51,9 @@ import torch
 
 from etio.attacks.attack_model import AttackModelSpec, train_attack_models
 from etio.attacks.base import Attack, register_attack
+from etio.attacks.lowfpr import pairs_table
 from etio.attacks.outputs import ModelOutputs, derived_seed, generator_for
+from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 from etio.attacks.settings import ROBUST_ATTACK_NAMES, RobustSettings
 from etio.core.schema import ROBUST_STRATEGIES
 
@@ -163,8 +180,12 @@ def _strategy_feature(strategy: str) -> str:
 
 def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classes: int, strategies: Sequence[str],
                           view_eps: float, settings: RobustSettings, seed: int, key: str,
-                          box=None) -> dict[str, dict]:
-    """Every requested strategy on the configuration's targets; one result dict per strategy."""
+                          box=None, roc: RocSettings = RocSettings()) -> dict[str, dict]:
+    """Every requested strategy on the configuration's targets; one result dict per strategy.
+
+    Each result holds the strategy's accuracies, the ROC metrics of its per-example scores (``roc``, and
+    the trace columns) and the scores themselves (``scores``: :func:`strategy_scores_table`).
+    """
     eps = attack_budget(view_eps, settings)
     targets = targets_of(model_ids_by_repeat, settings.targets)
     n_non = outputs.n_test if settings.nonmembers == 0 else min(settings.nonmembers, outputs.n_test)
@@ -172,7 +193,8 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
     splits = [calibration_split(y, member, num_classes, settings.calibration,
                                 np.random.default_rng(derived_seed(seed, key, "robust-calibration", t)))
               for t, (y, member, _) in zip(targets, features)]
-    decisions: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {s: [] for s in strategies}
+    # per strategy: (target index, class, calls, membership, evaluation rows, score, confidence or None)
+    decisions: dict[str, list[tuple]] = {s: [] for s in strategies}
 
     for strategy in strategies:
         if strategy not in CONFIDENCE_STRATEGIES:
@@ -183,7 +205,8 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
             m_np = member.cpu().numpy()
             for cls, cal, ev in splits[ti]:
                 tau = best_threshold(conf[cal], m_np[cal])
-                decisions[strategy].append((ti, np.full(len(ev), cls), conf[ev] >= tau, m_np[ev]))
+                decisions[strategy].append((ti, np.full(len(ev), cls), conf[ev] >= tau, m_np[ev], ev,
+                                            conf[ev] - tau, conf[ev]))
 
     model_jobs = [(strategy, ti, cls, cal, ev) for strategy in strategies if strategy in MODEL_STRATEGIES
                   for ti in range(len(features)) for cls, cal, ev in splits[ti]]
@@ -214,14 +237,50 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
                 acc = 0.5 * (called[sel & truth].mean() + (~called[sel & ~truth]).mean())
                 per_class.setdefault(int(c), []).append(float(acc))
         mem, non = (float(np.mean(mem_accs)), float(np.mean(non_accs))) if mem_accs else (math.nan, math.nan)
+        table = strategy_scores_table(outputs, targets, features, rows)
+        # the metrics are those of the stored (float32) scores, so anyone can recompute them from the file
+        metrics = roc_metrics(table["score"], table["member"].astype(bool), roc, groups=table["model"])
         results[strategy] = {
             f"{prefix}MemAcc": mem, f"{prefix}NonmemAcc": non, f"{prefix}Acc": (mem + non) / 2,
+            **roc_trace_values(prefix, metrics, roc.alphas),
+            "roc": metrics,
+            "score": SCORE_MEANING[strategy in CONFIDENCE_STRATEGIES],
+            "scores": table,
             "per_class_acc": {str(c): float(np.mean(v)) for c, v in sorted(per_class.items())},
             "targets": targets, "eps": eps, "pgd_steps": settings.pgd_steps, "step_size": settings.step_size,
             "calibration": settings.calibration, "nonmembers": n_non,
             "classes_attacked": sorted(per_class),
         }
     return results
+
+
+#: What a strategy's ``score`` column holds (by: is it a confidence strategy).
+SCORE_MEANING = {True: "confidence in the true label minus the class's threshold (member iff >= 0)",
+                 False: "the class's inference network's member-minus-non-member logit (member iff > 0)"}
+
+
+def strategy_scores_table(outputs: ModelOutputs, targets: Sequence[int], features, rows) -> np.ndarray:
+    """The per-example scores of one strategy (:func:`etio.attacks.lowfpr.pairs_table`): one row per
+    evaluation point of each target, targets then classes in the order attacked; ``model``, ``test``,
+    ``point``, ``member``, ``class``, ``score`` (float32), and for the confidence strategies the raw
+    ``confidence`` (float32)."""
+    model, test, point, member, cls, score, conf = [], [], [], [], [], [], []
+    for ti, c, _, truth, ev, s, raw in rows:
+        pool_rows = outputs.rows(targets[ti]).numpy()
+        n_members = len(pool_rows)          # the target's subset comes first (_inputs), then the test points
+        model.append(np.full(len(ev), targets[ti]))
+        test.append(ev >= n_members)
+        point.append(np.where(ev < n_members, pool_rows[np.minimum(ev, n_members - 1)], ev - n_members))
+        member.append(truth)
+        cls.append(c)
+        score.append(s)
+        conf.append(raw)
+    joined = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
+    scores = {"score": joined(score, np.float64)}
+    if rows and rows[0][6] is not None:
+        scores["confidence"] = joined(conf, np.float64)
+    return pairs_table(joined(model, np.int32), joined(test, np.int8), joined(point, np.int32),
+                       joined(member, np.int8), scores, {"class": joined(cls, np.int32)})
 
 
 def _model_infer(jobs, features, settings: RobustSettings, seed: int, key: str, decisions) -> None:
@@ -252,10 +311,13 @@ def _model_infer(jobs, features, settings: RobustSettings, seed: int, key: str, 
     seeds = [derived_seed(seed, key, "robust-inference", s, ti, cls) for s, ti, cls, _, _ in jobs]
     models = train_attack_models(train_x, train_y, spec, seeds, in_dims=dims, valid=train_valid)
     with torch.no_grad():
-        called = models.predict_member(eval_x)
+        logits = models.logits(eval_x)
+        called = logits[..., 1] > logits[..., 0]           # StackedMLP.predict_member, on the same logits
+        margin = (logits[..., 1] - logits[..., 0]).double().cpu().numpy()
     for i, (strategy, ti, cls, cal, ev) in enumerate(jobs):
         n = len(ev)
-        decisions[strategy].append((ti, np.full(n, cls), called[i, :n].cpu().numpy(), eval_y[i, :n].cpu().numpy()))
+        decisions[strategy].append((ti, np.full(n, cls), called[i, :n].cpu().numpy(), eval_y[i, :n].cpu().numpy(),
+                                    ev, margin[i, :n], None))
 
 
 
@@ -279,7 +341,7 @@ class RobustStrategies(Attack):
 
             box = pixel_box(dataset_info(view.dataset)).to(outputs.device)
         results = run_robust_strategies(outputs, view.model_ids_by_repeat, view.num_classes, names, view.adv_eps,
-                                        settings.robust, settings.seed, view.key, box)
+                                        settings.robust, settings.seed, view.key, box, settings.lowfpr().roc)
         share = (time.perf_counter() - start) / len(names)
         for name in names:
             on_result(name, {**results[name], "seconds": share})
