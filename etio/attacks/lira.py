@@ -30,6 +30,14 @@ point, the offline fixed-variance ROC is that of φ_t − μ_out).
   while training only raises a member's confidence. −ln(1 − Λ) keeps confident members apart
   where Λ itself rounds to 1.
 
+**Query augmentations** (``[attacks].lowfpr_augmentations``; Carlini et al. query each point under
+the training augmentations): φ then has one value per augmentation a, and the reference statistics
+(μ, σ, the global σ) are taken per augmentation: a diagonal Gaussian over the augmentations. The
+online score is the sum over a of the per-augmentation log likelihood ratios (the log ratio of the
+two diagonal Gaussians). The offline score stays a one-sided test: with z_a = (φ_t,a − μ_out,a)/σ_out,a,
+independent N(0, 1) under OUT, Z = Σ_a z_a / √A is N(0, 1), and the score is −ln(1 − Pr[N(0, 1) ≤ Z])
+(the test of a shift of every z_a upward; with one augmentation the score above).
+
 With N = 3 a member of the target has only N − 1 = 2 IN references besides the target, a
 non-member of it N = 3: the per-example σ_in of an online score rests on two values and differs
 in precision between members and non-members. The trace columns therefore report the fixed-
@@ -151,7 +159,8 @@ def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
 def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
     """Scores ``[M, X]`` of every variant: row t is model t attacked on every point, NaN where undefined.
 
-    ``phi``: ``[M, X]`` φ of every model on every point; ``inside[m, x]``: model m trained on x.
+    ``phi``: ``[M, X]`` φ of every model on every point, or ``[A, M, X]`` under A query augmentations
+    (:func:`augmented_lira_scores`); ``inside[m, x]``: model m trained on x.
     ``references``: at most that many references per side (0: every eligible model).
     With every eligible model as reference all targets are scored at once
     (:func:`leave_one_out_statistics`); with a limit, one loop over targets, each over all models
@@ -159,6 +168,8 @@ def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dic
     """
     phi = np.asarray(phi, dtype=float)
     inside = np.asarray(inside, dtype=bool)
+    if phi.ndim == 3:
+        return augmented_lira_scores(phi, inside, references)
     n_models = phi.shape[0]
     sd_in, sd_out = global_sd(phi, inside), global_sd(phi, ~inside)      # the fixed variance: one σ per side
     if not references:
@@ -186,4 +197,48 @@ def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dic
             out["online_fixed"][t] = online_score(phi[t], i["median"], sd_in, o["median"], sd_out)
         for v in LIRA_VARIANTS:
             out[v][t][~np.isfinite(out[v][t])] = np.nan
+    return out
+
+
+def standardized(phi_t: np.ndarray, mu_out: np.ndarray, sd_out) -> np.ndarray:
+    """z = (φ_t − μ_out) / σ_out: N(0, 1) when the target did not train on the point."""
+    return (phi_t - mu_out) / _floor(sd_out)
+
+
+def augmented_lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
+    """The four variants under A query augmentations, ``phi`` ``[A, M, X]``: each augmentation's
+    reference statistics as :func:`lira_scores` takes them (per example or its own global σ per side);
+    online the sum over augmentations of the log likelihood ratios, offline −ln(1 − Φ(Σ_a z_a / √A))."""
+    phi = np.asarray(phi, dtype=float)
+    inside = np.asarray(inside, dtype=bool)
+    n_aug, n_models = phi.shape[:2]
+    z = {"offline": np.zeros(phi.shape[1:]), "offline_fixed": np.zeros(phi.shape[1:])}
+    llr = {"online": np.zeros(phi.shape[1:]), "online_fixed": np.zeros(phi.shape[1:])}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for a in range(n_aug):
+            values = phi[a]
+            sd_in, sd_out = global_sd(values, inside), global_sd(values, ~inside)
+            if not references:
+                o, i = leave_one_out_statistics(values, ~inside), leave_one_out_statistics(values, inside)
+                z["offline"] += standardized(values, o["median"], o["sd"])
+                z["offline_fixed"] += standardized(values, o["median"], sd_out)
+                llr["online"] += online_score(values, i["median"], i["sd"], o["median"], o["sd"])
+                llr["online_fixed"] += online_score(values, i["median"], sd_in, o["median"], sd_out)
+                continue
+            for t in range(n_models):
+                others = np.ones(n_models, dtype=bool)
+                others[t] = False
+                o = reference_statistics(values, limit_references(~inside & others[:, None], references))
+                i = reference_statistics(values, limit_references(inside & others[:, None], references))
+                z["offline"][t] += standardized(values[t], o["median"], o["sd"])
+                z["offline_fixed"][t] += standardized(values[t], o["median"], sd_out)
+                llr["online"][t] += online_score(values[t], i["median"], i["sd"], o["median"], o["sd"])
+                llr["online_fixed"][t] += online_score(values[t], i["median"], sd_in, o["median"], sd_out)
+        from scipy.special import log_ndtr
+
+        out = {v: -log_ndtr(-(z[v] / np.sqrt(n_aug))) for v in z}
+        out.update(llr)
+    out = {v: out[v] for v in LIRA_VARIANTS}
+    for v in LIRA_VARIANTS:
+        out[v][~np.isfinite(out[v])] = np.nan
     return out

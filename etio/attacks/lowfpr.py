@@ -14,6 +14,10 @@ The ROC of each method pools all targets of the configuration (members positives
 negatives; :mod:`.roc`). Online LiRA scores only pool points (a test point has no IN reference),
 so its ROC has fewer negatives than the others; each ROC records how many it rests on.
 
+On a dataset trained with augmentation LiRA and RMIA query every point under the augmentations of
+``[attacks].lowfpr_augmentations`` (:func:`augmented_confidences`); the threshold attack keeps the
+identity query, and the result names the queries (``augmentations``) when there are more than one.
+
 The scores go to one file per configuration (:func:`scores_table`, read back with
 ``etio.traces.store.TraceStore.read_scores``).
 """
@@ -29,7 +33,7 @@ import torch
 from etio.attacks.base import Attack, register_attack
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.outputs import ModelOutputs
-from etio.attacks.rmia import choose_a, rmia_scores, true_label_probability
+from etio.attacks.rmia import choose_a, query_probability, rmia_scores
 from etio.attacks.roc import RocSettings, roc_metrics, roc_trace_values
 from etio.attacks.threshold import per_sample_loss
 from etio.core.vocabulary import LOWFPR_STAGE
@@ -44,6 +48,7 @@ class LowFprSettings:
     lira_variance: str = "fixed"   # which LiRA variance the trace columns report: "fixed" or "per_example"
     rmia_gamma: float = 2.0
     roc: RocSettings = RocSettings()
+    augmentations: str = "auto"    # [attacks].lowfpr_augmentations: LiRA's and RMIA's queries
 
 
 #: Trace-column prefix of each method whose ROC metrics are trace columns (``fixed`` default).
@@ -109,11 +114,35 @@ def gather_logits(outputs: ModelOutputs, points: PointSet) -> tuple[torch.Tensor
     return logits, labels
 
 
-def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings: LowFprSettings) -> dict:
+def augmented_confidences(outputs: ModelOutputs, points: PointSet, labels: torch.Tensor, phi: np.ndarray,
+                          augmentations, info) -> np.ndarray:
+    """φ ``[A, M, X]`` of every model on every point under each query augmentation: the identity's
+    ``phi`` (the cached query) first, then the others, every model on all of them in one batched query
+    (:meth:`ModelOutputs.on_augmented`)."""
+    logits = outputs.on_augmented(points.model_ids, points.pool_rows, augmentations[1:], info)
+    out = np.empty((len(augmentations), *phi.shape))
+    out[0] = phi
+    for a, part in enumerate(logits, start=1):
+        for start in range(0, part.shape[0], 8):          # a few models at a time, as run_lowfpr
+            out[a, start:start + 8] = logit_confidence(part[start:start + 8], labels).cpu().numpy()
+    return out
+
+
+def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings: LowFprSettings,
+               dataset=None) -> dict:
     """Scores of every method for every (target, point), their ROC metrics and trace values.
 
-    The result's ``scores`` entry is the per-example table (:func:`scores_table`); the rest is JSON.
+    ``dataset``: the configuration's :class:`~etio.traces.datasets.DatasetInfo` (None: unknown, queries
+    not augmented); on a dataset trained with augmentation LiRA and RMIA query the augmentations of
+    ``settings.augmentations``. The result's ``scores`` entry is the per-example table
+    (:func:`scores_table`); the rest is JSON.
     """
+    from etio.attacks.settings import query_augmentations
+
+    augments = bool(dataset is not None and dataset.augment)
+    augmentations = query_augmentations(settings.augmentations, augments)
+    if len(augmentations) > 1 and not augments:
+        raise ValueError(f"query augmentations {settings.augmentations!r} on a dataset trained without augmentation")
     points = point_set(outputs, model_ids)
     logits, labels = gather_logits(outputs, points)
     # a few models at a time: no float64 copy of every model's logits at once (CIFAR-100: 100 classes)
@@ -122,10 +151,12 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
         part = logits[start:start + 8]
         threshold[start:start + 8] = (-per_sample_loss(part, labels, loss)).double().cpu().numpy()
         phi[start:start + 8] = logit_confidence(part, labels).cpu().numpy()
-    scores = {"threshold": threshold}
+    scores = {"threshold": threshold}          # the identity query, as the paper's threshold attack
+    if len(augmentations) > 1:
+        phi = augmented_confidences(outputs, points, labels, phi, augmentations, dataset)     # [A, M, X]
     for variant, s in lira_scores(phi, points.inside, settings.references).items():
         scores[f"lira_{variant}"] = s
-    prob = true_label_probability(phi)
+    prob = query_probability(phi)
     a, aucs = choose_a(prob, points.inside, points.population, settings.rmia_gamma, reference=0,
                        references=settings.references)
     scores["rmia"] = rmia_scores(prob, points.inside, points.population, a, settings.rmia_gamma, settings.references)
@@ -151,6 +182,8 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
         "targets": len(model_ids),
         "points": {"pool": int(len(points.pool_rows)), "test": int(points.n_test)},
         "references": settings.references or "all other models",
+        # only with more than one query: results of unaugmented queries keep the bytes they had
+        **({"augmentations": [a.name for a in augmentations]} if len(augmentations) > 1 else {}),
         "scores": scores_table(points, scores),
     }
 
@@ -198,6 +231,13 @@ def mlleak_scores_table(outputs: ModelOutputs, tuples, scores: np.ndarray) -> np
                        {"score": scores.ravel()}, {"tuple": np.concatenate(which)})
 
 
+def _dataset_of(view):
+    """The configuration's dataset (None when the view does not name one)."""
+    from etio.traces.datasets import dataset_info
+
+    return dataset_info(view.dataset) if view.dataset else None
+
+
 class LowFpr(Attack):
     """LiRA, RMIA and the loss threshold scored on every model's points, with their ROC metrics."""
 
@@ -208,12 +248,16 @@ class LowFpr(Attack):
         if n_models < 3:
             return [f"the low-FPR attacks need at least 3 models (a target and its references); {view.key} "
                     f"has {n_models}"]
-        return []
+        from etio.attacks.settings import augmentation_problem
+
+        info = _dataset_of(view)
+        problem = augmentation_problem(settings.lowfpr_augmentations, view.dataset, bool(info and info.augment))
+        return [f"{problem} (configuration {view.key})"] if problem else []
 
     def run(self, view, outputs, names, settings, batch, on_result) -> None:
         start = time.perf_counter()
         result = run_lowfpr(outputs, [m for ids in view.model_ids_by_repeat for m in ids], view.loss,
-                            settings.lowfpr())
+                            settings.lowfpr(), _dataset_of(view))
         on_result(LOWFPR_STAGE, {**result, "seconds": time.perf_counter() - start})
 
 

@@ -86,6 +86,35 @@ class ModelOutputs:
                 self._test[m] = o
         return torch.stack([self._test[m] for m in model_ids])
 
+    def on_augmented(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
+                     rows_per_pass: int = 2048) -> torch.Tensor:
+        """Logits ``[len(augmentations), len(model_ids), X, C]`` of the models on the pool rows ``pool_rows``
+        then every test point, each under every augmentation (:class:`etio.attacks.settings.QueryAugmentation`,
+        applied with the training augmentation's crop of the zero-padded image and its mirror,
+        :func:`etio.traces.datasets.augment_batch`; ``info``: the dataset, for its normalisation).
+
+        One forward pass per block of points queries every model on every augmentation of the block (at
+        most ``rows_per_pass`` augmented images); nothing is cached.
+        """
+        from etio.traces.datasets import augment_batch
+
+        ids, n_aug = list(model_ids), len(augmentations)
+        crops = torch.tensor([[4 - a.down, 4 - a.right] for a in augmentations], dtype=torch.long)
+        flips = torch.tensor([bool(a.mirror) for a in augmentations])
+        pool_rows = torch.as_tensor(pool_rows, dtype=torch.long)
+        n_pool, block = len(pool_rows), max(1, rows_per_pass // max(n_aug, 1))
+        parts = []
+        for start in range(0, n_pool + self.n_test, block):
+            index = torch.arange(start, min(start + block, n_pool + self.n_test))
+            pool_part, test_part = index[index < n_pool], index[index >= n_pool] - n_pool
+            x = torch.cat([self.splits.pool_x[pool_rows[pool_part]], self.splits.test_x[test_part]])
+            n = len(x)
+            images = augment_batch(x.unsqueeze(0).expand(n_aug, *x.shape), crops[:, None].expand(n_aug, n, 2),
+                                   flips[:, None].expand(n_aug, n), info)
+            out = self._query(ids, images.reshape(n_aug * n, *x.shape[1:]))        # [M, A*n, C]
+            parts.append(out.reshape(len(ids), n_aug, n, -1))
+        return torch.cat(parts, dim=2).permute(1, 0, 2, 3)
+
     def forward_each(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor:
         """Differentiable logits ``[M, n, C]`` of model ``model_ids[i]`` on its own inputs ``x[i]``
         (the adversarial strategies need gradients with respect to the inputs)."""

@@ -11,6 +11,9 @@ the test points (members of no model), with Pr(z) from the same references and f
 pairwise likelihood ratio is LR(x, z) = (Pr(x | θ_t) / Pr(x)) / (Pr(z | θ_t) / Pr(z)), and the
 score of x is the fraction of z with LR(x, z) ≥ γ; a test point is never its own z.
 
+Under query augmentations (``[attacks].lowfpr_augmentations``) Pr(x | θ) of every model is the mean
+over the augmented queries of x (:func:`query_probability`), for x and z alike.
+
 ``a`` is chosen as the authors describe: one reference model (the configuration's first) is
 attacked with the others as its references, for each a of a grid, and the a with the largest
 AUC is kept for every target of the configuration.
@@ -33,6 +36,13 @@ def true_label_probability(phi: np.ndarray) -> np.ndarray:
     from scipy.special import expit
 
     return expit(np.asarray(phi, dtype=float))
+
+
+def query_probability(phi: np.ndarray) -> np.ndarray:
+    """Pr(x | θ) ``[M, X]`` from φ ``[M, X]``, or from φ ``[A, M, X]`` under A query augmentations: the
+    mean over the augmentations of each one's Pr(x | θ) (as LiRA's queries, :mod:`.lira`)."""
+    prob = true_label_probability(phi)
+    return prob if prob.ndim == 2 else prob.mean(axis=0)
 
 
 def out_reference_mean(prob: np.ndarray, inside: np.ndarray, target: int, references: int = 0) -> np.ndarray:

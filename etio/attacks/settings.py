@@ -41,15 +41,20 @@ Membership inference at low false-positive rates (:mod:`etio.attacks.lowfpr`: Li
     rmia_gamma = 2.0           # RMIA's γ (≥ 1): x beats z when LR(x, z) ≥ γ
     lowfpr_delta = 1e-5        # δ of the empirical ε lower bound
     lowfpr_min_negatives = 10  # TPR at FPR α needs at least this/α non-members (else missing)
+    lowfpr_augmentations = "auto"  # LiRA's and RMIA's queries: "auto", "none", "mirror" or "mirror_shift"
+
+``lowfpr_augmentations`` (:data:`QUERY_AUGMENTATIONS`): "auto" queries a dataset trained with
+augmentation (CIFAR) as "mirror" does and any other dataset as "none"; "mirror" and "mirror_shift"
+apply only to datasets trained with augmentation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from etio.core.errors import EtioInputError, check_choice
-from etio.core.settings import Choice, Integer, Items, Number, Where, flat_record, parse_table, setting, table
+from etio.core.settings import Choice, Integer, Items, Number, Where, fail, flat_record, parse_table, setting, table
 from etio.core.vocabulary import ATTACK_STAGES, LOWFPR_STAGE, PAPER_ATTACK_STAGES
 
 #: The attacks ``etio attack`` and ``etio reproduce`` run by default, in the order they run: the
@@ -61,6 +66,50 @@ ROBUST_ATTACK_NAMES = tuple(s for s in ATTACK_STAGES if s not in PAPER_ATTACK_ST
 #: Every attack ``--attacks`` accepts.
 ALL_ATTACK_NAMES = (*ATTACK_STAGES, LOWFPR_STAGE)
 LIRA_VARIANCES = ("fixed", "per_example")
+
+
+@dataclass(frozen=True)
+class QueryAugmentation:
+    """One query of LiRA and RMIA: the image shifted ``down`` rows and ``right`` columns (negative: up,
+    left; the uncovered border is black, as the training crop of the zero-padded image leaves it), then
+    mirrored left to right when ``mirror``."""
+
+    name: str
+    down: int = 0
+    right: int = 0
+    mirror: bool = False
+
+
+_SHIFTS = (("up", -1, 0), ("down", 1, 0), ("left", 0, -1), ("right", 0, 1))
+#: The queries of each ``lowfpr_augmentations`` value, the identity first. "mirror_shift": the
+#: identity and its mirror, each as it is and shifted by one pixel up, down, left and right (10 queries).
+QUERY_AUGMENTATIONS: dict[str, tuple[QueryAugmentation, ...]] = {
+    "none": (QueryAugmentation("identity"),),
+    "mirror": (QueryAugmentation("identity"), QueryAugmentation("mirror", mirror=True)),
+    "mirror_shift": (QueryAugmentation("identity"), QueryAugmentation("mirror", mirror=True),
+                     *(QueryAugmentation(f"{prefix}shift_{name}", down, right, mirror)
+                       for prefix, mirror in (("", False), ("mirror_", True)) for name, down, right in _SHIFTS)),
+}
+#: The values of ``lowfpr_augmentations``: "auto" is "mirror" on a dataset trained with augmentation, else "none".
+LOWFPR_AUGMENTATIONS = ("auto", *QUERY_AUGMENTATIONS)
+#: What "auto" is on a dataset trained with augmentation.
+AUTO_AUGMENTATIONS = "mirror"
+
+
+def query_augmentations(value: str, augments: bool) -> tuple[QueryAugmentation, ...]:
+    """The queries of ``lowfpr_augmentations = value`` on a dataset that does (``augments``) or does not
+    augment in training (an augmentation on one that does not is refused before: :func:`augmentation_problem`)."""
+    if value == "auto":
+        value = AUTO_AUGMENTATIONS if augments else "none"
+    return QUERY_AUGMENTATIONS[value]
+
+
+def augmentation_problem(value: str, dataset: str | None, augments: bool) -> str | None:
+    """Why ``lowfpr_augmentations = value`` cannot query ``dataset`` (None: it can)."""
+    if value in ("auto", "none") or augments:
+        return None
+    return (f'[attacks] lowfpr_augmentations = "{value}": {dataset or "the dataset"} is not trained with '
+            f'augmentation; only "auto" or "none" apply to it')
 
 
 @dataclass(frozen=True)
@@ -109,13 +158,42 @@ class AttackSettings:
     rmia_gamma: float = setting(2.0, Number(1.0))
     lowfpr_delta: float = setting(1e-5, Number(0.0, 1.0, open=("high",)))
     lowfpr_min_negatives: float = setting(10.0, Number(1.0))
+    lowfpr_augmentations: str = setting("auto", Choice(LOWFPR_AUGMENTATIONS))
 
     def __post_init__(self):
         object.__setattr__(self, "run", _run_order(self.run))    # run order, whatever order was given
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat form stored beside every attack result (a stored result counts only under equal settings)."""
-        return flat_record(self)
+        """The flat form stored beside every attack result (a stored result counts only under equal settings).
+
+        ``lowfpr_augmentations`` is left out at "none" and at an "auto" that was not resolved for one
+        dataset (:meth:`for_datasets`), as records written before the key existed: results computed
+        without augmented queries keep counting, while a study of a dataset trained with augmentation
+        records its "auto" as the queries it made ("mirror"), so earlier unaugmented results are recomputed.
+        """
+        record = flat_record(self)
+        if record["lowfpr_augmentations"] in ("auto", "none"):
+            del record["lowfpr_augmentations"]
+        return record
+
+    def for_datasets(self, datasets, source: str = "config") -> "AttackSettings":
+        """These settings for a study of ``datasets`` (each with ``name`` and ``augment``, e.g.
+        :class:`etio.traces.datasets.DatasetInfo`): "auto" becomes the one value it means on every dataset
+        of the study ("none" or "mirror"; it stays "auto" when they differ, each configuration then queried
+        as its dataset is trained); an augmentation on a dataset trained without is one input error."""
+        augments = set()
+        for info in datasets:
+            problem = augmentation_problem(self.lowfpr_augmentations, info.name, info.augment)
+            if problem:
+                fail(source, problem)
+            augments.add(bool(info.augment))
+        if self.lowfpr_augmentations == "auto" and len(augments) == 1:
+            return replace(self, lowfpr_augmentations=AUTO_AUGMENTATIONS if augments.pop() else "none")
+        return self
+
+    def query_augmentations(self, augments: bool) -> tuple[QueryAugmentation, ...]:
+        """LiRA's and RMIA's queries on a dataset that does (``augments``) or does not augment in training."""
+        return query_augmentations(self.lowfpr_augmentations, augments)
 
     def lowfpr(self):
         """The low-FPR attacks' settings (:class:`etio.attacks.lowfpr.LowFprSettings`)."""
@@ -123,13 +201,15 @@ class AttackSettings:
         from etio.attacks.roc import RocSettings
 
         return LowFprSettings(references=self.lowfpr_references, lira_variance=self.lira_variance,
-                              rmia_gamma=self.rmia_gamma,
+                              rmia_gamma=self.rmia_gamma, augmentations=self.lowfpr_augmentations,
                               roc=RocSettings(min_negatives_factor=self.lowfpr_min_negatives, delta=self.lowfpr_delta))
 
 
-def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config") -> AttackSettings:
-    """The ``[attacks]`` table (absent table: paper defaults)."""
-    return parse_table(AttackSettings, raw, name="attacks", source=source)
+def parse_attack_settings(raw: Mapping[str, Any] | None, source: str = "config", datasets=None) -> AttackSettings:
+    """The ``[attacks]`` table (absent table: paper defaults); with the study's ``datasets`` (their
+    :class:`~etio.traces.datasets.DatasetInfo`), checked and resolved for them (:meth:`AttackSettings.for_datasets`)."""
+    settings = parse_table(AttackSettings, raw, name="attacks", source=source)
+    return settings if datasets is None else settings.for_datasets(datasets, source)
 
 
 def parse_attack_list(text: str | None) -> list[str]:

@@ -372,9 +372,11 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                 if not defended:
                     by_attack.pop("memguard", None)
                 if LOWFPR_STAGE in settings.run:
-                    # forward passes of every model on the rest of the pool, then scoring every (model, point)
-                    by_attack[LOWFPR_STAGE] = (info.pool_size - s) * cal.eval_seconds(k) + \
-                        timer.lowfpr_seconds(k, info.pool_size + info.test_size)
+                    # forward passes of every model on the rest of the pool and, per query augmentation
+                    # besides the identity, on every point; then scoring every (model, point)
+                    extra = len(settings.query_augmentations(info.augment)) - 1
+                    by_attack[LOWFPR_STAGE] = (info.pool_size - s + extra * (info.pool_size + info.test_size)) * \
+                        cal.eval_seconds(k) + timer.lowfpr_seconds(k, info.pool_size + info.test_size)
                     lowfpr_total += by_attack[LOWFPR_STAGE]
                 by_attack["queries"] = queries
                 seconds = sum(by_attack.values())

@@ -37,7 +37,7 @@ class Study:
 def parse_study(raw: dict[str, Any], source: str = "config") -> Study:
     experiment = parse_config(raw, source)
     return Study(experiment=experiment,
-                 attacks=parse_attack_settings(raw.get("attacks"), source),
+                 attacks=parse_attack_settings(raw.get("attacks"), source, _datasets(experiment)),
                  analysis=parse_analysis(raw.get("analysis"), source),
                  executor=parse_executor_settings(raw.get("executor"), source))
 
@@ -54,5 +54,12 @@ def stage_settings(config: Path | str | None, store) -> tuple[AttackSettings, Ex
         tables, source = store.config.stage_tables, f"{store.root}/store.json"
     else:
         tables, source = read_toml(config), str(config)
-    return (parse_attack_settings(tables.get("attacks"), source),
+    return (parse_attack_settings(tables.get("attacks"), source, _datasets(store.config)),
             parse_executor_settings(tables.get("executor"), source))
+
+
+def _datasets(experiment: ExperimentConfig) -> list:
+    """The study's datasets (the ``[attacks]`` table's query augmentations depend on their training)."""
+    from etio.traces.datasets import dataset_info
+
+    return [dataset_info(part.dataset) for part in experiment.dataset_grids()]
