@@ -125,12 +125,14 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
         graph_comparisons = _graph_comparisons(learned, layout, echo)
         estimators = _estimator_section(ates, layout, echo, table3=paper_attacks)
         from etio.report.lowfpr import lowfpr_section
+        from etio.report.robust import robust_section
 
         low_fpr = lowfpr_section(traces, layout.store, layout.figures,
                                  verdicts=_accuracy_and_low_fpr(ates.get(NORMAL_WD), low_fpr_verdicts),
                                  not_learned={m: v["not_learned"] for m, v in (low_fpr_verdicts or {}).items()},
                                  predictive=_low_fpr_predictive(layout, low_fpr_verdicts),
                                  outcome_graphs=low_fpr_graphs)
+        robust = robust_section(traces) if config.is_robust else None
     with timings.stage("report", echo):
         run_info = provenance(
             "reproduce", config=config.to_dict(), seeds={"config": config.seed, "R": analysis.seed},
@@ -145,7 +147,8 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
                          facts=run_facts(traces, backend=run_info.get("backend"), method=analysis.method,
                                          dowhy=run_info.get("versions", {}).get("dowhy")),
                          graphs=graph_comparisons,
-                         sections=[estimators.report_section(), *([low_fpr] if low_fpr else [])])
+                         sections=[estimators.report_section(), *([low_fpr] if low_fpr else []),
+                                   *([robust] if robust else [])])
     write_json(layout.provenance, {**run_info, "timings": timings.seconds})
     echo(f"report: {report}")
     return report

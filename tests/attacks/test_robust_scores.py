@@ -165,3 +165,25 @@ def test_score_files_round_trip_through_the_store(tmp_path):
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(Exception, match="no intact per-example scores of 'conf_benign'"):
         store.read_scores(key, "conf_benign")
+
+
+def test_report_section_puts_the_roc_beside_the_accuracy():
+    from etio.report.robust import robust_section, summary
+
+    nan = float("nan")
+    traces = pd.DataFrame({"Loss": "ce", "WeightDecay": 0.0005, "AdvEps": [0.0, 0.0, 0.0, 0.1, 0.1, 0.1],
+                           "ConfInferBenignAcc": [0.6, 0.7, 0.8, 0.5, 0.55, 0.6],
+                           "ConfInferBenignAUC": [0.61, 0.71, 0.81, 0.51, 0.56, 0.61],
+                           "ConfInferBenignTPR0.1": nan, "ConfInferBenignTPR1": [0.02, nan, nan, nan, nan, nan],
+                           "ConfInferBenignEps": [0.1, 0.2, 0.3, 0.0, 0.0, 0.4],
+                           "ModelInferBenignAcc": nan})         # a strategy that did not run: no row
+    table = summary(traces)
+    assert list(table["adv_eps"]) == [0.0, 0.1] and set(table["strategy"]) == {"confidence-infer (benign)"}
+    first = table.iloc[0]
+    assert (first["Acc_median"], first["AUC_median"], first["TPR1_median"], first["TPR1_n"]) == \
+        pytest.approx((0.7, 0.71, 0.02, 1))
+    assert first["TPR0.1_n"] == 0 and np.isnan(first["TPR0.1_median"])
+    text = robust_section(traces).markdown
+    assert "| CE | 0.0005 | 0.1 | confidence-infer (benign) | 3 | 0.5500 (3) | 0.5600 (3) | missing | missing | " \
+           "0.0000 (3) |" in text
+    assert robust_section(traces.drop(columns=["AdvEps"])) is None
