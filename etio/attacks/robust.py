@@ -237,7 +237,7 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
                 acc = 0.5 * (called[sel & truth].mean() + (~called[sel & ~truth]).mean())
                 per_class.setdefault(int(c), []).append(float(acc))
         mem, non = (float(np.mean(mem_accs)), float(np.mean(non_accs))) if mem_accs else (math.nan, math.nan)
-        table = strategy_scores_table(outputs, targets, features, rows)
+        table = strategy_scores_table(outputs, targets, rows)
         # the metrics are those of the stored (float32) scores, so anyone can recompute them from the file
         metrics = roc_metrics(table["score"], table["member"].astype(bool), roc, groups=table["model"])
         results[strategy] = {
@@ -254,12 +254,12 @@ def run_robust_strategies(outputs: ModelOutputs, model_ids_by_repeat, num_classe
     return results
 
 
-#: What a strategy's ``score`` column holds (by: is it a confidence strategy).
+#: What a strategy's ``score`` column holds, by whether it is a confidence strategy (stored in its result).
 SCORE_MEANING = {True: "confidence in the true label minus the class's threshold (member iff >= 0)",
                  False: "the class's inference network's member-minus-non-member logit (member iff > 0)"}
 
 
-def strategy_scores_table(outputs: ModelOutputs, targets: Sequence[int], features, rows) -> np.ndarray:
+def strategy_scores_table(outputs: ModelOutputs, targets: Sequence[int], rows) -> np.ndarray:
     """The per-example scores of one strategy (:func:`etio.attacks.lowfpr.pairs_table`): one row per
     evaluation point of each target, targets then classes in the order attacked; ``model``, ``test``,
     ``point``, ``member``, ``class``, ``score`` (float32), and for the confidence strategies the raw
