@@ -9,16 +9,17 @@ The plan lists the study's units of work with the resources each needs:
   shape, a job's time read off the line through the two;
   memory is the estimate of :func:`etio.traces.resources.job_memory` (on CUDA the measured
   peak of the calibration batch is reported beside it).
-- ``attacks`` units: one per configuration. Seconds: the model queries (the calibrated
-  forward cost × models × evaluated points) plus the attack models, timed by training one
-  epoch of the same stacked attack models (:mod:`etio.attacks.attack_model`) on random
-  features of the right shape and scaled to the configured epochs; MemGuard's defence
-  iterations are counted as one attack-model step each, ``2 × max_iteration`` per defended
-  target (the real count depends on the trained models: a sample runs one round per c3 value
-  and stops at its first failed round, so this part is rough). The low-FPR attacks add the
-  queries of every model on the rest of the pool and their scoring, timed on a small random
-  problem and scaled by models² × points (a note gives their share). With the local executor
-  the units' summed time is shared among its worker processes (``etio plan`` prints both).
+- ``attacks`` units: one per configuration. Seconds: each attack calibrated by running it
+  (:func:`etio.attacks.stage.attack_configuration`) on a synthetic configuration of the unit's shape
+  (:class:`_AttackTimer`), at 1 epoch of its attack models and at the configured epochs (at most 20),
+  the time per epoch read off the line through the two; plus the model queries: the points the
+  attacks query × the CPU time of one point through the unit's models, timed on randomly initialised
+  models of the configuration's architecture and width with the stored models' own forward and the
+  attack stage's one torch thread (:meth:`_AttackTimer.query_seconds`). The low-FPR attacks add the
+  queries of every model on the rest of the pool and their scoring, timed on a small random problem
+  and scaled by models² × points (a note gives their share). Every figure is the fastest of a few
+  runs on the thread's CPU clock, so a busy machine changes it little. With the local executor the
+  units' summed time is shared among its worker processes (``etio plan`` prints both).
 - ``learn`` / ``query``: structure learning (R) and the ATEs (dowhy) run on the CPU over the
   pooled table; their cost depends on the table, not the device, and is not calibrated
   (``seconds`` is None).
@@ -158,10 +159,11 @@ def torch_ids(model_ids):
 @dataclass
 class _AttackTimer:
     """Calibrates the attacks by running them (:func:`etio.attacks.stage.attack_configuration`) on a
-    synthetic configuration of a unit's shape, at 1 and 5 epochs (the attacks' time is a fixed part
-    plus a part proportional to the attack models' epochs), with the search of MemGuard and the data
-    of large datasets cut down and the time scaled back up. Every figure is the fastest of a few runs,
-    in CPU time (:func:`_fastest`)."""
+    synthetic configuration of a unit's shape, at two epoch counts of the attack models (the attacks'
+    time is a fixed part plus a part proportional to those epochs, :meth:`epochs_calibrated`), with the
+    search of MemGuard and the data of large datasets cut down and the time scaled back up; and the
+    models' queries by a forward pass of models of the unit's architecture and width
+    (:meth:`query_seconds`). Every figure is the fastest of a few runs, in CPU time (:func:`_fastest`)."""
 
     device: str
     cache: dict = field(default_factory=dict)
@@ -169,6 +171,8 @@ class _AttackTimer:
     #: points per model subset, test points and MemGuard samples calibrated at most (scaled beyond)
     MAX_SUBSET = 200
     MAX_MEMGUARD_SAMPLES = 100
+    #: attack-model epochs calibrated at most (the time per epoch is read off between 1 and this)
+    MAX_EPOCHS = 20
 
     def attack_seconds(self, shape: AttackShape, settings, attacks: tuple[str, ...]) -> dict[str, float]:
         """Estimated seconds of each attack of ``attacks`` (not ``lowfpr``) on a configuration of ``shape``,
@@ -185,8 +189,9 @@ class _AttackTimer:
         # ML-Leaks' and Oak17's attack models see data in proportion to the subset (Oak17: to 2m test points)
         data_scale = shape.subset / s_cal
         oak_scale = min(shape.subset, shape.test // 2) / min(s_cal, test_cal // 2)
+        low, high = self.epochs_calibrated(settings)
         runs = {}
-        for epochs in (1, 5):
+        for epochs in dict.fromkeys((low, high)):
             calibration = dataclasses.replace(
                 settings, mlleak_epochs=epochs, oak17_epochs=epochs,
                 memguard=dataclasses.replace(mg, samples=mg_cal))
@@ -196,19 +201,26 @@ class _AttackTimer:
             runs[epochs] = self.cache[key]
         estimate = {}
         for name in attacks:
-            one, five = runs[1].get(name, 0.0), runs[5].get(name, 0.0)
-            per_epoch = max(0.0, (five - one) / 4)
-            fixed = max(0.0, one - per_epoch)
+            at_low, at_high = runs[low].get(name, 0.0), runs[high].get(name, 0.0)
+            per_epoch = max(0.0, (at_high - at_low) / (high - low)) if high > low else 0.0
+            fixed = max(0.0, at_low - per_epoch * low)
             if name == "memguard":
                 # the defence and attack models train mlleak_epochs; the search scales with the samples
                 estimate[name] = per_epoch * settings.mlleak_epochs * data_scale + fixed * rows_scale
             elif name == "oak17":
                 estimate[name] = (per_epoch * settings.oak17_epochs + fixed) * oak_scale
             elif name == "threshold":
-                estimate[name] = (one + five) / 2 * data_scale
+                estimate[name] = (at_low + at_high) / 2 * data_scale
             else:
                 estimate[name] = (per_epoch * settings.mlleak_epochs + fixed) * data_scale
         return estimate
+
+    def epochs_calibrated(self, settings) -> tuple[int, int]:
+        """The two attack-model epoch counts the calibration runs: 1 and the configured count, at most
+        :attr:`MAX_EPOCHS` (the line through them is read off at the configured count). The time per epoch
+        is the difference of the two runs over the epochs between them: the wider apart, the less a
+        small error of either run is multiplied."""
+        return 1, max(1, min(max(settings.mlleak_epochs, settings.oak17_epochs), self.MAX_EPOCHS))
 
     def _run(self, shape: AttackShape, subset: int, test: int, settings, attacks) -> dict[str, float]:
         """CPU seconds of each attack on one synthetic configuration: the fastest of a few runs of all of them,
@@ -247,9 +259,49 @@ class _AttackTimer:
                                  lambda name, r: shares[-1].__setitem__(name, float(r.get("seconds", 0.0))))
 
         seconds = _fastest(once, self.device)
-        share = min(shares, key=lambda s: sum(s.values()))          # the fastest run's own account
+        # Each attack's part: its fastest of the runs' own accounts (wall clock: a run interrupted
+        # by another process overstates the attack it was in, rarely the same attack in every run).
+        share = {name: min(s.get(name, 0.0) for s in shares) for name in shares[0]}
         total = sum(share.values()) or 1.0
         return {name: seconds * part / total for name, part in share.items()}
+
+    def query_seconds(self, info, arch: str, width: int, models: int) -> float:
+        """Seconds of one point through ``models`` models of ``arch`` at ``width`` queried at once, as the
+        attack stage queries them: the stored models' own forward (:class:`etio.traces.models.Ensemble`), one
+        torch thread, on randomly initialised models and random inputs of the dataset's shape.
+
+        Timed for one model and for ``min(models, 4)`` (the fastest of a few runs, in the thread's CPU time
+        on the CPU) and read off the line through the two, as the training calibration reads a batch of
+        models; at most 256 points per pass (fewer for large models)."""
+        from types import SimpleNamespace
+
+        import torch
+
+        from etio.attacks.outputs import torch_threads
+        from etio.traces.models import Ensemble, count_params
+        from etio.traces.resources import _through
+        from etio.traces.training import init_state
+
+        n_cal = min(models, 4)
+        key = ("queries", info.name, arch, width, n_cal)
+        if key not in self.cache:
+            params = count_params(arch, width, info.num_classes, info.input_shape)
+            points = max(1, min(256, info.test_size, max(16, 2 ** 26 // max(params, 1))))
+            record = SimpleNamespace(arch=arch, width=width, num_classes=info.num_classes,
+                                     input_shape=tuple(info.input_shape))
+            states = [init_state(arch, width, info, 0, m) for m in range(1, n_cal + 1)]
+            state = {n: torch.stack([s[n] for s in states]) for n in states[0]}
+            ensemble = Ensemble(record, state, self.device)
+            x = torch.randn(points, *info.input_shape, generator=torch.Generator().manual_seed(0))
+            per_point = {}
+            with torch_threads(1):
+                for m in dict.fromkeys((1, n_cal)):
+                    ids = list(range(1, m + 1))
+                    ensemble.logits(ids, x)                       # first use: allocations, kernel choice
+                    per_point[m] = _fastest(lambda: ensemble.logits(ids, x), self.device) / points
+            self.cache[key] = (per_point[1], per_point[n_cal], n_cal)
+        at_one, at_n, n = self.cache[key]
+        return _through(at_one, at_n, n, models)
 
     def lowfpr_seconds(self, n_models: int, n_points: int) -> float:
         """Seconds of the low-FPR scoring and ROC metrics of ``n_models`` targets on ``n_points`` points.
@@ -364,7 +416,8 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                 memory += (4 * c + 8 * 7) * k * (info.pool_size + info.test_size)
             seconds = None
             if calibrate and cal is not None:
-                queries = (s + info.test_size) * cal.eval_seconds(k)
+                per_point = timer.query_seconds(info, conf.arch, conf.width, k)
+                queries = (s + info.test_size) * per_point
                 defended = not settings.memguard.weight_decays or any(
                     abs(conf.weight_decay - w) <= 1e-12 for w in settings.memguard.weight_decays)
                 shape = AttackShape(s, n, cfg.repeats, info.test_size, c, "ce", True)
@@ -376,7 +429,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                     # besides the identity, on every point; then scoring every (model, point)
                     extra = len(settings.query_augmentations(info.augment)) - 1
                     by_attack[LOWFPR_STAGE] = (info.pool_size - s + extra * (info.pool_size + info.test_size)) * \
-                        cal.eval_seconds(k) + timer.lowfpr_seconds(k, info.pool_size + info.test_size)
+                        per_point + timer.lowfpr_seconds(k, info.pool_size + info.test_size)
                     lowfpr_total += by_attack[LOWFPR_STAGE]
                 by_attack["queries"] = queries
                 seconds = sum(by_attack.values())
@@ -396,9 +449,10 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
              f"R = {analysis.replicates}, {analysis.runs} hold-out runs, over {rows} trace rows, on the CPU "
              f"(R, dowhy); not calibrated",
              "attacks: each attack calibrated by running it on a synthetic configuration of the unit's shape "
-             "(two epoch counts, the fastest of 3 runs in CPU time, large data and MemGuard's samples cut down "
-             "and scaled back up); MemGuard's search runs as long as the trained models make it, so its part "
-             "is the least certain")
+             "(at 1 and at the configured attack-model epochs, at most 20; the fastest of 3 runs in CPU time; "
+             "large data and MemGuard's samples cut down and scaled back up), the queries by a forward pass "
+             "of models of the unit's architecture and width on one thread; MemGuard's search runs as long "
+             "as the trained models make it, so its part is the least certain")
     if LOWFPR_STAGE in settings.run and calibrate:
         notes += (f"attacks: the low-FPR attacks (every model on every pool and test point; LiRA, RMIA, ROC "
                   f"metrics) are about {lowfpr_total:.0f} s of it",)

@@ -98,6 +98,7 @@ def test_the_attack_calibration_grows_with_the_attack_models_epochs_and_keeps_th
     shape = AttackShape(subset=40, per_repeat=3, repeats=3, test=200, classes=10, loss="ce", memguard=True)
     attacks = ("mlleak", "top3", "oak17", "threshold", "memguard")
     timer = _AttackTimer("cpu")
+    timer.MAX_EPOCHS = 10              # both readings below from the one calibration at 1 and 10 epochs
     short = timer.attack_seconds(shape, settings, attacks)
     long = timer.attack_seconds(shape, dataclasses.replace(settings, mlleak_epochs=1000, oak17_epochs=1000), attacks)
     assert set(short) == set(attacks) and all(v >= 0 for v in short.values())
@@ -107,3 +108,78 @@ def test_the_attack_calibration_grows_with_the_attack_models_epochs_and_keeps_th
     assert long["threshold"] == short["threshold"]                      # no attack model
     runs = iter([0.3, 0.05, 0.2])
     assert _fastest(lambda: time.sleep(next(runs)), "cpu") < 0.01      # CPU time: sleeping costs none
+
+
+def test_the_attack_calibration_runs_one_epoch_and_the_configured_epochs_at_most_twenty():
+    """The time per epoch is read between 1 epoch and the configured epochs (at most 20): at configured
+    epochs within reach the estimate is the run at those very epochs."""
+    from etio.attacks.settings import parse_attack_settings
+    from etio.pipeline.plan import AttackShape, _AttackTimer
+
+    timer = _AttackTimer("cpu")
+    settings = parse_attack_settings({"mlleak_tuples": 3, "mlleak_epochs": 6, "oak17_epochs": 4, "oak17_seeds": [0],
+                                      "memguard_max_iteration": 5, "memguard_samples": 20})
+    assert timer.epochs_calibrated(settings) == (1, 6)
+    assert timer.epochs_calibrated(parse_attack_settings({"mlleak_epochs": 500, "oak17_epochs": 30})) == (1, 20)
+    assert timer.epochs_calibrated(parse_attack_settings({"mlleak_epochs": 1, "oak17_epochs": 1})) == (1, 1)
+    shape = AttackShape(subset=40, per_repeat=3, repeats=3, test=80, classes=10, loss="ce", memguard=True)
+    estimate = timer.attack_seconds(shape, settings, ("mlleak", "threshold"))
+    runs = {key[2].mlleak_epochs: value for key, value in timer.cache.items()}
+    assert sorted(runs) == [1, 6]
+    assert estimate["mlleak"] == pytest.approx(runs[6]["mlleak"])       # the line through both, at 6 epochs
+    assert estimate["threshold"] == pytest.approx((runs[1]["threshold"] + runs[6]["threshold"]) / 2)
+
+
+def test_an_attack_calibration_keeps_each_attacks_fastest_account(monkeypatch):
+    """A run interrupted by another process overstates the attack it was in: each attack's part of the
+    calibration is its smallest account over the runs, not one run's split."""
+    import etio.attacks.stage as stage
+    from etio.attacks.settings import parse_attack_settings
+    from etio.pipeline.plan import AttackShape, _AttackTimer
+
+    accounts = iter([{"a": 1.0, "b": 5.0}, {"a": 4.0, "b": 1.0}, {"a": 3.0, "b": 0.5}])
+
+    def attack_configuration(view, outputs, attacks, settings, on_result, threads=1):
+        for name, seconds in next(accounts).items():
+            on_result(name, {"seconds": seconds})
+
+    monkeypatch.setattr(stage, "attack_configuration", attack_configuration)
+    shape = AttackShape(subset=10, per_repeat=3, repeats=1, test=20, classes=3, loss="ce", memguard=False)
+    parts = _AttackTimer("cpu")._run(shape, 10, 20, parse_attack_settings({}), ("a", "b"))
+    assert set(parts) == {"a", "b"} and parts["a"] == pytest.approx(2 * parts["b"])   # 1.0 against 0.5
+
+
+def test_the_queries_are_timed_on_the_models_forward_on_one_thread_in_cpu_time(monkeypatch):
+    """The queries' time per point: the stored models' forward of the configuration's architecture and
+    width, on the attack stage's one torch thread, on the thread's CPU clock (waiting costs nothing)."""
+    import time
+
+    import torch
+
+    from etio.pipeline.plan import _AttackTimer
+    from etio.traces.datasets import dataset_info
+    from etio.traces.models import Ensemble
+
+    info = dataset_info("digits")
+    seen = []
+    forward = Ensemble.logits
+
+    def logits(self, model_ids, x, chunk=2048):
+        seen.append((len(model_ids), self.record.width, torch.get_num_threads(), tuple(x.shape[1:])))
+        return forward(self, model_ids, x, chunk)
+
+    monkeypatch.setattr(Ensemble, "logits", logits)
+    timer = _AttackTimer("cpu")
+    wide = timer.query_seconds(info, "mlp_1hidden", 1024, 36)
+    assert {s[0] for s in seen} == {1, 4} and {s[1:] for s in seen} == {(1024, 1, tuple(info.input_shape))}
+    narrow = timer.query_seconds(info, "mlp_1hidden", 2, 36)
+    assert 0 < narrow < wide                           # a wider model costs more per point
+    assert timer.query_seconds(info, "mlp_1hidden", 1024, 36) == wide      # calibrated once
+    assert timer.query_seconds(info, "mlp_1hidden", 1024, 72) > wide       # more models, more time
+
+    def waiting(self, model_ids, x, chunk=2048):
+        time.sleep(0.02)
+        return forward(self, model_ids, x, chunk)
+
+    monkeypatch.setattr(Ensemble, "logits", waiting)
+    assert _AttackTimer("cpu").query_seconds(info, "mlp_1hidden", 2, 4) < 0.02 / 256
