@@ -91,14 +91,16 @@ def point_set(outputs: ModelOutputs, model_ids: list[int]) -> PointSet:
     return PointSet(pool_rows, outputs.n_test, inside, list(model_ids))
 
 
-def gather_logits(outputs: ModelOutputs, points: PointSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``[M, X, C]`` of every model on every point, and the labels ``[X]``.
+def gather_logits(outputs: ModelOutputs, points: PointSet,
+                  model_ids: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[M, X, C]`` of every model (or of ``model_ids``) on every point, and the labels ``[X]``.
 
-    The pool is queried as the subsets that cover it (one batched query, cached for the other attacks).
+    The pool is queried as the subsets of the point set's models that cover it (one batched query,
+    cached for the other attacks: ML-Leaks' targets are queried as this attack queries them).
     """
-    ids = points.model_ids
+    ids = points.model_ids if model_ids is None else list(model_ids)
     covering, seen = [], set()
-    for m in ids:
+    for m in points.model_ids:
         rows = set(outputs.rows(m).tolist())
         if not rows <= seen:
             covering.append(m)
@@ -205,7 +207,7 @@ def scores_table(points: PointSet, scores: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def pairs_table(model, test, point, member, scores: dict[str, np.ndarray], extra: dict | None = None) -> np.ndarray:
-    """Per-example scores of an attack that scores chosen (model, point) pairs (ML-Leaks, Oak17): the
+    """Per-example scores of an attack that scores chosen (model, point) pairs (ML-Leaks, Oak17, MemGuard): the
     layout of :func:`scores_table`, with ``extra`` integer columns (the tuple, the seed) after ``member``."""
     extra = extra or {}
     dtype = np.dtype([("model", "<i4"), ("test", "i1"), ("point", "<i4"), ("member", "i1")]
@@ -215,20 +217,6 @@ def pairs_table(model, test, point, member, scores: dict[str, np.ndarray], extra
     for name, values in {**extra, **scores}.items():
         table[name] = values
     return table
-
-
-def mlleak_scores_table(outputs: ModelOutputs, tuples, scores: np.ndarray) -> np.ndarray:
-    """The ML-Leaks scores ``[tuples, 2n]`` (the target's first n members, then the first n test points)."""
-    n = scores.shape[1] // 2
-    model, test, point, member, which = [], [], [], [], []
-    for i, (target, _, _) in enumerate(tuples):
-        model.append(np.full(2 * n, target))
-        test.append(np.r_[np.zeros(n), np.ones(n)])
-        point.append(np.r_[outputs.rows(target)[:n].numpy(), np.arange(n)])
-        member.append(np.r_[np.ones(n), np.zeros(n)])
-        which.append(np.full(2 * n, i))
-    return pairs_table(np.concatenate(model), np.concatenate(test), np.concatenate(point), np.concatenate(member),
-                       {"score": scores.ravel()}, {"tuple": np.concatenate(which)})
 
 
 def _dataset_of(view):

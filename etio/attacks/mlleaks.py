@@ -4,7 +4,11 @@ For a tuple (target, shadow, nm) of models of one configuration, the attacker tr
 attack model on the shadow's outputs: the shadow's own training subset is labelled
 "member", the training subset of the third model ``nm`` (points the shadow has never
 seen) "non-member". The attack model is then evaluated on the target: its training subset
-(members) against the first test points (non-members), equally many of each.
+(members) against the first test points (non-members), equally many of each (the accuracy
+columns, as the paper). The ROC metrics (``<prefix>AUC``, ``<prefix>TPR*``, ``<prefix>Eps``)
+and the per-example scores use every point the attack model can score soundly (:func:`roc_points`):
+the target's whole training subset against every test point and every pool point outside the
+tuple's three subsets.
 
 Variants (trace columns ``MLLeak*``, ``MLLeakL*``, ``Top3MLLeak*``, ``Top3MLLeakL*``):
 the softmax vector as it is (sorted top-10 when there are more than 10 classes), or its
@@ -132,6 +136,64 @@ def build_attack_data(outputs: ModelOutputs, requests: Sequence[Request], eval_s
                       torch.stack(eval_y).to(device), in_dims)
 
 
+@dataclass
+class RocPoints:
+    """The points each request's attack model is scored on for its ROC, over the configuration's points
+    (pool rows sorted, then test rows: :class:`etio.attacks.lowfpr.PointSet`).
+
+    Members: the target's whole training subset. Non-members: every test point and every pool point in none
+    of the tuple's three subsets; the shadow's and nm's subsets trained the attack model and are left out.
+    """
+
+    target_probs: torch.Tensor   # [T, X, C]: softmax outputs of each target on every point
+    target_row: dict[int, int]   # target model id -> its row of target_probs
+    labels: torch.Tensor         # [X]
+    member: np.ndarray           # [B, X] bool: the request's target trained on the point
+    scored: np.ndarray           # [B, X] bool: the point is in the request's ROC
+    test: np.ndarray             # [X] int8: 1 for a test point
+    point: np.ndarray            # [X] int32: the point's row in the pool or the test set
+
+
+def roc_points(outputs: ModelOutputs, requests: Sequence[Request], model_ids: Sequence[int]) -> RocPoints:
+    """The ROC's points of every request (:class:`RocPoints`); ``model_ids``: every model of the configuration.
+
+    The targets are queried on every pool point some model trained on and on every test point, the
+    queries the ``lowfpr`` attack makes (one batched query, cached for it).
+    """
+    from etio.attacks.lowfpr import gather_logits, point_set
+
+    points = point_set(outputs, list(model_ids))
+    targets = sorted({t for (t, _, _), _ in requests})
+    logits, labels = gather_logits(outputs, points, targets)
+    position = {m: i for i, m in enumerate(points.model_ids)}
+    inside = points.inside
+    used = np.stack([inside[position[s]] | inside[position[n]] for (_, s, n), _ in requests])
+    member = np.stack([inside[position[t]] for (t, _, _), _ in requests]) & ~used
+    return RocPoints(torch.softmax(logits, dim=-1), {t: i for i, t in enumerate(targets)}, labels, member, ~used,
+                     np.r_[np.zeros(len(points.pool_rows)), np.ones(points.n_test)].astype(np.int8),
+                     points.index.astype(np.int32))
+
+
+def roc_margins(models: StackedMLP, requests: Sequence[Request], points: RocPoints,
+                max_floats: int = 2 ** 24) -> np.ndarray:
+    """``[B, X]`` float32: attack model ``i``'s member-minus-non-member logit on request ``i``'s target's
+    outputs on every point (the accuracy path's features), as many requests per stacked forward as keep
+    its widest layer within ``max_floats`` values."""
+    n_points = points.labels.shape[0]
+    width = models.weights[0].shape[1]
+    widest = max(width, *(w.shape[-1] for w in models.weights))
+    chunk = max(1, max_floats // max(1, n_points * widest))
+    out = np.empty((len(requests), n_points), dtype=np.float32)
+    with torch.no_grad():
+        for first in range(0, len(requests), chunk):
+            part = requests[first:first + chunk]
+            x = torch.stack([_pad(prediction_features(points.target_probs[points.target_row[t]], points.labels,
+                                                      VARIANTS[v]), width) for (t, _, _), v in part])
+            logits = models.select(list(range(first, first + len(part)))).logits(x)
+            out[first:first + len(part)] = (logits[..., 1] - logits[..., 0]).float().cpu().numpy()
+    return out
+
+
 def train_requested_models(outputs: ModelOutputs, requests: Sequence[Request], spec: AttackModelSpec,
                            seed_of: Callable[[Request], int]) -> tuple[StackedMLP, AttackData]:
     """One attack model per request, all trained at once; model ``i`` is seeded by ``seed_of(requests[i])``."""
@@ -141,24 +203,26 @@ def train_requested_models(outputs: ModelOutputs, requests: Sequence[Request], s
 
 
 def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: AttackData,
-                      variant_names: Sequence[str], roc: RocSettings = RocSettings()) -> dict[str, dict]:
+                      variant_names: Sequence[str], points: RocPoints,
+                      roc: RocSettings = RocSettings()) -> dict[str, dict]:
     """Per variant the trace columns: means over every tuple of that variant's requests.
 
     Returns ``{variant: {"<prefix>MemAcc": ..., "<prefix>NonmemAcc": ..., "<prefix>Acc": ...,
     "tuples": [...], "per_tuple": {...}}}`` (the authors' parser dropped one of the 30 logs;
-    every tuple counts here). The evaluation set is balanced, so the overall accuracy is
-    the mean of the member and non-member accuracies.
+    every tuple counts here). The evaluation set of the accuracies is balanced, so the overall
+    accuracy is the mean of the member and non-member accuracies.
 
-    Each attack model's per-example score is its member-minus-non-member logit (float32); the
-    ROC of a variant pools its tuples (:func:`etio.attacks.roc.roc_metrics`): ``<prefix>AUC``,
-    ``<prefix>TPR0.1``, ``<prefix>TPR1``, ``<prefix>Eps``, and the scores under ``scores``
-    (``[tuples, n_eval]``, members first).
+    Each attack model's per-example score is its member-minus-non-member logit on ``points`` (the target's
+    whole subset and every point the tuple's models did not train on; :class:`RocPoints`); the ROC of a
+    variant pools its tuples (:func:`etio.attacks.roc.roc_metrics`, the targets as the AUC interval's
+    groups): ``<prefix>AUC``, ``<prefix>TPR0.1``, ``<prefix>TPR1``, ``<prefix>Eps``, and the per-example
+    table under ``scores`` (:func:`etio.attacks.lowfpr.pairs_table`: model, test, point, member, tuple, score).
     """
+    from etio.attacks.lowfpr import pairs_table
+
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(data.eval_x), data.eval_y)
-        logits = models.logits(data.eval_x)
-        margin = (logits[..., 1] - logits[..., 0]).float().cpu().numpy()
-    is_member = data.eval_y.cpu().numpy().astype(bool)
+    margin = roc_margins(models, requests, points)
     mem, non = mem.cpu(), non.cpu()
     results = {}
     for name in variant_names:
@@ -173,12 +237,17 @@ def summarize_mlleaks(requests: Sequence[Request], models: StackedMLP, data: Att
             "tuples": [list(requests[i][0]) for i in rows],
             "per_tuple": {"MemAcc": m.tolist(), "NonmemAcc": n.tolist(), "Acc": acc.tolist()},
             "eval_size": int(data.eval_y.shape[1] // 2),
+            "roc_set": "members: each tuple's target's training subset; non-members: every test point and every "
+                       "pool point in none of the tuple's three subsets",
         }
-        targets = np.repeat([requests[i][0][0] for i in rows], margin.shape[1])     # the AUC interval's groups
-        metrics = roc_metrics(margin[rows].ravel(), is_member[rows].ravel(), roc, groups=targets)
+        which, column = np.nonzero(points.scored[rows])                        # tuple-major, point order
+        targets = np.asarray([requests[i][0][0] for i in rows])[which]        # the AUC interval's groups
+        score, member = margin[rows][which, column], points.member[rows][which, column]
+        metrics = roc_metrics(score, member, roc, groups=targets)
         results[name].update(roc_trace_values(p, metrics, roc.alphas))
         results[name]["roc"] = metrics
-        results[name]["scores"] = margin[rows]
+        results[name]["scores"] = pairs_table(targets, points.test[column], points.point[column], member,
+                                              {"score": score}, {"tuple": which})
     return results
 
 
@@ -220,14 +289,13 @@ class MLLeaks(Attack):
 
     def run(self, view, outputs, names, settings, batch, on_result) -> None:
         start = time.perf_counter()
-        mine = [r for r in batch.requests if r[1] in names and r[0] in set(mlleak_tuples(view, settings))]
+        tuples = set(mlleak_tuples(view, settings))
+        mine = [r for r in batch.requests if r[1] in names and r[0] in tuples]
         index = batch.index
+        points = roc_points(outputs, mine, [m for ids in view.model_ids_by_repeat for m in ids])
         results = summarize_mlleaks(mine, batch.models.select([index[r] for r in mine]),
-                                    select_data(batch.data, [index[r] for r in mine]), names, settings.lowfpr().roc)
-        from etio.attacks.lowfpr import mlleak_scores_table
-
-        for name in names:
-            results[name]["scores"] = mlleak_scores_table(outputs, results[name]["tuples"], results[name]["scores"])
+                                    select_data(batch.data, [index[r] for r in mine]), names, points,
+                                    settings.lowfpr().roc)
         share = (time.perf_counter() - start) / len(names)
         for name in names:
             n_models = sum(1 for r in mine if r[1] == name)

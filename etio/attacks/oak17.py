@@ -7,6 +7,13 @@ subset (members) and on the shadows' non-members; one attack model per true clas
 member vs non-member from the shadows' softmax vectors, and is evaluated on the target's
 members and non-members of that class. The whole attack runs once per seed.
 
+The accuracies are those of that balanced evaluation (``set_size`` members and non-members per
+seed). The ROC metrics (``Oak17AUC``, ``Oak17TPR*``, ``Oak17Eps``) and the per-example scores use
+every point the attack can score soundly: per seed, the target's whole training subset (members)
+and every test point the seed's shadows did not use (non-members: the target's half of the first
+``2 * set_size`` test points and every test point after them), each scored by the attack model of
+its true class.
+
 Oak17Acc is the unweighted mean over classes and seeds of the per-class balanced accuracy
 (mean of member and non-member accuracy). Oak17MemAcc is the accuracy on members and
 Oak17NonmemAcc on non-members (the authors' parser stored these two the other way round).
@@ -42,9 +49,9 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
               roc: RocSettings = RocSettings()) -> dict:
     """Per-class attack models for every seed, trained together; the ``Oak17*`` trace columns.
 
-    Besides the accuracies: the ROC of the attack over every (seed, class) evaluation set pooled
-    (``Oak17AUC``, ``Oak17TPR0.1``, ``Oak17TPR1``, ``Oak17Eps``) and the per-example scores
-    (``scores``: :func:`etio.attacks.lowfpr.pairs_table`).
+    Besides the accuracies: the ROC of the attack on the target's whole subset and every test point not
+    used as a shadow non-member, seeds and classes pooled (``Oak17AUC``, ``Oak17TPR0.1``, ``Oak17TPR1``,
+    ``Oak17Eps``), and the per-example scores (``scores``: :func:`etio.attacks.lowfpr.pairs_table`).
     """
     from etio.attacks.lowfpr import pairs_table
 
@@ -58,9 +65,8 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
     shadow_in_y = torch.cat([outputs.labels_of(s)[:set_size] for s in shadows])
     target_in = torch.softmax(outputs.on_subset(target)[:set_size], -1)
     target_in_y = outputs.labels_of(target)[:set_size]
-    target_rows = outputs.rows(target)[:set_size].to(outputs.device)
 
-    train_sets, eval_sets, baselines, eval_points = [], [], [], []
+    train_sets, eval_sets, baselines, shadow_used = [], [], [], []
     for seed in seeds:
         # The random split of the 2m test points into target and shadow non-members.
         perm = torch.randperm(2 * set_size, generator=generator_for(seed_base, key, "oak17-split", seed))
@@ -68,12 +74,12 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
         shadow_out = shadow_test_all[:, shadow_idx].reshape(-1, n_classes)
         shadow_out_y = test_y[shadow_idx].repeat(len(shadows))
         target_out, target_out_y = target_test_all[target_idx], test_y[target_idx]
+        shadow_used.append(shadow_idx.cpu().numpy())
         for c in range(n_classes):
             tin, tout = shadow_in[shadow_in_y == c], shadow_out[shadow_out_y == c]
             ein, eout = target_in[target_in_y == c], target_out[target_out_y == c]
             train_sets.append((torch.cat([tin, tout]), _membership(len(tin), len(tout))))
             eval_sets.append((torch.cat([ein, eout]), _membership(len(ein), len(eout))))
-            eval_points.append((seed, target_rows[target_in_y == c], target_idx[target_out_y == c]))
             # "Member iff correctly classified", the baseline the authors log next to the attack.
             baselines.append(((ein.argmax(-1) == c).double().mean().item() if len(ein) else float("nan"),
                               (eout.argmax(-1) != c).double().mean().item() if len(eout) else float("nan")))
@@ -83,13 +89,20 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
     models = train_attack_models(train_x, train_y, spec, model_seeds, valid=train_valid)
     with torch.no_grad():
         mem, non = balanced_accuracies(models.predict_member(eval_x), eval_y, eval_valid)
-        logits = models.logits(eval_x)
-        margin = (logits[..., 1] - logits[..., 0]).float()
     mem, non = mem.cpu().numpy(), non.cpu().numpy()
-    # per-example scores (member-minus-non-member logit of the point's class model), pooled over classes and seeds
-    score = torch.cat([margin[i, :len(y)] for i, (_, y) in enumerate(eval_sets)]).cpu().numpy()
-    member = torch.cat([y for _, y in eval_sets]).numpy().astype(bool)
+    # The ROC's points: the target's whole subset (members), then every test point (non-members of the
+    # seeds whose shadows did not use them), each scored by its true class's model of every seed.
+    n_members = outputs.subset_size
+    roc_x = torch.cat([torch.softmax(outputs.on_subset(target), -1), torch.softmax(outputs.on_test([target])[0], -1)])
+    roc_y = torch.cat([outputs.labels_of(target), outputs.test_y])
+    margin = class_model_margins(models, roc_x, roc_y, n_classes, len(seeds))                   # [seeds, X]
+    scored = np.ones(margin.shape, dtype=bool)
+    for i, used in enumerate(shadow_used):
+        scored[i, n_members + used] = False
+    which, column = np.nonzero(scored)                                              # seed-major, point order
+    score, member = margin[which, column], column < n_members
     metrics = roc_metrics(score, member, roc, groups=np.full(len(score), target))   # one target: no AUC interval
+    point = np.r_[outputs.rows(target).numpy(), np.arange(outputs.n_test)]
     per_class = (mem + non) / 2
     base = np.asarray(baselines, dtype=float)
     return {
@@ -100,20 +113,36 @@ def run_oak17(outputs: ModelOutputs, target: int, shadows: Sequence[int], n_clas
         "shadows": [int(s) for s in shadows],
         "seeds": [int(s) for s in seeds],
         "set_size": set_size,
+        "roc_set": "members: the target's training subset; non-members: every test point not used as a shadow "
+                   "non-member in the seed's split",
         "attack_model": {"hidden": list(spec.hidden), "lr": spec.lr, "epochs": spec.epochs,
                          "batch_size": spec.batch_size, "l2": spec.l2},
         **roc_trace_values("Oak17", metrics, roc.alphas),
         "roc": metrics,
-        "scores": pairs_table(
-            np.full(len(score), target),
-            np.concatenate([np.r_[np.zeros(len(i)), np.ones(len(o))] for _, i, o in eval_points]),
-            np.concatenate([torch.cat([i, o]).cpu().numpy() for _, i, o in eval_points]),
-            member, {"score": score},
-            {"seed": np.concatenate([np.full(len(i) + len(o), seed) for seed, i, o in eval_points])}),
+        "scores": pairs_table(np.full(len(score), target), column >= n_members, point[column], member,
+                              {"score": score}, {"seed": np.asarray(seeds)[which]}),
         "per_class": {"MemAcc": _listed(mem), "NonmemAcc": _listed(non), "Acc": _listed(per_class)},
         "baseline": {"MemAcc": float(np.nanmean(base[:, 0])), "NonmemAcc": float(np.nanmean(base[:, 1])),
                      "Acc": float(np.nanmean(base.mean(axis=1)))},
     }
+
+
+def class_model_margins(models, x: torch.Tensor, y: torch.Tensor, n_classes: int, n_seeds: int) -> np.ndarray:
+    """``[n_seeds, X]`` float32: each point's member-minus-non-member logit under its true class's attack
+    model of each seed (``models`` seed-major, class-minor). One stacked forward: the points grouped by
+    class into ``[n_classes, n_max, C]`` (zero rows fill the smaller classes), repeated for every seed."""
+    y = y.cpu()
+    counts = torch.bincount(y, minlength=n_classes)
+    order = torch.argsort(y, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(y)) - starts[y[order]]
+    grouped = torch.zeros(n_classes, max(1, int(counts.max())), x.shape[-1], device=x.device)
+    grouped[y.to(x.device), rank.to(x.device)] = x
+    with torch.no_grad():
+        logits = models.logits(grouped.repeat(n_seeds, 1, 1))
+    margin = (logits[..., 1] - logits[..., 0]).float().view(n_seeds, n_classes, -1)
+    return margin[:, y.to(x.device), rank.to(x.device)].cpu().numpy()
 
 
 def _membership(n_in: int, n_out: int) -> torch.Tensor:

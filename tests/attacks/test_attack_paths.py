@@ -189,28 +189,41 @@ def test_attack_data_pairs_shadow_members_with_the_third_models_subset():
 
 
 def test_mlleak_summary_by_hand():
-    # Two tuples of one variant: attack models that always say "member" and never do.
-    class Fixed:
+    from etio.attacks.attack_model import StackedMLP
+    from etio.attacks.mlleaks import AttackData, RocPoints
+
+    # Two tuples of one variant. Accuracy: attack models that always say "member" and never do (the balanced
+    # sets). ROC: one linear layer whose member-minus-non-member logit is the first feature (top-3: the largest
+    # probability), on points given by hand.
+    class Fixed(StackedMLP):
         def predict_member(self, x):
             return torch.stack([torch.ones(4, dtype=torch.bool), torch.tensor([True, False, False, False])])
 
-        def logits(self, x):       # member logit 1 above the other where it says "member", 1 below elsewhere
-            says = self.predict_member(x).float()
-            return torch.stack([1 - says, says], dim=-1)
-
-    from etio.attacks.mlleaks import AttackData
-
+    w = torch.zeros(2, 3, 2)
+    w[:, 0, 1] = 1.0
+    models = Fixed([w], [torch.zeros(2, 1, 2)])
     data = AttackData(torch.zeros(2, 4, 3), torch.zeros(2, 4), torch.zeros(2, 4, 3),
                       torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0]]), [3, 3])
-    out = summarize_mlleaks([((1, 2, 3), "top3"), ((4, 5, 6), "top3")], Fixed(), data, ["top3"])["top3"]
+    probs = torch.tensor([[[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.5, 0.3, 0.2], [0.4, 0.35, 0.25]],    # target 1
+                          [[0.1, 0.7, 0.2], [0.8, 0.1, 0.1], [0.3, 0.3, 0.4], [0.45, 0.3, 0.25]]])  # target 4
+    points = RocPoints(probs, {1: 0, 4: 1}, torch.tensor([0, 0, 2, 1]),
+                       member=np.array([[True, False, False, False], [True, False, False, False]]),
+                       scored=np.array([[True, True, True, True], [True, True, False, True]]),   # (4's nm trained on 2)
+                       test=np.array([0, 0, 0, 1], dtype=np.int8), point=np.array([5, 6, 7, 0], dtype=np.int32))
+    out = summarize_mlleaks([((1, 2, 3), "top3"), ((4, 5, 6), "top3")], models, data, ["top3"], points)["top3"]
     # tuple 1: members 2/2, non-members 0/2; tuple 2: members 1/2, non-members 2/2
     assert out["per_tuple"]["MemAcc"] == [1.0, 0.5] and out["per_tuple"]["NonmemAcc"] == [0.0, 1.0]
     assert out["per_tuple"]["Acc"] == [0.5, 0.75]
     assert out["Top3MLLeakMemAcc"] == 0.75 and out["Top3MLLeakNonmemAcc"] == 0.5 and out["Top3MLLeakAcc"] == 0.625
     assert out["tuples"] == [[1, 2, 3], [4, 5, 6]] and out["eval_size"] == 2
-    # the ROC pools both tuples' margins (+1 / -1): 10 of the 16 member/non-member pairs ordered, ties half
-    assert out["Top3MLLeakAUC"] == 0.625 and out["scores"].tolist() == [[1, 1, 1, 1], [1, -1, -1, -1]]
-    assert out["Top3MLLeakTPR1"] is None and "4 non-members" in out["roc"]["missing"]["TPR@1%"]
+    # the ROC pools both tuples' scored points: members 0.9, 0.7 above 9 of the 10 (member, non-member) pairs
+    table = out["scores"]
+    assert table["tuple"].tolist() == [0, 0, 0, 0, 1, 1, 1] and table["model"].tolist() == [1, 1, 1, 1, 4, 4, 4]
+    assert table["point"].tolist() == [5, 6, 7, 0, 5, 6, 0] and table["test"].tolist() == [0, 0, 0, 1, 0, 0, 1]
+    np.testing.assert_allclose(table["score"], [0.9, 0.6, 0.5, 0.4, 0.7, 0.8, 0.45], rtol=1e-6)
+    assert table["member"].tolist() == [1, 0, 0, 0, 1, 0, 0]
+    assert out["Top3MLLeakAUC"] == pytest.approx(0.9, abs=1e-12)
+    assert out["Top3MLLeakTPR1"] is None and "5 non-members" in out["roc"]["missing"]["TPR@1%"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -318,7 +331,7 @@ def test_derived_seeds_are_fixed_values():
 def test_mlleaks_separates_confident_members_from_flat_non_members():
     """Members' outputs are confident, every non-member's is flat: each variant's attack model
     learns that on the shadow and scores 1.0 on the target (trained and summarized as the stage does)."""
-    from etio.attacks.mlleaks import summarize_mlleaks, train_requested_models
+    from etio.attacks.mlleaks import roc_points, summarize_mlleaks, train_requested_models
 
     confident, flat = [6.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]
     pool = [confident] * 40 + [flat] * 20                   # models 1, 2: confident rows; model 3: flat rows
@@ -328,11 +341,14 @@ def test_mlleaks_separates_confident_members_from_flat_non_members():
     requests = [((1, 2, 3), name) for name in names]
     models, data = train_requested_models(outputs, requests, AttackModelSpec(epochs=40),
                                           lambda request: derived_seed(0, *request[0], request[1]))
-    results = summarize_mlleaks(requests, models, data, names)
+    results = summarize_mlleaks(requests, models, data, names, roc_points(outputs, requests, [1, 2, 3]))
     for name in names:
         prefix = VARIANTS[name].column_prefix
         assert (results[name][f"{prefix}MemAcc"], results[name][f"{prefix}NonmemAcc"]) == (1.0, 1.0), name
         assert results[name]["eval_size"] == 20 and results[name]["tuples"] == [[1, 2, 3]]
+        # the ROC: the target's 20 members against all 30 test points (the pool is the three models' subsets)
+        assert (results[name]["roc"]["positives"], results[name]["roc"]["negatives"]) == (20, 30)
+        assert results[name][f"{prefix}AUC"] == 1.0
 
 
 def test_oak17_on_confident_members_and_flat_non_members():

@@ -270,7 +270,14 @@ def test_paper_attacks_roc_from_their_stored_scores(mini_attacked):
 
     store = open_store(mini_attacked)
     table = pd.read_csv(mini_attacked / "traces.csv")
-    for i, key in enumerate(store.keys()[:2]):
+    settings = _mini_settings()
+    for i, key in enumerate(store.keys()[:4]):
+        record, splits = store.record(key), store.splits(key)
+        s, n_test, pool = int(record.train_size), len(splits.test_y), len(splits.pool_y)
+        # the ML-Leaks and Oak17 ROCs' non-members: per tuple every test point and every pool point outside
+        # the tuple's three subsets; per Oak17 seed every test point its shadows did not use
+        expected = {"top3": settings.mlleak_tuples * (n_test + pool - 3 * s),
+                    "oak17": len(settings.oak17_seeds) * (n_test - min(s, n_test // 2))}
         for attack, prefix in (("top3", "Top3MLLeak"), ("oak17", "Oak17"), ("memguard", "Memguard")):
             scores = store.read_scores(key, attack)
             assert set(scores["member"]) == {0, 1}
@@ -278,13 +285,22 @@ def test_paper_attacks_roc_from_their_stored_scores(mini_attacked):
                                                                  abs=1e-12)
             result = store.read_attack(key, attack)
             negatives = int((scores["member"] == 0).sum())
-            assert result["roc"]["negatives"] == negatives < 1000
-            assert np.isnan(table.loc[i, f"{prefix}TPR1"]) and "needs at least 1000" in result["roc"]["missing"]["TPR@1%"]
+            assert result["roc"]["negatives"] == negatives == expected.get(attack, negatives)
+            if negatives < 1000:
+                assert np.isnan(table.loc[i, f"{prefix}TPR1"]) and "needs at least 1000" in result["roc"]["missing"]["TPR@1%"]
+            else:
+                assert 0 <= table.loc[i, f"{prefix}TPR1"] <= 1 and "TPR@1%" not in result["roc"]["missing"]
+        assert store.read_attack(key, "memguard")["roc"]["negatives"] < 1000
         top3 = store.read_scores(key, "top3")
-        # the ML-Leaks evaluation set: each tuple's target members (its own subset) and the first test points
-        rows = store.splits(key).subsets
-        for t, part in top3[top3["test"] == 0].groupby("model"):
-            assert set(part["point"]) <= set(rows[t - 1]) and (part["member"] == 1).all()
+        # the ML-Leaks ROC: each tuple's target's whole subset, no point of its shadow's or nm's subset
+        rows = splits.subsets
+        for number, (t, shadow, nm) in enumerate(store.read_attack(key, "top3")["tuples"]):
+            part = top3[top3["tuple"] == number]
+            assert (part["model"] == t).all()
+            assert set(part.loc[part["member"] == 1, "point"]) == set(rows[t - 1]) and (part.loc[part["member"] == 1, "test"] == 0).all()
+            pool_points = set(part.loc[part["test"] == 0, "point"])
+            assert not pool_points & (set(rows[shadow - 1]) | set(rows[nm - 1]))
+            assert len(part[part["test"] == 1]) == n_test
         assert (top3.loc[top3["test"] == 1, "member"] == 0).all()
         # the AUC interval: a bootstrap over the tuples' targets; Oak17 attacks one target, so it has none
         roc = store.read_attack(key, "top3")["roc"]
