@@ -168,7 +168,9 @@ def run_attack_unit(store, key: str, attacks: Sequence[str], settings: AttackSet
 
     def write(name: str, result: dict) -> None:
         if "scores" in result:     # the per-example scores first: the result file marks the attack done
-            result = {**result, "scores_sha256": store.write_scores(key, result.pop("scores"), name)}
+            result = dict(result)
+            scores = result.pop("scores")   # only to the scores file, not also (as text) into the result
+            result["scores_sha256"] = store.write_scores(key, scores, name)
         store.write_attack(key, name, {**result, "settings": settings.to_dict(), "device": str(device),
                                        "etio": __version__})
         seconds[name] = float(result.get("seconds", 0.0))

@@ -413,3 +413,20 @@ def test_killed_attack_run_resumes_to_the_identical_table(digits_store, tmp_path
     assert f"{len(kept)} already stored" in again.stderr
     assert {k: (killed / k).read_bytes() for k in kept} == kept     # what was kept is reused, not recomputed
     assert (killed / "traces.csv").read_bytes() == (reference / "traces.csv").read_bytes()
+
+
+def test_per_example_scores_go_to_their_file_only(mini_attacked):
+    """An attack's per-example scores are stored once, in its scores file; its result file holds their
+    SHA-256, not the table again (as text)."""
+    from etio.traces.store import open_store
+
+    store = open_store(mini_attacked)
+    checked = 0
+    for key in store.keys():
+        for path in sorted((store.config_dir(key) / "attacks").glob("*.json")):
+            result = json.loads(path.read_text())
+            assert "scores" not in result, path
+            if "scores_sha256" in result:
+                assert store.read_scores(key, path.stem).shape[0] > 0
+                checked += 1
+    assert checked >= 6            # lowfpr, the ML-Leaks variants, Oak17 at least
