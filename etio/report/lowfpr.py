@@ -138,6 +138,31 @@ def roc_stem(out_dir: Path, weight_decay: float, loss: str) -> Path:
     return layout.path("roc_figure", out_dir, wd=weight_decay, loss=loss)
 
 
+#: The paper's attacks whose ROC rests on their own evaluation sets: stored result names -> reader's name
+#: (the four ML-Leaks variants share their tuples and points, so one of them stands for all).
+EVALUATION_SETS = ((("mlleak", "mlleak_l", "top3", "top3_l"), "ML-Leaks (each variant)"), (("oak17",), "Shokri (Oak17)"))
+
+
+def evaluation_set_lines(store, keys: Sequence[str]) -> list[str]:
+    """How many non-members stand behind the ML-Leaks and Shokri ROCs in this run (fewest and most over the
+    configurations) and in how many configurations their TPR at each FPR is identified."""
+    lines = []
+    for names, label in EVALUATION_SETS:
+        rocs = []
+        for key in keys:
+            result = next((r for r in (store.read_attack(key, n, warn=False) for n in names) if r and "roc" in r), None)
+            if result is not None:
+                rocs.append(result["roc"])
+        if not rocs:
+            continue
+        negatives = [int(r["negatives"]) for r in rocs]
+        found = ", ".join(f"at {percent} % FPR in {sum(r.get(f'TPR@{percent}%') is not None for r in rocs)}"
+                          for percent in ("1", "0.1"))
+        lines.append(f"- {label}: {min(negatives)}–{max(negatives)} non-members per configuration; its TPR is "
+                     f"identified {found} of {len(rocs)} configurations.")
+    return ["Non-members behind the ML-Leaks and Shokri ROCs in this run:", "", *lines, ""] if lines else []
+
+
 def _md_table(table: pd.DataFrame) -> str:
     header = ["loss", "weight decay", "attack", "configurations"] + [label for _, label in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -259,13 +284,18 @@ def lowfpr_section(traces: pd.DataFrame, store_dir: Path | str, figures_dir: Pat
             figures += [(svg, caption), (png, caption)]
     md = [
         "Every model of a configuration is attacked on every pool and test point, with the configuration's "
-        "other models as references (LiRA, RMIA; see `docs/lowfpr.md`); the ML-Leaks and Shokri attacks are "
-        "measured on their own evaluation sets. Each cell is the median over the slice's configurations, with "
-        "the number of configurations that have the metric: a TPR at FPR α is missing where fewer than "
-        "10/α non-members stand behind it. ε is the empirical lower bound at δ = 1e-5 (largest over "
-        "thresholds; these models are not trained with differential privacy, so it measures leakage, not a "
-        "guarantee).",
+        "other models as references (LiRA, RMIA; see `docs/lowfpr.md`). The ML-Leaks and Shokri attacks' "
+        "accuracies are those of their balanced evaluation sets, as in the paper; their ROCs use every point "
+        "their attack models can score soundly: ML-Leaks each tuple's target's whole training subset (members) "
+        "against every test point and every pool point outside the tuple's three subsets (its shadow's and "
+        "non-member model's subsets trained the attack model), tuples pooled; Shokri the target's whole subset "
+        "against every test point its shadows did not use, seeds and classes pooled. Each cell is the median "
+        "over the slice's configurations, with the number of configurations that have the metric: a TPR at "
+        "FPR α is missing where fewer than 10/α non-members stand behind it. ε is the empirical lower bound "
+        "at δ = 1e-5 (largest over thresholds; these models are not trained with differential privacy, so it "
+        "measures leakage, not a guarantee).",
         "",
+        *evaluation_set_lines(store, keys),
         "Median TPR over all configurations:",
         "",
         *headline(traces),

@@ -380,6 +380,12 @@ def test_report_section_summarises_the_slices_and_draws_their_rocs(mini_attacked
     section = lowfpr_section(traces, mini_attacked, tmp_path)
     assert section.title == "The paper's findings at low FPR"
     assert "| CE | 0.0005 | LiRA offline | 4 |" in section.markdown
+    # the non-members behind the paper's attacks' ROCs: 3 tuples x (1 197 test + 600 - 3 x 100 or 200 pool points),
+    # one Oak17 seed x (1 197 - 100 or 200): TPR at 1 % FPR identified for ML-Leaks everywhere, for Oak17 at 100
+    assert ("- ML-Leaks (each variant): 3591–4491 non-members per configuration; its TPR is identified at 1 % FPR "
+            "in 8, at 0.1 % FPR in 0 of 8 configurations.") in section.markdown
+    assert ("- Shokri (Oak17): 997–1097 non-members per configuration; its TPR is identified at 1 % FPR in 4, at "
+            "0.1 % FPR in 0 of 8 configurations.") in section.markdown
     svgs = sorted(p.name for p, _ in section.figures if p.suffix == ".svg")
     assert svgs == ["roc-lowfpr-wd_0.0005-ce.svg", "roc-lowfpr-wd_0.0005-mse.svg"]
     assert "LiRA offline (4)" in (tmp_path / svgs[0]).read_text()
