@@ -119,14 +119,14 @@ def gather_logits(outputs: ModelOutputs, points: PointSet,
 def augmented_confidences(outputs: ModelOutputs, points: PointSet, labels: torch.Tensor, phi: np.ndarray,
                           augmentations, info) -> np.ndarray:
     """φ ``[A, M, X]`` of every model on every point under each query augmentation: the identity's
-    ``phi`` (the cached query) first, then the others, every model on all of them in one batched query
-    (:meth:`ModelOutputs.on_augmented`)."""
-    logits = outputs.on_augmented(points.model_ids, points.pool_rows, augmentations[1:], info)
+    ``phi`` (the cached query) first, then the others, every model on every augmentation of a block of
+    points in one batched query (:meth:`ModelOutputs.augmented_blocks`), each block's logits reduced to φ
+    before the next (CIFAR-100's 100 logits per query are never all held)."""
     out = np.empty((len(augmentations), *phi.shape))
     out[0] = phi
-    for a, part in enumerate(logits, start=1):
-        for start in range(0, part.shape[0], 8):          # a few models at a time, as run_lowfpr
-            out[a, start:start + 8] = logit_confidence(part[start:start + 8], labels).cpu().numpy()
+    for first, logits in outputs.augmented_blocks(points.model_ids, points.pool_rows, augmentations[1:], info):
+        out[1:, :, first:first + logits.shape[2]] = \
+            logit_confidence(logits, labels[first:first + logits.shape[2]]).cpu().numpy()
     return out
 
 

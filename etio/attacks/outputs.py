@@ -89,12 +89,22 @@ class ModelOutputs:
     def on_augmented(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
                      rows_per_pass: int = 2048) -> torch.Tensor:
         """Logits ``[len(augmentations), len(model_ids), X, C]`` of the models on the pool rows ``pool_rows``
-        then every test point, each under every augmentation (:class:`etio.attacks.settings.QueryAugmentation`,
-        applied with the training augmentation's crop of the zero-padded image and its mirror,
+        then every test point, each under every augmentation (:meth:`augmented_blocks`, put together)."""
+        parts = [logits for _, logits in self.augmented_blocks(model_ids, pool_rows, augmentations, info,
+                                                               rows_per_pass)]
+        return torch.cat(parts, dim=2)
+
+    def augmented_blocks(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
+                         rows_per_pass: int = 2048) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(first, logits [len(augmentations), len(model_ids), n, C])`` for consecutive blocks of the points
+        (the pool rows ``pool_rows``, then every test point; ``first``: the block's first point), each
+        point under every augmentation (:class:`etio.attacks.settings.QueryAugmentation`, applied with the
+        training augmentation's crop of the zero-padded image and its mirror,
         :func:`etio.traces.datasets.augment_batch`; ``info``: the dataset, for its normalisation).
 
-        One forward pass per block of points queries every model on every augmentation of the block (at
-        most ``rows_per_pass`` augmented images); nothing is cached.
+        One forward pass per block queries every model on every augmentation of the block's points (at
+        most ``rows_per_pass`` augmented images); nothing is cached, and a caller that reduces each block
+        holds no more than one block's logits.
         """
         from etio.traces.datasets import augment_batch
 
@@ -103,7 +113,6 @@ class ModelOutputs:
         flips = torch.tensor([bool(a.mirror) for a in augmentations])
         pool_rows = torch.as_tensor(pool_rows, dtype=torch.long)
         n_pool, block = len(pool_rows), max(1, rows_per_pass // max(n_aug, 1))
-        parts = []
         for start in range(0, n_pool + self.n_test, block):
             index = torch.arange(start, min(start + block, n_pool + self.n_test))
             pool_part, test_part = index[index < n_pool], index[index >= n_pool] - n_pool
@@ -112,8 +121,7 @@ class ModelOutputs:
             images = augment_batch(x.unsqueeze(0).expand(n_aug, *x.shape), crops[:, None].expand(n_aug, n, 2),
                                    flips[:, None].expand(n_aug, n), info)
             out = self._query(ids, images.reshape(n_aug * n, *x.shape[1:]))        # [M, A*n, C]
-            parts.append(out.reshape(len(ids), n_aug, n, -1))
-        return torch.cat(parts, dim=2).permute(1, 0, 2, 3)
+            yield start, out.reshape(len(ids), n_aug, n, -1).transpose(0, 1)
 
     def forward_each(self, model_ids: Sequence[int], x: torch.Tensor) -> torch.Tensor:
         """Differentiable logits ``[M, n, C]`` of model ``model_ids[i]`` on its own inputs ``x[i]``

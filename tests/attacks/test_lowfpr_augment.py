@@ -220,6 +220,22 @@ def test_a_cifar_store_is_attacked_with_the_mirror_by_default(cifar_store, tmp_p
     shifted = run_lowfpr(outputs, ids, "ce", replace(lowfpr, augmentations="mirror_shift"), info)
     assert shifted["augmentations"] == [a.name for a in QUERY_AUGMENTATIONS["mirror_shift"]]
     assert len(shifted["augmentations"]) == 10
+    # φ of every query, reduced block by block (here 33, 33 and 24 points), is φ of the logits of all points at once
+    from functools import partial
+
+    from etio.attacks.lira import logit_confidence
+    from etio.attacks.lowfpr import augmented_confidences, gather_logits, point_set
+
+    points = point_set(outputs, ids)
+    logits, labels = gather_logits(outputs, points)
+    identity = logit_confidence(logits, labels).numpy()
+    whole = logit_confidence(outputs.on_augmented(ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
+                             labels).numpy()
+    outputs.augmented_blocks = partial(outputs.augmented_blocks, rows_per_pass=300)
+    phi = augmented_confidences(outputs, points, labels, identity, QUERY_AUGMENTATIONS["mirror_shift"], info)
+    assert phi.shape == (10, 6, 90) and np.array_equal(phi[0], identity)
+    np.testing.assert_allclose(phi[1:], whole[1:], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(whole[0], identity, rtol=1e-4, atol=1e-4)
 
     # a rerun under the same settings reuses the result; "none" is a change of settings
     assert attack(store, ["lowfpr"], settings)["computed"] == 0
