@@ -136,15 +136,12 @@ def run_lowfpr(outputs: ModelOutputs, model_ids: list[int], loss: str, settings:
 
     ``dataset``: the configuration's :class:`~etio.traces.datasets.DatasetInfo` (None: unknown, queries
     not augmented); on a dataset trained with augmentation LiRA and RMIA query the augmentations of
-    ``settings.augmentations``. The result's ``scores`` entry is the per-example table
-    (:func:`scores_table`); the rest is JSON.
+    ``settings.augmentations``, on any other the identity alone. The result's ``scores`` entry is the
+    per-example table (:func:`scores_table`); the rest is JSON.
     """
     from etio.attacks.settings import query_augmentations
 
-    augments = bool(dataset is not None and dataset.augment)
-    augmentations = query_augmentations(settings.augmentations, augments)
-    if len(augmentations) > 1 and not augments:
-        raise ValueError(f"query augmentations {settings.augmentations!r} on a dataset trained without augmentation")
+    augmentations = query_augmentations(settings.augmentations, bool(dataset is not None and dataset.augment))
     points = point_set(outputs, model_ids)
     logits, labels = gather_logits(outputs, points)
     # a few models at a time: no float64 copy of every model's logits at once (CIFAR-100: 100 classes)
@@ -236,11 +233,7 @@ class LowFpr(Attack):
         if n_models < 3:
             return [f"the low-FPR attacks need at least 3 models (a target and its references); {view.key} "
                     f"has {n_models}"]
-        from etio.attacks.settings import augmentation_problem
-
-        info = _dataset_of(view)
-        problem = augmentation_problem(settings.lowfpr_augmentations, view.dataset, bool(info and info.augment))
-        return [f"{problem} (configuration {view.key})"] if problem else []
+        return []
 
     def run(self, view, outputs, names, settings, batch, on_result) -> None:
         start = time.perf_counter()

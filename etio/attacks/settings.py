@@ -45,7 +45,8 @@ Membership inference at low false-positive rates (:mod:`etio.attacks.lowfpr`: Li
 
 ``lowfpr_augmentations`` (:data:`QUERY_AUGMENTATIONS`): "auto" queries a dataset trained with
 augmentation (CIFAR) as "mirror" does and any other dataset as "none"; "mirror" and "mirror_shift"
-apply only to datasets trained with augmentation.
+are input errors in a study of a dataset trained without augmentation. Augmented queries are made
+only of the configurations of datasets trained with augmentation.
 """
 
 from __future__ import annotations
@@ -98,10 +99,11 @@ AUTO_AUGMENTATIONS = "mirror"
 
 def query_augmentations(value: str, augments: bool) -> tuple[QueryAugmentation, ...]:
     """The queries of ``lowfpr_augmentations = value`` on a dataset that does (``augments``) or does not
-    augment in training (an augmentation on one that does not is refused before: :func:`augmentation_problem`)."""
-    if value == "auto":
-        value = AUTO_AUGMENTATIONS if augments else "none"
-    return QUERY_AUGMENTATIONS[value]
+    augment in training: the identity alone on the latter (a study that names an augmentation for such a
+    dataset is refused when it is read, :meth:`AttackSettings.for_datasets`)."""
+    if not augments:
+        return QUERY_AUGMENTATIONS["none"]
+    return QUERY_AUGMENTATIONS[AUTO_AUGMENTATIONS if value == "auto" else value]
 
 
 def augmentation_problem(value: str, dataset: str | None, augments: bool) -> str | None:
@@ -166,10 +168,10 @@ class AttackSettings:
     def to_dict(self) -> dict[str, Any]:
         """The flat form stored beside every attack result (a stored result counts only under equal settings).
 
-        ``lowfpr_augmentations`` is left out at "none" and at an "auto" that was not resolved for one
-        dataset (:meth:`for_datasets`), as records written before the key existed: results computed
-        without augmented queries keep counting, while a study of a dataset trained with augmentation
-        records its "auto" as the queries it made ("mirror"), so earlier unaugmented results are recomputed.
+        ``lowfpr_augmentations`` is left out at "none" and at an "auto" not resolved for a study
+        (:meth:`for_datasets`), as records written before the key existed: results computed without
+        augmented queries keep counting, while a study with a dataset trained with augmentation records
+        its "auto" as the queries it makes ("mirror"), so its earlier unaugmented results are recomputed.
         """
         record = flat_record(self)
         if record["lowfpr_augmentations"] in ("auto", "none"):
@@ -178,18 +180,16 @@ class AttackSettings:
 
     def for_datasets(self, datasets, source: str = "config") -> "AttackSettings":
         """These settings for a study of ``datasets`` (each with ``name`` and ``augment``, e.g.
-        :class:`etio.traces.datasets.DatasetInfo`): "auto" becomes the one value it means on every dataset
-        of the study ("none" or "mirror"; it stays "auto" when they differ, each configuration then queried
-        as its dataset is trained); an augmentation on a dataset trained without is one input error."""
-        augments = set()
+        :class:`etio.traces.datasets.DatasetInfo`): an augmentation named for a dataset trained without
+        is one input error; "auto" becomes "mirror" when some dataset of the study is trained with
+        augmentation (its configurations are queried so, the others' as they are), else "none"."""
         for info in datasets:
             problem = augmentation_problem(self.lowfpr_augmentations, info.name, info.augment)
             if problem:
                 fail(source, problem)
-            augments.add(bool(info.augment))
-        if self.lowfpr_augmentations == "auto" and len(augments) == 1:
-            return replace(self, lowfpr_augmentations=AUTO_AUGMENTATIONS if augments.pop() else "none")
-        return self
+        if self.lowfpr_augmentations != "auto":
+            return self
+        return replace(self, lowfpr_augmentations=AUTO_AUGMENTATIONS if any(i.augment for i in datasets) else "none")
 
     def query_augmentations(self, augments: bool) -> tuple[QueryAugmentation, ...]:
         """LiRA's and RMIA's queries on a dataset that does (``augments``) or does not augment in training."""

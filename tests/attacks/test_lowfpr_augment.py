@@ -275,8 +275,6 @@ def test_the_plan_counts_the_augmented_forward_passes(monkeypatch):
 
 
 def test_query_augmentations_are_checked_at_the_edge(tmp_path, monkeypatch, capsys):
-    from etio.attacks.lowfpr import LowFpr
-    from etio.attacks.stage import ConfigView
     from etio.pipeline.study import load_study
     from tests.support.cli import one_error_line, run_main
 
@@ -297,12 +295,16 @@ def test_query_augmentations_are_checked_at_the_edge(tmp_path, monkeypatch, caps
     code, err = run_main(monkeypatch, capsys, "plan", "--config", path, "--no-calibration")
     assert code == 2 and one_error_line(err) == f"error: {message}"
     assert load_study(REPO / "experiments" / "smoke.toml").attacks.lowfpr_augmentations == "none"
-    # a study of several datasets: "auto" stays, each configuration queried as its dataset is trained
-    assert load_study(REPO / "experiments" / "paper-tiny.toml").attacks.lowfpr_augmentations == "auto"
-    # the attack stage's own check (settings given apart from the study)
-    view = ConfigView("k", [[1, 2, 3]], 10, "ce", dataset="mnist")
-    settings = parse_attack_settings({"lowfpr_augmentations": "mirror_shift"})
-    assert LowFpr().problems(view, ["lowfpr"], settings) == [
-        '[attacks] lowfpr_augmentations = "mirror_shift": mnist is not trained with augmentation; only "auto" or '
-        '"none" apply to it (configuration k)']
-    assert LowFpr().problems(view, ["lowfpr"], parse_attack_settings({})) == []
+    # a study with a dataset trained with augmentation: "auto" is "mirror", made only of the configurations
+    # of such datasets (a digits or MNIST configuration, or one whose dataset is unknown, is queried as it is)
+    assert load_study(REPO / "experiments" / "paper-tiny.toml").attacks.lowfpr_augmentations == "mirror"
+    from etio.attacks.lowfpr import LowFprSettings, run_lowfpr
+    from tests.support.ensembles import synthetic_config
+
+    config = synthetic_config("ce", repeats=3, per_repeat=2)
+    ids = [m for r in config.view.model_ids_by_repeat for m in r]
+    plain = run_lowfpr(config.outputs(), ids, "ce", LowFprSettings(), None)
+    for info in (dataset_info("digits"), dataset_info("mnist")):
+        for value in ("mirror", "mirror_shift"):
+            result = run_lowfpr(config.outputs(), ids, "ce", LowFprSettings(augmentations=value), info)
+            assert "augmentations" not in result and result["scores"].tobytes() == plain["scores"].tobytes()
