@@ -7,10 +7,10 @@ its graphs are learned and queried exactly as the accuracy's are — the same no
 distance and blacklist (the attack's vocabulary entry), the same learning method and ATE
 estimators — so the verdict under accuracy and the verdict under TPR differ only in the outcome.
 
-An attack whose TPR is missing in some configuration of a slice (too few non-members in its
-evaluation design: ML-Leaks and Oak17 score a few hundred non-members per configuration in the
-default study) or constant over it gets no graph; its cells are "graph not learned" (?), with
-the reason in :func:`learnable`.
+An attack whose TPR is missing in some configuration of a slice (too few non-members behind its
+ROC: in the default study ML-Leaks and Oak17 have some 2 000 to 10 000 per configuration, enough
+for 1 % FPR and not for 0.1 %) or constant over it gets no graph; its cells are "graph not
+learned" (?), with the reason in :func:`learnable`.
 
 LiRA, RMIA and the loss threshold at low FPR are attack nodes of their own graphs too
 (:func:`outcome_graphs`): their TPR at 0.1 % and 1 % FPR are vocabulary outcomes (no substitution),

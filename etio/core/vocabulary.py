@@ -200,7 +200,7 @@ MEASURES: tuple[Measure, ...] = tuple(
     for prefix, method, sym, what in _LOWFPR_METHODS
     for metric, metric_symbol, meaning in _METRICS
     if not (prefix == "Threshold" and metric == "Acc")) + tuple(
-    # the ROC of the paper's attacks that score examples, from their own evaluation sets
+    # the ROC of the paper's attacks that score examples (their points: docs/lowfpr.md)
     Measure(f"{prefix}{metric}", stage, metric, f"{sym}{metric_symbol}", f"{sym} {metric_symbol}",
             f"{what}: {meaning}", stage)
     for prefix, stage, sym, what in (("MLLeak", "mlleak", "MLLeak", "ML-Leaks, whole vector"),
