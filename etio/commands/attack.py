@@ -12,6 +12,16 @@ from etio.commands import options
 from etio.core import layout
 
 
+def _attacks_option():
+    from etio.core.vocabulary import ATTACK_STAGES, LOWFPR_STAGE
+
+    return typer.Option(None, "--attacks", help=f"Comma-separated subset of {','.join((*ATTACK_STAGES, LOWFPR_STAGE))} "
+                        "(default: the paper's seven and lowfpr).")
+
+
+ATTACKS_OPTION = _attacks_option()
+
+
 def register(app, bench_app) -> None:
     @app.command("attack")
     def attack(
@@ -20,8 +30,7 @@ def register(app, bench_app) -> None:
         out: Optional[Path] = options.STORE_ALIAS,
         config: Optional[Path] = typer.Option(None, "--config", help="Config file whose attacks table sets tuples, "
                                               "epochs and seeds (default: the config the store was made from)."),
-        attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated subset of "
-                                              "mlleak,mlleak_l,top3,top3_l,oak17,threshold,memguard (default: all)."),
+        attacks: Optional[str] = ATTACKS_OPTION,
         device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
         threads: int = typer.Option(1, "--threads", min=0, help="torch threads (attack models are tiny: 1 is fastest; "
                                     "0 keeps torch's default, which helps only large models' queries on CPU)."),
@@ -74,21 +83,23 @@ def register(app, bench_app) -> None:
         config: Optional[Path] = typer.Option(None, "--config"),
         limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time, spread evenly over the "
                                   "store's configurations."),
+        attacks: Optional[str] = ATTACKS_OPTION,
         device: str = typer.Option("cpu", "--device"),
         threads: int = typer.Option(1, "--threads", min=0),
     ) -> None:
         """Seconds per attack and per phase (queries, attack-model training, MemGuard search, scoring and
         bookkeeping) per configuration, and each one's share of the stage, beside the load average."""
-        from etio.attacks.settings import ATTACK_NAMES
+        from etio.attacks.settings import parse_attack_list
         from etio.bench.attacks import benchmark_attacks, format_benchmark, spread
         from etio.traces.store import open_store
 
         from etio.pipeline.study import stage_settings
 
+        names = parse_attack_list(attacks)
         store = open_store(options.store(store_dir, out))
         settings, _ = stage_settings(config, store)
         from etio.traces.stage import check_complete
 
         keys = spread(check_complete(store, "bench attacks"), limit)     # as every reader of a store
-        for line in format_benchmark(benchmark_attacks(store, settings, keys, ATTACK_NAMES, device, threads)):
+        for line in format_benchmark(benchmark_attacks(store, settings, keys, names, device, threads)):
             typer.echo(line)

@@ -90,6 +90,10 @@ def test_bench_attacks(tmp_path):
     assert total and sum(float(m[2]) for m in by_phase) == pytest.approx(float(total[1]), abs=0.005)
     assert float(by_phase[1][2]) > 0                 # the attack models are trained
     assert sorted(p.relative_to(store) for p in store.rglob("*")) == before      # nothing stored
+    # --attacks times a subset (the low-FPR queries of a large model, say, left out)
+    lines = _bench("attacks", "--store", store, "--config", config, "--limit", 1, "--attacks", "oak17,threshold")
+    assert [line.split()[0] for line in lines[2:4]] == ["oak17", "threshold"] and lines[4] == "per phase:", lines
+    assert float(row.fullmatch(lines[5 + 2])[2]) == 0            # no MemGuard: no search
 
 
 def test_bench_attacks_spreads_the_configurations_it_times():
