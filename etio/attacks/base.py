@@ -68,6 +68,10 @@ class Attack:
     #: The attack names this family answers for.
     names: tuple[str, ...] = ()
 
+    #: Keys every stored result of this family holds since its results last changed meaning: a result
+    #: stored without them (by an earlier version) is recomputed rather than kept with stale columns.
+    result_keys: tuple[str, ...] = ()
+
     def problems(self, view: ConfigView, names: Sequence[str], settings) -> list[str]:
         """Why the attacks ``names`` cannot run on ``view`` (empty list: they can)."""
         return []

@@ -280,6 +280,7 @@ class MLLeaks(Attack):
     """The four ML-Leaks variants: one attack model per (tuple, variant) from the shared batch."""
 
     names = MLLEAK_NAMES
+    result_keys = ("roc_set",)   # the ROC on every point the attack models can score
 
     def problems(self, view, names, settings) -> list[str]:
         return tuple_problems(view, settings)

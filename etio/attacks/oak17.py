@@ -171,6 +171,7 @@ class Oak17(Attack):
     """Shokri et al.'s shadow models: the first repeat's first model is the target, the others its shadows."""
 
     names = ("oak17",)
+    result_keys = ("roc_set",)   # the ROC on every point the attack models can score
 
     def problems(self, view, names, settings) -> list[str]:
         first = view.model_ids_by_repeat[0] if view.model_ids_by_repeat else []

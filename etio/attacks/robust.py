@@ -325,6 +325,7 @@ class RobustStrategies(Attack):
     """The robust study's inference strategies (Song et al., Table 7), run together on the same targets."""
 
     names = ROBUST_ATTACK_NAMES
+    result_keys = ("roc",)      # the strategies' ROC columns and score files
 
     def problems(self, view, names, settings) -> list[str]:
         ids = view.model_ids_by_repeat

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from etio import __version__
 from etio.core.errors import EtioInputError, check_choice
 from etio.attacks.attack_model import AttackModelSpec
-from etio.attacks.base import AttackModels, ConfigView, list_attacks
+from etio.attacks.base import AttackModels, ConfigView, get_attack, list_attacks
 from etio.attacks.mlleaks import train_requested_models
 from etio.attacks.outputs import ModelOutputs, derived_seed, torch_threads
 from etio.attacks.settings import ALL_ATTACK_NAMES, AttackSettings
@@ -138,11 +138,13 @@ def attack_units(store, attacks: Sequence[str], settings: AttackSettings) -> lis
 
 
 def _todo(store, key: str, attacks: Sequence[str], current: dict, warn: bool = True) -> list[str]:
-    # A stored result counts only if it was computed with these settings (and its per-example
-    # scores file is intact); after a change of the [attacks] table it is recomputed rather
+    # A stored result counts only if it was computed with these settings, holds what its family's
+    # results hold since they last changed meaning (Attack.result_keys), and its per-example
+    # scores file is intact; after a change of the [attacks] table it is recomputed rather
     # than relabelled. A damaged result is reported once, by the planner (attack_units), in the
     # user's process: the unit that recomputes it (maybe in a worker) reads it quietly.
     return [a for a in attacks if not _is_current(result := store.read_attack(key, a, warn=warn), current)
+            or not all(k in result for k in get_attack(a).result_keys)
             or ("scores_sha256" in result and not store.scores_intact(key, result["scores_sha256"], a))]
 
 

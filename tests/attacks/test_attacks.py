@@ -430,3 +430,27 @@ def test_per_example_scores_go_to_their_file_only(mini_attacked):
                 assert store.read_scores(key, path.stem).shape[0] > 0
                 checked += 1
     assert checked >= 6            # lowfpr, the ML-Leaks variants, Oak17 at least
+
+
+def test_a_result_stored_before_its_attack_changed_meaning_is_recomputed(mini_attacked, tmp_path):
+    """A stored ML-Leaks result without the key its results have held since their ROC moved to every
+    scorable point (``roc_set``) is a unit to run again, though its settings are current; the other
+    attacks of that configuration, and every other configuration, stay done."""
+    from etio.attacks.settings import ATTACK_NAMES
+    from etio.attacks.stage import attack_units
+    from etio.pipeline.study import load_study
+    from etio.traces.store import open_store
+    from tests.support.repo import MINI
+
+    shutil.copytree(mini_attacked, tmp_path / "store")
+    store = open_store(tmp_path / "store")
+    settings = load_study(MINI).attacks
+    assert attack_units(store, ATTACK_NAMES, settings) == []
+    key = store.keys()[1]
+    old = store.read_attack(key, "top3")
+    store.write_attack(key, "top3", {k: v for k, v in old.items() if k != "roc_set"})
+    assert [u.keys for u in attack_units(store, ATTACK_NAMES, settings)] == [(key,)]
+    from etio.attacks.stage import _todo
+    import json as _json
+
+    assert _todo(store, key, ATTACK_NAMES, _json.loads(_json.dumps(settings.to_dict()))) == ["top3"]
