@@ -420,10 +420,11 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                 queries = (s + info.test_size) * per_point
                 defended = not settings.memguard.weight_decays or any(
                     abs(conf.weight_decay - w) <= 1e-12 for w in settings.memguard.weight_decays)
-                shape = AttackShape(s, n, cfg.repeats, info.test_size, c, "ce", True)
-                by_attack = dict(timer.attack_seconds(shape, settings, _calibrated_attacks(settings, n)))
-                if not defended:
-                    by_attack.pop("memguard", None)
+                # an undefended configuration is calibrated without MemGuard: its defence models, trained in
+                # the same stack as ML-Leaks' attack models, change what the others' share of the stack costs
+                shape = AttackShape(s, n, cfg.repeats, info.test_size, c, "ce", defended)
+                by_attack = dict(timer.attack_seconds(shape, settings, tuple(
+                    a for a in _calibrated_attacks(settings, n) if defended or a != "memguard")))
                 if LOWFPR_STAGE in settings.run:
                     # forward passes of every model on the rest of the pool and, per query augmentation
                     # besides the identity, on every point; then scoring every (model, point)
