@@ -183,3 +183,38 @@ def test_the_queries_are_timed_on_the_models_forward_on_one_thread_in_cpu_time(m
 
     monkeypatch.setattr(Ensemble, "logits", waiting)
     assert _AttackTimer("cpu").query_seconds(info, "mlp_1hidden", 2, 4) < 0.02 / 256
+
+
+def test_each_attack_unit_is_calibrated_as_the_stage_runs_it_and_its_queries_counted(monkeypatch):
+    """A configuration MemGuard does not defend is calibrated without MemGuard (its defence models share
+    the attack-model stack); the queries are the points queried × the per-point forward of its width."""
+    import tomllib
+
+    import etio.traces.resources as resources
+    from etio.pipeline.plan import _AttackTimer
+    from etio.pipeline.study import parse_study
+    from etio.traces.resources import Calibration
+
+    raw = tomllib.loads(MINI.read_text())
+    raw["grid"].update(width=[8, 64], train_size=[100], loss=["ce"], weight_decay=[0.0005, 0.005])
+    study = parse_study(raw, "mini")
+    calls = []
+
+    def attack_seconds(self, shape, settings, attacks):
+        calls.append((shape.memguard, attacks))
+        return {name: 1.0 for name in attacks}
+
+    monkeypatch.setattr(_AttackTimer, "attack_seconds", attack_seconds)
+    monkeypatch.setattr(_AttackTimer, "query_seconds", lambda self, info, arch, width, models: width * 1e-6)
+    monkeypatch.setattr(_AttackTimer, "lowfpr_seconds", lambda self, models, points: 0.0)
+    monkeypatch.setattr(resources, "calibrate_training", lambda info, arch, width, models, *a, **k: Calibration(
+        info.name, arch, width, models, 32, 0.01, 1e-5, None, "cpu"))
+    plan = plan_study(study, "cpu")
+    units = {u.unit: dict(u.by_attack) for u in plan.by_stage("attacks")}
+    assert len(units) == 4 and {m for m, _ in calls} == {True, False}
+    assert all(("memguard" in attacks) == defended for defended, attacks in calls)
+    test_points = study.experiment.dataset_grids()[0].info().test_size
+    for key, parts in units.items():
+        assert ("memguard" in parts) == ("wd0.0005" in key), key
+        width = 8 if "-w0008-" in key else 64
+        assert parts["queries"] == pytest.approx((100 + test_points) * width * 1e-6)
