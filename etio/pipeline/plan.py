@@ -16,8 +16,9 @@ The plan lists the study's units of work with the resources each needs:
   attacks query × the CPU time of one point through the unit's models, timed on randomly initialised
   models of the configuration's architecture and width with the stored models' own forward and the
   attack stage's one torch thread (:meth:`_AttackTimer.query_seconds`). The low-FPR attacks add the
-  queries of every model on the rest of the pool and their scoring, timed on a small random problem
-  and scaled by models² × points (a note gives their share). Every figure is the fastest of a few
+  queries of every model on the rest of the pool and their scoring, timed by running them on a
+  synthetic configuration of at most 40 models and 5000 points and scaled by models² × points
+  beyond (a note gives their share). Every figure is the fastest of a few
   runs on the thread's CPU clock, so a busy machine changes it little. With the local executor the
   units' summed time is shared among its worker processes (``etio plan`` prints both).
 - ``learn`` / ``query``: structure learning (R) and the ATEs (dowhy) run on the CPU over the
@@ -173,6 +174,9 @@ class _AttackTimer:
     MAX_MEMGUARD_SAMPLES = 100
     #: attack-model epochs calibrated at most (the time per epoch is read off between 1 and this)
     MAX_EPOCHS = 20
+    #: models and points the low-FPR attacks are calibrated on at most (scaled by models² × points beyond)
+    MAX_LOWFPR_MODELS = 40
+    MAX_LOWFPR_POINTS = 5000
 
     def attack_seconds(self, shape: AttackShape, settings, attacks: tuple[str, ...]) -> dict[str, float]:
         """Estimated seconds of each attack of ``attacks`` (not ``lowfpr``) on a configuration of ``shape``,
@@ -303,36 +307,26 @@ class _AttackTimer:
         at_one, at_n, n = self.cache[key]
         return _through(at_one, at_n, n, models)
 
-    def lowfpr_seconds(self, n_models: int, n_points: int) -> float:
-        """Seconds of the low-FPR scoring and ROC metrics of ``n_models`` targets on ``n_points`` points.
+    def lowfpr_seconds(self, shape: AttackShape, settings) -> float:
+        """Seconds of the low-FPR attacks' scoring (LiRA, RMIA, the threshold, their ROC metrics and score
+        tables) on a configuration of ``shape``, besides the models' forward passes.
 
-        Timed on at most 40 models and 5000 random points (the fastest of a few runs, in CPU time), and
-        scaled beyond by models² × points (one loop over targets, each over every model and point), so
-        planning a large study stays quick.
+        The attack itself is run (:meth:`_run`) on a synthetic configuration of the shape, cut to at most
+        :attr:`MAX_LOWFPR_MODELS` models and :attr:`MAX_LOWFPR_POINTS` points (fewer models per repeat,
+        smaller subsets and test set) and scaled beyond by models² × points (every target scored against
+        every other model on every point), so planning a large study stays quick.
         """
-        import numpy as np
+        from etio.core.vocabulary import LOWFPR_STAGE
 
-        from etio.attacks.lira import lira_scores
-        from etio.attacks.roc import roc_metrics
-
-        m0, x0 = min(n_models, 40), min(n_points, 5000)
-        key = ("lowfpr", m0, x0)
+        per_repeat = min(shape.per_repeat, max(3, self.MAX_LOWFPR_MODELS // shape.repeats))
+        points = shape.subset * shape.per_repeat + shape.test
+        cut = min(1.0, self.MAX_LOWFPR_POINTS / points)
+        subset, test = max(1, round(shape.subset * cut)), max(1, round(shape.test * cut))
+        small = AttackShape(subset, per_repeat, shape.repeats, test, shape.classes, shape.loss, False)
+        key = (small, LOWFPR_STAGE, settings)
         if key not in self.cache:
-            if not self.cache.get("lowfpr-warm"):       # the first call pays imports and first-use costs
-                lira_scores(np.zeros((3, 10)), np.eye(3, 10, dtype=bool))
-                roc_metrics(np.arange(10.0), np.arange(10) % 2 == 0)
-                self.cache["lowfpr-warm"] = True
-            rng = np.random.default_rng(0)
-            inside = rng.random((m0, x0)) < 1 / 3
-            phi = rng.normal(inside * 1.0)
-
-            def once() -> None:
-                scores = lira_scores(phi, inside)
-                for s in (*scores.values(), phi, phi):          # the six scored methods' ROCs
-                    roc_metrics(s.ravel(), inside.ravel())
-
-            self.cache[key] = _fastest(once, "cpu")
-        return self.cache[key] * (n_models / m0) ** 2 * (n_points / x0)
+            self.cache[key] = self._run(small, subset, test, settings, (LOWFPR_STAGE,)).get(LOWFPR_STAGE, 0.0)
+        return self.cache[key] * (shape.per_repeat / per_repeat) ** 2 * points / (subset * per_repeat + test)
 
 
 def _calibrated_attacks(settings, per_repeat: int) -> tuple[str, ...]:
@@ -430,7 +424,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
                     # besides the identity, on every point; then scoring every (model, point)
                     extra = len(settings.query_augmentations(info.augment)) - 1
                     by_attack[LOWFPR_STAGE] = (info.pool_size - s + extra * (info.pool_size + info.test_size)) * \
-                        per_point + timer.lowfpr_seconds(k, info.pool_size + info.test_size)
+                        per_point + timer.lowfpr_seconds(shape, settings)
                     lowfpr_total += by_attack[LOWFPR_STAGE]
                 by_attack["queries"] = queries
                 seconds = sum(by_attack.values())

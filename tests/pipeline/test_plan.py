@@ -206,7 +206,7 @@ def test_each_attack_unit_is_calibrated_as_the_stage_runs_it_and_its_queries_cou
 
     monkeypatch.setattr(_AttackTimer, "attack_seconds", attack_seconds)
     monkeypatch.setattr(_AttackTimer, "query_seconds", lambda self, info, arch, width, models: width * 1e-6)
-    monkeypatch.setattr(_AttackTimer, "lowfpr_seconds", lambda self, models, points: 0.0)
+    monkeypatch.setattr(_AttackTimer, "lowfpr_seconds", lambda self, shape, settings: 0.0)
     monkeypatch.setattr(resources, "calibrate_training", lambda info, arch, width, models, *a, **k: Calibration(
         info.name, arch, width, models, 32, 0.01, 1e-5, None, "cpu"))
     plan = plan_study(study, "cpu")
@@ -218,3 +218,29 @@ def test_each_attack_unit_is_calibrated_as_the_stage_runs_it_and_its_queries_cou
         assert ("memguard" in parts) == ("wd0.0005" in key), key
         width = 8 if "-w0008-" in key else 64
         assert parts["queries"] == pytest.approx((100 + test_points) * width * 1e-6)
+
+
+def test_the_low_fpr_attacks_are_calibrated_by_running_them_cut_down_and_scaled(monkeypatch):
+    """The low-FPR attacks run on a synthetic configuration of the unit's shape, at most 40 models and
+    5000 points; beyond, their time is scaled by models² × points."""
+    from etio.attacks.settings import parse_attack_settings
+    from etio.pipeline.plan import AttackShape, _AttackTimer
+
+    runs = []
+
+    def run(self, shape, subset, test, settings, attacks):
+        runs.append((shape, subset, test, attacks))
+        return {"lowfpr": 1.0}
+
+    monkeypatch.setattr(_AttackTimer, "_run", run)
+    timer, settings = _AttackTimer("cpu"), parse_attack_settings({})
+    digits = AttackShape(subset=100, per_repeat=6, repeats=3, test=1197, classes=10, loss="ce", memguard=True)
+    assert timer.lowfpr_seconds(digits, settings) == pytest.approx(1.0)          # small enough: run as it is
+    assert runs[-1][1:] == (100, 1197, ("lowfpr",)) and runs[-1][0].per_repeat == 6
+    mnist = AttackShape(subset=1000, per_repeat=60, repeats=3, test=10000, classes=10, loss="ce", memguard=False)
+    seconds = timer.lowfpr_seconds(mnist, settings)
+    shape, subset, test, _ = runs[-1]
+    assert (shape.per_repeat, subset, test) == (13, 71, 714)      # 39 models, 71 * 13 + 714 = 1637 points
+    assert seconds == pytest.approx((60 / 13) ** 2 * 70000 / 1637)
+    timer.lowfpr_seconds(mnist, settings)
+    assert len(runs) == 2                                          # calibrated once per shape
