@@ -347,6 +347,21 @@ def _calibrated_attacks(settings, per_repeat: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+#: Parameters the CPU training calibration trains at once at most (and never fewer than 4 models).
+CPU_CALIBRATION_PARAMS = 2_000_000
+
+
+def _cpu_calibration_models(info, arch: str, width: int) -> int:
+    """Models the CPU training calibration trains at once, besides one model alone: the line through the two
+    is extrapolated to every model of a job (thousands of small MLPs), so the many-model point is taken as
+    far out as about two million parameters allow (at most 64 models), not at 4, where a millisecond of
+    noise became minutes."""
+    from etio.traces.models import count_params
+
+    params = count_params(arch, width, info.num_classes, info.input_shape)
+    return max(4, min(64, CPU_CALIBRATION_PARAMS // max(1, params)))
+
+
 def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibration_steps: int = 2,
                echo: Callable[[str], None] | None = None) -> StudyPlan:
     """The units of ``study`` with their resources on ``device`` (calibrated unless ``calibrate`` is False)."""
@@ -378,7 +393,7 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
             ckey = (job.dataset, job.arch, width, threads)
             if ckey not in calibrations:
                 at_once, _ = models_at_once(cfg, job, info)
-                n_cal = at_once if gpus else min(at_once, 4)      # and one model: the line through both
+                n_cal = at_once if gpus else min(at_once, _cpu_calibration_models(info, job.arch, width))
                 if echo:
                     echo(f"   calibrating {job.dataset} {job.arch} width {width} ({n_cal} models)")
                 torch.set_num_threads(threads)

@@ -154,6 +154,10 @@ def _through(at_one: float | None, at_n: float, n: int, m: int) -> float:
     return fixed + per_model * m
 
 
+#: Epochs of ``steps`` steps timed after the warm-up epoch; a step's time is the fastest epoch's.
+TIMED_EPOCHS = 3
+
+
 def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
                        steps: int = 2) -> Calibration:
     """Time ``steps`` optimiser steps (after an epoch of warm-up) and an evaluation pass on random
@@ -188,14 +192,17 @@ def _time_batch(info: DatasetInfo, arch: str, width: int, models: int, training:
     pool_y = torch.randint(0, info.num_classes, (pool,), generator=gen).to(device)
     subsets = torch.stack([torch.randperm(pool, generator=gen) for _ in range(models)])
     job = TrainJob(replace(info, pool_size=pool), arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
-                   list(range(1, models + 1)), [1, 2], training, seed=0)
+                   list(range(1, models + 1)), list(range(1, TIMED_EPOCHS + 2)), training, seed=0)
     marks = []
     snap = None
     for snap in train_job(job, pool_x, pool_y, device):
         if cuda:
             torch.cuda.synchronize()
-        marks.append(time.perf_counter())        # after epoch 1 (warm-up: steps steps), after epoch 2
-    step_s = (marks[1] - marks[0]) / steps
+        marks.append(time.perf_counter())        # after epoch 1 (warm-up: steps steps), after each timed epoch
+    # The fastest timed epoch: one epoch of a few steps is at the mercy of whatever else runs, and the plan
+    # extrapolates the difference between the one-model and the many-model measurement to every model of
+    # a job, so a slow outlier there became a tenfold estimate (training uses its threads: wall clock).
+    step_s = min(b - a for a, b in zip(marks, marks[1:])) / steps
     n_eval = min(training.eval_batch_size, 256)
     test_x = torch.randn(n_eval, *info.input_shape, generator=gen).to(device)
     # The fastest of three passes (the first pays first-use costs; a busy machine slows some), on the

@@ -244,3 +244,19 @@ def test_the_low_fpr_attacks_are_calibrated_by_running_them_cut_down_and_scaled(
     assert seconds == pytest.approx((60 / 13) ** 2 * 70000 / 1637)
     timer.lowfpr_seconds(mnist, settings)
     assert len(runs) == 2                                          # calibrated once per shape
+
+
+def test_cpu_training_calibration_reaches_out_to_many_small_models():
+    """The many-model point of the CPU training calibration is as far out as about two million parameters
+    allow (at most 64 models, at least 4): the line through it and one model is extrapolated to thousands
+    of models, so a point at 4 small MLPs made the estimate swing with every millisecond of noise."""
+    from etio.pipeline.plan import CPU_CALIBRATION_PARAMS, _cpu_calibration_models
+    from etio.traces.datasets import dataset_info
+    from etio.traces.models import count_params
+
+    digits, cifar = dataset_info("digits"), dataset_info("cifar10")
+    assert _cpu_calibration_models(digits, "mlp_1hidden", 256) == 64
+    resnet = count_params("resnet34", 32, cifar.num_classes, cifar.input_shape)
+    assert resnet > CPU_CALIBRATION_PARAMS // 4 and _cpu_calibration_models(cifar, "resnet34", 32) == 4
+    alexnet = count_params("alexnetwol", 16, cifar.num_classes, cifar.input_shape)
+    assert _cpu_calibration_models(cifar, "alexnetwol", 16) == max(4, min(64, CPU_CALIBRATION_PARAMS // alexnet))
