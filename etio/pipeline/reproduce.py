@@ -111,7 +111,7 @@ def reproduce(study: Study, out: Path, *, source: Path, device: str | None = Non
     low_fpr_verdicts = None
     if paper_attacks and NORMAL_WD in ates and LOWFPR_STAGE in attacks:
         with timings.stage("low-FPR hypotheses: Table 3 with TPR at 0.1 % / 1 % FPR as the attacks' outcome", echo):
-            low_fpr_verdicts = _low_fpr_verdicts(traces, layout, analysis, echo)
+            low_fpr_verdicts = _low_fpr_verdicts(traces, layout, analysis, echo, workers)
     report_tables: list[ReportTable] = []
     if paper_attacks:
         with timings.stage("tables 2, 3, 5-8", echo):
@@ -228,10 +228,11 @@ def _ates(traces: pd.DataFrame, graphs: dict, layout: RunLayout, wd: float, anal
     return table
 
 
-def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysis, echo: Echo) -> dict:
+def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysis, echo: Echo, workers=None) -> dict:
     """Per low-FPR metric: the Table-3 verdicts under both estimators with that TPR as the attacks'
     outcome (:mod:`etio.causal.lowfpr`), and the reasons of the attacks without a graph. Graphs go to
-    ``graphs/lowfpr-<metric>-wd_<wd>``, ATEs to ``ates/ates-lowfpr-<metric>-wd_<wd>.csv``."""
+    ``graphs/lowfpr-<metric>-wd_<wd>``, ATEs to ``ates/ates-lowfpr-<metric>-wd_<wd>.csv``. The graphs of a
+    metric are learned by ``workers`` processes (the run's; the files are the same bytes whatever the number)."""
     from etio.causal.query import estimate_ates
     from etio.causal.hypotheses import ESTIMATORS, verdicts
     from etio.causal.learning import as_read, learn_all
@@ -247,7 +248,7 @@ def _low_fpr_verdicts(traces: pd.DataFrame, layout: RunLayout, analysis: Analysi
         def learn(table, directory, attacks):
             learned[directory] = learn_all(table, directory, NORMAL_WD, method=analysis.method, attacks=attacks,
                                            seed=analysis.seed, replicates=analysis.replicates, runs=analysis.runs,
-                                           input_path=layout.traces, draw=draw_learned_graph, workers=1)
+                                           input_path=layout.traces, draw=draw_learned_graph, workers=workers)
             return learned[directory]
 
         def estimate(table, directory):
