@@ -57,6 +57,19 @@ class StackedMLP:
                 h = torch.tanh(h)
         return h
 
+    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's input (the first zero-padded to the stack's width), then the logits: the forward
+        pass of :meth:`logits`, keeping what a written-out backward pass needs."""
+        width, last = self.weights[0].shape[1], len(self.weights) - 1
+        h = x if x.shape[-1] == width else torch.nn.functional.pad(x, (0, width - x.shape[-1]))
+        kept = [h]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = torch.tanh(h)
+            kept.append(h)
+        return kept
+
     def member_probability(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=-1)[..., 1]
 
@@ -146,14 +159,8 @@ def stacked_gradients(model: StackedMLP, xb: torch.Tensor, yb: torch.Tensor, mas
     to ``torch.autograd.grad``.
     """
     n_models, m = mask.shape
-    width, last = model.weights[0].shape[1], len(model.weights) - 1
-    h = xb if xb.shape[-1] == width else torch.nn.functional.pad(xb, (0, width - xb.shape[-1]))
-    inputs = [h]
-    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
-        h = torch.baddbmm(b, h, w)
-        if i < last:
-            h = torch.tanh(h)
-        inputs.append(h)
+    last = len(model.weights) - 1
+    inputs = model.activations(xb)
     log_p = torch.log_softmax(inputs.pop().reshape(-1, 2), 1)
     _, total_weight = _ATEN.nll_loss_forward(log_p, yb, None, 0, -100)
     # d loss / d ce: 1 / count of the model, on its valid samples

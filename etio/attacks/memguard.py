@@ -177,14 +177,8 @@ def _loss_and_gradient(model: StackedMLP, live: _LiveRows, c3: torch.Tensor, set
     position = torch.arange(len(live.set_of), device=s.device) - offsets[live.set_of]
     at = (live.set_of, position)
     padded = feats.new_zeros(model.n_models, int(counts.max()), feats.shape[-1]).index_put(at, feats)
-    width, last = model.weights[0].shape[1], len(model.weights) - 1
-    h = padded if padded.shape[-1] == width else torch.nn.functional.pad(padded, (0, width - padded.shape[-1]))
-    inputs = [h]
-    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
-        h = torch.baddbmm(b, h, w)
-        if i < last:
-            h = torch.tanh(h)
-        inputs.append(h)
+    last = len(model.weights) - 1
+    inputs = model.activations(padded)
     q = torch.softmax(inputs.pop(), dim=-1)
     p = q[..., 1][at]
     y = live.y.unsqueeze(-1)
