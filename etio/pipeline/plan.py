@@ -465,26 +465,28 @@ def plan_study(study: Study, device: str = "cpu", calibrate: bool = True, calibr
              "as the trained models make it, so its part is the least certain")
     if LOWFPR_STAGE in settings.run and calibrate:
         notes += (f"attacks: the low-FPR attacks (every model on every pool and test point; LiRA, RMIA, ROC "
-                  f"metrics) are about {lowfpr_total:.0f} s of it",)
+                  f"metrics) are about {duration(lowfpr_total)} of it",)
     return StudyPlan(config=cfg.name, device=str(device), units=tuple(units),
                      calibrations=tuple(calibrations.values()), notes=notes,
                      calibration_s=round(time.perf_counter() - started, 2),
                      device_memory_bytes=available_memory(device))
 
 
+def duration(seconds: float | None) -> str:
+    """``95`` -> ``"95 s"``, ``600`` -> ``"10.0 min"``, ``9 741 248`` -> ``"2705.9 h"``."""
+    if seconds is None:
+        return "not estimated"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def format_plan(plan: StudyPlan, cfg, attack_processes: int = 1) -> list[str]:
     """The lines ``etio plan`` prints; ``attack_processes``: the local executor's worker processes
     for the attack units (their summed time is shared out among them)."""
     from etio.traces.resources import format_bytes
-
-    def duration(seconds: float | None) -> str:
-        if seconds is None:
-            return "not estimated"
-        if seconds < 120:
-            return f"{seconds:.0f} s"
-        if seconds < 7200:
-            return f"{seconds / 60:.1f} min"
-        return f"{seconds / 3600:.1f} h"
 
     traces = plan.by_stage("traces")
     lines = [f"study {plan.config!r} on {plan.device}: {len(cfg.configurations())} configurations, "

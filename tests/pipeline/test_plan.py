@@ -260,3 +260,9 @@ def test_cpu_training_calibration_reaches_out_to_many_small_models():
     assert resnet > CPU_CALIBRATION_PARAMS // 4 and _cpu_calibration_models(cifar, "resnet34", 32) == 4
     alexnet = count_params("alexnetwol", 16, cifar.num_classes, cifar.input_shape)
     assert _cpu_calibration_models(cifar, "alexnetwol", 16) == max(4, min(64, CPU_CALIBRATION_PARAMS // alexnet))
+
+
+def test_durations_are_printed_in_a_readable_unit():
+    from etio.pipeline.plan import duration
+
+    assert [duration(s) for s in (None, 95, 600, 9_741_248)] == ["not estimated", "95 s", "10.0 min", "2705.9 h"]
