@@ -105,13 +105,6 @@ def _floor(sd):
     return np.maximum(sd, 1e-12)
 
 
-def offline_score(phi_t: np.ndarray, mu_out: np.ndarray, sd_out) -> np.ndarray:
-    """−ln(1 − Λ), Λ = Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²)."""
-    from scipy.special import log_ndtr
-
-    return -log_ndtr(-(phi_t - mu_out) / _floor(sd_out))
-
-
 def online_score(phi_t: np.ndarray, mu_in, sd_in, mu_out, sd_out) -> np.ndarray:
     """log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)."""
     sd_in, sd_out = _floor(sd_in), _floor(sd_out)
@@ -159,65 +152,26 @@ def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
 def lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
     """Scores ``[M, X]`` of every variant: row t is model t attacked on every point, NaN where undefined.
 
-    ``phi``: ``[M, X]`` φ of every model on every point, or ``[A, M, X]`` under A query augmentations
-    (:func:`augmented_lira_scores`); ``inside[m, x]``: model m trained on x.
-    ``references``: at most that many references per side (0: every eligible model).
-    With every eligible model as reference all targets are scored at once
-    (:func:`leave_one_out_statistics`); with a limit, one loop over targets, each over all models
-    and points at once.
+    ``phi``: ``[M, X]`` φ of every model on every point, or ``[A, M, X]`` under A query augmentations;
+    ``inside[m, x]``: model m trained on x. ``references``: at most that many references per side (0:
+    every eligible model). Each augmentation's reference statistics are taken as for a single query
+    (per example, or its own global σ per side); online the sum over augmentations of the log
+    likelihood ratios, offline −ln(1 − Φ(Σ_a z_a / √A)), z_a = (φ_t,a − μ_out,a)/σ_out,a — with one
+    query −ln(1 − Λ), Λ = Pr[Z ≤ φ_t], Z ~ N(μ_out, σ_out²), and :func:`online_score`. With every eligible model as reference
+    all targets are scored at once (:func:`leave_one_out_statistics`); with a limit, one loop over
+    targets, each over all models and points at once.
     """
+    from scipy.special import log_ndtr
+
     phi = np.asarray(phi, dtype=float)
-    inside = np.asarray(inside, dtype=bool)
-    if phi.ndim == 3:
-        return augmented_lira_scores(phi, inside, references)
-    n_models = phi.shape[0]
-    sd_in, sd_out = global_sd(phi, inside), global_sd(phi, ~inside)      # the fixed variance: one σ per side
-    if not references:
-        o, i = leave_one_out_statistics(phi, ~inside), leave_one_out_statistics(phi, inside)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            out = {"offline": offline_score(phi, o["median"], o["sd"]),
-                   "offline_fixed": offline_score(phi, o["median"], sd_out),
-                   "online": online_score(phi, i["median"], i["sd"], o["median"], o["sd"]),
-                   "online_fixed": online_score(phi, i["median"], sd_in, o["median"], sd_out)}
-        for v in LIRA_VARIANTS:
-            out[v][~np.isfinite(out[v])] = np.nan
-        return out
-    out = {v: np.full(phi.shape, np.nan) for v in LIRA_VARIANTS}
-    for t in range(n_models):
-        others = np.ones(n_models, dtype=bool)
-        others[t] = False
-        out_mask = limit_references(~inside & others[:, None], references)
-        in_mask = limit_references(inside & others[:, None], references)
-        o = reference_statistics(phi, out_mask)
-        i = reference_statistics(phi, in_mask)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            out["offline"][t] = offline_score(phi[t], o["median"], o["sd"])
-            out["offline_fixed"][t] = offline_score(phi[t], o["median"], sd_out)
-            out["online"][t] = online_score(phi[t], i["median"], i["sd"], o["median"], o["sd"])
-            out["online_fixed"][t] = online_score(phi[t], i["median"], sd_in, o["median"], sd_out)
-        for v in LIRA_VARIANTS:
-            out[v][t][~np.isfinite(out[v][t])] = np.nan
-    return out
-
-
-def standardized(phi_t: np.ndarray, mu_out: np.ndarray, sd_out) -> np.ndarray:
-    """z = (φ_t − μ_out) / σ_out: N(0, 1) when the target did not train on the point."""
-    return (phi_t - mu_out) / _floor(sd_out)
-
-
-def augmented_lira_scores(phi: np.ndarray, inside: np.ndarray, references: int = 0) -> dict[str, np.ndarray]:
-    """The four variants under A query augmentations, ``phi`` ``[A, M, X]``: each augmentation's
-    reference statistics as :func:`lira_scores` takes them (per example or its own global σ per side);
-    online the sum over augmentations of the log likelihood ratios, offline −ln(1 − Φ(Σ_a z_a / √A))."""
-    phi = np.asarray(phi, dtype=float)
+    phi = phi[None] if phi.ndim == 2 else phi
     inside = np.asarray(inside, dtype=bool)
     n_aug, n_models = phi.shape[:2]
     z = {"offline": np.zeros(phi.shape[1:]), "offline_fixed": np.zeros(phi.shape[1:])}
     llr = {"online": np.zeros(phi.shape[1:]), "online_fixed": np.zeros(phi.shape[1:])}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        for a in range(n_aug):
-            values = phi[a]
-            sd_in, sd_out = global_sd(values, inside), global_sd(values, ~inside)
+        for values in phi:
+            sd_in, sd_out = global_sd(values, inside), global_sd(values, ~inside)   # the fixed variance: one σ per side
             if not references:
                 o, i = leave_one_out_statistics(values, ~inside), leave_one_out_statistics(values, inside)
                 z["offline"] += standardized(values, o["median"], o["sd"])
@@ -234,11 +188,14 @@ def augmented_lira_scores(phi: np.ndarray, inside: np.ndarray, references: int =
                 z["offline_fixed"][t] += standardized(values[t], o["median"], sd_out)
                 llr["online"][t] += online_score(values[t], i["median"], i["sd"], o["median"], o["sd"])
                 llr["online_fixed"][t] += online_score(values[t], i["median"], sd_in, o["median"], sd_out)
-        from scipy.special import log_ndtr
-
         out = {v: -log_ndtr(-(z[v] / np.sqrt(n_aug))) for v in z}
         out.update(llr)
     out = {v: out[v] for v in LIRA_VARIANTS}
     for v in LIRA_VARIANTS:
         out[v][~np.isfinite(out[v])] = np.nan
     return out
+
+
+def standardized(phi_t: np.ndarray, mu_out: np.ndarray, sd_out) -> np.ndarray:
+    """z = (φ_t − μ_out) / σ_out: N(0, 1) when the target did not train on the point."""
+    return (phi_t - mu_out) / _floor(sd_out)
