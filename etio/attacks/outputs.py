@@ -86,14 +86,6 @@ class ModelOutputs:
                 self._test[m] = o
         return torch.stack([self._test[m] for m in model_ids])
 
-    def on_augmented(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
-                     rows_per_pass: int = 2048) -> torch.Tensor:
-        """Logits ``[len(augmentations), len(model_ids), X, C]`` of the models on the pool rows ``pool_rows``
-        then every test point, each under every augmentation (:meth:`augmented_blocks`, put together)."""
-        parts = [logits for _, logits in self.augmented_blocks(model_ids, pool_rows, augmentations, info,
-                                                               rows_per_pass)]
-        return torch.cat(parts, dim=2)
-
     def augmented_blocks(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
                          rows_per_pass: int = 2048) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first, logits [len(augmentations), len(model_ids), n, C])`` for consecutive blocks of the points

@@ -48,6 +48,12 @@ run = ["lowfpr"]
 """
 
 
+
+def _on_augmented(outputs, model_ids, pool_rows, augmentations, info, **kwargs):
+    """Every block of ``ModelOutputs.augmented_blocks`` put together: ``[A, M, X, C]``."""
+    return torch.cat([logits for _, logits in outputs.augmented_blocks(model_ids, pool_rows, augmentations, info,
+                                                                       **kwargs)], dim=2)
+
 def _augmented_study(seed=0, augmentations=3, models=8, points=40):
     """φ ``[A, M, X]``: for augmentation a, N(μ_ax, s_a²) for non-members and N(μ_ax + shift_a, s_a²) for
     members, each point a member of half the models."""
@@ -158,7 +164,7 @@ def test_augmented_queries_are_every_model_on_every_point_augmented_by_hand():
     augmentations = QUERY_AUGMENTATIONS["mirror_shift"]
     rows = np.array([1, 5, 6, 11])
     for per_pass in (2048, 7):                       # blocks of points that cut augmentations apart or not
-        got = outputs.on_augmented([3, 1], rows, augmentations, info, rows_per_pass=per_pass)
+        got = _on_augmented(outputs, [3, 1], rows, augmentations, info, rows_per_pass=per_pass)
         assert got.shape == (10, 2, 4 + 5, 4)
         points = torch.cat([splits.pool_x[torch.as_tensor(rows)], splits.test_x])
         for a, aug in enumerate(augmentations):
@@ -229,7 +235,7 @@ def test_a_cifar_store_is_attacked_with_the_mirror_by_default(cifar_store, tmp_p
     points = point_set(outputs, ids)
     logits, labels = gather_logits(outputs, points)
     identity = logit_confidence(logits, labels).numpy()
-    whole = logit_confidence(outputs.on_augmented(ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
+    whole = logit_confidence(_on_augmented(outputs, ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
                              labels).numpy()
     outputs.augmented_blocks = partial(outputs.augmented_blocks, rows_per_pass=300)
     phi = augmented_confidences(outputs, points, labels, identity, QUERY_AUGMENTATIONS["mirror_shift"], info)
