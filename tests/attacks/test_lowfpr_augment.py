@@ -48,11 +48,11 @@ run = ["lowfpr"]
 """
 
 
-
 def _on_augmented(outputs, model_ids, pool_rows, augmentations, info, **kwargs):
     """Every block of ``ModelOutputs.augmented_blocks`` put together: ``[A, M, X, C]``."""
     return torch.cat([logits for _, logits in outputs.augmented_blocks(model_ids, pool_rows, augmentations, info,
                                                                        **kwargs)], dim=2)
+
 
 def _augmented_study(seed=0, augmentations=3, models=8, points=40):
     """φ ``[A, M, X]``: for augmentation a, N(μ_ax, s_a²) for non-members and N(μ_ax + shift_a, s_a²) for
