@@ -320,7 +320,6 @@ def _model_infer(jobs, features, settings: RobustSettings, seed: int, key: str, 
                                     ev, margin[i, :n], None))
 
 
-
 class RobustStrategies(Attack):
     """The robust study's inference strategies (Song et al., Table 7), run together on the same targets."""
 
