@@ -105,21 +105,35 @@
 # ---------------------------------------------------------------------------------------
 # BIC-g local scores.
 
-# Score of a node from its residual sum of squares (spec 1.1).
+# Score of a node from its residual sum of squares (spec 1.1): sigma = sqrt(max(rss, 0) / dof),
+# loglik = -n log(sigma) - n/2 log(2 pi) - dof/2 (-Inf when sigma < TOL or dof <= 0), minus
+# k (p + 2). rss may be a vector; an NA or NaN rss gives NA. The one-value case, by far the
+# most frequent, takes a scalar path with the same operations.
 .compat_bicg_from_rss <- function(rss, n, p, k) {
   dof <- n - p - 1
-  sigma <- if (dof <= 0) 0 else sqrt(pmax(rss, 0) / dof)
-  loglik <- ifelse(sigma < .compat_TOL, -Inf,
-                   -n * log(sigma) - n / 2 * log(2 * pi) - dof / 2)
+  if (dof <= 0) return(-Inf)
+  if (length(rss) == 1L) {
+    # NA_real_ minus a number is the NA that arithmetic on NA gives, as in the vector case.
+    if (is.na(rss)) return(NA_real_ - k * (p + 2))
+    sigma <- sqrt((if (rss < 0) 0 else rss) / dof)
+    if (sigma < .compat_TOL) return(-Inf)
+    return(-n * log(sigma) - n / 2 * log(2 * pi) - dof / 2 - k * (p + 2))
+  }
+  rss[rss < 0] <- 0
+  sigma <- sqrt(rss / dof)
+  loglik <- -n * log(sigma) - n / 2 * log(2 * pi) - dof / 2
+  loglik[sigma < .compat_TOL] <- -Inf
+  loglik[is.na(sigma)] <- NA
   loglik - k * (p + 2)
 }
 
-# RSS of the OLS fit of column j on an intercept and columns P, by QR on the data.
+# RSS of the OLS fit of column j on an intercept and columns P, by QR on the data (LINPACK's
+# dqrdc2 with tolerance TOL, residuals from the rank-k factor, as qr() and qr.resid() compute
+# them; .lm.fit makes the same calls without their argument checks).
 .compat_rss_qr <- function(X, j, P) {
   y <- X[, j]
   if (!length(P)) return(sum((y - mean(y))^2))
-  res <- qr.resid(qr(cbind(1, X[, P, drop = FALSE]), tol = .compat_TOL), y)
-  sum(res^2)
+  sum(.lm.fit(cbind(1, X[, P, drop = FALSE]), y, tol = .compat_TOL)$residuals^2)
 }
 
 # Per-node BIC-g score of every node of a graph given as an adjacency matrix.
