@@ -95,23 +95,11 @@ def gather_logits(outputs: ModelOutputs, points: PointSet,
                   model_ids: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[M, X, C]`` of every model (or of ``model_ids``) on every point, and the labels ``[X]``.
 
-    The pool is queried as the subsets of the point set's models that cover it (one batched query,
-    cached for the other attacks: ML-Leaks' targets are queried as this attack queries them).
+    Every model is queried on the same points (:meth:`ModelOutputs.on_pool`, kept for the other attacks:
+    ML-Leaks' ROC queries its targets as this attack queries them).
     """
     ids = points.model_ids if model_ids is None else list(model_ids)
-    covering, seen = [], set()
-    for m in points.model_ids:
-        rows = set(outputs.rows(m).tolist())
-        if not rows <= seen:
-            covering.append(m)
-            seen |= rows
-    stacked = outputs.on_subsets([(m, k) for m in ids for k in covering])          # [M*K, s, C]
-    c = stacked.shape[-1]
-    pool_logits = stacked.reshape(len(ids), -1, c)                                  # [M, K*s, C]
-    order_rows = torch.cat([outputs.rows(k) for k in covering]).numpy()
-    _, first = np.unique(order_rows, return_index=True)                             # sorted pool rows
-    pool_logits = pool_logits[:, torch.as_tensor(first)]
-    logits = torch.cat([pool_logits, outputs.on_test(ids)], dim=1)
+    logits = torch.cat([outputs.on_pool(ids, points.pool_rows), outputs.on_test(ids)], dim=1)
     labels = torch.cat([outputs.pool_y[torch.as_tensor(points.pool_rows)].to(outputs.device), outputs.test_y])
     return logits, labels
 

@@ -47,6 +47,8 @@ class ModelOutputs:
         self.test_y = torch.as_tensor(splits.test_y).long().to(self.device)
         self._subset: dict[tuple[int, int], torch.Tensor] = {}     # (model, subset of) -> [s, C]
         self._test: dict[int, torch.Tensor] = {}
+        self._pool_rows: torch.Tensor | None = None                  # the rows of _pool's outputs
+        self._pool: dict[int, torch.Tensor] = {}                     # model -> [len(_pool_rows), C]
 
     @property
     def subset_size(self) -> int:
@@ -85,6 +87,24 @@ class ModelOutputs:
             for m, o in zip(missing, out):
                 self._test[m] = o
         return torch.stack([self._test[m] for m in model_ids])
+
+    def on_pool(self, model_ids: Sequence[int], rows, block: int = 8192) -> torch.Tensor:
+        """Logits ``[len(model_ids), len(rows), C]`` of every model on the same pool rows ``rows``.
+
+        The models share their inputs, so the missing ones are queried together on ``block`` rows at a
+        time (each row gathered once, not once per model as :meth:`on_subsets` gathers a subset for each
+        of its models); the outputs are kept for later calls with the same rows.
+        """
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        if self._pool_rows is None or not torch.equal(self._pool_rows, rows):
+            self._pool_rows, self._pool = rows, {}
+        missing = [m for m in dict.fromkeys(model_ids) if m not in self._pool]
+        if missing:
+            out = torch.cat([self._query(missing, self.splits.pool_x[rows[start:start + block]])
+                             for start in range(0, len(rows), block)], dim=1)
+            for m, o in zip(missing, out):
+                self._pool[m] = o
+        return torch.stack([self._pool[m] for m in model_ids])
 
     def augmented_blocks(self, model_ids: Sequence[int], pool_rows, augmentations: Sequence, info,
                          rows_per_pass: int = 2048) -> Iterator[tuple[int, torch.Tensor]]:

@@ -234,6 +234,11 @@ def test_a_cifar_store_is_attacked_with_the_mirror_by_default(cifar_store, tmp_p
 
     points = point_set(outputs, ids)
     logits, labels = gather_logits(outputs, points)
+    # every model queried on the shared pool rows at once: the same bits as each model on its own copy of them
+    pool_x = outputs.splits.pool_x[torch.as_tensor(points.pool_rows)]
+    with torch.no_grad():
+        each = outputs.forward_each(ids, pool_x.unsqueeze(0).expand(len(ids), *pool_x.shape))
+    assert torch.equal(logits[:, :len(points.pool_rows)], each)
     identity = logit_confidence(logits, labels).numpy()
     whole = logit_confidence(_on_augmented(outputs, ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
                              labels).numpy()
