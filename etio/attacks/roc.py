@@ -110,17 +110,26 @@ def pair_counts(scores: np.ndarray, members: np.ndarray, groups: np.ndarray, n_g
     order = np.argsort(positive)
     positive, group_pos = positive[order], group_pos[order]                    # sorted: faster searches
     negative, group_neg = scores[~members], groups[~members]
-    order = np.argsort(negative)
-    order = order[np.argsort(group_neg[order], kind="stable")]                 # by group, then score
-    negative = negative[order]
-    bounds = np.searchsorted(group_neg[order], np.arange(n_groups + 1))
+    if np.any(group_neg[1:] < group_neg[:-1]):                                 # else already by group
+        order = np.argsort(group_neg, kind="stable")
+        negative, group_neg = negative[order], group_neg[order]
+    bounds = np.searchsorted(group_neg, np.arange(n_groups + 1))
     counts = np.zeros((n_groups, n_groups))
     for j in range(n_groups):
-        below = negative[bounds[j]:bounds[j + 1]]
+        below = np.sort(negative[bounds[j]:bounds[j + 1]])                     # one group's: a small sort
         less = np.searchsorted(below, positive, side="left")
         ties = np.searchsorted(below, positive, side="right") - less
         counts[:, j] = np.bincount(group_pos, weights=less + 0.5 * ties, minlength=n_groups)
     return counts
+
+
+def group_index(groups: np.ndarray) -> np.ndarray:
+    """Each element's group as 0, 1, ... in the order of the sorted group labels (``np.unique``'s inverse),
+    without a sort when the labels are already sorted (a configuration's scores come target by target)."""
+    groups = np.asarray(groups)
+    if len(groups) and not np.any(groups[1:] < groups[:-1]):
+        return np.r_[0, np.cumsum(groups[1:] != groups[:-1])]
+    return np.unique(groups, return_inverse=True)[1].reshape(-1)
 
 
 def bootstrap_auc_interval(scores: np.ndarray, members: np.ndarray, groups: np.ndarray,
@@ -129,7 +138,7 @@ def bootstrap_auc_interval(scores: np.ndarray, members: np.ndarray, groups: np.n
     drawn with replacement by ``numpy.random.default_rng(settings.bootstrap_seed)``: a resample that draws a
     target w times counts each of its scores w times. Deterministic; no loop over resamples or points
     (the AUC of a resample is ``wᵀCw / (wᵀP · wᵀN)`` from :func:`pair_counts`)."""
-    _, index = np.unique(np.asarray(groups), return_inverse=True)
+    index = group_index(groups)
     n_groups = int(index.max()) + 1
     counts = pair_counts(scores, members, index, n_groups)
     positives = np.bincount(index[members], minlength=n_groups).astype(float)

@@ -526,6 +526,25 @@ def test_auc_interval_is_a_bootstrap_over_targets():
     assert "AUC" not in roc_metrics(scores, members, settings)["intervals"]              # no targets given
 
 
+def test_pair_counts_and_interval_do_not_depend_on_the_order_of_the_scores():
+    from etio.attacks.roc import bootstrap_auc_interval, group_index, pair_counts
+
+    rng = np.random.default_rng(8)
+    groups = np.repeat([3, 8, 20, 21], 50)                                 # sorted: the fast path
+    members = rng.random(len(groups)) < 0.4
+    scores = np.round(rng.normal(size=len(groups)) + members, 1)
+    shuffle = rng.permutation(len(groups))                                  # unsorted: the general path
+    assert np.array_equal(group_index(groups), np.unique(groups, return_inverse=True)[1])
+    assert np.array_equal(group_index(groups[shuffle]), np.unique(groups[shuffle], return_inverse=True)[1])
+    counts = pair_counts(scores, members, group_index(groups), 4)
+    assert np.array_equal(counts, pair_counts(scores[shuffle], members[shuffle], group_index(groups[shuffle]), 4))
+    assert counts[1, 2] == sum((a > b) + 0.5 * (a == b) for a in scores[members & (groups == 8)]
+                               for b in scores[~members & (groups == 20)])
+    settings = RocSettings(bootstrap=30)
+    assert bootstrap_auc_interval(scores, members, groups, settings) == \
+        bootstrap_auc_interval(scores[shuffle], members[shuffle], groups[shuffle], settings)
+
+
 def test_low_fpr_outcomes_are_graph_nodes_of_their_own(tmp_path):
     from etio.causal.learning import learn_all
     from etio.causal.lowfpr import learnable_outcomes, outcome_graphs
