@@ -213,30 +213,38 @@ class _StackedAdam:
         self.params, self.lr = params, lr
         self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
         # The moments of every parameter in one [B, P] buffer: each step is a few operations on it, not a
-        # few per parameter (the same element-wise arithmetic, so the same numbers).
+        # few per parameter (the same element-wise arithmetic, so the same numbers). Every operation writes
+        # into a buffer allocated here: a step allocates nothing of the buffer's size.
         self.sizes = [p[0].numel() for p in params]
         self.m = torch.zeros(n_models, sum(self.sizes), device=device)
         self.v = torch.zeros_like(self.m)
         self.t = torch.zeros(n_models, device=device)
+        self._grad, self._scratch, self._new_m, self._new_v = (torch.empty_like(self.m) for _ in range(4))
 
     @torch.no_grad()
     def step(self, grads, active: torch.Tensor) -> None:
         n_models = self.m.shape[0]
-        g = torch.cat([x.reshape(n_models, -1) for x in grads], dim=1)
+        g, scratch, m, v = self._grad, self._scratch, self._new_m, self._new_v
+        torch.cat([x.reshape(n_models, -1) for x in grads], dim=1, out=g)
         self.t += active.to(self.t.dtype)
         t = self.t.clamp(min=1).view(-1, 1)
         correction1 = 1 - self.beta1 ** t
         correction2 = 1 - self.beta2 ** t
-        m = self.beta1 * self.m + (1 - self.beta1) * g
-        v = self.beta2 * self.v + (1 - self.beta2) * g * g
+        # m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g   (operand order kept)
+        torch.mul(self.m, self.beta1, out=m).add_(torch.mul(g, 1 - self.beta1, out=scratch))
+        torch.mul(self.v, self.beta2, out=v).add_(torch.mul(g, 1 - self.beta2, out=scratch).mul_(g))
         if bool(active.all()):
-            self.m, self.v = m, v
-            update = self.lr * (m / correction1) / ((v / correction2).sqrt() + self.eps)
+            # the new moments become the state; the old buffers hold the next step's
+            self.m, self._new_m, self.v, self._new_v = m, self.m, v, self.v
         else:
             on = active.view(-1, 1)
-            self.m, self.v = torch.where(on, m, self.m), torch.where(on, v, self.v)
-            update = self.lr * (self.m / correction1) / ((self.v / correction2).sqrt() + self.eps)
-            update = torch.where(on, update, torch.zeros((), device=update.device))
+            torch.where(on, m, self.m, out=self.m)
+            torch.where(on, v, self.v, out=self.v)
+        # update = lr * (m / correction1) / (sqrt(v / correction2) + eps)
+        update = torch.div(self.m, correction1, out=g).mul_(self.lr)
+        update.div_(torch.div(self.v, correction2, out=scratch).sqrt_().add_(self.eps))
+        if not bool(active.all()):
+            update.masked_fill_(~on, 0.0)
         for p, u in zip(self.params, update.split(self.sizes, dim=1)):
             p.sub_(u.view_as(p))
 
