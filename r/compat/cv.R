@@ -42,19 +42,16 @@
                 vapply(splits, function(s) length(s$test), 0))
 }
 
-# One run: draw all k test sets, then process the splits in order.
-.compat_cv_run <- function(data, model, k, m, loss, target, algorithm.args, fit,
-                           fit.args, debug) {
+# One run: draw all k test sets, then process the splits in order. learner: NULL for a given
+# network; for bn = "hc", a function of the test rows returning the network hc() learns on the
+# other rows.
+.compat_cv_run <- function(data, model, k, m, loss, target, learner, fit, fit.args, debug) {
   n <- nrow(data)
   tests <- lapply(seq_len(k), function(i) sample(n, m))
   splits <- lapply(seq_len(k), function(i) {
     test <- tests[[i]]
     training <- data[-test, , drop = FALSE]
-    net <- if (is.character(model)) {
-      do.call(get(model, mode = "function", envir = environment()), c(list(x = training), algorithm.args))
-    } else {
-      model
-    }
+    net <- if (is.character(model)) learner(test) else model
     fitted <- do.call(bn.fit, c(list(net, training, method = fit), fit.args))
     res <- c(list(test = test, fitted = fitted, learning = net$learning),
              .compat_split_loss(fitted, data[test, , drop = FALSE], loss, target))
@@ -137,9 +134,26 @@ bn.cv <- function(data, bn, loss = NULL, ..., algorithm.args = list(), loss.args
     stop("bn must be \"hc\" or an object of class 'bn'.")
   }
 
+  learner <- NULL
+  if (is.character(model)) {
+    # hc() on the training rows of every split. What does not depend on the rows (the checks of
+    # the data's columns and of algorithm.args, the sanitized whitelist and blacklist) is done
+    # once, where the first split's hc() call would do it (after the test sets are drawn).
+    setup <- NULL
+    X <- NULL
+    learner <- function(test) {
+      if (is.null(setup)) {
+        .compat_check_gaussian_data(data)
+        Xd <- as.matrix(data)
+        storage.mode(Xd) <- "double"
+        X <<- Xd
+        setup <<- .compat_hc_setup_runs(nodes, n - m, algorithm.args)
+      }
+      .compat_hc_network(setup, .compat_hc_run(setup, X[-test, , drop = FALSE]))
+    }
+  }
   one_run <- function() {
-    splits <- .compat_cv_run(data, model, k, m, loss, target, algorithm.args, fit,
-                             fit.args, debug)
+    splits <- .compat_cv_run(data, model, k, m, loss, target, learner, fit, fit.args, debug)
     # `bn` is what was cross-validated: the algorithm's name, or the DAG that was fitted.
     structure(splits, mean = .compat_expected_loss(splits, loss), loss = loss,
               args = loss.args, bn = model, method = method, class = "bn.kcv")

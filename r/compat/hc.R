@@ -208,6 +208,29 @@
 # ---------------------------------------------------------------------------------------
 # The search (spec 1.4), on integer node indices.
 
+# Scan of candidate moves in scan order: a move is taken when its value exceeds the best so
+# far by more than TOL and legal(q) holds (legal NULL: always), and the scan goes on from it.
+# vals holds the candidates' values in scan order; returns list(q = the last move taken, 0 if
+# none, val = its value, or best_val). Equivalent to visiting every candidate in order: after
+# each taken move only the later candidates above the new bound are looked at.
+.compat_scan_moves <- function(vals, best_val, legal = NULL) {
+  TOL <- .compat_TOL
+  best <- 0L
+  if (anyNA(vals)) stop("missing value where TRUE/FALSE needed")
+  above <- which(vals - best_val > TOL)
+  while (length(above)) {
+    taken <- 0L
+    for (q in above) {
+      if (is.null(legal) || legal(q)) { taken <- q; break }
+    }
+    if (!taken) break
+    best <- taken; best_val <- vals[taken]
+    later <- which(vals[-seq_len(taken)] - best_val > TOL)
+    above <- later + taken
+  }
+  list(q = best, val = best_val)
+}
+
 .compat_hc_search <- function(ctx, amat, arc_from, arc_to, wlmat, blmat, maxp, max.iter,
                               restart, perturb, optimized, debug, nodes) {
   N <- ncol(amat)
@@ -220,11 +243,15 @@
   restarts_left <- restart
   best <- NULL
   offdiag <- row(amat) != col(amat)
+  # Arcs the blacklist leaves open (the diagonal never is).
+  open <- offdiag & !blmat
+  # Arcs that may be deleted (not whitelisted), transposed like the scans below.
+  removable_t <- t(!wlmat)
 
   refresh <- function(cols) {
     for (j in cols) {
       P <- which(amat[, j] == 1L)
-      cand <- which(offdiag[, j] & (amat[, j] == 1L | !blmat[, j]))
+      cand <- which(amat[, j] == 1L | open[, j])
       if (!length(cand)) next
       new <- .compat_toggle_scores(ctx, j, P, cand)[cand]
       n_tests <<- n_tests + length(cand)
@@ -239,41 +266,42 @@
     refresh(if (optimized) updated else seq_len(N))
     npar <- colSums(amat)
     best_op <- 0L; best_from <- 0L; best_to <- 0L; best_val <- 0
+    ta <- t(amat)
 
-    # (a) additions, row-major scan order.
-    cand <- amat == 0L & t(amat) == 0L & !blmat & offdiag
+    # (a) additions, row-major scan order (positions in t(): column-major on t() = row-major).
+    cand <- amat == 0L & ta == 0L & open
     cand[, npar >= maxp] <- FALSE
-    tc <- t(cand)
     tv <- t(delta)
-    hits <- which(tc & tv > TOL)
-    for (h in hits) {
-      v <- tv[h]
-      if (v - best_val > TOL) {
-        i <- (h - 1L) %/% N + 1L; j <- (h - 1L) %% N + 1L
-        if (!.compat_has_path(amat, j, i)) {
-          best_op <- 1L; best_from <- i; best_to <- j; best_val <- v
-        }
-      }
+    hits <- which(t(cand) & tv > TOL)
+    add <- .compat_scan_moves(tv[hits], best_val, function(q) {
+      h <- hits[q]
+      !.compat_has_path(amat, (h - 1L) %% N + 1L, (h - 1L) %/% N + 1L)
+    })
+    if (add$q) {
+      h <- hits[add$q]
+      best_op <- 1L; best_from <- (h - 1L) %/% N + 1L; best_to <- (h - 1L) %% N + 1L
+      best_val <- add$val
     }
     # (b) deletions of non-whitelisted arcs.
-    present <- which(t(amat == 1L & !wlmat))
-    for (h in present) {
-      v <- tv[h]
-      if (v - best_val > TOL) {
-        best_op <- 2L; best_from <- (h - 1L) %/% N + 1L; best_to <- (h - 1L) %% N + 1L
-        best_val <- v
-      }
+    present <- which(ta == 1L & removable_t)
+    del <- .compat_scan_moves(tv[present], best_val)
+    if (del$q) {
+      h <- present[del$q]
+      best_op <- 2L; best_from <- (h - 1L) %/% N + 1L; best_to <- (h - 1L) %% N + 1L
+      best_val <- del$val
     }
     # (c) reversals.
-    present <- which(t(amat == 1L))
-    for (h in present) {
-      i <- (h - 1L) %/% N + 1L; j <- (h - 1L) %% N + 1L
-      if (blmat[j, i] || npar[i] >= maxp) next
-      v <- delta[i, j] + delta[j, i]
-      if (abs(v) < TOL) v <- 0
-      if (v - best_val > TOL && !.compat_has_path(amat, i, j, exclude_direct = TRUE)) {
-        best_op <- 3L; best_from <- i; best_to <- j; best_val <- v
-      }
+    present <- which(ta == 1L)
+    rfrom <- (present - 1L) %/% N + 1L; rto <- (present - 1L) %% N + 1L
+    ok <- !blmat[cbind(rto, rfrom)] & npar[rfrom] < maxp
+    rfrom <- rfrom[ok]; rto <- rto[ok]
+    v <- delta[cbind(rfrom, rto)] + delta[cbind(rto, rfrom)]
+    v[abs(v) < TOL] <- 0
+    rev <- .compat_scan_moves(v, best_val, function(q)
+      !.compat_has_path(amat, rfrom[q], rto[q], exclude_direct = TRUE))
+    if (rev$q) {
+      best_op <- 3L; best_from <- rfrom[rev$q]; best_to <- rto[rev$q]
+      best_val <- rev$val
     }
 
     if (best_op == 0L) {
@@ -392,18 +420,26 @@
   k
 }
 
-hc <- function(x, start = NULL, whitelist = NULL, blacklist = NULL, score = NULL, ...,
-               debug = FALSE, restart = 0, perturb = 1, max.iter = Inf, maxp = Inf,
-               optimized = TRUE) {
-  .compat_check_gaussian_data(x)
+# hc()'s arguments other than the data, matched and evaluated as hc() matches them.
+.compat_hc_args <- function(start = NULL, whitelist = NULL, blacklist = NULL, score = NULL, ...,
+                            debug = FALSE, restart = 0, perturb = 1, max.iter = Inf, maxp = Inf,
+                            optimized = TRUE) {
+  list(start = start, whitelist = whitelist, blacklist = blacklist, score = score, extra = list(...),
+       debug = debug, restart = restart, perturb = perturb, max.iter = max.iter, maxp = maxp,
+       optimized = optimized)
+}
+
+# The settings of an hc() call on data with columns `nodes` and n rows, checked: everything
+# that does not depend on the data's values. a: .compat_hc_args()'s list.
+.compat_hc_setup <- function(nodes, n, a) {
+  score <- a[["score"]]; extra <- a[["extra"]]; start <- a[["start"]]
+  restart <- a[["restart"]]; perturb <- a[["perturb"]]; max.iter <- a[["max.iter"]]
+  maxp <- a[["maxp"]]
   if (!is.null(score) && !identical(score, "bic-g"))
     stop("only the 'bic-g' score is available for continuous data, not '", score, "'.")
-  extra <- list(...)
   unknown_args <- setdiff(names(extra), "k")
   if (length(unknown_args)) stop("unknown argument(s) for bic-g: ", paste(unknown_args, collapse = ", "), ".")
-  nodes <- names(x)
   N <- length(nodes)
-  n <- nrow(x)
   k <- .compat_bicg_k(extra, n)
   if (!is.numeric(restart) || length(restart) != 1 || restart < 0) stop("restart must be a non-negative integer.")
   if (!is.numeric(max.iter) || length(max.iter) != 1 || max.iter < 0) stop("max.iter must be a non-negative number.")
@@ -414,7 +450,7 @@ hc <- function(x, start = NULL, whitelist = NULL, blacklist = NULL, score = NULL
     maxp <- Inf
   }
 
-  lists <- .compat_sanitize_wlbl(whitelist, blacklist, nodes)
+  lists <- .compat_sanitize_wlbl(a[["whitelist"]], a[["blacklist"]], nodes)
   wl <- lists$whitelist; bl <- lists$blacklist
   wlmat <- matrix(FALSE, N, N); blmat <- matrix(FALSE, N, N)
   if (!is.null(wl)) wlmat[cbind(match(wl[, 1], nodes), match(wl[, 2], nodes))] <- TRUE
@@ -443,15 +479,71 @@ hc <- function(x, start = NULL, whitelist = NULL, blacklist = NULL, score = NULL
   if (!.compat_is_acyclic(amat)) stop("the start network contains cycles.")
   if (any(colSums(amat) > maxp)) stop("nodes in the start network have more than maxp = ", maxp, " parents.")
 
+  list(nodes = nodes, k = k, whitelist = wl, blacklist = bl, wlmat = wlmat, blmat = blmat,
+       amat = amat, arc_from = arc_from, arc_to = arc_to, maxp = maxp, max.iter = max.iter,
+       restart = restart, perturb = perturb, optimized = a[["optimized"]], debug = a[["debug"]],
+       warnings = list())
+}
+
+# The settings for many hc() runs on data with these columns and n rows each (boot.strength,
+# bn.cv), checked once. The warnings they raise are kept in $warnings, for every run to raise
+# again as its own hc() call would (.compat_hc_run does).
+.compat_hc_setup_runs <- function(nodes, n, algorithm.args) {
+  a <- do.call(.compat_hc_args, algorithm.args)
+  caught <- list()
+  setup <- withCallingHandlers(.compat_hc_setup(nodes, n, a),
+    warning = function(w) {
+      caught[[length(caught) + 1L]] <<- w
+      invokeRestart("muffleWarning")
+    },
+    error = function(e) for (w in caught) warning(w))
+  setup$warnings <- caught
+  setup
+}
+
+# One search on the data matrix X (columns in node order, checked): list(from, to, ntests).
+.compat_hc_run <- function(setup, X) {
+  for (w in setup$warnings) warning(w)
+  ctx <- .compat_score_context(X, setup$k)
+  .compat_hc_search(ctx, setup$amat, setup$arc_from, setup$arc_to, setup$wlmat, setup$blmat,
+                    setup$maxp, setup$max.iter, setup$restart, setup$perturb, setup$optimized,
+                    setup$debug, setup$nodes)
+}
+
+# The learned network as hc() returns it.
+.compat_hc_network <- function(setup, res) {
+  learning <- list(whitelist = setup$whitelist, blacklist = setup$blacklist, test = "bic-g",
+                   ntests = res$ntests, algo = "hc", args = list(k = setup$k),
+                   optimized = setup$optimized, illegal = NULL)
+  nodes <- setup$nodes
+  .compat_bn_from_arcs(nodes, cbind(nodes[res$from], nodes[res$to]), learning = learning)
+}
+
+# Its adjacency matrix (.compat_amat of that network) and the whitelist/blacklist membership
+# matrices of its learning information (.compat_learning_wlbl), without building the network.
+.compat_hc_amat <- function(setup, res) {
+  nodes <- setup$nodes
+  amat <- matrix(0L, length(nodes), length(nodes), dimnames = list(nodes, nodes))
+  amat[cbind(res$from, res$to)] <- 1L
+  amat
+}
+
+.compat_hc_wlbl <- function(setup) {
+  if (is.null(setup$whitelist) && is.null(setup$blacklist)) return(NULL)
+  list(wl = setup$wlmat, bl = setup$blmat)
+}
+
+hc <- function(x, start = NULL, whitelist = NULL, blacklist = NULL, score = NULL, ...,
+               debug = FALSE, restart = 0, perturb = 1, max.iter = Inf, maxp = Inf,
+               optimized = TRUE) {
+  .compat_check_gaussian_data(x)
+  setup <- .compat_hc_setup(names(x), nrow(x), list(
+    start = start, whitelist = whitelist, blacklist = blacklist, score = score, extra = list(...),
+    debug = debug, restart = restart, perturb = perturb, max.iter = max.iter, maxp = maxp,
+    optimized = optimized))
   X <- as.matrix(x)
   storage.mode(X) <- "double"
-  ctx <- .compat_score_context(X, k)
-  res <- .compat_hc_search(ctx, amat, arc_from, arc_to, wlmat, blmat, maxp, max.iter,
-                           restart, perturb, optimized, debug, nodes)
-  learning <- list(whitelist = wl, blacklist = bl, test = "bic-g", ntests = res$ntests,
-                   algo = "hc", args = list(k = k), optimized = optimized, illegal = NULL)
-  arcs <- cbind(nodes[res$from], nodes[res$to])
-  .compat_bn_from_arcs(nodes, arcs, learning = learning)
+  .compat_hc_network(setup, .compat_hc_run(setup, X))
 }
 
 score <- function(x, data, type = NULL, ..., by.node = FALSE, debug = FALSE) {

@@ -324,19 +324,23 @@ boot.strength <- function(data, cluster = NULL, R = 200, m = nrow(data), algorit
   # exactly the random numbers below (one sample() per replicate), as the golden outputs confirm.
   if (!identical(shuffle, FALSE))
     stop("shuffle = TRUE is not supported by the compatible implementation (bnlearn 4.7 does not shuffle).")
-  # Look the algorithm up from here, not from the caller: bnlearn finds hc in its namespace,
-  # and this file may be sourced into a private environment.
-  learn <- get(algorithm, mode = "function", envir = environment())
+  # Each replicate is an hc() call on the resampled rows; what does not depend on the rows (the
+  # checks of the data's columns and of algorithm.args, the sanitized whitelist and blacklist,
+  # the start graph) is done once, where the first replicate's hc() call would do it (after its
+  # resample is drawn), and each replicate learns on the rows of a matrix.
   nodes <- names(data)
   counts <- matrix(0, length(nodes), length(nodes))
   for (r in seq_len(R)) {
     resampling <- sample(nrow(data), m, replace = TRUE)
-    net <- do.call(learn, c(list(x = data[resampling, , drop = FALSE]), algorithm.args))
-    a <- .compat_amat(net)
-    if (cpdag) {
-      constraints <- .compat_learning_wlbl(net$learning, nodes)
-      a <- .compat_cpdag_amat(a, constraints$wl, constraints$bl)
+    if (r == 1L) {
+      .compat_check_gaussian_data(data)
+      setup <- .compat_hc_setup_runs(nodes, m, algorithm.args)
+      constraints <- .compat_hc_wlbl(setup)
+      X <- as.matrix(data)
+      storage.mode(X) <- "double"
     }
+    a <- .compat_hc_amat(setup, .compat_hc_run(setup, X[resampling, , drop = FALSE]))
+    if (cpdag) a <- .compat_cpdag_amat(a, constraints$wl, constraints$bl)
     if (debug) cat("* bootstrap replicate", r, ":", sum(a), "arc cells.\n")
     counts <- .compat_count_arcs(counts, a, 1)
   }
