@@ -156,6 +156,8 @@ def _through(at_one: float | None, at_n: float, n: int, m: int) -> float:
 
 #: Epochs of ``steps`` steps timed after the warm-up epoch; a step's time is the fastest epoch's.
 TIMED_EPOCHS = 3
+#: The most pool rows a calibration draws its models' subsets from (the dataset's pool when smaller).
+CALIBRATION_POOL_ROWS = 60_000
 
 
 def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
@@ -187,10 +189,14 @@ def _time_batch(info: DatasetInfo, arch: str, width: int, models: int, training:
     cuda = str(device).startswith("cuda")
     b = training.batch_size
     gen = torch.Generator().manual_seed(0)
-    pool = b * steps
+    # Each model's subset is an epoch of `steps` steps, drawn from a pool of the dataset's size: a step
+    # gathers its models' batches from random rows of the whole pool, as training does (on a 60 000-image
+    # pool that gather is a large part of a step; from a pool of a few batches it is all in cache).
+    subset = b * steps
+    pool = max(subset, min(info.pool_size, CALIBRATION_POOL_ROWS))
     pool_x = torch.randn(pool, *info.input_shape, generator=gen).to(device)
     pool_y = torch.randint(0, info.num_classes, (pool,), generator=gen).to(device)
-    subsets = torch.stack([torch.randperm(pool, generator=gen) for _ in range(models)])
+    subsets = torch.stack([torch.randperm(pool, generator=gen)[:subset] for _ in range(models)])
     job = TrainJob(replace(info, pool_size=pool), arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
                    list(range(1, models + 1)), list(range(1, TIMED_EPOCHS + 2)), training, seed=0)
     marks = []

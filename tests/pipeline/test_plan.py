@@ -247,22 +247,51 @@ def test_the_low_fpr_attacks_are_calibrated_by_running_them_cut_down_and_scaled(
 
 
 def test_cpu_training_calibration_reaches_out_to_many_small_models():
-    """The many-model point of the CPU training calibration is as far out as about two million parameters
-    allow (at most 64 models, at least 4): the line through it and one model is extrapolated to thousands
-    of models, so a point at 4 small MLPs made the estimate swing with every millisecond of noise."""
-    from etio.pipeline.plan import CPU_CALIBRATION_PARAMS, _cpu_calibration_models
+    """The many-model point of the CPU training calibration is as far out as about eight million parameters
+    allow (at most 512 models, at least 4): the line through it and one model is extrapolated to thousands
+    of models, so a point at 4 small MLPs made the estimate swing with every millisecond of noise, and a
+    point at 64 missed what a step of the paper's 180 MNIST models costs beyond the line."""
+    from etio.pipeline.plan import CPU_CALIBRATION_MAX_MODELS, CPU_CALIBRATION_PARAMS, _cpu_calibration_models
     from etio.traces.datasets import dataset_info
     from etio.traces.models import count_params
 
     digits, cifar = dataset_info("digits"), dataset_info("cifar10")
-    assert _cpu_calibration_models(digits, "mlp_1hidden", 256) == 64
+    assert count_params("mlp_1hidden", 256, 10, digits.input_shape) == 18_944
+    assert _cpu_calibration_models(digits, "mlp_1hidden", 256) == 8_000_000 // 18_944 == 422
+    assert _cpu_calibration_models(dataset_info("fashion-mnist"), "mlp_1hidden", 16) == CPU_CALIBRATION_MAX_MODELS \
+        == 512                                                  # more than a paper-MNIST job's 180 models
     resnet = count_params("resnet34", 32, cifar.num_classes, cifar.input_shape)
     assert resnet > CPU_CALIBRATION_PARAMS // 4 and _cpu_calibration_models(cifar, "resnet34", 32) == 4
     alexnet = count_params("alexnetwol", 16, cifar.num_classes, cifar.input_shape)
-    assert _cpu_calibration_models(cifar, "alexnetwol", 16) == max(4, min(64, CPU_CALIBRATION_PARAMS // alexnet))
+    assert _cpu_calibration_models(cifar, "alexnetwol", 16) == max(4, min(512, CPU_CALIBRATION_PARAMS // alexnet))
 
 
 def test_durations_are_printed_in_a_readable_unit():
     from etio.pipeline.plan import duration
 
     assert [duration(s) for s in (None, 95, 600, 9_741_248)] == ["not estimated", "95 s", "10.0 min", "2705.9 h"]
+
+
+def test_training_calibration_draws_its_batches_from_a_pool_of_the_datasets_size(monkeypatch):
+    """A calibration step gathers its models' batches from random rows of a pool as large as the dataset's
+    (at most CALIBRATION_POOL_ROWS), as training does: from a pool of a few batches the gather stayed in cache."""
+    from dataclasses import replace
+
+    from etio.traces import resources, training
+    from etio.traces.datasets import dataset_info
+    from etio.traces.config import Training
+
+    seen = []
+
+    def train_job(job, pool_x, pool_y, device):
+        seen.append((job, pool_x.shape))
+        return iter(())                  # no epoch: the timing itself is not under test here
+
+    monkeypatch.setattr(training, "train_job", train_job)
+    info = replace(dataset_info("fashion-mnist"), pool_size=70_000)
+    with pytest.raises(ValueError):      # min() of no timed epochs
+        resources._time_batch(info, "mlp_1hidden", 16, 3, Training(batch_size=10), "cpu", steps=2)
+    job, shape = seen[0]
+    assert shape[0] == job.info.pool_size == resources.CALIBRATION_POOL_ROWS == 60_000
+    assert job.subsets.shape == (3, 20)                     # an epoch of 2 steps of 10 per model
+    assert int(job.subsets.max()) > 1_000 and len(set(job.subsets.flatten().tolist())) > 20
