@@ -154,7 +154,9 @@
 
 # New local scores of node j when each candidate i is toggled in its parent set P
 # (added if i is not a parent, removed if it is). Returns a length-N vector (NA at j).
-.compat_toggle_scores <- function(ctx, j, P, cand) {
+# guarded = FALSE lets a failing Cholesky factorisation raise its error instead of refitting
+# (see .compat_hc_run).
+.compat_toggle_scores <- function(ctx, j, P, cand, guarded = TRUE) {
   S <- ctx$S; n <- ctx$n; k <- ctx$k
   N <- ncol(S)
   p <- length(P)
@@ -164,8 +166,10 @@
   refit <- integer(0)
   U <- NULL
   if (p > 0) {
-    U <- tryCatch(chol(S[P, P, drop = FALSE]), error = function(e) NULL)
-    if (!is.null(U) && min(diag(U))^2 < .compat_REFIT_RATIO * max(ctx$dS[P])) U <- NULL
+    U <- if (guarded) tryCatch(chol(S[P, P, drop = FALSE]), error = function(e) NULL)
+         else chol(S[P, P, drop = FALSE])
+    if (!is.null(U) && min(U[seq.int(1L, p * p, by = p + 1L)])^2 < .compat_REFIT_RATIO * max(ctx$dS[P]))
+      U <- NULL
   }
   if (p > 0 && is.null(U)) {
     refit <- cand
@@ -232,7 +236,7 @@
 }
 
 .compat_hc_search <- function(ctx, amat, arc_from, arc_to, wlmat, blmat, maxp, max.iter,
-                              restart, perturb, optimized, debug, nodes) {
+                              restart, perturb, optimized, debug, nodes, guarded = TRUE) {
   N <- ncol(amat)
   TOL <- .compat_TOL
   n_tests <- 0
@@ -253,7 +257,7 @@
       P <- which(amat[, j] == 1L)
       cand <- which(amat[, j] == 1L | open[, j])
       if (!length(cand)) next
-      new <- .compat_toggle_scores(ctx, j, P, cand)[cand]
+      new <- .compat_toggle_scores(ctx, j, P, cand, guarded)[cand]
       n_tests <<- n_tests + length(cand)
       d <- if (is.finite(node_score[j])) new - node_score[j]
            else ifelse(is.finite(new), new, -Inf)
@@ -505,9 +509,19 @@
 .compat_hc_run <- function(setup, X) {
   for (w in setup$warnings) warning(w)
   ctx <- .compat_score_context(X, setup$k)
-  .compat_hc_search(ctx, setup$amat, setup$arc_from, setup$arc_to, setup$wlmat, setup$blmat,
-                    setup$maxp, setup$max.iter, setup$restart, setup$perturb, setup$optimized,
-                    setup$debug, setup$nodes)
+  search <- function(guarded)
+    .compat_hc_search(ctx, setup$amat, setup$arc_from, setup$arc_to, setup$wlmat, setup$blmat,
+                      setup$maxp, setup$max.iter, setup$restart, setup$perturb, setup$optimized,
+                      setup$debug, setup$nodes, guarded)
+  # Without random restarts and debugging output the search draws no random numbers and prints
+  # nothing: its result depends on its inputs alone. It then runs first without a guard around
+  # each Cholesky factorisation (setting up one costs more than the factorisation; none fails
+  # unless parents are collinear), and only if anything fails runs again, guarded.
+  if (setup$restart == 0 && identical(setup$debug, FALSE)) {
+    res <- tryCatch(search(FALSE), error = function(e) NULL)
+    if (!is.null(res)) return(res)
+  }
+  search(TRUE)
 }
 
 # The learned network as hc() returns it.

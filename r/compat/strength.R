@@ -105,10 +105,16 @@
   orient <- function(from, to) { a[from, to] <<- FIXED; a[to, from] <<- ABSENT }
   fix_undirected <- function(x, y) { a[x, y] <<- FIXED; a[y, x] <<- FIXED }
 
+  # The sweeps (3a), (3c) and (3d) visit the cells (i, j) of undirected arcs, j outer or i outer.
+  # They only ever orient or fix arcs, so an arc undirected when visited was undirected when the
+  # sweep began: each visits the cells undirected at its start, in its order, checking each again.
+  undirected_cells <- function() which(a == PRESENT & t(a) == PRESENT)
+
   if (n > 1) for (pass in seq_len(n * n)) {
     before <- a
-    # (3a) an undirected arc closing a directed cycle.
-    for (j in seq_len(n)) for (i in seq_len(n)) {
+    # (3a) an undirected arc closing a directed cycle (j outer, i inner).
+    for (h in undirected_cells()) {
+      i <- (h - 1L) %% n + 1L; j <- (h - 1L) %/% n + 1L
       if (i == j || !undirected(i, j)) next
       if (directed_path(i, j)) {
         if (unshielded_into(i, j)) fix_undirected(i, j) else orient(i, j)
@@ -120,8 +126,8 @@
     has_neighbour <- colSums(nbr_cell) > 0
     has_parent <- colSums(nz & !(t(a) == PRESENT)) > 0
     for (j in which(has_neighbour & has_parent)) {
-      for (i in seq_len(n)) {
-        if (a[i, j] == ABSENT || a[j, i] != PRESENT) next
+      # a move on the pair (i, j) changes no other cell of column j or row j.
+      for (i in which(a[, j] != ABSENT & a[j, ] == PRESENT)) {
         u_j <- unshielded_into(i, j)
         if (has_parent[i]) {
           u_i <- unshielded_into(j, i)
@@ -135,19 +141,24 @@
         }
       }
     }
-    # (3c) Meek rule 3.
-    for (i in seq_len(n)) for (j in seq_len(n)) {
-      if (i == j || !undirected(i, j)) next
+    # (3c) Meek rule 3 (i outer, j inner; after orienting an arc, on to the next i). The set of
+    # cells is symmetric: read with i as the column and j as the row, its order is i outer.
+    done_i <- 0L
+    for (h in undirected_cells()) {
+      i <- (h - 1L) %/% n + 1L; j <- (h - 1L) %% n + 1L
+      if (i == done_i || i == j || !undirected(i, j)) next
       ks <- which(a[i, ] == PRESENT & a[, i] == PRESENT & a[, j] >= PRESENT & a[j, ] == ABSENT)
       found <- FALSE
       if (length(ks) >= 2) for (p in seq_along(ks)) for (q in seq_along(ks)) {
         if (p < q && !adjacent(ks[p], ks[q])) found <- TRUE
       }
-      if (found) { orient(i, j); break }
+      if (found) { orient(i, j); done_i <- i }
     }
-    # (3d) chains i - k -> l -> j with i - l and k, j non-adjacent.
-    for (i in seq_len(n)) for (j in seq_len(n)) {
-      if (i == j || !undirected(i, j)) next
+    # (3d) chains i - k -> l -> j with i - l and k, j non-adjacent (order as in (3c)).
+    done_i <- 0L
+    for (h in undirected_cells()) {
+      i <- (h - 1L) %/% n + 1L; j <- (h - 1L) %% n + 1L
+      if (i == done_i || i == j || !undirected(i, j)) next
       both_i <- a[i, ] >= PRESENT & a[, i] >= PRESENT
       found <- FALSE
       for (k in which(both_i)) {
@@ -156,7 +167,7 @@
                            a[, j] >= PRESENT & a[j, ] == ABSENT)
         if (length(bridges)) { found <- TRUE; break }
       }
-      if (found) { orient(i, j); break }
+      if (found) { orient(i, j); done_i <- i }
     }
     if (identical(before, a)) break
   }
