@@ -19,10 +19,22 @@
     fitted[complete] <- mu
   } else {
     design <- cbind(1, Xp[complete, , drop = FALSE])
-    q <- qr(design, tol = .compat_TOL)
-    coefs <- qr.coef(q, y[complete])
+    yc <- y[complete]
+    # .lm.fit makes qr()'s factorisation (LINPACK dqrdc2) and the same solve and residual
+    # computations as qr.coef() and qr.resid(); when the design has full rank no column is
+    # pivoted and its coefficients are qr.coef()'s. Otherwise qr.coef() places them (NA for
+    # the aliased columns).
+    ls <- .lm.fit(design, yc, tol = .compat_TOL)
+    if (ls$rank == ncol(design)) {
+      coefs <- ls$coefficients
+      resid_c <- ls$residuals
+    } else {
+      q <- qr(design, tol = .compat_TOL)
+      coefs <- qr.coef(q, yc)
+      resid_c <- qr.resid(q, yc)
+    }
     names(coefs) <- c("(Intercept)", parents)
-    fitted[complete] <- y[complete] - qr.resid(q, y[complete])
+    fitted[complete] <- yc - resid_c
   }
   resid <- y - fitted
   sd <- if (n <= p + 1) 0 else sqrt(sum(resid[complete]^2) / (n - p - 1))
