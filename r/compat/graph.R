@@ -101,14 +101,14 @@
 .compat_has_path <- function(amat, from, to, exclude_direct = FALSE) {
   if (is.character(from)) from <- match(from, colnames(amat))
   if (is.character(to)) to <- match(to, colnames(amat))
-  reached <- logical(ncol(amat))
-  frontier <- which(amat[from, ] != 0)
-  if (exclude_direct) frontier <- frontier[frontier != to]
-  while (length(frontier)) {
-    if (any(frontier == to)) return(TRUE)
-    reached[frontier] <- TRUE
-    nxt <- amat[frontier, , drop = FALSE]
-    frontier <- which(colSums(nxt) > 0 & !reached)
+  # Breadth-first, on logical node sets: the frontier is the nodes first reached at this depth.
+  frontier <- amat[from, ] != 0
+  if (exclude_direct) frontier[to] <- FALSE
+  reached <- frontier
+  while (any(frontier)) {
+    if (frontier[to]) return(TRUE)
+    frontier <- colSums(amat[frontier, , drop = FALSE]) > 0 & !reached
+    reached <- reached | frontier
   }
   FALSE
 }

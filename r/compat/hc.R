@@ -161,8 +161,9 @@
   N <- ncol(S)
   p <- length(P)
   out <- rep(NA_real_, N)
-  adds <- cand[!cand %in% P]
-  drops <- cand[cand %in% P]
+  in_P <- cand %in% P
+  adds <- cand[!in_P]
+  drops <- cand[in_P]
   refit <- integer(0)
   U <- NULL
   if (p > 0) {
@@ -195,7 +196,7 @@
         rss_drop <- ctx$dS[j]
       } else {
         beta <- backsolve(U, W[, j])
-        inv_diag <- diag(chol2inv(U))
+        inv_diag <- chol2inv(U)[seq.int(1L, p * p, by = p + 1L)]
         rss_drop <- Rjj + beta[match(drops, P)]^2 / inv_diag[match(drops, P)]
       }
       out[drops] <- .compat_bicg_from_rss(rss_drop, n, p - 1, k)
