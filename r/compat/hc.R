@@ -130,10 +130,12 @@
 # RSS of the OLS fit of column j on an intercept and columns P, by QR on the data (LINPACK's
 # dqrdc2 with tolerance TOL, residuals from the rank-k factor, as qr() and qr.resid() compute
 # them; .lm.fit makes the same calls without their argument checks).
-.compat_rss_qr <- function(X, j, P) {
+# X1, when given, is cbind(1, X), from which the design's columns are taken.
+.compat_rss_qr <- function(X, j, P, X1 = NULL) {
   y <- X[, j]
   if (!length(P)) return(sum((y - mean(y))^2))
-  sum(.lm.fit(cbind(1, X[, P, drop = FALSE]), y, tol = .compat_TOL)$residuals^2)
+  design <- if (is.null(X1)) cbind(1, X[, P, drop = FALSE]) else X1[, c(1L, P + 1L), drop = FALSE]
+  sum(.lm.fit(design, y, tol = .compat_TOL)$residuals^2)
 }
 
 # Per-node BIC-g score of every node of a graph given as an adjacency matrix.
@@ -149,7 +151,7 @@
 .compat_score_context <- function(X, k) {
   Xc <- sweep(X, 2, colMeans(X))
   S <- crossprod(Xc)
-  list(X = X, S = S, dS = diag(S), n = nrow(X), k = k)
+  list(X = X, X1 = cbind(1, X), S = S, dS = diag(S), n = nrow(X), k = k)
 }
 
 # New local scores of node j when each candidate i is toggled in its parent set P
@@ -205,7 +207,7 @@
   }
   for (i in refit) {
     Pi <- if (i %in% P) P[P != i] else c(P, i)
-    out[i] <- .compat_bicg_from_rss(.compat_rss_qr(ctx$X, j, Pi), n, length(Pi), k)
+    out[i] <- .compat_bicg_from_rss(.compat_rss_qr(ctx$X, j, Pi, ctx$X1), n, length(Pi), k)
   }
   out
 }
@@ -250,7 +252,8 @@
   offdiag <- row(amat) != col(amat)
   # Arcs the blacklist leaves open (the diagonal never is).
   open <- offdiag & !blmat
-  # Arcs that may be deleted (not whitelisted), transposed like the scans below.
+  # Transposed like the scans below: the open arcs, and the arcs that may be deleted (not whitelisted).
+  open_t <- t(open)
   removable_t <- t(!wlmat)
 
   refresh <- function(cols) {
@@ -272,12 +275,14 @@
     npar <- colSums(amat)
     best_op <- 0L; best_from <- 0L; best_to <- 0L; best_val <- 0
     ta <- t(amat)
+    present_t <- ta == 1L
 
-    # (a) additions, row-major scan order (positions in t(): column-major on t() = row-major).
-    cand <- amat == 0L & ta == 0L & open
-    cand[, npar >= maxp] <- FALSE
+    # (a) additions, row-major scan order (positions in t(): column-major on t() = row-major);
+    # arcs into nodes with maxp parents are left out.
+    cand_t <- ta == 0L & amat == 0L & open_t
+    if (is.finite(maxp)) cand_t[npar >= maxp, ] <- FALSE
     tv <- t(delta)
-    hits <- which(t(cand) & tv > TOL)
+    hits <- which(cand_t & tv > TOL)
     add <- .compat_scan_moves(tv[hits], best_val, function(q) {
       h <- hits[q]
       !.compat_has_path(amat, (h - 1L) %% N + 1L, (h - 1L) %/% N + 1L)
@@ -288,7 +293,7 @@
       best_val <- add$val
     }
     # (b) deletions of non-whitelisted arcs.
-    present <- which(ta == 1L & removable_t)
+    present <- which(present_t & removable_t)
     del <- .compat_scan_moves(tv[present], best_val)
     if (del$q) {
       h <- present[del$q]
@@ -296,7 +301,7 @@
       best_val <- del$val
     }
     # (c) reversals.
-    present <- which(ta == 1L)
+    present <- which(present_t)
     rfrom <- (present - 1L) %/% N + 1L; rto <- (present - 1L) %% N + 1L
     ok <- !blmat[cbind(rto, rfrom)] & npar[rfrom] < maxp
     rfrom <- rfrom[ok]; rto <- rto[ok]
