@@ -23,7 +23,7 @@ d = ||s0 - s_defended||_1, when it is closer to the decision boundary than the o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -158,7 +158,19 @@ class _LiveRows:
     round: torch.Tensor
 
     def select(self, keep: torch.Tensor) -> "_LiveRows":
-        return _LiveRows(*(getattr(self, f.name)[keep] for f in fields(self)))
+        return _LiveRows(*(getattr(self, f.name)[keep] for f in fields(self) if f.init))
+
+    #: (set, position in the set) of every row and the longest set, for the defence models' padded batch:
+    #: they change only when rows leave, so they are kept until then
+    padding: tuple | None = field(default=None, init=False, repr=False)
+
+    def padded_layout(self, n_sets: int) -> tuple:
+        if self.padding is None:
+            counts = torch.bincount(self.set_of, minlength=n_sets)
+            offsets = torch.cumsum(counts, 0) - counts
+            position = torch.arange(len(self.set_of), device=self.set_of.device) - offsets[self.set_of]
+            self.padding = ((self.set_of, position), int(counts.max()))
+        return self.padding
 
 
 def _loss_and_gradient(model: StackedMLP, live: _LiveRows, c3: torch.Tensor, settings: MemGuardSettings):
@@ -172,11 +184,8 @@ def _loss_and_gradient(model: StackedMLP, live: _LiveRows, c3: torch.Tensor, set
     s = torch.softmax(live.z, -1)
     top = s.topk(settings.top_k, dim=-1)
     feats = torch.cat([top.values, live.label.to(s.dtype).unsqueeze(-1)], dim=-1)
-    counts = torch.bincount(live.set_of, minlength=model.n_models)
-    offsets = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(live.set_of), device=s.device) - offsets[live.set_of]
-    at = (live.set_of, position)
-    padded = feats.new_zeros(model.n_models, int(counts.max()), feats.shape[-1]).index_put(at, feats)
+    at, longest = live.padded_layout(model.n_models)
+    padded = feats.new_zeros(model.n_models, longest, feats.shape[-1]).index_put(at, feats)
     last = len(model.weights) - 1
     inputs = model.activations(padded)
     q = torch.softmax(inputs.pop(), dim=-1)
@@ -186,14 +195,14 @@ def _loss_and_gradient(model: StackedMLP, live: _LiveRows, c3: torch.Tensor, set
     s_other, other_at = s.scatter(-1, y, float("-inf")).max(-1)
     hinge = torch.relu(s_other - s_pred)
     # L = c1 |p - 0.5| + c2 relu(s_other - s_pred) + c3 ||s - s0||_1, summed over rows
-    ones = torch.ones((), dtype=s.dtype, device=s.device).expand(len(s))
-    g_distance = (ones * c3).unsqueeze(-1).expand_as(s) * (s - live.s0).sgn()
-    g_hinge = _ATEN.threshold_backward(ones * settings.c2, hinge, 0)
+    # (autograd multiplies each term's incoming gradient, 1, by its constant: exact, so it is left out)
+    g_distance = c3.unsqueeze(-1).expand_as(s) * (s - live.s0).sgn()
+    g_hinge = _ATEN.threshold_backward(torch.full_like(hinge, settings.c2), hinge, 0)
     g_other = torch.zeros_like(s).scatter_(-1, other_at.unsqueeze(-1), g_hinge.unsqueeze(-1)).scatter(-1, y, 0)
     g_pred = torch.zeros_like(s).scatter_add(-1, y, (-g_hinge).unsqueeze(-1))
-    g_p = ones * settings.c1 * (p - 0.5).sgn()
+    g_p = settings.c1 * (p - 0.5).sgn()
     g_q = torch.zeros_like(q)
-    g_q.select(-1, 1).copy_(_ATEN._index_put_impl_(torch.zeros_like(q[..., 1]), at, g_p, True, True))
+    g_q.select(-1, 1).index_put_(at, g_p, accumulate=True)      # into zeros: the indexed gradient as it is
     g = _ATEN._softmax_backward_data(g_q, q, -1, q.dtype)
     for i in range(last, -1, -1):
         g = g.bmm(model.weights[i].transpose(1, 2))
