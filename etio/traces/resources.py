@@ -170,16 +170,25 @@ def calibrate_training(info: DatasetInfo, arch: str, width: int, models: int, tr
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    step_s, eval_s = _time_batch(info, arch, width, models, training, device, steps)
+    # A pool of the dataset's size (one for both timings): a step gathers its models' batches from random
+    # rows of the whole pool, as training does (on a 60 000-image pool that gather is a large part of a
+    # step; from a pool of a few batches it is all in cache).
+    gen = torch.Generator().manual_seed(0)
+    rows = max(training.batch_size * steps, min(info.pool_size, CALIBRATION_POOL_ROWS))
+    pool = (torch.randn(rows, *info.input_shape, generator=gen).to(device),
+            torch.randint(0, info.num_classes, (rows,), generator=gen).to(device))
+    step_s, eval_s = _time_batch(info, arch, width, models, training, device, steps, pool)
     peak = int(torch.cuda.max_memory_allocated()) if cuda else None
-    step_one, eval_one = _time_batch(info, arch, width, 1, training, device, steps) if models > 1 else (None, None)
+    step_one, eval_one = _time_batch(info, arch, width, 1, training, device, steps, pool) if models > 1 \
+        else (None, None)
     return Calibration(info.name, arch, width, models, training.batch_size, step_s, eval_s / models, peak,
                        str(device), step_s_one=step_one, eval_s_one=eval_one)
 
 
 def _time_batch(info: DatasetInfo, arch: str, width: int, models: int, training: Training, device: str,
-                steps: int) -> tuple[float, float]:
-    """(seconds of one optimiser step, seconds of one evaluated point) of ``models`` models at once."""
+                steps: int, pool: tuple) -> tuple[float, float]:
+    """(seconds of one optimiser step, seconds of one evaluated point) of ``models`` models at once, each
+    trained on ``training.batch_size * steps`` random rows of ``pool`` (inputs, labels)."""
     from dataclasses import replace
 
     import torch
@@ -188,16 +197,10 @@ def _time_batch(info: DatasetInfo, arch: str, width: int, models: int, training:
 
     cuda = str(device).startswith("cuda")
     b = training.batch_size
-    gen = torch.Generator().manual_seed(0)
-    # Each model's subset is an epoch of `steps` steps, drawn from a pool of the dataset's size: a step
-    # gathers its models' batches from random rows of the whole pool, as training does (on a 60 000-image
-    # pool that gather is a large part of a step; from a pool of a few batches it is all in cache).
-    subset = b * steps
-    pool = max(subset, min(info.pool_size, CALIBRATION_POOL_ROWS))
-    pool_x = torch.randn(pool, *info.input_shape, generator=gen).to(device)
-    pool_y = torch.randint(0, info.num_classes, (pool,), generator=gen).to(device)
-    subsets = torch.stack([torch.randperm(pool, generator=gen)[:subset] for _ in range(models)])
-    job = TrainJob(replace(info, pool_size=pool), arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
+    gen = torch.Generator().manual_seed(1)
+    pool_x, pool_y = pool
+    subsets = torch.stack([torch.randperm(len(pool_x), generator=gen)[:b * steps] for _ in range(models)])
+    job = TrainJob(replace(info, pool_size=len(pool_x)), arch, [(width, Variant("ce", 5e-4, True, training.lr))], subsets,
                    list(range(1, models + 1)), list(range(1, TIMED_EPOCHS + 2)), training, seed=0)
     marks = []
     snap = None

@@ -290,7 +290,7 @@ def test_training_calibration_draws_its_batches_from_a_pool_of_the_datasets_size
     monkeypatch.setattr(training, "train_job", train_job)
     info = replace(dataset_info("fashion-mnist"), pool_size=70_000)
     with pytest.raises(ValueError):      # min() of no timed epochs
-        resources._time_batch(info, "mlp_1hidden", 16, 3, Training(batch_size=10), "cpu", steps=2)
+        resources.calibrate_training(info, "mlp_1hidden", 16, 3, Training(batch_size=10), "cpu", steps=2)
     job, shape = seen[0]
     assert shape[0] == job.info.pool_size == resources.CALIBRATION_POOL_ROWS == 60_000
     assert job.subsets.shape == (3, 20)                     # an epoch of 2 steps of 10 per model
