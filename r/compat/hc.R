@@ -283,9 +283,12 @@
     if (is.finite(maxp)) cand_t[npar >= maxp, ] <- FALSE
     tv <- t(delta)
     hits <- which(cand_t & tv > TOL)
+    # i -> j closes a cycle when j reaches i, which needs a parent of i and a child of j.
+    nchild <- rowSums(amat)
     add <- .compat_scan_moves(tv[hits], best_val, function(q) {
       h <- hits[q]
-      !.compat_has_path(amat, (h - 1L) %% N + 1L, (h - 1L) %/% N + 1L)
+      i <- (h - 1L) %/% N + 1L; j <- (h - 1L) %% N + 1L
+      npar[i] == 0 || nchild[j] == 0 || !.compat_has_path(amat, j, i)
     })
     if (add$q) {
       h <- hits[add$q]
@@ -307,8 +310,11 @@
     rfrom <- rfrom[ok]; rto <- rto[ok]
     v <- delta[cbind(rfrom, rto)] + delta[cbind(rto, rfrom)]
     v[abs(v) < TOL] <- 0
+    # reversing i -> j closes a cycle when another path leads from i to j, which needs
+    # another child of i and another parent of j.
     rev <- .compat_scan_moves(v, best_val, function(q)
-      !.compat_has_path(amat, rfrom[q], rto[q], exclude_direct = TRUE))
+      nchild[rfrom[q]] == 1 || npar[rto[q]] == 1 ||
+        !.compat_has_path(amat, rfrom[q], rto[q], exclude_direct = TRUE))
     if (rev$q) {
       best_op <- 3L; best_from <- rfrom[rev$q]; best_to <- rto[rev$q]
       best_val <- rev$val
