@@ -88,18 +88,22 @@ class ModelOutputs:
                 self._test[m] = o
         return torch.stack([self._test[m] for m in model_ids])
 
-    def on_pool(self, model_ids: Sequence[int], rows, block: int = 8192) -> torch.Tensor:
+    def on_pool(self, model_ids: Sequence[int], rows, input_bytes: int = 2 ** 28) -> torch.Tensor:
         """Logits ``[len(model_ids), len(rows), C]`` of every model on the same pool rows ``rows``.
 
-        The models share their inputs, so the missing ones are queried together on ``block`` rows at a
-        time (each row gathered once, not once per model as :meth:`on_subsets` gathers a subset for each
-        of its models); the outputs are kept for later calls with the same rows.
+        The models share their inputs, so the missing ones are queried together (each row gathered once,
+        not once per model as :meth:`on_subsets` gathers a subset for each of its models), on as many rows
+        at a time as keep models x rows of inputs within ``input_bytes`` (what a query of that many models
+        holds besides: a convolutional network's activations grow with both); the outputs are kept for later
+        calls with the same rows.
         """
         rows = torch.as_tensor(rows, dtype=torch.long)
         if self._pool_rows is None or not torch.equal(self._pool_rows, rows):
             self._pool_rows, self._pool = rows, {}
         missing = [m for m in dict.fromkeys(model_ids) if m not in self._pool]
         if missing:
+            row_bytes = self.splits.pool_x[0].numel() * self.splits.pool_x.element_size()
+            block = max(1, input_bytes // (row_bytes * len(missing)))
             out = torch.cat([self._query(missing, self.splits.pool_x[rows[start:start + block]])
                              for start in range(0, len(rows), block)], dim=1)
             for m, o in zip(missing, out):

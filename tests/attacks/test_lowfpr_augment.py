@@ -239,6 +239,9 @@ def test_a_cifar_store_is_attacked_with_the_mirror_by_default(cifar_store, tmp_p
     with torch.no_grad():
         each = outputs.forward_each(ids, pool_x.unsqueeze(0).expand(len(ids), *pool_x.shape))
     assert torch.equal(logits[:, :len(points.pool_rows)], each)
+    row_bytes = pool_x[0].numel() * pool_x.element_size()          # 7 rows per query: the same bits
+    fresh = ModelOutputs(store.splits(key), store.ensemble(key))
+    assert torch.equal(fresh.on_pool(ids, points.pool_rows, input_bytes=7 * row_bytes * len(ids)), each)
     identity = logit_confidence(logits, labels).numpy()
     whole = logit_confidence(_on_augmented(outputs, ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
                              labels).numpy()
