@@ -150,6 +150,50 @@ check(identical(unname(arcs(gnet)), rbind(c("B", "D"), c("B", "C"), c("A", "C"),
 check(identical(arc_keys(arcs(hc(data.frame(A, B, C, D, E, F, G), optimized = FALSE))),
                 arc_keys(arcs(gnet))), "hc optimized = FALSE gives the same network")
 
+# --- hc on a parent set without a Cholesky factor ----------------------------------------
+# K is constant and whitelisted into C, so every factorisation of C's parent set fails: hc()
+# must give what the search guarded around each factorisation gives.
+set.seed(5)
+A <- rnorm(40); B <- rnorm(40)
+singular <- data.frame(A = A, B = B, C = A + B + rnorm(40) / 4, D = A, K = rep(1, 40))
+setup <- .compat_hc_setup(names(singular), nrow(singular), .compat_hc_args(whitelist = cbind("K", "C")))
+ctx <- .compat_score_context(as.matrix(singular), setup$k)
+search <- function(guarded)
+  .compat_hc_search(ctx, setup$amat, setup$arc_from, setup$arc_to, setup$wlmat, setup$blmat,
+                    setup$maxp, setup$max.iter, setup$restart, setup$perturb, setup$optimized,
+                    setup$debug, setup$nodes, guarded)
+check(nzchar(error_of(search(FALSE))), "hc: the unguarded search fails on a constant parent")
+guarded <- search(TRUE)
+net <- hc(singular, whitelist = cbind("K", "C"))
+check(identical(unname(net$arcs), cbind(setup$nodes[guarded$from], setup$nodes[guarded$to])) &&
+        identical(net$learning$ntests, guarded$ntests),
+      "hc: a failed factorisation gives the guarded search's network")
+check(identical(arc_keys(arcs(net)), c("B -> A", "B -> D", "C -> A", "C -> B", "C -> D", "K -> C")) &&
+        net$learning$ntests == 39, "hc: network learned with a constant parent")
+
+# --- boot.strength and bn.cv set hc up once, and warn as each hc() call would -------------
+count_warnings <- function(expr) {
+  n <- 0
+  withCallingHandlers(expr, warning = function(w) {
+    if (grepl("penalty k different", conditionMessage(w))) n <<- n + 1
+    invokeRestart("muffleWarning")
+  })
+  n
+}
+set.seed(1)
+check(count_warnings(boot.strength(singular[, 1:4], R = 3, algorithm = "hc",
+                                   algorithm.args = list(k = 1))) == 3,
+      "boot.strength: a non-BIC penalty warns once per replicate")
+check(count_warnings(bn.cv(singular[, 1:4], "hc", loss = "mse", loss.args = list(target = "C"),
+                           method = "hold-out", k = 2, m = 10, runs = 2,
+                           algorithm.args = list(k = 1))) == 4,
+      "bn.cv: a non-BIC penalty warns once per split")
+set.seed(1); msg <- error_of(boot.strength(singular, R = 3, algorithm = "hc", algorithm.args = list(foo = 1)))
+after_error <- runif(1)
+set.seed(1); invisible(sample(40, 40, replace = TRUE))
+check(identical(msg, "unknown argument(s) for bic-g: foo.") && identical(after_error, runif(1)),
+      "boot.strength: bad hc arguments fail after the first resample is drawn")
+
 # --- errors -----------------------------------------------------------------------------
 small <- read.csv(file.path(fixtures, "small4", "data.csv"))
 msg <- error_of(hc(small, whitelist = rbind(c("A", "B"), c("B", "A"))))
