@@ -508,9 +508,9 @@ def _graph_comparisons(learned: dict, layout: RunLayout, echo: Echo):
     from etio.core.schema import ATTACKS, LOSSES
     from etio.report import paper
     from etio.report.comparison import compare_graphs
-    from etio.report.figures import draw_graph_comparison, graph_title
+    from etio.report.figures import draw_each, draw_graph_comparison, graph_title
 
-    comparisons = []
+    pairs = []
     for wd in dict.fromkeys(wd for wd, _, _ in learned):
         try:
             theirs = graph_files(paper.graphs_dir(wd))
@@ -518,15 +518,20 @@ def _graph_comparisons(learned: dict, layout: RunLayout, echo: Echo):
             continue  # the paper has no graphs at this weight decay
         ours_graphs = {(loss, attack): graph for (w, loss, attack), (graph, _) in learned.items() if w == wd}
         for (loss, attack) in sorted(ours_graphs, key=lambda k: (LOSSES.index(k[0]), ATTACKS.index(k[1]))):
-            if (loss, attack) not in theirs:
-                continue
-            ours, authors = ours_graphs[loss, attack], read_bnlearn_dot(theirs[loss, attack])
-            comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
-            if shutil.which("dot"):
-                stem = layout_path("compare_figure", layout.figures, wd=wd, loss=loss, attack=attack)
-                _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
-                comparison = replace(comparison, figure=str(png))
-            comparisons.append(comparison)
+            if (loss, attack) in theirs:
+                pairs.append((wd, loss, attack, ours_graphs[loss, attack], theirs[loss, attack]))
+
+    def compare(pair):
+        wd, loss, attack, ours, their_file = pair
+        authors = read_bnlearn_dot(their_file)
+        comparison = compare_graphs(ours, authors, attack, weight_decay=wd, loss=loss)
+        if shutil.which("dot"):
+            stem = layout_path("compare_figure", layout.figures, wd=wd, loss=loss, attack=attack)
+            _svg, png = draw_graph_comparison(ours, authors, attack, stem, title=graph_title(wd, loss, attack))
+            comparison = replace(comparison, figure=str(png))
+        return comparison
+
+    comparisons = draw_each(compare, pairs)
     echo(f"   {len(comparisons)} graphs compared with the authors' graphs")
     return comparisons
 

@@ -20,9 +20,10 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import graphviz
 import matplotlib
@@ -224,9 +225,36 @@ def _render(source: str, stem: Path, engine: str = "dot", neato_no_op: int | Non
     return [svg, png]
 
 
+_Item = TypeVar("_Item")
+_Drawn = TypeVar("_Drawn")
+#: matplotlib's pyplot state is not thread-safe: its drawings take turns (see :func:`draw_each`)
+_MATPLOTLIB = threading.Lock()
+
+
+def draw_each(draw: Callable[[_Item], _Drawn], items: Sequence[_Item]) -> list[_Drawn]:
+    """``[draw(item) for item in items]``, in that order, on as many threads as cores when graphviz draws:
+    each drawing waits on its ``dot`` processes, so two run at once on two cores (the files are the
+    same whatever the number); one after the other without graphviz."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from etio.core.provenance import available_cores
+
+    threads = min(available_cores(), len(items)) if shutil.which("dot") else 1
+    if threads <= 1:
+        return [draw(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(draw, items))
+
+
 def _draw_with_matplotlib(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, stem: Path,
                           title: str | None) -> list[Path]:
     """The plain fallback without graphviz: nodes on a circle, straight arcs."""
+    with _MATPLOTLIB:
+        return _draw_circle(graph, arcs, attack, stem, title)
+
+
+def _draw_circle(graph: nx.DiGraph, arcs: Sequence[dict], attack: str, stem: Path,
+                 title: str | None) -> list[Path]:
     from matplotlib.patches import FancyArrowPatch
 
     nodes = list(graph.nodes)
@@ -525,11 +553,15 @@ def all_figures(traces: pd.DataFrame, graphs: Mapping[tuple[float, str, str], tu
         paths += figure1_gap_vs_attack(fig1_data, layout.path("fig1", out_dir, attack=attack), attack=attack)
     if all(_has_values(traces, c) for c in BIAS_VARIANCE_COLUMNS) and {"Arch", "Width", "Loss"} <= set(traces):
         paths += bias_variance_vs_width(traces, layout.path("bias_variance", out_dir))
-    for (wd, loss, attack_name) in sorted(graphs, key=lambda k: (float(k[0]), k[1], ATTACKS.index(k[2])
-                                                                 if k[2] in ATTACKS else len(ATTACKS))):
-        graph, strengths = graphs[(wd, loss, attack_name)]
-        paths += draw_causal_graph(graph, attack_name, graph_figure_stem(out_dir, float(wd), loss, attack_name),
-                                   strengths=strengths, title=graph_title(float(wd), loss, attack_name))
+    def draw(key):
+        wd, loss, attack_name = key
+        graph, strengths = graphs[key]
+        return draw_causal_graph(graph, attack_name, graph_figure_stem(out_dir, float(wd), loss, attack_name),
+                                 strengths=strengths, title=graph_title(float(wd), loss, attack_name))
+
+    for drawn in draw_each(draw, sorted(graphs, key=lambda k: (float(k[0]), k[1], ATTACKS.index(k[2])
+                                                                if k[2] in ATTACKS else len(ATTACKS)))):
+        paths += drawn
     return paths
 
 

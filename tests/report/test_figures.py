@@ -282,3 +282,26 @@ def test_strength_table_is_checked(tmp_path, graph, strengths):
     svg, _ = figures.draw_causal_graph(graph, "Oak17Acc", tmp_path / "r", strengths=r_names, engine="matplotlib")
     root = svg_root(svg)
     assert arc_width(root, "CentroidDistance(origin)", "Oak17Acc") == pytest.approx(arc_width(root, "AccDiff", "Oak17Acc"))
+
+
+def test_drawings_run_two_at_a_time_with_graphviz_and_keep_their_order(monkeypatch):
+    """The figures stage's graphviz drawings wait on `dot` processes, so they run on one thread per core;
+    the results come back in the items' order however the threads finish."""
+    import threading
+    import time
+
+    import etio.core.provenance as provenance
+
+    monkeypatch.setattr(provenance, "available_cores", lambda: 2)
+    threads = set()
+
+    def draw(i):
+        threads.add(threading.get_ident())
+        time.sleep(0.02 * (5 - i))          # the first items finish last
+        return i * i
+
+    assert figures.draw_each(draw, list(range(5))) == [0, 1, 4, 9, 16]
+    assert len(threads) == (2 if shutil.which("dot") else 1)
+    monkeypatch.setattr(figures.shutil, "which", lambda name: None)      # without graphviz: in this thread
+    threads.clear()
+    assert figures.draw_each(draw, [3, 1]) == [9, 1] and threads == {threading.get_ident()}
