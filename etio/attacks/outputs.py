@@ -49,6 +49,7 @@ class ModelOutputs:
         self._test: dict[int, torch.Tensor] = {}
         self._pool_rows: torch.Tensor | None = None                  # the rows of _pool's outputs
         self._pool: dict[int, torch.Tensor] = {}                     # model -> [len(_pool_rows), C]
+        self._pool_position = torch.empty(0, dtype=torch.long)
 
     @property
     def subset_size(self) -> int:
@@ -73,6 +74,11 @@ class ModelOutputs:
         """Logits ``[len(pairs), s, C]``: for each ``(model, subset_of)``, that model on the training
         subset of ``subset_of`` (one batched query for the missing ones)."""
         missing = [p for p in dict.fromkeys(pairs) if p not in self._subset]
+        for p in [p for p in missing if p[0] in self._pool]:       # already queried on the pool (on_pool):
+            at = self._pool_position[self.rows(p[1])]                  # the same bits, taken from there
+            if bool((at >= 0).all()):
+                self._subset[p] = self._pool[p[0]][at]
+                missing.remove(p)
         if missing:
             rows = torch.stack([self.rows(of) for _, of in missing])
             for p, out in zip(missing, self._query_each([m for m, _ in missing], rows)):
@@ -100,6 +106,8 @@ class ModelOutputs:
         rows = torch.as_tensor(rows, dtype=torch.long)
         if self._pool_rows is None or not torch.equal(self._pool_rows, rows):
             self._pool_rows, self._pool = rows, {}
+            self._pool_position = torch.full((len(self.pool_y),), -1, dtype=torch.long)   # pool row -> its index
+            self._pool_position[rows] = torch.arange(len(rows))
         missing = [m for m in dict.fromkeys(model_ids) if m not in self._pool]
         if missing:
             row_bytes = self.splits.pool_x[0].numel() * self.splits.pool_x.element_size()

@@ -242,6 +242,9 @@ def test_a_cifar_store_is_attacked_with_the_mirror_by_default(cifar_store, tmp_p
     row_bytes = pool_x[0].numel() * pool_x.element_size()          # 7 rows per query: the same bits
     fresh = ModelOutputs(store.splits(key), store.ensemble(key))
     assert torch.equal(fresh.on_pool(ids, points.pool_rows, input_bytes=7 * row_bytes * len(ids)), each)
+    fresh._query_each = None                                        # a model on a subset: from the pool's outputs
+    on_subset = fresh.on_subsets([(ids[0], ids[1])])[0]
+    assert torch.equal(on_subset, each[0][torch.as_tensor(np.searchsorted(points.pool_rows, outputs.rows(ids[1])))])
     identity = logit_confidence(logits, labels).numpy()
     whole = logit_confidence(_on_augmented(outputs, ids, points.pool_rows, QUERY_AUGMENTATIONS["mirror_shift"], info),
                              labels).numpy()
