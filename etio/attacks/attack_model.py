@@ -233,7 +233,8 @@ class _StackedAdam:
         # m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g   (operand order kept)
         torch.mul(self.m, self.beta1, out=m).add_(torch.mul(g, 1 - self.beta1, out=scratch))
         torch.mul(self.v, self.beta2, out=v).add_(torch.mul(g, 1 - self.beta2, out=scratch).mul_(g))
-        if bool(active.all()):
+        every = bool(active.all())
+        if every:
             # the new moments become the state; the old buffers hold the next step's
             self.m, self._new_m, self.v, self._new_v = m, self.m, v, self.v
         else:
@@ -243,7 +244,7 @@ class _StackedAdam:
         # update = lr * (m / correction1) / (sqrt(v / correction2) + eps)
         update = torch.div(self.m, correction1, out=g).mul_(self.lr)
         update.div_(torch.div(self.v, correction2, out=scratch).sqrt_().add_(self.eps))
-        if not bool(active.all()):
+        if not every:
             update.masked_fill_(~on, 0.0)
         for p, u in zip(self.params, update.split(self.sizes, dim=1)):
             p.sub_(u.view_as(p))

@@ -157,12 +157,12 @@ class _LiveRows:
     steps: torch.Tensor
     round: torch.Tensor
 
+    #: (set, position in the set) of every row and the longest set, for the defence models' padded batch:
+    #: they change only when rows leave, so they are kept until then (:meth:`padded_layout`)
+    padding: tuple | None = field(default=None, init=False, repr=False)
+
     def select(self, keep: torch.Tensor) -> "_LiveRows":
         return _LiveRows(*(getattr(self, f.name)[keep] for f in fields(self) if f.init))
-
-    #: (set, position in the set) of every row and the longest set, for the defence models' padded batch:
-    #: they change only when rows leave, so they are kept until then
-    padding: tuple | None = field(default=None, init=False, repr=False)
 
     def padded_layout(self, n_sets: int) -> tuple:
         if self.padding is None:

@@ -110,7 +110,7 @@ def pair_counts(scores: np.ndarray, members: np.ndarray, groups: np.ndarray, n_g
     order = np.argsort(positive)
     positive, group_pos = positive[order], group_pos[order]                    # sorted: faster searches
     negative, group_neg = scores[~members], groups[~members]
-    if np.any(group_neg[1:] < group_neg[:-1]):                                 # else already by group
+    if not _ascending(group_neg):                                              # else already by group
         order = np.argsort(group_neg, kind="stable")
         negative, group_neg = negative[order], group_neg[order]
     bounds = np.searchsorted(group_neg, np.arange(n_groups + 1))
@@ -127,9 +127,13 @@ def group_index(groups: np.ndarray) -> np.ndarray:
     """Each element's group as 0, 1, ... in the order of the sorted group labels (``np.unique``'s inverse),
     without a sort when the labels are already sorted (a configuration's scores come target by target)."""
     groups = np.asarray(groups)
-    if len(groups) and not np.any(groups[1:] < groups[:-1]):
+    if len(groups) and _ascending(groups):
         return np.r_[0, np.cumsum(groups[1:] != groups[:-1])]
     return np.unique(groups, return_inverse=True)[1].reshape(-1)
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return not np.any(values[1:] < values[:-1])
 
 
 def bootstrap_auc_interval(scores: np.ndarray, members: np.ndarray, groups: np.ndarray,

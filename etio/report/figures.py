@@ -553,6 +553,7 @@ def all_figures(traces: pd.DataFrame, graphs: Mapping[tuple[float, str, str], tu
         paths += figure1_gap_vs_attack(fig1_data, layout.path("fig1", out_dir, attack=attack), attack=attack)
     if all(_has_values(traces, c) for c in BIAS_VARIANCE_COLUMNS) and {"Arch", "Width", "Loss"} <= set(traces):
         paths += bias_variance_vs_width(traces, layout.path("bias_variance", out_dir))
+
     def draw(key):
         wd, loss, attack_name = key
         graph, strengths = graphs[key]
