@@ -336,7 +336,6 @@
       if (restarts_left == 0 || iter >= max.iter) break
       iter <- iter + 1
       restarts_left <- restarts_left - 1
-      before <- amat
       pert <- .compat_perturb(amat, arc_from, arc_to, wlmat, blmat, maxp, perturb)
       amat <- pert$amat; arc_from <- pert$from; arc_to <- pert$to
       if (debug) cat("* random restart,", restarts_left, "of", restart, "left.\n")
@@ -344,11 +343,11 @@
         node_score <- .compat_bicg_nodes(ctx$X, amat, ctx$k)
         updated <- seq_len(N)
       } else {
-        updated <- which(colSums(amat != before) > 0)
-        if (length(updated)) {
-          sub <- amat
-          node_score[updated] <- .compat_bicg_nodes(ctx$X, sub, ctx$k)[updated]
-        }
+        # Every node a perturbation move touched is re-scored and its cache column refreshed, even one
+        # whose parents a later move restored, as bnlearn does.
+        updated <- pert$touched
+        if (length(updated))
+          node_score[updated] <- .compat_bicg_nodes(ctx$X, amat, ctx$k)[updated]
       }
       next
     }
@@ -386,8 +385,9 @@
 # Random perturbation of the network before a restart (spec 1.6).
 .compat_perturb <- function(amat, arc_from, arc_to, wlmat, blmat, maxp, perturb) {
   N <- ncol(amat)
-  start <- amat
+  start_from <- arc_from; start_to <- arc_to
   left <- perturb
+  touched <- logical(N)
   offdiag <- row(amat) != col(amat)
   for (attempt in seq_len(3 * perturb)) {
     npar <- colSums(amat)
@@ -404,11 +404,13 @@
       if (!.compat_has_path(amat, add_to[a], add_from[a])) {
         amat[add_from[a], add_to[a]] <- 1L
         arc_from <- c(arc_from, add_from[a]); arc_to <- c(arc_to, add_to[a])
+        touched[add_to[a]] <- TRUE
       }
     } else if (op == "drop" && any(drop_ok)) {
       idx <- which(drop_ok)
       a <- idx[sample(seq_along(idx), 1)]
       amat[arc_from[a], arc_to[a]] <- 0L
+      touched[arc_to[a]] <- TRUE
       arc_from <- arc_from[-a]; arc_to <- arc_to[-a]
     } else if (op == "reverse" && any(rev_ok)) {
       idx <- which(rev_ok)
@@ -417,11 +419,15 @@
       if (!.compat_has_path(amat, i, j, exclude_direct = TRUE)) {
         amat[i, j] <- 0L; amat[j, i] <- 1L
         arc_from <- c(arc_from[-a], j); arc_to <- c(arc_to[-a], i)
+        touched[c(i, j)] <- TRUE
       }
     }
-    if (any(amat != start)) left <- left - 1
+    # bnlearn compares the arc list, in its order, with the one the perturbation started from: the same
+    # arcs in another order (an arc dropped and added again) count as a change.
+    if (length(arc_from) != length(start_from) || any(arc_from != start_from) || any(arc_to != start_to))
+      left <- left - 1
   }
-  list(amat = amat, from = arc_from, to = arc_to)
+  list(amat = amat, from = arc_from, to = arc_to, touched = which(touched))
 }
 
 # ---------------------------------------------------------------------------------------

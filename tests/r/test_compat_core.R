@@ -211,3 +211,16 @@ check(grepl("partially directed", error_of(bn.fit(undirected_net, small[, 1:3]))
 
 # hc's speed on etio14 is measured by `etio bench learn`, not asserted here: a time limit
 # depends on the machine and its load.
+
+# --- hc with random restarts against bnlearn 4.7 ---------------------------------------------
+# Eighty searches with restarts (some with whitelist, blacklist, maxp, optimized = FALSE, a small
+# max.iter, or fewer rows than some parent sets need): the same arcs in the same order as bnlearn 4.7.
+# A perturbation counts a change of arc order as a change, and re-scores every node it touched.
+source(file.path(fixtures, "restarts", "cases.R"))
+expected <- read.csv(file.path(fixtures, "restarts", "hc_restarts.csv"), stringsAsFactors = FALSE)
+expected$arcs[is.na(expected$arcs)] <- ""
+got <- vapply(expected$case, restart_arcs, "", hc = hc)
+differ <- expected$case[got != expected$arcs]
+check(!length(differ), if (length(differ)) paste("hc restarts: cases", paste(differ, collapse = ", "),
+                                                 "differ from bnlearn 4.7")
+                       else sprintf("hc restarts: %d searches, bnlearn 4.7's arcs in its order", nrow(expected)))
