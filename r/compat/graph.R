@@ -16,7 +16,8 @@
 #   .compat_arcs_from_amat(nodes, amat)        arc matrix in row-major (from, then to) order
 #   .compat_has_path(amat, from, to, exclude_direct = FALSE)
 #                                              directed path from -> ... -> to (node names or
-#                                              indices); exclude_direct ignores the arc from -> to
+#                                              indices); exclude_direct ignores the arcs between
+#                                              from and to, both ways, for the whole search
 #   .compat_arc_matrix(arcs)                   any 2-column arc list as a clean character matrix
 #   .compat_is_acyclic(amat)                   TRUE for a DAG (undirected arcs count as 2-cycles)
 # Public (bnlearn names): nodes, arcs, directed, parents, children, empty.graph,
@@ -101,9 +102,11 @@
 .compat_has_path <- function(amat, from, to, exclude_direct = FALSE) {
   if (is.character(from)) from <- match(from, colnames(amat))
   if (is.character(to)) to <- match(to, colnames(amat))
+  # bnlearn's search sets aside both arcs between the two nodes, not only the first step's: in a graph with
+  # undirected arcs (an averaged network) a path may come back to `from` and would leave by the direct arc.
+  if (exclude_direct) amat[from, to] <- amat[to, from] <- 0
   # Breadth-first, on logical node sets: the frontier is the nodes first reached at this depth.
   frontier <- amat[from, ] != 0
-  if (exclude_direct) frontier[to] <- FALSE
   reached <- frontier
   while (any(frontier)) {
     if (frontier[to]) return(TRUE)
