@@ -180,7 +180,7 @@ def train_job(job: TrainJob, pool_x: torch.Tensor, pool_y: torch.Tensor, device=
     robust = _RobustBatches(job, device) if any(var.adv_eps > 0 for var in variants) else None
     # Every step's inputs are gathered into this one buffer: gathered into new memory, a step's batch of
     # every model (180 models x 128 images of 28x28 on the paper's MNIST grid: 72 MB) was mapped and
-    # page-faulted afresh by the allocator at each step, a third of such a job's time.
+    # page-faulted afresh by the allocator at each step, about half of such a job's training loop.
     batch_rows = torch.empty(k * min(s, t.batch_size), *pool_x.shape[1:], dtype=pool_x.dtype, device=device)
     for epoch in range(job.max_epochs):
         lr = per_model([var.lr * lr_factor(epoch, var.scheduler, t) for var in variants])
