@@ -139,17 +139,10 @@ bn.cv <- function(data, bn, loss = NULL, ..., algorithm.args = list(), loss.args
     # hc() on the training rows of every split. What does not depend on the rows (the checks of
     # the data's columns and of algorithm.args, the sanitized whitelist and blacklist) is done
     # once, where the first split's hc() call would do it (after the test sets are drawn).
-    setup <- NULL
-    X <- NULL
+    prepared <- NULL
     learner <- function(test) {
-      if (is.null(setup)) {
-        .compat_check_gaussian_data(data)
-        Xd <- as.matrix(data)
-        storage.mode(Xd) <- "double"
-        X <<- Xd
-        setup <<- .compat_hc_setup_runs(nodes, n - m, algorithm.args)
-      }
-      .compat_hc_network(setup, .compat_hc_run(setup, X[-test, , drop = FALSE]))
+      if (is.null(prepared)) prepared <<- .compat_hc_prepare_runs(data, n - m, algorithm.args)
+      .compat_hc_network(prepared$setup, .compat_hc_run(prepared$setup, prepared$X[-test, , drop = FALSE]))
     }
   }
   one_run <- function() {

@@ -57,8 +57,7 @@ bn.fit <- function(x, data, cluster = NULL, method = "mle", ..., keep.fitted = T
   amat <- .compat_amat(x)
   if (any(amat == 1L & t(amat) == 1L)) stop("the graph is only partially directed; bn.fit needs a DAG.")
   if (!.compat_is_acyclic(amat)) stop("the graph contains cycles; bn.fit needs a DAG.")
-  X <- as.matrix(data[, nodes, drop = FALSE])
-  storage.mode(X) <- "double"
+  X <- .compat_double_matrix(data[, nodes, drop = FALSE])
   fit <- lapply(nodes, function(v) {
     pa <- x$nodes[[v]]$parents
     node <- .compat_fit_gnode(v, pa, x$nodes[[v]]$children, X[, v], X[, pa, drop = FALSE])

@@ -523,6 +523,21 @@
   setup
 }
 
+# The data as the double matrix the searches read (columns in the data's order).
+.compat_double_matrix <- function(x) {
+  X <- as.matrix(x)
+  storage.mode(X) <- "double"
+  X
+}
+
+# Many hc() runs on rows of `data` (n rows each): the data's columns checked, the settings checked and
+# prepared (.compat_hc_setup_runs), and the data matrix whose rows each run takes.
+.compat_hc_prepare_runs <- function(data, n, algorithm.args) {
+  .compat_check_gaussian_data(data)
+  setup <- .compat_hc_setup_runs(names(data), n, algorithm.args)
+  list(setup = setup, X = .compat_double_matrix(data))
+}
+
 # One search on the data matrix X (columns in node order, checked): list(from, to, ntests).
 .compat_hc_run <- function(setup, X) {
   for (w in setup$warnings) warning(w)
@@ -573,9 +588,7 @@ hc <- function(x, start = NULL, whitelist = NULL, blacklist = NULL, score = NULL
     start = start, whitelist = whitelist, blacklist = blacklist, score = score, extra = list(...),
     debug = debug, restart = restart, perturb = perturb, max.iter = max.iter, maxp = maxp,
     optimized = optimized))
-  X <- as.matrix(x)
-  storage.mode(X) <- "double"
-  .compat_hc_network(setup, .compat_hc_run(setup, X))
+  .compat_hc_network(setup, .compat_hc_run(setup, .compat_double_matrix(x)))
 }
 
 score <- function(x, data, type = NULL, ..., by.node = FALSE, debug = FALSE) {
@@ -591,8 +604,7 @@ score <- function(x, data, type = NULL, ..., by.node = FALSE, debug = FALSE) {
   if (length(unknown_args)) stop("unknown argument(s) for bic-g: ", paste(unknown_args, collapse = ", "), ".")
   k <- .compat_bicg_k(extra, nrow(data))
   nodes <- names(x$nodes)
-  X <- as.matrix(data[, nodes, drop = FALSE])
-  storage.mode(X) <- "double"
+  X <- .compat_double_matrix(data[, nodes, drop = FALSE])
   per_node <- setNames(.compat_bicg_nodes(X, .compat_amat(x), k), nodes)
   if (by.node) per_node else sum(per_node)
 }

@@ -344,13 +344,11 @@ boot.strength <- function(data, cluster = NULL, R = 200, m = nrow(data), algorit
   for (r in seq_len(R)) {
     resampling <- sample(nrow(data), m, replace = TRUE)
     if (r == 1L) {
-      .compat_check_gaussian_data(data)
-      setup <- .compat_hc_setup_runs(nodes, m, algorithm.args)
-      constraints <- .compat_hc_wlbl(setup)
-      X <- as.matrix(data)
-      storage.mode(X) <- "double"
+      prepared <- .compat_hc_prepare_runs(data, m, algorithm.args)
+      constraints <- .compat_hc_wlbl(prepared$setup)
     }
-    a <- .compat_hc_amat(setup, .compat_hc_run(setup, X[resampling, , drop = FALSE]))
+    run <- .compat_hc_run(prepared$setup, prepared$X[resampling, , drop = FALSE])
+    a <- .compat_hc_amat(prepared$setup, run)
     if (cpdag) a <- .compat_cpdag_amat(a, constraints$wl, constraints$bl)
     if (debug) cat("* bootstrap replicate", r, ":", sum(a), "arc cells.\n")
     counts <- .compat_count_arcs(counts, a, 1)
