@@ -468,14 +468,19 @@ class LearningPool:
             self._r_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(self.traces))
         return self._r_traces
 
-    def saved_path(self) -> str:
-        """A new file in the pool's scratch folder, for a graph a worker saves for the stage's tables."""
+    def scratch(self) -> Path:
+        """The pool's scratch folder, removed with the pool: the graphs workers save for the stage's tables,
+        and the workers' temporary directory (the R of a worker stopped by Ctrl-C leaves its own there)."""
         import tempfile
 
         if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="etio-learn-")
+            self._scratch = tempfile.TemporaryDirectory(prefix="etio-learn-", ignore_cleanup_errors=True)
+        return Path(self._scratch.name)
+
+    def saved_path(self) -> str:
+        """A new file in the pool's scratch folder, for a graph a worker saves for the stage's tables."""
         self._saved += 1
-        return str(Path(self._scratch.name) / f"{self._saved:04d}.rds")
+        return str(self.scratch() / f"{self._saved:04d}.rds")
 
     def submit(self, fn, *args):
         if self._executor is None:
@@ -490,7 +495,8 @@ class LearningPool:
                 self.traces.to_pickle(handle)
             self._executor = ProcessPoolExecutor(max_workers=self.workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_worker, initargs=(self._traces_file,))
+                                                 initializer=_start_worker,
+                                                 initargs=(self._traces_file, str(self.scratch())))
         with interrupts.held():         # a worker being started gets all of its start-up data
             return self._executor.submit(fn, *args)
 
@@ -570,8 +576,9 @@ def _learn_in_workers(pool: LearningPool, unit: LearnUnit, directory, draw, prog
 _worker_traces = None
 
 
-def _start_worker(traces_file: str) -> None:
+def _start_worker(traces_file: str, temporary: str) -> None:
     global _worker_traces
+    os.environ["TMPDIR"] = temporary    # before R starts: its temporary directory goes with the pool's
     _worker_traces = rbridge.call_raw(".etio_normalise_traces", rbridge.to_r(pd.read_pickle(traces_file)))
     interrupts.ignore_in_worker()       # after R started (it takes SIGINT over): the parent stops us
 

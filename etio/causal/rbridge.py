@@ -14,6 +14,7 @@ elsewhere.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -135,6 +136,8 @@ class _RSession:
             ro.r["source"](str(script), chdir=True)
         except Exception as exc:
             raise RBackendError(f"sourcing {script} failed: {_r_message(exc)}") from None
+        # R removes its temporary directory when it ends; a Ctrl-C ends this process without ending R.
+        interrupts.at_fast_exit(functools.partial(shutil.rmtree, str(ro.r("tempdir()")[0]), ignore_errors=True))
         self.wrapper = ro.r(_CALL_WRAPPER)
         self.callback_wrapper = ro.r(_CALLBACK_WRAPPER)
         self.callback_error: BaseException | None = None

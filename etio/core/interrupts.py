@@ -28,6 +28,7 @@ _installed = False
 _pending = False
 _stoppers: list[Callable[[], None]] = []
 _deferring: list[Callable[[], None]] = []
+_releases: list[Callable[[], None]] = []
 
 
 def handler(signum, frame) -> None:
@@ -154,14 +155,22 @@ def ignore_in_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def at_fast_exit(release: Callable[[], None]) -> None:
+    """Have :func:`release_process_resources` call ``release()``: what a library of this process made
+    that an ordinary exit removes and a fast exit would leave behind (the embedded R's temporary
+    directory)."""
+    _releases.append(release)
+
+
 def release_process_resources() -> None:
     """Before a fast exit on Ctrl-C: release what outlives the process unless released (the
-    named semaphores of a stopped worker pool), without waiting on anything else."""
+    named semaphores of a stopped worker pool, what :func:`at_fast_exit` registered), without
+    waiting on anything else."""
     import sys
 
     util = sys.modules.get("multiprocessing.util")
-    if util is not None:
+    for release in ([lambda: util._run_finalizers(0)] if util is not None else []) + _releases:
         try:
-            util._run_finalizers(0)
+            release()
         except Exception:  # best effort: the exit goes on
             pass

@@ -394,13 +394,16 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _interrupt(args, ready, launcher=signal.SIG_DFL, settle: float = 0.3, timeout: float = 120):
-    """Run ``etio ARGS`` from a launcher that left SIGINT as ``launcher``; once ``ready()`` holds,
-    send SIGINT. Returns (exit code, stderr, seconds to the 'interrupted' line, descendants left)."""
+def _interrupt(args, ready, launcher=signal.SIG_DFL, settle: float = 0.3, timeout: float = 120,
+               temporary: Path | None = None):
+    """Run ``etio ARGS`` from a launcher that left SIGINT as ``launcher`` (with ``temporary`` as its
+    TMPDIR when given); once ``ready()`` holds, send SIGINT. Returns (exit code, stderr, seconds to
+    the 'interrupted' line, descendants left)."""
     import threading
 
+    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(temporary)} if temporary else {})}
     proc = subprocess.Popen([sys.executable, "-m", "etio", *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, launcher))
     lines: list[tuple[float, str]] = []
     reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), line) for line in proc.stderr))
@@ -436,14 +439,18 @@ def _staging(parent: Path):
 @pytest.mark.parametrize("workers, launcher", [("1", signal.SIG_DFL), ("1", signal.SIG_IGN), ("2", signal.SIG_DFL)],
                          ids=["one worker", "one worker, SIGINT ignored by the launcher", "two workers"])
 def test_learn_stops_on_ctrl_c(tmp_path, workers, launcher):
+    out, temporary = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    temporary.mkdir()
     code, err, seconds, alive = _interrupt(
-        ["learn", EXAMPLE, "--out", tmp_path / "gi", "--replicates", "100", "--runs", "2", "--workers", workers],
-        _staging(tmp_path), launcher=launcher, settle=1.0)
+        ["learn", EXAMPLE, "--out", out / "gi", "--replicates", "100", "--runs", "2", "--workers", workers],
+        _staging(out), launcher=launcher, settle=1.0, temporary=temporary)
     assert code == 130, err
     assert seconds is not None and seconds <= 1.0, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: ")
     assert not alive                                          # no R worker left running
-    assert list(tmp_path.iterdir()) == []                     # the staging directory is gone, nothing written
+    assert list(out.iterdir()) == []                          # the staging directory is gone, nothing written
+    assert list(temporary.iterdir()) == []                    # nor a temporary file or R's temporary directory
 
 
 def test_attack_stops_on_ctrl_c_and_keeps_its_results(mini_store, tmp_path):
