@@ -132,3 +132,47 @@ def test_only_a_family_that_pads_mixes_widths_in_one_job():
                    torch.arange(8).view(2, 4), [1, 2], [1], Training(batch_size=4), 0)
     with pytest.raises(ValueError, match="resnet34 members of different widths cannot share a job"):
         next(train_job(job, torch.zeros(8, *CIFAR), torch.zeros(8, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_the_mlp_training_step_gives_autograds_logits_and_gradients_to_the_bit(loss):
+    """The MLP's training forward (its own backward over buffers reused from step to step) against
+    ``torch.autograd.grad`` of the plain batched ``matmul``s: mixed widths (zero-padded), two models per
+    width, batches of changing size (the buffers are reused and cut), both losses."""
+    from etio.traces.models.mlp_1hidden.network import mlp_forward
+
+    widths, k, n_in, c = [3, 8], 2, 12, 5
+    g = torch.Generator().manual_seed(0)
+    states = [[{"hidden.weight": torch.randn(w, n_in, generator=g), "output.weight": torch.randn(c, w, generator=g)}
+               for _ in range(k)] for w in widths]
+    params, buffers, forward = get_model("mlp_1hidden").train_forward(states, widths, c, (n_in,), "cpu")
+    w1, w2 = (params[n].requires_grad_(True) for n in ("hidden.weight", "output.weight"))
+    v = len(widths)
+    for b in (7, 4, 7):
+        x = torch.randn(k, b, n_in, generator=g)
+        y = torch.randint(0, c, (v * k, b), generator=g)
+        expected = mlp_forward(w1.view(v, k, *w1.shape[1:]), w2.view(v, k, *w2.shape[1:]), x).reshape(v * k, b, c)
+        logits = forward(params, buffers, x)
+        assert torch.equal(logits, expected)
+
+        def loss_of(out):
+            if loss == "ce":
+                return torch.nn.functional.cross_entropy(out.reshape(-1, c), y.reshape(-1), reduction="none").sum()
+            return (out.softmax(-1) - torch.nn.functional.one_hot(y, c)).pow(2).mean((-1, -2)).sum()
+
+        want = torch.autograd.grad(loss_of(expected), [w1, w2])
+        got = torch.autograd.grad(loss_of(logits), [w1, w2])
+        for a, e in zip(got, want):
+            assert torch.equal(a, e)
+
+
+def test_a_second_mlp_training_forward_before_the_backward_fails_the_first_backward():
+    """Its blocks are reused: the first step's backward must not silently read the second step's values."""
+    states = [[{"hidden.weight": torch.ones(3, 4), "output.weight": torch.ones(2, 3)}]]
+    params, buffers, forward = get_model("mlp_1hidden").train_forward(states, [3], 2, (4,), "cpu")
+    for p in params.values():
+        p.requires_grad_(True)
+    first = forward(params, buffers, torch.ones(1, 5, 4)).sum()
+    forward(params, buffers, torch.zeros(1, 5, 4))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(first, list(params.values()))
