@@ -134,14 +134,14 @@ def test_only_a_family_that_pads_mixes_widths_in_one_job():
         next(train_job(job, torch.zeros(8, *CIFAR), torch.zeros(8, dtype=torch.long)))
 
 
-@pytest.mark.parametrize("loss", ["ce", "mse"])
-def test_the_mlp_training_step_gives_autograds_logits_and_gradients_to_the_bit(loss):
+@pytest.mark.parametrize("loss, widths", [("ce", [3, 8]), ("mse", [3, 8]), ("ce", [5])])
+def test_the_mlp_training_step_gives_autograds_logits_and_gradients_to_the_bit(loss, widths):
     """The MLP's training forward (its own backward over buffers reused from step to step) against
-    ``torch.autograd.grad`` of the plain batched ``matmul``s: mixed widths (zero-padded), two models per
-    width, batches of changing size (the buffers are reused and cut), both losses."""
+    ``torch.autograd.grad`` of the plain batched ``matmul``s: mixed widths (zero-padded) or one member, two
+    models per width, batches of changing size (the buffers are reused and cut), both losses."""
     from etio.traces.models.mlp_1hidden.network import mlp_forward
 
-    widths, k, n_in, c = [3, 8], 2, 12, 5
+    k, n_in, c = 2, 12, 5
     g = torch.Generator().manual_seed(0)
     states = [[{"hidden.weight": torch.randn(w, n_in, generator=g), "output.weight": torch.randn(c, w, generator=g)}
                for _ in range(k)] for w in widths]

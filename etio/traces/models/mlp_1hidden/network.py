@@ -79,7 +79,7 @@ class _StepBuffers:
 class _TrainingStep(torch.autograd.Function):
     """:func:`mlp_forward` of ``x [K, b, in]`` (shared by the V members) and ``w1 [V·K, w, in]``,
     ``w2 [V·K, C, w]``, with the very operations autograd records for it and runs backward (the inputs
-    expanded and copied to ``[V·K, b, in]``, a ``bmm``, ``relu``, a ``bmm``; backward: the ``bmm`` formulas and
+    expanded and, for V > 1, copied to ``[V·K, b, in]``, a ``bmm``, ``relu``, a ``bmm``; backward: the ``bmm`` formulas and
     ``threshold_backward``), so every value is the same to the bit; only the large blocks are the job's
     :class:`_StepBuffers`. The weight gradients are returned as the products give them (transposed views):
     the optimiser's element-wise update reads them in place of autograd's contiguous copies, with the same
@@ -89,8 +89,12 @@ class _TrainingStep(torch.autograd.Function):
     def forward(ctx, x, w1, w2, v, buffers):
         k, b, n_in = x.shape
         m, width = w1.shape[0], w1.shape[1]
-        rows = buffers.get("inputs", (m, b, n_in), x)
-        rows.view(v, k, b, n_in).copy_(x.unsqueeze(0).expand(v, k, b, n_in))
+        shared = x.unsqueeze(0).expand(v, k, b, n_in)
+        if v == 1:      # matmul reshapes the expanded inputs without a copy: so does this
+            rows = shared.reshape(m, b, n_in)
+        else:
+            rows = buffers.get("inputs", (m, b, n_in), x)
+            rows.view(v, k, b, n_in).copy_(shared)
         hidden = torch.bmm(rows, w1.transpose(1, 2), out=buffers.get("hidden", (m, b, width), x)).relu_()
         # saved, not kept: a second forward before this backward rewrites the buffers, and autograd's
         # version check then fails the backward instead of computing it from the other step's values
