@@ -131,7 +131,8 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     valid_cpu, n_valid_cpu = valid.cpu(), n_valid.cpu()
     n_steps = int(math.ceil(int(n_valid.max()) / spec.batch_size)) if n_models else 0
     rows = torch.arange(n_models, device=device).view(-1, 1) * n
-    flat_features, flat_labels, flat_valid = features.reshape(n_models * n, -1), labels.reshape(-1), valid.reshape(-1)
+    flat_features = features.reshape(n_models * n, features.shape[2])
+    flat_labels, flat_valid = labels.reshape(-1), valid.reshape(-1)
     for keys in _epoch_keys(generators, valid_cpu, n_valid_cpu, spec.epochs):
         # the epoch's shuffled samples gathered once (rows of the flattened stack: a third of the time of
         # indexing by model and position), each step takes its slice

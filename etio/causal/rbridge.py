@@ -125,6 +125,10 @@ class _RSession:
             # of its own with that path, so children get the path this process started with.
             _restore("LD_LIBRARY_PATH", library_path)
             interrupts.reinstall()      # rpy2 took SIGINT over when it started R
+        # R removes its temporary directory when it ends; a Ctrl-C ends this process without ending R
+        # (registered at once: sourcing etio.R takes long enough to be interrupted)
+        interrupts.at_fast_exit(functools.partial(shutil.rmtree, os.path.abspath(str(ro.r("tempdir()")[0])),
+                                                  ignore_errors=True))
         self.ro = ro
         self.converter = ro.default_converter + pandas2ri.converter
         self.localconverter = localconverter
@@ -136,8 +140,6 @@ class _RSession:
             ro.r["source"](str(script), chdir=True)
         except Exception as exc:
             raise RBackendError(f"sourcing {script} failed: {_r_message(exc)}") from None
-        # R removes its temporary directory when it ends; a Ctrl-C ends this process without ending R.
-        interrupts.at_fast_exit(functools.partial(shutil.rmtree, str(ro.r("tempdir()")[0]), ignore_errors=True))
         self.wrapper = ro.r(_CALL_WRAPPER)
         self.callback_wrapper = ro.r(_CALLBACK_WRAPPER)
         self.callback_error: BaseException | None = None

@@ -4,7 +4,9 @@ The command line installs :func:`handler` for SIGINT (:func:`install`). On a sig
 interrupt as pending, stops the registered helpers at once (:func:`stopping`: the worker
 processes of a learning or attack pool are terminated, not waited for) and raises
 :class:`~etio.core.errors.Interrupted`; the CLI then prints what the run kept
-(:func:`etio.core.errors.interrupt_note`) and exits 130.
+(:func:`etio.core.errors.interrupt_note`) and exits 130, without the interpreter's slow shutdown: what a
+library would have removed at an ordinary exit is released first (:func:`release_process_resources`,
+:func:`at_fast_exit`).
 
 Code that runs outside Python keeps the same path: while the embedded R computes, a SIGINT
 does not raise in the middle of R (rpy2 would lose the exception) but asks R to stop
@@ -169,8 +171,13 @@ def release_process_resources() -> None:
     import sys
 
     util = sys.modules.get("multiprocessing.util")
-    for release in ([lambda: util._run_finalizers(0)] if util is not None else []) + _releases:
+    if util is not None:
+        try:
+            util._run_finalizers(0)
+        except Exception:  # best effort: the exit goes on
+            pass
+    for release in _releases:
         try:
             release()
-        except Exception:  # best effort: the exit goes on
+        except Exception:
             pass

@@ -364,11 +364,12 @@ def _cpu_calibration_models(info, arch: str, width: int) -> int:
     """Models the CPU training calibration trains at once, besides one model alone: the line through the two
     is extrapolated to every model of a job (thousands of small MLPs), so the many-model point is taken as
     far out as about eight million parameters allow (at most 512 models), not at 4, where a millisecond of
-    noise became minutes. A step's cost is not linear in the models beyond a point (blocks of more than
-    32 MB that a step allocates afresh are mapped and page-faulted at every step; the MLP's batch and
-    step blocks are now kept for the job, other families' activations are not), so a job of the paper's
-    MNIST grid (180 models of 12 730 parameters) is calibrated at its own size: measured there, before the
-    training kept those blocks, 64 models extrapolated to 180 said 0.6 of the training time, 180 models 0.9."""
+    noise became minutes. A step's cost need not be linear in the models (a block of more than 32 MB that
+    a step allocates afresh is mapped and page-faulted at every step: the training keeps its batch and
+    the MLP's step blocks for the job, other families' activations are allocated each step), so a job of
+    the paper's MNIST grid (180 models of 12 730 parameters) is calibrated at its own size: measured there
+    while the batch was gathered afresh, 64 models extrapolated to 180 said 0.6 of the training time, 180
+    models 0.9."""
     from etio.traces.models import count_params
 
     params = count_params(arch, width, info.num_classes, info.input_shape)

@@ -84,9 +84,12 @@ def job_memory(cfg: ExperimentConfig, job, info: DatasetInfo) -> JobMemory:
     params = count_params(job.arch, width, info.num_classes, info.input_shape)
     act_sum, act_max = layer_outputs(job.arch, width, info.num_classes, tuple(info.input_shape))
     batch = min(t.batch_size, job.train_size)
-    per_model = FLOAT * (4 * params + 2 * act_sum * batch + 3 * act_max * min(t.eval_batch_size, info.test_size))
-    k = cfg.repeats * (info.pool_size // job.train_size)
     sample = math.prod(info.input_shape)
+    # a step's inputs: with several variants, each model's batch is copied for its own product
+    inputs = sample * batch if len(job.members) > 1 else 0
+    per_model = FLOAT * (4 * params + 2 * act_sum * batch + inputs
+                         + 3 * act_max * min(t.eval_batch_size, info.test_size))
+    k = cfg.repeats * (info.pool_size // job.train_size)
     data = FLOAT * sample * (info.pool_size + info.test_size) + 8 * (info.pool_size + info.test_size)
     logits = FLOAT * len(job.members) * k * (job.train_size + info.test_size) * info.num_classes
     models, _ = models_at_once(cfg, job, info)

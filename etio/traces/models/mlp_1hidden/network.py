@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 class MLP1Hidden(nn.Module):
@@ -50,7 +51,11 @@ def train_forward(states, widths, num_classes, input_shape, device):
         # x [K, b, ...] is shared by the V members: broadcast instead of copying.
         # each=True: x [V·K, b, ...] holds every model's own inputs (adversarial examples).
         w1, w2 = p["hidden.weight"], p["output.weight"]
-        if not each and w1.requires_grad and torch.is_grad_enabled():     # a training step
+        if not train:
+            # evaluation (a snapshot, between epochs): the step blocks are given back first, so they never
+            # add to its memory, and the snapshots of a finished job hold none
+            buffers.release()
+        elif not each and w1.requires_grad and not x.requires_grad and torch.is_grad_enabled():   # a step
             return _TrainingStep.apply(x.flatten(2), w1, w2, v, buffers).reshape(v * k, x.shape[1], c)
         xs = x.reshape(v, k, x.shape[1], -1) if each else x.flatten(2)
         out = mlp_forward(w1.view(v, k, *w1.shape[1:]), w2.view(v, k, *w2.shape[1:]), xs)
@@ -60,10 +65,11 @@ def train_forward(states, widths, num_classes, input_shape, device):
 
 
 class _StepBuffers:
-    """The large blocks of a training step, allocated once per job and reused by every step: the inputs
-    copied for each model, the hidden layer and its gradient, and the first layer's weight gradient. At
-    the paper's MNIST sizes they are the step's largest (360 models of width 256: 144, 47, 47 and 290 MB);
-    allocated afresh, blocks that large were mapped and page-faulted at every step."""
+    """The large blocks of a training step, allocated at a job's first step and reused by every step until
+    its models are evaluated: the inputs copied for each model, the hidden layer and its gradient, and the
+    first layer's weight gradient. At the paper's MNIST sizes they are the step's largest (360 models of
+    width 256: 144, 47, 47 and 290 MB); allocated afresh, blocks that large would be mapped and
+    page-faulted at every step."""
 
     def __init__(self) -> None:
         self.blocks: dict[str, torch.Tensor] = {}
@@ -71,9 +77,12 @@ class _StepBuffers:
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
         size = math.prod(shape)
         block = self.blocks.get(name)
-        if block is None or block.numel() < size:
+        if block is None or block.numel() < size or block.dtype != like.dtype or block.device != like.device:
             block = self.blocks[name] = torch.empty(size, dtype=like.dtype, device=like.device)
         return block[:size].view(shape)
+
+    def release(self) -> None:
+        self.blocks.clear()
 
 
 class _TrainingStep(torch.autograd.Function):
@@ -81,9 +90,10 @@ class _TrainingStep(torch.autograd.Function):
     ``w2 [V·K, C, w]``, with the very operations autograd records for it and runs backward (the inputs
     expanded and, for V > 1, copied to ``[V·K, b, in]``, a ``bmm``, ``relu``, a ``bmm``; backward: the ``bmm`` formulas and
     ``threshold_backward``), so every value is the same to the bit; only the large blocks are the job's
-    :class:`_StepBuffers`. The weight gradients are returned as the products give them (transposed views):
-    the optimiser's element-wise update reads them in place of autograd's contiguous copies, with the same
-    values. A test holds the logits and gradients to ``torch.autograd.grad`` of :func:`mlp_forward`."""
+    :class:`_StepBuffers`. The weight gradients are the products' transposed views, as autograd's are;
+    the first layer's lives in a kept block, so it holds only until the next backward of the job (the
+    optimiser uses it at once). A test holds the logits and gradients to ``torch.autograd.grad`` of
+    :func:`mlp_forward`."""
 
     @staticmethod
     def forward(ctx, x, w1, w2, v, buffers):
@@ -96,13 +106,15 @@ class _TrainingStep(torch.autograd.Function):
             rows = buffers.get("inputs", (m, b, n_in), x)
             rows.view(v, k, b, n_in).copy_(shared)
         hidden = torch.bmm(rows, w1.transpose(1, 2), out=buffers.get("hidden", (m, b, width), x)).relu_()
-        # saved, not kept: a second forward before this backward rewrites the buffers, and autograd's
-        # version check then fails the backward instead of computing it from the other step's values
+        # through save_for_backward, not as attributes of ctx: a second forward before this backward rewrites
+        # the blocks, and autograd's version check then fails the backward instead of letting it compute
+        # from the other step's values
         ctx.save_for_backward(rows, hidden, w2)
         ctx.buffers = buffers
         return torch.bmm(hidden, w2.transpose(1, 2)).view(v, k, b, w2.shape[1])
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         rows, hidden, w2 = ctx.saved_tensors
         buffers = ctx.buffers
