@@ -573,3 +573,11 @@ def test_each_attack_asks_for_its_outputs_in_one_batched_query_per_kind():
     # later questions are answered from the cache
     outputs.on_subset(3, subset_of=1), outputs.on_test([2, 1])
     assert len(ensemble.queries) == 2
+
+
+def test_attack_models_without_samples_keep_their_initialisation():
+    """No sample to train on (every calibration set empty): the stack is its seeded initialisation, no error."""
+    spec = AttackModelSpec(hidden=(4,), epochs=2)
+    trained = train_attack_models(torch.zeros(2, 0, 3), torch.zeros(2, 0), spec, [1, 2])
+    init = init_stacked_mlp([3, 3], spec, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    assert all(torch.equal(a, b) for a, b in zip(trained.weights + trained.biases, init.weights + init.biases))
