@@ -1,6 +1,7 @@
 """The trace stage end to end on a small digits grid (tests/data/traces-mini.toml): table, store API,
 resume, shards, bad input."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -258,6 +259,12 @@ def test_a_batch_of_models_that_cannot_fit_is_refused_before_training(tmp_path, 
     need = resources.job_memory(cfg, plan_jobs(cfg)[0], DATASETS["digits"])
     # the estimate counts parameters, gradients, momenta and a snapshot (4 floats per parameter) at least
     assert need.per_model >= 4 * 4 * 64 * 74
+    # and, where several variants share a model's batch, the batch each model's product gets copied
+    job = dataclasses.replace(plan_jobs(cfg)[0], widths=(64,))
+    shared = resources.job_memory(cfg, job, DATASETS["digits"])
+    alone = resources.job_memory(cfg, dataclasses.replace(job, variants=job.variants[:1]), DATASETS["digits"])
+    assert len(job.variants) > 1
+    assert shared.per_model - alone.per_model == 4 * 64 * min(cfg.training.batch_size, job.train_size)
 
 
 def test_training_in_chunks_of_models_gives_the_same_table(smoke, tmp_path):
