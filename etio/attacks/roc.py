@@ -7,9 +7,9 @@ own references, so the scores are on one scale) and the threshold is swept over 
 * ``AUC``: area under (FPR, TPR) (``sklearn.metrics.roc_auc_score``), with a 95 % percentile
   bootstrap interval over the targets when the scores' targets are given (resampled with a fixed
   seed, so a rerun gives the same interval);
-* ``TPR@α``: the largest TPR among the thresholds whose FPR is at most α — read off
-  ``sklearn.metrics.roc_curve``, not interpolated — with its exact (Clopper–Pearson) 95 %
-  interval over the positives;
+* ``TPR@α``: the largest TPR among the thresholds whose FPR is at most α — read off the ROC
+  curve (``sklearn.metrics.roc_curve``'s points, :func:`roc_curve_points`), not interpolated — with its
+  exact (Clopper–Pearson) 95 % interval over the positives;
 * the balanced accuracy of the best threshold (what LiRA's code reports as its accuracy);
 * the empirical ε lower bound at δ: for an (ε, δ)-DP mechanism every test obeys
   FPR + e^ε·FNR ≥ 1 − δ and FNR + e^ε·FPR ≥ 1 − δ, so with FPR and FNR replaced by their
@@ -92,6 +92,24 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha):
     return tpr[at]
 
 
+def roc_curve_points(members: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at every distinct threshold, from (0, 0) up: what ``sklearn.metrics.roc_curve(members, scores,
+    drop_intermediate=False)`` returns for finite scores (a test holds them equal), counted from sorted
+    values instead of an argsort. A threshold's counts do not depend on how tied scores are ordered, so no
+    permutation is needed: on 12.6 million scores this takes 1.1 s where ``roc_curve`` takes 4.7 s (its
+    stable argsort alone 2 s)."""
+    members = np.asarray(members, dtype=bool)
+    ordered = np.sort(scores)
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])          # each distinct value's first place
+    distinct = ordered[first]
+    # members per distinct value, then from the highest value down: the members at or above each threshold
+    # (the members' scores sorted first: their searches then walk the distinct values in order)
+    per_value = np.bincount(np.searchsorted(distinct, np.sort(scores[members])), minlength=len(distinct))
+    tps = np.cumsum(per_value[::-1])
+    fps = (len(ordered) - first)[::-1] - tps
+    return np.r_[0, fps] / fps[-1], np.r_[0, tps] / tps[-1]
+
+
 def rank_auc(members: np.ndarray, scores: np.ndarray) -> float:
     """AUC as the Mann–Whitney statistic (ties count one half): ``roc_auc_score`` without its input checks."""
     from scipy.stats import rankdata
@@ -166,7 +184,7 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
     (:func:`bootstrap_auc_interval`, at least two targets). Every metric that cannot be computed is None,
     and ``missing`` says why.
     """
-    from sklearn.metrics import auc, roc_curve
+    from sklearn.metrics import auc
 
     scores = np.asarray(scores, dtype=float)
     members = np.asarray(members, dtype=bool)
@@ -183,7 +201,7 @@ def roc_metrics(scores: np.ndarray, members: np.ndarray, settings: RocSettings =
                     **{k: None for k in tpr_keys}, "intervals": {}})
         out["missing"] = {k: reason for k in ["AUC", "Acc", "epsilon", *tpr_keys]}
         return out
-    fpr, tpr, _ = roc_curve(members, scores, drop_intermediate=False)
+    fpr, tpr = roc_curve_points(members, scores)
     out["AUC"] = float(auc(fpr, tpr))          # what roc_auc_score computes from the same curve
     out["Acc"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
     out["intervals"] = {}

@@ -16,7 +16,7 @@ from scipy import stats
 
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
 from etio.attacks.rmia import choose_a, marginal, rmia_scores
-from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_metrics
+from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_curve_points, roc_metrics
 from tests.support.repo import MINI, REPO
 
 
@@ -187,6 +187,24 @@ def test_epsilon_bound_of_a_known_pair_by_hand():
     assert 3.0 < hand < 4.5
     # no evidence, no leakage
     assert float(epsilon_lower_bound(500, 1000, 500, 1000, 1e-5)) == 0.0
+
+
+@pytest.mark.parametrize("scores", ["distinct", "tied", "signed zeros"])
+def test_roc_curve_points_are_sklearns_roc_curve(scores):
+    """Every point of ``sklearn.metrics.roc_curve(drop_intermediate=False)``, bit for bit, over draws of sizes
+    and member shares, with distinct scores, many ties, and -0.0 beside 0.0."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng({"distinct": 0, "tied": 1, "signed zeros": 2}[scores])
+    for _ in range(60):
+        n = int(rng.integers(2, 300))
+        values = {"distinct": lambda: rng.normal(size=n), "tied": lambda: rng.integers(0, 6, n).astype(float),
+                  "signed zeros": lambda: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 2, n)}[scores]()
+        members = rng.random(n) < rng.random()
+        members[:2] = [True, False]
+        fpr, tpr, _ = roc_curve(members, values, drop_intermediate=False)
+        ours = roc_curve_points(members, values)
+        assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(ours, (fpr, tpr)))
 
 
 def test_roc_metrics_missing_with_a_reason_when_negatives_are_few():
