@@ -86,7 +86,7 @@ def epsilon_lower_bound(true_positives, positives, false_positives, negatives, d
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha):
     """The largest TPR among ROC points with FPR ≤ α (no interpolation); ``alpha`` may be an array.
 
-    ``fpr`` and ``tpr`` as ``roc_curve`` returns them: both non-decreasing, starting at (0, 0).
+    ``fpr`` and ``tpr`` as :func:`roc_curve_points` returns them: both non-decreasing, starting at (0, 0).
     """
     at = np.searchsorted(fpr, np.asarray(alpha, dtype=float) + 1e-15, side="right") - 1
     return tpr[at]
