@@ -130,13 +130,13 @@ def train_attack_models(features: torch.Tensor, labels: torch.Tensor, spec: Atta
     n_valid = valid.sum(dim=1)
     valid_cpu, n_valid_cpu = valid.cpu(), n_valid.cpu()
     n_steps = int(math.ceil(int(n_valid.max()) / spec.batch_size)) if n_models else 0
-    rows = torch.arange(n_models, device=device).view(-1, 1) * n
+    first_row = torch.arange(n_models, device=device).view(-1, 1) * n      # each model's first row, flattened
     flat_features = features.reshape(n_models * n, features.shape[2])
     flat_labels, flat_valid = labels.reshape(-1), valid.reshape(-1)
     for keys in _epoch_keys(generators, valid_cpu, n_valid_cpu, spec.epochs):
         # the epoch's shuffled samples gathered once (rows of the flattened stack: a third of the time of
         # indexing by model and position), each step takes its slice
-        order = (keys.to(device).argsort(dim=1) + rows).view(-1)
+        order = (keys.to(device).argsort(dim=1) + first_row).view(-1)
         x_epoch = flat_features.index_select(0, order).view(features.shape)
         y_epoch, mask_epoch = flat_labels.index_select(0, order).view(n_models, n), \
             flat_valid.index_select(0, order).view(n_models, n)

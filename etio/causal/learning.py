@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -514,14 +513,8 @@ class LearningPool:
     def __exit__(self, kind, value, traceback) -> bool:
         self._depth -= 1
         if self._executor is not None and kind is not None and not issubclass(kind, Exception):
-            dying = list((getattr(self._executor, "_processes", None) or {}).values())
             interrupts.terminate_pool(self._executor)   # Ctrl-C: the workers stop now, not after their graph
             self._closed()
-            # gone before the scratch folder is removed (milliseconds after SIGTERM), so that none of them
-            # is still writing into it then
-            deadline = time.monotonic() + 0.5
-            for process in dying:
-                process.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._depth == 0 and self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._closed()

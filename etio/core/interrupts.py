@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from typing import Callable, Iterator
 
 from etio.core.errors import Interrupted
@@ -134,19 +135,29 @@ def held() -> "contextlib.AbstractContextManager[None]":
     return deferred(lambda: None)
 
 
+def _pool_processes(executor) -> list:
+    return list((getattr(executor, "_processes", None) or {}).values())
+
+
 def kill_workers(executor) -> None:
     """Terminate the processes of a ``concurrent.futures.ProcessPoolExecutor`` (safe in a signal handler)."""
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    for process in _pool_processes(executor):
         try:
             process.terminate()
         except Exception:  # already gone
             pass
 
 
-def terminate_pool(executor) -> None:
-    """Stop a ``ProcessPoolExecutor`` now: its processes are terminated, queued work is
-    cancelled, and nothing waits for a running task to finish."""
+def terminate_pool(executor, reap_s: float = 0.5) -> None:
+    """Stop a ``ProcessPoolExecutor`` now: its processes are terminated and reaped (SIGTERM ends them
+    within milliseconds; at most ``reap_s`` seconds are spent waiting), so none of them still writes
+    when this returns and the caller removes its scratch files; queued work is cancelled, and nothing
+    waits for a running task to finish."""
+    processes = _pool_processes(executor)
     kill_workers(executor)
+    deadline = time.monotonic() + reap_s
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
     # Queued work is not cancelled one future at a time: the pool, finding its workers gone,
     # fails every pending future itself (a cancelled one would make it raise in its thread).
     executor.shutdown(wait=False)
