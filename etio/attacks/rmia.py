@@ -57,6 +57,35 @@ def out_reference_mean(prob: np.ndarray, inside: np.ndarray, target: int, refere
         return np.where(k > 0, np.where(mask, prob, 0.0).sum(axis=0) / k, np.nan)
 
 
+def out_reference_means(prob: np.ndarray, inside: np.ndarray, references: int = 0,
+                        columns: int = 256) -> np.ndarray:
+    """Pr_OUT(x) of every target ``[M, X]``: row t is :func:`out_reference_mean` of target t, the same bits.
+
+    That mean adds the reference models' rows in model order, each to the running sum of the ones before.
+    Row t's sum is therefore the prefix of the rows before t followed by the rows after it, one at a time:
+    every target starts from its prefix (one cumulative sum) and all of them add the next row together, the
+    sum of target t taking row t + s at step s. Half the additions of one mean per target, in M whole-array
+    steps over blocks of ``columns`` points that stay in the cache. A model that trained on x adds +0.0,
+    which changes no sum of probabilities, as the masked sum does. With a limit on the references each
+    target's own mean is taken (the limit picks other models per target).
+    """
+    n_models, n_points = prob.shape
+    if references:
+        return np.stack([out_reference_mean(prob, inside, t, references) for t in range(n_models)])
+    outside = np.where(inside, 0.0, prob)
+    sums = np.empty((n_models, n_points))
+    for first in range(0, n_points, columns):
+        block = outside[:, first:first + columns]
+        acc = sums[:, first:first + columns]
+        acc[0] = 0.0
+        np.cumsum(block[:-1], axis=0, out=acc[1:])
+        for step in range(1, n_models):
+            acc[:n_models - step] += block[step:]
+    k = (~inside).sum(axis=0)[None, :] - ~inside          # the other models that did not train on x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, sums / k, np.nan)
+
+
 def marginal(pr_out: np.ndarray, a: float) -> np.ndarray:
     """The offline Pr(x) ≈ ½((1 + a)·Pr_OUT(x) + (1 − a))."""
     return 0.5 * ((1 + a) * pr_out + (1 - a))
@@ -87,8 +116,8 @@ def rmia_scores(prob: np.ndarray, inside: np.ndarray, population: np.ndarray, a:
                 references: int = 0) -> np.ndarray:
     """Scores ``[M, X]``: row t is model t attacked on every point (one loop over targets)."""
     prob, inside = np.asarray(prob, dtype=float), np.asarray(inside, dtype=bool)
-    return np.stack([rmia_target_scores(prob[t], out_reference_mean(prob, inside, t, references), population,
-                                        a, gamma) for t in range(prob.shape[0])])
+    pr_out = out_reference_means(prob, inside, references)
+    return np.stack([rmia_target_scores(prob[t], pr_out[t], population, a, gamma) for t in range(prob.shape[0])])
 
 
 def choose_a(prob: np.ndarray, inside: np.ndarray, population: np.ndarray, gamma: float, reference: int = 0,

@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 
 from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
-from etio.attacks.rmia import choose_a, marginal, rmia_scores
+from etio.attacks.rmia import choose_a, marginal, out_reference_mean, out_reference_means, rmia_scores
 from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_curve_points, roc_metrics
 from tests.support.repo import MINI, REPO
 
@@ -159,6 +159,31 @@ def test_rmia_scores_follow_the_pairwise_definition():
                 assert scores[t, x] == pytest.approx(wins / len(zs), abs=1e-12), (gamma, a, t, x)
     assert marginal(np.array([0.4]), 1.0)[0] == pytest.approx(0.4)       # a = 1: Pr(x) = Pr_OUT(x)
     assert marginal(np.array([0.4]), 0.0)[0] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("models", [1, 2, 7, 40])
+def test_out_reference_means_of_every_target_are_each_targets_mean_to_the_bit(models):
+    rng = np.random.default_rng(models)
+    points = 203
+    prob = rng.uniform(0, 1, size=(models, points)) ** 3
+    prob[rng.random((models, points)) < 0.05] = 0.0
+    prob[0, 7] = np.nan                                   # a NaN of a reference spreads, of a member does not
+    inside = rng.random((models, points)) < 0.4
+    inside[:, 11] = True                                  # no reference: NaN
+    together = out_reference_means(prob, inside, columns=16)
+    for t in range(models):
+        alone = out_reference_mean(prob, inside, t)
+        assert np.array_equal(together[t], alone, equal_nan=True)
+        # the sum in model order, one reference at a time, as written out here
+        for x in (0, 7, 11, 100, 202):
+            refs = [m for m in range(models) if m != t and not inside[m, x]]
+            total = 0.0
+            for m in refs:
+                total += prob[m, x]
+            expected = total / len(refs) if refs else np.nan
+            assert together[t, x] == expected or (np.isnan(expected) and np.isnan(together[t, x]))
+    limited = out_reference_means(prob, inside, references=2)
+    assert all(np.array_equal(limited[t], out_reference_mean(prob, inside, t, 2), equal_nan=True) for t in range(models))
 
 
 def test_rmia_a_is_the_best_on_a_reference_model():
@@ -556,8 +581,10 @@ def test_pair_counts_and_interval_do_not_depend_on_the_order_of_the_scores():
     assert np.array_equal(group_index(groups[shuffle]), np.unique(groups[shuffle], return_inverse=True)[1])
     counts = pair_counts(scores, members, group_index(groups), 4)
     assert np.array_equal(counts, pair_counts(scores[shuffle], members[shuffle], group_index(groups[shuffle]), 4))
-    assert counts[1, 2] == sum((a > b) + 0.5 * (a == b) for a in scores[members & (groups == 8)]
-                               for b in scores[~members & (groups == 20)])
+    for i, gi in enumerate((3, 8, 20, 21)):
+        for j, gj in enumerate((3, 8, 20, 21)):
+            assert counts[i, j] == sum((a > b) + 0.5 * (a == b) for a in scores[members & (groups == gi)]
+                                       for b in scores[~members & (groups == gj)])
     settings = RocSettings(bootstrap=30)
     assert bootstrap_auc_interval(scores, members, groups, settings) == \
         bootstrap_auc_interval(scores[shuffle], members[shuffle], groups[shuffle], settings)
