@@ -158,6 +158,34 @@ def test_stacked_training_equals_torch_adam_on_one_model():
         assert torch.allclose(net(x), stacked.logits(x[None])[0], atol=1e-4)
 
 
+def test_stacked_adam_is_adams_arithmetic_to_the_bit():
+    """Each model's parameters follow Adam's formulas, operation by operation in this order, to the last bit
+    (the trained attack models' bytes depend on it); a model without a step keeps its parameters and state."""
+    from etio.attacks.attack_model import _StackedAdam
+
+    g = torch.Generator().manual_seed(11)
+    shapes = [(5, 7), (7, 2), (1, 7), (1, 2)]
+    params = [torch.randn(4, *shape, generator=g) for shape in shapes]
+    adam = _StackedAdam(params, 0.01, 4, "cpu")
+    mine = [p.clone() for p in params]
+    m, v, t = [torch.zeros_like(p) for p in mine], [torch.zeros_like(p) for p in mine], torch.zeros(4)
+    for step in range(6):
+        grads = [torch.randn(p.shape, generator=g) * 10.0 ** (step - 3) for p in params]
+        active = torch.tensor([True, step % 2 == 0, step != 1, True])
+        adam.step(grads, active)
+        t += active.float()
+        for i, (p, grad) in enumerate(zip(mine, grads)):
+            for b in range(4):
+                if not active[b]:
+                    continue
+                m[i][b] = m[i][b] * 0.9 + grad[b] * (1 - 0.9)
+                v[i][b] = v[i][b] * 0.999 + (grad[b] * (1 - 0.999)) * grad[b]
+                c1, c2 = 1 - 0.9 ** t[b], 1 - 0.999 ** t[b]
+                p[b] = p[b] - ((m[i][b] / c1) * 0.01) / ((v[i][b] / c2).sqrt() + 1e-8)
+        for p, want in zip(params, mine):
+            assert torch.equal(p, want), step
+
+
 @pytest.mark.parametrize("hidden, l2, width", [((64, 32), 0.0, 11), ((64,), 1e-6, 10), ((16,), 0.5, 4)])
 def test_written_out_backward_pass_equals_autograd_to_the_bit(hidden, l2, width):
     """stacked_gradients is autograd's backward pass written out: the same gradients to the last bit, for
