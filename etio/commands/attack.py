@@ -84,7 +84,7 @@ def register(app, bench_app) -> None:
         limit: int = typer.Option(5, "--limit", min=1, help="Configurations to time, spread evenly over the "
                                   "store's configurations."),
         attacks: Optional[str] = ATTACKS_OPTION,
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         threads: int = typer.Option(1, "--threads", min=0),
     ) -> None:
         """Seconds per attack and per phase (queries, attack-model training, MemGuard search, scoring and
@@ -101,5 +101,8 @@ def register(app, bench_app) -> None:
         from etio.traces.stage import check_complete
 
         keys = spread(check_complete(store, "bench attacks"), limit)     # as every reader of a store
+        from etio.traces.training import resolve_device
+
+        device = resolve_device(device)
         for line in format_benchmark(benchmark_attacks(store, settings, keys, names, device, threads)):
             typer.echo(line)

@@ -63,7 +63,7 @@ def register(app, bench_app) -> None:
     def bench_executors(
         config: Path = typer.Option(None, "--config", show_default=False,
                                     help="Config to run (traces and attacks; default: the checkout's experiments/smoke.toml)."),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         executor: str = typer.Option("ray", "--executor", help="Executor compared with local: ray or slurm."),
         slurm_cluster: str = typer.Option("local", "--slurm-cluster"),
     ) -> None:
@@ -76,7 +76,10 @@ def register(app, bench_app) -> None:
 
         config = config or experiment_config("smoke.toml")
         other = parse_executor_settings({"kind": executor, "slurm_cluster": slurm_cluster}, "command line")
-        r = compare(load_study(config), other, device)
+        study = load_study(config)
+        from etio.traces.training import resolve_device
+
+        r = compare(study, other, resolve_device(device))
         typer.echo(f"{r['configurations']} configurations ({config}): local {r['local_s']:.1f} s, "
                    f"{executor} {r['other_s']:.1f} s; overhead {r['overhead_s']:+.1f} s "
                    f"({r['ratio']:.2f}x); traces.csv identical: {'yes' if r['identical'] else 'NO'}")

@@ -103,8 +103,12 @@ def test_bench_attacks_spreads_the_configurations_it_times():
     assert spread(keys, 3) == ["k00", "k03", "k06"] and spread(keys, 10) == keys and spread(keys, 20) == keys
 
 
-@pytest.mark.parametrize("args,message", [(["train", "--device", "tpu"], "--device 'tpu': use cpu or cuda")])
-def test_bench_bad_input(args, message):
+@pytest.mark.parametrize("args,message", [(["train", "--device", "tpu"], "--device 'tpu': use cpu or cuda"),
+                                          (["executors", "--device", "tpu"], "--device 'tpu': use cpu or cuda"),
+                                          (["attacks", "--device", "tpu"], "--device 'tpu': use cpu or cuda")])
+def test_bench_bad_input(args, message, tmp_path):
+    if args[0] == "attacks":
+        args = [*args, "--store", str(make_small_store(tmp_path / "store").root)]
     result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code != 0 and message in str(result.exception)
 
