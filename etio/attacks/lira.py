@@ -121,29 +121,45 @@ def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
     (mean and variance by difference, around the side's mean for accuracy). Returns ``median``, ``sd``
     (ddof 1) and ``count`` ``[M, X]`` and ``pooled`` ``[M]``, as :func:`reference_statistics` per target.
     """
-    n_models = values.shape[0]
+    n_models, n_points = values.shape
     k = mask.sum(axis=0)                                                   # [X]
-    order = np.argsort(np.where(mask, values, np.inf), axis=0, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=0)                    # side first, ascending
+    # each point's models sorted, the side first, ascending: rows of the transpose (a contiguous sort each)
+    order = np.argsort(np.where(mask, values, np.inf).T, axis=1, kind="stable")
+    ordered = np.take_along_axis(values.T, order, axis=1)                  # [X, M]
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(n_models)[:, None].repeat(values.shape[1], axis=1), axis=0)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(n_models), order.shape), axis=1)
+    rank = rank.T                                                          # [M, X]: each model's place at x
     own = mask                                                             # [M, X]: the target is in the side
     count = k[None, :] - own                                               # references of (t, x)
-    removed = np.where(own, rank, n_models)                                # rank taken out (none: past the end)
 
-    def at(i):  # element i of the remaining sorted list, for every (t, x)
-        j = i + (i >= removed)
-        return np.take_along_axis(ordered, np.clip(j, 0, n_models - 1), axis=0)
+    def at(i):  # element i of each point's sorted list, for per-point indices i [X]
+        return ordered[np.arange(n_points), np.clip(i, 0, n_models - 1)]
 
-    lo, hi = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
-    median = np.where(count > 0, (at(lo) + at(hi)) / 2, np.nan)
+    # A target outside the side has the side's median. One inside it takes its own place out of the list:
+    # the element i of what remains is element i + 1 at or after that place, element i before it. So every
+    # (t, x) takes one of a few values per point, chosen by its place: the same elements, the same sums.
+    median_all = np.where(k > 0, (at((k - 1) // 2) + at(k // 2)) / 2, np.nan)
+    lo, hi = np.maximum((k - 2) // 2, 0), np.maximum((k - 1) // 2, 0)     # of the k - 1 left by one inside
+    without = (np.where(lo >= rank, at(lo + 1), at(lo)) + np.where(hi >= rank, at(hi + 1), at(hi))) / 2
+    median = np.where(own, np.where(k - 1 > 0, without, np.nan), median_all[None, :])
     safe = np.where(mask, values, 0.0)
     centre = safe.sum(axis=0) / np.maximum(k, 1)                           # the side's mean per point
     dev = np.where(mask, values - centre, 0.0)
-    total, squares = dev.sum(axis=0)[None, :] - dev * own, (dev ** 2).sum(axis=0)[None, :] - dev ** 2 * own
+    # sums of the side less the target's own deviation: Σdev − dev·own and Σdev² − dev²·own, then the
+    # within-point squares Σdev² − total² / count (0 without references), computed in place in a few
+    # [M, X] buffers (the same operations on the same operands as whole-array expressions)
+    square = np.multiply(dev, dev)
+    total = np.subtract(dev.sum(axis=0)[None, :], np.multiply(dev, own, out=dev), out=dev)
+    own_square = np.multiply(square, own)
+    within = np.subtract(square.sum(axis=0)[None, :], own_square, out=square)
+    np.multiply(total, total, out=total)
     with np.errstate(invalid="ignore", divide="ignore"):
-        within = np.maximum(squares - np.where(count > 0, total ** 2 / np.maximum(count, 1), 0.0), 0.0)
-        sd = np.where(count >= 2, np.sqrt(within / (count - 1)), np.nan)
+        np.divide(total, np.maximum(count, 1), out=total)
+        total[count <= 0] = 0.0
+        np.maximum(np.subtract(within, total, out=within), 0.0, out=within)
+        sd = np.divide(within, count - 1, out=own_square)
+        np.sqrt(sd, out=sd)
+        sd[count < 2] = np.nan
         dof = np.maximum(count - 1, 0).sum(axis=1)
         pooled = np.where(dof > 0, np.sqrt(within.sum(axis=1) / np.maximum(dof, 1)), np.nan)
     return {"median": median, "sd": sd, "pooled": pooled, "count": count}

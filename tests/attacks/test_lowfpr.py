@@ -14,7 +14,8 @@ import pytest
 import torch
 from scipy import stats
 
-from etio.attacks.lira import LIRA_VARIANTS, lira_scores, logit_confidence
+from etio.attacks.lira import (LIRA_VARIANTS, leave_one_out_statistics, lira_scores, logit_confidence,
+                               reference_statistics)
 from etio.attacks.rmia import choose_a, marginal, out_reference_mean, out_reference_means, rmia_scores
 from etio.attacks.roc import RocSettings, epsilon_lower_bound, roc_curve_points, roc_metrics
 from tests.support.repo import MINI, REPO
@@ -58,6 +59,55 @@ def _by_definition(phi, inside, t, x):
         "online": stats.norm.logpdf(v, m_in, s_in) - stats.norm.logpdf(v, m_out, s_out),
         "online_fixed": stats.norm.logpdf(v, m_in, p_in) - stats.norm.logpdf(v, m_out, p_out),
     }
+
+
+def _leave_one_out_by_whole_arrays(values, mask):
+    """Every target's side statistics as whole-array expressions over a per-point sort along the models: the
+    arithmetic whose bits LiRA's scores have (the function under test computes them otherwise)."""
+    n_models = values.shape[0]
+    k = mask.sum(axis=0)
+    order = np.argsort(np.where(mask, values, np.inf), axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n_models)[:, None].repeat(values.shape[1], axis=1), axis=0)
+    count = k[None, :] - mask
+    removed = np.where(mask, rank, n_models)
+
+    def at(i):
+        return np.take_along_axis(ordered, np.clip(i + (i >= removed), 0, n_models - 1), axis=0)
+
+    lo, hi = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
+    median = np.where(count > 0, (at(lo) + at(hi)) / 2, np.nan)
+    centre = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(k, 1)
+    dev = np.where(mask, values - centre, 0.0)
+    total, squares = dev.sum(axis=0)[None, :] - dev * mask, (dev ** 2).sum(axis=0)[None, :] - dev ** 2 * mask
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.maximum(squares - np.where(count > 0, total ** 2 / np.maximum(count, 1), 0.0), 0.0)
+        sd = np.where(count >= 2, np.sqrt(within / (count - 1)), np.nan)
+        dof = np.maximum(count - 1, 0).sum(axis=1)
+        pooled = np.where(dof > 0, np.sqrt(within.sum(axis=1) / np.maximum(dof, 1)), np.nan)
+    return {"median": median, "sd": sd, "pooled": pooled, "count": count}
+
+
+@pytest.mark.parametrize("models", [1, 2, 3, 6, 41])
+def test_leave_one_out_statistics_to_the_bit(models):
+    rng = np.random.default_rng(models)
+    points = 300
+    inside = rng.random((models, points)) < 0.35
+    values = np.round(rng.normal(size=(models, points)) * 3 + inside, 1)      # ties
+    values[0, :4] = np.nan                                                   # a model with NaN outputs
+    for mask in (inside, ~inside):
+        got, want = leave_one_out_statistics(values, mask), _leave_one_out_by_whole_arrays(values, mask)
+        for name in ("median", "sd", "pooled", "count"):
+            assert np.array_equal(got[name], want[name], equal_nan=True), name
+        for t in range(models):          # and what they mean: the side of the other models, target by target
+            others = mask.copy()
+            others[t] = False
+            one = reference_statistics(values, others)
+            assert np.array_equal(got["median"][t, 4:], one["median"][4:], equal_nan=True)
+            assert np.array_equal(got["count"][t], one["count"])
+            # by difference: a zero spread comes out as rounding, about 1e-8
+            assert np.allclose(got["sd"][t, 4:], one["sd"][4:], equal_nan=True, rtol=1e-9, atol=1e-7)
 
 
 def test_lira_scores_equal_the_gaussian_likelihood_ratio_and_one_sided_test():
