@@ -133,11 +133,19 @@ def pair_counts(scores: np.ndarray, members: np.ndarray, groups: np.ndarray, n_g
         negative, group_neg = negative[order], group_neg[order]
     bounds = np.searchsorted(group_neg, np.arange(n_groups + 1))
     counts = np.zeros((n_groups, n_groups))
+    n_pos = len(positive)
+    rank = np.arange(n_pos)
     for j in range(n_groups):
         below = np.sort(negative[bounds[j]:bounds[j + 1]])                     # one group's: a small sort
-        less = np.searchsorted(below, positive, side="left")
-        ties = np.searchsorted(below, positive, side="right") - less
-        counts[:, j] = np.bincount(group_pos, weights=less + 0.5 * ties, minlength=n_groups)
+        # The two sorted lists merged by a stable sort (a merge of two runs): a member's place in the merge
+        # less its place among the members counts the non-members before it. Ties go to whichever list comes
+        # first, so with the non-members first those at or below the member, with the members first those
+        # strictly below: the counts of the searches for each member among the non-members, as integers.
+        merged = np.argsort(np.concatenate([below, positive]), kind="stable")
+        at_or_below = np.flatnonzero(merged >= len(below)) - rank
+        merged = np.argsort(np.concatenate([positive, below]), kind="stable")
+        less = np.flatnonzero(merged < n_pos) - rank
+        counts[:, j] = np.bincount(group_pos, weights=less + 0.5 * (at_or_below - less), minlength=n_groups)
     return counts
 
 
