@@ -222,7 +222,7 @@ def test_each_attack_unit_is_calibrated_as_the_stage_runs_it_and_its_queries_cou
 
 def test_the_low_fpr_attacks_are_calibrated_by_running_them_cut_down_and_scaled(monkeypatch):
     """The low-FPR attacks run on a synthetic configuration of the unit's shape, at most 40 models and
-    5000 points; beyond, their time is scaled by models^1.5 × points (measured on the paper-MNIST shape)."""
+    5000 points; beyond, their time is scaled by models^1.25 × points (measured on the paper-MNIST shape)."""
     from etio.attacks.settings import parse_attack_settings
     from etio.pipeline.plan import AttackShape, _AttackTimer
 
@@ -241,7 +241,7 @@ def test_the_low_fpr_attacks_are_calibrated_by_running_them_cut_down_and_scaled(
     seconds = timer.lowfpr_seconds(mnist, settings)
     shape, subset, test, _ = runs[-1]
     assert (shape.per_repeat, subset, test) == (13, 71, 714)      # 39 models, 71 * 13 + 714 = 1637 points
-    assert seconds == pytest.approx((60 / 13) ** 1.5 * 70000 / 1637)
+    assert seconds == pytest.approx((60 / 13) ** 1.25 * 70000 / 1637)
     timer.lowfpr_seconds(mnist, settings)
     assert len(runs) == 2                                          # calibrated once per shape
 
