@@ -246,15 +246,13 @@ class _StackedAdam:
             on = active.view(-1, 1)
             torch.where(on, m, self.m, out=self.m)
             torch.where(on, v, self.v, out=self.v)
-        # p = p - lr * (m / correction1) / (sqrt(v / correction2) + eps), as p + (-lr * m̂) / denominator:
-        # addcdiv's one pass computes the very same operations (negation is exact; a model without a step
-        # gets m̂ = 0 and so p + -0.0, which is p)
-        corrected = torch.div(self.m, correction1, out=g)
+        # update = lr * (m / correction1) / (sqrt(v / correction2) + eps)
+        update = torch.div(self.m, correction1, out=g).mul_(self.lr)
+        update.div_(torch.div(self.v, correction2, out=scratch).sqrt_().add_(self.eps))
         if not every:
-            corrected.masked_fill_(~on, 0.0)
-        denominator = torch.div(self.v, correction2, out=scratch).sqrt_().add_(self.eps)
-        for p, m_hat, d in zip(self.params, corrected.split(self.sizes, dim=1), denominator.split(self.sizes, dim=1)):
-            p.addcdiv_(m_hat.view_as(p), d.view_as(p), value=-self.lr)
+            update.masked_fill_(~on, 0.0)
+        for p, u in zip(self.params, update.split(self.sizes, dim=1)):
+            p.sub_(u.view_as(p))
 
 
 def balanced_accuracies(predicted_member: torch.Tensor, is_member: torch.Tensor,
