@@ -123,8 +123,13 @@ def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
     """
     n_models, n_points = values.shape
     k = mask.sum(axis=0)                                                   # [X]
-    # each point's models sorted, the side first, ascending: rows of the transpose (a contiguous sort each)
+    # each point's models sorted, the side first (ascending, NaN last, as masked_median sorts it), then the
+    # others: rows of the transpose, a contiguous sort each. The others sort last as +inf, except at a point
+    # whose side holds +inf or NaN (they would tie with it or sort before it): there the side is a key of its own.
     order = np.argsort(np.where(mask, values, np.inf).T, axis=1, kind="stable")
+    unbounded = np.any(mask & ~(values < np.inf), axis=0)
+    if unbounded.any():
+        order[unbounded] = np.lexsort((values.T[unbounded], ~mask.T[unbounded]))
     ordered = np.take_along_axis(values.T, order, axis=1)                  # [X, M]
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.broadcast_to(np.arange(n_models), order.shape), axis=1)
@@ -145,20 +150,19 @@ def leave_one_out_statistics(values: np.ndarray, mask: np.ndarray) -> dict:
     safe = np.where(mask, values, 0.0)
     centre = safe.sum(axis=0) / np.maximum(k, 1)                           # the side's mean per point
     dev = np.where(mask, values - centre, 0.0)
-    # sums of the side less the target's own deviation: Σdev − dev·own and Σdev² − dev²·own, then the
-    # within-point squares Σdev² − total² / count (0 without references), computed in place in a few
-    # [M, X] buffers (the same operations on the same operands as whole-array expressions)
-    square = np.multiply(dev, dev)
+    # Sums of the side less the target's own deviation, Σdev − dev·own and Σdev² − dev²·own, then the
+    # within-point squares Σdev² − total² / count (nothing to take away without references). In place, in
+    # three [M, X] buffers, each named anew for what it holds: the same operations on the same operands as
+    # whole-array expressions (each sum over the models is taken before its buffer is overwritten).
+    dev_squared = np.multiply(dev, dev)
     total = np.subtract(dev.sum(axis=0)[None, :], np.multiply(dev, own, out=dev), out=dev)
-    own_square = np.multiply(square, own)
-    within = np.subtract(square.sum(axis=0)[None, :], own_square, out=square)
-    np.multiply(total, total, out=total)
+    own_squared = np.multiply(dev_squared, own)
+    squares = np.subtract(dev_squared.sum(axis=0)[None, :], own_squared, out=dev_squared)
     with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(total, np.maximum(count, 1), out=total)
-        total[count <= 0] = 0.0
-        np.maximum(np.subtract(within, total, out=within), 0.0, out=within)
-        sd = np.divide(within, count - 1, out=own_square)
-        np.sqrt(sd, out=sd)
+        mean_part = np.divide(np.multiply(total, total, out=total), np.maximum(count, 1), out=total)
+        mean_part[count <= 0] = 0.0
+        within = np.maximum(np.subtract(squares, mean_part, out=squares), 0.0, out=squares)
+        sd = np.sqrt(np.divide(within, count - 1, out=own_squared), out=own_squared)
         sd[count < 2] = np.nan
         dof = np.maximum(count - 1, 0).sum(axis=1)
         pooled = np.where(dof > 0, np.sqrt(within.sum(axis=1) / np.maximum(dof, 1)), np.nan)

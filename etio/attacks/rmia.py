@@ -59,9 +59,11 @@ def out_reference_mean(prob: np.ndarray, inside: np.ndarray, target: int, refere
 
 def out_reference_means(prob: np.ndarray, inside: np.ndarray, references: int = 0,
                         columns: int = 256) -> np.ndarray:
-    """Pr_OUT(x) of every target ``[M, X]``: row t is :func:`out_reference_mean` of target t, the same bits.
+    """Pr_OUT(x) of every target ``[M, X]``: row t is :func:`out_reference_mean` of target t, the same bits for
+    the probabilities (≥ +0) of C-ordered arrays of several points that :func:`rmia_scores` passes.
 
-    That mean adds the reference models' rows in model order, each to the running sum of the ones before.
+    There numpy's masked sum adds the reference models' rows in model order, each to the running sum of the
+    ones before (it sums pairwise only along a contiguous axis: one point, or a Fortran-ordered array).
     Row t's sum is therefore the prefix of the rows before t followed by the rows after it, one at a time:
     every target starts from its prefix (one cumulative sum) and all of them add the next row together, the
     sum of target t taking row t + s at step s. Half the additions of one mean per target, in M whole-array
@@ -73,7 +75,7 @@ def out_reference_means(prob: np.ndarray, inside: np.ndarray, references: int = 
     if references:
         return np.stack([out_reference_mean(prob, inside, t, references) for t in range(n_models)])
     outside = np.where(inside, 0.0, prob)
-    sums = np.empty((n_models, n_points))
+    sums = np.empty(outside.shape, dtype=outside.dtype)
     for first in range(0, n_points, columns):
         block = outside[:, first:first + columns]
         acc = sums[:, first:first + columns]

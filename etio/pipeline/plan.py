@@ -181,10 +181,10 @@ class _AttackTimer:
     #: their parts grow from linearly (LiRA's reference statistics, the score tables) to quadratically
     #: (RMIA's references, the ROC's pairs of targets), and larger arrays cost more per element. Measured
     #: on the paper-MNIST shape (60 models per repeat, 10 000 test points) once the points are scaled
-    #: linearly: with 1 000-point subsets the synthetic attack took 21.7–24.0 s of CPU time whole and 0.079 s
-    #: cut to 13 models per repeat and 1 637 points, exponents of 1.18–1.28; with 5 000-point subsets 121 s
-    #: whole, 0.068 s cut, 1.27. (Before RMIA's and LiRA's reference statistics were computed for every
-    #: target at once, 1.44; 2, the first exponent, said twice the time.)
+    #: linearly: with 1 000-point subsets the synthetic attack took 21.7–24.0 s of CPU time whole and
+    #: 0.079–0.083 s cut to 13 models per repeat and 1 637 points, exponents of 1.18–1.28 in two runs; with
+    #: 5 000-point subsets 121 s whole, 0.068 s cut, 1.27. (Before RMIA's and LiRA's reference statistics
+    #: were computed for every target at once, 1.44; 2, the first exponent, said twice the time.)
     LOWFPR_MODEL_EXPONENT = 1.25
 
     def attack_seconds(self, shape: AttackShape, settings, attacks: tuple[str, ...]) -> dict[str, float]:

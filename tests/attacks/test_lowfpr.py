@@ -95,19 +95,37 @@ def test_leave_one_out_statistics_to_the_bit(models):
     points = 300
     inside = rng.random((models, points)) < 0.35
     values = np.round(rng.normal(size=(models, points)) * 3 + inside, 1)      # ties
-    values[0, :4] = np.nan                                                   # a model with NaN outputs
+    values[0, :3] = -np.inf
     for mask in (inside, ~inside):
-        got, want = leave_one_out_statistics(values, mask), _leave_one_out_by_whole_arrays(values, mask)
+        with np.errstate(invalid="ignore"):         # −inf − (−inf), as in lira_scores
+            got, want = leave_one_out_statistics(values, mask), _leave_one_out_by_whole_arrays(values, mask)
         for name in ("median", "sd", "pooled", "count"):
             assert np.array_equal(got[name], want[name], equal_nan=True), name
-        for t in range(models):          # and what they mean: the side of the other models, target by target
+
+
+@pytest.mark.parametrize("models", [1, 2, 3, 6, 41])
+def test_leave_one_out_statistics_are_those_of_the_other_models_of_the_side(models):
+    rng = np.random.default_rng(models + 100)
+    points = 300
+    inside = rng.random((models, points)) < 0.35
+    values = np.round(rng.normal(size=(models, points)) * 3 + inside, 1)      # ties
+    values[0, :6] = np.nan                                                   # a model with NaN outputs
+    values[-1, 3:9] = np.inf                                                 # ... and one with +inf
+    values[rng.random((models, points)) < 0.02] = np.inf
+    for mask in (inside, ~inside):
+        with np.errstate(invalid="ignore"):         # inf − inf, as in lira_scores
+            got = leave_one_out_statistics(values, mask)
+        for t in range(models):
             others = mask.copy()
             others[t] = False
-            one = reference_statistics(values, others)
-            assert np.array_equal(got["median"][t, 4:], one["median"][4:], equal_nan=True)
+            with np.errstate(invalid="ignore"):
+                one = reference_statistics(values, others)
+            assert np.array_equal(got["median"][t], one["median"], equal_nan=True), t
             assert np.array_equal(got["count"][t], one["count"])
-            # by difference: a zero spread comes out as rounding, about 1e-8
-            assert np.allclose(got["sd"][t, 4:], one["sd"][4:], equal_nan=True, rtol=1e-9, atol=1e-7)
+            # by difference: a zero spread comes out as rounding, about 1e-8; and a side whose sums are not
+            # finite gives none, even to the target whose own ±inf or NaN made them so (its score is NaN anyway)
+            finite = np.isfinite(one["sd"]) & np.isfinite(values[t])
+            assert np.allclose(got["sd"][t][finite], one["sd"][finite], rtol=1e-9, atol=1e-7)
 
 
 def test_lira_scores_equal_the_gaussian_likelihood_ratio_and_one_sided_test():
@@ -233,7 +251,12 @@ def test_out_reference_means_of_every_target_are_each_targets_mean_to_the_bit(mo
             expected = total / len(refs) if refs else np.nan
             assert together[t, x] == expected or (np.isnan(expected) and np.isnan(together[t, x]))
     limited = out_reference_means(prob, inside, references=2)
-    assert all(np.array_equal(limited[t], out_reference_mean(prob, inside, t, 2), equal_nan=True) for t in range(models))
+    for t in range(models):
+        for x in (0, 7, 11, 100, 202):                    # the first two references in model order
+            refs = [m for m in range(models) if m != t and not inside[m, x]][:2]
+            expected = (0.0 + prob[refs[0], x] + (prob[refs[1], x] if len(refs) > 1 else 0.0)) / len(refs) \
+                if refs else np.nan
+            assert limited[t, x] == expected or (np.isnan(expected) and np.isnan(limited[t, x]))
 
 
 def test_rmia_a_is_the_best_on_a_reference_model():
