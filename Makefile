@@ -8,6 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
+# pytest-xdist workers of `make test`: one per core this process may use, at most 4 (each holds a
+# torch process of up to 2 GB; the long files decide the time beyond that).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary layout differences mutation clean-venv
 
@@ -29,8 +32,10 @@ $(STAMP): pyproject.toml requirements.lock | r-setup
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
+# Each file runs whole on one worker (its module fixtures are built once), the files with long tests
+# first (tests/conftest.py orders them; xdist would otherwise reorder them by their number of tests).
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # The bad-input and fault matrix alone (part of `make test` too); ends with "qa matrix: N held, M failed".
 qa: setup

@@ -6,12 +6,33 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
+from typing import Callable
 
-import pytest
 
-from tests.support.cli import run_etio
-from tests.support.repo import MINI, REPO, run_command, tree
+def _share_the_cores() -> None:
+    """Under pytest-xdist (``make test`` runs a worker per core), give each worker, and every command it
+    starts, its share of the cores: torch's and the BLAS libraries' threads spin while they wait, and two
+    workers of two threads each on two cores made some tests twenty times slower. Set before torch is
+    imported; a thread count the user has set is kept."""
+    from etio.core.provenance import available_cores     # imports no torch
+
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    share = str(max(1, available_cores() // int(workers)))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, share)
+
+
+_share_the_cores()
+
+import pytest  # noqa: E402  (after the thread counts are set)
+from filelock import FileLock  # noqa: E402
+
+from tests.support.cli import run_etio  # noqa: E402
+from tests.support.repo import MINI, REPO, run_command, tree  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +46,30 @@ def etio_cli():
     return run_etio
 
 
+def _in_xdist_worker(config) -> bool:
+    # the worker's own config, not the environment: a pytest that a test starts inherits the variables
+    return hasattr(config, "workerinput")
+
+
+def _built_once(config, tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``name`` that ``build(directory)`` fills, built once per test run: the pytest-xdist
+    workers share it (the first to take its lock builds it, the others wait and read it)."""
+    if not _in_xdist_worker(config):
+        directory = tmp_path_factory.mktemp(name)
+        build(directory)
+        return directory
+    shared = tmp_path_factory.getbasetemp().parent          # the run's, above every worker's own
+    directory, done = shared / name, shared / f"{name}.built"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            if directory.exists():          # a worker whose build failed left it: this run's, built again
+                shutil.rmtree(directory)
+            directory.mkdir()
+            build(directory)
+            done.touch()
+    return directory
+
+
 def _kept_unchanged(root: Path):
     """Yield ``root``, then check that no test changed a byte under it: a store shared by the
     whole run is read in place and copied (``shutil.copytree``) by a test that changes it."""
@@ -34,19 +79,19 @@ def _kept_unchanged(root: Path):
 
 
 @pytest.fixture(scope="session")
-def mini_store(tmp_path_factory):
+def mini_store(pytestconfig, tmp_path_factory):
     """The 8 configurations of tests/data/traces-mini.toml trained on the CPU, once per test run
     (no attack results); read it in place, copy it to change it."""
     from etio.pipeline.study import load_study
     from tests.support.stages import train
 
-    out = tmp_path_factory.mktemp("mini") / "store"
-    train(load_study(MINI).experiment, out)
+    out = _built_once(pytestconfig, tmp_path_factory, "mini",
+                      lambda d: train(load_study(MINI).experiment, d / "store")) / "store"
     yield from _kept_unchanged(out)
 
 
 @pytest.fixture(scope="session")
-def mini_attacked(tmp_path_factory, mini_store):
+def mini_attacked(pytestconfig, tmp_path_factory, mini_store):
     """:func:`mini_store` with every attack of the paper and the low-FPR attacks run on it with the
     [attacks] table of tests/data/traces-mini.toml (the code path of a plain ``etio attack``),
     once per test run; read it in place, copy it to change it."""
@@ -55,19 +100,23 @@ def mini_attacked(tmp_path_factory, mini_store):
     from etio.traces.store import open_store
     from tests.support.stages import attack
 
-    out = tmp_path_factory.mktemp("mini-attacked") / "store"
-    shutil.copytree(mini_store, out)
-    attack(open_store(out), ATTACK_NAMES, load_study(MINI).attacks)
+    def build(directory: Path) -> None:
+        shutil.copytree(mini_store, directory / "store")
+        attack(open_store(directory / "store"), ATTACK_NAMES, load_study(MINI).attacks)
+
+    out = _built_once(pytestconfig, tmp_path_factory, "mini-attacked", build) / "store"
     yield from _kept_unchanged(out)
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
+def smoke_run(pytestconfig, tmp_path_factory) -> Path:
     """``etio reproduce --config experiments/smoke.toml`` (about 75 s on two quiet cores), once
     per test run; read it in place, copy it to change it."""
-    out = tmp_path_factory.mktemp("reproduce") / "smoke"
-    proc = run_etio("reproduce", "--config", "experiments/smoke.toml", "--out", out, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    def build(directory: Path) -> None:
+        proc = run_etio("reproduce", "--config", "experiments/smoke.toml", "--out", directory / "smoke", timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    out = _built_once(pytestconfig, tmp_path_factory, "reproduce", build) / "smoke"
     yield from _kept_unchanged(out)
 
 
@@ -102,12 +151,26 @@ def _mutant_order(items) -> None:
     items.sort(key=expensive)
 
 
+def _long_files_first(items) -> None:
+    """Under pytest-xdist, the files with the most tests marked ``slow`` first (each file runs whole on one
+    worker, ``--dist loadfile``): a long file started last would leave the other workers idle at the end.
+    A stable sort, so every worker collects the same order."""
+    def file_of(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    slow = Counter(file_of(item) for item in items if "slow" in item.keywords)
+    items.sort(key=lambda item: -slow[file_of(item)])
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` run only where CUDA is available; under a mutant, cheap tests first."""
+    """Tests marked ``gpu`` run only where CUDA is available; under a mutant, cheap tests first; under
+    pytest-xdist, long files first."""
     import torch
 
     if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", ""):
         _mutant_order(items)
+    elif _in_xdist_worker(config):
+        _long_files_first(items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
