@@ -8,9 +8,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.etio-installed
 CONFIG ?= experiments/digits.toml
 OUT    ?= artifacts/digits
-# pytest-xdist workers of `make test`: one per core this process may use, at most 4 (each holds a
-# torch process of up to 2 GB; the long files decide the time beyond that).
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+# pytest-xdist workers of `make test`: one per core this process may use (nproc, without the OpenMP
+# limits it would otherwise report), at most 4 (each holds a torch process of up to 2 GB; the long
+# files decide the time beyond that).
+TEST_WORKERS ?= $(shell n=$$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: setup r-setup data-setup test qa reproduce reproduce-paper bench vocabulary layout differences mutation clean-venv
 

@@ -54,11 +54,13 @@ def _in_xdist_worker(config) -> bool:
 def _built_once(config, tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """The directory ``name`` that ``build(directory)`` fills, built once per test run: the pytest-xdist
     workers share it (the first to take its lock builds it, the others wait and read it)."""
-    if not _in_xdist_worker(config):
+    own = tmp_path_factory.getbasetemp()
+    # a local worker's own directory is the run's popen-gwN; another kind's parent may be no run's alone
+    if not _in_xdist_worker(config) or not own.name.startswith("popen-"):
         directory = tmp_path_factory.mktemp(name)
         build(directory)
         return directory
-    shared = tmp_path_factory.getbasetemp().parent          # the run's, above every worker's own
+    shared = own.parent          # the run's, above every worker's own
     directory, done = shared / name, shared / f"{name}.built"
     with FileLock(shared / f"{name}.lock"):
         if not done.exists():
