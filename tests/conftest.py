@@ -16,11 +16,11 @@ def _share_the_cores() -> None:
     starts, its share of the cores: torch's and the BLAS libraries' threads spin while they wait, and two
     workers of two threads each on two cores made some tests twenty times slower. Set before torch is
     imported; a thread count the user has set is kept."""
-    from etio.core.provenance import available_cores     # imports no torch
-
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not workers:
         return
+    from etio.core.provenance import available_cores     # imports no torch
+
     share = str(max(1, available_cores() // int(workers)))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, share)
